@@ -1,0 +1,33 @@
+//! idflow's core: everything that is the same in `idflow serve` and in the Lambda functions.
+//!
+//! # Layout
+//! - [`model`]: what a flow means (flows, triggers, steps, project config). No behaviour.
+//! - [`flowfile`]: reads flow files and `idflow.yaml` (YAML or JSON) into the model, with file, line,
+//!   column and field path on every error.
+//! - [`template`]: the sandboxed minijinja environment and type-preserving rendering.
+//! - [`cards`]: the card registry, pure function cards, and executors of I/O cards.
+//! - [`engine`]: the pure state machine: given a flow, a run's state and an event, it decides the next
+//!   effects. No I/O, no clock.
+//! - [`runner`]: executes effects through ports, checkpoints after every step, and drives runs from the
+//!   queue (the worker).
+//! - [`ports`]: the traits for storage, queue, clock, secrets and schedules.
+//! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
+//! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
+//! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
+//! - [`run`]: runs and step records as stored and shown.
+
+pub mod adapters;
+pub mod api;
+pub mod cards;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod diag;
+pub mod duration;
+pub mod engine;
+pub mod flowfile;
+pub mod model;
+pub mod ports;
+pub mod run;
+pub mod runner;
+pub mod schedule;
+pub mod template;

@@ -1,0 +1,262 @@
+//! Ports: the narrow traits the core uses for everything outside itself.
+//!
+//! Adapters are named technology + port (`SqliteRunStore`, later `DynamoRunStore`). Every adapter of
+//! a port passes the same suite in [`crate::conformance`]. Only adapters name SDK or driver types; they
+//! convert driver errors into the errors below and keep the source.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::SecretRef;
+use crate::run::{Run, RunError, RunId, RunPage, RunQuery, RunStatus, StepRecord};
+
+/// A boxed error kept as the source of a port error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of the storage ports (flows, runs).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the run is leased by another worker, was cancelled, or already ended.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend could not be reached or was overloaded; try again.
+    #[error("storage unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The backend refused the operation; retrying will not help.
+    #[error("storage error")]
+    Backend(#[source] BoxError),
+    /// A stored record could not be decoded.
+    #[error("corrupt record {key}")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Errors of the run queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("queue error")]
+    Backend(#[source] BoxError),
+    /// The receipt is unknown or expired (the message was redelivered to someone else).
+    #[error("receipt is no longer valid")]
+    StaleReceipt,
+}
+
+impl QueueError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, QueueError::Unavailable(_))
+    }
+}
+
+/// Errors resolving a secret reference.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {reference} is not set")]
+    Missing { reference: String },
+    #[error("secret {reference} cannot be read")]
+    Unreadable {
+        reference: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("secret scheme of {reference} is not available here")]
+    Unsupported { reference: String },
+}
+
+/// A flow file as deployed: the source text, so any adapter can store it without knowing the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFlow {
+    pub name: String,
+    /// Content hash of `source` (see [`crate::flowfile::version_of`]).
+    pub version: String,
+    /// The file's text (YAML or JSON).
+    pub source: String,
+    /// The file's path relative to the flows directory, for error messages.
+    pub path: String,
+    pub deployed_at: DateTime<Utc>,
+}
+
+/// What a `put` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+/// Deployed flows and their versions.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Stores a version and makes it current. Storing the current version again is `Unchanged`.
+    async fn put(&self, flow: &StoredFlow) -> Result<PutOutcome, StoreError>;
+    /// The current version of a flow.
+    async fn current(&self, name: &str) -> Result<Option<StoredFlow>, StoreError>;
+    /// A given version, current or not (runs in flight keep the version they started with).
+    async fn version(&self, name: &str, version: &str) -> Result<Option<StoredFlow>, StoreError>;
+    /// Current versions of all flows, by name.
+    async fn list(&self) -> Result<Vec<StoredFlow>, StoreError>;
+    /// Removes a flow from the current set; its versions stay readable. `false` if it was not there.
+    async fn remove(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// Result of [`RunStore::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A run with the same dedupe key exists already: this is its id, and nothing was written.
+    Duplicate(RunId),
+}
+
+/// What a worker writes after each step. Conditional on `owner` holding the run's lease and the run
+/// not being terminal; otherwise [`StoreError::Conflict`] and nothing is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub run_id: RunId,
+    pub owner: String,
+    pub status: RunStatus,
+    /// The engine state to resume from; `None` once the run ends.
+    pub state: Option<serde_json::Value>,
+    /// Step records completed since the last checkpoint, with consecutive `seq` numbers starting at
+    /// the run's current `step_count`.
+    pub steps: Vec<StepRecord>,
+    pub wake_at: Option<DateTime<Utc>>,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<RunError>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Drop the run input (history `none` once the run ends).
+    pub drop_input: bool,
+    /// Give the lease up (the run ends or waits).
+    pub release: bool,
+}
+
+/// Runs, their step records, leases and dedupe keys.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates a run. With a dedupe key, a second create with the same key writes nothing and returns
+    /// the first run's id.
+    async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError>;
+    async fn get(&self, id: RunId) -> Result<Option<Run>, StoreError>;
+    /// Runs newest first, filtered by flow, status and creation time.
+    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError>;
+    /// A run's step records in order.
+    async fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, StoreError>;
+    /// Takes the lease on a run that is not terminal and not leased by another owner until after `now`.
+    /// Sets `running` (and `started_at` the first time). `None` when the run cannot be claimed.
+    async fn claim(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Run>, StoreError>;
+    /// Writes a checkpoint (see [`Checkpoint`]).
+    async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+    /// Marks a run cancelled unless it already ended; returns the run as it is afterwards.
+    async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError>;
+    /// Runs that are queued, running or waiting (for recovery after a restart), oldest first.
+    async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
+}
+
+/// The body of a queue message: which run to advance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMessage {
+    pub run_id: RunId,
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Handle for `delete` / `change_visibility`, valid until the message becomes visible again.
+    pub receipt: String,
+    pub message: QueueMessage,
+    /// How many times this message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// An at-least-once queue with visibility timeouts, delays and a dead-letter queue (SQS semantics).
+#[async_trait]
+pub trait RunQueue: Send + Sync {
+    /// Sends a message, invisible for `delay` (at most 15 minutes, as on SQS).
+    async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError>;
+    /// Receives up to `max` visible messages, hiding each for `visibility`. Waits up to `wait` when none
+    /// is visible. A message received more than the queue's max receive count moves to the DLQ instead.
+    async fn receive(
+        &self,
+        max: u32,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError>;
+    /// Deletes a received message.
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
+    /// Changes how long a received message stays hidden (0 makes it visible now).
+    async fn change_visibility(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError>;
+    /// Messages in the dead-letter queue, oldest first.
+    async fn dead_letters(&self, max: u32) -> Result<Vec<QueueMessage>, QueueError>;
+}
+
+/// Time, injected so that tests are instant and deterministic.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+    /// Returns once `now() >= deadline`.
+    async fn sleep_until(&self, deadline: DateTime<Utc>);
+}
+
+/// A secret value. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> SecretValue {
+        SecretValue(value.into())
+    }
+    /// The secret itself. Callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue([redacted])")
+    }
+}
+
+/// Resolves secret references.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn resolve(&self, reference: &SecretRef) -> Result<SecretValue, SecretError>;
+}
+
+/// A schedule as deployed: one per schedule flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    pub flow: String,
+    /// EventBridge Scheduler expression (`cron(...)`, `rate(...)`, `at(...)`).
+    pub expression: String,
+    pub timezone: Option<String>,
+}
+
+/// Where schedules live: EventBridge Scheduler in AWS, the local scheduler in `idflow serve`.
+#[async_trait]
+pub trait Schedules: Send + Sync {
+    /// Creates or updates the schedule of `spec.flow`.
+    async fn put(&self, spec: &ScheduleSpec) -> Result<(), StoreError>;
+    /// Deletes a flow's schedule; `false` if there was none.
+    async fn delete(&self, flow: &str) -> Result<bool, StoreError>;
+    async fn list(&self) -> Result<Vec<ScheduleSpec>, StoreError>;
+}

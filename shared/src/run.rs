@@ -1,0 +1,231 @@
+//! Runs and their history: the records every store keeps and every client shows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A run id: a ULID, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub ulid::Ulid);
+
+impl RunId {
+    /// A new id for a run created at `at` (the clock port's time, so tests are deterministic in order).
+    pub fn new_at(at: DateTime<Utc>) -> RunId {
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        RunId(ulid::Ulid::from_parts(millis, rand_u128()))
+    }
+
+    /// Parses the 26-character text form.
+    pub fn parse(text: &str) -> Option<RunId> {
+        ulid::Ulid::from_string(text).ok().map(RunId)
+    }
+}
+
+/// 80 random bits for the ULID's random part without pulling a RNG crate: std's `RandomState`
+/// is seeded from the OS per process, and hashing a counter through it yields distinct values.
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STATE: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+    }
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    STATE.with(|state| {
+        let mut a = state.build_hasher();
+        a.write_u64(n);
+        let mut b = state.build_hasher();
+        b.write_u64(n ^ 0x9e37_79b9_7f4a_7c15);
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    })
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    /// Checkpointed and holding no worker: waiting for a timer, a retry delay or helper runs.
+    Waiting,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Succeeded, failed or cancelled: nothing will change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TriggerInfo {
+    Manual,
+    Schedule { scheduled_for: DateTime<Utc> },
+    Event { event_uuid: String, event_type: String },
+    Api { method: String },
+    Helper { parent: RunId, step: String },
+    Delegated { caller: String },
+    /// A re-run of an earlier run, with that run's input.
+    Rerun { of: RunId },
+}
+
+impl TriggerInfo {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TriggerInfo::Manual => "manual",
+            TriggerInfo::Schedule { .. } => "schedule",
+            TriggerInfo::Event { .. } => "event",
+            TriggerInfo::Api { .. } => "api",
+            TriggerInfo::Helper { .. } => "helper",
+            TriggerInfo::Delegated { .. } => "delegated",
+            TriggerInfo::Rerun { .. } => "rerun",
+        }
+    }
+}
+
+/// A run as stored: metadata, input, the engine's checkpoint and the outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    pub flow: String,
+    /// The flow version (content hash) the run executes, fixed at creation.
+    pub flow_version: String,
+    pub trigger: TriggerInfo,
+    pub status: RunStatus,
+    /// What the trigger delivered (`null` once dropped by `history: none`).
+    pub input: serde_json::Value,
+    /// For helper runs: the run that called this one, and the root of the tree.
+    pub parent: Option<RunId>,
+    pub root: Option<RunId>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// While `waiting`: when the run is due again (timers and retry delays).
+    pub wake_at: Option<DateTime<Utc>>,
+    /// For succeeded runs: the `flow.return` value (`{status, headers, body}`) or the last output.
+    pub output: Option<serde_json::Value>,
+    /// For failed runs: why.
+    pub error: Option<RunError>,
+    /// The engine's checkpoint, opaque to stores. Dropped when the run ends.
+    pub state: Option<serde_json::Value>,
+    /// Number of completed step records, also the next record's sequence number.
+    pub step_count: u32,
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    /// Machine-readable class: `step_failed`, `flow_failed`, `timeout`, `poison_message`, ...
+    pub code: String,
+    pub message: String,
+    /// The step that failed, if any.
+    pub step: Option<String>,
+}
+
+/// Outcome of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    /// Its `if` was false.
+    Skipped,
+}
+
+/// One step's history record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Order within the run, from 0.
+    pub seq: u32,
+    /// The step key (`id` or generated), with the iteration path for steps inside loops, such as
+    /// `notify[3]`.
+    pub step: String,
+    /// The card name, or the control keyword (`if`, `for_each`, `map`, `try`, `continue_if`, `wait`).
+    pub card: String,
+    pub status: StepStatus,
+    /// Rendered input (`None` when the history mode drops it; secrets are redacted).
+    pub input: Option<serde_json::Value>,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<StepError>,
+    pub attempts: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+}
+
+/// A step's error as kept in history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepError {
+    /// `http_status`, `timeout`, `network`, `template`, `invalid_input`, `card`, ...
+    pub code: String,
+    pub message: String,
+    /// HTTP status of the failed call, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Extra detail: the response body of a failed call, Okta's errorCode/errorSummary, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Filter and page of `list runs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    pub flow: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Page size (1..=500; stores clamp).
+    pub limit: u32,
+    /// Opaque cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    /// Present when more runs match.
+    pub next_cursor: Option<String>,
+}

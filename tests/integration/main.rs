@@ -1,0 +1,1 @@
+//! idflow integration tests.
