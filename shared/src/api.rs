@@ -1,1 +1,634 @@
-//! TODO(skeleton)
+//! The HTTP API: axum routers shared by `idflow serve` and the Lambda functions.
+//!
+//! - [`invoke_router`]: `GET|POST /api/flows/{name}/invoke`, authenticated by each flow's own trigger
+//!   (client token, HMAC signature, or public).
+//! - [`admin_router`]: flows, runs, manual runs, re-run and cancel, behind the admin bearer token.
+//! - [`router`]: both, plus `/healthz`, a JSON 404 and the body size limit.
+//!
+//! Every client mistake answers a 4xx with `{"error": {"code", "message"}}` and changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::model::{ApiAuth, HmacAuth, Respond, SignatureEncoding, Trigger};
+use crate::ports::{SecretError, StoreError};
+use crate::run::{Run, RunId, RunQuery, RunStatus, StepRecord, TriggerInfo};
+use crate::runner::{RunnerError, Runtime};
+
+/// Default limit of request bodies.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Errors at the HTTP edge, each mapped to a status and a JSON body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the flow did not answer within {timeout:?}")]
+    Timeout { timeout: Duration, run_id: RunId },
+    #[error("run {run_id} failed: {message}")]
+    RunFailed { run_id: RunId, message: String },
+    #[error("service unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RunFailed { .. } | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Timeout { .. } => "timeout",
+            ApiError::RunFailed { .. } => "run_failed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        if let ApiError::Timeout { run_id, .. } | ApiError::RunFailed { run_id, .. } = &self {
+            body["runId"] = json!(run_id.to_string());
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<RunnerError> for ApiError {
+    fn from(error: RunnerError) -> ApiError {
+        match error {
+            RunnerError::UnknownFlow(name) => ApiError::NotFound(format!("flow `{name}` does not exist")),
+            RunnerError::UnknownRun(id) => ApiError::NotFound(format!("run {id} does not exist")),
+            RunnerError::Store(e) => e.into(),
+            RunnerError::Secret(e) => ApiError::Internal(Box::new(e)),
+            other if other.is_retryable() => ApiError::Unavailable(Box::new(other)),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        if error.is_retryable() { ApiError::Unavailable(Box::new(error)) } else { ApiError::Internal(Box::new(error)) }
+    }
+}
+
+/// What the routers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub runtime: Arc<Runtime>,
+    /// The resolved admin token; `None` leaves admin routes open (loopback-only deployments).
+    pub admin_token: Option<Arc<str>>,
+    pub body_limit: usize,
+}
+
+/// The whole API: invoke, admin, health, JSON fallbacks.
+pub fn router(state: ApiState) -> axum::Router {
+    axum::Router::new()
+        .merge(invoke_router(state.clone()))
+        .merge(admin_router(state))
+        .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, Json(json!({ "error": { "code": "method_not_allowed", "message": "method not allowed on this route" } })))
+        })
+}
+
+/// `GET|POST /api/flows/{name}/invoke`.
+pub fn invoke_router(state: ApiState) -> axum::Router {
+    axum::Router::new().route("/api/flows/{name}/invoke", get(invoke).post(invoke)).with_state(state)
+}
+
+/// Admin routes, behind the admin bearer token.
+pub fn admin_router(state: ApiState) -> axum::Router {
+    axum::Router::new()
+        .route("/api/flows", get(list_flows))
+        .route("/api/flows/{name}/runs", post(start_manual_run))
+        .route("/api/runs", get(list_runs))
+        .route("/api/runs/{id}", get(get_run))
+        .route("/api/runs/{id}/rerun", post(rerun))
+        .route("/api/runs/{id}/cancel", post(cancel))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_admin))
+        .with_state(state)
+}
+
+async fn require_admin(
+    State(state): State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(expected) = &state.admin_token {
+        let presented = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            return ApiError::Unauthorized("a valid admin bearer token is required".into()).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares secrets without leaking their length-prefix match through timing.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // `ct_eq` on slices of different lengths returns false immediately, which leaks only the length;
+    // hash both first so even the length is not observable.
+    let ha = <Sha256 as sha2::Digest>::digest(a);
+    let hb = <Sha256 as sha2::Digest>::digest(b);
+    ha.as_slice().ct_eq(hb.as_slice()).into()
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })
+}
+
+/// Parses a request body by content type into the run input's `body`.
+fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "application/json" | "" => serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}"))),
+        ct if ct.ends_with("+json") => serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}"))),
+        "application/x-www-form-urlencoded" => {
+            let text = std::str::from_utf8(bytes).map_err(|_| ApiError::BadRequest("form body is not UTF-8".into()))?;
+            Ok(Value::Object(parse_query(text).into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
+        }
+        "text/plain" => {
+            let text = std::str::from_utf8(bytes).map_err(|_| ApiError::BadRequest("text body is not UTF-8".into()))?;
+            Ok(Value::String(text.to_owned()))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "content type `{other}` is not accepted; send application/json, application/x-www-form-urlencoded or text/plain"
+        ))),
+    }
+}
+
+/// Decodes `a=1&b=two` (last value wins) without a dependency: `form_urlencoded` would be the only
+/// use of that crate here.
+fn parse_query(text: &str) -> BTreeMap<String, String> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Headers never passed into a run: credentials and signatures.
+const SECRET_HEADERS: &[&str] = &["authorization", "cookie", "x-api-client-token", "proxy-authorization"];
+
+async fn invoke(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    method: Method,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let runtime = &state.runtime;
+    let flow = match runtime.current_flow(&name).await {
+        Ok(flow) => flow,
+        Err(RunnerError::UnknownFlow(_)) | Err(RunnerError::InvalidFlow { .. }) => {
+            return Err(ApiError::NotFound(format!("flow `{name}` has no API endpoint")));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let Trigger::Api(api) = &flow.flow.trigger else {
+        return Err(ApiError::NotFound(format!("flow `{name}` has no API endpoint")));
+    };
+    let bytes = read_body(body, state.body_limit).await?;
+    let query = parse_query(raw_query.as_deref().unwrap_or(""));
+    let mut hidden_headers: Vec<String> = Vec::new();
+    match &api.auth {
+        ApiAuth::Public => {}
+        ApiAuth::Token { token } => {
+            let project = runtime.project();
+            let reference = token.clone().or_else(|| project.api_tokens.get(&name).cloned()).ok_or_else(|| {
+                ApiError::Unauthorized(format!("flow `{name}` has no client token configured"))
+            })?;
+            let expected = resolve(runtime, &reference).await?;
+            let presented = headers
+                .get("x-api-client-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| query.get("clientToken").cloned());
+            let Some(presented) = presented else {
+                return Err(ApiError::Unauthorized(
+                    "missing client token: send the `x-api-client-token` header or the `clientToken` query parameter".into(),
+                ));
+            };
+            if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+                return Err(ApiError::Unauthorized("invalid client token".into()));
+            }
+        }
+        ApiAuth::Hmac(hmac) => {
+            verify_hmac(runtime, hmac, &headers, &bytes).await?;
+            hidden_headers.push(hmac.header.to_ascii_lowercase());
+        }
+        ApiAuth::Jwt { .. } => {
+            return Err(ApiError::Unauthorized("JWT-authenticated endpoints are served once a JWKS is configured".into()));
+        }
+    }
+    let body = parse_body(&headers, &bytes)?;
+    let mut query_json = serde_json::Map::new();
+    for (k, v) in &query {
+        if k != "clientToken" {
+            query_json.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+    let mut header_json = serde_json::Map::new();
+    for (k, v) in &headers {
+        let key = k.as_str();
+        if SECRET_HEADERS.contains(&key) || hidden_headers.iter().any(|h| h == key) {
+            continue;
+        }
+        if let Ok(text) = v.to_str() {
+            header_json.insert(key.to_owned(), Value::String(text.to_owned()));
+        }
+    }
+    let input = json!({
+        "method": method.as_str(),
+        "body": body,
+        "query": query_json,
+        "headers": header_json,
+    });
+    let trigger = TriggerInfo::Api { method: method.as_str().to_owned() };
+    match api.respond {
+        Respond::Async => {
+            let (run_id, _) = runtime.start_run(&name, input, trigger, None).await?;
+            Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id.to_string() }))).into_response())
+        }
+        Respond::Sync => {
+            let mut ended = runtime.subscribe();
+            let (run_id, _) = runtime.start_run(&name, input, trigger, None).await?;
+            let run = wait_for_run(runtime, &mut ended, run_id, api.timeout).await?;
+            sync_response(run)
+        }
+    }
+}
+
+async fn resolve(runtime: &Runtime, reference: &crate::model::SecretRef) -> Result<String, ApiError> {
+    match runtime.secrets.resolve(reference).await {
+        Ok(v) => Ok(v.expose().to_owned()),
+        Err(error @ SecretError::Unreadable { .. }) => Err(ApiError::Unavailable(Box::new(error))),
+        Err(error) => Err(ApiError::Internal(Box::new(error))),
+    }
+}
+
+async fn verify_hmac(runtime: &Runtime, config: &HmacAuth, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let header = headers
+        .get(config.header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::Unauthorized(format!("missing signature header `{}`", config.header)))?;
+    let encoded = header
+        .trim()
+        .strip_prefix(config.prefix.as_str())
+        .ok_or_else(|| ApiError::Unauthorized(format!("signature must start with `{}`", config.prefix)))?;
+    let signature = match config.encoding {
+        SignatureEncoding::Hex => hex::decode(encoded.trim()).ok(),
+        SignatureEncoding::Base64 => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()
+        }
+    }
+    .ok_or_else(|| ApiError::Unauthorized("signature is not valid hex/base64".into()))?;
+    let secret = resolve(runtime, &config.secret).await?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    if let Some(ts_header) = &config.timestamp_header {
+        let ts_text = headers
+            .get(ts_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::Unauthorized(format!("missing timestamp header `{ts_header}`")))?;
+        let ts: i64 =
+            ts_text.trim().parse().map_err(|_| ApiError::Unauthorized("timestamp header is not a Unix time".into()))?;
+        let now = runtime.clock.now().timestamp();
+        let tolerance = i64::try_from(config.tolerance.as_secs()).unwrap_or(i64::MAX);
+        if (now - ts).abs() > tolerance {
+            return Err(ApiError::Unauthorized("signature timestamp is outside the allowed tolerance".into()));
+        }
+        mac.update(ts_text.trim().as_bytes());
+        mac.update(b".");
+    }
+    mac.update(body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&signature).map_err(|_| ApiError::Unauthorized("invalid signature".into()))
+}
+
+/// Waits for a run to end: in-process notifications, with a store poll as the fallback (the worker
+/// may be another process or a Lambda).
+pub async fn wait_for_run(
+    runtime: &Runtime,
+    ended: &mut tokio::sync::broadcast::Receiver<crate::runner::RunEnded>,
+    run_id: RunId,
+    timeout: Duration,
+) -> Result<Run, ApiError> {
+    let deadline = runtime.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+    loop {
+        if let Some(run) = runtime.runs.get(run_id).await? {
+            if run.status.is_terminal() {
+                return Ok(run);
+            }
+        }
+        let now = runtime.clock.now();
+        if now >= deadline {
+            return Err(ApiError::Timeout { timeout, run_id });
+        }
+        let poll = (now + chrono::Duration::milliseconds(250)).min(deadline);
+        tokio::select! {
+            message = ended.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = message {
+                    runtime.clock.sleep_until(poll).await;
+                }
+            }
+            () = runtime.clock.sleep_until(poll) => {}
+        }
+    }
+}
+
+fn sync_response(run: Run) -> Result<Response, ApiError> {
+    match run.status {
+        RunStatus::Succeeded => {
+            let output = run.output.unwrap_or(Value::Null);
+            let status = output
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            let body = output.get("body").cloned().unwrap_or(Value::Null);
+            let mut response = match &body {
+                Value::String(text) => (status, text.clone()).into_response(),
+                other => (status, Json(other.clone())).into_response(),
+            };
+            if let Some(Value::Object(headers)) = output.get("headers") {
+                for (name, value) in headers {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(text)) {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+            }
+            Ok(response)
+        }
+        _ => Err(ApiError::RunFailed {
+            run_id: run.id,
+            message: run.error.map(|e| e.message).unwrap_or_else(|| run.status.to_string()),
+        }),
+    }
+}
+
+async fn list_flows(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let stored = state.runtime.flows.list().await?;
+    let mut flows = Vec::new();
+    for s in stored {
+        let (trigger, description) = match state.runtime.flow_version(&s.name, &s.version).await {
+            Ok(c) => (c.flow.trigger.kind(), c.flow.description.clone()),
+            Err(_) => ("invalid", None),
+        };
+        flows.push(json!({
+            "name": s.name,
+            "version": s.version,
+            "path": s.path,
+            "trigger": trigger,
+            "description": description,
+            "deployedAt": s.deployed_at,
+        }));
+    }
+    Ok(Json(json!({ "flows": flows })))
+}
+
+async fn start_manual_run(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.body_limit).await?;
+    let input = if bytes.is_empty() {
+        json!({})
+    } else {
+        let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::UnsupportedMediaType("send the run input as application/json".into()));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))?
+    };
+    let (run_id, _) = state.runtime.start_run(&name, input, TriggerInfo::Manual, None).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id.to_string() }))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsParams {
+    flow: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| ApiError::BadRequest(format!("`{field}` must be an RFC 3339 date-time, got `{t}`")))
+    })
+    .transpose()
+}
+
+async fn list_runs(State(state): State<ApiState>, Query(params): Query<RunsParams>) -> Result<Json<Value>, ApiError> {
+    let status = match params.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "`status` must be one of queued, running, waiting, succeeded, failed, cancelled, got `{s}`"
+            ))
+        })?),
+    };
+    let limit = match params.limit.as_deref() {
+        None => 50,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| ApiError::BadRequest(format!("`limit` must be a number from 1 to 500, got `{l}`")))?,
+    };
+    let query = RunQuery {
+        flow: params.flow.filter(|f| !f.is_empty()),
+        status,
+        since: parse_time("since", params.since.as_deref())?,
+        until: parse_time("until", params.until.as_deref())?,
+        limit,
+        cursor: params.cursor.filter(|c| !c.is_empty()),
+    };
+    let page = state.runtime.runs.list(&query).await?;
+    Ok(Json(json!({
+        "runs": page.runs.iter().map(run_summary).collect::<Vec<_>>(),
+        "nextCursor": page.next_cursor,
+    })))
+}
+
+fn parse_run_id(text: &str) -> Result<RunId, ApiError> {
+    RunId::parse(text).ok_or_else(|| ApiError::NotFound(format!("run `{text}` does not exist")))
+}
+
+/// A run as the API lists it.
+pub fn run_summary(run: &Run) -> Value {
+    let duration_ms = match (run.started_at, run.finished_at) {
+        (Some(s), Some(f)) => Some((f - s).num_milliseconds()),
+        _ => None,
+    };
+    json!({
+        "id": run.id.to_string(),
+        "flow": run.flow,
+        "flowVersion": run.flow_version,
+        "trigger": run.trigger,
+        "status": run.status,
+        "parent": run.parent.map(|p| p.to_string()),
+        "root": run.root.map(|p| p.to_string()),
+        "createdAt": run.created_at,
+        "startedAt": run.started_at,
+        "finishedAt": run.finished_at,
+        "durationMs": duration_ms,
+        "wakeAt": run.wake_at,
+        "error": run.error,
+        "stepCount": run.step_count,
+    })
+}
+
+/// A run with its input, output and steps, as `GET /api/runs/{id}` returns it.
+pub fn run_detail(run: &Run, steps: &[StepRecord]) -> Value {
+    let mut v = run_summary(run);
+    v["input"] = run.input.clone();
+    v["output"] = run.output.clone().unwrap_or(Value::Null);
+    v["steps"] = Value::Array(
+        steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "seq": s.seq,
+                    "step": s.step,
+                    "card": s.card,
+                    "status": s.status,
+                    "input": s.input,
+                    "output": s.output,
+                    "error": s.error,
+                    "attempts": s.attempts,
+                    "startedAt": s.started_at,
+                    "durationMs": s.duration_ms,
+                })
+            })
+            .collect(),
+    );
+    v
+}
+
+async fn get_run(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_run_id(&id)?;
+    let run = state.runtime.runs.get(id).await?.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    let steps = state.runtime.runs.steps(id).await?;
+    Ok(Json(run_detail(&run, &steps)))
+}
+
+async fn rerun(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_run_id(&id)?;
+    let new = state.runtime.rerun(id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": new.to_string() }))).into_response())
+}
+
+async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_run_id(&id)?;
+    let run = state.runtime.cancel(id).await?.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    if run.status != RunStatus::Cancelled {
+        return Err(ApiError::Conflict(format!("run {id} already ended as {}", run.status)));
+    }
+    Ok(Json(run_summary(&run)))
+}

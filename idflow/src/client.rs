@@ -1,0 +1,87 @@
+//! A small client of the admin API, used by `run`, `runs` and `show`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Base URL of the idflow API.
+    #[arg(long, env = "IDFLOW_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Admin bearer token (when the server has one configured).
+    #[arg(long, env = "IDFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> Result<Client> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Client { http, base: args.server.trim_end_matches('/').to_owned(), token: args.token.clone() })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn send(&self, builder: reqwest::RequestBuilder) -> Result<Value> {
+        let response = builder.send().await.with_context(|| format!("cannot reach the idflow server at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("no details");
+            bail!("server answered {status}: {message}");
+        }
+        Ok(body)
+    }
+
+    pub async fn start_run(&self, flow: &str, input: &Value) -> Result<String> {
+        let body = self.send(self.request(reqwest::Method::POST, &format!("/api/flows/{flow}/runs")).json(input)).await?;
+        body["runId"].as_str().map(str::to_owned).context("server did not return a run id")
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<Value> {
+        self.send(self.request(reqwest::Method::GET, &format!("/api/runs/{id}"))).await
+    }
+
+    pub async fn list_runs(&self, flow: Option<&str>, status: Option<&str>, limit: u32, cursor: Option<&str>) -> Result<Value> {
+        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        if let Some(f) = flow {
+            query.push(("flow", f.to_owned()));
+        }
+        if let Some(s) = status {
+            query.push(("status", s.to_owned()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_owned()));
+        }
+        self.send(self.request(reqwest::Method::GET, "/api/runs").query(&query)).await
+    }
+
+    /// Polls until the run ends. A CLI waiting on a human is the one place a poll interval is right.
+    pub async fn wait_run(&self, id: &str, timeout: Duration) -> Result<Value> {
+        let started = Instant::now();
+        loop {
+            let run = self.get_run(id).await?;
+            if matches!(run["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+                return Ok(run);
+            }
+            if started.elapsed() > timeout {
+                bail!("run {id} is still {} after {}s", run["status"].as_str().unwrap_or("?"), timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

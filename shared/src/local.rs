@@ -1,0 +1,371 @@
+//! `idflow serve`: the whole product in one process on the embedded store.
+//!
+//! [`Server::start`] opens the SQLite store, deploys the flows of a directory into it, and runs the
+//! HTTP API, the queue worker, the local scheduler and the hot-reload watcher until shutdown. The
+//! binary only parses flags and calls this; integration tests start it in-process with a manual clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::adapters::clock::SystemClock;
+use crate::adapters::secrets::LocalSecrets;
+use crate::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+use crate::api::{self, ApiState};
+use crate::cards::http::HttpExecutor;
+use crate::diag::Diagnostic;
+use crate::flowfile::{self, LoadedProject};
+use crate::model::Trigger;
+use crate::ports::{Clock, FlowStore, PutOutcome, Secrets, StoreError, StoredFlow};
+use crate::run::TriggerInfo;
+use crate::runner::{Runtime, RunnerConfig, Worker};
+use crate::schedule::Schedule;
+
+/// Errors starting the local server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the data directory {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to listen on {addr}: no admin token is configured, so the admin API would be open to the network; set `admin: {{ token: \"env:IDFLOW_ADMIN_TOKEN\" }}` in idflow.yaml or listen on 127.0.0.1"
+    )]
+    OpenAdmin { addr: SocketAddr },
+    #[error("the admin token cannot be read")]
+    AdminToken(#[source] crate::ports::SecretError),
+    #[error("server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Options of `idflow serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub flows_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub body_limit: usize,
+    /// Runs processed at once by the worker.
+    pub workers: usize,
+    /// Poll the flows directory for changes.
+    pub hot_reload: bool,
+}
+
+/// What a deploy of a directory changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// Files that did not load; their previously deployed version (if any) stays current.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Deploys the valid flows of a loaded project into a store and removes flows whose files are gone.
+pub async fn sync_flows(store: &dyn FlowStore, project: &LoadedProject, now: DateTime<Utc>) -> Result<SyncReport, StoreError> {
+    let mut report = SyncReport { diagnostics: project.all_diagnostics(), ..SyncReport::default() };
+    let mut present = BTreeSet::new();
+    for loaded in &project.flows {
+        let name = match &loaded.result {
+            Ok(flow) => flow.name.clone(),
+            Err(_) => {
+                // A broken file keeps its last good version deployed under its file stem, if any.
+                if let Some(stem) = Path::new(&loaded.path).file_stem().and_then(|s| s.to_str()) {
+                    present.insert(stem.to_owned());
+                }
+                continue;
+            }
+        };
+        present.insert(name.clone());
+        let stored = StoredFlow {
+            name: name.clone(),
+            version: flowfile::version_of(&loaded.source),
+            source: loaded.source.clone(),
+            path: loaded.path.clone(),
+            deployed_at: now,
+        };
+        match store.put(&stored).await? {
+            PutOutcome::Added => report.added.push(name),
+            PutOutcome::Updated => report.updated.push(name),
+            PutOutcome::Unchanged => report.unchanged.push(name),
+        }
+    }
+    for existing in store.list().await? {
+        if !present.contains(&existing.name) && store.remove(&existing.name).await? {
+            report.removed.push(existing.name);
+        }
+    }
+    Ok(report)
+}
+
+/// A running local server.
+pub struct Server {
+    pub runtime: Arc<Runtime>,
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the store, deploys the flows, and starts every loop. Returns once the port is bound.
+    pub async fn start(options: ServeOptions, clock: Arc<dyn Clock>) -> Result<Server, ServeError> {
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|source| ServeError::DataDir { path: options.data_dir.clone(), source })?;
+        let db = SqliteDb::open(&options.data_dir.join("idflow.db"))?;
+        let flows: Arc<dyn FlowStore> = Arc::new(SqliteFlowStore::new(db.clone()));
+        let runs = Arc::new(SqliteRunStore::new(db.clone()));
+        let config = RunnerConfig::default();
+        let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), config.max_receive_count));
+        let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
+
+        let project = flowfile::load_dir(&options.flows_dir);
+        let report = sync_flows(flows.as_ref(), &project, clock.now()).await?;
+        print_report(&options.flows_dir, &report);
+
+        let admin_token = match &project.config.admin_token {
+            Some(reference) => Some(Arc::<str>::from(secrets.resolve(reference).await.map_err(ServeError::AdminToken)?.expose())),
+            None => None,
+        };
+        if admin_token.is_none() && !options.addr.ip().is_loopback() {
+            return Err(ServeError::OpenAdmin { addr: options.addr });
+        }
+        if admin_token.is_none() {
+            tracing::warn!("no admin token configured: the admin API is open, so idflow listens on loopback only");
+        }
+
+        let runtime = Arc::new(
+            Runtime::new(flows, runs, queue, clock.clone(), secrets, project.config.clone(), config)
+                .with_executor("http", Arc::new(HttpExecutor::new())),
+        );
+        let recovered = runtime.recover().await.map_err(|e| match e {
+            crate::runner::RunnerError::Store(s) => ServeError::Store(s),
+            other => ServeError::Store(StoreError::Backend(Box::new(other))),
+        })?;
+        if recovered > 0 {
+            tracing::info!(recovered, "re-queued unfinished runs");
+        }
+
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let app = api::router(ApiState { runtime: runtime.clone(), admin_token, body_limit: options.body_limit });
+        let mut rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(error = %error, "http server stopped");
+            }
+        }));
+
+        let worker = Worker::new(runtime.clone(), options.workers);
+        let mut rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+        }));
+
+        let (schedules_tx, schedules_rx) = watch::channel(schedules_of(&project));
+        let scheduler = LocalScheduler { runtime: runtime.clone(), specs: schedules_rx };
+        let rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(scheduler.run(rx)));
+
+        if options.hot_reload {
+            let reloader = Reloader {
+                runtime: runtime.clone(),
+                dir: options.flows_dir.clone(),
+                schedules: schedules_tx,
+                fingerprint: fingerprint(&options.flows_dir),
+            };
+            let rx = shutdown_rx.clone();
+            tasks.push(tokio::spawn(reloader.run(rx)));
+        }
+
+        tracing::info!(%addr, flows = %options.flows_dir.display(), data = %options.data_dir.display(), "idflow serve is ready");
+        Ok(Server { runtime, addr, shutdown, tasks })
+    }
+
+    /// Stops every loop and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn print_report(dir: &Path, report: &SyncReport) {
+    for d in &report.diagnostics {
+        tracing::error!("{d}");
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        added = report.added.len(),
+        updated = report.updated.len(),
+        removed = report.removed.len(),
+        unchanged = report.unchanged.len(),
+        invalid = report.diagnostics.len(),
+        "flows deployed"
+    );
+}
+
+/// A schedule flow's parsed schedule.
+#[derive(Clone)]
+struct ScheduleEntry {
+    flow: String,
+    schedule: Schedule,
+}
+
+fn schedules_of(project: &LoadedProject) -> Vec<ScheduleEntry> {
+    project
+        .flows
+        .iter()
+        .filter_map(|loaded| loaded.result.as_ref().ok())
+        .filter_map(|flow| match &flow.trigger {
+            Trigger::Schedule(s) => match Schedule::parse(&s.expression, s.timezone.as_deref()) {
+                Ok(schedule) => Some(ScheduleEntry { flow: flow.name.clone(), schedule }),
+                Err(error) => {
+                    tracing::error!(flow = %flow.name, error = %error, "schedule ignored");
+                    None
+                }
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fires schedule flows at their times, like EventBridge Scheduler would.
+struct LocalScheduler {
+    runtime: Arc<Runtime>,
+    specs: watch::Receiver<Vec<ScheduleEntry>>,
+}
+
+impl LocalScheduler {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let clock = self.runtime.clock.clone();
+        loop {
+            let entries = self.specs.borrow_and_update().clone();
+            let anchor = clock.now();
+            let mut next: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+            for e in &entries {
+                if let Some(t) = e.schedule.next_after(anchor, anchor) {
+                    next.insert(e.flow.clone(), t);
+                }
+            }
+            loop {
+                let Some(due) = next.values().min().copied() else {
+                    tokio::select! {
+                        _ = shutdown.wait_for(|s| *s) => return,
+                        changed = self.specs.changed() => { if changed.is_err() { return; } break; }
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => return,
+                    changed = self.specs.changed() => { if changed.is_err() { return; } break; }
+                    () = clock.sleep_until(due) => {}
+                }
+                let now = clock.now();
+                for e in &entries {
+                    let Some(at) = next.get(&e.flow).copied() else { continue };
+                    if at > now {
+                        continue;
+                    }
+                    // One run per (flow, scheduled time), even if the scheduler fires twice.
+                    let key = format!("schedule:{}:{}", e.flow, at.timestamp());
+                    let trigger = TriggerInfo::Schedule { scheduled_for: at };
+                    let input = serde_json::json!({ "scheduled_for": at.to_rfc3339() });
+                    if let Err(error) = self.runtime.start_run(&e.flow, input, trigger, Some(&key)).await {
+                        tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
+                    }
+                    match e.schedule.next_after(at.max(now), anchor) {
+                        Some(t) => {
+                            next.insert(e.flow.clone(), t);
+                        }
+                        None => {
+                            next.remove(&e.flow);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Polls the flows directory and redeploys on change.
+struct Reloader {
+    runtime: Arc<Runtime>,
+    dir: PathBuf,
+    schedules: watch::Sender<Vec<ScheduleEntry>>,
+    fingerprint: Vec<(PathBuf, SystemTime, u64)>,
+}
+
+impl Reloader {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            // Polling is portable and cheap for a few dozen files; the wall clock is right here because
+            // file modification times are wall-clock times.
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let current = fingerprint(&self.dir);
+            if current == self.fingerprint {
+                continue;
+            }
+            self.fingerprint = current;
+            let project = flowfile::load_dir(&self.dir);
+            match sync_flows(self.runtime.flows.as_ref(), &project, self.runtime.clock.now()).await {
+                Ok(report) => print_report(&self.dir, &report),
+                Err(error) => {
+                    tracing::error!(error = %error, "reload failed");
+                    continue;
+                }
+            }
+            self.runtime.set_project(project.config.clone());
+            let _ = self.schedules.send(schedules_of(&project));
+        }
+    }
+}
+
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        if let Ok(meta) = entry.metadata() {
+            out.push((entry.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The system clock as a shared port.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
