@@ -78,11 +78,21 @@ impl Secrets for LocalSecrets {
 mod tests {
     use super::*;
 
-    /// A fresh directory under the system temp dir.
-    fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("idflow-secrets-{}", ulid::Ulid::new()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        dir
+    /// A fresh directory under the system temp dir, removed with its contents when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            let dir = std::env::temp_dir().join(format!("idflow-secrets-{}", ulid::Ulid::new()));
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     /// Resolves `reference` and compares with the value, or with the error's kind and message.
@@ -98,7 +108,8 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_env_and_file_references() {
-        let dir = temp_dir();
+        let temp = TempDir::new();
+        let dir = &temp.0;
         std::fs::write(dir.join("token"), "s3cret\n").expect("write");
         std::fs::write(dir.join("crlf"), "with-crlf\r\n").expect("write");
         std::fs::write(dir.join("blank"), "\n").expect("write");
@@ -107,7 +118,7 @@ mod tests {
         // Setting a variable is unsafe with other test threads running, so read one that every test
         // environment has.
         let path = std::env::var("PATH").expect("PATH is set");
-        let secrets = LocalSecrets::new(&dir);
+        let secrets = LocalSecrets::new(dir);
 
         check(&secrets, "env:PATH", Ok(&path)).await;
         check(
@@ -142,8 +153,9 @@ mod tests {
 
     #[tokio::test]
     async fn rereads_files_after_they_change() {
-        let dir = temp_dir();
-        let secrets = LocalSecrets::new(&dir);
+        let temp = TempDir::new();
+        let dir = &temp.0;
+        let secrets = LocalSecrets::new(dir);
         std::fs::write(dir.join("rotating"), "old").expect("write");
         check(&secrets, "file:rotating", Ok("old")).await;
         std::fs::write(dir.join("rotating"), "new").expect("write");

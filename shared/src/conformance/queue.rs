@@ -104,11 +104,11 @@ pub async fn run_queue_sends_receives_and_deletes(queue: &dyn RunQueue) {
             .await
             .expect("delete succeeds");
     }
+    // Whatever a queue answers to the receipt of a deleted message, it must not bring it back.
     for delivery in &got {
-        queue
+        let _ = queue
             .change_visibility(&delivery.receipt, Duration::ZERO)
-            .await
-            .ok();
+            .await;
     }
     assert_empty(queue, "deleted messages never come back").await;
 }

@@ -48,8 +48,9 @@ pub use schedules::SqliteSchedules;
 /// Most operations committed in one transaction; bounds the latency a batch adds to its first caller.
 pub const MAX_BATCH: usize = 1024;
 
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections, and so reads running at once: more would only compete for the same cores, and a
+/// bounded number lets every read reuse an open connection instead of opening one.
+const MAX_READERS: usize = 8;
 
 /// How long a connection waits for a lock held by another process before giving up.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -298,6 +299,7 @@ impl Drop for Inner {
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -311,7 +313,7 @@ impl Readers {
 
     fn put(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_READERS {
+            if idle.len() < MAX_READERS {
                 idle.push(conn);
             }
         }
@@ -453,12 +455,20 @@ fn migrate(conn: &mut Connection) -> Result<(), Fail> {
 }
 
 impl SqliteDb {
-    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    /// Opens (creating it and its directory if needed) the database file at `path` and brings its
+    /// schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteDb, StoreError> {
         SqliteDb::open_file(path.as_ref().to_path_buf(), false)
     }
 
     fn open_file(path: PathBuf, temporary: bool) -> Result<SqliteDb, StoreError> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        }
         let mut conn = Connection::open(&path).map_err(|e| Fail::from(e).into_store())?;
         let setup = (|| -> Result<(), Fail> {
             configure(&conn)?;
@@ -473,6 +483,7 @@ impl SqliteDb {
             Some(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
+                permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
             remove_on_drop,
         )
@@ -549,11 +560,14 @@ impl SqliteDb {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
     {
-        if self.inner.readers.is_none() {
+        let Some(readers) = &self.inner.readers else {
             return self.write(op).await;
-        }
+        };
+        // The semaphore is never closed, so acquiring cannot fail; if it ever did, read anyway.
+        let permit = readers.permits.clone().acquire_owned().await.ok();
         let inner = self.inner.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let readers = inner
                 .readers
                 .as_ref()

@@ -370,8 +370,7 @@ impl RunStore for SqliteRunStore {
                 for (seq, record) in &steps {
                     if i64::from(*seq) != next {
                         return Err(Fail::Conflict(format!(
-                            "run {id}: step record {seq} does not follow record {}",
-                            next - 1
+                            "run {id}: expected step record {next}, got {seq}"
                         )));
                     }
                     insert.execute(params![id, seq, record])?;
