@@ -1,1 +1,14 @@
-//! Embedded adapters.
+//! Embedded adapters: what `idflow serve` runs on a single machine with no cloud account.
+//!
+//! # Layout
+//! - [`clock`]: [`clock::SystemClock`] (wall time, tokio timers) and [`clock::ManualClock`] (time that
+//!   moves only when told, for tests and simulations).
+//! - [`secrets`]: [`secrets::LocalSecrets`] resolves `env:` and `file:` references.
+//! - [`sqlite`]: one SQLite file holding flows, runs, step records, the run queue and schedules, written
+//!   by a single group-committing writer thread.
+//! - [`schedules`]: [`schedules::LocalSchedules`], an in-memory schedule table.
+
+pub mod clock;
+pub mod schedules;
+pub mod secrets;
+pub mod sqlite;
