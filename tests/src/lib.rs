@@ -1,1 +1,102 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: an in-process `idflow serve` on a temporary directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use shared::local::{Server, ServeOptions};
+use shared::ports::Clock;
+use shared::run::{Run, RunId};
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("idflow-test-{label}-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `idflow serve` running in this process on 127.0.0.1:0.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// Writes `files` (name, content) into a fresh flows directory and starts the server.
+    pub async fn start(files: &[(&str, &str)]) -> TestServer {
+        Self::start_with_clock(files, shared::local::system_clock()).await
+    }
+
+    pub async fn start_with_clock(files: &[(&str, &str)], clock: Arc<dyn Clock>) -> TestServer {
+        let dir = TempDir::new("serve");
+        let flows = dir.0.join("flows");
+        std::fs::create_dir_all(&flows).expect("flows dir");
+        for (name, content) in files {
+            std::fs::write(flows.join(name), content).expect("write flow");
+        }
+        let options = ServeOptions {
+            flows_dir: flows,
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.0.join("data"),
+            body_limit: 64 * 1024,
+            workers: 8,
+            hot_reload: false,
+        };
+        let server = Server::start(options, clock).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestServer { server: Some(server), base, http: reqwest::Client::new(), dir }
+    }
+
+    pub fn runtime(&self) -> &shared::runner::Runtime {
+        &self.server.as_ref().expect("running").runtime
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits (event-driven) until a run ends and returns it.
+    pub async fn wait_run(&self, id: &str) -> Run {
+        let runtime = self.runtime();
+        let id = RunId::parse(id).expect("run id");
+        let mut ended = runtime.subscribe();
+        let timeout = Duration::from_secs(20);
+        let wait = shared::api::wait_for_run(runtime, &mut ended, id, timeout);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(run)) => run,
+            Ok(Err(e)) => panic!("run {id} did not end: {e}"),
+            Err(_) => panic!("run {id} did not end within {timeout:?}"),
+        }
+    }
+
+    /// `GET /api/runs/{id}` as JSON.
+    pub async fn run_json(&self, id: &str) -> Value {
+        self.http.get(self.url(&format!("/api/runs/{id}"))).send().await.expect("get run").json().await.expect("json")
+    }
+
+    /// Number of runs in the store.
+    pub async fn run_count(&self) -> usize {
+        let page: Value =
+            self.http.get(self.url("/api/runs?limit=500")).send().await.expect("list").json().await.expect("json");
+        page["runs"].as_array().map_or(0, Vec::len)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+}
