@@ -187,8 +187,8 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -230,9 +230,10 @@ pub(crate) fn nonempty_text(ctx: &mut Ctx, node: &Node, path: &str) -> Option<St
     Some(text)
 }
 
-/// Whether a string is a template (and so not type-checked before it renders).
+/// Whether a string is a template (and so not type-checked before it renders): it holds an
+/// expression `{{ ... }}` or a statement `{% ... %}`.
 pub(crate) fn is_template(text: &str) -> bool {
-    text.contains("{{")
+    text.contains("{{") || text.contains("{%")
 }
 
 /// A template such as `"{{ input.active }}"`.

@@ -241,6 +241,8 @@ fn unreadable(file: &str, error: &std::io::Error) -> Diagnostic {
 }
 
 fn read_tree(file_label: &str, source: &str) -> Result<tree::Node, Vec<Diagnostic>> {
+    // Some Windows editors start files with a byte order mark, which serde_json refuses.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let parsed = if file_label.to_ascii_lowercase().ends_with(".json") {
         tree::parse_json(source)
     } else {
@@ -334,6 +336,13 @@ fn cross_checks(
         known.sort_unstable();
         known
     };
+    // Files that failed before their name could be read may hold a flow another file calls.
+    let nameless: Vec<&str> = flows
+        .iter()
+        .zip(facts)
+        .filter(|(flow, facts)| facts.name.is_none() && flow.result.is_err())
+        .map(|(flow, _)| flow.path.as_str())
+        .collect();
     let callers: Vec<&str> = config.callers.keys().map(String::as_str).collect();
     for (flow, facts) in flows.iter().zip(facts) {
         for call in &facts.calls {
@@ -342,6 +351,8 @@ fn cross_checks(
                     let mut message = format!("unknown flow `{}`", call.name);
                     if let Some(close) = suggest(&call.name, known.iter().copied()) {
                         message.push_str(&format!("; did you mean `{close}`?"));
+                    } else if !nameless.is_empty() {
+                        message.push_str(&format!(" (unless it is in {}, which failed to load)", nameless.join(", ")));
                     }
                     errors.push(error(&flow.path, call.location, &call.path, message));
                 }
