@@ -711,6 +711,12 @@ fn reports_yaml_and_json_syntax_errors_with_position() {
         "{\n  \"name\": \"t\",\n  \"steps\": [{\"card\": \"flow.retrun\"}]\n}\n",
         &["flow.json:3:22: steps[0].card: unknown card `flow.retrun`; did you mean `flow.return`?"],
     );
+    // Minified JSON keeps exact positions too.
+    check_file(
+        "flow.json",
+        r#"{"name":"t","steps":[{"card":"flow.retrun","with":{"a":"\u00e9\n"}}]}"#,
+        &["flow.json:1:30: steps[0].card: unknown card `flow.retrun`; did you mean `flow.return`?"],
+    );
 }
 
 #[test]
@@ -1177,4 +1183,35 @@ fn accepts_a_byte_order_mark() {
 fn versions_are_content_hashes() {
     assert_eq!(version_of(""), "sha256:e3b0c44298fc1c14");
     assert_ne!(version_of("a"), version_of("b"));
+}
+
+/// The expression itself is judged by `crate::schedule`; its wording is its own, so only the
+/// position, path and lead of the message are pinned here.
+#[test]
+fn reports_invalid_schedule_expressions_at_the_field() {
+    let check_schedule = |schedule: &str, expected: &str| {
+        let source = format!("name: t\ntrigger:\n  schedule:\n    {schedule}\n{STEPS}");
+        let errors = parse_flow("flow.yaml", &source).expect_err(schedule);
+        let got: Vec<String> = errors
+            .iter()
+            .map(|d| {
+                let text = d.to_string();
+                let lead = text.find("`: ").map_or(text.len(), |cut| cut + 1);
+                text[..lead].to_owned()
+            })
+            .collect();
+        assert_eq!(got, [expected], "{schedule}");
+    };
+    check_schedule(
+        "cron: \"0 8 * * *\"",
+        "flow.yaml:4:11: trigger.schedule.cron: invalid schedule `cron(0 8 * * *)`",
+    );
+    check_schedule(
+        "rate: 0 minutes",
+        "flow.yaml:4:11: trigger.schedule.rate: invalid schedule `rate(0 minutes)`",
+    );
+    check_schedule(
+        "at: tomorrow",
+        "flow.yaml:4:9: trigger.schedule.at: invalid schedule `at(tomorrow)`",
+    );
 }
