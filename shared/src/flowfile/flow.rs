@@ -1016,8 +1016,13 @@ impl FlowDecoder<'_> {
         }
         let fits = match (field.kind, &node.value) {
             ("text" | "datetime" | "expression", NodeValue::String(_)) => true,
+            // Cards turn numbers and booleans into text, and read numbers as Unix times.
+            ("text", NodeValue::Number(_) | NodeValue::Bool(_)) => true,
+            ("datetime", NodeValue::Number(_)) => true,
             ("number", NodeValue::Number(_)) => true,
-            ("integer", NodeValue::Number(n)) => n.is_i64() || n.is_u64(),
+            ("integer", NodeValue::Number(n)) => {
+                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
             ("boolean", NodeValue::Bool(_)) => true,
             ("object", NodeValue::Map(_)) => true,
             ("list", NodeValue::List(_)) => true,
@@ -1043,18 +1048,23 @@ impl FlowDecoder<'_> {
                 "list" => "a list",
                 _ => "a duration such as `30s`",
             };
-            let mut message = format!("expected {expected}, got {}", node.describe());
-            if field.kind == "text"
-                && matches!(node.value, NodeValue::Number(_) | NodeValue::Bool(_))
-            {
-                message.push_str("; quote it to pass text");
-            }
+            let message = format!("expected {expected}, got {}", node.describe());
             self.ctx.error(node.location, path, message);
             return;
         }
         match (spec.name, field.name) {
             ("flow.return", "status") => {
-                integer(self.ctx, node, path, 100, 599);
+                let status = match &node.value {
+                    NodeValue::Number(n) => n.as_f64(),
+                    _ => None,
+                };
+                if !status.is_some_and(|s| s.fract() == 0.0 && (100.0..=599.0).contains(&s)) {
+                    let message = format!(
+                        "expected an HTTP status from 100 to 599, got {}",
+                        node.describe()
+                    );
+                    self.ctx.error(node.location, path, message);
+                }
             }
             ("flow.call", "flow") => {
                 if let NodeValue::String(target) = &node.value {

@@ -517,7 +517,7 @@ fn reports_step_problems() {
     check(
         &with_steps("  - card: flow.return\n    with: { status: 700, headers: \"none\" }\n"),
         &[
-            "flow.yaml:4:21: steps[0].with.status: expected a whole number from 100 to 599, got the number 700",
+            "flow.yaml:4:21: steps[0].with.status: expected an HTTP status from 100 to 599, got the number 700",
             "flow.yaml:4:35: steps[0].with.headers: expected a mapping, got `none`",
         ],
     );
@@ -528,10 +528,16 @@ fn reports_step_problems() {
         &[],
     );
     check(
-        &with_steps("  - card: flow.fail\n    with: { message: 42 }\n"),
-        &[
-            "flow.yaml:4:22: steps[0].with.message: expected text, got the number 42; quote it to pass text",
-        ],
+        &with_steps("  - card: flow.fail\n    with: { message: 42, code: true }\n"),
+        &[],
+    );
+    check(
+        &with_steps("  - card: flow.return\n    with: { status: 201.0 }\n"),
+        &[],
+    );
+    check(
+        &with_steps("  - card: flow.fail\n    with: { message: [42] }\n"),
+        &["flow.yaml:4:22: steps[0].with.message: expected text, got a list"],
     );
     check(
         &with_steps("  - card: flow.call\n    with: { flow: Helper }\n"),
@@ -659,7 +665,7 @@ history: everything
 steps:
   - card: flow.retrun
   - card: flow.fail
-    with: { message: 42, extra: 1 }
+    with: { message: [42], extra: 1 }
   - wait: forever
 ";
     check(
@@ -669,8 +675,8 @@ steps:
             "flow.yaml:3:16: trigger.api.auth: expected one of token, hmac, jwt, public, got `tokn`; did you mean `token`?",
             "flow.yaml:4:10: history: expected one of all, errors, none, got `everything`",
             "flow.yaml:6:11: steps[0].card: unknown card `flow.retrun`; did you mean `flow.return`?",
-            "flow.yaml:8:22: steps[1].with.message: expected text, got the number 42; quote it to pass text",
-            "flow.yaml:8:26: steps[1].with.extra: card `flow.fail` has no field `extra`; its fields are message, code",
+            "flow.yaml:8:22: steps[1].with.message: expected text, got a list",
+            "flow.yaml:8:28: steps[1].with.extra: card `flow.fail` has no field `extra`; its fields are message, code",
             "flow.yaml:9:11: steps[2].wait: expected a duration such as `30s`, `10m` or `1h30m`, got `forever`",
         ],
     );
