@@ -45,7 +45,7 @@ pub struct Document {
 /// One flow file of a directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedFlow {
-    /// The file's path relative to the loaded directory (as given, for [`load_file`]).
+    /// The file's path relative to the loaded directory.
     pub path: String,
     /// The file's text (empty when it could not be read).
     pub source: String,
@@ -61,8 +61,9 @@ pub struct LoadedProject {
     pub config: ProjectConfig,
     /// Flow files sorted by path.
     pub flows: Vec<LoadedFlow>,
-    /// Problems in `idflow.yaml`, in the directory, and across files (duplicate names, unknown
-    /// called flows, callers or tokens missing from `idflow.yaml`).
+    /// Problems in `idflow.yaml`, in the directory, and across files (unknown called flows, callers or
+    /// tokens missing from `idflow.yaml`). A flow name already used by an earlier file is instead an
+    /// error of the later file's own `result`, since that file cannot be deployed.
     pub errors: Vec<Diagnostic>,
 }
 
@@ -125,26 +126,13 @@ pub fn parse_project(file_label: &str, source: &str) -> Result<ProjectConfig, Ve
     }
 }
 
-/// Reads and validates one flow file on its own (no cross-file checks).
-pub fn load_file(path: &Path) -> LoadedFlow {
+/// Reads and validates one flow file on its own (no cross-file checks). The file is named in
+/// diagnostics as `path` is written.
+pub fn load_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
     let label = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(source) => {
-            let result = parse_flow(&label, &source);
-            LoadedFlow {
-                path: label,
-                source,
-                result,
-            }
-        }
-        Err(error) => {
-            let result = Err(vec![unreadable(&label, &error)]);
-            LoadedFlow {
-                path: label,
-                source: String::new(),
-                result,
-            }
-        }
+        Ok(source) => parse_flow(&label, &source),
+        Err(error) => Err(vec![unreadable(&label, &error)]),
     }
 }
 
@@ -209,6 +197,7 @@ pub fn load_dir(dir: &Path) -> LoadedProject {
             }
         }
     }
+    reject_duplicate_names(&mut project.flows, &all_facts);
     let cross = cross_checks(&project.config, &project_facts, &project.flows, &all_facts);
     project.errors.extend(cross);
     project
@@ -300,6 +289,37 @@ fn project_with_facts(
     (config, facts, sorted(ctx.diagnostics))
 }
 
+/// A file whose flow name an earlier file (in name order) already uses cannot be deployed, so the
+/// error becomes that file's own.
+fn reject_duplicate_names(flows: &mut [LoadedFlow], facts: &[FlowFacts]) {
+    let mut first_by_name: HashMap<&str, String> = HashMap::new();
+    for (flow, facts) in flows.iter_mut().zip(facts) {
+        let Some(name) = &facts.name else { continue };
+        let Some(first) = first_by_name.get(name.name.as_str()) else {
+            first_by_name.insert(&name.name, flow.path.clone());
+            continue;
+        };
+        let diagnostic = Diagnostic {
+            file: flow.path.clone(),
+            line: name.location.line,
+            column: name.location.column,
+            path: name.path.clone(),
+            message: format!(
+                "flow name `{}` is already used by {first}; flow names are unique in a directory",
+                name.name
+            ),
+        };
+        match &mut flow.result {
+            Ok(_) => flow.result = Err(vec![diagnostic]),
+            Err(diagnostics) => {
+                diagnostics.push(diagnostic);
+                let all = std::mem::take(diagnostics);
+                *diagnostics = sorted(all);
+            }
+        }
+    }
+}
+
 /// Checks that need more than one file.
 fn cross_checks(
     config: &ProjectConfig,
@@ -315,20 +335,14 @@ fn cross_checks(
         path: path.to_owned(),
         message,
     };
-    // Name → (file, trigger kind) of the first file that claims it.
+    // Name → (file, trigger kind) of the first file that claims it; later claims are already errors
+    // of their own files.
     let mut by_name: HashMap<&str, (&str, Option<&str>)> = HashMap::new();
     for (flow, facts) in flows.iter().zip(facts) {
-        let Some(name) = &facts.name else { continue };
-        match by_name.get(name.name.as_str()) {
-            Some((first, _)) => errors.push(error(
-                &flow.path,
-                name.location,
-                &name.path,
-                format!("flow name `{}` is already used by {first}; flow names are unique in a directory", name.name),
-            )),
-            None => {
-                by_name.insert(&name.name, (&flow.path, facts.trigger_kind.as_deref()));
-            }
+        if let Some(name) = &facts.name {
+            by_name
+                .entry(&name.name)
+                .or_insert((&flow.path, facts.trigger_kind.as_deref()));
         }
     }
     let known: Vec<&str> = {

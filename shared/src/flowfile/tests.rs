@@ -1105,12 +1105,25 @@ fn loads_a_directory_and_checks_across_files() {
         .filter(|f| f.result.is_err())
         .map(|f| f.path.as_str())
         .collect();
-    assert_eq!(failed, ["h-broken.yaml"]);
+    assert_eq!(failed, ["d-dup.yaml", "h-broken.yaml"]);
+    let duplicate: Vec<String> = project.flows[3]
+        .result
+        .clone()
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        duplicate,
+        [
+            "d-dup.yaml:1:7: name: flow name `helper` is already used by b-helper.yml; flow names are unique in a directory"
+        ]
+    );
     let errors: Vec<String> = project.errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         errors,
         [
-            "d-dup.yaml:1:7: name: flow name `helper` is already used by b-helper.yml; flow names are unique in a directory",
             "a-main.yaml:4:19: steps[0].with.flow: unknown flow `helpr`; did you mean `helper`?",
             "a-main.yaml:6:19: steps[1].with.flow: flow `nightly` (c-nightly.json) has a `schedule` trigger; a flow run by another flow needs a `helper` trigger or none",
             "a-main.yaml:10:19: steps[3].with.flow: unknown flow `ghost` (unless it is in h-broken.yaml, which failed to load)",
@@ -1119,7 +1132,7 @@ fn loads_a_directory_and_checks_across_files() {
             "idflow.yaml:4:29: api.tokens.gone: api token for unknown flow `gone`",
         ]
     );
-    assert_eq!(project.all_diagnostics().len(), errors.len() + 1);
+    assert_eq!(project.all_diagnostics().len(), errors.len() + 2);
     assert!(!project.is_valid());
     assert_eq!(project.config.api_tokens.len(), 2);
     assert_eq!(
@@ -1156,7 +1169,12 @@ fn loads_a_clean_directory_without_project_config() {
     );
 
     let single = load_file(&dir.0.join("one.yaml"));
-    assert_eq!(single.result.map(|f| f.name), Ok("one".to_owned()));
+    assert_eq!(single.map(|f| f.name), Ok("one".to_owned()));
+    let unreadable = load_file(&dir.0.join("two.yaml")).expect_err("missing file");
+    assert!(
+        unreadable[0].message.starts_with("cannot read the file"),
+        "{unreadable:?}"
+    );
 }
 
 #[test]
