@@ -1,0 +1,315 @@
+//! Decoding `idflow.yaml` into [`ProjectConfig`].
+//!
+//! The decoder is best effort: it returns a config even when it reports problems, so the cross-file
+//! checks of a directory still know which callers and tokens exist.
+
+use super::check::{
+    Ctx, choice, fields, flow_name_problem, identifier_problem, mapping, nonempty_text, secret,
+};
+use super::flow::Reference;
+use super::tree::{Node, NodeValue, preview};
+use crate::model::ProjectConfig;
+
+const TOP_KEYS: &[&str] = &[
+    "connections",
+    "hooks",
+    "callers",
+    "tables",
+    "admin",
+    "vars",
+    "api",
+    "secrets",
+];
+
+/// Keys whose values are secrets wherever they appear in a connection or caller.
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "client_secret",
+    "password",
+    "private_key",
+    "api_key",
+    "api_token",
+];
+
+const COLUMN_TYPES: &[&str] = &["text", "number", "datetime", "boolean", "json"];
+
+/// What the cross-file checks need from the project config.
+#[derive(Debug, Default)]
+pub(crate) struct ProjectFacts {
+    /// `api.tokens.<flow>` keys.
+    pub(crate) api_tokens: Vec<Reference>,
+}
+
+/// Decodes the project config, reporting every problem into `ctx`.
+pub(crate) fn decode_project(ctx: &mut Ctx, root: &Node) -> (ProjectConfig, ProjectFacts) {
+    let mut config = ProjectConfig::default();
+    let mut facts = ProjectFacts::default();
+    if root.value == NodeValue::Null {
+        return (config, facts);
+    }
+    let Some(top) = fields(ctx, root, "", TOP_KEYS) else {
+        return (config, facts);
+    };
+    if let Some(node) = top.get("connections") {
+        if let Some(connections) = mapping(ctx, node, "connections") {
+            for entry in connections.entries {
+                let path = connections.path_of(&entry.key);
+                name_check(
+                    ctx,
+                    &entry.key,
+                    entry.key_location,
+                    &path,
+                    "connection name",
+                );
+                if mapping(ctx, &entry.value, &path).is_some() {
+                    secrets_within(ctx, &entry.value, &path, 0);
+                    domain_check(ctx, &entry.value, &path);
+                }
+                config
+                    .connections
+                    .insert(entry.key.clone(), entry.value.to_json());
+            }
+        }
+    }
+    if let Some(node) = top.get("hooks") {
+        if let Some(hooks) = fields(ctx, node, "hooks", &["okta"]) {
+            if let Some(okta) = hooks
+                .get("okta")
+                .and_then(|node| fields(ctx, node, "hooks.okta", &["secret"]))
+            {
+                config.okta_hook_secret = okta
+                    .required(
+                        ctx,
+                        "secret",
+                        "the Authorization header value Okta sends, as a secret reference",
+                    )
+                    .and_then(|node| secret(ctx, node, "hooks.okta.secret"));
+            }
+        }
+    }
+    if let Some(node) = top.get("callers") {
+        if let Some(callers) = mapping(ctx, node, "callers") {
+            for entry in callers.entries {
+                let path = callers.path_of(&entry.key);
+                name_check(ctx, &entry.key, entry.key_location, &path, "caller name");
+                caller(ctx, &entry.value, &path);
+                config
+                    .callers
+                    .insert(entry.key.clone(), entry.value.to_json());
+            }
+        }
+    }
+    if let Some(node) = top.get("tables") {
+        if let Some(tables) = mapping(ctx, node, "tables") {
+            for entry in tables.entries {
+                let path = tables.path_of(&entry.key);
+                if let Some(problem) = identifier_problem(&entry.key, "table name") {
+                    ctx.error(entry.key_location, &path, problem);
+                }
+                table(ctx, &entry.value, &path);
+                config
+                    .tables
+                    .insert(entry.key.clone(), entry.value.to_json());
+            }
+        }
+    }
+    if let Some(node) = top.get("admin") {
+        if let Some(admin) = fields(ctx, node, "admin", &["token"]) {
+            config.admin_token = admin
+                .get("token")
+                .and_then(|node| secret(ctx, node, "admin.token"));
+        }
+    }
+    if let Some(node) = top.get("vars") {
+        if mapping(ctx, node, "vars").is_some() {
+            if let serde_json::Value::Object(vars) = node.to_json() {
+                config.vars = vars;
+            }
+        }
+    }
+    if let Some(node) = top.get("api") {
+        if let Some(api) = fields(ctx, node, "api", &["tokens"]) {
+            if let Some(tokens) = api
+                .get("tokens")
+                .and_then(|node| mapping(ctx, node, "api.tokens"))
+            {
+                for entry in tokens.entries {
+                    let path = tokens.path_of(&entry.key);
+                    if let Some(problem) = flow_name_problem(&entry.key) {
+                        ctx.error(entry.key_location, &path, problem);
+                        continue;
+                    }
+                    facts.api_tokens.push(Reference {
+                        name: entry.key.clone(),
+                        location: entry.key_location,
+                        path: path.clone(),
+                    });
+                    if let Some(token) = secret(ctx, &entry.value, &path) {
+                        config.api_tokens.insert(entry.key.clone(), token);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(node) = top.get("secrets") {
+        if let Some(secrets) = mapping(ctx, node, "secrets") {
+            for entry in secrets.entries {
+                let path = secrets.path_of(&entry.key);
+                name_check(ctx, &entry.key, entry.key_location, &path, "secret name");
+                if let Some(reference) = secret(ctx, &entry.value, &path) {
+                    config.secrets.insert(entry.key.clone(), reference);
+                }
+            }
+        }
+    }
+    (config, facts)
+}
+
+/// Names of connections, callers and secrets: letters, digits, `-`, `_` and `.`.
+fn name_check(ctx: &mut Ctx, name: &str, location: crate::model::Location, path: &str, what: &str) {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        ctx.error(
+            location,
+            path,
+            format!(
+                "invalid {what} `{}`: use letters, digits, `-`, `_` and `.`",
+                preview(name)
+            ),
+        );
+    }
+}
+
+/// Every secret-like key under `node` must hold a reference, never the secret itself.
+fn secrets_within(ctx: &mut Ctx, node: &Node, path: &str, depth: usize) {
+    match &node.value {
+        NodeValue::Map(entries) => {
+            for entry in entries {
+                let child = super::tree::key_path(path, &entry.key);
+                if SECRET_KEYS.contains(&entry.key.as_str())
+                    && !matches!(entry.value.value, NodeValue::Map(_))
+                {
+                    secret(ctx, &entry.value, &child);
+                } else if depth < 8 {
+                    secrets_within(ctx, &entry.value, &child, depth + 1);
+                }
+            }
+        }
+        NodeValue::List(items) if depth < 8 => {
+            for (index, item) in items.iter().enumerate() {
+                secrets_within(ctx, item, &super::tree::index_path(path, index), depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A connection's `domain` is a base URL.
+fn domain_check(ctx: &mut Ctx, node: &Node, path: &str) {
+    let NodeValue::Map(entries) = &node.value else {
+        return;
+    };
+    let Some(entry) = entries.iter().find(|e| e.key == "domain") else {
+        return;
+    };
+    let domain_path = super::tree::key_path(path, "domain");
+    if let Some(domain) = nonempty_text(ctx, &entry.value, &domain_path) {
+        if !(domain.starts_with("https://") || domain.starts_with("http://")) {
+            let message = format!(
+                "expected a base URL such as https://example.okta.com, got `{}`",
+                preview(&domain)
+            );
+            ctx.error(entry.value.location, &domain_path, message);
+        }
+    }
+}
+
+/// `{ jwt: { issuer, audience, sub } }` or `{ token: "env:..." }`.
+fn caller(ctx: &mut Ctx, node: &Node, path: &str) {
+    let Some(caller) = fields(ctx, node, path, &["jwt", "token"]) else {
+        return;
+    };
+    match (caller.get("jwt"), caller.get("token")) {
+        (Some(_), Some(_)) => {
+            let location = caller
+                .entry("token")
+                .map_or(caller.location, |e| e.key_location);
+            ctx.error(
+                location,
+                &caller.path_of("token"),
+                "a caller authenticates with `jwt` or `token`, not both",
+            );
+        }
+        (None, None) => ctx.error(
+            caller.location,
+            path,
+            "a caller needs `jwt: { issuer, audience }` or `token: env:NAME`",
+        ),
+        (Some(jwt), None) => {
+            if let Some(jwt) = fields(
+                ctx,
+                jwt,
+                &caller.path_of("jwt"),
+                &["issuer", "audience", "sub"],
+            ) {
+                for key in ["issuer", "audience"] {
+                    if let Some(node) = jwt.required(ctx, key, "text") {
+                        nonempty_text(ctx, node, &jwt.path_of(key));
+                    }
+                }
+                if let Some(node) = jwt.get("sub") {
+                    nonempty_text(ctx, node, &jwt.path_of("sub"));
+                }
+            }
+        }
+        (None, Some(token)) => {
+            secret(ctx, token, &caller.path_of("token"));
+        }
+    }
+}
+
+/// `{ key: column, columns: { name: type } }`.
+fn table(ctx: &mut Ctx, node: &Node, path: &str) {
+    let Some(table) = fields(ctx, node, path, &["key", "columns"]) else {
+        return;
+    };
+    let mut names = Vec::new();
+    if let Some(columns) = table
+        .required(ctx, "columns", "a mapping of column names to types")
+        .and_then(|node| mapping(ctx, node, &table.path_of("columns")))
+    {
+        if columns.entries.is_empty() {
+            ctx.error(
+                columns.location,
+                &columns.path,
+                "expected at least one column",
+            );
+        }
+        for entry in columns.entries {
+            let column_path = columns.path_of(&entry.key);
+            if let Some(problem) = identifier_problem(&entry.key, "column name") {
+                ctx.error(entry.key_location, &column_path, problem);
+            }
+            choice(ctx, &entry.value, &column_path, COLUMN_TYPES);
+            names.push(entry.key.as_str());
+        }
+        if let Some(key) = table.get("key") {
+            if let Some(column) = nonempty_text(ctx, key, &table.path_of("key")) {
+                if !names.contains(&column.as_str()) {
+                    let message = format!(
+                        "key column `{}` is not one of the columns ({})",
+                        preview(&column),
+                        names.join(", ")
+                    );
+                    ctx.error(key.location, &table.path_of("key"), message);
+                }
+            }
+        }
+    }
+}
