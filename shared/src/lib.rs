@@ -25,6 +25,7 @@ pub mod diag;
 pub mod duration;
 pub mod engine;
 pub mod flowfile;
+pub mod local;
 pub mod model;
 pub mod ports;
 pub mod run;
