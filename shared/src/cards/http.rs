@@ -1,6 +1,560 @@
 //! `http.request`: any HTTP API, with bearer, basic or custom-header auth and timeouts.
+//!
+//! The executor validates the rendered `with:` object into a request, sends it with reqwest (rustls,
+//! at most five redirects) and answers `{ status, headers, body }`. Failures are classified for retry
+//! policies: a non-2xx answer is [`CardError::Status`] (with `Retry-After` when the server sent one),
+//! an unreachable host is [`CardError::Network`], and a call that outlives the step timeout is
+//! [`CardError::Timeout`]. Responses larger than [`MAX_RESPONSE_BYTES`] are refused rather than held
+//! in memory.
 
-use super::registry::CardSpec;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+use serde_json::{Map, Value, json};
+
+use super::registry::{CardKind, CardSpec, FieldSpec};
+use super::{CardCall, CardError, CardExecutor};
+
+/// The largest response body read, in bytes (10 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+/// Redirects followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// The HTTP cards.
-pub const CARDS: &[CardSpec] = &[];
+pub const CARDS: &[CardSpec] = &[CardSpec {
+    name: "http.request",
+    summary: "Calls any HTTP API",
+    fields: &[
+        FieldSpec { name: "method", kind: "text", required: false, doc: "`GET` (default), `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS`" },
+        FieldSpec { name: "url", kind: "text", required: true, doc: "`http://` or `https://` URL" },
+        FieldSpec { name: "headers", kind: "object", required: false, doc: "request headers; values are texts, numbers or booleans" },
+        FieldSpec { name: "query", kind: "object", required: false, doc: "query parameters added to the URL; a list value repeats the parameter, `null` leaves it out" },
+        FieldSpec { name: "body", kind: "any", required: false, doc: "an object or list is sent as JSON; text is sent as is (`content-type: text/plain` unless you set one)" },
+        FieldSpec { name: "form", kind: "object", required: false, doc: "instead of `body`: sent as `application/x-www-form-urlencoded` (OAuth token endpoints)" },
+        FieldSpec { name: "auth", kind: "object", required: false, doc: "`{ type: bearer, token }`, `{ type: basic, username, password }` or `{ type: header, name, value }`; take the values from `secret('…')`" },
+    ],
+    output: "`{ status, headers, body }`: `body` is parsed JSON when the response is JSON, otherwise text (`null` when empty). A status outside 200–299 fails the step with the body as error detail",
+    kind: CardKind::Io,
+    open: false,
+}];
+
+/// Executes `http.request`.
+pub struct HttpExecutor {
+    client: reqwest::Client,
+}
+
+impl HttpExecutor {
+    /// A client with rustls, user agent `idflow/<version>` and at most [`MAX_REDIRECTS`] redirects.
+    pub fn new() -> Result<HttpExecutor, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(concat!("idflow/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .build()?;
+        Ok(HttpExecutor { client })
+    }
+
+    /// Wraps a client built elsewhere (shared connection pool, proxies, custom roots).
+    pub fn with_client(client: reqwest::Client) -> HttpExecutor {
+        HttpExecutor { client }
+    }
+
+    async fn send(&self, request: Request) -> Result<Value, CardError> {
+        let Request { method, url, headers, body } = request;
+        let mut builder = self.client.request(method.clone(), url.clone()).headers(headers);
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(send_error)?;
+        let status = response.status();
+        let response_headers = headers_json(response.headers());
+        let retry_after = retry_after(response.headers());
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
+        let bytes = read_body(response).await?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else if is_json {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        } else {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        if status.is_success() {
+            return Ok(json!({ "status": status.as_u16(), "headers": response_headers, "body": body }));
+        }
+        // The query string is left out of the message: it may carry tokens.
+        let target = format!("{}{}", url.host_str().unwrap_or(""), url.path());
+        Err(CardError::Status {
+            status: status.as_u16(),
+            message: format!("{method} {target} answered {status}"),
+            detail: Some(body),
+            retry_after,
+        })
+    }
+}
+
+#[async_trait]
+impl CardExecutor for HttpExecutor {
+    async fn execute(&self, call: &CardCall) -> Result<Value, CardError> {
+        if call.card != "http.request" {
+            return Err(CardError::Failed {
+                code: "unknown_card".into(),
+                message: format!("the http executor does not run `{}`", call.card),
+                retryable: false,
+            });
+        }
+        let request = Request::from_input(&call.input)?;
+        match tokio::time::timeout(call.timeout, self.send(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(CardError::Timeout(call.timeout)),
+        }
+    }
+}
+
+/// A validated request.
+#[derive(Debug)]
+struct Request {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> CardError {
+    CardError::InvalidInput { field: field.to_owned(), message: message.into() }
+}
+
+fn scalar_text(value: &Value, field: &str) -> Result<String, CardError> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        Value::Number(number) => Ok(number.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Err(invalid(field, "is required")),
+        Value::Array(_) => Err(invalid(field, "expected text, got a list")),
+        Value::Object(_) => Err(invalid(field, "expected text, got an object")),
+    }
+}
+
+fn object_field<'a>(input: &'a Map<String, Value>, field: &str) -> Result<Option<&'a Map<String, Value>>, CardError> {
+    match input.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(invalid(field, "expected an object")),
+    }
+}
+
+impl Request {
+    fn from_input(input: &Value) -> Result<Request, CardError> {
+        let Value::Object(input) = input else {
+            return Err(invalid("with", "expected an object"));
+        };
+        let method = match input.get("method") {
+            None | Some(Value::Null) => Method::GET,
+            Some(value) => {
+                let name = scalar_text(value, "method")?.trim().to_ascii_uppercase();
+                match name.as_str() {
+                    "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
+                        Method::from_bytes(name.as_bytes()).map_err(|_| invalid("method", format!("unknown method `{name}`")))?
+                    }
+                    _ => return Err(invalid("method", format!("unknown method `{name}`; expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"))),
+                }
+            }
+        };
+
+        let url_text = scalar_text(input.get("url").unwrap_or(&Value::Null), "url")?;
+        let mut url = Url::parse(url_text.trim()).map_err(|err| invalid("url", format!("not a valid URL: {err}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("url", format!("only http and https URLs are allowed, got `{}:`", url.scheme())));
+        }
+
+        if let Some(query) = object_field(input, "query")? {
+            let mut pairs = Vec::new();
+            for (name, value) in query {
+                let field = format!("query.{name}");
+                match value {
+                    Value::Null => {}
+                    Value::Array(items) => {
+                        for item in items.iter().filter(|item| !item.is_null()) {
+                            pairs.push((name.clone(), scalar_text(item, &field)?));
+                        }
+                    }
+                    other => pairs.push((name.clone(), scalar_text(other, &field)?)),
+                }
+            }
+            if !pairs.is_empty() {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
+        }
+
+        let mut headers = HeaderMap::new();
+        if let Some(given) = object_field(input, "headers")? {
+            for (name, value) in given {
+                if value.is_null() {
+                    continue;
+                }
+                let field = format!("headers.{name}");
+                let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(&field, "not a valid header name"))?;
+                let text = scalar_text(value, &field)?;
+                let value = HeaderValue::from_str(&text).map_err(|_| invalid(&field, "not a valid header value"))?;
+                headers.append(header, value);
+            }
+        }
+
+        if let Some(auth) = object_field(input, "auth")? {
+            let (name, value) = auth_header(auth)?;
+            let mut value = HeaderValue::from_str(&value).map_err(|_| invalid("auth", "the credentials are not a valid header value"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+
+        let body = match (input.get("body").filter(|body| !body.is_null()), object_field(input, "form")?) {
+            (Some(_), Some(_)) => return Err(invalid("form", "give either `body` or `form`, not both")),
+            (None, None) => None,
+            (None, Some(form)) => {
+                let mut pairs = Vec::new();
+                for (name, value) in form.iter().filter(|(_, value)| !value.is_null()) {
+                    let text = scalar_text(value, &format!("form.{name}"))?;
+                    pairs.push(format!("{}={}", crate::template::percent_encode(name), crate::template::percent_encode(&text)));
+                }
+                set_default(&mut headers, "application/x-www-form-urlencoded");
+                Some(pairs.join("&").into_bytes())
+            }
+            (Some(Value::String(text)), None) => {
+                set_default(&mut headers, "text/plain; charset=utf-8");
+                Some(text.clone().into_bytes())
+            }
+            (Some(other), None) => {
+                set_default(&mut headers, "application/json");
+                Some(serde_json::to_vec(other).map_err(|err| invalid("body", err.to_string()))?)
+            }
+        };
+
+        Ok(Request { method, url, headers, body })
+    }
+}
+
+fn set_default(headers: &mut HeaderMap, content_type: &'static str) {
+    if !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+}
+
+fn auth_header(auth: &Map<String, Value>) -> Result<(HeaderName, String), CardError> {
+    let part = |name: &str| -> Result<String, CardError> { scalar_text(auth.get(name).unwrap_or(&Value::Null), &format!("auth.{name}")) };
+    let kind = part("type")?;
+    match kind.as_str() {
+        "bearer" => Ok((AUTHORIZATION, format!("Bearer {}", part("token")?))),
+        "basic" => {
+            let credentials = format!("{}:{}", part("username")?, part("password")?);
+            Ok((AUTHORIZATION, format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))))
+        }
+        "header" => {
+            let name = part("name")?;
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("auth.name", "not a valid header name"))?;
+            Ok((header, part("value")?))
+        }
+        other => Err(invalid("auth.type", format!("unknown auth type `{other}`; expected bearer, basic or header"))),
+    }
+}
+
+fn headers_json(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for name in headers.keys() {
+        let values: Vec<String> = headers.get_all(name).iter().map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()).collect();
+        map.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
+    }
+    Value::Object(map)
+}
+
+/// How long the server asked us to wait: `Retry-After` in seconds or as an HTTP date, else Okta's
+/// `X-Rate-Limit-Reset` (Unix seconds). Dates are measured against the response's own `Date` header
+/// when it has one, so clock skew between us and the server does not matter.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    let server_now = || {
+        text("date")
+            .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
+            .map_or_else(Utc::now, |date| date.with_timezone(&Utc))
+    };
+    let until = |at: DateTime<Utc>| (at - server_now()).to_std().unwrap_or(Duration::ZERO);
+    if let Some(value) = text("retry-after") {
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        return DateTime::parse_from_rfc2822(value).ok().map(|at| until(at.with_timezone(&Utc)));
+    }
+    let reset = text("x-rate-limit-reset")?.parse::<i64>().ok()?;
+    DateTime::from_timestamp(reset, 0).map(until)
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CardError> {
+    let too_large = || CardError::Failed {
+        code: "response_too_large".into(),
+        message: format!("the response is larger than {} MiB", MAX_RESPONSE_BYTES / (1024 * 1024)),
+        retryable: false,
+    };
+    if response.content_length().is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(send_error)? {
+        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Classifies a transport error. The URL is removed (its query may hold a token) and the causes are
+/// kept, since reqwest's own message ("error sending request") says little.
+fn send_error(err: reqwest::Error) -> CardError {
+    if err.is_redirect() {
+        return CardError::Failed {
+            code: "too_many_redirects".into(),
+            message: format!("more than {MAX_REDIRECTS} redirects"),
+            retryable: false,
+        };
+    }
+    let err = err.without_url();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    CardError::Network(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::extract::{Path, RawQuery};
+    use axum::http::{HeaderMap as AxumHeaders, Method as AxumMethod, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{any, get};
+
+    use crate::run::RunId;
+
+    async fn echo(method: AxumMethod, RawQuery(query): RawQuery, headers: AxumHeaders, body: Bytes) -> Response {
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        axum::Json(json!({
+            "method": method.as_str(),
+            "query": query,
+            "authorization": header("authorization"),
+            "x_api_key": header("x-api-key"),
+            "content_type": header("content-type"),
+            "user_agent": header("user-agent"),
+            "body": String::from_utf8_lossy(&body),
+        }))
+        .into_response()
+    }
+
+    async fn status(Path(code): Path<u16>) -> Response {
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
+        let mut response = (code, axum::Json(json!({ "errorCode": "E0000007", "errorSummary": "Not found" }))).into_response();
+        let headers = response.headers_mut();
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert("retry-after", HeaderValue::from_static("7"));
+        }
+        if code == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert("date", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+            headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:30:00 GMT"));
+        }
+        response
+    }
+
+    async fn server() -> String {
+        let app = Router::new()
+            .route("/echo", any(echo))
+            .route("/text", get(|| async { "plain text" }))
+            .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+            .route("/status/{code}", get(status))
+            .route("/redirect", get(|| async { (StatusCode::FOUND, [("location", "/text")]) }))
+            .route("/loop", get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }))
+            .route("/hang", get(|| std::future::pending::<&'static str>()))
+            .route("/big", get(|| async { vec![b'x'; MAX_RESPONSE_BYTES + 1] }))
+            .route(
+                "/big-stream",
+                get(|| async {
+                    let chunks = (0..11).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; 1024 * 1024])));
+                    Body::from_stream(futures::stream::iter(chunks))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    async fn call(input: Value, timeout: Duration) -> Result<Value, CardError> {
+        let executor = HttpExecutor::new().unwrap();
+        let call = CardCall {
+            card: "http.request".into(),
+            input,
+            timeout,
+            run_id: RunId::new_at(Utc::now()),
+            step: "s1".into(),
+            attempt: 1,
+        };
+        executor.execute(&call).await
+    }
+
+    /// Calls the test server with `input` (`url` relative to it) and compares the part of the output
+    /// `expected` names (`status`, `body`, ...) or the error.
+    async fn check(base: &str, mut input: Value, expected: Result<Value, CardError>) {
+        input["url"] = json!(format!("{base}{}", input["url"].as_str().unwrap_or("")));
+        let got = call(input.clone(), Duration::from_secs(5)).await;
+        match (got, expected) {
+            (Ok(output), Ok(Value::Object(fields))) => {
+                for (name, value) in fields {
+                    assert_eq!(output[&name], value, "{input}: {name} in {output}");
+                }
+            }
+            (got, expected) => assert_eq!(got, expected, "{input}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_methods_bodies_and_query() {
+        let base = server().await;
+        check(&base, json!({ "url": "/echo" }), Ok(json!({ "status": 200, "body": { "method": "GET", "query": null, "authorization": null, "x_api_key": null, "content_type": null, "user_agent": concat!("idflow/", env!("CARGO_PKG_VERSION")), "body": "" } }))).await;
+        let got = call(json!({ "method": "post", "url": format!("{base}/echo"), "body": { "a": 1 } }), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((got["body"]["method"].clone(), got["body"]["content_type"].clone(), got["body"]["body"].clone()), (json!("POST"), json!("application/json"), json!("{\"a\":1}")));
+        assert_eq!(got["headers"]["content-type"], json!("application/json"));
+        let got = call(json!({ "method": "PUT", "url": format!("{base}/echo"), "body": "raw <text>" }), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((got["body"]["method"].clone(), got["body"]["content_type"].clone(), got["body"]["body"].clone()), (json!("PUT"), json!("text/plain; charset=utf-8"), json!("raw <text>")));
+        let got = call(json!({ "method": "PATCH", "url": format!("{base}/echo"), "body": [1], "headers": { "content-type": "application/merge-patch+json" } }), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(got["body"]["content_type"], json!("application/merge-patch+json"));
+        let got = call(json!({ "method": "POST", "url": format!("{base}/echo"), "form": { "grant_type": "client_credentials", "scope": "a b" } }), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((got["body"]["content_type"].clone(), got["body"]["body"].clone()), (json!("application/x-www-form-urlencoded"), json!("grant_type=client_credentials&scope=a%20b")));
+        let got = call(json!({ "method": "DELETE", "url": format!("{base}/echo?keep=1"), "query": { "q": "a b", "n": 2, "tag": ["x", "y"], "skip": null } }), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((got["body"]["method"].clone(), got["body"]["query"].clone()), (json!("DELETE"), json!("keep=1&q=a+b&n=2&tag=x&tag=y")));
+        check(&base, json!({ "url": "/text" }), Ok(json!({ "status": 200, "body": "plain text" }))).await;
+        check(&base, json!({ "url": "/empty" }), Ok(json!({ "status": 204, "body": null }))).await;
+        check(&base, json!({ "url": "/redirect" }), Ok(json!({ "status": 200, "body": "plain text" }))).await;
+        check(&base, json!({ "method": "HEAD", "url": "/text" }), Ok(json!({ "status": 200, "body": null }))).await;
+    }
+
+    #[tokio::test]
+    async fn sends_each_kind_of_auth() {
+        let base = server().await;
+        let seen = |auth: Value| {
+            let base = base.clone();
+            async move { call(json!({ "url": format!("{base}/echo"), "auth": auth }), Duration::from_secs(5)).await.unwrap()["body"].clone() }
+        };
+        assert_eq!(seen(json!({ "type": "bearer", "token": "t0k" })).await["authorization"], json!("Bearer t0k"));
+        assert_eq!(seen(json!({ "type": "basic", "username": "user", "password": "pass" })).await["authorization"], json!("Basic dXNlcjpwYXNz"));
+        assert_eq!(seen(json!({ "type": "header", "name": "X-Api-Key", "value": "k3y" })).await["x_api_key"], json!("k3y"));
+        let err = call(json!({ "url": format!("{base}/echo"), "auth": { "type": "digest" } }), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err, invalid("auth.type", "unknown auth type `digest`; expected bearer, basic or header"));
+        let err = call(json!({ "url": format!("{base}/echo"), "auth": { "type": "bearer" } }), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err, invalid("auth.token", "is required"));
+    }
+
+    #[tokio::test]
+    async fn maps_error_statuses_and_retry_after() {
+        let base = server().await;
+        let detail = Some(json!({ "errorCode": "E0000007", "errorSummary": "Not found" }));
+        let status_error = |status: u16, reason: &str, retry_after: Option<Duration>| {
+            Err(CardError::Status {
+                status,
+                message: format!("GET 127.0.0.1/status/{status} answered {status} {reason}"),
+                detail: detail.clone(),
+                retry_after,
+            })
+        };
+        check(&base, json!({ "url": "/status/404" }), status_error(404, "Not Found", None)).await;
+        check(&base, json!({ "url": "/status/500" }), status_error(500, "Internal Server Error", None)).await;
+        check(&base, json!({ "url": "/status/429" }), status_error(429, "Too Many Requests", Some(Duration::from_secs(7)))).await;
+        check(&base, json!({ "url": "/status/503" }), status_error(503, "Service Unavailable", Some(Duration::from_secs(120)))).await;
+        let err = call(json!({ "url": format!("{base}/status/404") }), Duration::from_secs(5)).await.unwrap_err();
+        assert!(!err.is_retryable());
+        let err = call(json!({ "url": format!("{base}/status/429") }), Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn times_out_and_reports_network_errors() {
+        let base = server().await;
+        let timeout = Duration::from_millis(200);
+        assert_eq!(call(json!({ "url": format!("{base}/hang") }), timeout).await, Err(CardError::Timeout(timeout)));
+
+        // A port that was just free: nothing listens there.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let err = call(json!({ "url": format!("http://{address}/x?token=s3cr3t") }), Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(&err, CardError::Network(message) if !message.contains("s3cr3t")), "{err:?}");
+        assert!(err.is_retryable());
+
+        let err = call(json!({ "url": format!("{base}/loop") }), Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(&err, CardError::Failed { code, .. } if code == "too_many_redirects"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn refuses_oversize_responses() {
+        let base = server().await;
+        for path in ["/big", "/big-stream"] {
+            let err = call(json!({ "url": format!("{base}{path}") }), Duration::from_secs(20)).await.unwrap_err();
+            assert!(matches!(&err, CardError::Failed { code, .. } if code == "response_too_large"), "{path}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn validates_input_before_sending() {
+        let check_invalid = |input: Value, field: &str, fragment: &str| {
+            let field = field.to_owned();
+            let fragment = fragment.to_owned();
+            async move {
+                match call(input.clone(), Duration::from_secs(1)).await {
+                    Err(CardError::InvalidInput { field: got, message }) => {
+                        assert_eq!(got, field, "{input}");
+                        assert!(message.contains(&fragment), "{input}: {message}");
+                    }
+                    other => panic!("{input}: {other:?}"),
+                }
+            }
+        };
+        check_invalid(json!({}), "url", "is required").await;
+        check_invalid(json!({ "url": "ftp://example.com/x" }), "url", "only http and https").await;
+        check_invalid(json!({ "url": "not a url" }), "url", "not a valid URL").await;
+        check_invalid(json!({ "url": "https://x.test", "method": "BREW" }), "method", "unknown method `BREW`").await;
+        check_invalid(json!({ "url": "https://x.test", "headers": { "bad header": "x" } }), "headers.bad header", "not a valid header name").await;
+        check_invalid(json!({ "url": "https://x.test", "headers": { "x-a": { "o": 1 } } }), "headers.x-a", "expected text").await;
+        check_invalid(json!({ "url": "https://x.test", "query": "a=1" }), "query", "expected an object").await;
+        check_invalid(json!({ "url": "https://x.test", "body": {}, "form": {} }), "form", "not both").await;
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_okta_reset() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert_eq!(retry_after(&headers(&[("retry-after", "30")])), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after(&headers(&[("date", "Wed, 21 Oct 2015 07:28:00 GMT"), ("retry-after", "Wed, 21 Oct 2015 07:28:45 GMT")])),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(retry_after(&headers(&[("date", "Wed, 21 Oct 2015 07:28:00 GMT"), ("x-rate-limit-reset", "1445412500")])), Some(Duration::from_secs(20)));
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(retry_after(&headers(&[])), None);
+    }
+}
