@@ -24,8 +24,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(args: &ServerArgs) -> Result<Client> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Client { http, base: args.server.trim_end_matches('/').to_owned(), token: args.token.clone() })
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            base: args.server.trim_end_matches('/').to_owned(),
+            token: args.token.clone(),
+        })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -37,7 +43,10 @@ impl Client {
     }
 
     async fn send(&self, builder: reqwest::RequestBuilder) -> Result<Value> {
-        let response = builder.send().await.with_context(|| format!("cannot reach the idflow server at {}", self.base))?;
+        let response = builder
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the idflow server at {}", self.base))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -48,15 +57,30 @@ impl Client {
     }
 
     pub async fn start_run(&self, flow: &str, input: &Value) -> Result<String> {
-        let body = self.send(self.request(reqwest::Method::POST, &format!("/api/flows/{flow}/runs")).json(input)).await?;
-        body["runId"].as_str().map(str::to_owned).context("server did not return a run id")
+        let body = self
+            .send(
+                self.request(reqwest::Method::POST, &format!("/api/flows/{flow}/runs"))
+                    .json(input),
+            )
+            .await?;
+        body["runId"]
+            .as_str()
+            .map(str::to_owned)
+            .context("server did not return a run id")
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Value> {
-        self.send(self.request(reqwest::Method::GET, &format!("/api/runs/{id}"))).await
+        self.send(self.request(reqwest::Method::GET, &format!("/api/runs/{id}")))
+            .await
     }
 
-    pub async fn list_runs(&self, flow: Option<&str>, status: Option<&str>, limit: u32, cursor: Option<&str>) -> Result<Value> {
+    pub async fn list_runs(
+        &self,
+        flow: Option<&str>,
+        status: Option<&str>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Value> {
         let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
         if let Some(f) = flow {
             query.push(("flow", f.to_owned()));
@@ -67,7 +91,11 @@ impl Client {
         if let Some(c) = cursor {
             query.push(("cursor", c.to_owned()));
         }
-        self.send(self.request(reqwest::Method::GET, "/api/runs").query(&query)).await
+        self.send(
+            self.request(reqwest::Method::GET, "/api/runs")
+                .query(&query),
+        )
+        .await
     }
 
     /// Polls until the run ends. A CLI waiting on a human is the one place a poll interval is right.
@@ -75,11 +103,18 @@ impl Client {
         let started = Instant::now();
         loop {
             let run = self.get_run(id).await?;
-            if matches!(run["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            if matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
                 return Ok(run);
             }
             if started.elapsed() > timeout {
-                bail!("run {id} is still {} after {}s", run["status"].as_str().unwrap_or("?"), timeout.as_secs());
+                bail!(
+                    "run {id} is still {} after {}s",
+                    run["status"].as_str().unwrap_or("?"),
+                    timeout.as_secs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

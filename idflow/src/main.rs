@@ -102,7 +102,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -120,7 +123,15 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve { flows, addr, data, body_limit, workers, no_reload, log_json } => {
+        Command::Serve {
+            flows,
+            addr,
+            data,
+            body_limit,
+            workers,
+            no_reload,
+            log_json,
+        } => {
             init_logging(log_json);
             let options = shared::local::ServeOptions {
                 flows_dir: flows,
@@ -130,7 +141,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 workers,
                 hot_reload: !no_reload,
             };
-            let server = shared::local::Server::start(options, shared::local::system_clock()).await?;
+            let server =
+                shared::local::Server::start(options, shared::local::system_clock()).await?;
             eprintln!("idflow listening on http://{}", server.addr);
             shutdown_signal().await;
             eprintln!("shutting down");
@@ -138,7 +150,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { paths, json } => validate(paths, json),
-        Command::Run { name, input, wait, timeout, server, json } => {
+        Command::Run {
+            name,
+            input,
+            wait,
+            timeout,
+            server,
+            json,
+        } => {
             let input: Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
             let client = client::Client::new(&server)?;
             let run_id = client.start_run(&name, &input).await?;
@@ -150,17 +169,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let run = client.wait_run(&run_id, Duration::from_secs(timeout)).await?;
+            let run = client
+                .wait_run(&run_id, Duration::from_secs(timeout))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
                 print!("{}", render::run_card(&run, render::colors()));
             }
-            Ok(if run["status"] == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if run["status"] == "succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Runs { flow, status, limit, cursor, server, json } => {
+        Command::Runs {
+            flow,
+            status,
+            limit,
+            cursor,
+            server,
+            json,
+        } => {
             let client = client::Client::new(&server)?;
-            let page = client.list_runs(flow.as_deref(), status.as_deref(), limit, cursor.as_deref()).await?;
+            let page = client
+                .list_runs(flow.as_deref(), status.as_deref(), limit, cursor.as_deref())
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
@@ -168,7 +202,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { run_id, server, json } => {
+        Command::Show {
+            run_id,
+            server,
+            json,
+        } => {
             let client = client::Client::new(&server)?;
             let run = client.get_run(&run_id).await?;
             if json {
@@ -182,7 +220,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
-    let paths = if paths.is_empty() { vec![PathBuf::from("./flows")] } else { paths };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("./flows")]
+    } else {
+        paths
+    };
     let mut diagnostics = Vec::new();
     let mut flows = 0usize;
     for path in &paths {
@@ -200,7 +242,10 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
         }
     }
     if json {
-        println!("{}", serde_json::json!({ "valid": diagnostics.is_empty(), "flows": flows, "errors": diagnostics }));
+        println!(
+            "{}",
+            serde_json::json!({ "valid": diagnostics.is_empty(), "flows": flows, "errors": diagnostics })
+        );
     } else {
         let colors = render::colors_stderr();
         for d in &diagnostics {
@@ -212,13 +257,19 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
             eprintln!("{} error(s); {flows} flow(s) valid", diagnostics.len());
         }
     }
-    Ok(if diagnostics.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if diagnostics.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

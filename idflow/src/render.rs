@@ -16,12 +16,29 @@ pub struct Colors {
     pub reset: &'static str,
 }
 
-const ON: Colors =
-    Colors { red: "\x1b[31m", green: "\x1b[32m", yellow: "\x1b[33m", dim: "\x1b[2m", bold: "\x1b[1m", reset: "\x1b[0m" };
-const OFF: Colors = Colors { red: "", green: "", yellow: "", dim: "", bold: "", reset: "" };
+const ON: Colors = Colors {
+    red: "\x1b[31m",
+    green: "\x1b[32m",
+    yellow: "\x1b[33m",
+    dim: "\x1b[2m",
+    bold: "\x1b[1m",
+    reset: "\x1b[0m",
+};
+const OFF: Colors = Colors {
+    red: "",
+    green: "",
+    yellow: "",
+    dim: "",
+    bold: "",
+    reset: "",
+};
 
 fn pick(is_terminal: bool) -> Colors {
-    if is_terminal && std::env::var_os("NO_COLOR").is_none() { ON } else { OFF }
+    if is_terminal && std::env::var_os("NO_COLOR").is_none() {
+        ON
+    } else {
+        OFF
+    }
 }
 
 pub fn colors() -> Colors {
@@ -62,7 +79,10 @@ pub fn runs_table(page: &Value) -> String {
             text(&r["status"]),
             text(&r["trigger"]["kind"]),
             text(&r["createdAt"]),
-            r["durationMs"].as_i64().map(|d| format!("{d} ms")).unwrap_or_else(|| "-".into()),
+            r["durationMs"]
+                .as_i64()
+                .map(|d| format!("{d} ms"))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     let mut widths = header.map(str::len);
@@ -95,15 +115,31 @@ pub fn runs_table(page: &Value) -> String {
 
 fn indent_json(v: &Value, pad: &str) -> String {
     let pretty = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    pretty.lines().map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
+    pretty
+        .lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `idflow show`: the run, then each step with status, duration, input, output and error.
 pub fn run_card(run: &Value, c: Colors) -> String {
     let mut out = String::new();
     let status = run["status"].as_str().unwrap_or("?");
-    let _ = writeln!(out, "{}run {}{}  {}", c.bold, text(&run["id"]), c.reset, text(&run["flow"]));
-    let _ = writeln!(out, "  status    {}{status}{}", status_color(status, c), c.reset);
+    let _ = writeln!(
+        out,
+        "{}run {}{}  {}",
+        c.bold,
+        text(&run["id"]),
+        c.reset,
+        text(&run["flow"])
+    );
+    let _ = writeln!(
+        out,
+        "  status    {}{status}{}",
+        status_color(status, c),
+        c.reset
+    );
     let _ = writeln!(out, "  trigger   {}", text(&run["trigger"]["kind"]));
     let _ = writeln!(out, "  version   {}", text(&run["flowVersion"]));
     let _ = writeln!(out, "  created   {}", text(&run["createdAt"]));
@@ -131,7 +167,11 @@ pub fn run_card(run: &Value, c: Colors) -> String {
     for s in &steps {
         let st = s["status"].as_str().unwrap_or("?");
         let attempts = s["attempts"].as_u64().unwrap_or(1);
-        let attempts = if attempts > 1 { format!("  {attempts} attempts") } else { String::new() };
+        let attempts = if attempts > 1 {
+            format!("  {attempts} attempts")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "\n  {}{}{} {}  {}{st}{}  {} ms{attempts}",
@@ -144,22 +184,56 @@ pub fn run_card(run: &Value, c: Colors) -> String {
             s["durationMs"].as_u64().unwrap_or(0)
         );
         if !s["input"].is_null() {
-            let _ = writeln!(out, "    {}input{}\n{}", c.dim, c.reset, indent_json(&s["input"], "      "));
+            let _ = writeln!(
+                out,
+                "    {}input{}\n{}",
+                c.dim,
+                c.reset,
+                indent_json(&s["input"], "      ")
+            );
         }
         if !s["output"].is_null() {
-            let _ = writeln!(out, "    {}output{}\n{}", c.dim, c.reset, indent_json(&s["output"], "      "));
+            let _ = writeln!(
+                out,
+                "    {}output{}\n{}",
+                c.dim,
+                c.reset,
+                indent_json(&s["output"], "      ")
+            );
         }
         if !s["error"].is_null() {
             let e = &s["error"];
-            let status = e["status"].as_u64().map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-            let _ = writeln!(out, "    {}error {}{status}: {}{}", c.red, text(&e["code"]), text(&e["message"]), c.reset);
+            let status = e["status"]
+                .as_u64()
+                .map(|s| format!(" (HTTP {s})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {}error {}{status}: {}{}",
+                c.red,
+                text(&e["code"]),
+                text(&e["message"]),
+                c.reset
+            );
             if !e["detail"].is_null() {
-                let _ = writeln!(out, "{}{}{}", c.red, indent_json(&e["detail"], "      "), c.reset);
+                let _ = writeln!(
+                    out,
+                    "{}{}{}",
+                    c.red,
+                    indent_json(&e["detail"], "      "),
+                    c.reset
+                );
             }
         }
     }
     if !run["output"].is_null() {
-        let _ = writeln!(out, "\n{}output{}\n{}", c.bold, c.reset, indent_json(&run["output"], "  "));
+        let _ = writeln!(
+            out,
+            "\n{}output{}\n{}",
+            c.bold,
+            c.reset,
+            indent_json(&run["output"], "  ")
+        );
     }
     out
 }
@@ -181,8 +255,14 @@ mod tests {
         });
         let out = run_card(&run, OFF);
         assert!(out.contains("a text.compose  succeeded"), "{out}");
-        assert!(out.contains("b http.request  failed  12 ms  3 attempts"), "{out}");
-        assert!(out.contains("error http_status (HTTP 404): not found"), "{out}");
+        assert!(
+            out.contains("b http.request  failed  12 ms  3 attempts"),
+            "{out}"
+        );
+        assert!(
+            out.contains("error http_status (HTTP 404): not found"),
+            "{out}"
+        );
         assert!(out.contains("error     step_failed: boom"), "{out}");
     }
 

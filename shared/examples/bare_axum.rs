@@ -8,12 +8,17 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8090".into());
     let app = axum::Router::new().route(
         "/api/flows/{name}/invoke",
         post(|Json(body): Json<Value>| async move {
             let _ = body;
-            (StatusCode::ACCEPTED, Json(json!({ "runId": ulid::Ulid::new().to_string() })))
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "runId": ulid::Ulid::new().to_string() })),
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind(&addr).await?;

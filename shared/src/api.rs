@@ -105,7 +105,9 @@ impl IntoResponse for ApiError {
 impl From<RunnerError> for ApiError {
     fn from(error: RunnerError) -> ApiError {
         match error {
-            RunnerError::UnknownFlow(name) => ApiError::NotFound(format!("flow `{name}` does not exist")),
+            RunnerError::UnknownFlow(name) => {
+                ApiError::NotFound(format!("flow `{name}` does not exist"))
+            }
             RunnerError::UnknownRun(id) => ApiError::NotFound(format!("run {id} does not exist")),
             RunnerError::Store(e) => e.into(),
             RunnerError::Secret(e) => ApiError::Internal(Box::new(e)),
@@ -117,7 +119,11 @@ impl From<RunnerError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        if error.is_retryable() { ApiError::Unavailable(Box::new(error)) } else { ApiError::Internal(Box::new(error)) }
+        if error.is_retryable() {
+            ApiError::Unavailable(Box::new(error))
+        } else {
+            ApiError::Internal(Box::new(error))
+        }
     }
 }
 
@@ -144,7 +150,9 @@ pub fn router(state: ApiState) -> axum::Router {
 
 /// `GET|POST /api/flows/{name}/invoke`.
 pub fn invoke_router(state: ApiState) -> axum::Router {
-    axum::Router::new().route("/api/flows/{name}/invoke", get(invoke).post(invoke)).with_state(state)
+    axum::Router::new()
+        .route("/api/flows/{name}/invoke", get(invoke).post(invoke))
+        .with_state(state)
 }
 
 /// Admin routes, behind the admin bearer token.
@@ -156,7 +164,10 @@ pub fn admin_router(state: ApiState) -> axum::Router {
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/rerun", post(rerun))
         .route("/api/runs/{id}/cancel", post(cancel))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_admin))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin,
+        ))
         .with_state(state)
 }
 
@@ -170,10 +181,14 @@ async fn require_admin(
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .unwrap_or("");
         if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-            return ApiError::Unauthorized("a valid admin bearer token is required".into()).into_response();
+            return ApiError::Unauthorized("a valid admin bearer token is required".into())
+                .into_response();
         }
     }
     next.run(request).await
@@ -189,7 +204,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })
 }
 
 /// Parses a request body by content type into the run input's `body`.
@@ -207,14 +224,23 @@ fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
         .trim()
         .to_ascii_lowercase();
     match content_type.as_str() {
-        "application/json" | "" => serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}"))),
-        ct if ct.ends_with("+json") => serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}"))),
+        "application/json" | "" => serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}"))),
+        ct if ct.ends_with("+json") => serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}"))),
         "application/x-www-form-urlencoded" => {
-            let text = std::str::from_utf8(bytes).map_err(|_| ApiError::BadRequest("form body is not UTF-8".into()))?;
-            Ok(Value::Object(parse_query(text).into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| ApiError::BadRequest("form body is not UTF-8".into()))?;
+            Ok(Value::Object(
+                parse_query(text)
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ))
         }
         "text/plain" => {
-            let text = std::str::from_utf8(bytes).map_err(|_| ApiError::BadRequest("text body is not UTF-8".into()))?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| ApiError::BadRequest("text body is not UTF-8".into()))?;
             Ok(Value::String(text.to_owned()))
         }
         other => Err(ApiError::UnsupportedMediaType(format!(
@@ -243,7 +269,9 @@ fn percent_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -260,7 +288,12 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Headers never passed into a run: credentials and signatures.
-const SECRET_HEADERS: &[&str] = &["authorization", "cookie", "x-api-client-token", "proxy-authorization"];
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "x-api-client-token",
+    "proxy-authorization",
+];
 
 async fn invoke(
     State(state): State<ApiState>,
@@ -274,12 +307,16 @@ async fn invoke(
     let flow = match runtime.current_flow(&name).await {
         Ok(flow) => flow,
         Err(RunnerError::UnknownFlow(_)) | Err(RunnerError::InvalidFlow { .. }) => {
-            return Err(ApiError::NotFound(format!("flow `{name}` has no API endpoint")));
+            return Err(ApiError::NotFound(format!(
+                "flow `{name}` has no API endpoint"
+            )));
         }
         Err(other) => return Err(other.into()),
     };
     let Trigger::Api(api) = &flow.flow.trigger else {
-        return Err(ApiError::NotFound(format!("flow `{name}` has no API endpoint")));
+        return Err(ApiError::NotFound(format!(
+            "flow `{name}` has no API endpoint"
+        )));
     };
     let bytes = read_body(body, state.body_limit).await?;
     let query = parse_query(raw_query.as_deref().unwrap_or(""));
@@ -288,9 +325,12 @@ async fn invoke(
         ApiAuth::Public => {}
         ApiAuth::Token { token } => {
             let project = runtime.project();
-            let reference = token.clone().or_else(|| project.api_tokens.get(&name).cloned()).ok_or_else(|| {
-                ApiError::Unauthorized(format!("flow `{name}` has no client token configured"))
-            })?;
+            let reference = token
+                .clone()
+                .or_else(|| project.api_tokens.get(&name).cloned())
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(format!("flow `{name}` has no client token configured"))
+                })?;
             let expected = resolve(runtime, &reference).await?;
             let presented = headers
                 .get("x-api-client-token")
@@ -311,7 +351,9 @@ async fn invoke(
             hidden_headers.push(hmac.header.to_ascii_lowercase());
         }
         ApiAuth::Jwt { .. } => {
-            return Err(ApiError::Unauthorized("JWT-authenticated endpoints are served once a JWKS is configured".into()));
+            return Err(ApiError::Unauthorized(
+                "JWT-authenticated endpoints are served once a JWKS is configured".into(),
+            ));
         }
     }
     let body = parse_body(&headers, &bytes)?;
@@ -337,11 +379,17 @@ async fn invoke(
         "query": query_json,
         "headers": header_json,
     });
-    let trigger = TriggerInfo::Api { method: method.as_str().to_owned() };
+    let trigger = TriggerInfo::Api {
+        method: method.as_str().to_owned(),
+    };
     match api.respond {
         Respond::Async => {
             let (run_id, _) = runtime.start_run(&name, input, trigger, None).await?;
-            Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id.to_string() }))).into_response())
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "runId": run_id.to_string() })),
+            )
+                .into_response())
         }
         Respond::Sync => {
             let mut ended = runtime.subscribe();
@@ -352,7 +400,10 @@ async fn invoke(
     }
 }
 
-async fn resolve(runtime: &Runtime, reference: &crate::model::SecretRef) -> Result<String, ApiError> {
+async fn resolve(
+    runtime: &Runtime,
+    reference: &crate::model::SecretRef,
+) -> Result<String, ApiError> {
     match runtime.secrets.resolve(reference).await {
         Ok(v) => Ok(v.expose().to_owned()),
         Err(error @ SecretError::Unreadable { .. }) => Err(ApiError::Unavailable(Box::new(error))),
@@ -360,43 +411,62 @@ async fn resolve(runtime: &Runtime, reference: &crate::model::SecretRef) -> Resu
     }
 }
 
-async fn verify_hmac(runtime: &Runtime, config: &HmacAuth, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+async fn verify_hmac(
+    runtime: &Runtime,
+    config: &HmacAuth,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
     let header = headers
         .get(config.header.as_str())
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized(format!("missing signature header `{}`", config.header)))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!("missing signature header `{}`", config.header))
+        })?;
     let encoded = header
         .trim()
         .strip_prefix(config.prefix.as_str())
-        .ok_or_else(|| ApiError::Unauthorized(format!("signature must start with `{}`", config.prefix)))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!("signature must start with `{}`", config.prefix))
+        })?;
     let signature = match config.encoding {
         SignatureEncoding::Hex => hex::decode(encoded.trim()).ok(),
         SignatureEncoding::Base64 => {
             use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
         }
     }
     .ok_or_else(|| ApiError::Unauthorized("signature is not valid hex/base64".into()))?;
     let secret = resolve(runtime, &config.secret).await?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
     if let Some(ts_header) = &config.timestamp_header {
         let ts_text = headers
             .get(ts_header.as_str())
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthorized(format!("missing timestamp header `{ts_header}`")))?;
-        let ts: i64 =
-            ts_text.trim().parse().map_err(|_| ApiError::Unauthorized("timestamp header is not a Unix time".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(format!("missing timestamp header `{ts_header}`"))
+            })?;
+        let ts: i64 = ts_text
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::Unauthorized("timestamp header is not a Unix time".into()))?;
         let now = runtime.clock.now().timestamp();
         let tolerance = i64::try_from(config.tolerance.as_secs()).unwrap_or(i64::MAX);
         if (now - ts).abs() > tolerance {
-            return Err(ApiError::Unauthorized("signature timestamp is outside the allowed tolerance".into()));
+            return Err(ApiError::Unauthorized(
+                "signature timestamp is outside the allowed tolerance".into(),
+            ));
         }
         mac.update(ts_text.trim().as_bytes());
         mac.update(b".");
     }
     mac.update(body);
     // `verify_slice` compares in constant time.
-    mac.verify_slice(&signature).map_err(|_| ApiError::Unauthorized("invalid signature".into()))
+    mac.verify_slice(&signature)
+        .map_err(|_| ApiError::Unauthorized("invalid signature".into()))
 }
 
 /// Waits for a run to end: in-process notifications, with a store poll as the fallback (the worker
@@ -407,7 +477,8 @@ pub async fn wait_for_run(
     run_id: RunId,
     timeout: Duration,
 ) -> Result<Run, ApiError> {
-    let deadline = runtime.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+    let deadline =
+        runtime.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     loop {
         if let Some(run) = runtime.runs.get(run_id).await? {
             if run.status.is_terminal() {
@@ -451,7 +522,10 @@ fn sync_response(run: Run) -> Result<Response, ApiError> {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(text)) {
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::try_from(name.as_str()),
+                        HeaderValue::try_from(text),
+                    ) {
                         response.headers_mut().insert(name, value);
                     }
                 }
@@ -460,7 +534,10 @@ fn sync_response(run: Run) -> Result<Response, ApiError> {
         }
         _ => Err(ApiError::RunFailed {
             run_id: run.id,
-            message: run.error.map(|e| e.message).unwrap_or_else(|| run.status.to_string()),
+            message: run
+                .error
+                .map(|e| e.message)
+                .unwrap_or_else(|| run.status.to_string()),
         }),
     }
 }
@@ -495,14 +572,27 @@ async fn start_manual_run(
     let input = if bytes.is_empty() {
         json!({})
     } else {
-        let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        let ct = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
         if !ct.starts_with("application/json") {
-            return Err(ApiError::UnsupportedMediaType("send the run input as application/json".into()));
+            return Err(ApiError::UnsupportedMediaType(
+                "send the run input as application/json".into(),
+            ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))?
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))?
     };
-    let (run_id, _) = state.runtime.start_run(&name, input, TriggerInfo::Manual, None).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id.to_string() }))).into_response())
+    let (run_id, _) = state
+        .runtime
+        .start_run(&name, input, TriggerInfo::Manual, None)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": run_id.to_string() })),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -519,12 +609,19 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, 
     text.map(|t| {
         DateTime::parse_from_rfc3339(t)
             .map(|d| d.with_timezone(&Utc))
-            .map_err(|_| ApiError::BadRequest(format!("`{field}` must be an RFC 3339 date-time, got `{t}`")))
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "`{field}` must be an RFC 3339 date-time, got `{t}`"
+                ))
+            })
     })
     .transpose()
 }
 
-async fn list_runs(State(state): State<ApiState>, Query(params): Query<RunsParams>) -> Result<Json<Value>, ApiError> {
+async fn list_runs(
+    State(state): State<ApiState>,
+    Query(params): Query<RunsParams>,
+) -> Result<Json<Value>, ApiError> {
     let status = match params.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -539,7 +636,9 @@ async fn list_runs(State(state): State<ApiState>, Query(params): Query<RunsParam
             .parse::<u32>()
             .ok()
             .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| ApiError::BadRequest(format!("`limit` must be a number from 1 to 500, got `{l}`")))?,
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("`limit` must be a number from 1 to 500, got `{l}`"))
+            })?,
     };
     let query = RunQuery {
         flow: params.flow.filter(|f| !f.is_empty()),
@@ -611,24 +710,49 @@ pub fn run_detail(run: &Run, steps: &[StepRecord]) -> Value {
     v
 }
 
-async fn get_run(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_run(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_run_id(&id)?;
-    let run = state.runtime.runs.get(id).await?.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    let run = state
+        .runtime
+        .runs
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
     let steps = state.runtime.runs.steps(id).await?;
     Ok(Json(run_detail(&run, &steps)))
 }
 
-async fn rerun(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn rerun(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_run_id(&id)?;
     let new = state.runtime.rerun(id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": new.to_string() }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": new.to_string() })),
+    )
+        .into_response())
 }
 
-async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_run_id(&id)?;
-    let run = state.runtime.cancel(id).await?.ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    let run = state
+        .runtime
+        .cancel(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
     if run.status != RunStatus::Cancelled {
-        return Err(ApiError::Conflict(format!("run {id} already ended as {}", run.status)));
+        return Err(ApiError::Conflict(format!(
+            "run {id} already ended as {}",
+            run.status
+        )));
     }
     Ok(Json(run_summary(&run)))
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("expected a duration such as `30s`, `10m` or `1h30m`, got an empty value".into());
+        return Err(
+            "expected a duration such as `30s`, `10m` or `1h30m`, got an empty value".into(),
+        );
     }
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
@@ -14,15 +16,21 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("expected a duration such as `30s`, `10m` or `1h30m`, got `{text}`"));
+            return Err(format!(
+                "expected a duration such as `30s`, `10m` or `1h30m`, got `{text}`"
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("duration `{text}` is too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let millis_per_unit: u64 = match unit {

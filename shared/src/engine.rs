@@ -59,18 +59,43 @@ enum ErrorPlan {
 }
 
 enum NodeKind {
-    Card { spec: &'static CardSpec, with: Compiled },
-    If { condition: Compiled, then: Vec<NodeId>, otherwise: Vec<NodeId> },
-    ContinueIf { condition: Compiled },
-    Loop { collect: bool, items: Compiled, var: String, concurrency: u32, body: Body },
-    Try { steps: Vec<NodeId>, catch: Vec<NodeId> },
-    Wait { duration: Duration },
-    WaitUntil { until: Compiled },
+    Card {
+        spec: &'static CardSpec,
+        with: Compiled,
+    },
+    If {
+        condition: Compiled,
+        then: Vec<NodeId>,
+        otherwise: Vec<NodeId>,
+    },
+    ContinueIf {
+        condition: Compiled,
+    },
+    Loop {
+        collect: bool,
+        items: Compiled,
+        var: String,
+        concurrency: u32,
+        body: Body,
+    },
+    Try {
+        steps: Vec<NodeId>,
+        catch: Vec<NodeId>,
+    },
+    Wait {
+        duration: Duration,
+    },
+    WaitUntil {
+        until: Compiled,
+    },
 }
 
 enum Body {
     Steps(Vec<NodeId>),
-    Flow { flow: String, with: Option<Compiled> },
+    Flow {
+        flow: String,
+        with: Option<Compiled>,
+    },
 }
 
 impl NodeKind {
@@ -104,7 +129,12 @@ enum ListRef {
 impl CompiledFlow {
     /// Compiles every template of a flow. Errors name the step and field.
     pub fn new(flow: Flow, file: &str) -> Result<CompiledFlow, Vec<Diagnostic>> {
-        let mut builder = Builder { nodes: Vec::new(), errors: Vec::new(), secrets: Vec::new(), file };
+        let mut builder = Builder {
+            nodes: Vec::new(),
+            errors: Vec::new(),
+            secrets: Vec::new(),
+            file,
+        };
         let root = builder.list(&flow.steps);
         if !builder.errors.is_empty() {
             return Err(builder.errors);
@@ -112,7 +142,12 @@ impl CompiledFlow {
         let mut secret_names = builder.secrets;
         secret_names.sort();
         secret_names.dedup();
-        Ok(CompiledFlow { flow, nodes: builder.nodes, root, secret_names })
+        Ok(CompiledFlow {
+            flow,
+            nodes: builder.nodes,
+            root,
+            secret_names,
+        })
     }
 
     fn list(&self, list: ListRef) -> &[NodeId] {
@@ -127,7 +162,10 @@ impl CompiledFlow {
                 _ => &[],
             },
             ListRef::Body(n) => match &self.nodes[n].kind {
-                NodeKind::Loop { body: Body::Steps(steps), .. } => steps,
+                NodeKind::Loop {
+                    body: Body::Steps(steps),
+                    ..
+                } => steps,
                 _ => &[],
             },
             ListRef::Try(n) => match &self.nodes[n].kind {
@@ -179,14 +217,22 @@ impl Builder<'_> {
                 Ok(names) => self.secrets.extend(names),
                 Err(error) => self.error(step, field, &error),
             },
-            Value::Array(items) => items.iter().for_each(|v| self.collect_secrets(step, field, v)),
-            Value::Object(map) => map.values().for_each(|v| self.collect_secrets(step, field, v)),
+            Value::Array(items) => items
+                .iter()
+                .for_each(|v| self.collect_secrets(step, field, v)),
+            Value::Object(map) => map
+                .values()
+                .for_each(|v| self.collect_secrets(step, field, v)),
             _ => {}
         }
     }
 
     fn error(&mut self, step: &Step, field: &str, error: &TemplateError) {
-        let path = if error.path.is_empty() { field.to_owned() } else { format!("{field}.{}", error.path) };
+        let path = if error.path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{field}.{}", error.path)
+        };
         self.errors.push(Diagnostic {
             file: self.file.to_owned(),
             line: step.location.line,
@@ -197,10 +243,16 @@ impl Builder<'_> {
     }
 
     fn step(&mut self, step: &Step) -> NodeId {
-        let guard = step.guard.as_ref().map(|g| self.compile_text(step, "if", g));
+        let guard = step
+            .guard
+            .as_ref()
+            .map(|g| self.compile_text(step, "if", g));
         let kind = match &step.kind {
             StepKind::Card { card, with } => match cards::lookup(card) {
-                Some(spec) => NodeKind::Card { spec, with: self.compile(step, "with", with) },
+                Some(spec) => NodeKind::Card {
+                    spec,
+                    with: self.compile(step, "with", with),
+                },
                 None => {
                     self.errors.push(Diagnostic {
                         file: self.file.to_owned(),
@@ -209,16 +261,26 @@ impl Builder<'_> {
                         path: format!("step `{}`: card", step.key),
                         message: format!("unknown card `{card}`"),
                     });
-                    NodeKind::Wait { duration: Duration::ZERO }
+                    NodeKind::Wait {
+                        duration: Duration::ZERO,
+                    }
                 }
             },
-            StepKind::If { condition, then, otherwise } => {
+            StepKind::If {
+                condition,
+                then,
+                otherwise,
+            } => {
                 let condition = self.compile_text(step, "if", condition);
-                NodeKind::If { condition, then: self.list(then), otherwise: self.list(otherwise) }
+                NodeKind::If {
+                    condition,
+                    then: self.list(then),
+                    otherwise: self.list(otherwise),
+                }
             }
-            StepKind::ContinueIf { condition } => {
-                NodeKind::ContinueIf { condition: self.compile_text(step, "continue_if", condition) }
-            }
+            StepKind::ContinueIf { condition } => NodeKind::ContinueIf {
+                condition: self.compile_text(step, "continue_if", condition),
+            },
             StepKind::Loop(l) => {
                 let field = if l.collect { "map" } else { "for_each" };
                 let items = self.compile_text(step, field, &l.items);
@@ -237,9 +299,16 @@ impl Builder<'_> {
                     body,
                 }
             }
-            StepKind::Try { steps, catch } => NodeKind::Try { steps: self.list(steps), catch: self.list(catch) },
-            StepKind::Wait { duration } => NodeKind::Wait { duration: *duration },
-            StepKind::WaitUntil { until } => NodeKind::WaitUntil { until: self.compile_text(step, "wait_until", until) },
+            StepKind::Try { steps, catch } => NodeKind::Try {
+                steps: self.list(steps),
+                catch: self.list(catch),
+            },
+            StepKind::Wait { duration } => NodeKind::Wait {
+                duration: *duration,
+            },
+            StepKind::WaitUntil { until } => NodeKind::WaitUntil {
+                until: self.compile_text(step, "wait_until", until),
+            },
         };
         let on_error = match &step.on_error {
             OnError::Fail => ErrorPlan::Fail,
@@ -325,9 +394,15 @@ pub enum Event {
     /// The run is restored from a checkpoint: re-issue every pending effect.
     Resume,
     /// A card call finished.
-    CardDone { effect: u64, result: Result<Value, CardError> },
+    CardDone {
+        effect: u64,
+        result: Result<Value, CardError>,
+    },
     /// A helper run ended: its output body, or its error.
-    ChildDone { effect: u64, result: Result<Value, RunError> },
+    ChildDone {
+        effect: u64,
+        result: Result<Value, RunError>,
+    },
     /// A timer is due.
     TimerFired { effect: u64 },
 }
@@ -336,10 +411,22 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Call an I/O card through its executor, then send [`Event::CardDone`].
-    Card { effect: u64, step: String, card: String, input: Value, timeout: Duration, attempt: u32 },
+    Card {
+        effect: u64,
+        step: String,
+        card: String,
+        input: Value,
+        timeout: Duration,
+        attempt: u32,
+    },
     /// Create (idempotently, keyed by run and effect) and enqueue a helper run; send
     /// [`Event::ChildDone`] once it ends.
-    StartChild { effect: u64, step: String, flow: String, input: Value },
+    StartChild {
+        effect: u64,
+        step: String,
+        flow: String,
+        input: Value,
+    },
     /// Send [`Event::TimerFired`] at `until`.
     Timer { effect: u64, until: DateTime<Utc> },
 }
@@ -347,7 +434,9 @@ pub enum Effect {
 impl Effect {
     pub fn id(&self) -> u64 {
         match self {
-            Effect::Card { effect, .. } | Effect::StartChild { effect, .. } | Effect::Timer { effect, .. } => *effect,
+            Effect::Card { effect, .. }
+            | Effect::StartChild { effect, .. }
+            | Effect::Timer { effect, .. } => *effect,
         }
     }
 }
@@ -447,11 +536,24 @@ struct Pending {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum PendingKind {
-    Card { input: Value, attempt: u32 },
+    Card {
+        input: Value,
+        attempt: u32,
+    },
     /// A retry delay; the card is called again with `input` when it fires.
-    Retry { input: Value, attempt: u32, until: DateTime<Utc> },
-    Child { flow: String, input: Value, slot: Option<usize> },
-    Wait { until: DateTime<Utc> },
+    Retry {
+        input: Value,
+        attempt: u32,
+        until: DateTime<Utc>,
+    },
+    Child {
+        flow: String,
+        input: Value,
+        slot: Option<usize>,
+    },
+    Wait {
+        until: DateTime<Utc>,
+    },
 }
 
 /// The engine's failure value while unwinding: what `error` holds in `catch` and `on_error` steps.
@@ -506,7 +608,14 @@ pub fn advance(
     events: Vec<Event>,
     now: DateTime<Utc>,
 ) -> Decision {
-    let mut run = Advance { flow, state, ctx, now, effects: Vec::new(), records: Vec::new() };
+    let mut run = Advance {
+        flow,
+        state,
+        ctx,
+        now,
+        effects: Vec::new(),
+        records: Vec::new(),
+    };
     for event in events {
         run.apply(event);
     }
@@ -516,7 +625,11 @@ pub fn advance(
         Some(Done::Failed(error)) => Progress::Failed(error.clone()),
         None => Progress::Pending,
     };
-    Decision { effects: run.effects, records: run.records, progress }
+    Decision {
+        effects: run.effects,
+        records: run.records,
+        progress,
+    }
 }
 
 struct Advance<'a> {
@@ -548,7 +661,10 @@ impl Advance<'_> {
                         Fiber {
                             parent: None,
                             prefix: String::new(),
-                            frames: vec![Frame::Seq { list: ListRef::Root, index: 0 }],
+                            frames: vec![Frame::Seq {
+                                list: ListRef::Root,
+                                index: 0,
+                            }],
                             outputs: Map::new(),
                             locals: Map::new(),
                             last: Value::Null,
@@ -565,13 +681,21 @@ impl Advance<'_> {
                 }
             }
             Event::CardDone { effect, result } => {
-                let Some(p) = self.state.pending.remove(&effect) else { return };
-                let PendingKind::Card { input, attempt } = p.kind else { return };
+                let Some(p) = self.state.pending.remove(&effect) else {
+                    return;
+                };
+                let PendingKind::Card { input, attempt } = p.kind else {
+                    return;
+                };
                 self.card_finished(p.fiber, p.node, input, attempt, p.started_at, result);
             }
             Event::ChildDone { effect, result } => {
-                let Some(p) = self.state.pending.remove(&effect) else { return };
-                let PendingKind::Child { input, slot, .. } = p.kind else { return };
+                let Some(p) = self.state.pending.remove(&effect) else {
+                    return;
+                };
+                let PendingKind::Child { input, slot, .. } = p.kind else {
+                    return;
+                };
                 match slot {
                     Some(slot) => self.loop_child_finished(p.fiber, p.node, slot, result),
                     None => {
@@ -585,7 +709,9 @@ impl Advance<'_> {
                 }
             }
             Event::TimerFired { effect } => {
-                let Some(p) = self.state.pending.remove(&effect) else { return };
+                let Some(p) = self.state.pending.remove(&effect) else {
+                    return;
+                };
                 match p.kind {
                     PendingKind::Retry { input, attempt, .. } => {
                         let node = &self.flow.nodes[p.node];
@@ -608,12 +734,16 @@ impl Advance<'_> {
 
     /// Re-emits the effect of a pending entry (after a restore).
     fn reissue(&mut self, id: u64) {
-        let Some(p) = self.state.pending.get(&id) else { return };
+        let Some(p) = self.state.pending.get(&id) else {
+            return;
+        };
         let node = &self.flow.nodes[p.node];
         let step = self.step_name(p.fiber, p.node);
         let effect = match &p.kind {
             PendingKind::Card { input, attempt } => {
-                let NodeKind::Card { spec, .. } = &node.kind else { return };
+                let NodeKind::Card { spec, .. } = &node.kind else {
+                    return;
+                };
                 Effect::Card {
                     effect: id,
                     step,
@@ -623,10 +753,16 @@ impl Advance<'_> {
                     attempt: *attempt,
                 }
             }
-            PendingKind::Retry { until, .. } | PendingKind::Wait { until } => Effect::Timer { effect: id, until: *until },
-            PendingKind::Child { flow, input, .. } => {
-                Effect::StartChild { effect: id, step, flow: flow.clone(), input: input.clone() }
-            }
+            PendingKind::Retry { until, .. } | PendingKind::Wait { until } => Effect::Timer {
+                effect: id,
+                until: *until,
+            },
+            PendingKind::Child { flow, input, .. } => Effect::StartChild {
+                effect: id,
+                step,
+                flow: flow.clone(),
+                input: input.clone(),
+            },
         };
         self.effects.push(effect);
     }
@@ -637,8 +773,13 @@ impl Advance<'_> {
             if self.state.done.is_some() {
                 return;
             }
-            let ready: Vec<u32> =
-                self.state.fibers.iter().filter(|(_, f)| !f.blocked).map(|(id, _)| *id).collect();
+            let ready: Vec<u32> = self
+                .state
+                .fibers
+                .iter()
+                .filter(|(_, f)| !f.blocked)
+                .map(|(id, _)| *id)
+                .collect();
             if ready.is_empty() {
                 return;
             }
@@ -656,7 +797,9 @@ impl Advance<'_> {
             if self.state.done.is_some() {
                 return;
             }
-            let Some(fiber) = self.state.fibers.get_mut(&id) else { return };
+            let Some(fiber) = self.state.fibers.get_mut(&id) else {
+                return;
+            };
             if fiber.blocked {
                 return;
             }
@@ -695,7 +838,9 @@ impl Advance<'_> {
 
     /// A step list ended; close the construct that pushed it.
     fn frame_finished(&mut self, fiber_id: u32, list: ListRef) {
-        let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else { return };
+        let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
+            return;
+        };
         match list {
             ListRef::Try(_) | ListRef::Catch(_) => {
                 if matches!(fiber.frames.last(), Some(Frame::Try { .. })) {
@@ -718,18 +863,27 @@ impl Advance<'_> {
 
     /// A fiber ran out of frames.
     fn fiber_finished(&mut self, id: u32) {
-        let Some(fiber) = self.state.fibers.remove(&id) else { return };
+        let Some(fiber) = self.state.fibers.remove(&id) else {
+            return;
+        };
         self.state.cache.retain(|(f, _), _| *f != id);
         match fiber.parent {
             None => {
-                self.state.done = Some(Done::Succeeded(json!({ "status": 200, "headers": {}, "body": fiber.last })));
+                self.state.done = Some(Done::Succeeded(
+                    json!({ "status": 200, "headers": {}, "body": fiber.last }),
+                ));
             }
             Some((parent, slot)) => self.iteration_finished(parent, slot, Ok(fiber.last)),
         }
     }
 
     fn step_name(&self, fiber: u32, node: NodeId) -> String {
-        let prefix = self.state.fibers.get(&fiber).map(|f| f.prefix.as_str()).unwrap_or("");
+        let prefix = self
+            .state
+            .fibers
+            .get(&fiber)
+            .map(|f| f.prefix.as_str())
+            .unwrap_or("");
         format!("{prefix}{}", self.flow.nodes[node].key)
     }
 
@@ -741,11 +895,17 @@ impl Advance<'_> {
         let mut cursor = Some(fiber_id);
         while let Some(id) = cursor {
             chain.push(id);
-            cursor = self.state.fibers.get(&id).and_then(|f| f.parent.map(|(p, _)| p));
+            cursor = self
+                .state
+                .fibers
+                .get(&id)
+                .and_then(|f| f.parent.map(|(p, _)| p));
         }
         // Outermost first so inner scopes override.
         for id in chain.into_iter().rev() {
-            let Some(fiber) = self.state.fibers.get(&id) else { continue };
+            let Some(fiber) = self.state.fibers.get(&id) else {
+                continue;
+            };
             for (key, value) in &fiber.outputs {
                 let cached = self
                     .state
@@ -766,7 +926,10 @@ impl Advance<'_> {
         map.insert("vars".into(), self.ctx.vars_value.clone());
         map.insert(
             "__now".into(),
-            minijinja::Value::from(self.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            minijinja::Value::from(
+                self.now
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
         );
         map.insert("__secrets".into(), self.ctx.secrets_value.clone());
         minijinja::Value::from(map)
@@ -786,7 +949,16 @@ impl Advance<'_> {
         if let Some(guard) = &node.guard {
             match self.render(fiber, guard) {
                 Ok(value) if !template::truthy(&value) => {
-                    self.record(fiber, node_id, StepStatus::Skipped, None, None, None, 0, self.now);
+                    self.record(
+                        fiber,
+                        node_id,
+                        StepStatus::Skipped,
+                        None,
+                        None,
+                        None,
+                        0,
+                        self.now,
+                    );
                     return StepOutcome::Next;
                 }
                 Ok(_) => {}
@@ -808,20 +980,45 @@ impl Advance<'_> {
                 };
                 let branch = template::truthy(&value);
                 let output = json!({ "branch": if branch { "then" } else { "else" } });
-                self.complete(fiber, node_id, Some(json!({ "condition": value })), output, 1, self.now);
-                let list = if branch { ListRef::Then(node_id) } else { ListRef::Else(node_id) };
+                self.complete(
+                    fiber,
+                    node_id,
+                    Some(json!({ "condition": value })),
+                    output,
+                    1,
+                    self.now,
+                );
+                let list = if branch {
+                    ListRef::Then(node_id)
+                } else {
+                    ListRef::Else(node_id)
+                };
                 self.push(fiber, Frame::Seq { list, index: 0 });
                 StepOutcome::Pushed
             }
             NodeKind::ContinueIf { condition } => {
                 let value = match self.render(fiber, condition) {
                     Ok(v) => v,
-                    Err(error) => return self.template_failed(fiber, node_id, "continue_if", error),
+                    Err(error) => {
+                        return self.template_failed(fiber, node_id, "continue_if", error);
+                    }
                 };
                 let go_on = template::truthy(&value);
                 // The iteration's (or run's) result stays the output of the step before `continue_if`.
-                let previous = self.state.fibers.get(&fiber).map(|f| f.last.clone()).unwrap_or(Value::Null);
-                self.complete(fiber, node_id, Some(json!({ "condition": value })), json!({ "continue": go_on }), 1, self.now);
+                let previous = self
+                    .state
+                    .fibers
+                    .get(&fiber)
+                    .map(|f| f.last.clone())
+                    .unwrap_or(Value::Null);
+                self.complete(
+                    fiber,
+                    node_id,
+                    Some(json!({ "condition": value })),
+                    json!({ "continue": go_on }),
+                    1,
+                    self.now,
+                );
                 if let Some(f) = self.state.fibers.get_mut(&fiber) {
                     f.last = previous;
                 }
@@ -838,7 +1035,10 @@ impl Advance<'_> {
                     Ok(other) => {
                         let error = StepError {
                             code: "invalid_input".into(),
-                            message: format!("expected a list to loop over, got {}", json_kind(&other)),
+                            message: format!(
+                                "expected a list to loop over, got {}",
+                                json_kind(&other)
+                            ),
                             status: None,
                             detail: None,
                         };
@@ -849,12 +1049,25 @@ impl Advance<'_> {
                 self.start_loop(fiber, node_id, items)
             }
             NodeKind::Try { .. } => {
-                self.push(fiber, Frame::Try { node: node_id, catching: false });
-                self.push(fiber, Frame::Seq { list: ListRef::Try(node_id), index: 0 });
+                self.push(
+                    fiber,
+                    Frame::Try {
+                        node: node_id,
+                        catching: false,
+                    },
+                );
+                self.push(
+                    fiber,
+                    Frame::Seq {
+                        list: ListRef::Try(node_id),
+                        index: 0,
+                    },
+                );
                 StepOutcome::Pushed
             }
             NodeKind::Wait { duration } => {
-                let until = self.now + chrono::Duration::from_std(*duration).unwrap_or(chrono::Duration::zero());
+                let until = self.now
+                    + chrono::Duration::from_std(*duration).unwrap_or(chrono::Duration::zero());
                 self.wait(fiber, node_id, until)
             }
             NodeKind::WaitUntil { until } => {
@@ -862,12 +1075,17 @@ impl Advance<'_> {
                     Ok(v) => v,
                     Err(error) => return self.template_failed(fiber, node_id, "wait_until", error),
                 };
-                match value.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
+                match value
+                    .as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                {
                     Some(t) => self.wait(fiber, node_id, t.with_timezone(&Utc)),
                     None => {
                         let error = StepError {
                             code: "invalid_input".into(),
-                            message: format!("wait_until: expected an RFC 3339 date-time, got {value}"),
+                            message: format!(
+                                "wait_until: expected an RFC 3339 date-time, got {value}"
+                            ),
                             status: None,
                             detail: None,
                         };
@@ -880,17 +1098,38 @@ impl Advance<'_> {
 
     fn wait(&mut self, fiber: u32, node: NodeId, until: DateTime<Utc>) -> StepOutcome {
         if until <= self.now {
-            self.complete(fiber, node, None, json!({ "waited_until": until.to_rfc3339() }), 1, self.now);
+            self.complete(
+                fiber,
+                node,
+                None,
+                json!({ "waited_until": until.to_rfc3339() }),
+                1,
+                self.now,
+            );
             return StepOutcome::Next;
         }
         let id = self.new_effect();
-        self.state.pending.insert(id, Pending { fiber, node, kind: PendingKind::Wait { until }, started_at: self.now });
+        self.state.pending.insert(
+            id,
+            Pending {
+                fiber,
+                node,
+                kind: PendingKind::Wait { until },
+                started_at: self.now,
+            },
+        );
         self.effects.push(Effect::Timer { effect: id, until });
         self.block(fiber);
         StepOutcome::Blocked
     }
 
-    fn run_card(&mut self, fiber: u32, node_id: NodeId, spec: &'static CardSpec, input: Value) -> StepOutcome {
+    fn run_card(
+        &mut self,
+        fiber: u32,
+        node_id: NodeId,
+        spec: &'static CardSpec,
+        input: Value,
+    ) -> StepOutcome {
         match spec.kind {
             CardKind::Pure(function) => {
                 let Value::Object(map) = &input else {
@@ -908,16 +1147,27 @@ impl Advance<'_> {
                     for (name, value) in bindings {
                         extra.insert((*name).to_owned(), minijinja::Value::from_serialize(value));
                     }
-                    let ctx = minijinja::context! { ..minijinja::Value::from(extra), ..base.clone() };
+                    let ctx =
+                        minijinja::context! { ..minijinja::Value::from(extra), ..base.clone() };
                     template::eval_expression(expr, &ctx).map_err(|e| e.message)
                 };
-                let pure = PureContext { now: self.now, eval: &eval };
+                let pure = PureContext {
+                    now: self.now,
+                    eval: &eval,
+                };
                 match function(map, &pure) {
                     Ok(output) => {
                         self.complete(fiber, node_id, Some(input), output, 1, self.now);
                         StepOutcome::Next
                     }
-                    Err(error) => self.fail_step(fiber, node_id, Some(input), error.to_step_error(), 1, self.now),
+                    Err(error) => self.fail_step(
+                        fiber,
+                        node_id,
+                        Some(input),
+                        error.to_step_error(),
+                        1,
+                        self.now,
+                    ),
                 }
             }
             CardKind::Io => {
@@ -928,7 +1178,13 @@ impl Advance<'_> {
         }
     }
 
-    fn run_flow_card(&mut self, fiber: u32, node_id: NodeId, spec: &'static CardSpec, input: Value) -> StepOutcome {
+    fn run_flow_card(
+        &mut self,
+        fiber: u32,
+        node_id: NodeId,
+        spec: &'static CardSpec,
+        input: Value,
+    ) -> StepOutcome {
         match spec.name {
             "flow.return" => {
                 let status = input.get("status").and_then(Value::as_u64).unwrap_or(200);
@@ -940,13 +1196,29 @@ impl Advance<'_> {
                 StepOutcome::Blocked
             }
             "flow.fail" => {
-                let message = input.get("message").map(text_of).unwrap_or_else(|| "flow failed".into());
-                let code = input.get("code").and_then(Value::as_str).unwrap_or("flow_failed").to_owned();
-                let error = StepError { code, message, status: None, detail: None };
+                let message = input
+                    .get("message")
+                    .map(text_of)
+                    .unwrap_or_else(|| "flow failed".into());
+                let code = input
+                    .get("code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("flow_failed")
+                    .to_owned();
+                let error = StepError {
+                    code,
+                    message,
+                    status: None,
+                    detail: None,
+                };
                 self.fail_step(fiber, node_id, Some(input), error, 1, self.now)
             }
             "flow.call" => {
-                let flow = input.get("flow").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let flow = input
+                    .get("flow")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let with = input.get("with").cloned().unwrap_or_else(|| json!({}));
                 let id = self.new_effect();
                 let step = self.step_name(fiber, node_id);
@@ -955,11 +1227,20 @@ impl Advance<'_> {
                     Pending {
                         fiber,
                         node: node_id,
-                        kind: PendingKind::Child { flow: flow.clone(), input: input.clone(), slot: None },
+                        kind: PendingKind::Child {
+                            flow: flow.clone(),
+                            input: input.clone(),
+                            slot: None,
+                        },
                         started_at: self.now,
                     },
                 );
-                self.effects.push(Effect::StartChild { effect: id, step, flow, input: with });
+                self.effects.push(Effect::StartChild {
+                    effect: id,
+                    step,
+                    flow,
+                    input: with,
+                });
                 self.block(fiber);
                 StepOutcome::Blocked
             }
@@ -975,7 +1256,15 @@ impl Advance<'_> {
         }
     }
 
-    fn issue_card(&mut self, fiber: u32, node_id: NodeId, card: &str, input: Value, attempt: u32, started_at: DateTime<Utc>) {
+    fn issue_card(
+        &mut self,
+        fiber: u32,
+        node_id: NodeId,
+        card: &str,
+        input: Value,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+    ) {
         let id = self.new_effect();
         let step = self.step_name(fiber, node_id);
         self.effects.push(Effect::Card {
@@ -986,9 +1275,15 @@ impl Advance<'_> {
             timeout: self.flow.nodes[node_id].timeout,
             attempt,
         });
-        self.state
-            .pending
-            .insert(id, Pending { fiber, node: node_id, kind: PendingKind::Card { input, attempt }, started_at });
+        self.state.pending.insert(
+            id,
+            Pending {
+                fiber,
+                node: node_id,
+                kind: PendingKind::Card { input, attempt },
+                started_at,
+            },
+        );
         self.block(fiber);
     }
 
@@ -1011,14 +1306,19 @@ impl Advance<'_> {
             }
             Err(error) => {
                 if let Some(delay) = self.retry_delay(node_id, attempt, &error) {
-                    let until = self.now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+                    let until = self.now
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
                     let id = self.new_effect();
                     self.state.pending.insert(
                         id,
                         Pending {
                             fiber,
                             node: node_id,
-                            kind: PendingKind::Retry { input, attempt: attempt + 1, until },
+                            kind: PendingKind::Retry {
+                                input,
+                                attempt: attempt + 1,
+                                until,
+                            },
                             started_at,
                         },
                     );
@@ -1026,7 +1326,14 @@ impl Advance<'_> {
                     return;
                 }
                 self.unblock(fiber);
-                self.fail_step(fiber, node_id, Some(input), error.to_step_error(), attempt, started_at);
+                self.fail_step(
+                    fiber,
+                    node_id,
+                    Some(input),
+                    error.to_step_error(),
+                    attempt,
+                    started_at,
+                );
             }
         }
     }
@@ -1043,7 +1350,9 @@ impl Advance<'_> {
             policy.on.iter().any(|on| match (on, error) {
                 (RetryOn::Any, _) => true,
                 (RetryOn::Status(s), CardError::Status { status, .. }) => s == status,
-                (RetryOn::Class(c), CardError::Status { status, .. }) => u16::from(*c) == status / 100,
+                (RetryOn::Class(c), CardError::Status { status, .. }) => {
+                    u16::from(*c) == status / 100
+                }
                 (RetryOn::Timeout, CardError::Timeout(_)) => true,
                 (RetryOn::Network, CardError::Network(_)) => true,
                 _ => false,
@@ -1055,7 +1364,11 @@ impl Advance<'_> {
         let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
         let scaled = policy.backoff.as_secs_f64() * policy.factor.max(1.0).powi(exponent);
         let mut delay = Duration::from_secs_f64(scaled.clamp(0.0, 86_400.0));
-        if let CardError::Status { retry_after: Some(after), .. } = error {
+        if let CardError::Status {
+            retry_after: Some(after),
+            ..
+        } = error
+        {
             delay = delay.max(*after);
         }
         Some(delay)
@@ -1082,10 +1395,22 @@ impl Advance<'_> {
     fn pump_loop(&mut self, fiber_id: u32) {
         let flow = self.flow;
         loop {
-            let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else { return };
-            let Some(Frame::Loop(frame)) = fiber.frames.last_mut() else { return };
+            let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
+                return;
+            };
+            let Some(Frame::Loop(frame)) = fiber.frames.last_mut() else {
+                return;
+            };
             let node_id = frame.node;
-            let NodeKind::Loop { concurrency, var, body, .. } = &flow.nodes[node_id].kind else { return };
+            let NodeKind::Loop {
+                concurrency,
+                var,
+                body,
+                ..
+            } = &flow.nodes[node_id].kind
+            else {
+                return;
+            };
             if frame.failed.is_some() {
                 if frame.running == 0 {
                     let error = frame.failed.take().unwrap_or(Value::Null);
@@ -1093,12 +1418,22 @@ impl Advance<'_> {
                     fiber.frames.pop();
                     fiber.blocked = false;
                     let step_error = StepError {
-                        code: error.get("code").and_then(Value::as_str).unwrap_or("iteration_failed").to_owned(),
+                        code: error
+                            .get("code")
+                            .and_then(Value::as_str)
+                            .unwrap_or("iteration_failed")
+                            .to_owned(),
                         message: format!(
                             "an iteration failed: {}",
-                            error.get("message").and_then(Value::as_str).unwrap_or("unknown error")
+                            error
+                                .get("message")
+                                .and_then(Value::as_str)
+                                .unwrap_or("unknown error")
                         ),
-                        status: error.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()),
+                        status: error
+                            .get("status")
+                            .and_then(Value::as_u64)
+                            .and_then(|s| u16::try_from(s).ok()),
                         detail: Some(error),
                     };
                     self.fail_step(fiber_id, node_id, None, step_error, 1, started_at);
@@ -1110,11 +1445,25 @@ impl Advance<'_> {
                     let started_at = frame.started_at;
                     let count = frame.items.len();
                     let results = std::mem::take(&mut frame.results);
-                    let collect = matches!(flow.nodes[node_id].kind, NodeKind::Loop { collect: true, .. });
+                    let collect = matches!(
+                        flow.nodes[node_id].kind,
+                        NodeKind::Loop { collect: true, .. }
+                    );
                     fiber.frames.pop();
                     fiber.blocked = false;
-                    let output = if collect { Value::Array(results) } else { json!({ "count": count }) };
-                    self.complete(fiber_id, node_id, Some(json!({ "count": count })), output, 1, started_at);
+                    let output = if collect {
+                        Value::Array(results)
+                    } else {
+                        json!({ "count": count })
+                    };
+                    self.complete(
+                        fiber_id,
+                        node_id,
+                        Some(json!({ "count": count })),
+                        output,
+                        1,
+                        started_at,
+                    );
                 }
                 return;
             }
@@ -1138,7 +1487,10 @@ impl Advance<'_> {
                         Fiber {
                             parent: Some((fiber_id, slot)),
                             prefix,
-                            frames: vec![Frame::Seq { list: ListRef::Body(node_id), index: 0 }],
+                            frames: vec![Frame::Seq {
+                                list: ListRef::Body(node_id),
+                                index: 0,
+                            }],
                             outputs: Map::new(),
                             locals,
                             last: Value::Null,
@@ -1162,7 +1514,11 @@ impl Advance<'_> {
                             match rendered {
                                 Ok(v) => v,
                                 Err(error) => {
-                                    self.loop_child_finished_err(fiber_id, slot, template_step_error("with", error));
+                                    self.loop_child_finished_err(
+                                        fiber_id,
+                                        slot,
+                                        template_step_error("with", error),
+                                    );
                                     continue;
                                 }
                             }
@@ -1175,17 +1531,32 @@ impl Advance<'_> {
                         Pending {
                             fiber: fiber_id,
                             node: node_id,
-                            kind: PendingKind::Child { flow: helper.clone(), input: input.clone(), slot: Some(slot) },
+                            kind: PendingKind::Child {
+                                flow: helper.clone(),
+                                input: input.clone(),
+                                slot: Some(slot),
+                            },
                             started_at: self.now,
                         },
                     );
-                    self.effects.push(Effect::StartChild { effect: id, step, flow: helper.clone(), input });
+                    self.effects.push(Effect::StartChild {
+                        effect: id,
+                        step,
+                        flow: helper.clone(),
+                        input,
+                    });
                 }
             }
         }
     }
 
-    fn loop_child_finished(&mut self, fiber: u32, _node: NodeId, slot: usize, result: Result<Value, RunError>) {
+    fn loop_child_finished(
+        &mut self,
+        fiber: u32,
+        _node: NodeId,
+        slot: usize,
+        result: Result<Value, RunError>,
+    ) {
         match result {
             Ok(output) => self.iteration_finished(fiber, slot, Ok(output)),
             Err(error) => {
@@ -1202,8 +1573,12 @@ impl Advance<'_> {
 
     /// One iteration of the loop on top of `fiber`'s frames ended.
     fn iteration_finished(&mut self, fiber_id: u32, slot: usize, result: Result<Value, Value>) {
-        let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else { return };
-        let Some(Frame::Loop(frame)) = fiber.frames.last_mut() else { return };
+        let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
+            return;
+        };
+        let Some(Frame::Loop(frame)) = fiber.frames.last_mut() else {
+            return;
+        };
         frame.running = frame.running.saturating_sub(1);
         match result {
             Ok(value) => {
@@ -1225,8 +1600,11 @@ impl Advance<'_> {
                     .collect();
                 for id in siblings {
                     self.drop_fiber(id);
-                    if let Some(Frame::Loop(frame)) =
-                        self.state.fibers.get_mut(&fiber_id).and_then(|f| f.frames.last_mut())
+                    if let Some(Frame::Loop(frame)) = self
+                        .state
+                        .fibers
+                        .get_mut(&fiber_id)
+                        .and_then(|f| f.frames.last_mut())
                     {
                         frame.running = frame.running.saturating_sub(1);
                     }
@@ -1238,8 +1616,13 @@ impl Advance<'_> {
 
     /// Removes a fiber, its descendants and their pending effects.
     fn drop_fiber(&mut self, id: u32) {
-        let children: Vec<u32> =
-            self.state.fibers.iter().filter(|(_, f)| f.parent.map(|(p, _)| p) == Some(id)).map(|(c, _)| *c).collect();
+        let children: Vec<u32> = self
+            .state
+            .fibers
+            .iter()
+            .filter(|(_, f)| f.parent.map(|(p, _)| p) == Some(id))
+            .map(|(c, _)| *c)
+            .collect();
         for child in children {
             self.drop_fiber(child);
         }
@@ -1250,11 +1633,15 @@ impl Advance<'_> {
 
     /// `continue_if` was false: end this iteration, or the whole run at top level.
     fn stop_quietly(&mut self, fiber_id: u32) {
-        let Some(fiber) = self.state.fibers.get(&fiber_id) else { return };
+        let Some(fiber) = self.state.fibers.get(&fiber_id) else {
+            return;
+        };
         match fiber.parent {
             None => {
                 let last = fiber.last.clone();
-                self.state.done = Some(Done::Succeeded(json!({ "status": 200, "headers": {}, "body": last })));
+                self.state.done = Some(Done::Succeeded(
+                    json!({ "status": 200, "headers": {}, "body": last }),
+                ));
             }
             Some((parent, slot)) => {
                 let last = fiber.last.clone();
@@ -1264,8 +1651,21 @@ impl Advance<'_> {
         }
     }
 
-    fn template_failed(&mut self, fiber: u32, node: NodeId, field: &str, error: TemplateError) -> StepOutcome {
-        self.fail_step(fiber, node, None, template_step_error(field, error), 1, self.now)
+    fn template_failed(
+        &mut self,
+        fiber: u32,
+        node: NodeId,
+        field: &str,
+        error: TemplateError,
+    ) -> StepOutcome {
+        self.fail_step(
+            fiber,
+            node,
+            None,
+            template_step_error(field, error),
+            1,
+            self.now,
+        )
     }
 
     /// A step failed for good: record it, then apply `on_error` or unwind to the nearest `try`.
@@ -1278,7 +1678,16 @@ impl Advance<'_> {
         attempts: u32,
         started_at: DateTime<Utc>,
     ) -> StepOutcome {
-        self.record(fiber, node_id, StepStatus::Failed, input, None, Some(error.clone()), attempts, started_at);
+        self.record(
+            fiber,
+            node_id,
+            StepStatus::Failed,
+            input,
+            None,
+            Some(error.clone()),
+            attempts,
+            started_at,
+        );
         let step_name = self.step_name(fiber, node_id);
         let value = error_value(&step_name, &error);
         match &self.flow.nodes[node_id].on_error {
@@ -1296,8 +1705,20 @@ impl Advance<'_> {
                 if let Some(f) = self.state.fibers.get_mut(&fiber) {
                     f.locals.insert("error".into(), value.clone());
                 }
-                self.push(fiber, Frame::OnError { node: node_id, error: value });
-                self.push(fiber, Frame::Seq { list: ListRef::OnError(node_id), index: 0 });
+                self.push(
+                    fiber,
+                    Frame::OnError {
+                        node: node_id,
+                        error: value,
+                    },
+                );
+                self.push(
+                    fiber,
+                    Frame::Seq {
+                        list: ListRef::OnError(node_id),
+                        index: 0,
+                    },
+                );
                 StepOutcome::Pushed
             }
             ErrorPlan::Fail => {
@@ -1309,11 +1730,23 @@ impl Advance<'_> {
 
     /// Unwinds a fiber to its innermost `try` not yet catching; otherwise fails the loop or the run.
     fn raise(&mut self, fiber_id: u32, step: &str, error: StepError, value: Value) {
-        let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else { return };
+        let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
+            return;
+        };
         while let Some(frame) = fiber.frames.pop() {
-            if let Frame::Try { node, catching: false } = frame {
-                fiber.frames.push(Frame::Try { node, catching: true });
-                fiber.frames.push(Frame::Seq { list: ListRef::Catch(node), index: 0 });
+            if let Frame::Try {
+                node,
+                catching: false,
+            } = frame
+            {
+                fiber.frames.push(Frame::Try {
+                    node,
+                    catching: true,
+                });
+                fiber.frames.push(Frame::Seq {
+                    list: ListRef::Catch(node),
+                    index: 0,
+                });
                 fiber.locals.insert("error".into(), value);
                 fiber.blocked = false;
                 return;
@@ -1322,7 +1755,11 @@ impl Advance<'_> {
         match fiber.parent {
             None => {
                 self.state.done = Some(Done::Failed(RunError {
-                    code: if error.code == "flow_failed" { "flow_failed".into() } else { "step_failed".into() },
+                    code: if error.code == "flow_failed" {
+                        "flow_failed".into()
+                    } else {
+                        "step_failed".into()
+                    },
                     message: error.message,
                     step: Some(step.to_owned()),
                 }));
@@ -1335,9 +1772,26 @@ impl Advance<'_> {
     }
 
     /// Records a successful step and makes its output visible.
-    fn complete(&mut self, fiber: u32, node_id: NodeId, input: Option<Value>, output: Value, attempts: u32, started_at: DateTime<Utc>) {
+    fn complete(
+        &mut self,
+        fiber: u32,
+        node_id: NodeId,
+        input: Option<Value>,
+        output: Value,
+        attempts: u32,
+        started_at: DateTime<Utc>,
+    ) {
         let key = self.flow.nodes[node_id].key.clone();
-        self.record(fiber, node_id, StepStatus::Succeeded, input, Some(output.clone()), None, attempts, started_at);
+        self.record(
+            fiber,
+            node_id,
+            StepStatus::Succeeded,
+            input,
+            Some(output.clone()),
+            None,
+            attempts,
+            started_at,
+        );
         if let Some(f) = self.state.fibers.get_mut(&fiber) {
             f.outputs.insert(key.clone(), output.clone());
             f.last = output;
@@ -1412,8 +1866,17 @@ impl Advance<'_> {
 }
 
 fn template_step_error(field: &str, error: TemplateError) -> StepError {
-    let path = if error.path.is_empty() { field.to_owned() } else { format!("{field}.{}", error.path) };
-    StepError { code: "template".into(), message: format!("{path}: {}", error.message), status: None, detail: None }
+    let path = if error.path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{field}.{}", error.path)
+    };
+    StepError {
+        code: "template".into(),
+        message: format!("{path}: {}", error.message),
+        status: None,
+        detail: None,
+    }
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -1441,8 +1904,17 @@ pub fn redact_secrets(value: Value, secrets: &BTreeMap<String, String>) -> Value
     }
     match value {
         Value::String(s) => Value::String(redact_text(&s, secrets)),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| redact_secrets(v, secrets)).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, redact_secrets(v, secrets))).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| redact_secrets(v, secrets))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, redact_secrets(v, secrets)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -1468,12 +1940,16 @@ mod tests {
     use crate::flowfile;
 
     fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z").map(|d| d.with_timezone(&Utc)).unwrap_or_default()
+        DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default()
     }
 
     fn compile(yaml: &str) -> CompiledFlow {
-        let flow = flowfile::parse_flow("test.yaml", yaml).unwrap_or_else(|e| panic!("flow does not parse: {e:?}"));
-        CompiledFlow::new(flow, "test.yaml").unwrap_or_else(|e| panic!("flow does not compile: {e:?}"))
+        let flow = flowfile::parse_flow("test.yaml", yaml)
+            .unwrap_or_else(|e| panic!("flow does not parse: {e:?}"));
+        CompiledFlow::new(flow, "test.yaml")
+            .unwrap_or_else(|e| panic!("flow does not compile: {e:?}"))
     }
 
     /// What the fake runner did.
@@ -1486,8 +1962,21 @@ mod tests {
 
     type Responder<'a> = dyn FnMut(&str, &Value, u32) -> Result<Value, CardError> + 'a;
 
-    fn execute(flow: &CompiledFlow, input: Value, helpers: &[&CompiledFlow], respond: &mut Responder<'_>) -> Trace {
-        let ctx = RunContext::new("01TEST".into(), flow.flow.name.clone(), t0(), input, json!({"org": "acme"}), BTreeMap::from([("api".to_owned(), "s3cr3t-value".to_owned())]), flow.flow.history);
+    fn execute(
+        flow: &CompiledFlow,
+        input: Value,
+        helpers: &[&CompiledFlow],
+        respond: &mut Responder<'_>,
+    ) -> Trace {
+        let ctx = RunContext::new(
+            "01TEST".into(),
+            flow.flow.name.clone(),
+            t0(),
+            input,
+            json!({"org": "acme"}),
+            BTreeMap::from([("api".to_owned(), "s3cr3t-value".to_owned())]),
+            flow.flow.history,
+        );
         let mut state = RunState::new();
         let mut now = t0();
         let mut events = vec![Event::Start];
@@ -1497,20 +1986,43 @@ mod tests {
             let decision = advance(flow, &mut state, &ctx, std::mem::take(&mut events), now);
             records.extend(decision.records);
             if decision.progress != Progress::Pending {
-                return Trace { progress: decision.progress, records, calls, now };
+                return Trace {
+                    progress: decision.progress,
+                    records,
+                    calls,
+                    now,
+                };
             }
             // Round-trip the state through JSON after every step, as a checkpoint would.
-            state = serde_json::from_value(serde_json::to_value(&state).expect("state serializes")).expect("state restores");
+            state = serde_json::from_value(serde_json::to_value(&state).expect("state serializes"))
+                .expect("state restores");
             let mut timers = Vec::new();
             for effect in decision.effects {
                 match effect {
-                    Effect::Card { effect, card, input, attempt, .. } => {
+                    Effect::Card {
+                        effect,
+                        card,
+                        input,
+                        attempt,
+                        ..
+                    } => {
                         calls.push(format!("{card}#{attempt}"));
-                        events.push(Event::CardDone { effect, result: respond(&card, &input, attempt) });
+                        events.push(Event::CardDone {
+                            effect,
+                            result: respond(&card, &input, attempt),
+                        });
                     }
-                    Effect::StartChild { effect, flow: name, input, .. } => {
+                    Effect::StartChild {
+                        effect,
+                        flow: name,
+                        input,
+                        ..
+                    } => {
                         calls.push(format!("child:{name}"));
-                        let helper = helpers.iter().find(|h| h.flow.name == name).expect("helper exists");
+                        let helper = helpers
+                            .iter()
+                            .find(|h| h.flow.name == name)
+                            .expect("helper exists");
                         let child = execute(helper, input, helpers, respond);
                         let result = match child.progress {
                             Progress::Succeeded(out) => Ok(out["body"].clone()),
@@ -1539,7 +2051,10 @@ mod tests {
     }
 
     fn summary(records: &[StepRecord]) -> Vec<String> {
-        records.iter().map(|r| format!("{} {} {:?}", r.step, r.card, r.status).to_lowercase()).collect()
+        records
+            .iter()
+            .map(|r| format!("{} {} {:?}", r.step, r.card, r.status).to_lowercase())
+            .collect()
     }
 
     fn no_io(card: &str, _: &Value, _: u32) -> Result<Value, CardError> {
@@ -1562,7 +2077,12 @@ steps:
       body: { user: "{{ input.user }}", count: "{{ input.items | length }}", text: "{{ steps.greeting }}" }
 "#,
         );
-        let trace = execute(&flow, json!({"user": {"name": "Ada"}, "items": [1, 2, 3]}), &[], &mut no_io);
+        let trace = execute(
+            &flow,
+            json!({"user": {"name": "Ada"}, "items": [1, 2, 3]}),
+            &[],
+            &mut no_io,
+        );
         assert_eq!(
             trace.progress,
             Progress::Succeeded(json!({
@@ -1588,9 +2108,23 @@ steps:
 "#,
         );
         let trace = execute(&flow, json!({"n": 3}), &[], &mut no_io);
-        assert_eq!(summary(&trace.records), ["check if succeeded", "big text.compose succeeded", "maybe text.compose skipped"]);
+        assert_eq!(
+            summary(&trace.records),
+            [
+                "check if succeeded",
+                "big text.compose succeeded",
+                "maybe text.compose skipped"
+            ]
+        );
         let trace = execute(&flow, json!({"n": 1}), &[], &mut no_io);
-        assert_eq!(summary(&trace.records), ["check if succeeded", "small text.compose succeeded", "maybe text.compose skipped"]);
+        assert_eq!(
+            summary(&trace.records),
+            [
+                "check if succeeded",
+                "small text.compose succeeded",
+                "maybe text.compose skipped"
+            ]
+        );
     }
 
     #[test]
@@ -1606,7 +2140,12 @@ steps:
         );
         let trace = execute(&flow, json!({"go": false}), &[], &mut no_io);
         assert!(matches!(trace.progress, Progress::Succeeded(_)));
-        assert_eq!(summary(&trace.records).len(), 2, "b must not run: {:?}", summary(&trace.records));
+        assert_eq!(
+            summary(&trace.records).len(),
+            2,
+            "b must not run: {:?}",
+            summary(&trace.records)
+        );
     }
 
     #[test]
@@ -1623,14 +2162,22 @@ steps:
         );
         let mut respond = |_: &str, _: &Value, attempt: u32| {
             if attempt < 3 {
-                Err(CardError::Status { status: 503, message: "unavailable".into(), detail: None, retry_after: None })
+                Err(CardError::Status {
+                    status: 503,
+                    message: "unavailable".into(),
+                    detail: None,
+                    retry_after: None,
+                })
             } else {
                 Ok(json!({"status": 200, "headers": {}, "body": "ok"}))
             }
         };
         let trace = execute(&flow, json!({}), &[], &mut respond);
         assert!(matches!(trace.progress, Progress::Succeeded(_)));
-        assert_eq!(trace.calls, ["http.request#1", "http.request#2", "http.request#3"]);
+        assert_eq!(
+            trace.calls,
+            ["http.request#1", "http.request#2", "http.request#3"]
+        );
         assert_eq!(trace.records.len(), 1);
         assert_eq!(trace.records[0].attempts, 3);
         // 5 s then 10 s of backoff.
@@ -1650,10 +2197,17 @@ steps:
 "#,
         );
         let mut respond = |_: &str, _: &Value, _: u32| {
-            Err(CardError::Status { status: 404, message: "not found".into(), detail: None, retry_after: None })
+            Err(CardError::Status {
+                status: 404,
+                message: "not found".into(),
+                detail: None,
+                retry_after: None,
+            })
         };
         let trace = execute(&flow, json!({}), &[], &mut respond);
-        let Progress::Failed(error) = trace.progress else { panic!("expected failure") };
+        let Progress::Failed(error) = trace.progress else {
+            panic!("expected failure")
+        };
         assert_eq!(error.step.as_deref(), Some("call"));
         assert_eq!(trace.calls, ["http.request#1"]);
     }
@@ -1673,11 +2227,25 @@ steps:
 "#,
         );
         let mut respond = |_: &str, _: &Value, _: u32| {
-            Err(CardError::Status { status: 500, message: "boom".into(), detail: None, retry_after: None })
+            Err(CardError::Status {
+                status: 500,
+                message: "boom".into(),
+                detail: None,
+                retry_after: None,
+            })
         };
         let trace = execute(&flow, json!({}), &[], &mut respond);
-        assert_eq!(trace.progress, Progress::Succeeded(json!({"status": 200, "headers": {}, "body": "caught 500 at call"})));
-        assert!(!summary(&trace.records).iter().any(|s| s.starts_with("never")));
+        assert_eq!(
+            trace.progress,
+            Progress::Succeeded(
+                json!({"status": 200, "headers": {}, "body": "caught 500 at call"})
+            )
+        );
+        assert!(
+            !summary(&trace.records)
+                .iter()
+                .any(|s| s.starts_with("never"))
+        );
     }
 
     #[test]
@@ -1692,7 +2260,10 @@ steps:
         );
         let mut respond = |_: &str, _: &Value, _: u32| Err(CardError::Network("refused".into()));
         let trace = execute(&flow, json!({}), &[], &mut respond);
-        assert_eq!(trace.progress, Progress::Succeeded(json!({"status": 200, "headers": {}, "body": "network"})));
+        assert_eq!(
+            trace.progress,
+            Progress::Succeeded(json!({"status": 200, "headers": {}, "body": "network"}))
+        );
     }
 
     #[test]
@@ -1710,8 +2281,18 @@ steps:
   - { card: flow.return, with: { body: "{{ steps.shout }}" } }
 "#,
         );
-        let trace = execute(&flow, json!({"names": ["a", "b", "c", "d"]}), &[], &mut no_io);
-        assert_eq!(trace.progress, Progress::Succeeded(json!({"status": 200, "headers": {}, "body": ["A!", "B!", "C!", "D!"]})));
+        let trace = execute(
+            &flow,
+            json!({"names": ["a", "b", "c", "d"]}),
+            &[],
+            &mut no_io,
+        );
+        assert_eq!(
+            trace.progress,
+            Progress::Succeeded(
+                json!({"status": 200, "headers": {}, "body": ["A!", "B!", "C!", "D!"]})
+            )
+        );
         assert!(summary(&trace.records).contains(&"shout[2].up text.compose succeeded".to_owned()));
     }
 
@@ -1737,7 +2318,10 @@ steps:
         );
         let trace = execute(&flow, json!({"users": ["x", "y"]}), &[&helper], &mut no_io);
         assert_eq!(trace.calls, ["child:greet-one", "child:greet-one"]);
-        assert_eq!(trace.progress, Progress::Succeeded(json!({"status": 200, "headers": {}, "body": ["hi x", "hi y"]})));
+        assert_eq!(
+            trace.progress,
+            Progress::Succeeded(json!({"status": 200, "headers": {}, "body": ["hi x", "hi y"]}))
+        );
     }
 
     #[test]
@@ -1754,27 +2338,47 @@ steps:
         );
         let mut respond = |_: &str, input: &Value, _: u32| {
             if input["url"].as_str().is_some_and(|u| u.ends_with("/2")) {
-                Err(CardError::Status { status: 404, message: "missing".into(), detail: None, retry_after: None })
+                Err(CardError::Status {
+                    status: 404,
+                    message: "missing".into(),
+                    detail: None,
+                    retry_after: None,
+                })
             } else {
                 Ok(json!({"status": 200}))
             }
         };
         let trace = execute(&flow, json!({"items": [1, 2, 3]}), &[], &mut respond);
-        let Progress::Failed(error) = trace.progress else { panic!("expected failure") };
+        let Progress::Failed(error) = trace.progress else {
+            panic!("expected failure")
+        };
         assert_eq!(error.step.as_deref(), Some("each"));
-        assert_eq!(trace.calls.len(), 2, "iteration 3 must not start after 2 failed: {:?}", trace.calls);
+        assert_eq!(
+            trace.calls.len(),
+            2,
+            "iteration 3 must not start after 2 failed: {:?}",
+            trace.calls
+        );
     }
 
     #[test]
     fn flow_fail_fails_with_its_message_and_template_errors_name_the_field() {
-        let flow = compile("name: f\nsteps:\n  - { card: flow.fail, with: { message: \"no {{ input.x }}\" } }\n");
+        let flow = compile(
+            "name: f\nsteps:\n  - { card: flow.fail, with: { message: \"no {{ input.x }}\" } }\n",
+        );
         let trace = execute(&flow, json!({"x": "way"}), &[], &mut no_io);
-        let Progress::Failed(error) = trace.progress else { panic!("expected failure") };
+        let Progress::Failed(error) = trace.progress else {
+            panic!("expected failure")
+        };
         assert_eq!(error.message, "no way");
 
-        let flow = compile("name: g\nsteps:\n  - { id: bad, card: text.compose, with: { text: \"{{ input.missing.deeper }}\" } }\n");
+        let flow = compile(
+            "name: g\nsteps:\n  - { id: bad, card: text.compose, with: { text: \"{{ input.missing.deeper }}\" } }\n",
+        );
         let trace = execute(&flow, json!({}), &[], &mut no_io);
-        let Progress::Failed(error) = trace.progress else { panic!("expected failure") };
+        let Progress::Failed(error) = trace.progress else {
+            panic!("expected failure")
+        };
         assert!(error.message.starts_with("with.text"), "{}", error.message);
         assert_eq!(error.step.as_deref(), Some("bad"));
     }
@@ -1797,7 +2401,9 @@ steps:
 
     #[test]
     fn wait_parks_until_the_timer() {
-        let flow = compile("name: w\nsteps:\n  - wait: 10m\n  - { id: after, card: text.compose, with: { text: done } }\n");
+        let flow = compile(
+            "name: w\nsteps:\n  - wait: 10m\n  - { id: after, card: text.compose, with: { text: done } }\n",
+        );
         let trace = execute(&flow, json!({}), &[], &mut no_io);
         assert!(matches!(trace.progress, Progress::Succeeded(_)));
         assert_eq!(trace.now - t0(), chrono::Duration::minutes(10));
@@ -1813,18 +2419,40 @@ steps:
   - { id: second, card: http.request, with: { url: "https://example.test/2" } }
 "#,
         );
-        let ctx = RunContext::new("r".into(), "resume".into(), t0(), json!({}), json!({}), BTreeMap::new(), HistoryMode::All);
+        let ctx = RunContext::new(
+            "r".into(),
+            "resume".into(),
+            t0(),
+            json!({}),
+            json!({}),
+            BTreeMap::new(),
+            HistoryMode::All,
+        );
         let mut state = RunState::new();
         let d1 = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-        let Effect::Card { effect: first, .. } = d1.effects[0].clone() else { panic!() };
-        let d2 = advance(&flow, &mut state, &ctx, vec![Event::CardDone { effect: first, result: Ok(json!(1)) }], t0());
+        let Effect::Card { effect: first, .. } = d1.effects[0].clone() else {
+            panic!()
+        };
+        let d2 = advance(
+            &flow,
+            &mut state,
+            &ctx,
+            vec![Event::CardDone {
+                effect: first,
+                result: Ok(json!(1)),
+            }],
+            t0(),
+        );
         assert_eq!(d2.records.len(), 1);
         // The process dies here; the checkpoint holds `state`.
-        let mut restored: RunState = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        let mut restored: RunState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
         let d3 = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
         assert!(d3.records.is_empty(), "completed steps are not re-run");
         assert_eq!(d3.effects.len(), 1);
-        let Effect::Card { input, .. } = &d3.effects[0] else { panic!() };
+        let Effect::Card { input, .. } = &d3.effects[0] else {
+            panic!()
+        };
         assert_eq!(input["url"], "https://example.test/2");
     }
 }

@@ -23,7 +23,7 @@ use crate::flowfile::{self, LoadedProject};
 use crate::model::Trigger;
 use crate::ports::{Clock, FlowStore, PutOutcome, Secrets, StoreError, StoredFlow};
 use crate::run::TriggerInfo;
-use crate::runner::{Runtime, RunnerConfig, Worker};
+use crate::runner::{RunnerConfig, Runtime, Worker};
 use crate::schedule::Schedule;
 
 /// Errors starting the local server.
@@ -51,6 +51,8 @@ pub enum ServeError {
     AdminToken(#[source] crate::ports::SecretError),
     #[error("server failed")]
     Serve(#[source] std::io::Error),
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 /// Options of `idflow serve`.
@@ -78,8 +80,15 @@ pub struct SyncReport {
 }
 
 /// Deploys the valid flows of a loaded project into a store and removes flows whose files are gone.
-pub async fn sync_flows(store: &dyn FlowStore, project: &LoadedProject, now: DateTime<Utc>) -> Result<SyncReport, StoreError> {
-    let mut report = SyncReport { diagnostics: project.all_diagnostics(), ..SyncReport::default() };
+pub async fn sync_flows(
+    store: &dyn FlowStore,
+    project: &LoadedProject,
+    now: DateTime<Utc>,
+) -> Result<SyncReport, StoreError> {
+    let mut report = SyncReport {
+        diagnostics: project.all_diagnostics(),
+        ..SyncReport::default()
+    };
     let mut present = BTreeSet::new();
     for loaded in &project.flows {
         let name = match &loaded.result {
@@ -120,18 +129,26 @@ pub struct Server {
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Kept so the scheduler's watch stays open when nothing reloads the flows.
+    _schedules: Option<watch::Sender<Vec<ScheduleEntry>>>,
 }
 
 impl Server {
     /// Opens the store, deploys the flows, and starts every loop. Returns once the port is bound.
     pub async fn start(options: ServeOptions, clock: Arc<dyn Clock>) -> Result<Server, ServeError> {
-        std::fs::create_dir_all(&options.data_dir)
-            .map_err(|source| ServeError::DataDir { path: options.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| ServeError::DataDir {
+            path: options.data_dir.clone(),
+            source,
+        })?;
         let db = SqliteDb::open(&options.data_dir.join("idflow.db"))?;
         let flows: Arc<dyn FlowStore> = Arc::new(SqliteFlowStore::new(db.clone()));
         let runs = Arc::new(SqliteRunStore::new(db.clone()));
         let config = RunnerConfig::default();
-        let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), config.max_receive_count));
+        let queue = Arc::new(SqliteRunQueue::new(
+            db.clone(),
+            clock.clone(),
+            config.max_receive_count,
+        ));
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);
@@ -139,19 +156,36 @@ impl Server {
         print_report(&options.flows_dir, &report);
 
         let admin_token = match &project.config.admin_token {
-            Some(reference) => Some(Arc::<str>::from(secrets.resolve(reference).await.map_err(ServeError::AdminToken)?.expose())),
+            Some(reference) => Some(Arc::<str>::from(
+                secrets
+                    .resolve(reference)
+                    .await
+                    .map_err(ServeError::AdminToken)?
+                    .expose(),
+            )),
             None => None,
         };
         if admin_token.is_none() && !options.addr.ip().is_loopback() {
             return Err(ServeError::OpenAdmin { addr: options.addr });
         }
         if admin_token.is_none() {
-            tracing::warn!("no admin token configured: the admin API is open, so idflow listens on loopback only");
+            tracing::warn!(
+                "no admin token configured: the admin API is open, so idflow listens on loopback only"
+            );
         }
 
+        let http = HttpExecutor::new().map_err(ServeError::HttpClient)?;
         let runtime = Arc::new(
-            Runtime::new(flows, runs, queue, clock.clone(), secrets, project.config.clone(), config)
-                .with_executor("http", Arc::new(HttpExecutor::new())),
+            Runtime::new(
+                flows,
+                runs,
+                queue,
+                clock.clone(),
+                secrets,
+                project.config.clone(),
+                config,
+            )
+            .with_executor("http", Arc::new(http)),
         );
         let recovered = runtime.recover().await.map_err(|e| match e {
             crate::runner::RunnerError::Store(s) => ServeError::Store(s),
@@ -163,12 +197,22 @@ impl Server {
 
         let listener = tokio::net::TcpListener::bind(options.addr)
             .await
-            .map_err(|source| ServeError::Bind { addr: options.addr, source })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+            .map_err(|source| ServeError::Bind {
+                addr: options.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: options.addr,
+            source,
+        })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let app = api::router(ApiState { runtime: runtime.clone(), admin_token, body_limit: options.body_limit });
+        let app = api::router(ApiState {
+            runtime: runtime.clone(),
+            admin_token,
+            body_limit: options.body_limit,
+        });
         let mut rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             let result = axum::serve(listener, app)
@@ -192,11 +236,19 @@ impl Server {
         }));
 
         let (schedules_tx, schedules_rx) = watch::channel(schedules_of(&project));
-        let scheduler = LocalScheduler { runtime: runtime.clone(), specs: schedules_rx };
+        // Anchor now, not when the task first runs, so a schedule counts from the moment the server is up.
+        let scheduler = LocalScheduler {
+            runtime: runtime.clone(),
+            specs: schedules_rx,
+            anchor: clock.now(),
+        };
         let rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(scheduler.run(rx)));
 
-        if options.hot_reload {
+        let mut kept_schedules = None;
+        if !options.hot_reload {
+            kept_schedules = Some(schedules_tx);
+        } else {
             let reloader = Reloader {
                 runtime: runtime.clone(),
                 dir: options.flows_dir.clone(),
@@ -208,7 +260,13 @@ impl Server {
         }
 
         tracing::info!(%addr, flows = %options.flows_dir.display(), data = %options.data_dir.display(), "idflow serve is ready");
-        Ok(Server { runtime, addr, shutdown, tasks })
+        Ok(Server {
+            runtime,
+            addr,
+            shutdown,
+            tasks,
+            _schedules: kept_schedules,
+        })
     }
 
     /// Stops every loop and waits for them.
@@ -249,7 +307,10 @@ fn schedules_of(project: &LoadedProject) -> Vec<ScheduleEntry> {
         .filter_map(|loaded| loaded.result.as_ref().ok())
         .filter_map(|flow| match &flow.trigger {
             Trigger::Schedule(s) => match Schedule::parse(&s.expression, s.timezone.as_deref()) {
-                Ok(schedule) => Some(ScheduleEntry { flow: flow.name.clone(), schedule }),
+                Ok(schedule) => Some(ScheduleEntry {
+                    flow: flow.name.clone(),
+                    schedule,
+                }),
                 Err(error) => {
                     tracing::error!(flow = %flow.name, error = %error, "schedule ignored");
                     None
@@ -264,6 +325,8 @@ fn schedules_of(project: &LoadedProject) -> Vec<ScheduleEntry> {
 struct LocalScheduler {
     runtime: Arc<Runtime>,
     specs: watch::Receiver<Vec<ScheduleEntry>>,
+    /// When the current set of schedules took effect (the origin of `rate` schedules).
+    anchor: DateTime<Utc>,
 }
 
 impl LocalScheduler {
@@ -271,7 +334,7 @@ impl LocalScheduler {
         let clock = self.runtime.clock.clone();
         loop {
             let entries = self.specs.borrow_and_update().clone();
-            let anchor = clock.now();
+            let anchor = self.anchor;
             let mut next: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
             for e in &entries {
                 if let Some(t) = e.schedule.next_after(anchor, anchor) {
@@ -287,12 +350,18 @@ impl LocalScheduler {
                 };
                 tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return,
-                    changed = self.specs.changed() => { if changed.is_err() { return; } break; }
+                    changed = self.specs.changed() => {
+                        if changed.is_err() { return; }
+                        self.anchor = clock.now();
+                        break;
+                    }
                     () = clock.sleep_until(due) => {}
                 }
                 let now = clock.now();
                 for e in &entries {
-                    let Some(at) = next.get(&e.flow).copied() else { continue };
+                    let Some(at) = next.get(&e.flow).copied() else {
+                        continue;
+                    };
                     if at > now {
                         continue;
                     }
@@ -300,7 +369,11 @@ impl LocalScheduler {
                     let key = format!("schedule:{}:{}", e.flow, at.timestamp());
                     let trigger = TriggerInfo::Schedule { scheduled_for: at };
                     let input = serde_json::json!({ "scheduled_for": at.to_rfc3339() });
-                    if let Err(error) = self.runtime.start_run(&e.flow, input, trigger, Some(&key)).await {
+                    if let Err(error) = self
+                        .runtime
+                        .start_run(&e.flow, input, trigger, Some(&key))
+                        .await
+                    {
                         tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
                     }
                     match e.schedule.next_after(at.max(now), anchor) {
@@ -340,7 +413,13 @@ impl Reloader {
             }
             self.fingerprint = current;
             let project = flowfile::load_dir(&self.dir);
-            match sync_flows(self.runtime.flows.as_ref(), &project, self.runtime.clock.now()).await {
+            match sync_flows(
+                self.runtime.flows.as_ref(),
+                &project,
+                self.runtime.clock.now(),
+            )
+            .await
+            {
                 Ok(report) => print_report(&self.dir, &report),
                 Err(error) => {
                     tracing::error!(error = %error, "reload failed");
@@ -355,10 +434,16 @@ impl Reloader {
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         if let Ok(meta) = entry.metadata() {
-            out.push((entry.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            out.push((
+                entry.path(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            ));
         }
     }
     out.sort();

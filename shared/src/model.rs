@@ -207,7 +207,10 @@ impl InputType {
 
     /// Whether a delegated flow may declare this kind.
     pub fn is_scalar(self) -> bool {
-        matches!(self, InputType::Text | InputType::Number | InputType::Datetime | InputType::Boolean)
+        matches!(
+            self,
+            InputType::Text | InputType::Number | InputType::Datetime | InputType::Boolean
+        )
     }
 }
 
@@ -240,9 +243,16 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
     /// `card:` + `with:`. `with` is a JSON tree whose strings may be templates.
-    Card { card: String, with: serde_json::Value },
+    Card {
+        card: String,
+        with: serde_json::Value,
+    },
     /// `if:` + `then:` (+ `else:`).
-    If { condition: String, then: Vec<Step>, otherwise: Vec<Step> },
+    If {
+        condition: String,
+        then: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
     /// `continue_if:`: when falsy the run ends quietly as succeeded.
     ContinueIf { condition: String },
     /// `for_each:` (results discarded) or `map:` (results collected into a list).
@@ -275,7 +285,10 @@ pub enum LoopBody {
     /// Inline steps, run once per item with the item bound to the loop variable.
     Steps(Vec<Step>),
     /// A helper flow run once per item; `with` is rendered per item (default `{ <var>: item }`).
-    Flow { flow: String, with: Option<serde_json::Value> },
+    Flow {
+        flow: String,
+        with: Option<serde_json::Value>,
+    },
 }
 
 /// `retry: { max, backoff, factor, on }`.
@@ -353,7 +366,11 @@ impl SecretRef {
 /// Shows at most the first few characters of something that may be a pasted secret.
 fn redact_preview(text: &str) -> String {
     let head: String = text.chars().take(3).collect();
-    if text.chars().count() > 3 { format!("{head}…") } else { head }
+    if text.chars().count() > 3 {
+        format!("{head}…")
+    } else {
+        head
+    }
 }
 
 impl TryFrom<String> for SecretRef {

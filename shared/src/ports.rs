@@ -203,7 +203,11 @@ pub trait RunQueue: Send + Sync {
     /// Deletes a received message.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
     /// Changes how long a received message stays hidden (0 makes it visible now).
-    async fn change_visibility(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError>;
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError>;
     /// Messages in the dead-letter queue, oldest first.
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueueMessage>, QueueError>;
 }

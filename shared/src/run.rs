@@ -86,7 +86,10 @@ impl RunStatus {
 
     /// Succeeded, failed or cancelled: nothing will change any more.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -101,13 +104,27 @@ impl std::fmt::Display for RunStatus {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TriggerInfo {
     Manual,
-    Schedule { scheduled_for: DateTime<Utc> },
-    Event { event_uuid: String, event_type: String },
-    Api { method: String },
-    Helper { parent: RunId, step: String },
-    Delegated { caller: String },
+    Schedule {
+        scheduled_for: DateTime<Utc>,
+    },
+    Event {
+        event_uuid: String,
+        event_type: String,
+    },
+    Api {
+        method: String,
+    },
+    Helper {
+        parent: RunId,
+        step: String,
+    },
+    Delegated {
+        caller: String,
+    },
     /// A re-run of an earlier run, with that run's input.
-    Rerun { of: RunId },
+    Rerun {
+        of: RunId,
+    },
 }
 
 impl TriggerInfo {

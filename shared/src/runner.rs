@@ -22,8 +22,8 @@ use crate::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, Run
 use crate::flowfile;
 use crate::model::{HistoryMode, ProjectConfig, SecretRef, Trigger};
 use crate::ports::{
-    Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunQueue, RunStore, SecretError, Secrets,
-    StoreError,
+    Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunQueue, RunStore,
+    SecretError, Secrets, StoreError,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, TriggerInfo};
 
@@ -175,17 +175,28 @@ impl Runtime {
 
     /// The compiled current version of a flow.
     pub async fn current_flow(&self, name: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
-        let stored = self.flows.current(name).await?.ok_or_else(|| RunnerError::UnknownFlow(name.to_owned()))?;
+        let stored = self
+            .flows
+            .current(name)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownFlow(name.to_owned()))?;
         self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
     }
 
     /// The compiled given version of a flow.
-    pub async fn flow_version(&self, name: &str, version: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
+    pub async fn flow_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<CompiledFlow>, RunnerError> {
         if let Some(hit) = self.cached(name, version) {
             return Ok(hit);
         }
-        let stored =
-            self.flows.version(name, version).await?.ok_or_else(|| RunnerError::UnknownFlow(format!("{name}@{version}")))?;
+        let stored = self
+            .flows
+            .version(name, version)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownFlow(format!("{name}@{version}")))?;
         self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
     }
 
@@ -194,13 +205,23 @@ impl Runtime {
         cache.get(&(name.to_owned(), version.to_owned())).cloned()
     }
 
-    fn compile(&self, name: &str, version: &str, path: &str, source: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
+    fn compile(
+        &self,
+        name: &str,
+        version: &str,
+        path: &str,
+        source: &str,
+    ) -> Result<Arc<CompiledFlow>, RunnerError> {
         if let Some(hit) = self.cached(name, version) {
             return Ok(hit);
         }
         let invalid = |diagnostics: Vec<crate::diag::Diagnostic>| RunnerError::InvalidFlow {
             name: name.to_owned(),
-            message: diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            message: diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         };
         let flow = flowfile::parse_flow(path, source).map_err(invalid)?;
         let compiled = Arc::new(CompiledFlow::new(flow, path).map_err(invalid)?);
@@ -220,7 +241,8 @@ impl Runtime {
         dedupe_key: Option<&str>,
     ) -> Result<(RunId, Created), RunnerError> {
         let compiled = self.current_flow(flow).await?;
-        self.start_compiled(&compiled, input, trigger, dedupe_key, None).await
+        self.start_compiled(&compiled, input, trigger, dedupe_key, None)
+            .await
     }
 
     async fn start_compiled(
@@ -252,7 +274,9 @@ impl Runtime {
         };
         match self.runs.create(&run, dedupe_key).await? {
             Created::New => {
-                self.queue.send(&QueueMessage { run_id: run.id }, Duration::ZERO).await?;
+                self.queue
+                    .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+                    .await?;
                 tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
                 Ok((run.id, Created::New))
             }
@@ -262,8 +286,19 @@ impl Runtime {
 
     /// Starts a new run with the input of an earlier one.
     pub async fn rerun(&self, id: RunId) -> Result<RunId, RunnerError> {
-        let old = self.runs.get(id).await?.ok_or(RunnerError::UnknownRun(id))?;
-        let (new, _) = self.start_run(&old.flow, old.input.clone(), TriggerInfo::Rerun { of: id }, None).await?;
+        let old = self
+            .runs
+            .get(id)
+            .await?
+            .ok_or(RunnerError::UnknownRun(id))?;
+        let (new, _) = self
+            .start_run(
+                &old.flow,
+                old.input.clone(),
+                TriggerInfo::Rerun { of: id },
+                None,
+            )
+            .await?;
         Ok(new)
     }
 
@@ -273,7 +308,10 @@ impl Runtime {
         if let Some(run) = &run
             && run.status == RunStatus::Cancelled
         {
-            let _ = self.ended.send(RunEnded { run_id: id, status: RunStatus::Cancelled });
+            let _ = self.ended.send(RunEnded {
+                run_id: id,
+                status: RunStatus::Cancelled,
+            });
         }
         Ok(run)
     }
@@ -283,13 +321,20 @@ impl Runtime {
         let run_id = delivery.message.run_id;
         match self.advance_run(run_id).await {
             Ok(disposition) => disposition,
-            Err(error) if error.is_retryable() && delivery.receive_count < self.config.max_receive_count => {
+            Err(error)
+                if error.is_retryable()
+                    && delivery.receive_count < self.config.max_receive_count =>
+            {
                 tracing::warn!(%run_id, error = %error, "run processing failed, will retry");
                 Disposition::Retry
             }
             Err(error) => {
                 tracing::error!(%run_id, error = %error, "run failed permanently");
-                let code = if error.is_retryable() { "poison_message" } else { "internal" };
+                let code = if error.is_retryable() {
+                    "poison_message"
+                } else {
+                    "internal"
+                };
                 self.fail_unclaimed(run_id, code, &error.to_string()).await;
                 Disposition::Done
             }
@@ -299,7 +344,10 @@ impl Runtime {
     /// Marks a run failed outside the normal loop (poison message, invalid flow).
     pub async fn fail_unclaimed(&self, run_id: RunId, code: &str, message: &str) {
         let now = self.clock.now();
-        let claimed = self.runs.claim(run_id, &self.config.owner, now, self.config.lease).await;
+        let claimed = self
+            .runs
+            .claim(run_id, &self.config.owner, now, self.config.lease)
+            .await;
         if let Ok(Some(run)) = claimed {
             let checkpoint = Checkpoint {
                 run_id,
@@ -309,7 +357,11 @@ impl Runtime {
                 steps: Vec::new(),
                 wake_at: None,
                 output: None,
-                error: Some(RunError { code: code.to_owned(), message: message.to_owned(), step: None }),
+                error: Some(RunError {
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                    step: None,
+                }),
                 finished_at: Some(now),
                 drop_input: false,
                 release: true,
@@ -322,17 +374,27 @@ impl Runtime {
 
     async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
         let now = self.clock.now();
-        let Some(run) = self.runs.claim(run_id, &self.config.owner, now, self.config.lease).await? else {
+        let Some(run) = self
+            .runs
+            .claim(run_id, &self.config.owner, now, self.config.lease)
+            .await?
+        else {
             return self.unclaimable(run_id).await;
         };
         let flow = match self.flow_version(&run.flow, &run.flow_version).await {
             Ok(flow) => flow,
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                self.finish(&run, None, Vec::new(), Progress::Failed(RunError {
-                    code: "flow_unavailable".into(),
-                    message: error.to_string(),
-                    step: None,
-                }), HistoryMode::All)
+                self.finish(
+                    &run,
+                    None,
+                    Vec::new(),
+                    Progress::Failed(RunError {
+                        code: "flow_unavailable".into(),
+                        message: error.to_string(),
+                        step: None,
+                    }),
+                    HistoryMode::All,
+                )
                 .await?;
                 return Ok(Disposition::Done);
             }
@@ -342,11 +404,17 @@ impl Runtime {
         let secrets = match secrets {
             Ok(s) => s,
             Err(error) => {
-                self.finish(&run, None, Vec::new(), Progress::Failed(RunError {
-                    code: "secret_unavailable".into(),
-                    message: error.to_string(),
-                    step: None,
-                }), flow.flow.history)
+                self.finish(
+                    &run,
+                    None,
+                    Vec::new(),
+                    Progress::Failed(RunError {
+                        code: "secret_unavailable".into(),
+                        message: error.to_string(),
+                        step: None,
+                    }),
+                    flow.flow.history,
+                )
                 .await?;
                 return Ok(Disposition::Done);
             }
@@ -364,8 +432,12 @@ impl Runtime {
         let (mut state, first) = match &run.state {
             None => (RunState::new(), Event::Start),
             Some(saved) => {
-                let state: RunState = serde_json::from_value(saved.clone())
-                    .map_err(|source| RunnerError::CorruptState { run: run.id, source })?;
+                let state: RunState = serde_json::from_value(saved.clone()).map_err(|source| {
+                    RunnerError::CorruptState {
+                        run: run.id,
+                        source,
+                    }
+                })?;
                 (state, Event::Resume)
             }
         };
@@ -378,20 +450,27 @@ impl Runtime {
             Some(run) if !run.status.is_terminal() => {
                 // Another worker holds the lease. Keep a fresh message for later so a notification
                 // (a helper run that ended) is not lost; the holder may park the run before seeing it.
-                self.queue.send(&QueueMessage { run_id }, Duration::from_secs(2)).await?;
+                self.queue
+                    .send(&QueueMessage { run_id }, Duration::from_secs(2))
+                    .await?;
                 Ok(Disposition::Done)
             }
             _ => Ok(Disposition::Done),
         }
     }
 
-    async fn resolve_secrets(&self, flow: &CompiledFlow) -> Result<BTreeMap<String, String>, RunnerError> {
+    async fn resolve_secrets(
+        &self,
+        flow: &CompiledFlow,
+    ) -> Result<BTreeMap<String, String>, RunnerError> {
         let project = self.project();
         let mut out = BTreeMap::new();
         for name in &flow.secret_names {
             let reference = match project.secrets.get(name) {
                 Some(r) => r.clone(),
-                None => SecretRef::parse(name).map_err(|_| SecretError::Missing { reference: name.clone() })?,
+                None => SecretRef::parse(name).map_err(|_| SecretError::Missing {
+                    reference: name.clone(),
+                })?,
             };
             let value = self.secrets.resolve(&reference).await?;
             out.insert(name.clone(), value.expose().to_owned());
@@ -414,28 +493,64 @@ impl Runtime {
             let now = self.clock.now();
             let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
             if let Progress::Succeeded(_) | Progress::Failed(_) = decision.progress {
-                self.finish(run, Some(state.seq), decision.records, decision.progress, flow.flow.history).await?;
+                self.finish(
+                    run,
+                    Some(state.seq),
+                    decision.records,
+                    decision.progress,
+                    flow.flow.history,
+                )
+                .await?;
                 return Ok(Disposition::Done);
             }
             if !decision.records.is_empty() {
-                let checkpoint = self.checkpoint_of(run, state, decision.records, RunStatus::Running, None, false)?;
+                let checkpoint = self.checkpoint_of(
+                    run,
+                    state,
+                    decision.records,
+                    RunStatus::Running,
+                    None,
+                    false,
+                )?;
                 if !self.write(checkpoint).await? {
                     return Ok(Disposition::Done);
                 }
             }
             for effect in decision.effects {
                 match effect {
-                    Effect::Card { effect, step, card, input, timeout, attempt } => {
-                        let call = CardCall { card, input, timeout, run_id: run.id, step, attempt };
+                    Effect::Card {
+                        effect,
+                        step,
+                        card,
+                        input,
+                        timeout,
+                        attempt,
+                    } => {
+                        let call = CardCall {
+                            card,
+                            input,
+                            timeout,
+                            run_id: run.id,
+                            step,
+                            attempt,
+                        };
                         let executor = self.executor_for(&call.card);
                         let clock = self.clock.clone();
                         in_flight.push(Box::pin(async move {
                             let result = execute(executor, call, clock).await;
                             Event::CardDone { effect, result }
-                        }) as futures::future::BoxFuture<'static, Event>);
+                        })
+                            as futures::future::BoxFuture<'static, Event>);
                     }
-                    Effect::StartChild { effect, step, flow: helper, input } => {
-                        if let Some(event) = self.start_child(run, effect, &step, &helper, input).await? {
+                    Effect::StartChild {
+                        effect,
+                        step,
+                        flow: helper,
+                        input,
+                    } => {
+                        if let Some(event) =
+                            self.start_child(run, effect, &step, &helper, input).await?
+                        {
                             events.push(event);
                         }
                     }
@@ -462,13 +577,22 @@ impl Runtime {
                 None => {
                     // Nothing can happen in this process: park the run.
                     let wake_at = state.idle_until().flatten();
-                    let checkpoint = self.checkpoint_of(run, state, Vec::new(), RunStatus::Waiting, wake_at, true)?;
+                    let checkpoint = self.checkpoint_of(
+                        run,
+                        state,
+                        Vec::new(),
+                        RunStatus::Waiting,
+                        wake_at,
+                        true,
+                    )?;
                     if !self.write(checkpoint).await? {
                         return Ok(Disposition::Done);
                     }
                     if let Some(wake_at) = wake_at {
                         let delay = to_std(wake_at - self.clock.now()).min(MAX_QUEUE_DELAY);
-                        self.queue.send(&QueueMessage { run_id: run.id }, delay).await?;
+                        self.queue
+                            .send(&QueueMessage { run_id: run.id }, delay)
+                            .await?;
                     }
                     tracing::info!(run_id = %run.id, flow = %run.flow, "run waiting");
                     return Ok(Disposition::Done);
@@ -496,7 +620,11 @@ impl Runtime {
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
                 return Ok(Some(Event::ChildDone {
                     effect,
-                    result: Err(RunError { code: "flow_unavailable".into(), message: error.to_string(), step: None }),
+                    result: Err(RunError {
+                        code: "flow_unavailable".into(),
+                        message: error.to_string(),
+                        step: None,
+                    }),
                 }));
             }
             Err(other) => return Err(other),
@@ -506,14 +634,22 @@ impl Runtime {
                 effect,
                 result: Err(RunError {
                     code: "not_a_helper".into(),
-                    message: format!("flow `{helper}` has a {} trigger; only helper flows can be called", compiled.flow.trigger.kind()),
+                    message: format!(
+                        "flow `{helper}` has a {} trigger; only helper flows can be called",
+                        compiled.flow.trigger.kind()
+                    ),
                     step: None,
                 }),
             }));
         }
         let key = format!("child:{}:{effect}", parent.id);
-        let trigger = TriggerInfo::Helper { parent: parent.id, step: step.to_owned() };
-        let (child, created) = self.start_compiled(&compiled, input, trigger, Some(&key), Some(parent)).await?;
+        let trigger = TriggerInfo::Helper {
+            parent: parent.id,
+            step: step.to_owned(),
+        };
+        let (child, created) = self
+            .start_compiled(&compiled, input, trigger, Some(&key), Some(parent))
+            .await?;
         if let Created::Duplicate(_) = created {
             if let Some(run) = self.runs.get(child).await? {
                 return Ok(child_result(effect, &run));
@@ -532,7 +668,10 @@ impl Runtime {
         release: bool,
     ) -> Result<Checkpoint, RunnerError> {
         let state_value =
-            serde_json::to_value(state).map_err(|source| RunnerError::CorruptState { run: run.id, source })?;
+            serde_json::to_value(state).map_err(|source| RunnerError::CorruptState {
+                run: run.id,
+                source,
+            })?;
         Ok(Checkpoint {
             run_id: run.id,
             owner: self.config.owner.clone(),
@@ -591,7 +730,9 @@ impl Runtime {
             return Ok(());
         }
         match &error {
-            Some(e) => tracing::warn!(run_id = %run.id, flow = %run.flow, code = %e.code, step = ?e.step, "run failed: {}", e.message),
+            Some(e) => {
+                tracing::warn!(run_id = %run.id, flow = %run.flow, code = %e.code, step = ?e.step, "run failed: {}", e.message)
+            }
             None => tracing::info!(run_id = %run.id, flow = %run.flow, "run succeeded"),
         }
         self.ended(run, status).await;
@@ -600,9 +741,15 @@ impl Runtime {
 
     /// Tells listeners and the parent run that a run ended.
     async fn ended(&self, run: &Run, status: RunStatus) {
-        let _ = self.ended.send(RunEnded { run_id: run.id, status });
+        let _ = self.ended.send(RunEnded {
+            run_id: run.id,
+            status,
+        });
         if let Some(parent) = run.parent
-            && let Err(error) = self.queue.send(&QueueMessage { run_id: parent }, Duration::ZERO).await
+            && let Err(error) = self
+                .queue
+                .send(&QueueMessage { run_id: parent }, Duration::ZERO)
+                .await
         {
             // The parent's own message or a restart recovers it; log so the delay is explainable.
             tracing::warn!(run_id = %run.id, %parent, error = %error, "could not notify parent run");
@@ -615,14 +762,18 @@ impl Runtime {
         let now = self.clock.now();
         for run in &runs {
             let delay = match run.wake_at {
-                Some(wake) if run.status == RunStatus::Waiting && wake > now => to_std(wake - now).min(MAX_QUEUE_DELAY),
+                Some(wake) if run.status == RunStatus::Waiting && wake > now => {
+                    to_std(wake - now).min(MAX_QUEUE_DELAY)
+                }
                 _ => Duration::ZERO,
             };
             if run.status == RunStatus::Waiting && run.wake_at.is_none() {
                 // Waiting on helper runs only: their end re-queues it.
                 continue;
             }
-            self.queue.send(&QueueMessage { run_id: run.id }, delay).await?;
+            self.queue
+                .send(&QueueMessage { run_id: run.id }, delay)
+                .await?;
         }
         Ok(runs.len())
     }
@@ -632,8 +783,16 @@ impl Runtime {
 fn child_result(effect: u64, run: &Run) -> Option<Event> {
     match run.status {
         RunStatus::Succeeded => {
-            let body = run.output.as_ref().and_then(|o| o.get("body")).cloned().unwrap_or(Value::Null);
-            Some(Event::ChildDone { effect, result: Ok(body) })
+            let body = run
+                .output
+                .as_ref()
+                .and_then(|o| o.get("body"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            Some(Event::ChildDone {
+                effect,
+                result: Ok(body),
+            })
         }
         RunStatus::Failed | RunStatus::Cancelled => Some(Event::ChildDone {
             effect,
@@ -647,7 +806,11 @@ fn child_result(effect: u64, run: &Run) -> Option<Event> {
     }
 }
 
-async fn execute(executor: Option<Arc<dyn CardExecutor>>, call: CardCall, clock: Arc<dyn Clock>) -> Result<Value, CardError> {
+async fn execute(
+    executor: Option<Arc<dyn CardExecutor>>,
+    call: CardCall,
+    clock: Arc<dyn Clock>,
+) -> Result<Value, CardError> {
     let Some(executor) = executor else {
         return Err(CardError::Failed {
             code: "no_executor".into(),
@@ -656,7 +819,8 @@ async fn execute(executor: Option<Arc<dyn CardExecutor>>, call: CardCall, clock:
         });
     };
     let timeout = call.timeout;
-    let deadline = clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+    let deadline =
+        clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     tokio::select! {
         result = executor.execute(&call) => result,
         () = clock.sleep_until(deadline) => Err(CardError::Timeout(timeout)),
@@ -675,7 +839,10 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(runtime: Arc<Runtime>, concurrency: usize) -> Worker {
-        Worker { runtime, concurrency: concurrency.max(1) }
+        Worker {
+            runtime,
+            concurrency: concurrency.max(1),
+        }
     }
 
     /// Receives and processes messages until `shutdown` resolves.
@@ -699,14 +866,19 @@ impl Worker {
                 }
             };
             for delivery in deliveries {
-                let Ok(permit) = semaphore.clone().acquire_owned().await else { return };
+                let Ok(permit) = semaphore.clone().acquire_owned().await else {
+                    return;
+                };
                 let runtime = self.runtime.clone();
                 tokio::spawn(async move {
                     let disposition = runtime.process(&delivery).await;
                     let result = match disposition {
                         Disposition::Done => runtime.queue.delete(&delivery.receipt).await,
                         Disposition::Retry => {
-                            runtime.queue.change_visibility(&delivery.receipt, Duration::from_secs(5)).await
+                            runtime
+                                .queue
+                                .change_visibility(&delivery.receipt, Duration::from_secs(5))
+                                .await
                         }
                     };
                     if let Err(error) = result
@@ -723,5 +895,9 @@ impl Worker {
 
 /// The input a helper run receives from a `for_each`/`map` iteration or `flow.call`.
 pub fn helper_input(with: Value) -> Value {
-    if with.is_object() { with } else { json!({ "value": with }) }
+    if with.is_object() {
+        with
+    } else {
+        json!({ "value": with })
+    }
 }

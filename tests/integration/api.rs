@@ -21,7 +21,7 @@ trigger:
 steps:
   - id: name
     card: object.get
-    with: { object: "{{ input.body }}", path: name, default: stranger }
+    with: { object: "{{ input.body or {} }}", path: name, default: stranger }
   - card: flow.return
     with:
       status: 201
@@ -36,15 +36,25 @@ api:
 "#;
 
 async fn server() -> TestServer {
-    let server = TestServer::start(&[("idflow.yaml", CONFIG), ("hello.yaml", HELLO), ("greet.yaml", GREET)]).await;
-    std::fs::write(server.dir.0.join("flows/greet.token"), "let-me-in\n").expect("token file");
-    server
+    TestServer::start(&[
+        ("idflow.yaml", CONFIG),
+        ("greet.token", "let-me-in\n"),
+        ("hello.yaml", HELLO),
+        ("greet.yaml", GREET),
+    ])
+    .await
 }
 
 #[tokio::test]
 async fn manual_run_executes_and_history_shows_each_step() {
     let server = server().await;
-    let response = server.http.post(server.url("/api/flows/hello/runs")).json(&json!({"name": "Ada"})).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/api/flows/hello/runs"))
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     let id = body["runId"].as_str().expect("run id").to_owned();
@@ -58,7 +68,12 @@ async fn manual_run_executes_and_history_shows_each_step() {
     assert_eq!(detail["steps"][0]["input"], json!({"text": "Hello Ada"}));
     assert_eq!(detail["steps"][0]["output"], "Hello Ada");
     assert_eq!(detail["steps"][0]["attempts"], 1);
-    assert!(detail["flowVersion"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        detail["flowVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
     server.stop().await;
 }
 
@@ -76,18 +91,29 @@ async fn sync_invoke_answers_with_flow_return_status_headers_and_body() {
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-greeted"], "Ada");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({"greeting": "Hi Ada", "query": {"team": "iam"}, "method": "POST"}));
+    assert_eq!(
+        body,
+        json!({"greeting": "Hi Ada", "query": {"team": "iam"}, "method": "POST"})
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn client_token_is_accepted_in_the_query_and_never_reaches_the_run() {
     let server = server().await;
-    let response =
-        server.http.get(server.url("/api/flows/greet/invoke?clientToken=let-me-in&x=1")).send().await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/api/flows/greet/invoke?clientToken=let-me-in&x=1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["query"], json!({"x": "1"}), "the token is stripped from the run input");
+    assert_eq!(
+        body["query"],
+        json!({"x": "1"}),
+        "the token is stripped from the run input"
+    );
     assert_eq!(body["method"], "GET");
     server.stop().await;
 }
@@ -96,9 +122,19 @@ async fn client_token_is_accepted_in_the_query_and_never_reaches_the_run() {
 async fn wrong_or_missing_tokens_get_401_and_start_nothing() {
     let server = server().await;
     for request in [
-        server.http.post(server.url("/api/flows/greet/invoke")).header("x-api-client-token", "nope").json(&json!({})),
-        server.http.post(server.url("/api/flows/greet/invoke?clientToken=let-me-i")).json(&json!({})),
-        server.http.post(server.url("/api/flows/greet/invoke")).json(&json!({})),
+        server
+            .http
+            .post(server.url("/api/flows/greet/invoke"))
+            .header("x-api-client-token", "nope")
+            .json(&json!({})),
+        server
+            .http
+            .post(server.url("/api/flows/greet/invoke?clientToken=let-me-i"))
+            .json(&json!({})),
+        server
+            .http
+            .post(server.url("/api/flows/greet/invoke"))
+            .json(&json!({})),
     ] {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401);
@@ -114,38 +150,111 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
     let server = server().await;
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (
-            server.http.post(server.url("/api/flows/greet/invoke")).header("x-api-client-token", "let-me-in").header("content-type", "application/json").body("{\"name\": "),
+            server
+                .http
+                .post(server.url("/api/flows/greet/invoke"))
+                .header("x-api-client-token", "let-me-in")
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
             400,
             "bad_request",
         ),
         (
-            server.http.post(server.url("/api/flows/greet/invoke")).header("x-api-client-token", "let-me-in").header("content-type", "application/xml").body("<a/>"),
+            server
+                .http
+                .post(server.url("/api/flows/greet/invoke"))
+                .header("x-api-client-token", "let-me-in")
+                .header("content-type", "application/xml")
+                .body("<a/>"),
             415,
             "unsupported_media_type",
         ),
         (
-            server.http.post(server.url("/api/flows/greet/invoke")).header("x-api-client-token", "let-me-in").header("content-type", "application/json").body(format!("\"{}\"", "x".repeat(70 * 1024))),
+            server
+                .http
+                .post(server.url("/api/flows/greet/invoke"))
+                .header("x-api-client-token", "let-me-in")
+                .header("content-type", "application/json")
+                .body(format!("\"{}\"", "x".repeat(70 * 1024))),
             413,
             "payload_too_large",
         ),
-        (server.http.post(server.url("/api/flows/nope/invoke")).json(&json!({})), 404, "not_found"),
-        (server.http.post(server.url("/api/flows/hello/invoke")).json(&json!({})), 404, "not_found"),
-        (server.http.post(server.url("/api/flows/nope/runs")).json(&json!({})), 404, "not_found"),
-        (server.http.post(server.url("/api/flows/hello/runs")).header("content-type", "application/json").body("[1,"), 400, "bad_request"),
-        (server.http.get(server.url("/api/runs?status=done")), 400, "bad_request"),
-        (server.http.get(server.url("/api/runs?limit=0")), 400, "bad_request"),
-        (server.http.get(server.url("/api/runs/not-a-run")), 404, "not_found"),
-        (server.http.delete(server.url("/api/flows")), 405, "method_not_allowed"),
-        (server.http.get(server.url("/nothing/here")), 404, "not_found"),
+        (
+            server
+                .http
+                .post(server.url("/api/flows/nope/invoke"))
+                .json(&json!({})),
+            404,
+            "not_found",
+        ),
+        (
+            server
+                .http
+                .post(server.url("/api/flows/hello/invoke"))
+                .json(&json!({})),
+            404,
+            "not_found",
+        ),
+        (
+            server
+                .http
+                .post(server.url("/api/flows/nope/runs"))
+                .json(&json!({})),
+            404,
+            "not_found",
+        ),
+        (
+            server
+                .http
+                .post(server.url("/api/flows/hello/runs"))
+                .header("content-type", "application/json")
+                .body("[1,"),
+            400,
+            "bad_request",
+        ),
+        (
+            server.http.get(server.url("/api/runs?status=done")),
+            400,
+            "bad_request",
+        ),
+        (
+            server.http.get(server.url("/api/runs?limit=0")),
+            400,
+            "bad_request",
+        ),
+        (
+            server.http.get(server.url("/api/runs/not-a-run")),
+            404,
+            "not_found",
+        ),
+        (
+            server.http.delete(server.url("/api/flows")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            server.http.get(server.url("/nothing/here")),
+            404,
+            "not_found",
+        ),
     ];
     for (i, (request, status, code)) in cases.into_iter().enumerate() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "case {i}");
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(body["error"]["code"], code, "case {i}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "case {i}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "case {i}: {body}"
+        );
     }
-    assert_eq!(server.run_count().await, 0, "no bad request may start a run");
+    assert_eq!(
+        server.run_count().await,
+        0,
+        "no bad request may start a run"
+    );
     server.stop().await;
 }
 
@@ -167,8 +276,7 @@ fn sign(secret: &str, timestamp: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn hmac_signatures_are_checked_with_a_timestamp_tolerance() {
-    let server = TestServer::start(&[("signed.yaml", SIGNED)]).await;
-    std::fs::write(server.dir.0.join("flows/hook.secret"), "whsec").unwrap();
+    let server = TestServer::start(&[("signed.yaml", SIGNED), ("hook.secret", "whsec")]).await;
     let body = r#"{"user":"ada"}"#;
     let now = chrono::Utc::now().timestamp().to_string();
     let post = |sig: String, ts: String| {
@@ -180,15 +288,24 @@ async fn hmac_signatures_are_checked_with_a_timestamp_tolerance() {
             .header("x-timestamp", ts)
             .body(body)
     };
-    let ok = post(sign("whsec", &now, body), now.clone()).send().await.unwrap();
+    let ok = post(sign("whsec", &now, body), now.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 202);
-    let id = ok.json::<Value>().await.unwrap()["runId"].as_str().unwrap().to_owned();
+    let id = ok.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let detail = {
         server.wait_run(&id).await;
         server.run_json(&id).await
     };
     assert_eq!(detail["steps"][0]["output"], "ada");
-    assert!(detail["input"]["headers"].get("x-signature").is_none(), "the signature is not kept in the run input");
+    assert!(
+        detail["input"]["headers"].get("x-signature").is_none(),
+        "the signature is not kept in the run input"
+    );
 
     let old = (chrono::Utc::now().timestamp() - 600).to_string();
     for (sig, ts) in [
@@ -215,8 +332,7 @@ trigger:
 steps:
   - { id: x, card: text.compose, with: { text: ok } }
 "#;
-    let server = TestServer::start(&[("typeform.yaml", flow)]).await;
-    std::fs::write(server.dir.0.join("flows/tf.secret"), "tf-secret").unwrap();
+    let server = TestServer::start(&[("typeform.yaml", flow), ("tf.secret", "tf-secret")]).await;
     let body = r#"{"form_response":{}}"#;
     let mut mac = Hmac::<Sha256>::new_from_slice(b"tf-secret").unwrap();
     mac.update(body.as_bytes());
@@ -239,14 +355,20 @@ async fn sync_invoke_that_outlasts_its_timeout_answers_504_with_the_run_id() {
     let flow = r#"
 name: slow
 trigger:
-  api: { auth: public, respond: sync, timeout: 300ms }
+  api: { auth: public, respond: sync, timeout: 1s }
 steps:
   - wait: 1m
   - card: flow.return
     with: { body: late }
 "#;
     let server = TestServer::start(&[("slow.yaml", flow)]).await;
-    let response = server.http.post(server.url("/api/flows/slow/invoke")).json(&json!({})).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/api/flows/slow/invoke"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 504);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout");
@@ -258,34 +380,42 @@ steps:
 
 #[tokio::test]
 async fn admin_routes_require_the_configured_bearer_token() {
-    let server = TestServer::start(&[("idflow.yaml", "admin: { token: \"file:./admin.token\" }\n"), ("hello.yaml", HELLO)]).await;
-    // The token file is read at start; write it before starting a second server on the same dir.
-    drop(server);
-    let server = {
-        let dir = tests::TempDir::new("admin");
-        let flows = dir.0.join("flows");
-        std::fs::create_dir_all(&flows).unwrap();
-        std::fs::write(flows.join("idflow.yaml"), "admin: { token: \"file:./admin.token\" }\n").unwrap();
-        std::fs::write(flows.join("admin.token"), "s3cret-admin").unwrap();
-        std::fs::write(flows.join("hello.yaml"), HELLO).unwrap();
-        let options = shared::local::ServeOptions {
-            flows_dir: flows,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.0.join("data"),
-            body_limit: 1024,
-            workers: 2,
-            hot_reload: false,
-        };
-        let s = shared::local::Server::start(options, shared::local::system_clock()).await.unwrap();
-        TestServer { base: format!("http://{}", s.addr), server: Some(s), http: reqwest::Client::new(), dir }
-    };
-    let no_token = server.http.get(server.url("/api/runs")).send().await.unwrap();
+    let server = TestServer::start(&[
+        ("idflow.yaml", "admin: { token: \"file:./admin.token\" }\n"),
+        ("admin.token", "s3cret-admin"),
+        ("hello.yaml", HELLO),
+    ])
+    .await;
+    let no_token = server
+        .http
+        .get(server.url("/api/runs"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_token.status(), 401);
-    let wrong = server.http.get(server.url("/api/flows")).bearer_auth("s3cret-admim").send().await.unwrap();
+    let wrong = server
+        .http
+        .get(server.url("/api/flows"))
+        .bearer_auth("s3cret-admim")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let start = server.http.post(server.url("/api/flows/hello/runs")).json(&json!({})).send().await.unwrap();
+    let start = server
+        .http
+        .post(server.url("/api/flows/hello/runs"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), 401);
-    let ok = server.http.get(server.url("/api/flows")).bearer_auth("s3cret-admin").send().await.unwrap();
+    let ok = server
+        .http
+        .get(server.url("/api/flows"))
+        .bearer_auth("s3cret-admin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let flows: Value = ok.json().await.unwrap();
     assert_eq!(flows["flows"][0]["name"], "hello");
@@ -302,8 +432,22 @@ steps:
 "#;
     let waiting = "name: sleepy\nsteps:\n  - wait: 1h\n  - { id: x, card: text.compose, with: { text: late } }\n";
     let server = TestServer::start(&[("failing.yaml", failing), ("sleepy.yaml", waiting)]).await;
-    let start = |flow: &str, input: Value| server.http.post(server.url(&format!("/api/flows/{flow}/runs"))).json(&input).send();
-    let id = start("failing", json!({"fail": true})).await.unwrap().json::<Value>().await.unwrap()["runId"].as_str().unwrap().to_owned();
+    let start = |flow: &str, input: Value| {
+        server
+            .http
+            .post(server.url(&format!("/api/flows/{flow}/runs")))
+            .json(&input)
+            .send()
+    };
+    let id = start("failing", json!({"fail": true}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "failed");
     let detail = server.run_json(&id).await;
@@ -311,25 +455,74 @@ steps:
     assert_eq!(detail["error"]["step"], "check");
     assert_eq!(detail["steps"][0]["status"], "failed");
 
-    let rerun = server.http.post(server.url(&format!("/api/runs/{id}/rerun"))).send().await.unwrap();
+    let rerun = server
+        .http
+        .post(server.url(&format!("/api/runs/{id}/rerun")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rerun.status(), 202);
-    let new_id = rerun.json::<Value>().await.unwrap()["runId"].as_str().unwrap().to_owned();
+    let new_id = rerun.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new_id, id);
     server.wait_run(&new_id).await;
     let detail = server.run_json(&new_id).await;
     assert_eq!(detail["trigger"], json!({"kind": "rerun", "of": id}));
     assert_eq!(detail["input"], json!({"fail": true}));
 
-    let sleepy = start("sleepy", json!({})).await.unwrap().json::<Value>().await.unwrap()["runId"].as_str().unwrap().to_owned();
+    let sleepy = start("sleepy", json!({}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Cancelling is valid in any unfinished state; the run never runs its later steps.
-    let cancelled = server.http.post(server.url(&format!("/api/runs/{sleepy}/cancel"))).send().await.unwrap();
+    let cancelled = server
+        .http
+        .post(server.url(&format!("/api/runs/{sleepy}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cancelled.status(), 200);
     let run = server.wait_run(&sleepy).await;
     assert_eq!(run.status.as_str(), "cancelled");
-    let again = server.http.post(server.url(&format!("/api/runs/{sleepy}/cancel"))).send().await.unwrap();
-    assert_eq!(again.status(), 409);
+    let again = server
+        .http
+        .post(server.url(&format!("/api/runs/{sleepy}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        200,
+        "cancelling a cancelled run is idempotent"
+    );
+    let ended = server
+        .http
+        .post(server.url(&format!("/api/runs/{new_id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.status(),
+        409,
+        "a run that already failed cannot be cancelled"
+    );
 
-    let page: Value = server.http.get(server.url("/api/runs?flow=failing&status=failed")).send().await.unwrap().json().await.unwrap();
+    let page: Value = server
+        .http
+        .get(server.url("/api/runs?flow=failing&status=failed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["runs"].as_array().unwrap().len(), 2);
     server.stop().await;
 }

@@ -37,16 +37,39 @@ steps:
 #[tokio::test]
 async fn flow_call_and_map_run_helper_runs_and_collect_their_results() {
     let server = TestServer::start(&[("parent.yaml", PARENT), ("child.yaml", CHILD)]).await;
-    let response = server.http.post(server.url("/api/flows/parent/runs")).json(&json!({"items": [1, 2, 3, 4]})).send().await.unwrap();
-    let id = response.json::<Value>().await.unwrap()["runId"].as_str().unwrap().to_owned();
+    let response = server
+        .http
+        .post(server.url("/api/flows/parent/runs"))
+        .json(&json!({"items": [1, 2, 3, 4]}))
+        .send()
+        .await
+        .unwrap();
+    let id = response.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
-    assert_eq!(run.output.unwrap()["body"], json!({"one": 2, "many": [2, 4, 6, 8]}));
-    let children: Value =
-        server.http.get(server.url("/api/runs?flow=child")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        run.output.unwrap()["body"],
+        json!({"one": 2, "many": [2, 4, 6, 8]})
+    );
+    let children: Value = server
+        .http
+        .get(server.url("/api/runs?flow=child"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let children = children["runs"].as_array().unwrap();
     assert_eq!(children.len(), 5);
-    assert!(children.iter().all(|c| c["parent"] == json!(id) && c["root"] == json!(id)));
+    assert!(
+        children
+            .iter()
+            .all(|c| c["parent"] == json!(id) && c["root"] == json!(id))
+    );
     assert!(children.iter().all(|c| c["trigger"]["kind"] == "helper"));
     server.stop().await;
 }
@@ -62,9 +85,15 @@ async fn http_request_retries_server_errors_then_succeeds() {
             async move {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 if n < 2 {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "busy"})))
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(json!({"error": "busy"})),
+                    )
                 } else {
-                    (axum::http::StatusCode::OK, axum::Json(json!({"ok": true, "attempt": n + 1})))
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"ok": true, "attempt": n + 1})),
+                    )
                 }
             }
         }),
@@ -81,13 +110,25 @@ steps:
     with: { url: "{{ input.url }}" }
 "#;
     let server = TestServer::start(&[("probe.yaml", flow)]).await;
-    let response = server.http.post(server.url("/api/flows/probe/runs")).json(&json!({"url": format!("http://{addr}/flaky")})).send().await.unwrap();
-    let id = response.json::<Value>().await.unwrap()["runId"].as_str().unwrap().to_owned();
+    let response = server
+        .http
+        .post(server.url("/api/flows/probe/runs"))
+        .json(&json!({"url": format!("http://{addr}/flaky")}))
+        .send()
+        .await
+        .unwrap();
+    let id = response.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     let detail = server.run_json(&id).await;
     assert_eq!(detail["steps"][0]["attempts"], 3);
-    assert_eq!(detail["steps"][0]["output"]["body"], json!({"ok": true, "attempt": 3}));
+    assert_eq!(
+        detail["steps"][0]["output"]["body"],
+        json!({"ok": true, "attempt": 3})
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     server.stop().await;
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use shared::local::{Server, ServeOptions};
+use shared::local::{ServeOptions, Server};
 use shared::ports::Clock;
 use shared::run::{Run, RunId};
 
@@ -57,7 +57,12 @@ impl TestServer {
         };
         let server = Server::start(options, clock).await.expect("server starts");
         let base = format!("http://{}", server.addr);
-        TestServer { server: Some(server), base, http: reqwest::Client::new(), dir }
+        TestServer {
+            server: Some(server),
+            base,
+            http: reqwest::Client::new(),
+            dir,
+        }
     }
 
     pub fn runtime(&self) -> &shared::runner::Runtime {
@@ -84,13 +89,27 @@ impl TestServer {
 
     /// `GET /api/runs/{id}` as JSON.
     pub async fn run_json(&self, id: &str) -> Value {
-        self.http.get(self.url(&format!("/api/runs/{id}"))).send().await.expect("get run").json().await.expect("json")
+        self.http
+            .get(self.url(&format!("/api/runs/{id}")))
+            .send()
+            .await
+            .expect("get run")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// Number of runs in the store.
     pub async fn run_count(&self) -> usize {
-        let page: Value =
-            self.http.get(self.url("/api/runs?limit=500")).send().await.expect("list").json().await.expect("json");
+        let page: Value = self
+            .http
+            .get(self.url("/api/runs?limit=500"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
         page["runs"].as_array().map_or(0, Vec::len)
     }
 

@@ -45,7 +45,11 @@ pub enum CardError {
     Network(String),
     /// The card failed for a reason of its own (`flow.fail`, a missing connection, ...).
     #[error("{message}")]
-    Failed { code: String, message: String, retryable: bool },
+    Failed {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
 }
 
 impl CardError {
@@ -68,7 +72,12 @@ impl CardError {
                 status: None,
                 detail: Some(serde_json::json!({ "field": field })),
             },
-            CardError::Status { status, message, detail, .. } => StepError {
+            CardError::Status {
+                status,
+                message,
+                detail,
+                ..
+            } => StepError {
                 code: "http_status".into(),
                 message: message.clone(),
                 status: Some(*status),

@@ -7,7 +7,12 @@ use super::{CardError, PureContext};
 #[derive(Clone, Copy)]
 pub enum CardKind {
     /// Runs inside the engine: no I/O, deterministic given its input and the step time.
-    Pure(fn(&serde_json::Map<String, serde_json::Value>, &PureContext<'_>) -> Result<serde_json::Value, CardError>),
+    Pure(
+        fn(
+            &serde_json::Map<String, serde_json::Value>,
+            &PureContext<'_>,
+        ) -> Result<serde_json::Value, CardError>,
+    ),
     /// Runs through a [`super::CardExecutor`] of the card's family.
     Io,
     /// Handled by the engine itself (`flow.call`, `flow.return`, `flow.fail`).
@@ -41,14 +46,18 @@ pub struct CardSpec {
 
 impl std::fmt::Debug for CardSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardSpec").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("CardSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 impl CardSpec {
     /// The family: the part before the dot.
     pub fn family(&self) -> &'static str {
-        self.name.split_once('.').map_or(self.name, |(family, _)| family)
+        self.name
+            .split_once('.')
+            .map_or(self.name, |(family, _)| family)
     }
 }
 
@@ -58,8 +67,18 @@ const FLOW_CARDS: &[CardSpec] = &[
         name: "flow.call",
         summary: "Runs a helper flow and waits for its result",
         fields: &[
-            FieldSpec { name: "flow", kind: "text", required: true, doc: "name of the helper flow" },
-            FieldSpec { name: "with", kind: "object", required: false, doc: "the helper's input" },
+            FieldSpec {
+                name: "flow",
+                kind: "text",
+                required: true,
+                doc: "name of the helper flow",
+            },
+            FieldSpec {
+                name: "with",
+                kind: "object",
+                required: false,
+                doc: "the helper's input",
+            },
         ],
         output: "the helper's `flow.return` body (or its last step's output)",
         kind: CardKind::Flow,
@@ -69,8 +88,18 @@ const FLOW_CARDS: &[CardSpec] = &[
         name: "flow.fail",
         summary: "Ends the run as failed with a message",
         fields: &[
-            FieldSpec { name: "message", kind: "text", required: true, doc: "why the run failed" },
-            FieldSpec { name: "code", kind: "text", required: false, doc: "machine-readable reason (default `flow_failed`)" },
+            FieldSpec {
+                name: "message",
+                kind: "text",
+                required: true,
+                doc: "why the run failed",
+            },
+            FieldSpec {
+                name: "code",
+                kind: "text",
+                required: false,
+                doc: "machine-readable reason (default `flow_failed`)",
+            },
         ],
         output: "ends the run",
         kind: CardKind::Flow,
@@ -80,9 +109,24 @@ const FLOW_CARDS: &[CardSpec] = &[
         name: "flow.return",
         summary: "Ends the run with a result; for `respond: sync` API flows, the HTTP response",
         fields: &[
-            FieldSpec { name: "status", kind: "integer", required: false, doc: "HTTP status (default 200)" },
-            FieldSpec { name: "headers", kind: "object", required: false, doc: "HTTP response headers" },
-            FieldSpec { name: "body", kind: "any", required: false, doc: "the result (JSON)" },
+            FieldSpec {
+                name: "status",
+                kind: "integer",
+                required: false,
+                doc: "HTTP status (default 200)",
+            },
+            FieldSpec {
+                name: "headers",
+                kind: "object",
+                required: false,
+                doc: "HTTP response headers",
+            },
+            FieldSpec {
+                name: "body",
+                kind: "any",
+                required: false,
+                doc: "the result (JSON)",
+            },
         ],
         output: "ends the run",
         kind: CardKind::Flow,
@@ -107,7 +151,10 @@ pub fn registry() -> &'static [CardSpec] {
 /// A card by name.
 pub fn lookup(name: &str) -> Option<&'static CardSpec> {
     let cards = registry();
-    cards.binary_search_by(|c| c.name.cmp(name)).ok().map(|i| &cards[i])
+    cards
+        .binary_search_by(|c| c.name.cmp(name))
+        .ok()
+        .map(|i| &cards[i])
 }
 
 /// Result type of pure cards.
