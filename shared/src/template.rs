@@ -34,7 +34,9 @@ use std::sync::{Arc, LazyLock};
 
 use base64::Engine as _;
 use minijinja::value::{Kwargs, Object, ObjectRepr, ValueKind};
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, Output, State, UndefinedBehavior, Value};
+use minijinja::{
+    AutoEscape, Environment, Error, ErrorKind, Expression, Output, State, UndefinedBehavior, Value,
+};
 
 /// The context key the engine sets to the step time, an RFC 3339 string; `now()` returns it.
 pub const NOW_KEY: &str = "__now";
@@ -85,12 +87,20 @@ pub struct TemplateError {
 }
 
 fn path_prefix(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!("`{path}`: ") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("`{path}`: ")
+    }
 }
 
 impl TemplateError {
     fn new(path: &str, message: impl Into<String>) -> TemplateError {
-        TemplateError { path: path.to_owned(), message: message.into(), line: None }
+        TemplateError {
+            path: path.to_owned(),
+            message: message.into(),
+            line: None,
+        }
     }
 }
 
@@ -112,16 +122,24 @@ enum Node {
     /// No template anywhere below: rendered by cloning.
     Literal(serde_json::Value),
     /// A string that is exactly one `{{ expression }}`: keeps the JSON type of its value.
-    Expression { expr: Expression<'static, 'static>, source: String, path: String },
+    Expression {
+        expr: Expression<'static, 'static>,
+        source: String,
+        path: String,
+    },
     /// Any other template string: renders to text. `path` is also the template's name.
-    Text { path: String },
+    Text {
+        path: String,
+    },
     List(Vec<Node>),
     Object(Vec<(String, Node)>),
 }
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled").field("literal", &self.is_literal()).finish_non_exhaustive()
+        f.debug_struct("Compiled")
+            .field("literal", &self.is_literal())
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,7 +159,9 @@ impl Compiled {
             }
             Some(env)
         };
-        Ok(Compiled { inner: Arc::new(Inner { root, env }) })
+        Ok(Compiled {
+            inner: Arc::new(Inner { root, env }),
+        })
     }
 
     /// Compiles one string (a condition, a loop list, a `wait_until`).
@@ -163,20 +183,30 @@ impl Compiled {
         match node {
             Node::Literal(value) => Ok(value.clone()),
             Node::Expression { expr, source, path } => {
-                let value = expr.eval(ctx).map_err(|err| error_from(&err, path, source, Some(ctx)))?;
+                let value = expr
+                    .eval(ctx)
+                    .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
                 value_to_json(&value).map_err(|err| error_from(&err, path, source, Some(ctx)))
             }
             Node::Text { path } => {
-                let env = self.inner.env.as_ref().ok_or_else(|| TemplateError::new(path, "template missing"))?;
-                let template = env.get_template(path).map_err(|err| error_from(&err, path, "", None))?;
+                let env = self
+                    .inner
+                    .env
+                    .as_ref()
+                    .ok_or_else(|| TemplateError::new(path, "template missing"))?;
+                let template = env
+                    .get_template(path)
+                    .map_err(|err| error_from(&err, path, "", None))?;
                 template
                     .render(ctx)
                     .map(serde_json::Value::String)
                     .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
             }
-            Node::List(items) => {
-                items.iter().map(|item| self.render_node(item, ctx)).collect::<Result<Vec<_>, _>>().map(serde_json::Value::Array)
-            }
+            Node::List(items) => items
+                .iter()
+                .map(|item| self.render_node(item, ctx))
+                .collect::<Result<Vec<_>, _>>()
+                .map(serde_json::Value::Array),
             Node::Object(fields) => {
                 let mut map = serde_json::Map::with_capacity(fields.len());
                 for (key, node) in fields {
@@ -188,16 +218,30 @@ impl Compiled {
     }
 }
 
-fn compile_node(value: &serde_json::Value, path: String, texts: &mut Vec<(String, String)>) -> Result<Node, TemplateError> {
+fn compile_node(
+    value: &serde_json::Value,
+    path: String,
+    texts: &mut Vec<(String, String)>,
+) -> Result<Node, TemplateError> {
     match value {
         serde_json::Value::String(source) => {
             if !has_template(source) {
                 return Ok(Node::Literal(value.clone()));
             }
-            check_tags(source).map_err(|(message, line)| TemplateError { path: path.clone(), message, line })?;
+            check_tags(source).map_err(|(message, line)| TemplateError {
+                path: path.clone(),
+                message,
+                line,
+            })?;
             if let Some(inner) = single_expression(source) {
-                let expr = ENV.compile_expression_owned(inner.to_owned()).map_err(|err| error_from(&err, &path, source, None))?;
-                return Ok(Node::Expression { expr, source: source.clone(), path });
+                let expr = ENV
+                    .compile_expression_owned(inner.to_owned())
+                    .map_err(|err| error_from(&err, &path, source, None))?;
+                return Ok(Node::Expression {
+                    expr,
+                    source: source.clone(),
+                    path,
+                });
             }
             texts.push((path.clone(), source.clone()));
             Ok(Node::Text { path })
@@ -217,10 +261,17 @@ fn compile_node(value: &serde_json::Value, path: String, texts: &mut Vec<(String
         serde_json::Value::Object(map) => {
             let mut fields = Vec::with_capacity(map.len());
             for (key, item) in map {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 fields.push((key.clone(), compile_node(item, child, texts)?));
             }
-            if fields.iter().all(|(_, node)| matches!(node, Node::Literal(_))) {
+            if fields
+                .iter()
+                .all(|(_, node)| matches!(node, Node::Literal(_)))
+            {
                 Ok(Node::Literal(value.clone()))
             } else {
                 Ok(Node::Object(fields))
@@ -238,7 +289,10 @@ fn has_template(source: &str) -> bool {
 fn single_expression(source: &str) -> Option<&str> {
     let trimmed = source.trim();
     let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
-    if ["{{", "}}", "{%", "%}", "{#", "#}"].iter().any(|marker| inner.contains(marker)) {
+    if ["{{", "}}", "{%", "%}", "{#", "#}"]
+        .iter()
+        .any(|marker| inner.contains(marker))
+    {
         return None;
     }
     // Whitespace control markers (`{{- x -}}`) mean nothing for a lone expression.
@@ -279,8 +333,15 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
         if let Some(found) = cache.borrow().get(source) {
             return Ok(found.clone());
         }
-        check_tags(&format!("{{{{{source}}}}}")).map_err(|(message, line)| TemplateError { path: String::new(), message, line })?;
-        let compiled = Rc::new(ENV.compile_expression_owned(source.to_owned()).map_err(|err| error_from(&err, "", expr, None))?);
+        check_tags(&format!("{{{{{source}}}}}")).map_err(|(message, line)| TemplateError {
+            path: String::new(),
+            message,
+            line,
+        })?;
+        let compiled = Rc::new(
+            ENV.compile_expression_owned(source.to_owned())
+                .map_err(|err| error_from(&err, "", expr, None))?,
+        );
         let mut cache = cache.borrow_mut();
         if cache.len() >= EXPRESSION_CACHE_SIZE {
             cache.clear();
@@ -297,7 +358,10 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
 
 /// Adds variables (a loop's `item`, a predicate's `index`) on top of a context.
 pub fn with_bindings(ctx: &Value, bindings: &[(&str, &serde_json::Value)]) -> Value {
-    let overlay: BTreeMap<&str, Value> = bindings.iter().map(|(name, value)| (*name, to_value(value))).collect();
+    let overlay: BTreeMap<&str, Value> = bindings
+        .iter()
+        .map(|(name, value)| (*name, to_value(value)))
+        .collect();
     minijinja::value::merge_maps([Value::from_serialize(&overlay), ctx.clone()])
 }
 
@@ -318,8 +382,14 @@ pub fn secret_names(source: &str) -> Result<Vec<String>, TemplateError> {
             if tokens.get(index + 1) == Some(&Token::Punct("=")) {
                 continue; // a keyword argument named `secret`
             }
-            let literal = match (tokens.get(index + 1), tokens.get(index + 2), tokens.get(index + 3)) {
-                (Some(Token::Punct("(")), Some(Token::Str(name)), Some(Token::Punct(")"))) => Some(name.clone()),
+            let literal = match (
+                tokens.get(index + 1),
+                tokens.get(index + 2),
+                tokens.get(index + 3),
+            ) {
+                (Some(Token::Punct("(")), Some(Token::Str(name)), Some(Token::Punct(")"))) => {
+                    Some(name.clone())
+                }
                 _ => None,
             };
             match literal {
@@ -331,7 +401,8 @@ pub fn secret_names(source: &str) -> Result<Vec<String>, TemplateError> {
                 None => {
                     return Err(TemplateError {
                         path: String::new(),
-                        message: "secret() takes one literal name, such as secret('okta-token')".into(),
+                        message: "secret() takes one literal name, such as secret('okta-token')"
+                            .into(),
                         line: Some(region.line),
                     });
                 }
@@ -361,7 +432,9 @@ struct Secrets(BTreeMap<String, String>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Secrets").field(&self.0.keys().collect::<Vec<_>>()).finish()
+        f.debug_tuple("Secrets")
+            .field(&self.0.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -371,7 +444,9 @@ impl Object for Secrets {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        key.as_str().and_then(|name| self.0.get(name)).map(|value| Value::from(value.as_str()))
+        key.as_str()
+            .and_then(|name| self.0.get(name))
+            .map(|value| Value::from(value.as_str()))
     }
 
     fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -381,15 +456,28 @@ impl Object for Secrets {
 
 fn value_to_json(value: &Value) -> Result<serde_json::Value, Error> {
     Ok(match value.kind() {
-        ValueKind::Undefined => return Err(Error::new(ErrorKind::UndefinedError, "the value is undefined")),
+        ValueKind::Undefined => {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                "the value is undefined",
+            ));
+        }
         ValueKind::None => serde_json::Value::Null,
         ValueKind::Bool => serde_json::Value::Bool(value.is_true()),
         ValueKind::Number => number_to_json(value)?,
-        ValueKind::String => serde_json::Value::String(value.as_str().unwrap_or_default().to_owned()),
-        ValueKind::Bytes => serde_json::Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned()),
+        ValueKind::String => {
+            serde_json::Value::String(value.as_str().unwrap_or_default().to_owned())
+        }
+        ValueKind::Bytes => serde_json::Value::String(
+            String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned(),
+        ),
         ValueKind::Seq | ValueKind::Iterable => {
             let items = value.try_iter()?;
-            serde_json::Value::Array(items.map(|item| value_to_json(&item)).collect::<Result<_, _>>()?)
+            serde_json::Value::Array(
+                items
+                    .map(|item| value_to_json(&item))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         ValueKind::Map => {
             let mut map = serde_json::Map::new();
@@ -409,7 +497,9 @@ fn value_to_json(value: &Value) -> Result<serde_json::Value, Error> {
             serde_json::Value::Object(map)
         }
         ValueKind::Plain => serde_json::Value::String(value.to_string()),
-        ValueKind::Invalid => return Err(Error::new(ErrorKind::InvalidOperation, value.to_string())),
+        ValueKind::Invalid => {
+            return Err(Error::new(ErrorKind::InvalidOperation, value.to_string()));
+        }
         _ => serde_json::Value::String(value.to_string()),
     })
 }
@@ -426,7 +516,12 @@ fn number_to_json(value: &Value) -> Result<serde_json::Value, Error> {
     let float = f64::try_from(value.clone())?;
     serde_json::Number::from_f64(float)
         .map(serde_json::Value::Number)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{float} is not a JSON number")))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{float} is not a JSON number"),
+            )
+        })
 }
 
 // ----- errors -----
@@ -436,19 +531,34 @@ fn number_to_json(value: &Value) -> Result<serde_json::Value, Error> {
 fn error_from(err: &Error, path: &str, source: &str, ctx: Option<&Value>) -> TemplateError {
     let line = err.line().and_then(|line| u32::try_from(line).ok());
     let message = if err.kind() == ErrorKind::UndefinedError {
-        match ctx.map(|ctx| undefined_paths(source, ctx)).unwrap_or_default() {
+        match ctx
+            .map(|ctx| undefined_paths(source, ctx))
+            .unwrap_or_default()
+        {
             missing if missing.is_empty() => format!("undefined value in `{}`", preview(source)),
             missing if missing.len() == 1 => format!("undefined value `{}`", missing[0]),
             missing => format!(
                 "undefined values {}",
-                missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     } else {
         let message = error_message(err);
-        if source.is_empty() { message } else { format!("{message} in `{}`", preview(source)) }
+        if source.is_empty() {
+            message
+        } else {
+            format!("{message} in `{}`", preview(source))
+        }
     };
-    TemplateError { path: path.to_owned(), message, line }
+    TemplateError {
+        path: path.to_owned(),
+        message,
+        line,
+    }
 }
 
 fn error_message(err: &Error) -> String {
@@ -495,7 +605,9 @@ fn undefined_paths(source: &str, ctx: &Value) -> Vec<String> {
             }
             let next = current.get_attr(part).unwrap_or(Value::UNDEFINED);
             if next.is_undefined() {
-                if !matches!(current.kind(), ValueKind::Map | ValueKind::Undefined) && seen.len() > 1 {
+                if !matches!(current.kind(), ValueKind::Map | ValueKind::Undefined)
+                    && seen.len() > 1
+                {
                     break; // a method or attribute of a string or list, not a data path
                 }
                 let path = seen.join(".");
@@ -538,7 +650,9 @@ fn code_regions(source: &str) -> Vec<Region<'_>> {
             }
         };
         let body_start = start + 2;
-        let Some(length) = source[body_start..].find(closer) else { break };
+        let Some(length) = source[body_start..].find(closer) else {
+            break;
+        };
         let body_end = body_start + length;
         rest = body_end + 2;
         if opener == "{#" {
@@ -550,7 +664,9 @@ fn code_regions(source: &str) -> Vec<Region<'_>> {
             match source[rest..].find("endraw") {
                 Some(end) => {
                     rest += end;
-                    rest += source[rest..].find("%}").map_or(source.len() - rest, |close| close + 2);
+                    rest += source[rest..]
+                        .find("%}")
+                        .map_or(source.len() - rest, |close| close + 2);
                 }
                 None => break,
             }
@@ -563,7 +679,9 @@ fn code_regions(source: &str) -> Vec<Region<'_>> {
 
 fn first_word(code: &str) -> &str {
     let code = code.trim_start_matches(['-', '+', '~']).trim_start();
-    let end = code.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(code.len());
+    let end = code
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(code.len());
     &code[..end]
 }
 
@@ -575,7 +693,12 @@ fn check_tags(source: &str) -> Result<(), (String, Option<u32>)> {
         }
         let word = first_word(region.code);
         if matches!(word, "include" | "import" | "extends" | "from") {
-            return Err((format!("`{word}` is not available in idflow templates: a template cannot load another"), Some(region.line)));
+            return Err((
+                format!(
+                    "`{word}` is not available in idflow templates: a template cannot load another"
+                ),
+                Some(region.line),
+            ));
         }
     }
     Ok(())
@@ -622,9 +745,15 @@ fn lex(code: &str) -> Vec<Token<'_>> {
                     text.push(ch);
                 }
             }
-            tokens.push(if closed { Token::Str(text) } else { Token::Other });
+            tokens.push(if closed {
+                Token::Str(text)
+            } else {
+                Token::Other
+            });
         } else if c.is_ascii_digit() {
-            while at < bytes.len() && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'.' || bytes[at] == b'_') {
+            while at < bytes.len()
+                && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'.' || bytes[at] == b'_')
+            {
                 at += 1;
             }
             tokens.push(Token::Other);
@@ -647,7 +776,10 @@ fn lex(code: &str) -> Vec<Token<'_>> {
 
 fn strict_formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     if value.is_undefined() {
-        return Err(Error::new(ErrorKind::UndefinedError, "cannot print an undefined value"));
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "cannot print an undefined value",
+        ));
     }
     if value.is_none() {
         return Ok(());
@@ -672,7 +804,11 @@ fn secret_function(state: &State, name: &str) -> Result<Value, Error> {
     let missing = || invalid(format!("secret `{name}` is not available"));
     let secrets = state.lookup(SECRETS_KEY).ok_or_else(missing)?;
     let value = secrets.get_attr(name).unwrap_or(Value::UNDEFINED);
-    if value.is_undefined() || value.is_none() { Err(missing()) } else { Ok(value) }
+    if value.is_undefined() || value.is_none() {
+        Err(missing())
+    } else {
+        Ok(value)
+    }
 }
 
 /// `tojson(indent=None)`: plain JSON (no HTML escaping), integers kept.
@@ -687,7 +823,8 @@ fn tojson_filter(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
             let mut buffer = Vec::new();
             let formatter = serde_json::ser::PrettyFormatter::with_indent(spaces.as_bytes());
             let mut serializer = serde_json::Serializer::with_formatter(&mut buffer, formatter);
-            serde::Serialize::serialize(&json, &mut serializer).map(|()| String::from_utf8_lossy(&buffer).into_owned())
+            serde::Serialize::serialize(&json, &mut serializer)
+                .map(|()| String::from_utf8_lossy(&buffer).into_owned())
         }
     }
     .map_err(|err| invalid(format!("tojson: {err}")))?;
@@ -696,7 +833,8 @@ fn tojson_filter(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
 
 /// `fromjson`: parses JSON text.
 fn fromjson_filter(text: &str) -> Result<Value, Error> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|err| invalid(format!("fromjson: {err}")))?;
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| invalid(format!("fromjson: {err}")))?;
     Ok(to_value(&json))
 }
 
@@ -705,10 +843,17 @@ fn b64encode_filter(value: &Value) -> Result<Value, Error> {
     let bytes: Cow<'_, [u8]> = match (value.as_str(), value.as_bytes()) {
         (Some(text), _) => Cow::Borrowed(text.as_bytes()),
         (None, Some(bytes)) => Cow::Borrowed(bytes),
-        _ if value.is_undefined() => return Err(Error::new(ErrorKind::UndefinedError, "b64encode of an undefined value")),
+        _ if value.is_undefined() => {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                "b64encode of an undefined value",
+            ));
+        }
         _ => Cow::Owned(value.to_string().into_bytes()),
     };
-    Ok(Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)))
+    Ok(Value::from(
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    ))
 }
 
 /// `b64decode`: standard or URL-safe base64, padded or not, to UTF-8 text.
@@ -719,7 +864,9 @@ fn b64decode_filter(text: &str) -> Result<Value, Error> {
         .iter()
         .find_map(|engine| engine.decode(text).ok())
         .ok_or_else(|| invalid("b64decode: the text is not base64"))?;
-    String::from_utf8(bytes).map(Value::from).map_err(|_| invalid("b64decode: the decoded bytes are not UTF-8 text"))
+    String::from_utf8(bytes)
+        .map(Value::from)
+        .map_err(|_| invalid("b64decode: the decoded bytes are not UTF-8 text"))
 }
 
 /// `urlencode`: percent-encodes text; a mapping becomes a query string (`a=1&b=x%20y`).
@@ -732,17 +879,30 @@ fn urlencode_filter(value: &Value) -> Result<Value, Error> {
                 if item.is_none() || item.is_undefined() {
                     continue;
                 }
-                parts.push(format!("{}={}", percent_encode(&key.to_string()), percent_encode(&plain_text(&item))));
+                parts.push(format!(
+                    "{}={}",
+                    percent_encode(&key.to_string()),
+                    percent_encode(&plain_text(&item))
+                ));
             }
             Ok(Value::from(parts.join("&")))
         }
-        ValueKind::Undefined => Err(Error::new(ErrorKind::UndefinedError, "urlencode of an undefined value")),
+        ValueKind::Undefined => Err(Error::new(
+            ErrorKind::UndefinedError,
+            "urlencode of an undefined value",
+        )),
         _ => Ok(Value::from(percent_encode(&plain_text(value)))),
     }
 }
 
 fn plain_text(value: &Value) -> String {
-    if value.is_none() { String::new() } else { value.as_str().map_or_else(|| value.to_string(), str::to_owned) }
+    if value.is_none() {
+        String::new()
+    } else {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned)
+    }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -762,12 +922,21 @@ pub(crate) fn percent_encode(text: &str) -> String {
 /// strftime, optionally in an IANA time zone.
 fn date_filter(value: &Value, format: Option<&str>, tz: Option<&str>) -> Result<Value, Error> {
     if value.is_undefined() {
-        return Err(Error::new(ErrorKind::UndefinedError, "date of an undefined value"));
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "date of an undefined value",
+        ));
     }
     let json = value_to_json(value)?;
-    let date = crate::cards::functions::parse_datetime(&json).map_err(|err| invalid(format!("date: {err}")))?;
-    let zone = tz.map(crate::cards::functions::parse_timezone).transpose().map_err(|err| invalid(format!("date: {err}")))?;
-    crate::cards::functions::format_datetime(&date, format, zone).map(Value::from).map_err(|err| invalid(format!("date: {err}")))
+    let date = crate::cards::functions::parse_datetime(&json)
+        .map_err(|err| invalid(format!("date: {err}")))?;
+    let zone = tz
+        .map(crate::cards::functions::parse_timezone)
+        .transpose()
+        .map_err(|err| invalid(format!("date: {err}")))?;
+    crate::cards::functions::format_datetime(&date, format, zone)
+        .map(Value::from)
+        .map_err(|err| invalid(format!("date: {err}")))
 }
 
 #[cfg(test)]
@@ -783,7 +952,10 @@ mod tests {
         }));
         let mut secrets = BTreeMap::new();
         secrets.insert("okta-token".to_owned(), "s3cr3t".to_owned());
-        ctx = minijinja::value::merge_maps([minijinja::context! { __secrets => secrets_value(secrets) }, ctx]);
+        ctx = minijinja::value::merge_maps([
+            minijinja::context! { __secrets => secrets_value(secrets) },
+            ctx,
+        ]);
         ctx
     }
 
@@ -795,7 +967,10 @@ mod tests {
             Ok(value) => assert_eq!(got, Ok(value), "{template}"),
             Err(fragment) => {
                 let err = got.expect_err(&template.to_string()).to_string();
-                assert!(err.contains(fragment), "{template}: `{err}` lacks `{fragment}`");
+                assert!(
+                    err.contains(fragment),
+                    "{template}: `{err}` lacks `{fragment}`"
+                );
             }
         }
     }
@@ -806,12 +981,18 @@ mod tests {
         check(json!("  {{ steps.x.list }} "), Ok(json!([1, 2, 3])));
         check(json!("{{ input.count }}"), Ok(json!(3)));
         check(json!("{{ input.count + 1 }}"), Ok(json!(4)));
-        check(json!("{{ input.big }}"), Ok(json!(9_007_199_254_740_993_u64)));
+        check(
+            json!("{{ input.big }}"),
+            Ok(json!(9_007_199_254_740_993_u64)),
+        );
         check(json!("{{ input.ratio }}"), Ok(json!(0.5)));
         check(json!("{{ steps.x.y.ok }}"), Ok(json!(true)));
         check(json!("{{ input.nothing }}"), Ok(json!(null)));
         check(json!("{{- input.count -}}"), Ok(json!(3)));
-        check(json!("{{ {'a': input.count, 'b': [input.n]} }}"), Ok(json!({ "a": 3, "b": ["Ada"] })));
+        check(
+            json!("{{ {'a': input.count, 'b': [input.n]} }}"),
+            Ok(json!({ "a": 3, "b": ["Ada"] })),
+        );
     }
 
     #[test]
@@ -820,7 +1001,10 @@ mod tests {
         check(json!("{{ input.count }}{{ input.count }}"), Ok(json!("33")));
         check(json!("{{ input.count }} items"), Ok(json!("3 items")));
         check(json!("[{{ input.nothing }}]"), Ok(json!("[]")));
-        check(json!("{% for t in input.tags %}{{ t }},{% endfor %}"), Ok(json!("a,b,")));
+        check(
+            json!("{% for t in input.tags %}{{ t }},{% endfor %}"),
+            Ok(json!("a,b,")),
+        );
         check(json!("line {{ input.n }}\n"), Ok(json!("line Ada\n")));
         check(json!("<b>{{ '&' }}</b>"), Ok(json!("<b>&</b>")));
         check(json!("plain text"), Ok(json!("plain text")));
@@ -832,66 +1016,158 @@ mod tests {
 
     #[test]
     fn undefined_values_are_errors_that_name_the_path() {
-        check(json!("{{ steps.nope }}"), Err("undefined value `steps.nope`"));
-        check(json!("{{ steps.nope.user.id }}"), Err("undefined value `steps.nope`"));
-        check(json!("Hi {{ input.nmae }}"), Err("undefined value `input.nmae`"));
-        check(json!({ "headers": { "Authorization": "{{ steps.x.token }}" } }), Err("`headers.Authorization`: undefined value `steps.x.token`"));
+        check(
+            json!("{{ steps.nope }}"),
+            Err("undefined value `steps.nope`"),
+        );
+        check(
+            json!("{{ steps.nope.user.id }}"),
+            Err("undefined value `steps.nope`"),
+        );
+        check(
+            json!("Hi {{ input.nmae }}"),
+            Err("undefined value `input.nmae`"),
+        );
+        check(
+            json!({ "headers": { "Authorization": "{{ steps.x.token }}" } }),
+            Err("`headers.Authorization`: undefined value `steps.x.token`"),
+        );
         check(json!("{{ inptu }}"), Err("undefined value `inptu`"));
-        check(json!("{{ [steps.x.nope] }}"), Err("undefined value `steps.x.nope`"));
+        check(
+            json!("{{ [steps.x.nope] }}"),
+            Err("undefined value `steps.x.nope`"),
+        );
     }
 
     #[test]
     fn optional_data_idioms_still_work() {
         check(json!("{{ steps.nope.y is defined }}"), Ok(json!(false)));
         check(json!("{{ steps.x.y is defined }}"), Ok(json!(true)));
-        check(json!("{{ steps.nope.y | default('n/a') }}"), Ok(json!("n/a")));
-        check(json!("{% if steps.nope.deep %}yes{% else %}no{% endif %}"), Ok(json!("no")));
-        check(json!("{{ input.nothing or 'fallback' }}"), Ok(json!("fallback")));
+        check(
+            json!("{{ steps.nope.y | default('n/a') }}"),
+            Ok(json!("n/a")),
+        );
+        check(
+            json!("{% if steps.nope.deep %}yes{% else %}no{% endif %}"),
+            Ok(json!("no")),
+        );
+        check(
+            json!("{{ input.nothing or 'fallback' }}"),
+            Ok(json!("fallback")),
+        );
     }
 
     #[test]
     fn the_sandbox_refuses_loading_and_stops_runaway_loops() {
-        check(json!("{% include 'x' %}"), Err("`include` is not available"));
-        check(json!("{% import 'x' as y %}"), Err("`import` is not available"));
-        check(json!("{% extends 'base' %}"), Err("`extends` is not available"));
-        check(json!("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"), Err("fuel"));
+        check(
+            json!("{% include 'x' %}"),
+            Err("`include` is not available"),
+        );
+        check(
+            json!("{% import 'x' as y %}"),
+            Err("`import` is not available"),
+        );
+        check(
+            json!("{% extends 'base' %}"),
+            Err("`extends` is not available"),
+        );
+        check(
+            json!(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            ),
+            Err("fuel"),
+        );
         check(json!("{{ debug() }}"), Err("unknown function"));
     }
 
     #[test]
     fn now_and_secret_read_the_context() {
         check(json!("{{ now() }}"), Ok(json!("2024-05-01T08:30:00Z")));
-        check(json!("Bearer {{ secret('okta-token') }}"), Ok(json!("Bearer s3cr3t")));
-        check(json!("{{ secret('other') }}"), Err("secret `other` is not available"));
+        check(
+            json!("Bearer {{ secret('okta-token') }}"),
+            Ok(json!("Bearer s3cr3t")),
+        );
+        check(
+            json!("{{ secret('other') }}"),
+            Err("secret `other` is not available"),
+        );
         check(json!("{{ __secrets }}"), Ok(json!("[secrets]")));
-        let no_now = Compiled::text("{{ now() }}").unwrap().render(&to_value(&json!({})));
-        assert!(no_now.unwrap_err().message.contains("now() is not available"));
+        let no_now = Compiled::text("{{ now() }}")
+            .unwrap()
+            .render(&to_value(&json!({})));
+        assert!(
+            no_now
+                .unwrap_err()
+                .message
+                .contains("now() is not available")
+        );
     }
 
     #[test]
     fn filters() {
-        check(json!("{{ steps.x.y | tojson }}"), Ok(json!(r#"{"id":7,"ok":true}"#)));
+        check(
+            json!("{{ steps.x.y | tojson }}"),
+            Ok(json!(r#"{"id":7,"ok":true}"#)),
+        );
         check(json!("{{ '<&>' | tojson }}"), Ok(json!(r#""<&>""#)));
-        check(json!("{{ steps.x.list | tojson(indent=2) }}"), Ok(json!("[\n  1,\n  2,\n  3\n]")));
-        check(json!("{{ '{\"a\": [1, 2]}' | fromjson }}"), Ok(json!({ "a": [1, 2] })));
+        check(
+            json!("{{ steps.x.list | tojson(indent=2) }}"),
+            Ok(json!("[\n  1,\n  2,\n  3\n]")),
+        );
+        check(
+            json!("{{ '{\"a\": [1, 2]}' | fromjson }}"),
+            Ok(json!({ "a": [1, 2] })),
+        );
         check(json!("{{ 'not json' | fromjson }}"), Err("fromjson:"));
-        check(json!("{{ 'user:pass' | b64encode }}"), Ok(json!("dXNlcjpwYXNz")));
-        check(json!("{{ 'dXNlcjpwYXNz' | b64decode }}"), Ok(json!("user:pass")));
+        check(
+            json!("{{ 'user:pass' | b64encode }}"),
+            Ok(json!("dXNlcjpwYXNz")),
+        );
+        check(
+            json!("{{ 'dXNlcjpwYXNz' | b64decode }}"),
+            Ok(json!("user:pass")),
+        );
         check(json!("{{ '!!' | b64decode }}"), Err("not base64"));
-        check(json!("{{ 'a b&c/é' | urlencode }}"), Ok(json!("a%20b%26c%2F%C3%A9")));
-        check(json!("{{ {'q': 'a b', 'n': 2} | urlencode }}"), Ok(json!("q=a%20b&n=2")));
-        check(json!("{{ input.n | upper }} {{ 'X' | lower }}"), Ok(json!("ADA x")));
-        check(json!("{{ now() | date('%Y-%m-%d %H:%M', 'Europe/Paris') }}"), Ok(json!("2024-05-01 10:30")));
-        check(json!("{{ now() | date }}"), Ok(json!("2024-05-01T08:30:00Z")));
+        check(
+            json!("{{ 'a b&c/é' | urlencode }}"),
+            Ok(json!("a%20b%26c%2F%C3%A9")),
+        );
+        check(
+            json!("{{ {'q': 'a b', 'n': 2} | urlencode }}"),
+            Ok(json!("q=a%20b&n=2")),
+        );
+        check(
+            json!("{{ input.n | upper }} {{ 'X' | lower }}"),
+            Ok(json!("ADA x")),
+        );
+        check(
+            json!("{{ now() | date('%Y-%m-%d %H:%M', 'Europe/Paris') }}"),
+            Ok(json!("2024-05-01 10:30")),
+        );
+        check(
+            json!("{{ now() | date }}"),
+            Ok(json!("2024-05-01T08:30:00Z")),
+        );
         check(json!("{{ 0 | date('%Y') }}"), Ok(json!("1970")));
         check(json!("{{ now() | date('%Q') }}"), Err("date:"));
-        check(json!("{{ now() | date('%Y', 'Mars/Base') }}"), Err("unknown time zone"));
+        check(
+            json!("{{ now() | date('%Y', 'Mars/Base') }}"),
+            Err("unknown time zone"),
+        );
     }
 
     #[test]
     fn literals_cost_nothing_and_are_reported() {
-        assert!(Compiled::new(&json!({ "a": ["x", 1, { "b": "no template" }] })).unwrap().is_literal());
-        assert!(!Compiled::new(&json!({ "a": ["{{ x }}"] })).unwrap().is_literal());
+        assert!(
+            Compiled::new(&json!({ "a": ["x", 1, { "b": "no template" }] }))
+                .unwrap()
+                .is_literal()
+        );
+        assert!(
+            !Compiled::new(&json!({ "a": ["{{ x }}"] }))
+                .unwrap()
+                .is_literal()
+        );
         assert!(Compiled::text("50% off {not a tag}").unwrap().is_literal());
     }
 
@@ -925,9 +1201,18 @@ mod tests {
 
     #[test]
     fn eval_expression_binds_extra_variables() {
-        let ctx = with_bindings(&context(), &[("item", &json!({ "status": "ACTIVE", "n": 2 }))]);
-        assert_eq!(eval_expression("item.status == 'ACTIVE'", &ctx), Ok(json!(true)));
-        assert_eq!(eval_expression("{{ item.n * input.count }}", &ctx), Ok(json!(6)));
+        let ctx = with_bindings(
+            &context(),
+            &[("item", &json!({ "status": "ACTIVE", "n": 2 }))],
+        );
+        assert_eq!(
+            eval_expression("item.status == 'ACTIVE'", &ctx),
+            Ok(json!(true))
+        );
+        assert_eq!(
+            eval_expression("{{ item.n * input.count }}", &ctx),
+            Ok(json!(6))
+        );
         assert_eq!(eval_expression("item.n * input.count", &ctx), Ok(json!(6)));
         let err = eval_expression("item.nope", &ctx).unwrap_err();
         assert_eq!(err.message, "undefined value `item.nope`");
@@ -936,14 +1221,30 @@ mod tests {
     #[test]
     fn secret_names_lists_literal_names() {
         let check_names = |source: &str, expected: Result<Vec<&str>, &str>| match expected {
-            Ok(names) => assert_eq!(secret_names(source), Ok(names.into_iter().map(String::from).collect()), "{source}"),
-            Err(fragment) => assert!(secret_names(source).unwrap_err().message.contains(fragment), "{source}"),
+            Ok(names) => assert_eq!(
+                secret_names(source),
+                Ok(names.into_iter().map(String::from).collect()),
+                "{source}"
+            ),
+            Err(fragment) => assert!(
+                secret_names(source).unwrap_err().message.contains(fragment),
+                "{source}"
+            ),
         };
         check_names("Bearer {{ secret('okta') }}", Ok(vec!["okta"]));
-        check_names("{{ secret(\"a\") }} {{ secret( 'b' ) ~ secret('a') }}", Ok(vec!["a", "b"]));
+        check_names(
+            "{{ secret(\"a\") }} {{ secret( 'b' ) ~ secret('a') }}",
+            Ok(vec!["a", "b"]),
+        );
         check_names("no templates, secret('x') is just text", Ok(vec![]));
-        check_names("{{ steps.x.secret }} {{ 'secret(y)' }} {# secret(z) #}", Ok(vec![]));
-        check_names("{% if x %}{{ secret('in-block') }}{% endif %}", Ok(vec!["in-block"]));
+        check_names(
+            "{{ steps.x.secret }} {{ 'secret(y)' }} {# secret(z) #}",
+            Ok(vec![]),
+        );
+        check_names(
+            "{% if x %}{{ secret('in-block') }}{% endif %}",
+            Ok(vec!["in-block"]),
+        );
         check_names("{{ secret(input.name) }}", Err("literal name"));
         check_names("{% set s = secret %}", Err("literal name"));
     }
@@ -963,8 +1264,11 @@ mod tests {
             steps.insert(format!("s{i}"), json!({ "id": i, "profile": { "login": format!("u{i}@example.com"), "firstName": "Ada" }, "groups": [1, 2, 3] }));
         }
         steps.insert("x".into(), json!({ "y": { "id": 7 } }));
-        let ctx = to_value(&json!({ "input": { "n": "Ada" }, "steps": steps, "run": { "id": "r1" }, "__now": "2024-05-01T00:00:00Z" }));
-        let compiled = Compiled::new(&json!({ "a": "{{ steps.x.y }}", "b": "Hi {{ input.n }}" })).unwrap();
+        let ctx = to_value(
+            &json!({ "input": { "n": "Ada" }, "steps": steps, "run": { "id": "r1" }, "__now": "2024-05-01T00:00:00Z" }),
+        );
+        let compiled =
+            Compiled::new(&json!({ "a": "{{ steps.x.y }}", "b": "Hi {{ input.n }}" })).unwrap();
         let rounds = 200_000;
         let started = std::time::Instant::now();
         for _ in 0..rounds {

@@ -1,13 +1,16 @@
-//! `http.request`: any HTTP API, with bearer, basic or custom-header auth and timeouts.
+//! `http.request`: any HTTP API, with bearer, basic, custom-header or OAuth 2.0 client-credentials
+//! auth and timeouts.
 //!
 //! The executor validates the rendered `with:` object into a request, sends it with reqwest (rustls,
 //! at most five redirects) and answers `{ status, headers, body }`. Failures are classified for retry
 //! policies: a non-2xx answer is [`CardError::Status`] (with `Retry-After` when the server sent one),
 //! an unreachable host is [`CardError::Network`], and a call that outlives the step timeout is
 //! [`CardError::Timeout`]. Responses larger than [`MAX_RESPONSE_BYTES`] are refused rather than held
-//! in memory.
+//! in memory. Client-credentials tokens are cached per executor until shortly before they expire.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -29,13 +32,48 @@ pub const CARDS: &[CardSpec] = &[CardSpec {
     name: "http.request",
     summary: "Calls any HTTP API",
     fields: &[
-        FieldSpec { name: "method", kind: "text", required: false, doc: "`GET` (default), `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS`" },
-        FieldSpec { name: "url", kind: "text", required: true, doc: "`http://` or `https://` URL" },
-        FieldSpec { name: "headers", kind: "object", required: false, doc: "request headers; values are texts, numbers or booleans" },
-        FieldSpec { name: "query", kind: "object", required: false, doc: "query parameters added to the URL; a list value repeats the parameter, `null` leaves it out" },
-        FieldSpec { name: "body", kind: "any", required: false, doc: "an object or list is sent as JSON; text is sent as is (`content-type: text/plain` unless you set one)" },
-        FieldSpec { name: "form", kind: "object", required: false, doc: "instead of `body`: sent as `application/x-www-form-urlencoded` (OAuth token endpoints)" },
-        FieldSpec { name: "auth", kind: "object", required: false, doc: "`{ type: bearer, token }`, `{ type: basic, username, password }` or `{ type: header, name, value }`; take the values from `secret('…')`" },
+        FieldSpec {
+            name: "method",
+            kind: "text",
+            required: false,
+            doc: "`GET` (default), `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS`",
+        },
+        FieldSpec {
+            name: "url",
+            kind: "text",
+            required: true,
+            doc: "`http://` or `https://` URL",
+        },
+        FieldSpec {
+            name: "headers",
+            kind: "object",
+            required: false,
+            doc: "request headers; values are texts, numbers or booleans",
+        },
+        FieldSpec {
+            name: "query",
+            kind: "object",
+            required: false,
+            doc: "query parameters added to the URL; a list value repeats the parameter, `null` leaves it out",
+        },
+        FieldSpec {
+            name: "body",
+            kind: "any",
+            required: false,
+            doc: "an object or list is sent as JSON; text is sent as is (`content-type: text/plain` unless you set one)",
+        },
+        FieldSpec {
+            name: "form",
+            kind: "object",
+            required: false,
+            doc: "instead of `body`: sent as `application/x-www-form-urlencoded` (OAuth token endpoints)",
+        },
+        FieldSpec {
+            name: "auth",
+            kind: "object",
+            required: false,
+            doc: "`{ type: bearer, token }`, `{ type: basic, username, password }` or `{ type: header, name, value }` or `{ type: client_credentials, token_url, client_id, client_secret, scope, audience, client_auth: basic | body }` (OAuth 2.0, token cached until it expires); take the values from `secret('…')`",
+        },
     ],
     output: "`{ status, headers, body }`: `body` is parsed JSON when the response is JSON, otherwise text (`null` when empty). A status outside 200–299 fails the step with the body as error detail",
     kind: CardKind::Io,
@@ -45,7 +83,12 @@ pub const CARDS: &[CardSpec] = &[CardSpec {
 /// Executes `http.request`.
 pub struct HttpExecutor {
     client: reqwest::Client,
+    /// Client-credentials access tokens by token request, with the instant they stop being used.
+    tokens: Mutex<HashMap<ClientCredentials, (String, Instant)>>,
 }
+
+/// A token is dropped this long before the provider says it expires, so it never expires in flight.
+const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 impl HttpExecutor {
     /// A client with rustls, user agent `idflow/<version>` and at most [`MAX_REDIRECTS`] redirects.
@@ -55,17 +98,36 @@ impl HttpExecutor {
             .user_agent(concat!("idflow/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .build()?;
-        Ok(HttpExecutor { client })
+        Ok(HttpExecutor::with_client(client))
     }
 
     /// Wraps a client built elsewhere (shared connection pool, proxies, custom roots).
     pub fn with_client(client: reqwest::Client) -> HttpExecutor {
-        HttpExecutor { client }
+        HttpExecutor {
+            client,
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn send(&self, request: Request) -> Result<Value, CardError> {
-        let Request { method, url, headers, body } = request;
-        let mut builder = self.client.request(method.clone(), url.clone()).headers(headers);
+        let Request {
+            method,
+            url,
+            mut headers,
+            body,
+            client_credentials,
+        } = request;
+        if let Some(credentials) = &client_credentials {
+            let token = self.access_token(credentials).await?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| invalid("auth", "the token endpoint returned an unusable token"))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let mut builder = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -82,12 +144,24 @@ impl HttpExecutor {
         let body = if bytes.is_empty() {
             Value::Null
         } else if is_json {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         } else {
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         };
         if status.is_success() {
-            return Ok(json!({ "status": status.as_u16(), "headers": response_headers, "body": body }));
+            return Ok(
+                json!({ "status": status.as_u16(), "headers": response_headers, "body": body }),
+            );
+        }
+        if let (Some(credentials), reqwest::StatusCode::UNAUTHORIZED) =
+            (&client_credentials, status)
+        {
+            // The token may have been revoked early: the next attempt fetches a fresh one.
+            self.tokens
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(credentials);
         }
         // The query string is left out of the message: it may carry tokens.
         let target = format!("{}{}", url.host_str().unwrap_or(""), url.path());
@@ -97,6 +171,97 @@ impl HttpExecutor {
             detail: Some(body),
             retry_after,
         })
+    }
+}
+
+impl HttpExecutor {
+    /// A cached or freshly requested client-credentials access token.
+    async fn access_token(&self, credentials: &ClientCredentials) -> Result<String, CardError> {
+        let cached = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(credentials)
+            .cloned();
+        if let Some((token, until)) = cached {
+            if Instant::now() < until {
+                return Ok(token);
+            }
+        }
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = &credentials.scope {
+            form.push(("scope", scope));
+        }
+        if let Some(audience) = &credentials.audience {
+            form.push(("audience", audience));
+        }
+        if credentials.secret_in_body {
+            form.push(("client_id", &credentials.client_id));
+            form.push(("client_secret", &credentials.client_secret));
+        }
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{name}={}", crate::template::percent_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = self
+            .client
+            .post(credentials.token_url.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body);
+        if !credentials.secret_in_body {
+            request = request.basic_auth(&credentials.client_id, Some(&credentials.client_secret));
+        }
+        let response = request.send().await.map_err(send_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = read_body(response).await?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let target = format!(
+            "{}{}",
+            credentials.token_url.host_str().unwrap_or(""),
+            credentials.token_url.path()
+        );
+        if !status.is_success() {
+            return Err(CardError::Status {
+                status: status.as_u16(),
+                message: format!("token endpoint {target} answered {status}"),
+                detail: Some(answer),
+                retry_after,
+            });
+        }
+        let Some(token) = answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Err(CardError::Failed {
+                code: "token_response".into(),
+                message: format!("token endpoint {target} answered without an access_token"),
+                retryable: false,
+            });
+        };
+        let lifetime = answer
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .map_or(Duration::from_secs(300), Duration::from_secs);
+        if let Some(usable) = lifetime
+            .checked_sub(TOKEN_EXPIRY_MARGIN)
+            .filter(|usable| !usable.is_zero())
+        {
+            let mut tokens = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            tokens.retain(|_, (_, until)| Instant::now() < *until);
+            tokens.insert(
+                credentials.clone(),
+                (token.clone(), Instant::now() + usable),
+            );
+        }
+        Ok(token)
     }
 }
 
@@ -125,10 +290,42 @@ struct Request {
     url: Url,
     headers: HeaderMap,
     body: Option<Vec<u8>>,
+    /// `auth: { type: client_credentials }`: the bearer token is fetched just before sending.
+    client_credentials: Option<ClientCredentials>,
+}
+
+/// An OAuth 2.0 client-credentials token request; also the key of the token cache.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientCredentials {
+    token_url: Url,
+    client_id: String,
+    client_secret: String,
+    scope: Option<String>,
+    audience: Option<String>,
+    /// `client_auth: body` sends the id and secret as form fields instead of HTTP Basic.
+    secret_in_body: bool,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `auth:` adds to a request.
+enum Auth {
+    Header(HeaderName, String),
+    ClientCredentials(ClientCredentials),
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> CardError {
-    CardError::InvalidInput { field: field.to_owned(), message: message.into() }
+    CardError::InvalidInput {
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 fn scalar_text(value: &Value, field: &str) -> Result<String, CardError> {
@@ -142,7 +339,10 @@ fn scalar_text(value: &Value, field: &str) -> Result<String, CardError> {
     }
 }
 
-fn object_field<'a>(input: &'a Map<String, Value>, field: &str) -> Result<Option<&'a Map<String, Value>>, CardError> {
+fn object_field<'a>(
+    input: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a Map<String, Value>>, CardError> {
     match input.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
@@ -161,17 +361,32 @@ impl Request {
                 let name = scalar_text(value, "method")?.trim().to_ascii_uppercase();
                 match name.as_str() {
                     "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
-                        Method::from_bytes(name.as_bytes()).map_err(|_| invalid("method", format!("unknown method `{name}`")))?
+                        Method::from_bytes(name.as_bytes())
+                            .map_err(|_| invalid("method", format!("unknown method `{name}`")))?
                     }
-                    _ => return Err(invalid("method", format!("unknown method `{name}`; expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"))),
+                    _ => {
+                        return Err(invalid(
+                            "method",
+                            format!(
+                                "unknown method `{name}`; expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"
+                            ),
+                        ));
+                    }
                 }
             }
         };
 
         let url_text = scalar_text(input.get("url").unwrap_or(&Value::Null), "url")?;
-        let mut url = Url::parse(url_text.trim()).map_err(|err| invalid("url", format!("not a valid URL: {err}")))?;
+        let mut url = Url::parse(url_text.trim())
+            .map_err(|err| invalid("url", format!("not a valid URL: {err}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("url", format!("only http and https URLs are allowed, got `{}:`", url.scheme())));
+            return Err(invalid(
+                "url",
+                format!(
+                    "only http and https URLs are allowed, got `{}:`",
+                    url.scheme()
+                ),
+            ));
         }
 
         if let Some(query) = object_field(input, "query")? {
@@ -200,28 +415,44 @@ impl Request {
                     continue;
                 }
                 let field = format!("headers.{name}");
-                let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(&field, "not a valid header name"))?;
+                let header = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| invalid(&field, "not a valid header name"))?;
                 let text = scalar_text(value, &field)?;
-                let value = HeaderValue::from_str(&text).map_err(|_| invalid(&field, "not a valid header value"))?;
+                let value = HeaderValue::from_str(&text)
+                    .map_err(|_| invalid(&field, "not a valid header value"))?;
                 headers.append(header, value);
             }
         }
 
-        if let Some(auth) = object_field(input, "auth")? {
-            let (name, value) = auth_header(auth)?;
-            let mut value = HeaderValue::from_str(&value).map_err(|_| invalid("auth", "the credentials are not a valid header value"))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
+        let mut client_credentials = None;
+        match object_field(input, "auth")?.map(auth_plan).transpose()? {
+            None => {}
+            Some(Auth::Header(name, value)) => {
+                let mut value = HeaderValue::from_str(&value)
+                    .map_err(|_| invalid("auth", "the credentials are not a valid header value"))?;
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+            Some(Auth::ClientCredentials(credentials)) => client_credentials = Some(credentials),
         }
 
-        let body = match (input.get("body").filter(|body| !body.is_null()), object_field(input, "form")?) {
-            (Some(_), Some(_)) => return Err(invalid("form", "give either `body` or `form`, not both")),
+        let body = match (
+            input.get("body").filter(|body| !body.is_null()),
+            object_field(input, "form")?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("form", "give either `body` or `form`, not both"));
+            }
             (None, None) => None,
             (None, Some(form)) => {
                 let mut pairs = Vec::new();
                 for (name, value) in form.iter().filter(|(_, value)| !value.is_null()) {
                     let text = scalar_text(value, &format!("form.{name}"))?;
-                    pairs.push(format!("{}={}", crate::template::percent_encode(name), crate::template::percent_encode(&text)));
+                    pairs.push(format!(
+                        "{}={}",
+                        crate::template::percent_encode(name),
+                        crate::template::percent_encode(&text)
+                    ));
                 }
                 set_default(&mut headers, "application/x-www-form-urlencoded");
                 Some(pairs.join("&").into_bytes())
@@ -236,7 +467,13 @@ impl Request {
             }
         };
 
-        Ok(Request { method, url, headers, body })
+        Ok(Request {
+            method,
+            url,
+            headers,
+            body,
+            client_credentials,
+        })
     }
 }
 
@@ -246,28 +483,86 @@ fn set_default(headers: &mut HeaderMap, content_type: &'static str) {
     }
 }
 
-fn auth_header(auth: &Map<String, Value>) -> Result<(HeaderName, String), CardError> {
-    let part = |name: &str| -> Result<String, CardError> { scalar_text(auth.get(name).unwrap_or(&Value::Null), &format!("auth.{name}")) };
+fn auth_plan(auth: &Map<String, Value>) -> Result<Auth, CardError> {
+    let part = |name: &str| -> Result<String, CardError> {
+        scalar_text(
+            auth.get(name).unwrap_or(&Value::Null),
+            &format!("auth.{name}"),
+        )
+    };
+    let optional_part = |name: &str| -> Result<Option<String>, CardError> {
+        auth.get(name)
+            .filter(|value| !value.is_null())
+            .map(|value| scalar_text(value, &format!("auth.{name}")))
+            .transpose()
+    };
     let kind = part("type")?;
     match kind.as_str() {
-        "bearer" => Ok((AUTHORIZATION, format!("Bearer {}", part("token")?))),
+        "bearer" => Ok(Auth::Header(
+            AUTHORIZATION,
+            format!("Bearer {}", part("token")?),
+        )),
         "basic" => {
             let credentials = format!("{}:{}", part("username")?, part("password")?);
-            Ok((AUTHORIZATION, format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))))
+            Ok(Auth::Header(
+                AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ),
+            ))
         }
         "header" => {
             let name = part("name")?;
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("auth.name", "not a valid header name"))?;
-            Ok((header, part("value")?))
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid("auth.name", "not a valid header name"))?;
+            Ok(Auth::Header(header, part("value")?))
         }
-        other => Err(invalid("auth.type", format!("unknown auth type `{other}`; expected bearer, basic or header"))),
+        "client_credentials" => {
+            let token_url = Url::parse(part("token_url")?.trim())
+                .map_err(|err| invalid("auth.token_url", format!("not a valid URL: {err}")))?;
+            if !matches!(token_url.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "auth.token_url",
+                    "only http and https URLs are allowed",
+                ));
+            }
+            let secret_in_body = match optional_part("client_auth")?.as_deref() {
+                None | Some("basic") => false,
+                Some("body") => true,
+                Some(other) => {
+                    return Err(invalid(
+                        "auth.client_auth",
+                        format!("unknown client auth `{other}`; expected basic or body"),
+                    ));
+                }
+            };
+            Ok(Auth::ClientCredentials(ClientCredentials {
+                token_url,
+                client_id: part("client_id")?,
+                client_secret: part("client_secret")?,
+                scope: optional_part("scope")?,
+                audience: optional_part("audience")?,
+                secret_in_body,
+            }))
+        }
+        other => Err(invalid(
+            "auth.type",
+            format!(
+                "unknown auth type `{other}`; expected bearer, basic, header or client_credentials"
+            ),
+        )),
     }
 }
 
 fn headers_json(headers: &HeaderMap) -> Value {
     let mut map = Map::new();
     for name in headers.keys() {
-        let values: Vec<String> = headers.get_all(name).iter().map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()).collect();
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect();
         map.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
     }
     Value::Object(map)
@@ -277,7 +572,12 @@ fn headers_json(headers: &HeaderMap) -> Value {
 /// `X-Rate-Limit-Reset` (Unix seconds). Dates are measured against the response's own `Date` header
 /// when it has one, so clock skew between us and the server does not matter.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
     let server_now = || {
         text("date")
             .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
@@ -288,7 +588,9 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         if let Ok(seconds) = value.parse::<u64>() {
             return Some(Duration::from_secs(seconds));
         }
-        return DateTime::parse_from_rfc2822(value).ok().map(|at| until(at.with_timezone(&Utc)));
+        return DateTime::parse_from_rfc2822(value)
+            .ok()
+            .map(|at| until(at.with_timezone(&Utc)));
     }
     let reset = text("x-rate-limit-reset")?.parse::<i64>().ok()?;
     DateTime::from_timestamp(reset, 0).map(until)
@@ -297,10 +599,16 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CardError> {
     let too_large = || CardError::Failed {
         code: "response_too_large".into(),
-        message: format!("the response is larger than {} MiB", MAX_RESPONSE_BYTES / (1024 * 1024)),
+        message: format!(
+            "the response is larger than {} MiB",
+            MAX_RESPONSE_BYTES / (1024 * 1024)
+        ),
         retryable: false,
     };
-    if response.content_length().is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
         return Err(too_large());
     }
     let mut bytes = Vec::new();
@@ -349,8 +657,18 @@ mod tests {
 
     use crate::run::RunId;
 
-    async fn echo(method: AxumMethod, RawQuery(query): RawQuery, headers: AxumHeaders, body: Bytes) -> Response {
-        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    async fn echo(
+        method: AxumMethod,
+        RawQuery(query): RawQuery,
+        headers: AxumHeaders,
+        body: Bytes,
+    ) -> Response {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
         axum::Json(json!({
             "method": method.as_str(),
             "query": query,
@@ -365,32 +683,77 @@ mod tests {
 
     async fn status(Path(code): Path<u16>) -> Response {
         let code = StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
-        let mut response = (code, axum::Json(json!({ "errorCode": "E0000007", "errorSummary": "Not found" }))).into_response();
+        let mut response = (
+            code,
+            axum::Json(json!({ "errorCode": "E0000007", "errorSummary": "Not found" })),
+        )
+            .into_response();
         let headers = response.headers_mut();
         if code == StatusCode::TOO_MANY_REQUESTS {
             headers.insert("retry-after", HeaderValue::from_static("7"));
         }
         if code == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert("date", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-            headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:30:00 GMT"));
+            headers.insert(
+                "date",
+                HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+            );
+            headers.insert(
+                "retry-after",
+                HeaderValue::from_static("Wed, 21 Oct 2015 07:30:00 GMT"),
+            );
         }
         response
+    }
+
+    static TOKEN_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A token endpoint: client `app` / secret `pw` by Basic or form fields; `expires_in` comes from
+    /// the `scope` so tests pick whether the token is cached.
+    async fn token(headers: AxumHeaders, body: Bytes) -> Response {
+        TOKEN_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let basic = headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            == Some("Basic YXBwOnB3");
+        let in_body = form.contains("client_id=app") && form.contains("client_secret=pw");
+        if !form.contains("grant_type=client_credentials") || !(basic || in_body) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "error": "invalid_client" })),
+            )
+                .into_response();
+        }
+        let expires_in = if form.contains("scope=short") {
+            10
+        } else {
+            3600
+        };
+        axum::Json(json!({ "access_token": format!("tok-{}", TOKEN_CALLS.load(std::sync::atomic::Ordering::SeqCst)), "token_type": "Bearer", "expires_in": expires_in })).into_response()
     }
 
     async fn server() -> String {
         let app = Router::new()
             .route("/echo", any(echo))
+            .route("/token", axum::routing::post(token))
             .route("/text", get(|| async { "plain text" }))
             .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
             .route("/status/{code}", get(status))
-            .route("/redirect", get(|| async { (StatusCode::FOUND, [("location", "/text")]) }))
-            .route("/loop", get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }))
-            .route("/hang", get(|| std::future::pending::<&'static str>()))
+            .route(
+                "/redirect",
+                get(|| async { (StatusCode::FOUND, [("location", "/text")]) }),
+            )
+            .route(
+                "/loop",
+                get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }),
+            )
+            .route("/hang", get(std::future::pending::<&'static str>))
             .route("/big", get(|| async { vec![b'x'; MAX_RESPONSE_BYTES + 1] }))
             .route(
                 "/big-stream",
                 get(|| async {
-                    let chunks = (0..11).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; 1024 * 1024])));
+                    let chunks = (0..11)
+                        .map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; 1024 * 1024])));
                     Body::from_stream(futures::stream::iter(chunks))
                 }),
             );
@@ -432,21 +795,84 @@ mod tests {
     async fn sends_methods_bodies_and_query() {
         let base = server().await;
         check(&base, json!({ "url": "/echo" }), Ok(json!({ "status": 200, "body": { "method": "GET", "query": null, "authorization": null, "x_api_key": null, "content_type": null, "user_agent": concat!("idflow/", env!("CARGO_PKG_VERSION")), "body": "" } }))).await;
-        let got = call(json!({ "method": "post", "url": format!("{base}/echo"), "body": { "a": 1 } }), Duration::from_secs(5)).await.unwrap();
-        assert_eq!((got["body"]["method"].clone(), got["body"]["content_type"].clone(), got["body"]["body"].clone()), (json!("POST"), json!("application/json"), json!("{\"a\":1}")));
+        let got = call(
+            json!({ "method": "post", "url": format!("{base}/echo"), "body": { "a": 1 } }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                got["body"]["method"].clone(),
+                got["body"]["content_type"].clone(),
+                got["body"]["body"].clone()
+            ),
+            (json!("POST"), json!("application/json"), json!("{\"a\":1}"))
+        );
         assert_eq!(got["headers"]["content-type"], json!("application/json"));
-        let got = call(json!({ "method": "PUT", "url": format!("{base}/echo"), "body": "raw <text>" }), Duration::from_secs(5)).await.unwrap();
-        assert_eq!((got["body"]["method"].clone(), got["body"]["content_type"].clone(), got["body"]["body"].clone()), (json!("PUT"), json!("text/plain; charset=utf-8"), json!("raw <text>")));
+        let got = call(
+            json!({ "method": "PUT", "url": format!("{base}/echo"), "body": "raw <text>" }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                got["body"]["method"].clone(),
+                got["body"]["content_type"].clone(),
+                got["body"]["body"].clone()
+            ),
+            (
+                json!("PUT"),
+                json!("text/plain; charset=utf-8"),
+                json!("raw <text>")
+            )
+        );
         let got = call(json!({ "method": "PATCH", "url": format!("{base}/echo"), "body": [1], "headers": { "content-type": "application/merge-patch+json" } }), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(got["body"]["content_type"], json!("application/merge-patch+json"));
+        assert_eq!(
+            got["body"]["content_type"],
+            json!("application/merge-patch+json")
+        );
         let got = call(json!({ "method": "POST", "url": format!("{base}/echo"), "form": { "grant_type": "client_credentials", "scope": "a b" } }), Duration::from_secs(5)).await.unwrap();
-        assert_eq!((got["body"]["content_type"].clone(), got["body"]["body"].clone()), (json!("application/x-www-form-urlencoded"), json!("grant_type=client_credentials&scope=a%20b")));
+        assert_eq!(
+            (
+                got["body"]["content_type"].clone(),
+                got["body"]["body"].clone()
+            ),
+            (
+                json!("application/x-www-form-urlencoded"),
+                json!("grant_type=client_credentials&scope=a%20b")
+            )
+        );
         let got = call(json!({ "method": "DELETE", "url": format!("{base}/echo?keep=1"), "query": { "q": "a b", "n": 2, "tag": ["x", "y"], "skip": null } }), Duration::from_secs(5)).await.unwrap();
-        assert_eq!((got["body"]["method"].clone(), got["body"]["query"].clone()), (json!("DELETE"), json!("keep=1&q=a+b&n=2&tag=x&tag=y")));
-        check(&base, json!({ "url": "/text" }), Ok(json!({ "status": 200, "body": "plain text" }))).await;
-        check(&base, json!({ "url": "/empty" }), Ok(json!({ "status": 204, "body": null }))).await;
-        check(&base, json!({ "url": "/redirect" }), Ok(json!({ "status": 200, "body": "plain text" }))).await;
-        check(&base, json!({ "method": "HEAD", "url": "/text" }), Ok(json!({ "status": 200, "body": null }))).await;
+        assert_eq!(
+            (got["body"]["method"].clone(), got["body"]["query"].clone()),
+            (json!("DELETE"), json!("keep=1&q=a+b&n=2&tag=x&tag=y"))
+        );
+        check(
+            &base,
+            json!({ "url": "/text" }),
+            Ok(json!({ "status": 200, "body": "plain text" })),
+        )
+        .await;
+        check(
+            &base,
+            json!({ "url": "/empty" }),
+            Ok(json!({ "status": 204, "body": null })),
+        )
+        .await;
+        check(
+            &base,
+            json!({ "url": "/redirect" }),
+            Ok(json!({ "status": 200, "body": "plain text" })),
+        )
+        .await;
+        check(
+            &base,
+            json!({ "method": "HEAD", "url": "/text" }),
+            Ok(json!({ "status": 200, "body": null })),
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -454,15 +880,109 @@ mod tests {
         let base = server().await;
         let seen = |auth: Value| {
             let base = base.clone();
-            async move { call(json!({ "url": format!("{base}/echo"), "auth": auth }), Duration::from_secs(5)).await.unwrap()["body"].clone() }
+            async move {
+                call(
+                    json!({ "url": format!("{base}/echo"), "auth": auth }),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap()["body"]
+                    .clone()
+            }
         };
-        assert_eq!(seen(json!({ "type": "bearer", "token": "t0k" })).await["authorization"], json!("Bearer t0k"));
-        assert_eq!(seen(json!({ "type": "basic", "username": "user", "password": "pass" })).await["authorization"], json!("Basic dXNlcjpwYXNz"));
-        assert_eq!(seen(json!({ "type": "header", "name": "X-Api-Key", "value": "k3y" })).await["x_api_key"], json!("k3y"));
-        let err = call(json!({ "url": format!("{base}/echo"), "auth": { "type": "digest" } }), Duration::from_secs(5)).await.unwrap_err();
-        assert_eq!(err, invalid("auth.type", "unknown auth type `digest`; expected bearer, basic or header"));
-        let err = call(json!({ "url": format!("{base}/echo"), "auth": { "type": "bearer" } }), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(
+            seen(json!({ "type": "bearer", "token": "t0k" })).await["authorization"],
+            json!("Bearer t0k")
+        );
+        assert_eq!(
+            seen(json!({ "type": "basic", "username": "user", "password": "pass" })).await["authorization"],
+            json!("Basic dXNlcjpwYXNz")
+        );
+        assert_eq!(
+            seen(json!({ "type": "header", "name": "X-Api-Key", "value": "k3y" })).await["x_api_key"],
+            json!("k3y")
+        );
+        let err = call(
+            json!({ "url": format!("{base}/echo"), "auth": { "type": "digest" } }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err,
+            invalid(
+                "auth.type",
+                "unknown auth type `digest`; expected bearer, basic, header or client_credentials"
+            )
+        );
+        let err = call(
+            json!({ "url": format!("{base}/echo"), "auth": { "type": "bearer" } }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err, invalid("auth.token", "is required"));
+    }
+
+    #[tokio::test]
+    async fn fetches_and_caches_client_credentials_tokens() {
+        let base = server().await;
+        let executor = HttpExecutor::new().unwrap();
+        let run = |auth: Value| {
+            let call = CardCall {
+                card: "http.request".into(),
+                input: json!({ "url": format!("{base}/echo"), "auth": auth }),
+                timeout: Duration::from_secs(5),
+                run_id: RunId::new_at(Utc::now()),
+                step: "s1".into(),
+                attempt: 1,
+            };
+            let executor = &executor;
+            async move { executor.execute(&call).await }
+        };
+        let auth = |scope: &str, client_auth: &str, secret: &str| json!({ "type": "client_credentials", "token_url": format!("{base}/token"), "client_id": "app", "client_secret": secret, "scope": scope, "client_auth": client_auth });
+        let calls = || TOKEN_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+        let before = calls();
+        let first = run(auth("long", "basic", "pw")).await.unwrap();
+        let second = run(auth("long", "basic", "pw")).await.unwrap();
+        assert!(
+            first["body"]["authorization"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bearer tok-"),
+            "{first}"
+        );
+        assert_eq!(
+            first["body"]["authorization"],
+            second["body"]["authorization"]
+        );
+        assert_eq!(
+            calls() - before,
+            1,
+            "the second call reuses the cached token"
+        );
+
+        // A token that expires within the safety margin is never cached.
+        let before = calls();
+        run(auth("short", "body", "pw")).await.unwrap();
+        run(auth("short", "body", "pw")).await.unwrap();
+        assert_eq!(calls() - before, 2);
+
+        match run(auth("long", "basic", "wrong")).await {
+            Err(CardError::Status {
+                status: 401,
+                message,
+                detail,
+                ..
+            }) => {
+                assert!(
+                    message.starts_with("token endpoint 127.0.0.1/token answered 401"),
+                    "{message}"
+                );
+                assert_eq!(detail, Some(json!({ "error": "invalid_client" })));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -477,13 +997,43 @@ mod tests {
                 retry_after,
             })
         };
-        check(&base, json!({ "url": "/status/404" }), status_error(404, "Not Found", None)).await;
-        check(&base, json!({ "url": "/status/500" }), status_error(500, "Internal Server Error", None)).await;
-        check(&base, json!({ "url": "/status/429" }), status_error(429, "Too Many Requests", Some(Duration::from_secs(7)))).await;
-        check(&base, json!({ "url": "/status/503" }), status_error(503, "Service Unavailable", Some(Duration::from_secs(120)))).await;
-        let err = call(json!({ "url": format!("{base}/status/404") }), Duration::from_secs(5)).await.unwrap_err();
+        check(
+            &base,
+            json!({ "url": "/status/404" }),
+            status_error(404, "Not Found", None),
+        )
+        .await;
+        check(
+            &base,
+            json!({ "url": "/status/500" }),
+            status_error(500, "Internal Server Error", None),
+        )
+        .await;
+        check(
+            &base,
+            json!({ "url": "/status/429" }),
+            status_error(429, "Too Many Requests", Some(Duration::from_secs(7))),
+        )
+        .await;
+        check(
+            &base,
+            json!({ "url": "/status/503" }),
+            status_error(503, "Service Unavailable", Some(Duration::from_secs(120))),
+        )
+        .await;
+        let err = call(
+            json!({ "url": format!("{base}/status/404") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
         assert!(!err.is_retryable());
-        let err = call(json!({ "url": format!("{base}/status/429") }), Duration::from_secs(5)).await.unwrap_err();
+        let err = call(
+            json!({ "url": format!("{base}/status/429") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
         assert!(err.is_retryable());
     }
 
@@ -491,26 +1041,53 @@ mod tests {
     async fn times_out_and_reports_network_errors() {
         let base = server().await;
         let timeout = Duration::from_millis(200);
-        assert_eq!(call(json!({ "url": format!("{base}/hang") }), timeout).await, Err(CardError::Timeout(timeout)));
+        assert_eq!(
+            call(json!({ "url": format!("{base}/hang") }), timeout).await,
+            Err(CardError::Timeout(timeout))
+        );
 
         // A port that was just free: nothing listens there.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         drop(listener);
-        let err = call(json!({ "url": format!("http://{address}/x?token=s3cr3t") }), Duration::from_secs(5)).await.unwrap_err();
-        assert!(matches!(&err, CardError::Network(message) if !message.contains("s3cr3t")), "{err:?}");
+        let err = call(
+            json!({ "url": format!("http://{address}/x?token=s3cr3t") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, CardError::Network(message) if !message.contains("s3cr3t")),
+            "{err:?}"
+        );
         assert!(err.is_retryable());
 
-        let err = call(json!({ "url": format!("{base}/loop") }), Duration::from_secs(5)).await.unwrap_err();
-        assert!(matches!(&err, CardError::Failed { code, .. } if code == "too_many_redirects"), "{err:?}");
+        let err = call(
+            json!({ "url": format!("{base}/loop") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, CardError::Failed { code, .. } if code == "too_many_redirects"),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn refuses_oversize_responses() {
         let base = server().await;
         for path in ["/big", "/big-stream"] {
-            let err = call(json!({ "url": format!("{base}{path}") }), Duration::from_secs(20)).await.unwrap_err();
-            assert!(matches!(&err, CardError::Failed { code, .. } if code == "response_too_large"), "{path}: {err:?}");
+            let err = call(
+                json!({ "url": format!("{base}{path}") }),
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(&err, CardError::Failed { code, .. } if code == "response_too_large"),
+                "{path}: {err:?}"
+            );
         }
     }
 
@@ -521,7 +1098,10 @@ mod tests {
             let fragment = fragment.to_owned();
             async move {
                 match call(input.clone(), Duration::from_secs(1)).await {
-                    Err(CardError::InvalidInput { field: got, message }) => {
+                    Err(CardError::InvalidInput {
+                        field: got,
+                        message,
+                    }) => {
                         assert_eq!(got, field, "{input}");
                         assert!(message.contains(&fragment), "{input}: {message}");
                     }
@@ -530,13 +1110,43 @@ mod tests {
             }
         };
         check_invalid(json!({}), "url", "is required").await;
-        check_invalid(json!({ "url": "ftp://example.com/x" }), "url", "only http and https").await;
+        check_invalid(
+            json!({ "url": "ftp://example.com/x" }),
+            "url",
+            "only http and https",
+        )
+        .await;
         check_invalid(json!({ "url": "not a url" }), "url", "not a valid URL").await;
-        check_invalid(json!({ "url": "https://x.test", "method": "BREW" }), "method", "unknown method `BREW`").await;
-        check_invalid(json!({ "url": "https://x.test", "headers": { "bad header": "x" } }), "headers.bad header", "not a valid header name").await;
-        check_invalid(json!({ "url": "https://x.test", "headers": { "x-a": { "o": 1 } } }), "headers.x-a", "expected text").await;
-        check_invalid(json!({ "url": "https://x.test", "query": "a=1" }), "query", "expected an object").await;
-        check_invalid(json!({ "url": "https://x.test", "body": {}, "form": {} }), "form", "not both").await;
+        check_invalid(
+            json!({ "url": "https://x.test", "method": "BREW" }),
+            "method",
+            "unknown method `BREW`",
+        )
+        .await;
+        check_invalid(
+            json!({ "url": "https://x.test", "headers": { "bad header": "x" } }),
+            "headers.bad header",
+            "not a valid header name",
+        )
+        .await;
+        check_invalid(
+            json!({ "url": "https://x.test", "headers": { "x-a": { "o": 1 } } }),
+            "headers.x-a",
+            "expected text",
+        )
+        .await;
+        check_invalid(
+            json!({ "url": "https://x.test", "query": "a=1" }),
+            "query",
+            "expected an object",
+        )
+        .await;
+        check_invalid(
+            json!({ "url": "https://x.test", "body": {}, "form": {} }),
+            "form",
+            "not both",
+        )
+        .await;
     }
 
     #[test]
@@ -548,12 +1158,24 @@ mod tests {
             }
             map
         };
-        assert_eq!(retry_after(&headers(&[("retry-after", "30")])), Some(Duration::from_secs(30)));
         assert_eq!(
-            retry_after(&headers(&[("date", "Wed, 21 Oct 2015 07:28:00 GMT"), ("retry-after", "Wed, 21 Oct 2015 07:28:45 GMT")])),
+            retry_after(&headers(&[("retry-after", "30")])),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&headers(&[
+                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("retry-after", "Wed, 21 Oct 2015 07:28:45 GMT")
+            ])),
             Some(Duration::from_secs(45))
         );
-        assert_eq!(retry_after(&headers(&[("date", "Wed, 21 Oct 2015 07:28:00 GMT"), ("x-rate-limit-reset", "1445412500")])), Some(Duration::from_secs(20)));
+        assert_eq!(
+            retry_after(&headers(&[
+                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("x-rate-limit-reset", "1445412500")
+            ])),
+            Some(Duration::from_secs(20))
+        );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
         assert_eq!(retry_after(&headers(&[])), None);
     }
