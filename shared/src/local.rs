@@ -140,7 +140,7 @@ impl Server {
             path: options.data_dir.clone(),
             source,
         })?;
-        let db = SqliteDb::open(&options.data_dir.join("idflow.db"))?;
+        let db = SqliteDb::open(options.data_dir.join("idflow.db"))?;
         let flows: Arc<dyn FlowStore> = Arc::new(SqliteFlowStore::new(db.clone()));
         let runs = Arc::new(SqliteRunStore::new(db.clone()));
         let config = RunnerConfig::default();

@@ -287,14 +287,12 @@ fn has_template(source: &str) -> bool {
 
 /// The expression inside a string that is exactly one `{{ expression }}`, if it is one.
 fn single_expression(source: &str) -> Option<&str> {
-    let trimmed = source.trim();
-    let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
-    if ["{{", "}}", "{%", "%}", "{#", "#}"]
-        .iter()
-        .any(|marker| inner.contains(marker))
-    {
+    let body = source.trim().strip_prefix("{{")?;
+    let end = tag_end(body, "}}")?;
+    if end + 2 != body.len() {
         return None;
     }
+    let inner = &body[..end];
     // Whitespace control markers (`{{- x -}}`) mean nothing for a lone expression.
     let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
     let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
@@ -650,7 +648,7 @@ fn code_regions(source: &str) -> Vec<Region<'_>> {
             }
         };
         let body_start = start + 2;
-        let Some(length) = source[body_start..].find(closer) else {
+        let Some(length) = tag_end(&source[body_start..], closer) else {
             break;
         };
         let body_end = body_start + length;
@@ -675,6 +673,44 @@ fn code_regions(source: &str) -> Vec<Region<'_>> {
         regions.push(Region { code, line, block });
     }
     regions
+}
+
+/// Where the closer of a tag is in `body` (the text after `{{`, `{%` or `{#`), skipping string
+/// literals and, for `}}`, nested brackets: `{{ {'a': {'b': '}}'}} }}` is one expression, as
+/// minijinja reads it.
+fn tag_end(body: &str, closer: &str) -> Option<usize> {
+    if closer == "#}" {
+        return body.find(closer);
+    }
+    let bytes = body.as_bytes();
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if let Some(open) = quote {
+            if byte == b'\\' {
+                at += 2;
+                continue;
+            }
+            if byte == open {
+                quote = None;
+            }
+            at += 1;
+            continue;
+        }
+        if depth == 0 && body[at..].starts_with(closer) {
+            return Some(at);
+        }
+        match byte {
+            b'\'' | b'"' => quote = Some(byte),
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 fn first_word(code: &str) -> &str {
@@ -993,6 +1029,10 @@ mod tests {
             json!("{{ {'a': input.count, 'b': [input.n]} }}"),
             Ok(json!({ "a": 3, "b": ["Ada"] })),
         );
+        check(
+            json!("{{ {'a': {'b': '}}'}} }}"),
+            Ok(json!({ "a": { "b": "}}" } })),
+        );
     }
 
     #[test]
@@ -1244,6 +1284,10 @@ mod tests {
         check_names(
             "{% if x %}{{ secret('in-block') }}{% endif %}",
             Ok(vec!["in-block"]),
+        );
+        check_names(
+            "{{ '}}' ~ secret('after-brace') }}",
+            Ok(vec!["after-brace"]),
         );
         check_names("{{ secret(input.name) }}", Err("literal name"));
         check_names("{% set s = secret %}", Err("literal name"));

@@ -441,7 +441,7 @@ pub const CARDS: &[CardSpec] = &[
             ),
             opt(
                 "days",
-                "number",
+                "integer",
                 "calendar days (negative to go back); follows `timezone` across daylight saving changes",
             ),
             opt(

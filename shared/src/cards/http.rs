@@ -1,13 +1,16 @@
-//! `http.request`: any HTTP API, with bearer, basic or custom-header auth and timeouts.
+//! `http.request`: any HTTP API, with bearer, basic, custom-header or OAuth 2.0 client-credentials
+//! auth and timeouts.
 //!
 //! The executor validates the rendered `with:` object into a request, sends it with reqwest (rustls,
 //! at most five redirects) and answers `{ status, headers, body }`. Failures are classified for retry
 //! policies: a non-2xx answer is [`CardError::Status`] (with `Retry-After` when the server sent one),
 //! an unreachable host is [`CardError::Network`], and a call that outlives the step timeout is
 //! [`CardError::Timeout`]. Responses larger than [`MAX_RESPONSE_BYTES`] are refused rather than held
-//! in memory.
+//! in memory. Client-credentials tokens are cached per executor until shortly before they expire.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -69,7 +72,7 @@ pub const CARDS: &[CardSpec] = &[CardSpec {
             name: "auth",
             kind: "object",
             required: false,
-            doc: "`{ type: bearer, token }`, `{ type: basic, username, password }` or `{ type: header, name, value }`; take the values from `secret('…')`",
+            doc: "`{ type: bearer, token }`, `{ type: basic, username, password }` or `{ type: header, name, value }` or `{ type: client_credentials, token_url, client_id, client_secret, scope, audience, client_auth: basic | body }` (OAuth 2.0, token cached until it expires); take the values from `secret('…')`",
         },
     ],
     output: "`{ status, headers, body }`: `body` is parsed JSON when the response is JSON, otherwise text (`null` when empty). A status outside 200–299 fails the step with the body as error detail",
@@ -80,7 +83,12 @@ pub const CARDS: &[CardSpec] = &[CardSpec {
 /// Executes `http.request`.
 pub struct HttpExecutor {
     client: reqwest::Client,
+    /// Client-credentials access tokens by token request, with the instant they stop being used.
+    tokens: Mutex<HashMap<ClientCredentials, (String, Instant)>>,
 }
+
+/// A token is dropped this long before the provider says it expires, so it never expires in flight.
+const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 impl HttpExecutor {
     /// A client with rustls, user agent `idflow/<version>` and at most [`MAX_REDIRECTS`] redirects.
@@ -90,21 +98,32 @@ impl HttpExecutor {
             .user_agent(concat!("idflow/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .build()?;
-        Ok(HttpExecutor { client })
+        Ok(HttpExecutor::with_client(client))
     }
 
     /// Wraps a client built elsewhere (shared connection pool, proxies, custom roots).
     pub fn with_client(client: reqwest::Client) -> HttpExecutor {
-        HttpExecutor { client }
+        HttpExecutor {
+            client,
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn send(&self, request: Request) -> Result<Value, CardError> {
         let Request {
             method,
             url,
-            headers,
+            mut headers,
             body,
+            client_credentials,
         } = request;
+        if let Some(credentials) = &client_credentials {
+            let token = self.access_token(credentials).await?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| invalid("auth", "the token endpoint returned an unusable token"))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
         let mut builder = self
             .client
             .request(method.clone(), url.clone())
@@ -135,6 +154,15 @@ impl HttpExecutor {
                 json!({ "status": status.as_u16(), "headers": response_headers, "body": body }),
             );
         }
+        if let (Some(credentials), reqwest::StatusCode::UNAUTHORIZED) =
+            (&client_credentials, status)
+        {
+            // The token may have been revoked early: the next attempt fetches a fresh one.
+            self.tokens
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(credentials);
+        }
         // The query string is left out of the message: it may carry tokens.
         let target = format!("{}{}", url.host_str().unwrap_or(""), url.path());
         Err(CardError::Status {
@@ -143,6 +171,97 @@ impl HttpExecutor {
             detail: Some(body),
             retry_after,
         })
+    }
+}
+
+impl HttpExecutor {
+    /// A cached or freshly requested client-credentials access token.
+    async fn access_token(&self, credentials: &ClientCredentials) -> Result<String, CardError> {
+        let cached = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(credentials)
+            .cloned();
+        if let Some((token, until)) = cached {
+            if Instant::now() < until {
+                return Ok(token);
+            }
+        }
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = &credentials.scope {
+            form.push(("scope", scope));
+        }
+        if let Some(audience) = &credentials.audience {
+            form.push(("audience", audience));
+        }
+        if credentials.secret_in_body {
+            form.push(("client_id", &credentials.client_id));
+            form.push(("client_secret", &credentials.client_secret));
+        }
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{name}={}", crate::template::percent_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = self
+            .client
+            .post(credentials.token_url.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body);
+        if !credentials.secret_in_body {
+            request = request.basic_auth(&credentials.client_id, Some(&credentials.client_secret));
+        }
+        let response = request.send().await.map_err(send_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = read_body(response).await?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let target = format!(
+            "{}{}",
+            credentials.token_url.host_str().unwrap_or(""),
+            credentials.token_url.path()
+        );
+        if !status.is_success() {
+            return Err(CardError::Status {
+                status: status.as_u16(),
+                message: format!("token endpoint {target} answered {status}"),
+                detail: Some(answer),
+                retry_after,
+            });
+        }
+        let Some(token) = answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Err(CardError::Failed {
+                code: "token_response".into(),
+                message: format!("token endpoint {target} answered without an access_token"),
+                retryable: false,
+            });
+        };
+        let lifetime = answer
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .map_or(Duration::from_secs(300), Duration::from_secs);
+        if let Some(usable) = lifetime
+            .checked_sub(TOKEN_EXPIRY_MARGIN)
+            .filter(|usable| !usable.is_zero())
+        {
+            let mut tokens = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            tokens.retain(|_, (_, until)| Instant::now() < *until);
+            tokens.insert(
+                credentials.clone(),
+                (token.clone(), Instant::now() + usable),
+            );
+        }
+        Ok(token)
     }
 }
 
@@ -171,6 +290,35 @@ struct Request {
     url: Url,
     headers: HeaderMap,
     body: Option<Vec<u8>>,
+    /// `auth: { type: client_credentials }`: the bearer token is fetched just before sending.
+    client_credentials: Option<ClientCredentials>,
+}
+
+/// An OAuth 2.0 client-credentials token request; also the key of the token cache.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientCredentials {
+    token_url: Url,
+    client_id: String,
+    client_secret: String,
+    scope: Option<String>,
+    audience: Option<String>,
+    /// `client_auth: body` sends the id and secret as form fields instead of HTTP Basic.
+    secret_in_body: bool,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `auth:` adds to a request.
+enum Auth {
+    Header(HeaderName, String),
+    ClientCredentials(ClientCredentials),
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> CardError {
@@ -276,12 +424,16 @@ impl Request {
             }
         }
 
-        if let Some(auth) = object_field(input, "auth")? {
-            let (name, value) = auth_header(auth)?;
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| invalid("auth", "the credentials are not a valid header value"))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
+        let mut client_credentials = None;
+        match object_field(input, "auth")?.map(auth_plan).transpose()? {
+            None => {}
+            Some(Auth::Header(name, value)) => {
+                let mut value = HeaderValue::from_str(&value)
+                    .map_err(|_| invalid("auth", "the credentials are not a valid header value"))?;
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+            Some(Auth::ClientCredentials(credentials)) => client_credentials = Some(credentials),
         }
 
         let body = match (
@@ -320,6 +472,7 @@ impl Request {
             url,
             headers,
             body,
+            client_credentials,
         })
     }
 }
@@ -330,19 +483,28 @@ fn set_default(headers: &mut HeaderMap, content_type: &'static str) {
     }
 }
 
-fn auth_header(auth: &Map<String, Value>) -> Result<(HeaderName, String), CardError> {
+fn auth_plan(auth: &Map<String, Value>) -> Result<Auth, CardError> {
     let part = |name: &str| -> Result<String, CardError> {
         scalar_text(
             auth.get(name).unwrap_or(&Value::Null),
             &format!("auth.{name}"),
         )
     };
+    let optional_part = |name: &str| -> Result<Option<String>, CardError> {
+        auth.get(name)
+            .filter(|value| !value.is_null())
+            .map(|value| scalar_text(value, &format!("auth.{name}")))
+            .transpose()
+    };
     let kind = part("type")?;
     match kind.as_str() {
-        "bearer" => Ok((AUTHORIZATION, format!("Bearer {}", part("token")?))),
+        "bearer" => Ok(Auth::Header(
+            AUTHORIZATION,
+            format!("Bearer {}", part("token")?),
+        )),
         "basic" => {
             let credentials = format!("{}:{}", part("username")?, part("password")?);
-            Ok((
+            Ok(Auth::Header(
                 AUTHORIZATION,
                 format!(
                     "Basic {}",
@@ -354,11 +516,41 @@ fn auth_header(auth: &Map<String, Value>) -> Result<(HeaderName, String), CardEr
             let name = part("name")?;
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| invalid("auth.name", "not a valid header name"))?;
-            Ok((header, part("value")?))
+            Ok(Auth::Header(header, part("value")?))
+        }
+        "client_credentials" => {
+            let token_url = Url::parse(part("token_url")?.trim())
+                .map_err(|err| invalid("auth.token_url", format!("not a valid URL: {err}")))?;
+            if !matches!(token_url.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "auth.token_url",
+                    "only http and https URLs are allowed",
+                ));
+            }
+            let secret_in_body = match optional_part("client_auth")?.as_deref() {
+                None | Some("basic") => false,
+                Some("body") => true,
+                Some(other) => {
+                    return Err(invalid(
+                        "auth.client_auth",
+                        format!("unknown client auth `{other}`; expected basic or body"),
+                    ));
+                }
+            };
+            Ok(Auth::ClientCredentials(ClientCredentials {
+                token_url,
+                client_id: part("client_id")?,
+                client_secret: part("client_secret")?,
+                scope: optional_part("scope")?,
+                audience: optional_part("audience")?,
+                secret_in_body,
+            }))
         }
         other => Err(invalid(
             "auth.type",
-            format!("unknown auth type `{other}`; expected bearer, basic or header"),
+            format!(
+                "unknown auth type `{other}`; expected bearer, basic, header or client_credentials"
+            ),
         )),
     }
 }
@@ -513,9 +705,37 @@ mod tests {
         response
     }
 
+    static TOKEN_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A token endpoint: client `app` / secret `pw` by Basic or form fields; `expires_in` comes from
+    /// the `scope` so tests pick whether the token is cached.
+    async fn token(headers: AxumHeaders, body: Bytes) -> Response {
+        TOKEN_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let basic = headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            == Some("Basic YXBwOnB3");
+        let in_body = form.contains("client_id=app") && form.contains("client_secret=pw");
+        if !form.contains("grant_type=client_credentials") || !(basic || in_body) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "error": "invalid_client" })),
+            )
+                .into_response();
+        }
+        let expires_in = if form.contains("scope=short") {
+            10
+        } else {
+            3600
+        };
+        axum::Json(json!({ "access_token": format!("tok-{}", TOKEN_CALLS.load(std::sync::atomic::Ordering::SeqCst)), "token_type": "Bearer", "expires_in": expires_in })).into_response()
+    }
+
     async fn server() -> String {
         let app = Router::new()
             .route("/echo", any(echo))
+            .route("/token", axum::routing::post(token))
             .route("/text", get(|| async { "plain text" }))
             .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
             .route("/status/{code}", get(status))
@@ -527,7 +747,7 @@ mod tests {
                 "/loop",
                 get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }),
             )
-            .route("/hang", get(|| std::future::pending::<&'static str>()))
+            .route("/hang", get(std::future::pending::<&'static str>))
             .route("/big", get(|| async { vec![b'x'; MAX_RESPONSE_BYTES + 1] }))
             .route(
                 "/big-stream",
@@ -692,7 +912,7 @@ mod tests {
             err,
             invalid(
                 "auth.type",
-                "unknown auth type `digest`; expected bearer, basic or header"
+                "unknown auth type `digest`; expected bearer, basic, header or client_credentials"
             )
         );
         let err = call(
@@ -702,6 +922,67 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err, invalid("auth.token", "is required"));
+    }
+
+    #[tokio::test]
+    async fn fetches_and_caches_client_credentials_tokens() {
+        let base = server().await;
+        let executor = HttpExecutor::new().unwrap();
+        let run = |auth: Value| {
+            let call = CardCall {
+                card: "http.request".into(),
+                input: json!({ "url": format!("{base}/echo"), "auth": auth }),
+                timeout: Duration::from_secs(5),
+                run_id: RunId::new_at(Utc::now()),
+                step: "s1".into(),
+                attempt: 1,
+            };
+            let executor = &executor;
+            async move { executor.execute(&call).await }
+        };
+        let auth = |scope: &str, client_auth: &str, secret: &str| json!({ "type": "client_credentials", "token_url": format!("{base}/token"), "client_id": "app", "client_secret": secret, "scope": scope, "client_auth": client_auth });
+        let calls = || TOKEN_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+        let before = calls();
+        let first = run(auth("long", "basic", "pw")).await.unwrap();
+        let second = run(auth("long", "basic", "pw")).await.unwrap();
+        assert!(
+            first["body"]["authorization"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bearer tok-"),
+            "{first}"
+        );
+        assert_eq!(
+            first["body"]["authorization"],
+            second["body"]["authorization"]
+        );
+        assert_eq!(
+            calls() - before,
+            1,
+            "the second call reuses the cached token"
+        );
+
+        // A token that expires within the safety margin is never cached.
+        let before = calls();
+        run(auth("short", "body", "pw")).await.unwrap();
+        run(auth("short", "body", "pw")).await.unwrap();
+        assert_eq!(calls() - before, 2);
+
+        match run(auth("long", "basic", "wrong")).await {
+            Err(CardError::Status {
+                status: 401,
+                message,
+                detail,
+                ..
+            }) => {
+                assert!(
+                    message.starts_with("token endpoint 127.0.0.1/token answered 401"),
+                    "{message}"
+                );
+                assert_eq!(detail, Some(json!({ "error": "invalid_client" })));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! - `functions`: text, json, object, list, date, number and boolean cards. Pure: they run inside the
 //!   engine with no I/O.
 //! - `http`: the `http.request` executor (reqwest with rustls).
+//! - `doc`: the card reference of `docs/flow-reference.md`, generated from the registry.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::run::{RunId, StepError};
 
+pub mod doc;
 pub mod functions;
 pub mod http;
 pub mod registry;
@@ -110,8 +112,12 @@ impl CardError {
 pub struct PureContext<'a> {
     pub now: DateTime<Utc>,
     /// Evaluates a minijinja expression with extra variables bound (e.g. `item`).
-    pub eval: &'a dyn Fn(&str, &[(&str, &serde_json::Value)]) -> Result<serde_json::Value, String>,
+    pub eval: &'a EvalFn<'a>,
 }
+
+/// The expression evaluator of [`PureContext`]: an expression and extra variables to bind, the
+/// result or an error message.
+pub type EvalFn<'a> = dyn Fn(&str, &[(&str, &serde_json::Value)]) -> Result<serde_json::Value, String> + 'a;
 
 /// One call of an I/O card, as the runner hands it to an executor.
 #[derive(Debug, Clone, PartialEq)]
