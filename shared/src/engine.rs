@@ -369,7 +369,7 @@ impl RunContext {
             "flow": flow,
             "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }));
-        let secrets_value = minijinja::Value::from_serialize(&secrets);
+        let secrets_value = template::secrets_value(secrets.clone());
         RunContext {
             run_id,
             flow,

@@ -117,7 +117,8 @@ pub struct PureContext<'a> {
 
 /// The expression evaluator of [`PureContext`]: an expression and extra variables to bind, the
 /// result or an error message.
-pub type EvalFn<'a> = dyn Fn(&str, &[(&str, &serde_json::Value)]) -> Result<serde_json::Value, String> + 'a;
+pub type EvalFn<'a> =
+    dyn Fn(&str, &[(&str, &serde_json::Value)]) -> Result<serde_json::Value, String> + 'a;
 
 /// One call of an I/O card, as the runner hands it to an executor.
 #[derive(Debug, Clone, PartialEq)]
