@@ -25,7 +25,7 @@ pub struct Client {
 impl Client {
     pub fn new(args: &ServerArgs) -> Result<Client> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(45))
             .build()?;
         Ok(Client {
             http,
@@ -98,25 +98,20 @@ impl Client {
         .await
     }
 
-    /// Polls until the run ends. A CLI waiting on a human is the one place a poll interval is right.
+    /// Waits for the run to end with the server's long poll (`?wait=`), in rounds of up to 30 s.
     pub async fn wait_run(&self, id: &str, timeout: Duration) -> Result<Value> {
         let started = Instant::now();
         loop {
-            let run = self.get_run(id).await?;
-            if matches!(
-                run["status"].as_str(),
-                Some("succeeded" | "failed" | "cancelled")
-            ) {
+            let left = timeout.saturating_sub(started.elapsed()).as_secs().min(30);
+            let path = format!("/api/runs/{id}?wait={left}");
+            let run = self.send(self.request(reqwest::Method::GET, &path)).await?;
+            if matches!(run["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
                 return Ok(run);
             }
-            if started.elapsed() > timeout {
-                bail!(
-                    "run {id} is still {} after {}s",
-                    run["status"].as_str().unwrap_or("?"),
-                    timeout.as_secs()
-                );
+            if left == 0 {
+                let status = run["status"].as_str().unwrap_or("?");
+                bail!("run {id} is still {status} after {}s", timeout.as_secs());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

@@ -710,17 +710,39 @@ pub fn run_detail(run: &Run, steps: &[StepRecord]) -> Value {
     v
 }
 
+#[derive(Debug, Deserialize)]
+struct GetRunParams {
+    /// Seconds to wait for the run to end before answering (long poll), at most 60.
+    wait: Option<String>,
+}
+
 async fn get_run(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    Query(params): Query<GetRunParams>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_run_id(&id)?;
-    let run = state
+    let mut run = state
         .runtime
         .runs
         .get(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    if let Some(wait) = params.wait.as_deref() {
+        let seconds = wait.parse::<u64>().ok().filter(|s| *s <= 60).ok_or_else(|| {
+            ApiError::BadRequest(format!("`wait` must be a number of seconds from 0 to 60, got `{wait}`"))
+        })?;
+        if !run.status.is_terminal() && seconds > 0 {
+            let mut ended = state.runtime.subscribe();
+            match wait_for_run(&state.runtime, &mut ended, id, Duration::from_secs(seconds)).await {
+                Ok(done) => run = done,
+                Err(ApiError::Timeout { .. }) => {
+                    run = state.runtime.runs.get(id).await?.unwrap_or(run);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
     let steps = state.runtime.runs.steps(id).await?;
     Ok(Json(run_detail(&run, &steps)))
 }

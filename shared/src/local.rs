@@ -49,6 +49,8 @@ pub enum ServeError {
     OpenAdmin { addr: SocketAddr },
     #[error("the admin token cannot be read")]
     AdminToken(#[source] crate::ports::SecretError),
+    #[error("another `idflow serve` is using the data directory {path}")]
+    Locked { path: PathBuf },
     #[error("server failed")]
     Serve(#[source] std::io::Error),
     #[error("cannot build the HTTP client")]
@@ -129,6 +131,8 @@ pub struct Server {
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Held for the server's life: the data directory lock.
+    _lock: std::fs::File,
     /// Kept so the scheduler's watch stays open when nothing reloads the flows.
     _schedules: Option<watch::Sender<Vec<ScheduleEntry>>>,
 }
@@ -140,10 +144,24 @@ impl Server {
             path: options.data_dir.clone(),
             source,
         })?;
+        // One server per data directory: the lock is the kernel's, so it goes away with the process,
+        // even after SIGKILL, and a restarted server may safely take over the runs the old one held.
+        let lock_path = options.data_dir.join("serve.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| ServeError::DataDir { path: lock_path.clone(), source })?;
+        lock.try_lock().map_err(|_| ServeError::Locked { path: options.data_dir.clone() })?;
         let db = SqliteDb::open(options.data_dir.join("idflow.db"))?;
         let flows: Arc<dyn FlowStore> = Arc::new(SqliteFlowStore::new(db.clone()));
         let runs = Arc::new(SqliteRunStore::new(db.clone()));
-        let config = RunnerConfig::default();
+        // A stable lease owner per data directory: after a crash the restarted server owns the
+        // leases of the runs that were in flight and resumes them at once instead of waiting for
+        // the leases to expire.
+        let data_dir = options.data_dir.canonicalize().unwrap_or_else(|_| options.data_dir.clone());
+        let config = RunnerConfig { owner: format!("serve:{}", data_dir.display()), ..RunnerConfig::default() };
         let queue = Arc::new(SqliteRunQueue::new(
             db.clone(),
             clock.clone(),
@@ -266,6 +284,7 @@ impl Server {
             shutdown,
             tasks,
             _schedules: kept_schedules,
+            _lock: lock,
         })
     }
 

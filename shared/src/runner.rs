@@ -7,7 +7,7 @@
 //! in-process. [`Worker`] is the local queue consumer used by `idflow serve`; the Lambda worker calls
 //! [`Runtime::process`] per SQS record.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -118,6 +118,22 @@ pub struct Runtime {
     project: RwLock<Arc<ProjectConfig>>,
     compiled: Mutex<HashMap<(String, String), Arc<CompiledFlow>>>,
     ended: broadcast::Sender<RunEnded>,
+    /// Runs being advanced in this process. Several workers may share one lease owner (the local
+    /// server keeps its owner across restarts), so exclusivity inside the process is kept here.
+    active: Mutex<HashSet<RunId>>,
+}
+
+/// Removes a run from [`Runtime::active`] when processing ends, however it ends.
+struct ActiveGuard<'a> {
+    runtime: &'a Runtime,
+    run_id: RunId,
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        let mut active = self.runtime.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.remove(&self.run_id);
+    }
 }
 
 impl Runtime {
@@ -142,6 +158,7 @@ impl Runtime {
             project: RwLock::new(Arc::new(project)),
             compiled: Mutex::new(HashMap::new()),
             ended,
+            active: Mutex::new(HashSet::new()),
         }
     }
 
@@ -373,6 +390,14 @@ impl Runtime {
     }
 
     async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
+        let fresh = {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            active.insert(run_id)
+        };
+        if !fresh {
+            return self.unclaimable(run_id).await;
+        }
+        let _guard = ActiveGuard { runtime: self, run_id };
         let now = self.clock.now();
         let Some(run) = self
             .runs
