@@ -735,7 +735,7 @@ impl Org {
             "lastUpdated": okta_time(app.last_updated),
             "signOnMode": "BOOKMARK",
             "features": [],
-            "accessibility": { "selfService": false, "errorRedirectUrl": Value::Null, "loginRedirectUrl": Value::Null },
+            "accessibility": { "selfService": false },
             "visibility": { "autoSubmitToolbar": false, "hide": { "iOS": false, "web": false }, "appLinks": { "login": true } },
             "credentials": { "scheme": "EDIT_USERNAME_AND_PASSWORD", "userNameTemplate": { "template": "${source.login}", "type": "BUILT_IN" } },
             "settings": { "app": { "requestIntegration": false, "url": "https://example.com/bookmark.htm" } },
@@ -811,7 +811,6 @@ impl Org {
             .unwrap_or_default();
         json!({
             "id": user_id,
-            "externalId": Value::Null,
             "created": okta_time(app_user.created),
             "lastUpdated": okta_time(app_user.last_updated),
             "scope": app_user.scope,
