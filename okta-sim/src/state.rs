@@ -106,6 +106,14 @@ pub(crate) struct AppRec {
     pub(crate) users: BTreeMap<u64, AppUserRec>,
 }
 
+/// What `POST /api/v1/apps/{appId}/users` asks for besides the user.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AppAssignment {
+    pub(crate) scope: String,
+    pub(crate) user_name: Option<String>,
+    pub(crate) profile: Map<String, Value>,
+}
+
 /// A message posted on an OIG request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestMessage {
@@ -755,10 +763,13 @@ impl Org {
         principal: &Principal,
         app_seq: u64,
         user_seq: u64,
-        scope: String,
-        user_name: Option<String>,
-        profile: Map<String, Value>,
+        assignment: AppAssignment,
     ) {
+        let AppAssignment {
+            scope,
+            user_name,
+            profile,
+        } = assignment;
         let login = self
             .users
             .rows

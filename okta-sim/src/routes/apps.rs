@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{Ctx, bad_cursor, json_body, with_links};
 use crate::error::ApiError;
 use crate::server::Shared;
+use crate::state::AppAssignment;
 
 /// `GET /api/v1/apps/{appId}`
 pub(crate) async fn get_one(
@@ -109,9 +110,11 @@ pub(crate) async fn assign_user(
             &ctx.principal,
             app_seq,
             user_seq,
-            scope,
-            user_name,
-            profile,
+            AppAssignment {
+                scope,
+                user_name,
+                profile,
+            },
         );
         let app = org.apps.rows.get(&app_seq).ok_or_else(ApiError::internal)?;
         let app_user = app.users.get(&user_seq).ok_or_else(ApiError::internal)?;

@@ -60,10 +60,11 @@ pub(crate) async fn list(
             .map(|(_, g)| g)
         {
             let rendered = org.render_group(group);
-            if let Some((filter, fold_case)) = &expression {
-                if !filter.matches(&rendered, *fold_case) {
-                    continue;
-                }
+            if expression
+                .as_ref()
+                .is_some_and(|(filter, fold_case)| !filter.matches(&rendered, *fold_case))
+            {
+                continue;
             }
             if page.len() == limit {
                 more = true;

@@ -29,7 +29,7 @@ async fn membership_changes_answer_204_and_show_everywhere() {
         204
     );
     let members = api.get(&format!("/api/v1/groups/{group}/users")).await;
-    assert_eq!(ids(&members.body), [user.clone()]);
+    assert_eq!(ids(&members.body), std::slice::from_ref(&user));
     let groups = api.get(&format!("/api/v1/users/{user}/groups")).await;
     let names: Vec<_> = array(&groups.body)
         .iter()

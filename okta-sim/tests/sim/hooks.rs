@@ -170,9 +170,15 @@ async fn retries_a_batch_once_after_5xx_or_timeout() {
     let report = sim.deliver_events(&url, "secret", events(1), 10).await;
     assert!(report.all_delivered());
     assert_eq!(report.batches[0].attempts, 2);
-    let posts = &state.lock().expect("state").posts;
+    let event_ids: Vec<Value> = state
+        .lock()
+        .expect("state")
+        .posts
+        .iter()
+        .map(|(_, body)| body["eventId"].clone())
+        .collect();
     assert_eq!(
-        posts[0].1["eventId"], posts[1].1["eventId"],
+        event_ids[0], event_ids[1],
         "a retry resends the same delivery"
     );
 

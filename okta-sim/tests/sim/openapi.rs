@@ -256,30 +256,24 @@ impl Spec {
                 }
                 None => errors.push(format!("{at}: expected a string, got {value}")),
             },
-            Some("integer") => {
-                if !(value.is_i64() || value.is_u64()) {
-                    errors.push(format!("{at}: expected an integer, got {value}"));
-                }
-            }
-            Some("number") => {
-                if !value.is_number() {
-                    errors.push(format!("{at}: expected a number, got {value}"));
-                }
-            }
-            Some("boolean") => {
-                if !value.is_boolean() {
-                    errors.push(format!("{at}: expected a boolean, got {value}"));
+            Some(expected @ ("integer" | "number" | "boolean")) => {
+                let fits = match expected {
+                    "integer" => value.is_i64() || value.is_u64(),
+                    "number" => value.is_number(),
+                    _ => value.is_boolean(),
+                };
+                if !fits {
+                    errors.push(format!("{at}: expected {expected}, got {value}"));
                 }
             }
             _ => {}
         }
-        if let Some(allowed) = rules.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(value) {
-                errors.push(format!(
-                    "{at}: {value} is not one of {}",
-                    Value::Array(allowed.clone())
-                ));
-            }
+        let allowed = rules.get("enum").and_then(Value::as_array);
+        if let Some(allowed) = allowed.filter(|allowed| !allowed.contains(value)) {
+            errors.push(format!(
+                "{at}: {value} is not one of {}",
+                Value::Array(allowed.clone())
+            ));
         }
     }
 

@@ -31,8 +31,20 @@ fn spec(file: &str) -> Option<Spec> {
     Some(Spec::load(&path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display())))
 }
 
-/// Validates every sample and reports all problems at once.
-fn check_all(spec: &Spec, samples: Vec<(String, Value, Value)>) {
+/// Validates every sample and reports all problems at once; also proves the validator is not
+/// vacuous by breaking the first sample and expecting complaints.
+fn check_all(
+    spec: &Spec,
+    samples: Vec<(String, Value, Value)>,
+    break_first: impl FnOnce(&mut Value),
+) {
+    let (what, schema, value) = &samples[0];
+    let mut broken = value.clone();
+    break_first(&mut broken);
+    assert!(
+        !spec.validate(schema, &broken).is_empty(),
+        "{what}: a broken copy must be refused"
+    );
     let mut problems = Vec::new();
     for (what, schema, value) in &samples {
         assert!(!value.is_null(), "{what}: no body to check");
@@ -202,7 +214,10 @@ async fn management_responses_match_the_published_schemas() {
         logs.as_array().is_some_and(|events| events.len() >= 3),
         "the log sample must hold events: {logs}"
     );
-    check_all(&spec, samples);
+    check_all(&spec, samples, |user| {
+        user["status"] = json!("HAPPY");
+        user["profile"] = json!("not an object");
+    });
 }
 
 #[tokio::test]
@@ -273,5 +288,9 @@ async fn governance_responses_match_the_published_schemas() {
             .body,
         ),
     ];
-    check_all(&spec, samples);
+    check_all(&spec, samples, |request| {
+        if let Some(map) = request.as_object_mut() {
+            map.remove("approvals");
+        }
+    });
 }
