@@ -47,6 +47,9 @@ struct Args {
     /// Answer every Nth request with 429.
     #[arg(long)]
     throttle_every: Option<u64>,
+    /// Journal entries kept in memory (the newest ones).
+    #[arg(long, default_value_t = 10_000)]
+    journal_capacity: usize,
 }
 
 fn parse_rate_limit(text: &str) -> Result<(Family, RateLimit), String> {

@@ -1,6 +1,7 @@
 //! The simulator's assembly: builder, running handle, router and the gate middleware that every
 //! request passes (request id, journal, rate limit, faults, authentication).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +38,8 @@ pub(crate) struct Inner {
     limiter: RateLimiter,
     faults: Faults,
     fault_counter: u64,
-    journal: Vec<JournalEntry>,
+    journal: VecDeque<JournalEntry>,
+    journal_capacity: Option<usize>,
 }
 
 /// What every handler shares.
@@ -80,6 +82,7 @@ impl Sim {
             faults: Faults::default(),
             clients: Vec::new(),
             hook_timeout: Duration::from_secs(3),
+            journal_capacity: None,
         }
     }
 }
@@ -97,9 +100,17 @@ pub struct SimBuilder {
     faults: Faults,
     clients: Vec<OAuthClient>,
     hook_timeout: Duration,
+    journal_capacity: Option<usize>,
 }
 
 impl SimBuilder {
+    /// Keeps only the newest `entries` journal entries (long-running demos and benchmarks);
+    /// unbounded by default.
+    pub fn journal_capacity(mut self, entries: usize) -> Self {
+        self.journal_capacity = Some(entries);
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:0`, a free port).
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -201,7 +212,8 @@ impl SimBuilder {
                 limiter,
                 faults: self.faults,
                 fault_counter: 0,
-                journal: Vec::new(),
+                journal: VecDeque::new(),
+                journal_capacity: self.journal_capacity,
             }),
             base_url: base_url.clone(),
             hook_timeout: Mutex::new(self.hook_timeout),
@@ -524,7 +536,17 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         status: response.status().as_u16(),
         request_id,
     };
-    lock(&shared.inner).journal.push(entry);
+    let mut inner = lock(&shared.inner);
+    if inner
+        .journal_capacity
+        .is_some_and(|capacity| inner.journal.len() >= capacity)
+    {
+        inner.journal.pop_front();
+    }
+    if inner.journal_capacity != Some(0) {
+        inner.journal.push_back(entry);
+    }
+    drop(inner);
     response
 }
 
@@ -573,7 +595,7 @@ impl SimHandle {
 
     /// Every request answered so far, oldest first.
     pub fn journal(&self) -> Vec<JournalEntry> {
-        self.inner().journal.clone()
+        self.inner().journal.iter().cloned().collect()
     }
 
     /// Forgets the journal.

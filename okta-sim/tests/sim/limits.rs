@@ -129,3 +129,15 @@ async fn journal_records_every_request() {
     sim.clear_journal();
     assert!(sim.journal().is_empty());
 }
+
+#[tokio::test]
+async fn journal_capacity_keeps_the_newest_entries() {
+    let (builder, _) = builder();
+    let sim = builder.journal_capacity(2).start().await.expect("sim");
+    let api = Api::ssws(&sim);
+    for path in ["/api/v1/users", "/api/v1/groups", "/api/v1/logs"] {
+        api.get(path).await;
+    }
+    let paths: Vec<_> = sim.journal().into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["/api/v1/groups", "/api/v1/logs"]);
+}
