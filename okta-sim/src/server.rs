@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
@@ -358,11 +358,10 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-async fn token(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Form(form): Form<std::collections::HashMap<String, String>>,
-) -> Response {
+async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    // Parsed by hand so a wrong content type gets OAuth's error shape, not a framework rejection.
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
     let now = shared.clock.now();
     let token_url = format!("{}/oauth2/v1/token", shared.base_url);
     let dpop = headers.get("dpop").and_then(|v| v.to_str().ok());
