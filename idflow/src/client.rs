@@ -105,7 +105,10 @@ impl Client {
             let left = timeout.saturating_sub(started.elapsed()).as_secs().min(30);
             let path = format!("/api/runs/{id}?wait={left}");
             let run = self.send(self.request(reqwest::Method::GET, &path)).await?;
-            if matches!(run["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            if matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
                 return Ok(run);
             }
             if left == 0 {

@@ -729,9 +729,15 @@ async fn get_run(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
     if let Some(wait) = params.wait.as_deref() {
-        let seconds = wait.parse::<u64>().ok().filter(|s| *s <= 60).ok_or_else(|| {
-            ApiError::BadRequest(format!("`wait` must be a number of seconds from 0 to 60, got `{wait}`"))
-        })?;
+        let seconds = wait
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= 60)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`wait` must be a number of seconds from 0 to 60, got `{wait}`"
+                ))
+            })?;
         if !run.status.is_terminal() && seconds > 0 {
             let mut ended = state.runtime.subscribe();
             match wait_for_run(&state.runtime, &mut ended, id, Duration::from_secs(seconds)).await {

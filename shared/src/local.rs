@@ -152,16 +152,27 @@ impl Server {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|source| ServeError::DataDir { path: lock_path.clone(), source })?;
-        lock.try_lock().map_err(|_| ServeError::Locked { path: options.data_dir.clone() })?;
+            .map_err(|source| ServeError::DataDir {
+                path: lock_path.clone(),
+                source,
+            })?;
+        lock.try_lock().map_err(|_| ServeError::Locked {
+            path: options.data_dir.clone(),
+        })?;
         let db = SqliteDb::open(options.data_dir.join("idflow.db"))?;
         let flows: Arc<dyn FlowStore> = Arc::new(SqliteFlowStore::new(db.clone()));
         let runs = Arc::new(SqliteRunStore::new(db.clone()));
         // A stable lease owner per data directory: after a crash the restarted server owns the
         // leases of the runs that were in flight and resumes them at once instead of waiting for
         // the leases to expire.
-        let data_dir = options.data_dir.canonicalize().unwrap_or_else(|_| options.data_dir.clone());
-        let config = RunnerConfig { owner: format!("serve:{}", data_dir.display()), ..RunnerConfig::default() };
+        let data_dir = options
+            .data_dir
+            .canonicalize()
+            .unwrap_or_else(|_| options.data_dir.clone());
+        let config = RunnerConfig {
+            owner: format!("serve:{}", data_dir.display()),
+            ..RunnerConfig::default()
+        };
         let queue = Arc::new(SqliteRunQueue::new(
             db.clone(),
             clock.clone(),

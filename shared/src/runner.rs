@@ -131,7 +131,11 @@ struct ActiveGuard<'a> {
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        let mut active = self.runtime.active.lock().unwrap_or_else(|p| p.into_inner());
+        let mut active = self
+            .runtime
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         active.remove(&self.run_id);
     }
 }
@@ -397,7 +401,10 @@ impl Runtime {
         if !fresh {
             return self.unclaimable(run_id).await;
         }
-        let _guard = ActiveGuard { runtime: self, run_id };
+        let _guard = ActiveGuard {
+            runtime: self,
+            run_id,
+        };
         let now = self.clock.now();
         let Some(run) = self
             .runs

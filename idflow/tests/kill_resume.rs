@@ -1,0 +1,158 @@
+//! A run whose `idflow serve` process is killed with SIGKILL mid-run resumes after its last
+//! completed step when the server restarts: the completed step is not repeated, the step in flight is.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, mpsc};
+
+const FLOW: &str = r#"
+name: durable
+steps:
+  - { id: first, card: http.request, with: { url: "{{ input.base }}/first" } }
+  - { id: second, card: http.request, timeout: 2m, with: { url: "{{ input.base }}/second" } }
+  - { id: third, card: text.compose, with: { text: "done after {{ steps.first.body.n }}" } }
+"#;
+
+/// Starts `idflow serve` on an ephemeral port and returns it with its base URL, read from its
+/// "listening on" line (no port guessing, no sleeping).
+async fn serve(flows: &std::path::Path, data: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
+        .arg(flows)
+        .arg("--data")
+        .arg(data)
+        .env("IDFLOW_LOG", "warn")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("idflow starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read stderr")
+            .expect("idflow exited before listening");
+        if let Some(url) = line.strip_prefix("idflow listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+#[tokio::test]
+async fn sigkilled_run_resumes_after_its_last_completed_step() {
+    let dir = std::env::temp_dir().join(format!("idflow-kill-{}", ulid::Ulid::new()));
+    let flows = dir.join("flows");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(flows.join("durable.yaml"), FLOW).unwrap();
+
+    // The outside world: /first counts calls, /second hangs the first time (so the process dies with
+    // the step in flight) and answers afterwards.
+    let first_calls = Arc::new(AtomicUsize::new(0));
+    let second_calls = Arc::new(AtomicUsize::new(0));
+    let (reached_tx, mut reached_rx) = mpsc::channel::<()>(4);
+    let reached_tx = Arc::new(Mutex::new(reached_tx));
+    let app = {
+        let first_calls = first_calls.clone();
+        let second_calls = second_calls.clone();
+        axum::Router::new()
+            .route(
+                "/first",
+                get(move || {
+                    let n = first_calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move { axum::Json(json!({ "n": n })) }
+                }),
+            )
+            .route(
+                "/second",
+                get(move || {
+                    let n = second_calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    let reached = reached_tx.clone();
+                    async move {
+                        if n == 1 {
+                            let _ = reached.lock().await.send(()).await;
+                            std::future::pending::<()>().await;
+                        }
+                        axum::Json(json!({ "ok": true }))
+                    }
+                }),
+            )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outside = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let http = reqwest::Client::new();
+    let (mut child, base) = serve(&flows, &data).await;
+    let started: Value = http
+        .post(format!("{base}/api/flows/durable/runs"))
+        .json(&json!({ "base": outside }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = started["runId"].as_str().unwrap().to_owned();
+
+    // Step `first` is done and checkpointed, `second` is in flight: kill the server now.
+    reached_rx.recv().await.expect("second step reached");
+    child.kill().await.expect("SIGKILL");
+    child.wait().await.unwrap();
+
+    let (mut child, base) = serve(&flows, &data).await;
+    let run: Value = http
+        .get(format!("{base}/api/runs/{run_id}?wait=30"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().await.ok();
+
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let steps: Vec<(String, u64)> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_owned(),
+                s["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("first".to_owned(), 0),
+            ("second".to_owned(), 1),
+            ("third".to_owned(), 2)
+        ]
+    );
+    assert_eq!(run["steps"][2]["output"], "done after 1");
+    assert_eq!(
+        first_calls.load(Ordering::SeqCst),
+        1,
+        "a completed step is never repeated"
+    );
+    assert_eq!(
+        second_calls.load(Ordering::SeqCst),
+        2,
+        "the step in flight runs again after the restart"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
