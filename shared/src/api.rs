@@ -480,10 +480,10 @@ pub async fn wait_for_run(
     let deadline =
         runtime.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     loop {
-        if let Some(run) = runtime.runs.get(run_id).await? {
-            if run.status.is_terminal() {
-                return Ok(run);
-            }
+        if let Some(run) = runtime.runs.get(run_id).await?
+            && run.status.is_terminal()
+        {
+            return Ok(run);
         }
         let now = runtime.clock.now();
         if now >= deadline {

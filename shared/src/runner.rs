@@ -682,10 +682,10 @@ impl Runtime {
         let (child, created) = self
             .start_compiled(&compiled, input, trigger, Some(&key), Some(parent))
             .await?;
-        if let Created::Duplicate(_) = created {
-            if let Some(run) = self.runs.get(child).await? {
-                return Ok(child_result(effect, &run));
-            }
+        if let Created::Duplicate(_) = created
+            && let Some(run) = self.runs.get(child).await?
+        {
+            return Ok(child_result(effect, &run));
         }
         Ok(None)
     }

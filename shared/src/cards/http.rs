@@ -183,10 +183,10 @@ impl HttpExecutor {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(credentials)
             .cloned();
-        if let Some((token, until)) = cached {
-            if Instant::now() < until {
-                return Ok(token);
-            }
+        if let Some((token, until)) = cached
+            && Instant::now() < until
+        {
+            return Ok(token);
         }
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(scope) = &credentials.scope {

@@ -151,10 +151,10 @@ pub(crate) fn one_of_message(options: &[&str], got: &Node) -> String {
         options.join(", "),
         got.describe()
     );
-    if let NodeValue::String(text) = &got.value {
-        if let Some(close) = suggest(text, options.iter().copied()) {
-            message.push_str(&format!("; did you mean `{close}`?"));
-        }
+    if let NodeValue::String(text) = &got.value
+        && let Some(close) = suggest(text, options.iter().copied())
+    {
+        message.push_str(&format!("; did you mean `{close}`?"));
     }
     message
 }
@@ -261,10 +261,10 @@ pub(crate) fn choice<'o>(
     path: &str,
     options: &[&'o str],
 ) -> Option<&'o str> {
-    if let NodeValue::String(text) = &node.value {
-        if let Some(found) = options.iter().find(|o| **o == text.as_str()) {
-            return Some(found);
-        }
+    if let NodeValue::String(text) = &node.value
+        && let Some(found) = options.iter().find(|o| **o == text.as_str())
+    {
+        return Some(found);
     }
     ctx.error(node.location, path, one_of_message(options, node));
     None

@@ -357,14 +357,14 @@ impl FlowDecoder<'_> {
             auth_node.and_then(|node| choice(self.ctx, node, &api.path_of("auth"), AUTH));
         // Settings of one auth kind next to another kind are a mistake the user wants to hear about.
         for kind in ["token", "hmac", "jwt"] {
-            if let (Some(entry), Some(auth)) = (api.entry(kind), auth_kind) {
-                if auth != kind {
-                    let message = format!(
-                        "`{kind}` applies to `auth: {kind}`, and this endpoint has `auth: {auth}`"
-                    );
-                    self.ctx
-                        .error(entry.key_location, &api.path_of(kind), message);
-                }
+            if let (Some(entry), Some(auth)) = (api.entry(kind), auth_kind)
+                && auth != kind
+            {
+                let message = format!(
+                    "`{kind}` applies to `auth: {kind}`, and this endpoint has `auth: {auth}`"
+                );
+                self.ctx
+                    .error(entry.key_location, &api.path_of(kind), message);
             }
         }
         let auth = match auth_kind? {
@@ -578,15 +578,14 @@ impl FlowDecoder<'_> {
             report_to_request,
             &inputs,
             delegated.entry("report_to_request"),
-        ) {
-            if !inputs.contains_key("accessRequestId") {
-                let message = "`report_to_request` posts to the request named by the `accessRequestId` input; declare it under `inputs`";
-                self.ctx.error(
-                    entry.value.location,
-                    &delegated.path_of("report_to_request"),
-                    message,
-                );
-            }
+        ) && !inputs.contains_key("accessRequestId")
+        {
+            let message = "`report_to_request` posts to the request named by the `accessRequestId` input; declare it under `inputs`";
+            self.ctx.error(
+                entry.value.location,
+                &delegated.path_of("report_to_request"),
+                message,
+            );
         }
         Some(DelegatedTrigger {
             inputs: inputs?,
@@ -650,16 +649,15 @@ impl FlowDecoder<'_> {
     }
 
     fn input_type(&mut self, node: &Node, path: &str, scalar_only: bool) -> Option<InputType> {
-        if scalar_only {
-            if let NodeValue::String(text) = &node.value {
-                if matches!(text.as_str(), "object" | "list" | "any") {
-                    let message = format!(
-                        "delegated inputs take scalar types only (text, number, datetime, boolean), got `{text}`"
-                    );
-                    self.ctx.error(node.location, path, message);
-                    return None;
-                }
-            }
+        if scalar_only
+            && let NodeValue::String(text) = &node.value
+            && matches!(text.as_str(), "object" | "list" | "any")
+        {
+            let message = format!(
+                "delegated inputs take scalar types only (text, number, datetime, boolean), got `{text}`"
+            );
+            self.ctx.error(node.location, path, message);
+            return None;
         }
         let options = if scalar_only {
             SCALAR_INPUT_TYPES
@@ -996,10 +994,10 @@ impl FlowDecoder<'_> {
 
     /// Checks a literal field value against the field's kind. Templates are checked when they render.
     fn card_field(&mut self, spec: &CardSpec, field: &FieldSpec, node: &Node, path: &str) {
-        if let NodeValue::String(text) = &node.value {
-            if is_template(text) {
-                return;
-            }
+        if let NodeValue::String(text) = &node.value
+            && is_template(text)
+        {
+            return;
         }
         if node.value == NodeValue::Null {
             if field.required {

@@ -394,14 +394,14 @@ fn cross_checks(
                 errors.push(error(&flow.path, caller.location, &caller.path, message));
             }
         }
-        if let (Some(token), Some(name)) = (&facts.config_token, &facts.name) {
-            if !project_facts.api_tokens.iter().any(|t| t.name == name.name) {
-                let message = format!(
-                    "`auth: token` without `token:` takes its token from `api.tokens.{}` in {PROJECT_FILE}, which is missing",
-                    name.name
-                );
-                errors.push(error(&flow.path, token.location, &token.path, message));
-            }
+        if let (Some(token), Some(name)) = (&facts.config_token, &facts.name)
+            && !project_facts.api_tokens.iter().any(|t| t.name == name.name)
+        {
+            let message = format!(
+                "`auth: token` without `token:` takes its token from `api.tokens.{}` in {PROJECT_FILE}, which is missing",
+                name.name
+            );
+            errors.push(error(&flow.path, token.location, &token.path, message));
         }
     }
     for token in &project_facts.api_tokens {

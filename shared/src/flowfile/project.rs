@@ -52,115 +52,110 @@ pub(crate) fn decode_project(ctx: &mut Ctx, root: &Node) -> (ProjectConfig, Proj
     let Some(top) = fields(ctx, root, "", TOP_KEYS) else {
         return (config, facts);
     };
-    if let Some(node) = top.get("connections") {
-        if let Some(connections) = mapping(ctx, node, "connections") {
-            for entry in connections.entries {
-                let path = connections.path_of(&entry.key);
-                name_check(
-                    ctx,
-                    &entry.key,
-                    entry.key_location,
-                    &path,
-                    "connection name",
-                );
-                if mapping(ctx, &entry.value, &path).is_some() {
-                    secrets_within(ctx, &entry.value, &path, 0);
-                    domain_check(ctx, &entry.value, &path);
-                }
-                config
-                    .connections
-                    .insert(entry.key.clone(), entry.value.to_json());
+    if let Some(node) = top.get("connections")
+        && let Some(connections) = mapping(ctx, node, "connections")
+    {
+        for entry in connections.entries {
+            let path = connections.path_of(&entry.key);
+            name_check(
+                ctx,
+                &entry.key,
+                entry.key_location,
+                &path,
+                "connection name",
+            );
+            if mapping(ctx, &entry.value, &path).is_some() {
+                secrets_within(ctx, &entry.value, &path, 0);
+                domain_check(ctx, &entry.value, &path);
+            }
+            config
+                .connections
+                .insert(entry.key.clone(), entry.value.to_json());
+        }
+    }
+    if let Some(node) = top.get("hooks")
+        && let Some(hooks) = fields(ctx, node, "hooks", &["okta"])
+        && let Some(okta) = hooks
+            .get("okta")
+            .and_then(|node| fields(ctx, node, "hooks.okta", &["secret"]))
+    {
+        config.okta_hook_secret = okta
+            .required(
+                ctx,
+                "secret",
+                "the Authorization header value Okta sends, as a secret reference",
+            )
+            .and_then(|node| secret(ctx, node, "hooks.okta.secret"));
+    }
+    if let Some(node) = top.get("callers")
+        && let Some(callers) = mapping(ctx, node, "callers")
+    {
+        for entry in callers.entries {
+            let path = callers.path_of(&entry.key);
+            name_check(ctx, &entry.key, entry.key_location, &path, "caller name");
+            caller(ctx, &entry.value, &path);
+            config
+                .callers
+                .insert(entry.key.clone(), entry.value.to_json());
+        }
+    }
+    if let Some(node) = top.get("tables")
+        && let Some(tables) = mapping(ctx, node, "tables")
+    {
+        for entry in tables.entries {
+            let path = tables.path_of(&entry.key);
+            if let Some(problem) = identifier_problem(&entry.key, "table name") {
+                ctx.error(entry.key_location, &path, problem);
+            }
+            table(ctx, &entry.value, &path);
+            config
+                .tables
+                .insert(entry.key.clone(), entry.value.to_json());
+        }
+    }
+    if let Some(node) = top.get("admin")
+        && let Some(admin) = fields(ctx, node, "admin", &["token"])
+    {
+        config.admin_token = admin
+            .get("token")
+            .and_then(|node| secret(ctx, node, "admin.token"));
+    }
+    if let Some(node) = top.get("vars")
+        && mapping(ctx, node, "vars").is_some()
+        && let serde_json::Value::Object(vars) = node.to_json()
+    {
+        config.vars = vars;
+    }
+    if let Some(node) = top.get("api")
+        && let Some(api) = fields(ctx, node, "api", &["tokens"])
+        && let Some(tokens) = api
+            .get("tokens")
+            .and_then(|node| mapping(ctx, node, "api.tokens"))
+    {
+        for entry in tokens.entries {
+            let path = tokens.path_of(&entry.key);
+            if let Some(problem) = flow_name_problem(&entry.key) {
+                ctx.error(entry.key_location, &path, problem);
+                continue;
+            }
+            facts.api_tokens.push(Reference {
+                name: entry.key.clone(),
+                location: entry.key_location,
+                path: path.clone(),
+            });
+            if let Some(token) = secret(ctx, &entry.value, &path) {
+                config.api_tokens.insert(entry.key.clone(), token);
             }
         }
     }
-    if let Some(node) = top.get("hooks") {
-        if let Some(hooks) = fields(ctx, node, "hooks", &["okta"]) {
-            if let Some(okta) = hooks
-                .get("okta")
-                .and_then(|node| fields(ctx, node, "hooks.okta", &["secret"]))
-            {
-                config.okta_hook_secret = okta
-                    .required(
-                        ctx,
-                        "secret",
-                        "the Authorization header value Okta sends, as a secret reference",
-                    )
-                    .and_then(|node| secret(ctx, node, "hooks.okta.secret"));
-            }
-        }
-    }
-    if let Some(node) = top.get("callers") {
-        if let Some(callers) = mapping(ctx, node, "callers") {
-            for entry in callers.entries {
-                let path = callers.path_of(&entry.key);
-                name_check(ctx, &entry.key, entry.key_location, &path, "caller name");
-                caller(ctx, &entry.value, &path);
-                config
-                    .callers
-                    .insert(entry.key.clone(), entry.value.to_json());
-            }
-        }
-    }
-    if let Some(node) = top.get("tables") {
-        if let Some(tables) = mapping(ctx, node, "tables") {
-            for entry in tables.entries {
-                let path = tables.path_of(&entry.key);
-                if let Some(problem) = identifier_problem(&entry.key, "table name") {
-                    ctx.error(entry.key_location, &path, problem);
-                }
-                table(ctx, &entry.value, &path);
-                config
-                    .tables
-                    .insert(entry.key.clone(), entry.value.to_json());
-            }
-        }
-    }
-    if let Some(node) = top.get("admin") {
-        if let Some(admin) = fields(ctx, node, "admin", &["token"]) {
-            config.admin_token = admin
-                .get("token")
-                .and_then(|node| secret(ctx, node, "admin.token"));
-        }
-    }
-    if let Some(node) = top.get("vars") {
-        if mapping(ctx, node, "vars").is_some() {
-            if let serde_json::Value::Object(vars) = node.to_json() {
-                config.vars = vars;
-            }
-        }
-    }
-    if let Some(node) = top.get("api") {
-        if let Some(api) = fields(ctx, node, "api", &["tokens"]) {
-            if let Some(tokens) = api
-                .get("tokens")
-                .and_then(|node| mapping(ctx, node, "api.tokens"))
-            {
-                for entry in tokens.entries {
-                    let path = tokens.path_of(&entry.key);
-                    if let Some(problem) = flow_name_problem(&entry.key) {
-                        ctx.error(entry.key_location, &path, problem);
-                        continue;
-                    }
-                    facts.api_tokens.push(Reference {
-                        name: entry.key.clone(),
-                        location: entry.key_location,
-                        path: path.clone(),
-                    });
-                    if let Some(token) = secret(ctx, &entry.value, &path) {
-                        config.api_tokens.insert(entry.key.clone(), token);
-                    }
-                }
-            }
-        }
-    }
-    if let Some(node) = top.get("secrets") {
-        if let Some(secrets) = mapping(ctx, node, "secrets") {
-            for entry in secrets.entries {
-                let path = secrets.path_of(&entry.key);
-                name_check(ctx, &entry.key, entry.key_location, &path, "secret name");
-                if let Some(reference) = secret(ctx, &entry.value, &path) {
-                    config.secrets.insert(entry.key.clone(), reference);
-                }
+    if let Some(node) = top.get("secrets")
+        && let Some(secrets) = mapping(ctx, node, "secrets")
+    {
+        for entry in secrets.entries {
+            let path = secrets.path_of(&entry.key);
+            name_check(ctx, &entry.key, entry.key_location, &path, "secret name");
+            if let Some(reference) = secret(ctx, &entry.value, &path) {
+                config.secrets.insert(entry.key.clone(), reference);
             }
         }
     }
@@ -219,14 +214,14 @@ fn domain_check(ctx: &mut Ctx, node: &Node, path: &str) {
         return;
     };
     let domain_path = super::tree::key_path(path, "domain");
-    if let Some(domain) = nonempty_text(ctx, &entry.value, &domain_path) {
-        if !(domain.starts_with("https://") || domain.starts_with("http://")) {
-            let message = format!(
-                "expected a base URL such as https://example.okta.com, got `{}`",
-                preview(&domain)
-            );
-            ctx.error(entry.value.location, &domain_path, message);
-        }
+    if let Some(domain) = nonempty_text(ctx, &entry.value, &domain_path)
+        && !(domain.starts_with("https://") || domain.starts_with("http://"))
+    {
+        let message = format!(
+            "expected a base URL such as https://example.okta.com, got `{}`",
+            preview(&domain)
+        );
+        ctx.error(entry.value.location, &domain_path, message);
     }
 }
 
@@ -299,17 +294,16 @@ fn table(ctx: &mut Ctx, node: &Node, path: &str) {
             choice(ctx, &entry.value, &column_path, COLUMN_TYPES);
             names.push(entry.key.as_str());
         }
-        if let Some(key) = table.get("key") {
-            if let Some(column) = nonempty_text(ctx, key, &table.path_of("key")) {
-                if !names.contains(&column.as_str()) {
-                    let message = format!(
-                        "key column `{}` is not one of the columns ({})",
-                        preview(&column),
-                        names.join(", ")
-                    );
-                    ctx.error(key.location, &table.path_of("key"), message);
-                }
-            }
+        if let Some(key) = table.get("key")
+            && let Some(column) = nonempty_text(ctx, key, &table.path_of("key"))
+            && !names.contains(&column.as_str())
+        {
+            let message = format!(
+                "key column `{}` is not one of the columns ({})",
+                preview(&column),
+                names.join(", ")
+            );
+            ctx.error(key.location, &table.path_of("key"), message);
         }
     }
 }

@@ -566,14 +566,13 @@ fn resolve_plain(text: &str) -> NodeValue {
     if let Some(number) = resolve_int(text) {
         return NodeValue::Number(number);
     }
-    if is_float(text) {
-        if let Some(number) = text
+    if is_float(text)
+        && let Some(number) = text
             .parse::<f64>()
             .ok()
             .and_then(serde_json::Number::from_f64)
-        {
-            return NodeValue::Number(number);
-        }
+    {
+        return NodeValue::Number(number);
     }
     NodeValue::String(text.to_owned())
 }
@@ -591,10 +590,10 @@ fn resolve_int(text: &str) -> Option<serde_json::Number> {
         if let Ok(n) = text.parse::<i64>() {
             return Some(n.into());
         }
-        if let Ok(n) = unsigned.parse::<u64>() {
-            if !text.starts_with('-') {
-                return Some(n.into());
-            }
+        if let Ok(n) = unsigned.parse::<u64>()
+            && !text.starts_with('-')
+        {
+            return Some(n.into());
         }
         return text
             .parse::<f64>()

@@ -312,10 +312,10 @@ impl Readers {
     }
 
     fn put(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_READERS {
-                idle.push(conn);
-            }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_READERS
+        {
+            idle.push(conn);
         }
     }
 }
