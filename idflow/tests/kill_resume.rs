@@ -1,15 +1,15 @@
 //! A run whose `idflow serve` process is killed with SIGKILL mid-run resumes after its last
 //! completed step when the server restarts: the completed step is not repeated, the step in flight is.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc};
+
+mod common;
+use common::serve;
 
 const FLOW: &str = r#"
 name: durable
@@ -18,37 +18,6 @@ steps:
   - { id: second, card: http.request, timeout: 2m, with: { url: "{{ input.base }}/second" } }
   - { id: third, card: text.compose, with: { text: "done after {{ steps.first.body.n }}" } }
 "#;
-
-/// Starts `idflow serve` on an ephemeral port and returns it with its base URL, read from its
-/// "listening on" line (no port guessing, no sleeping).
-async fn serve(flows: &std::path::Path, data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idflow"))
-        .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
-        .arg(flows)
-        .arg("--data")
-        .arg(data)
-        .env("IDFLOW_LOG", "warn")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("idflow starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("read stderr")
-            .expect("idflow exited before listening");
-        if let Some(url) = line.strip_prefix("idflow listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
 
 #[tokio::test]
 async fn sigkilled_run_resumes_after_its_last_completed_step() {

@@ -119,6 +119,11 @@ impl From<RunnerError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        if let StoreError::InvalidCursor(cursor) = &error {
+            return ApiError::BadRequest(format!(
+                "`cursor` `{cursor}` was not issued by this server"
+            ));
+        }
         if error.is_retryable() {
             ApiError::Unavailable(Box::new(error))
         } else {

@@ -178,6 +178,8 @@ impl Server {
             clock.clone(),
             config.max_receive_count,
         ));
+        // Runs and their first message go in one SQLite write.
+        let queue_intake: Arc<dyn crate::ports::RunIntake> = queue.clone();
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);
@@ -214,7 +216,8 @@ impl Server {
                 project.config.clone(),
                 config,
             )
-            .with_executor("http", Arc::new(http)),
+            .with_executor("http", Arc::new(http))
+            .with_intake(queue_intake),
         );
         let recovered = runtime.recover().await.map_err(|e| match e {
             crate::runner::RunnerError::Store(s) => ServeError::Store(s),
@@ -456,6 +459,7 @@ impl Reloader {
                     continue;
                 }
             }
+            self.runtime.invalidate_flows();
             self.runtime.set_project(project.config.clone());
             let _ = self.schedules.send(schedules_of(&project));
         }

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// The backend refused the operation; retrying will not help.
     #[error("storage error")]
     Backend(#[source] BoxError),
+    /// A list cursor that this store did not issue.
+    #[error("invalid cursor `{0}`")]
+    InvalidCursor(String),
     /// A stored record could not be decoded.
     #[error("corrupt record {key}")]
     Corrupt {
@@ -169,6 +172,40 @@ pub trait RunStore: Send + Sync {
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError>;
     /// Runs that are queued, running or waiting (for recovery after a restart), oldest first.
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
+}
+
+/// Durably accepts a new run: creates it queued and sends its first queue message, both done when
+/// this returns, so a trigger may acknowledge. [`StoreThenQueue`] composes any store and queue; an
+/// adapter that holds both (SQLite) does it in one write.
+#[async_trait]
+pub trait RunIntake: Send + Sync {
+    /// With a dedupe key, a second enqueue of the same key writes and sends nothing and returns the
+    /// first run's id.
+    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError>;
+}
+
+/// [`RunIntake`] as `create` then `send`. A crash between the two leaves a queued run without a
+/// message; `Runtime::recover` re-queues unfinished runs for that reason.
+pub struct StoreThenQueue {
+    pub runs: std::sync::Arc<dyn RunStore>,
+    pub queue: std::sync::Arc<dyn RunQueue>,
+}
+
+#[async_trait]
+impl RunIntake for StoreThenQueue {
+    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
+        let created = self.runs.create(run, dedupe_key).await?;
+        if created == Created::New {
+            self.queue
+                .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+                .await
+                .map_err(|error| match error {
+                    QueueError::Unavailable(source) => StoreError::Unavailable(source),
+                    other => StoreError::Backend(Box::new(other)),
+                })?;
+        }
+        Ok(created)
+    }
 }
 
 /// The body of a queue message: which run to advance.

@@ -22,8 +22,8 @@ use crate::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, Run
 use crate::flowfile;
 use crate::model::{HistoryMode, ProjectConfig, SecretRef, Trigger};
 use crate::ports::{
-    Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunQueue, RunStore,
-    SecretError, Secrets, StoreError,
+    Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunIntake, RunQueue,
+    RunStore, SecretError, Secrets, StoreError, StoreThenQueue,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, TriggerInfo};
 
@@ -76,6 +76,10 @@ pub struct RunnerConfig {
     pub inline_wait: Duration,
     /// After this many receives a failing message is treated as poison and its run fails.
     pub max_receive_count: u32,
+    /// How long the current version of a flow is served from memory before the flow store is asked
+    /// again. Deploys in the same process invalidate at once; other processes (Lambdas) see a deploy
+    /// within this time.
+    pub flow_cache: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -85,6 +89,7 @@ impl Default for RunnerConfig {
             lease: Duration::from_secs(15 * 60),
             inline_wait: Duration::from_secs(5),
             max_receive_count: 5,
+            flow_cache: Duration::from_secs(5),
         }
     }
 }
@@ -112,11 +117,15 @@ pub struct Runtime {
     pub queue: Arc<dyn RunQueue>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn Secrets>,
+    /// Creates and queues new runs.
+    pub intake: Arc<dyn RunIntake>,
     /// Executors of I/O cards by family (`http`, ...).
     pub executors: HashMap<String, Arc<dyn CardExecutor>>,
     pub config: RunnerConfig,
     project: RwLock<Arc<ProjectConfig>>,
     compiled: Mutex<HashMap<(String, String), Arc<CompiledFlow>>>,
+    /// Current versions by flow name, fetched at the given instant (see [`RunnerConfig::flow_cache`]).
+    current: Mutex<HashMap<String, (Arc<CompiledFlow>, std::time::Instant)>>,
     ended: broadcast::Sender<RunEnded>,
     /// Runs being advanced in this process. Several workers may share one lease owner (the local
     /// server keeps its owner across restarts), so exclusivity inside the process is kept here.
@@ -151,6 +160,10 @@ impl Runtime {
         config: RunnerConfig,
     ) -> Runtime {
         let (ended, _) = broadcast::channel(1024);
+        let intake: Arc<dyn RunIntake> = Arc::new(StoreThenQueue {
+            runs: runs.clone(),
+            queue: queue.clone(),
+        });
         Runtime {
             flows,
             runs,
@@ -161,9 +174,25 @@ impl Runtime {
             config,
             project: RwLock::new(Arc::new(project)),
             compiled: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+            intake,
             ended,
             active: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Replaces how new runs are created and queued (an adapter's one-write fast path).
+    pub fn with_intake(mut self, intake: Arc<dyn RunIntake>) -> Runtime {
+        self.intake = intake;
+        self
+    }
+
+    /// Forgets cached current flow versions (after a deploy in this process).
+    pub fn invalidate_flows(&self) {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Registers the executor of a card family.
@@ -196,12 +225,26 @@ impl Runtime {
 
     /// The compiled current version of a flow.
     pub async fn current_flow(&self, name: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
+        {
+            let cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((flow, at)) = cache.get(name)
+                && at.elapsed() < self.config.flow_cache
+            {
+                return Ok(flow.clone());
+            }
+        }
         let stored = self
             .flows
             .current(name)
             .await?
             .ok_or_else(|| RunnerError::UnknownFlow(name.to_owned()))?;
-        self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
+        let compiled = self.compile(&stored.name, &stored.version, &stored.path, &stored.source)?;
+        let mut cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(
+            name.to_owned(),
+            (compiled.clone(), std::time::Instant::now()),
+        );
+        Ok(compiled)
     }
 
     /// The compiled given version of a flow.
@@ -293,11 +336,8 @@ impl Runtime {
             state: None,
             step_count: 0,
         };
-        match self.runs.create(&run, dedupe_key).await? {
+        match self.intake.enqueue(&run, dedupe_key).await? {
             Created::New => {
-                self.queue
-                    .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
-                    .await?;
                 tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
                 Ok((run.id, Created::New))
             }

@@ -67,9 +67,6 @@ pub enum SqliteError {
     /// The file was written by a newer idflow.
     #[error("database schema version {found} is newer than this idflow supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
-    /// A list cursor that this store did not hand out.
-    #[error("invalid cursor")]
-    InvalidCursor,
     /// A queue delay above the 15-minute limit of SQS.
     #[error("delay of {seconds}s is above the 15-minute limit")]
     DelayTooLong { seconds: u64 },

@@ -113,7 +113,16 @@ impl SqliteRunQueue {
         self.db.queue_changed().notify_waiters();
         Ok(created)
     }
+}
 
+#[async_trait]
+impl crate::ports::RunIntake for SqliteRunQueue {
+    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
+        self.create_and_send(run, dedupe_key, Duration::ZERO).await
+    }
+}
+
+impl SqliteRunQueue {
     /// One pass over visible messages; also returns when the next hidden message becomes visible.
     fn receive_now(
         conn: &Connection,

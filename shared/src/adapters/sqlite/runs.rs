@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Fail, SqliteDb, SqliteError, parse_json, parse_time, time_text, to_json};
+use super::{Fail, SqliteDb, parse_json, parse_time, time_text, to_json};
 use crate::ports::{Checkpoint, Created, RunStore, StoreError};
 use crate::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 
@@ -223,8 +223,7 @@ impl RunStore for SqliteRunStore {
         let cursor = match &query.cursor {
             Some(cursor) => Some(
                 RunId::parse(cursor)
-                    .ok_or(Fail::Adapter(SqliteError::InvalidCursor))
-                    .map_err(Fail::into_store)?
+                    .ok_or_else(|| StoreError::InvalidCursor(cursor.clone()))?
                     .to_string(),
             ),
             None => None,

@@ -1,0 +1,37 @@
+//! Starting a real `idflow serve` child process for CLI-level tests.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts `idflow serve` on an ephemeral port and returns it with its base URL, read from its
+/// "listening on" line (no port guessing, no sleeping).
+pub async fn serve(flows: &std::path::Path, data: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
+        .arg(flows)
+        .arg("--data")
+        .arg(data)
+        .env("IDFLOW_LOG", "warn")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("idflow starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read stderr")
+            .expect("idflow exited before listening");
+        if let Some(url) = line.strip_prefix("idflow listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
