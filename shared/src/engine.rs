@@ -1304,6 +1304,26 @@ impl Advance<'_> {
                 self.complete(fiber, node_id, Some(input), output, attempt, started_at);
                 self.unblock(fiber);
             }
+            Err(CardError::Throttled { after, .. }) => {
+                // Throttling is not an attempt: call again after the wait with the same attempt.
+                let until = self.now
+                    + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
+                let id = self.new_effect();
+                self.state.pending.insert(
+                    id,
+                    Pending {
+                        fiber,
+                        node: node_id,
+                        kind: PendingKind::Retry {
+                            input,
+                            attempt,
+                            until,
+                        },
+                        started_at,
+                    },
+                );
+                self.effects.push(Effect::Timer { effect: id, until });
+            }
             Err(error) => {
                 if let Some(delay) = self.retry_delay(node_id, attempt, &error) {
                     let until = self.now
@@ -2407,6 +2427,29 @@ steps:
         let trace = execute(&flow, json!({}), &[], &mut no_io);
         assert!(matches!(trace.progress, Progress::Succeeded(_)));
         assert_eq!(trace.now - t0(), chrono::Duration::minutes(10));
+    }
+
+    #[test]
+    fn throttling_waits_without_counting_an_attempt() {
+        let flow = compile(
+            "name: throttled\nsteps:\n  - { id: call, card: http.request, with: { url: \"https://example.test/x\" } }\n",
+        );
+        let mut respond = |_: &str, _: &Value, attempt: u32| {
+            static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Err(CardError::Throttled {
+                    after: Duration::from_secs(40),
+                    message: "rate limited".into(),
+                })
+            } else {
+                Ok(json!({ "attempt": attempt }))
+            }
+        };
+        let trace = execute(&flow, json!({}), &[], &mut respond);
+        assert!(matches!(trace.progress, Progress::Succeeded(_)));
+        assert_eq!(trace.calls, ["http.request#1", "http.request#1"]);
+        assert_eq!(trace.records[0].attempts, 1);
+        assert_eq!(trace.now - t0(), chrono::Duration::seconds(40));
     }
 
     #[test]

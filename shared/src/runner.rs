@@ -605,6 +605,7 @@ impl Runtime {
                             run_id: run.id,
                             step,
                             attempt,
+                            project: self.project(),
                         };
                         let executor = self.executor_for(&call.card);
                         let clock = self.clock.clone();

@@ -772,6 +772,7 @@ mod tests {
             run_id: RunId::new_at(Utc::now()),
             step: "s1".into(),
             attempt: 1,
+            project: Default::default(),
         };
         executor.execute(&call).await
     }
@@ -936,6 +937,7 @@ mod tests {
                 run_id: RunId::new_at(Utc::now()),
                 step: "s1".into(),
                 attempt: 1,
+                project: Default::default(),
             };
             let executor = &executor;
             async move { executor.execute(&call).await }

@@ -52,6 +52,11 @@ pub enum CardError {
         message: String,
         retryable: bool,
     },
+    /// The remote asked to wait longer than a worker should hold on (a rate limit far from its
+    /// reset). Not a failure: the engine parks the step and calls again after `after`, without
+    /// counting an attempt.
+    #[error("throttled for {}: {message}", crate::duration::format(*after))]
+    Throttled { after: Duration, message: String },
 }
 
 impl CardError {
@@ -62,6 +67,7 @@ impl CardError {
             CardError::Status { status, .. } => *status == 429 || *status >= 500,
             CardError::Timeout(_) | CardError::Network(_) => true,
             CardError::Failed { retryable, .. } => *retryable,
+            CardError::Throttled { .. } => true,
         }
     }
 
@@ -103,6 +109,12 @@ impl CardError {
                 status: None,
                 detail: None,
             },
+            CardError::Throttled { .. } => StepError {
+                code: "throttled".into(),
+                message: self.to_string(),
+                status: Some(429),
+                detail: None,
+            },
         }
     }
 }
@@ -133,6 +145,8 @@ pub struct CardCall {
     pub step: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// The project config at the time of the call: connections, vars, secret names.
+    pub project: std::sync::Arc<crate::model::ProjectConfig>,
 }
 
 /// Executes I/O cards of one family (`http`, later `okta`, `oig`, `slack`, ...).
