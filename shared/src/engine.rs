@@ -509,6 +509,29 @@ enum Frame {
     Loop(LoopFrame),
     Try { node: NodeId, catching: bool },
     OnError { node: NodeId, error: Value },
+    Stream(StreamFrame),
+}
+
+/// A card called page by page (`stream:`), each record handed to a helper run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StreamFrame {
+    node: NodeId,
+    card: String,
+    /// The card input without `__page`.
+    input: Value,
+    flow: String,
+    state: Value,
+    concurrency: usize,
+    /// Records fetched and not yet handed to a helper run.
+    buffer: std::collections::VecDeque<Value>,
+    /// Cursor of the next page (the previous answer's `next`).
+    next: Value,
+    fetching: bool,
+    exhausted: bool,
+    running: usize,
+    count: u64,
+    failed: u64,
+    started_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -698,6 +721,9 @@ impl Advance<'_> {
                 };
                 match slot {
                     Some(slot) => self.loop_child_finished(p.fiber, p.node, slot, result),
+                    None if self.streaming(p.fiber, p.node) => {
+                        self.stream_child_done(p.fiber, result.is_ok())
+                    }
                     None => {
                         let result = result.map_err(|e| CardError::Failed {
                             code: "helper_failed".into(),
@@ -824,7 +850,7 @@ impl Advance<'_> {
                     }
                 }
                 // A loop frame on top means the fiber waits for its iterations.
-                Frame::Loop(_) => {
+                Frame::Loop(_) | Frame::Stream(_) => {
                     fiber.blocked = true;
                     return;
                 }
@@ -1170,6 +1196,9 @@ impl Advance<'_> {
                     ),
                 }
             }
+            CardKind::Io if input.get("stream").is_some_and(|s| !s.is_null()) => {
+                self.start_stream(fiber, node_id, spec, input)
+            }
             CardKind::Io => {
                 self.issue_card(fiber, node_id, spec.name, input, 1, self.now);
                 StepOutcome::Blocked
@@ -1299,7 +1328,9 @@ impl Advance<'_> {
         if !self.state.fibers.contains_key(&fiber) {
             return;
         }
+        let streaming = self.streaming(fiber, node_id);
         match result {
+            Ok(output) if streaming => self.stream_page(fiber, output),
             Ok(output) => {
                 self.complete(fiber, node_id, Some(input), output, attempt, started_at);
                 self.unblock(fiber);
@@ -1345,6 +1376,11 @@ impl Advance<'_> {
                     self.effects.push(Effect::Timer { effect: id, until });
                     return;
                 }
+                let input = if streaming {
+                    self.end_stream(fiber).unwrap_or(input)
+                } else {
+                    input
+                };
                 self.unblock(fiber);
                 self.fail_step(
                     fiber,
@@ -1392,6 +1428,208 @@ impl Advance<'_> {
             delay = delay.max(*after);
         }
         Some(delay)
+    }
+
+    /// Whether `fiber` is streaming the card of `node`.
+    fn streaming(&self, fiber: u32, node: NodeId) -> bool {
+        matches!(
+            self.state.fibers.get(&fiber).and_then(|f| f.frames.last()),
+            Some(Frame::Stream(frame)) if frame.node == node
+        )
+    }
+
+    fn start_stream(
+        &mut self,
+        fiber: u32,
+        node_id: NodeId,
+        spec: &'static CardSpec,
+        input: Value,
+    ) -> StepOutcome {
+        let stream = input.get("stream").cloned().unwrap_or(Value::Null);
+        let Some(flow) = stream
+            .get("flow")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            let error = StepError {
+                code: "invalid_input".into(),
+                message: "field `stream.flow`: expected the name of a helper flow".into(),
+                status: None,
+                detail: None,
+            };
+            return self.fail_step(fiber, node_id, Some(input), error, 1, self.now);
+        };
+        let concurrency = stream
+            .get("concurrency")
+            .and_then(Value::as_u64)
+            .unwrap_or(10)
+            .clamp(1, 100);
+        let frame = StreamFrame {
+            node: node_id,
+            card: spec.name.to_owned(),
+            state: stream.get("state").cloned().unwrap_or(Value::Null),
+            input,
+            flow,
+            concurrency: usize::try_from(concurrency).unwrap_or(10),
+            buffer: std::collections::VecDeque::new(),
+            next: Value::Null,
+            fetching: false,
+            exhausted: false,
+            running: 0,
+            count: 0,
+            failed: 0,
+            started_at: self.now,
+        };
+        self.push(fiber, Frame::Stream(frame));
+        self.block(fiber);
+        self.pump_stream(fiber);
+        StepOutcome::Blocked
+    }
+
+    /// Hands buffered records to helper runs up to the bound, fetches the next page ahead, and ends
+    /// the step when every page is fetched and every helper run has ended.
+    fn pump_stream(&mut self, fiber_id: u32) {
+        let Some(Frame::Stream(mut frame)) = self
+            .state
+            .fibers
+            .get_mut(&fiber_id)
+            .and_then(|f| f.frames.pop())
+        else {
+            return;
+        };
+        let prefix = self.step_name(fiber_id, frame.node);
+        while frame.running < frame.concurrency {
+            let Some(record) = frame.buffer.pop_front() else {
+                break;
+            };
+            let id = self.new_effect();
+            let input = json!({ "record": record, "state": frame.state });
+            self.state.pending.insert(
+                id,
+                Pending {
+                    fiber: fiber_id,
+                    node: frame.node,
+                    kind: PendingKind::Child {
+                        flow: frame.flow.clone(),
+                        input: input.clone(),
+                        slot: None,
+                    },
+                    started_at: self.now,
+                },
+            );
+            self.effects.push(Effect::StartChild {
+                effect: id,
+                step: format!("{prefix}[{}]", frame.count + frame.running as u64),
+                flow: frame.flow.clone(),
+                input,
+            });
+            frame.running += 1;
+        }
+        if !frame.fetching && !frame.exhausted && frame.buffer.len() < frame.concurrency {
+            frame.fetching = true;
+            let mut page_input = frame.input.clone();
+            if let Value::Object(map) = &mut page_input {
+                map.insert("__page".into(), frame.next.clone());
+            }
+            let (node, card, started_at) = (frame.node, frame.card.clone(), frame.started_at);
+            if let Some(fiber) = self.state.fibers.get_mut(&fiber_id) {
+                fiber.frames.push(Frame::Stream(frame));
+            }
+            self.issue_card(fiber_id, node, &card, page_input, 1, started_at);
+            return;
+        }
+        if frame.exhausted && !frame.fetching && frame.buffer.is_empty() && frame.running == 0 {
+            let output = json!({ "count": frame.count, "failed": frame.failed });
+            self.unblock(fiber_id);
+            self.complete(
+                fiber_id,
+                frame.node,
+                Some(frame.input),
+                output,
+                1,
+                frame.started_at,
+            );
+            return;
+        }
+        if let Some(fiber) = self.state.fibers.get_mut(&fiber_id) {
+            fiber.frames.push(Frame::Stream(frame));
+        }
+    }
+
+    /// One page arrived: `{records, next}`.
+    fn stream_page(&mut self, fiber_id: u32, output: Value) {
+        let Some(Value::Array(records)) = output.get("records").cloned() else {
+            let popped = self
+                .state
+                .fibers
+                .get_mut(&fiber_id)
+                .and_then(|f| f.frames.pop());
+            if let Some(Frame::Stream(frame)) = popped {
+                self.unblock(fiber_id);
+                let error = StepError {
+                    code: "card".into(),
+                    message: "a streamed page must be `{records: [...], next}`".into(),
+                    status: None,
+                    detail: None,
+                };
+                self.fail_step(
+                    fiber_id,
+                    frame.node,
+                    Some(frame.input),
+                    error,
+                    1,
+                    frame.started_at,
+                );
+            }
+            return;
+        };
+        if let Some(Frame::Stream(frame)) = self
+            .state
+            .fibers
+            .get_mut(&fiber_id)
+            .and_then(|f| f.frames.last_mut())
+        {
+            frame.fetching = false;
+            frame.next = output.get("next").cloned().unwrap_or(Value::Null);
+            frame.exhausted = frame.next.is_null();
+            frame.buffer.extend(records);
+        }
+        self.pump_stream(fiber_id);
+    }
+
+    fn stream_child_done(&mut self, fiber_id: u32, succeeded: bool) {
+        if let Some(Frame::Stream(frame)) = self
+            .state
+            .fibers
+            .get_mut(&fiber_id)
+            .and_then(|f| f.frames.last_mut())
+        {
+            frame.running = frame.running.saturating_sub(1);
+            frame.count += 1;
+            if !succeeded {
+                frame.failed += 1;
+            }
+        }
+        self.pump_stream(fiber_id);
+    }
+
+    /// Pops a stream frame (the stream failed); returns the card input for the step record.
+    fn end_stream(&mut self, fiber_id: u32) -> Option<Value> {
+        let fiber = self.state.fibers.get_mut(&fiber_id)?;
+        match fiber.frames.pop() {
+            Some(Frame::Stream(frame)) => {
+                // Helper runs still going are no longer awaited; their ends are ignored.
+                self.state
+                    .pending
+                    .retain(|_, p| !(p.fiber == fiber_id && p.node == frame.node));
+                Some(frame.input)
+            }
+            Some(other) => {
+                fiber.frames.push(other);
+                None
+            }
+            None => None,
+        }
     }
 
     fn start_loop(&mut self, fiber: u32, node_id: NodeId, items: Vec<Value>) -> StepOutcome {
