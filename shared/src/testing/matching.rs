@@ -52,7 +52,9 @@ impl Mismatch {
     pub fn render(&self, indent: &str) -> String {
         let mut out = format!("{indent}{}\n", display_path(&self.path));
         if let Some(note) = &self.note {
-            out.push_str(&format!("{indent}  {note}\n"));
+            for line in note.lines() {
+                out.push_str(&format!("{indent}  {line}\n"));
+            }
         }
         if let Some(expected) = &self.expected {
             out.push_str(&format!("{indent}  expected: {}\n", preview(expected)));
