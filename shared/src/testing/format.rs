@@ -188,6 +188,7 @@ pub fn parse_test_file(label: &str, source: &str) -> Result<TestFile, Vec<Diagno
     let document = flowfile::parse_document(label, source)?;
     let mut reader = Reader {
         file: label,
+        source: source.strip_prefix('\u{feff}').unwrap_or(source),
         doc: &document,
         errors: Vec::new(),
     };
@@ -204,6 +205,7 @@ pub fn parse_test_file(label: &str, source: &str) -> Result<TestFile, Vec<Diagno
 
 struct Reader<'a> {
     file: &'a str,
+    source: &'a str,
     doc: &'a Document,
     errors: Vec<Diagnostic>,
 }
@@ -223,8 +225,57 @@ impl Reader<'_> {
         }
     }
 
+    /// Where a key is written. The document keeps positions of values only, so the key is looked for
+    /// before its value: on the value's line, or on the lines above it (a block value).
+    fn key_location(&self, path: &str, key: &str) -> Location {
+        let value = self.location(path);
+        let lines: Vec<&str> = self.source.lines().collect();
+        let first = usize::try_from(value.line).unwrap_or(0);
+        for line_number in (1..=first).rev().take(20) {
+            let Some(text) = lines.get(line_number - 1) else {
+                continue;
+            };
+            let end = if line_number == first {
+                let column = usize::try_from(value.column).unwrap_or(1).saturating_sub(1);
+                text.char_indices()
+                    .nth(column)
+                    .map_or(text.len(), |(i, _)| i)
+            } else {
+                text.len()
+            };
+            let head = &text[..end];
+            let found = [
+                format!("{key}:"),
+                format!("\"{key}\":"),
+                format!("'{key}':"),
+            ]
+            .iter()
+            .filter_map(|needle| head.rfind(needle.as_str()))
+            .max();
+            if let Some(at) = found {
+                let column = head[..at].chars().count() + 1;
+                return Location {
+                    line: u32::try_from(line_number).unwrap_or(value.line),
+                    column: u32::try_from(column).unwrap_or(1),
+                };
+            }
+        }
+        value
+    }
+
     fn error(&mut self, path: &str, message: impl Into<String>) {
         let location = self.location(path);
+        self.push(location, path, message);
+    }
+
+    /// An error about a key itself (unknown, or in conflict with another), placed at the key.
+    fn key_error(&mut self, parent: &str, key: &str, message: impl Into<String>) {
+        let path = key_path(parent, key);
+        let location = self.key_location(&path, key);
+        self.push(location, &path, message);
+    }
+
+    fn push(&mut self, location: Location, path: &str, message: impl Into<String>) {
         self.errors.push(Diagnostic {
             file: self.file.to_owned(),
             line: location.line,
@@ -254,7 +305,7 @@ impl Reader<'_> {
                 if let Some(close) = flowfile::suggest(key, allowed.iter().copied()) {
                     message.push_str(&format!("; did you mean `{close}`?"));
                 }
-                self.error(&key_path(path, key), message);
+                self.key_error(path, key, message);
             }
         }
         Some(map)
@@ -448,8 +499,9 @@ impl Reader<'_> {
         };
         let trigger = match (map.get("input"), map.get("event")) {
             (Some(_), Some(_)) => {
-                self.error(
-                    &key_path(path, "event"),
+                self.key_error(
+                    path,
+                    "event",
                     "a case has `input` or `event`, not both: `event` is for event flows, whose input is built from it",
                 );
                 None
@@ -485,8 +537,9 @@ impl Reader<'_> {
             }
             (input, None) => {
                 if map.contains_key("delivery") {
-                    self.error(
-                        &key_path(path, "delivery"),
+                    self.key_error(
+                        path,
+                        "delivery",
                         "`delivery` goes with `event` (event flows only)",
                     );
                 }
@@ -554,8 +607,9 @@ impl Reader<'_> {
                 None
             }
             [_, second, ..] => {
-                self.error(
-                    &key_path(path, second),
+                self.key_error(
+                    path,
+                    second,
                     format!(
                         "a stub has one of `output`, `error` or `sequence`, not both `{}` and `{second}`",
                         given[0]
@@ -665,13 +719,14 @@ impl Reader<'_> {
                 let message = format!(
                     "an error with `status` is an HTTP error (code `http_status`); leave out `code: {code}` or `status`"
                 );
-                self.error(&key_path(path, "code"), message);
+                self.key_error(path, "code", message);
                 return None;
             }
             for key in ["field", "retryable"] {
                 if map.contains_key(key) {
-                    self.error(
-                        &key_path(path, key),
+                    self.key_error(
+                        path,
+                        key,
                         format!("`{key}` does not apply to an HTTP error (`status`)"),
                     );
                     return None;
@@ -710,10 +765,7 @@ impl Reader<'_> {
         };
         for key in map.keys() {
             if let Some(applies) = only_for(key) {
-                self.error(
-                    &key_path(path, key),
-                    format!("`{key}` applies only to {applies}"),
-                );
+                self.key_error(path, key, format!("`{key}` applies only to {applies}"));
                 return None;
             }
         }
@@ -822,8 +874,9 @@ impl Reader<'_> {
         if expect.started == Some(false) {
             for key in ["status", "return", "error", "steps", "calls", "not_called"] {
                 if map.contains_key(key) {
-                    self.error(
-                        &key_path(path, key),
+                    self.key_error(
+                        path,
+                        key,
                         format!("`{key}` cannot be checked with `started: false`: no run starts"),
                     );
                 }
@@ -832,14 +885,16 @@ impl Reader<'_> {
         if let (Some(status), Some(_)) = (&expect.status, &expect.error)
             && status != "failed"
         {
-            self.error(
-                &key_path(path, "error"),
+            self.key_error(
+                path,
+                "error",
                 format!("`error` describes a failed run, but `status` is `{status}`"),
             );
         }
         if let (Some(_), Some(_)) = (&expect.result, &expect.error) {
-            self.error(
-                &key_path(path, "return"),
+            self.key_error(
+                path,
+                "return",
                 "`return` describes a run that succeeded and `error` one that failed; keep one",
             );
         }

@@ -255,10 +255,16 @@ fn stub_error(error: &Map<String, Value>) -> Value {
         }
         None => {
             out.insert("code".into(), json!(code));
-            // Timeouts and network errors word their own messages from the step's settings.
-            if !matches!(code, "timeout")
-                && let Some(m) = message
-            {
+            // A timeout words its own message from the step's timeout, and a network error adds its
+            // own prefix to the message it is given.
+            let message = match (code, message) {
+                ("timeout", _) => None,
+                ("network", Some(Value::String(m))) => {
+                    Some(json!(m.strip_prefix("network error: ").unwrap_or(&m)))
+                }
+                (_, m) => m,
+            };
+            if let Some(m) = message {
                 out.insert("message".into(), m);
             }
             if code == "invalid_input"

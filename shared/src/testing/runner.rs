@@ -41,6 +41,9 @@ pub struct CaseReport {
     pub warnings: Vec<String>,
     /// The top-level run's step records, to show what happened when the case fails.
     pub steps: Vec<StepRecord>,
+    /// How the top-level run ended: its result `{status, headers, body}` or its error. `None` when no
+    /// run started or the case could not run to its end.
+    pub result: Option<Result<Value, RunError>>,
 }
 
 /// Whether a case passed.
@@ -117,6 +120,7 @@ pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseRepo
         outcome: Outcome::Passed,
         warnings: Vec::new(),
         steps: Vec::new(),
+        result: None,
     };
     let Some(flow) = project.flow(&file.flow) else {
         report.outcome = Outcome::Error(format!("flow `{}` is not loaded", file.flow));
@@ -177,6 +181,11 @@ pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseRepo
                 );
             }
             compare(case, &finished, &harness.calls, &mut mismatches);
+            report.result = match finished.progress {
+                Progress::Succeeded(output) => Some(Ok(output)),
+                Progress::Failed(error) => Some(Err(error)),
+                Progress::Pending => None,
+            };
             report.steps = finished.records;
         }
     }
