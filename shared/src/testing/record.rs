@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::format::parse_test_file;
-use super::yaml::to_yaml;
+use super::yaml::{scalar_text, to_yaml};
 use crate::cards::{self, CardKind};
 
 /// Why a run cannot become a test case.
@@ -149,7 +149,7 @@ pub fn record_case(run: &Value) -> Result<Recorded, RecordError> {
     );
     let item = to_yaml(&Value::Array(vec![Value::Object(case)]), 2);
     let case_yaml = format!("{comment}{item}");
-    let file_yaml = format!("flow: {}\ncases:\n{case_yaml}", Value::String(flow.clone()));
+    let file_yaml = format!("flow: {}\ncases:\n{case_yaml}", scalar_text(&flow));
     Ok(Recorded {
         flow,
         case_name,
@@ -285,7 +285,7 @@ fn scrub(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .filter_map(|(key, value)| {
+                .map(|(key, value)| {
                     let folded: String = key
                         .chars()
                         .filter(|c| *c != '-' && *c != '_')
@@ -301,12 +301,12 @@ fn scrub(value: Value) -> Value {
                             })
                             .map(|(name, v)| (name, scrub(v)))
                             .collect();
-                        return Some((key, Value::Object(kept)));
+                        return (key, Value::Object(kept));
                     }
                     if CREDENTIAL_FIELDS.contains(&folded.as_str()) && value.is_string() {
-                        return Some((key, json!("[redacted]")));
+                        return (key, json!("[redacted]"));
                     }
-                    Some((key, scrub(value)))
+                    (key, scrub(value))
                 })
                 .collect(),
         ),

@@ -716,14 +716,8 @@ fn compare(case: &Case, run: &Finished, calls: &[Call], out: &mut Vec<Mismatch>)
         let record = run
             .records
             .iter()
-            .filter(|r| r.step == *name)
-            .last()
-            .or_else(|| {
-                run.records
-                    .iter()
-                    .filter(|r| step_matches(name, &r.step))
-                    .last()
-            });
+            .rfind(|r| r.step == *name)
+            .or_else(|| run.records.iter().rfind(|r| step_matches(name, &r.step)));
         let Some(record) = record else {
             out.push(Mismatch::note(&path, "the step did not run"));
             continue;

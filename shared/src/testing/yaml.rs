@@ -89,7 +89,7 @@ fn flow_text(value: &Value) -> String {
 }
 
 /// Text as a plain scalar when nothing can misread it, else as a double-quoted (JSON) string.
-fn scalar_text(text: &str) -> String {
+pub fn scalar_text(text: &str) -> String {
     if is_plain(text) {
         text.to_owned()
     } else {
