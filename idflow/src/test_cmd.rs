@@ -269,3 +269,71 @@ fn write_recorded(path: &Path, recorded: &testing::Recorded) -> Result<()> {
     };
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flows")
+    }
+
+    #[test]
+    fn the_examples_pass_and_a_broken_test_file_fails_the_run() {
+        assert_eq!(
+            test(vec![examples()], None, None).ok(),
+            Some(ExitCode::SUCCESS)
+        );
+        let dir = std::env::temp_dir().join(format!("idflow-test-cmd-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tests")).ok();
+        std::fs::write(
+            dir.join("hello.yaml"),
+            "name: hello\nsteps:\n  - { id: t, card: text.compose, with: { text: hi } }\n",
+        )
+        .ok();
+        std::fs::write(
+            dir.join("tests/hello.test.yaml"),
+            "cases:\n  - name: a\n    expect: { status: succeded }\n",
+        )
+        .ok();
+        let junit = dir.join("junit.xml");
+        assert_eq!(
+            test(vec![dir.clone()], None, Some(junit.clone())).ok(),
+            Some(ExitCode::FAILURE)
+        );
+        let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+        assert!(xml.contains("errors=\"1\""), "{xml}");
+        assert!(xml.contains("did you mean `succeeded`?"), "{xml}");
+        // Nothing to run is a failure too: CI must not pass on an empty directory by mistake.
+        std::fs::remove_file(dir.join("tests/hello.test.yaml")).ok();
+        assert_eq!(
+            test(vec![dir.clone()], None, None).ok(),
+            Some(ExitCode::FAILURE)
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn junit_lists_each_case_with_its_failure_escaped() {
+        let dir = examples();
+        let files = testing::test_files(&dir);
+        let mut suite = testing::run_tests(&dir, &files, None, Some("greet"));
+        assert!(suite.passed());
+        let xml = junit_xml(&suite);
+        assert!(
+            xml.contains("<testcase classname=\"greet\" name=\"counts the caller&apos;s groups\""),
+            "{xml}"
+        );
+        suite.reports[0].outcome = Outcome::Failed(vec![shared::testing::Mismatch::values(
+            "return.body",
+            &serde_json::json!("<a & b>"),
+            None,
+        )]);
+        let xml = junit_xml(&suite);
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+        assert!(
+            xml.contains("expected: &quot;&lt;a &amp; b&gt;&quot;"),
+            "{xml}"
+        );
+    }
+}

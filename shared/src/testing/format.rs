@@ -1039,6 +1039,29 @@ impl TestFile {
                 )),
                 _ => {}
             }
+            if let (Trigger::Api(_), CaseTrigger::Input(Some(input))) =
+                (&flow.flow.trigger, &case.trigger)
+            {
+                let request_keys = ["method", "body", "query", "headers"];
+                let stray: Vec<&str> = match input {
+                    Value::Object(map) => map
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|k| !request_keys.contains(k))
+                        .collect(),
+                    _ => vec!["(not a mapping)"],
+                };
+                if !stray.is_empty() {
+                    out.push(self.diagnostic(
+                        &key_path(&case.path, "input"),
+                        format!(
+                            "flow `{}` is an API endpoint: its input is the request (`method`, `body`, `query`, `headers`), not `{}`; put the request body under `body`",
+                            self.flow,
+                            stray.join("`, `")
+                        ),
+                    ));
+                }
+            }
             if case.expect.started.is_some() && !is_event {
                 out.push(self.diagnostic(
                     &format!("{}.expect.started", case.path),

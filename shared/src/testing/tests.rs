@@ -415,6 +415,7 @@ fn checks_against_the_project_name_steps_cards_and_triggers() {
     let project = project(&[
         PROBE,
         "name: hook\ntrigger: { event: { okta: [user.lifecycle.create] } }\nsteps:\n  - { id: t, card: text.compose, with: { text: hi } }\n",
+        "name: endpoint\ntrigger: { api: { auth: public } }\nsteps:\n  - { id: t, card: text.compose, with: { text: hi } }\n",
     ]);
     let check = |source: &str, expected: &[&str]| {
         let file = parse_test_file("t.test.yaml", source)
@@ -469,6 +470,12 @@ fn checks_against_the_project_name_steps_cards_and_triggers() {
         "cases:\n  - name: a\n",
         &[
             "t.test.yaml:1:1: unknown flow `t` (named after the file; set `flow:` to test another flow)",
+        ],
+    );
+    check(
+        "flow: endpoint\ncases:\n  - name: a\n    input: { body: {}, name: Ada }\n",
+        &[
+            "t.test.yaml:4:12: cases[0].input: flow `endpoint` is an API endpoint: its input is the request (`method`, `body`, `query`, `headers`), not `name`; put the request body under `body`",
         ],
     );
 }
