@@ -27,6 +27,7 @@ pub struct TestFile {
     pub flow: String,
     /// File-wide defaults that cases may override.
     pub defaults: Defaults,
+    /// The cases, in file order.
     pub cases: Vec<Case>,
     /// Position of every node, by field path (`cases[1].stubs[0].step`).
     pub locations: BTreeMap<String, Location>,
@@ -35,6 +36,7 @@ pub struct TestFile {
 /// Settings shared by the cases of a file; a case's own value wins.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Defaults {
+    /// The frozen time runs start at.
     pub now: Option<DateTime<Utc>>,
     /// Merged over the project's `vars` (top-level keys replace).
     pub vars: Map<String, Value>,
@@ -45,6 +47,7 @@ pub struct Defaults {
 /// One test case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
+    /// Unique in its file; `--filter` matches it.
     pub name: String,
     /// Field path of the case in its file (`cases[2]`).
     pub path: String,
@@ -63,7 +66,9 @@ pub enum CaseTrigger {
     Input(Option<Value>),
     /// `event:` for event flows, with optional `delivery:` overrides of the envelope.
     Event {
+        /// The System Log event, completed with `uuid`, `eventType` and `published` when missing.
         event: Map<String, Value>,
+        /// Keys laid over the default delivery envelope.
         delivery: Map<String, Value>,
     },
 }
@@ -123,18 +128,26 @@ pub struct Expect {
 /// Expectations on one step's history record.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepExpect {
+    /// `succeeded`, `failed` or `skipped`.
     pub status: Option<String>,
+    /// Partial match against the recorded output.
     pub output: Option<Value>,
+    /// Partial match against the rendered input.
     pub input: Option<Value>,
+    /// Partial match against the step error `{code, message, status, detail}`.
     pub error: Option<Value>,
+    /// Exact number of attempts (1 without retries).
     pub attempts: Option<u32>,
 }
 
 /// `calls: [{ card, step, input, count }]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallExpect {
+    /// Calls of this card.
     pub card: Option<String>,
+    /// Calls made by this step (id or history name).
     pub step: Option<String>,
+    /// Calls whose input contains this (partial match).
     pub input: Option<Value>,
     /// Exact number of matching calls; `None` means at least one.
     pub count: Option<u64>,

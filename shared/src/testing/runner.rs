@@ -102,13 +102,11 @@ fn trace_line(record: &StepRecord) -> String {
 
 /// One call a run made: an I/O card attempt, a helper run (`flow.call`), or a pure card.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Call {
-    /// The flow whose run made the call.
-    pub flow: String,
+struct Call {
     /// The step's history name (`each[2].call`).
-    pub step: String,
-    pub card: String,
-    pub input: Value,
+    step: String,
+    card: String,
+    input: Value,
 }
 
 /// Runs one case of a file.
@@ -436,7 +434,7 @@ impl Harness<'_> {
                 self.now,
             );
             for record in &decision.records {
-                self.note_record(&flow.flow.name, record);
+                self.note_record(record);
             }
             records.extend(decision.records);
             if decision.progress != Progress::Pending {
@@ -502,7 +500,7 @@ impl Harness<'_> {
     }
 
     /// Pure and engine-handled cards show up only as records; note them as calls.
-    fn note_record(&mut self, flow: &str, record: &StepRecord) {
+    fn note_record(&mut self, record: &StepRecord) {
         if record.status == StepStatus::Skipped {
             return;
         }
@@ -514,7 +512,6 @@ impl Harness<'_> {
         };
         if counted {
             self.calls.push(Call {
-                flow: flow.to_owned(),
                 step: record.step.clone(),
                 card: record.card.clone(),
                 input: record.input.clone().unwrap_or(Value::Null),
@@ -531,7 +528,6 @@ impl Harness<'_> {
         depth: usize,
     ) -> Result<Answer, String> {
         self.calls.push(Call {
-            flow: flow.to_owned(),
             step: step.to_owned(),
             card: card.to_owned(),
             input: input.clone(),
@@ -555,7 +551,6 @@ impl Harness<'_> {
     ) -> Result<Result<Value, RunError>, String> {
         let call_input = json!({ "flow": helper, "with": with });
         self.calls.push(Call {
-            flow: flow.to_owned(),
             step: step.to_owned(),
             card: "flow.call".to_owned(),
             input: call_input.clone(),
