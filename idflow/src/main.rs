@@ -1,5 +1,5 @@
 //! `idflow`: the command line. It parses arguments and calls into the `shared` crate (serve,
-//! validate) or the admin API of a running server (run, runs, show).
+//! validate, test) or the admin API of a running server (run, runs, show, record).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod client;
 mod render;
+mod test_cmd;
 
 /// Self-hosted identity automation: flows in git, triggered by schedules, Okta events, HTTP calls
 /// and other flows, with a step-by-step history.
@@ -97,6 +98,26 @@ enum Command {
         server: client::ServerArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// Runs flow tests (*.test.yaml) against stubbed cards; exits 1 on any failure.
+    Test {
+        /// Flow directories, test files or flow files (default ./flows).
+        paths: Vec<PathBuf>,
+        /// Run only the cases whose name (or flow) contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Writes a test case from a run in history: its input, card outputs as stubs, its result.
+    Record {
+        run_id: String,
+        /// Test file to create or append to (default: print to stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        server: client::ServerArgs,
     },
 }
 
@@ -216,6 +237,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Test {
+            paths,
+            filter,
+            junit,
+        } => test_cmd::test(paths, filter, junit),
+        Command::Record {
+            run_id,
+            out,
+            server,
+        } => test_cmd::record(&run_id, out, &server).await,
     }
 }
 

@@ -15,6 +15,8 @@
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
 //! - [`run`]: runs and step records as stored and shown.
+//! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
+//!   recording a run from history as a test case.
 
 pub mod adapters;
 pub mod api;
@@ -32,3 +34,4 @@ pub mod run;
 pub mod runner;
 pub mod schedule;
 pub mod template;
+pub mod testing;

@@ -27,7 +27,9 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-use check::{Ctx, suggest};
+use check::Ctx;
+/// "Did you mean": the closest candidate within a few edits (shared with test files).
+pub(crate) use check::suggest;
 use flow::FlowFacts;
 use project::ProjectFacts;
 
