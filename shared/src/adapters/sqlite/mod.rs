@@ -414,6 +414,10 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Measured under bench/load.sh: with SQLite's 2 MiB default cache the writer re-reads index pages
+    // through read(2) on every commit; 64 MiB of cache and a memory map keep the hot pages resident.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
     // Every query of the adapters is a fixed text (list queries have a few variants), so a modest cache
     // holds them all and nothing is parsed twice.
     conn.set_prepared_statement_cache_capacity(64);
@@ -471,6 +475,9 @@ impl SqliteDb {
             configure(&conn)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Checkpoint the WAL in larger, rarer steps (16 MiB of pages instead of 4 MiB): fewer
+            // checkpoints on the writer's hot path.
+            conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
             migrate(&mut conn)
         })();
         setup.map_err(Fail::into_store)?;
