@@ -10,9 +10,23 @@ pub struct RunId(pub ulid::Ulid);
 
 impl RunId {
     /// A new id for a run created at `at` (the clock port's time, so tests are deterministic in order).
+    ///
+    /// Ids made in one process are strictly increasing, also within one millisecond (the random part
+    /// is incremented, as ULID's monotonic mode does), so "newest first" is creation order.
     pub fn new_at(at: DateTime<Utc>) -> RunId {
+        use std::sync::Mutex;
+        static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
         let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-        RunId(ulid::Ulid::from_parts(millis, rand_u128()))
+        // 80 random bits; the top one is left clear so increments within a millisecond cannot overflow.
+        let fresh = rand_u128() & ((1u128 << 79) - 1);
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let (millis, random) = if millis <= last.0 {
+            (last.0, last.1 + 1)
+        } else {
+            (millis, fresh)
+        };
+        *last = (millis, random);
+        RunId(ulid::Ulid::from_parts(millis, random))
     }
 
     /// Parses the 26-character text form.
@@ -245,4 +259,22 @@ pub struct RunPage {
     pub runs: Vec<Run>,
     /// Present when more runs match.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_increase_within_one_millisecond_and_across_clock_steps_back() {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap_or_default();
+        let ids: Vec<RunId> = (0..1000).map(|_| RunId::new_at(t)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let earlier = RunId::new_at(t - chrono::Duration::seconds(5));
+        assert!(
+            earlier > ids[999],
+            "a clock stepping back does not reorder ids"
+        );
+        assert_eq!(RunId::parse(&earlier.to_string()), Some(earlier));
+    }
 }
