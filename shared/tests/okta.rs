@@ -721,12 +721,13 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
         }
         out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
         i += 1;
@@ -953,4 +954,68 @@ async fn requests_per_connection_are_capped() {
     }
     let seen = *seen.borrow();
     assert_eq!((seen.arrived, seen.most), (CALLS, 2));
+}
+
+/// A resource server that asks for a DPoP nonce (okta-sim only asks at the token endpoint): the
+/// client retries once with it and keeps using it.
+#[tokio::test]
+async fn a_resource_server_nonce_is_learnt_with_one_retry() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let proofs: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let token = axum::routing::post(|| async {
+        axum::Json(json!({ "token_type": "DPoP", "access_token": "at-1", "expires_in": 3600 }))
+    });
+    let user = {
+        let proofs = proofs.clone();
+        axum::routing::get(move |headers: HeaderMap| {
+            let proofs = proofs.clone();
+            async move {
+                let proof = headers
+                    .get("dpop")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|p| jwt_part(p, 1))
+                    .unwrap_or(Value::Null);
+                proofs.lock().expect("proofs").push(proof.clone());
+                if proof["nonce"] != "rs-nonce-1" {
+                    let challenge = r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#;
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [("www-authenticate", challenge), ("dpop-nonce", "rs-nonce-1")],
+                        axum::Json(json!({ "errorCode": "E0000011", "errorSummary": "Invalid token provided" })),
+                    )
+                        .into_response();
+                }
+                axum::Json(json!({ "id": "00u1", "profile": {} })).into_response()
+            }
+        })
+    };
+    let app = axum::Router::new()
+        .route("/oauth2/v1/token", token)
+        .route("/api/v1/users/{id}", user);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let h = harness(|b| b, ssws(), json!({})).await;
+    let project = Arc::new(ProjectConfig {
+        connections: BTreeMap::from([(
+            "okta".to_owned(),
+            json!({ "domain": format!("http://{address}"), "auth": oauth(DPOP_CLIENT, "file:./secrets/ec.pem", true) }),
+        )]),
+        ..ProjectConfig::default()
+    });
+    let h = Harness { project, ..h };
+    h.ok("okta.read_user", json!({ "user": "00u1" })).await;
+    h.ok("okta.read_user", json!({ "user": "00u1" })).await;
+    let proofs = proofs.lock().expect("proofs").clone();
+    let nonces: Vec<&Value> = proofs.iter().map(|p| &p["nonce"]).collect();
+    assert_eq!(
+        nonces,
+        vec![&Value::Null, &json!("rs-nonce-1"), &json!("rs-nonce-1")]
+    );
+    let ath = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(b"at-1")));
+    assert!(proofs.iter().all(|p| p["ath"] == ath), "{proofs:?}");
 }

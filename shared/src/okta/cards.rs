@@ -1114,13 +1114,12 @@ impl Input<'_> {
 mod tests {
     use super::*;
 
+    /// Method, path, query and body of the first request.
+    type Expected<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<Value>);
+
     /// Reads `input` for `card` and compares the first request (method, path, query, body) or the
     /// field of the input error.
-    fn check(
-        card: &str,
-        input: Value,
-        expected: Result<(&str, &str, &[(&str, &str)], Option<Value>), &str>,
-    ) {
+    fn check(card: &str, input: Value, expected: Result<Expected<'_>, &str>) {
         let Value::Object(map) = &input else {
             panic!("input must be an object");
         };

@@ -20,16 +20,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use http::HeaderName;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
-use http::{HeaderName, Method};
-use reqwest::Url;
 use ring::rand::SystemRandom;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::auth::{AssertionKey, DpopKey, JWT_BEARER, random_id};
 use super::connection::{Connection, ConnectionAuth, OAuthSettings};
-use super::{OktaApi, OktaError, OktaRequest, OktaResponse, header_text};
+use super::{ApiError, OktaApi, OktaError, OktaRequest, OktaResponse, header_text};
 use crate::ports::{Clock, Secrets};
 
 /// The largest response body read, in bytes (10 MiB).
@@ -252,21 +251,14 @@ impl OktaClient {
         &self,
         state: &ConnectionState,
         bucket: &str,
-        method: Method,
-        url: Url,
-        headers: HeaderMap,
-        body: Option<Vec<u8>>,
+        request: reqwest::RequestBuilder,
         nonce_slot: &Mutex<Option<String>>,
     ) -> Result<Raw, OktaError> {
         let raw = {
             // The semaphore is never closed, so acquiring fails only if it were; then go uncapped
             // rather than fail the step.
             let _permit = state.permits.acquire().await.ok();
-            let mut builder = self.http.request(method, url).headers(headers);
-            if let Some(body) = body {
-                builder = builder.body(body);
-            }
-            let response = builder.send().await.map_err(network_error)?;
+            let response = request.send().await.map_err(network_error)?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = read_body(response).await?;
@@ -365,16 +357,13 @@ impl OktaClient {
                 let proof = dpop.proof(&self.rng, "POST", &url, now, nonce.as_deref(), None)?;
                 headers.insert(DPOP, header_value(&proof)?);
             }
+            let request = self
+                .http
+                .post(url.clone())
+                .headers(headers)
+                .body(form.into_bytes());
             let raw = self
-                .transmit(
-                    state,
-                    bucket,
-                    Method::POST,
-                    url.clone(),
-                    headers,
-                    Some(form.into_bytes()),
-                    &state.auth_nonce,
-                )
+                .transmit(state, bucket, request, &state.auth_nonce)
                 .await?;
             let body: Value = serde_json::from_slice(&raw.body).unwrap_or(Value::Null);
             if raw.status == 429 {
@@ -469,16 +458,15 @@ impl OktaApi for OktaClient {
                     used_token = Some(token.value);
                 }
             }
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers);
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
             let raw = self
-                .transmit(
-                    &state,
-                    &bucket,
-                    method.clone(),
-                    url.clone(),
-                    headers,
-                    body.clone(),
-                    &state.api_nonce,
-                )
+                .transmit(&state, &bucket, request, &state.api_nonce)
                 .await?;
             if raw.status == 429 {
                 waits += 1;
@@ -597,14 +585,12 @@ fn api_error(raw: &Raw, target: &str) -> OktaError {
     let retry_after = header_text(&raw.headers, "retry-after")
         .and_then(|text| text.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let leftover = if shaped {
-        None
-    } else if raw.body.is_empty() {
+    let leftover = if shaped || raw.body.is_empty() {
         None
     } else {
         Some(body.unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw.body).into_owned())))
     };
-    OktaError::Api {
+    OktaError::Api(Box::new(ApiError {
         status: raw.status,
         code,
         summary,
@@ -612,7 +598,7 @@ fn api_error(raw: &Raw, target: &str) -> OktaError {
         request_id: header_text(&raw.headers, "x-okta-request-id").map(str::to_owned),
         retry_after,
         body: leftover,
-    }
+    }))
 }
 
 #[cfg(test)]

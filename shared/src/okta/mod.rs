@@ -142,24 +142,9 @@ pub enum OktaError {
     /// The `private_key_jwt` key cannot sign.
     #[error("signing key: {0}")]
     Key(String),
-    /// Okta answered with an error. For the token endpoint, `code` is OAuth's `error` and `summary`
-    /// its `error_description`.
-    #[error("{}", api_message(.code.as_deref(), .summary))]
-    Api {
-        status: u16,
-        /// `errorCode` (`E0000007`...), when the body had one.
-        code: Option<String>,
-        /// `errorSummary`, or a description of the status when the body had none.
-        summary: String,
-        /// `errorCauses` as Okta sent them (a list, often empty).
-        causes: Value,
-        /// `X-Okta-Request-Id`.
-        request_id: Option<String>,
-        /// `Retry-After` or the rate-limit reset, when the answer carried one.
-        retry_after: Option<Duration>,
-        /// The body when it was not Okta's error shape.
-        body: Option<Value>,
-    },
+    /// Okta answered with an error (boxed: it is large and errors travel often).
+    #[error("{}", api_message(.0.code.as_deref(), &.0.summary))]
+    Api(Box<ApiError>),
     /// The rate limit resets later than the connection's `max_wait`: try again after `after`.
     #[error("rate limited on {bucket} for {}", crate::duration::format(*after))]
     Throttled { after: Duration, bucket: String },
@@ -170,6 +155,25 @@ pub enum OktaError {
     /// answer without `access_token`, an oversized body).
     #[error("unusable answer: {0}")]
     Response(String),
+}
+
+/// An error answer of Okta. For the token endpoint, `code` is OAuth's `error` and `summary` its
+/// `error_description`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    /// `errorCode` (`E0000007`...), when the body had one.
+    pub code: Option<String>,
+    /// `errorSummary`, or a description of the status when the body had none.
+    pub summary: String,
+    /// `errorCauses` as Okta sent them (a list, often empty).
+    pub causes: Value,
+    /// `X-Okta-Request-Id`.
+    pub request_id: Option<String>,
+    /// `Retry-After`, when the answer carried one.
+    pub retry_after: Option<Duration>,
+    /// The body when it was not Okta's error shape.
+    pub body: Option<Value>,
 }
 
 fn api_message(code: Option<&str>, summary: &str) -> String {
@@ -185,7 +189,7 @@ impl OktaError {
         match self {
             OktaError::Connection { .. } | OktaError::Key(_) => false,
             OktaError::Secret(error) => matches!(error, SecretError::Unreadable { .. }),
-            OktaError::Api { status, .. } => *status == 429 || *status >= 500,
+            OktaError::Api(error) => error.status == 429 || error.status >= 500,
             OktaError::Throttled { .. } | OktaError::Network(_) | OktaError::Response(_) => true,
         }
     }
@@ -195,15 +199,16 @@ impl From<OktaError> for CardError {
     fn from(error: OktaError) -> CardError {
         let retryable = error.is_retryable();
         match error {
-            OktaError::Api {
-                status,
-                code,
-                summary,
-                causes,
-                request_id,
-                retry_after,
-                body,
-            } => {
+            OktaError::Api(error) => {
+                let ApiError {
+                    status,
+                    code,
+                    summary,
+                    causes,
+                    request_id,
+                    retry_after,
+                    body,
+                } = *error;
                 let message = api_message(code.as_deref(), &summary);
                 let mut detail = json!({
                     "errorCode": code,
@@ -308,7 +313,7 @@ mod tests {
 
     #[test]
     fn api_errors_keep_okta_fields_for_history() {
-        let error = OktaError::Api {
+        let error = OktaError::Api(Box::new(ApiError {
             status: 404,
             code: Some("E0000007".into()),
             summary: "Not found: Resource not found: x (User)".into(),
@@ -316,7 +321,7 @@ mod tests {
             request_id: Some("req1".into()),
             retry_after: None,
             body: None,
-        };
+        }));
         assert!(!error.is_retryable());
         let card: CardError = error.into();
         assert_eq!(
