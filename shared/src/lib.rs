@@ -10,6 +10,7 @@
 //!   effects. No I/O, no clock.
 //! - [`runner`]: executes effects through ports, checkpoints after every step, and drives runs from the
 //!   queue (the worker).
+//! - [`okta`]: the Okta and OIG client behind the `OktaApi` port, and the `okta.*` / `oig.*` cards.
 //! - [`ports`]: the traits for storage, queue, clock, secrets and schedules.
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod flowfile;
 pub mod local;
 pub mod model;
+pub mod okta;
 pub mod ports;
 pub mod run;
 pub mod runner;

@@ -206,6 +206,10 @@ impl Server {
         }
 
         let http = HttpExecutor::new().map_err(ServeError::HttpClient)?;
+        let okta = Arc::new(
+            crate::okta::OktaExecutor::with_ports(secrets.clone(), clock.clone())
+                .map_err(ServeError::HttpClient)?,
+        );
         let runtime = Arc::new(
             Runtime::new(
                 flows,
@@ -217,6 +221,8 @@ impl Server {
                 config,
             )
             .with_executor("http", Arc::new(http))
+            .with_executor("okta", okta.clone())
+            .with_executor("oig", okta)
             .with_intake(queue_intake),
         );
         let recovered = runtime.recover().await.map_err(|e| match e {

@@ -504,8 +504,10 @@ fn reports_step_problems() {
         &["flow.yaml:3:11: steps[0].card: unknown card `flow.retrun`; did you mean `flow.return`?"],
     );
     check(
-        &with_steps("  - card: okta.read_user\n    with: { user: x }\n"),
-        &["flow.yaml:3:11: steps[0].card: unknown card `okta.read_user`"],
+        &with_steps("  - card: okta.read_users\n    with: { user: x }\n"),
+        &[
+            "flow.yaml:3:11: steps[0].card: unknown card `okta.read_users`; did you mean `okta.read_user`?",
+        ],
     );
     check(
         &with_steps("  - card: flow.fail\n    with: { mesage: x }\n"),
