@@ -450,7 +450,7 @@ fn checks_against_the_project_name_steps_cards_and_triggers() {
         &[
             "t.test.yaml:5:21: cases[0].expect.steps.cal: no step `cal` in flow `probe`; did you mean `call`?",
             "t.test.yaml:6:23: cases[0].expect.calls[0].card: unknown card `http.reqest`; did you mean `http.request`?",
-            "t.test.yaml:7:20: cases[0].expect.not_called[0]: `okta.nope` is neither a card nor a step of flow `probe`",
+            "t.test.yaml:7:20: cases[0].expect.not_called[0]: `okta.nope` is neither a card nor a step of flow `probe`; did you mean `okta.api`?",
         ],
     );
     check(
