@@ -14,6 +14,7 @@
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
+//! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
 
 pub mod adapters;
@@ -21,10 +22,13 @@ pub mod api;
 pub mod cards;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod delegated;
 pub mod diag;
 pub mod duration;
 pub mod engine;
 pub mod flowfile;
+pub mod hooks;
+pub mod jwt;
 pub mod local;
 pub mod model;
 pub mod ports;
