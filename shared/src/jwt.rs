@@ -49,7 +49,7 @@ pub enum JwtError {
     Malformed,
     #[error("JWT algorithm `{0}` is not accepted; use RS256 or ES256")]
     Algorithm(String),
-    #[error("no JWKS key matches the token's key id {kid:?}")]
+    #[error("no JWKS key matches the token's key id `{}`", .kid.as_deref().unwrap_or("none"))]
     UnknownKey { kid: Option<String> },
     #[error("the JWT signature is invalid")]
     Signature,
