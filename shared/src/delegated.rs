@@ -336,7 +336,7 @@ pub fn validate_inputs(
         match trigger.inputs.get(&name) {
             Some(declared) => check_value(&name, declared, &value)?,
             None if name == ACCESS_REQUEST_ID => {
-                if !value.as_str().is_some_and(|s| !s.trim().is_empty()) {
+                if value.as_str().is_none_or(|s| s.trim().is_empty()) {
                     return Err(format!(
                         "input `{ACCESS_REQUEST_ID}` must be non-empty text, got {}",
                         describe_value(&value)
