@@ -388,6 +388,95 @@ impl TriggerIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::clock::SystemClock;
+    use crate::adapters::secrets::LocalSecrets;
+    use crate::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+    use crate::ports::{FlowStore, RunIntake, StoreError, StoredFlow};
+    use crate::run::Run;
+    use crate::runner::RunnerConfig;
+
+    /// An intake whose store is down.
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl RunIntake for Down {
+        async fn enqueue(&self, _: &Run, _: Option<&str>) -> Result<Created, StoreError> {
+            Err(StoreError::Unavailable("database is locked".into()))
+        }
+    }
+
+    async fn runtime(intake: Option<Arc<dyn RunIntake>>) -> Runtime {
+        let db = SqliteDb::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let clock: Arc<dyn crate::ports::Clock> = Arc::new(SystemClock);
+        let flows = Arc::new(SqliteFlowStore::new(db.clone()));
+        let source = "name: on-lock\ntrigger: { event: { okta: [user.account.lock] } }\nsteps:\n  - card: text.compose\n    with: { text: hi }\n";
+        flows
+            .put(&StoredFlow {
+                name: "on-lock".into(),
+                version: crate::flowfile::version_of(source),
+                source: source.into(),
+                path: "on-lock.yaml".into(),
+                deployed_at: clock.now(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let runtime = Runtime::new(
+            flows,
+            Arc::new(SqliteRunStore::new(db.clone())),
+            Arc::new(SqliteRunQueue::new(db, clock.clone(), 5)),
+            clock,
+            Arc::new(LocalSecrets::new(".")),
+            crate::model::ProjectConfig::default(),
+            RunnerConfig::default(),
+        );
+        match intake {
+            Some(intake) => runtime.with_intake(intake),
+            None => runtime,
+        }
+    }
+
+    fn lock_event(uuid: &str) -> HookEvent {
+        HookEvent {
+            uuid: uuid.into(),
+            event_type: "user.account.lock".into(),
+            event: json!({"uuid": uuid, "eventType": "user.account.lock"}),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_a_503_so_okta_retries_and_the_retry_starts_each_run_once() {
+        let down = runtime(Some(Arc::new(Down))).await;
+        let result = accept(&down, vec![lock_event("u1")], json!({})).await;
+        assert!(
+            matches!(result, Err(ApiError::Unavailable(_))),
+            "{result:?}"
+        );
+
+        let up = runtime(None).await;
+        let events = || vec![lock_event("u1"), lock_event("u1"), lock_event("u2")];
+        let first = accept(&up, events(), json!({}))
+            .await
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            first,
+            Ok(Accepted {
+                events: 3,
+                started: 2,
+                duplicates: 1
+            })
+        );
+        let retry = accept(&up, events(), json!({}))
+            .await
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            retry,
+            Ok(Accepted {
+                events: 3,
+                started: 0,
+                duplicates: 3
+            })
+        );
+    }
 
     fn check(body: &str, expected: Result<(usize, Value), &str>) {
         let got =
