@@ -3,7 +3,9 @@
 //! - [`invoke_router`]: `GET|POST /api/flows/{name}/invoke`, authenticated by each flow's own trigger
 //!   (client token, HMAC signature, or public).
 //! - [`admin_router`]: flows, runs, manual runs, re-run and cancel, behind the admin bearer token.
-//! - [`router`]: both, plus `/healthz`, a JSON 404 and the body size limit.
+//! - [`crate::hooks::hooks_router`]: Okta event hooks (`/hooks/okta`).
+//! - [`crate::delegated::delegated_router`]: delegated flows (`/api/delegated/flows`).
+//! - [`router`]: all of them, plus `/healthz`, a JSON 404 and the body size limit.
 //!
 //! Every client mistake answers a 4xx with `{"error": {"code", "message"}}` and changes nothing.
 
@@ -41,6 +43,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Authenticated, but not allowed (a delegated caller not in the flow's `callers`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -63,6 +68,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -77,6 +83,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Conflict(_) => "conflict",
@@ -145,6 +152,8 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .merge(invoke_router(state.clone()))
+        .merge(crate::hooks::hooks_router(state.clone()))
+        .merge(crate::delegated::delegated_router(state.clone()))
         .merge(admin_router(state))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -326,6 +335,7 @@ async fn invoke(
     let bytes = read_body(body, state.body_limit).await?;
     let query = parse_query(raw_query.as_deref().unwrap_or(""));
     let mut hidden_headers: Vec<String> = Vec::new();
+    let mut claims = None;
     match &api.auth {
         ApiAuth::Public => {}
         ApiAuth::Token { token } => {
@@ -355,10 +365,8 @@ async fn invoke(
             verify_hmac(runtime, hmac, &headers, &bytes).await?;
             hidden_headers.push(hmac.header.to_ascii_lowercase());
         }
-        ApiAuth::Jwt { .. } => {
-            return Err(ApiError::Unauthorized(
-                "JWT-authenticated endpoints are served once a JWKS is configured".into(),
-            ));
+        ApiAuth::Jwt { issuer, audience } => {
+            claims = Some(crate::jwt::authenticate_api(runtime, issuer, audience, &headers).await?);
         }
     }
     let body = parse_body(&headers, &bytes)?;
@@ -378,12 +386,16 @@ async fn invoke(
             header_json.insert(key.to_owned(), Value::String(text.to_owned()));
         }
     }
-    let input = json!({
+    let mut input = json!({
         "method": method.as_str(),
         "body": body,
         "query": query_json,
         "headers": header_json,
     });
+    if let Some(claims) = claims {
+        // `auth: jwt`: the verified token's claims say who called.
+        input["claims"] = claims;
+    }
     let trigger = TriggerInfo::Api {
         method: method.as_str().to_owned(),
     };

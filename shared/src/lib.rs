@@ -15,6 +15,7 @@
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
+//! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
 //!   recording a run from history as a test case.
@@ -24,10 +25,13 @@ pub mod api;
 pub mod cards;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod delegated;
 pub mod diag;
 pub mod duration;
 pub mod engine;
 pub mod flowfile;
+pub mod hooks;
+pub mod jwt;
 pub mod local;
 pub mod model;
 pub mod okta;

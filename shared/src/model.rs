@@ -406,6 +406,10 @@ pub struct ProjectConfig {
     pub okta_hook_secret: Option<SecretRef>,
     /// Principals allowed to list and run delegated flows.
     pub callers: BTreeMap<String, serde_json::Value>,
+    /// `jwks.<issuer>`: where the signing keys of a JWT issuer are (an `https://` URL or a secret
+    /// reference holding the JWKS document, such as `file:./jwks.json`). Issuers not listed are
+    /// looked up by OpenID discovery.
+    pub jwks: BTreeMap<String, String>,
     /// Typed tables (used by `table.*` cards).
     pub tables: BTreeMap<String, serde_json::Value>,
     /// `admin.token`: bearer token for the admin API and console.

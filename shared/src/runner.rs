@@ -127,6 +127,9 @@ pub struct Runtime {
     /// Current versions by flow name, fetched at the given instant (see [`RunnerConfig::flow_cache`]).
     current: Mutex<HashMap<String, (Arc<CompiledFlow>, std::time::Instant)>>,
     ended: broadcast::Sender<RunEnded>,
+    /// Event-type and delegated-flow index of the current flows (see [`crate::hooks`]); cleared
+    /// with the current-version cache.
+    pub trigger_index: crate::hooks::TriggerIndex,
     /// Runs being advanced in this process. Several workers may share one lease owner (the local
     /// server keeps its owner across restarts), so exclusivity inside the process is kept here.
     active: Mutex<HashSet<RunId>>,
@@ -175,6 +178,7 @@ impl Runtime {
             project: RwLock::new(Arc::new(project)),
             compiled: Mutex::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
+            trigger_index: crate::hooks::TriggerIndex::default(),
             intake,
             ended,
             active: Mutex::new(HashSet::new()),
@@ -193,6 +197,7 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.trigger_index.clear();
     }
 
     /// Registers the executor of a card family.
@@ -786,6 +791,9 @@ impl Runtime {
             Progress::Failed(error) => (RunStatus::Failed, None, Some(error)),
             Progress::Pending => return Ok(()),
         };
+        // [delegated] `report_to_request`: a delegated run given an `accessRequestId` posts its
+        // outcome once it has durably ended (see crate::delegated). `None` for every other run.
+        let report = crate::delegated::pending_report(run, output.as_ref(), error.as_ref());
         let checkpoint = Checkpoint {
             run_id: run.id,
             owner: self.config.owner.clone(),
@@ -809,6 +817,10 @@ impl Runtime {
             None => tracing::info!(run_id = %run.id, flow = %run.flow, "run succeeded"),
         }
         self.ended(run, status).await;
+        // [delegated] end of the `report_to_request` hook.
+        if let Some(report) = report {
+            crate::delegated::send_report(self, report).await;
+        }
         Ok(())
     }
 

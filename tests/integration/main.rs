@@ -1,5 +1,7 @@
 //! idflow integration tests: one binary made of modules, each a user-visible behaviour end to end.
 
 mod api;
+mod delegated;
 mod helpers;
+mod hooks;
 mod schedule;

@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "vars",
     "api",
     "secrets",
+    "jwks",
 ];
 
 /// Keys whose values are secrets wherever they appear in a connection or caller.
@@ -97,6 +98,16 @@ pub(crate) fn decode_project(ctx: &mut Ctx, root: &Node) -> (ProjectConfig, Proj
             config
                 .callers
                 .insert(entry.key.clone(), entry.value.to_json());
+        }
+    }
+    if let Some(node) = top.get("jwks")
+        && let Some(jwks) = mapping(ctx, node, "jwks")
+    {
+        for entry in jwks.entries {
+            let path = jwks.path_of(&entry.key);
+            if let Some(source) = jwks_source(ctx, &entry.value, &path) {
+                config.jwks.insert(entry.key.clone(), source);
+            }
         }
     }
     if let Some(node) = top.get("tables")
@@ -251,7 +262,7 @@ fn caller(ctx: &mut Ctx, node: &Node, path: &str) {
                 ctx,
                 jwt,
                 &caller.path_of("jwt"),
-                &["issuer", "audience", "sub"],
+                &["issuer", "audience", "sub", "jwks"],
             ) {
                 for key in ["issuer", "audience"] {
                     if let Some(node) = jwt.required(ctx, key, "text") {
@@ -261,10 +272,25 @@ fn caller(ctx: &mut Ctx, node: &Node, path: &str) {
                 if let Some(node) = jwt.get("sub") {
                     nonempty_text(ctx, node, &jwt.path_of("sub"));
                 }
+                if let Some(node) = jwt.get("jwks") {
+                    jwks_source(ctx, node, &jwt.path_of("jwks"));
+                }
             }
         }
         (None, Some(token)) => {
             secret(ctx, token, &caller.path_of("token"));
+        }
+    }
+}
+
+/// A JWKS location: an `https://` URL or a secret reference holding the document.
+fn jwks_source(ctx: &mut Ctx, node: &Node, path: &str) -> Option<String> {
+    let text = nonempty_text(ctx, node, path)?;
+    match crate::jwt::JwksSource::parse(&text) {
+        Ok(_) => Some(text),
+        Err(message) => {
+            ctx.error(node.location, path, message);
+            None
         }
     }
 }

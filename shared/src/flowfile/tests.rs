@@ -981,7 +981,7 @@ fn reports_project_config_problems() {
     check_project(
         "conections: {}\n",
         &[
-            "idflow.yaml:1:1: conections: unknown key `conections`, expected one of connections, hooks, callers, tables, admin, vars, api, secrets; did you mean `connections`?",
+            "idflow.yaml:1:1: conections: unknown key `conections`, expected one of connections, hooks, callers, tables, admin, vars, api, secrets, jwks; did you mean `connections`?",
         ],
     );
     check_project(
@@ -1003,6 +1003,13 @@ fn reports_project_config_problems() {
         &[
             "idflow.yaml:2:6: callers.a: a caller needs `jwt: { issuer, audience }` or `token: env:NAME`",
             "idflow.yaml:3:28: callers.b.token: a caller authenticates with `jwt` or `token`, not both",
+        ],
+    );
+    check_project(
+        "jwks: { \"https://a.example\": \"http://a.example/keys\" }\ncallers:\n  c: { jwt: { issuer: x, audience: y, jwks: keys.json } }\n",
+        &[
+            "idflow.yaml:1:30: jwks.https://a.example: `http://a.example/keys` must use https (http only for localhost)",
+            "idflow.yaml:3:45: callers.c.jwt.jwks: expected a JWKS URL (https://…) or a secret reference holding the JWKS such as `file:./jwks.json`, got `keys.json`",
         ],
     );
     check_project(
