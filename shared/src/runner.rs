@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::cards::{CardCall, CardError, CardExecutor};
@@ -463,7 +463,6 @@ impl Runtime {
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
                 self.finish(
                     &run,
-                    None,
                     Vec::new(),
                     Progress::Failed(RunError {
                         code: "flow_unavailable".into(),
@@ -483,7 +482,6 @@ impl Runtime {
             Err(error) => {
                 self.finish(
                     &run,
-                    None,
                     Vec::new(),
                     Progress::Failed(RunError {
                         code: "secret_unavailable".into(),
@@ -570,14 +568,8 @@ impl Runtime {
             let now = self.clock.now();
             let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
             if let Progress::Succeeded(_) | Progress::Failed(_) = decision.progress {
-                self.finish(
-                    run,
-                    Some(state.seq),
-                    decision.records,
-                    decision.progress,
-                    flow.flow.history,
-                )
-                .await?;
+                self.finish(run, decision.records, decision.progress, flow.flow.history)
+                    .await?;
                 return Ok(Disposition::Done);
             }
             if !decision.records.is_empty() {
@@ -780,7 +772,6 @@ impl Runtime {
     async fn finish(
         &self,
         run: &Run,
-        _seq: Option<u32>,
         steps: Vec<crate::run::StepRecord>,
         progress: Progress,
         history: HistoryMode,
@@ -975,14 +966,5 @@ impl Worker {
                 });
             }
         }
-    }
-}
-
-/// The input a helper run receives from a `for_each`/`map` iteration or `flow.call`.
-pub fn helper_input(with: Value) -> Value {
-    if with.is_object() {
-        with
-    } else {
-        json!({ "value": with })
     }
 }
