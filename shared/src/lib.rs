@@ -13,6 +13,7 @@
 //! - [`ports`]: the traits for storage, queue, clock, secrets and schedules.
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
+//! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
 //! - [`run`]: runs and step records as stored and shown.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
@@ -33,5 +34,6 @@ pub mod ports;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod tables;
 pub mod template;
 pub mod testing;
