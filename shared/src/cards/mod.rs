@@ -7,6 +7,7 @@
 //! - `functions`: text, json, object, list, date, number and boolean cards. Pure: they run inside the
 //!   engine with no I/O.
 //! - `http`: the `http.request` executor (reqwest with rustls).
+//! - [`table`]: the `table.*` executor over the [`TableStore`](crate::tables::TableStore) port.
 //! - `doc`: the card reference of `docs/flow-reference.md`, generated from the registry.
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub mod doc;
 pub mod functions;
 pub mod http;
 pub mod registry;
+pub mod table;
 
 pub use registry::{CardKind, CardSpec, FieldSpec, lookup, registry};
 
