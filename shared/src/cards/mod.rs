@@ -7,6 +7,7 @@
 //! - `functions`: text, json, object, list, date, number and boolean cards. Pure: they run inside the
 //!   engine with no I/O.
 //! - `http`: the `http.request` executor (reqwest with rustls).
+//! - [`slack`]: the `slack.post_message` executor (Web API bot token or incoming webhook).
 //! - [`table`]: the `table.*` executor over the [`TableStore`](crate::tables::TableStore) port.
 //! - `doc`: the card reference of `docs/flow-reference.md`, generated from the registry.
 
@@ -21,6 +22,7 @@ pub mod doc;
 pub mod functions;
 pub mod http;
 pub mod registry;
+pub mod slack;
 pub mod table;
 
 pub use registry::{CardKind, CardSpec, FieldSpec, lookup, registry};
