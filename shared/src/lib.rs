@@ -13,6 +13,7 @@
 //! - [`ports`]: the traits for storage, queue, clock, secrets and schedules.
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
+//! - [`email`]: email messages and the [`email::EmailSender`] port (SMTP locally, SES in AWS).
 //! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
 //! - [`run`]: runs and step records as stored and shown.
@@ -26,6 +27,7 @@ pub mod cards;
 pub mod conformance;
 pub mod diag;
 pub mod duration;
+pub mod email;
 pub mod engine;
 pub mod flowfile;
 pub mod local;

@@ -7,6 +7,7 @@
 //! - `functions`: text, json, object, list, date, number and boolean cards. Pure: they run inside the
 //!   engine with no I/O.
 //! - `http`: the `http.request` executor (reqwest with rustls).
+//! - [`email`]: the `email.send` executor over the [`EmailSender`](crate::email::EmailSender) port.
 //! - [`slack`]: the `slack.post_message` executor (Web API bot token or incoming webhook).
 //! - [`table`]: the `table.*` executor over the [`TableStore`](crate::tables::TableStore) port.
 //! - `doc`: the card reference of `docs/flow-reference.md`, generated from the registry.
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::run::{RunId, StepError};
 
 pub mod doc;
+pub mod email;
 pub mod functions;
 pub mod http;
 pub mod registry;
