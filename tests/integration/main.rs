@@ -3,3 +3,4 @@
 mod api;
 mod helpers;
 mod schedule;
+mod waits;
