@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod client;
 mod render;
+mod tables_cmd;
 mod test_cmd;
 
 /// Self-hosted identity automation: flows in git, triggered by schedules, Okta events, HTTP calls
@@ -109,6 +110,11 @@ enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long)]
         junit: Option<PathBuf>,
+    },
+    /// Lists, shows and imports the rows of the tables declared in idflow.yaml (local data directory).
+    Tables {
+        #[command(subcommand)]
+        command: tables_cmd::TablesCommand,
     },
     /// Writes a test case from a run in history: its input, card outputs as stubs, its result.
     Record {
@@ -247,6 +253,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out,
             server,
         } => test_cmd::record(&run_id, out, &server).await,
+        Command::Tables { command } => tables_cmd::run(command).await,
     }
 }
 

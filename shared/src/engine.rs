@@ -30,6 +30,8 @@ use crate::template::{self, Compiled, TemplateError};
 
 /// Default timeout of a card call when the step sets none.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `wait` / `wait_until`, in days.
+pub const MAX_WAIT_DAYS: i64 = 30;
 
 /// Index of a step in [`CompiledFlow::nodes`].
 type NodeId = usize;
@@ -1105,6 +1107,22 @@ impl Advance<'_> {
                     .as_str()
                     .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 {
+                    // The same bound as `wait:`, which the validator checks; a time only known at
+                    // run time is checked here.
+                    Some(t)
+                        if t.with_timezone(&Utc)
+                            > self.now + chrono::Duration::days(MAX_WAIT_DAYS) =>
+                    {
+                        let error = StepError {
+                            code: "invalid_input".into(),
+                            message: format!(
+                                "wait_until: {value} is more than {MAX_WAIT_DAYS} days ahead"
+                            ),
+                            status: None,
+                            detail: None,
+                        };
+                        self.fail_step(fiber, node_id, None, error, 1, self.now)
+                    }
                     Some(t) => self.wait(fiber, node_id, t.with_timezone(&Utc)),
                     None => {
                         let error = StepError {
@@ -2665,6 +2683,36 @@ steps:
         let trace = execute(&flow, json!({}), &[], &mut no_io);
         assert!(matches!(trace.progress, Progress::Succeeded(_)));
         assert_eq!(trace.now - t0(), chrono::Duration::minutes(10));
+    }
+
+    #[test]
+    fn wait_until_in_the_past_continues_at_once_and_beyond_30_days_fails() {
+        let flow = compile(
+            "name: w\nsteps:\n  - { id: until, wait_until: \"{{ input.at }}\" }\n  - { id: after, card: text.compose, with: { text: done } }\n",
+        );
+        let past = execute(
+            &flow,
+            json!({ "at": "2000-01-01T00:00:00Z" }),
+            &[],
+            &mut no_io,
+        );
+        assert!(matches!(past.progress, Progress::Succeeded(_)));
+        assert_eq!(past.now, t0(), "no time passed");
+        let soon = (t0() + chrono::Duration::days(30)).to_rfc3339();
+        let thirty = execute(&flow, json!({ "at": soon }), &[], &mut no_io);
+        assert!(matches!(thirty.progress, Progress::Succeeded(_)));
+        assert_eq!(thirty.now - t0(), chrono::Duration::days(30));
+        let late = (t0() + chrono::Duration::days(31)).to_rfc3339();
+        let too_far = execute(&flow, json!({ "at": late }), &[], &mut no_io);
+        let Progress::Failed(error) = too_far.progress else {
+            panic!("a wait beyond 30 days must fail");
+        };
+        assert!(
+            error.message.contains("more than 30 days ahead"),
+            "{}",
+            error.message
+        );
+        assert_eq!(error.step.as_deref(), Some("until"));
     }
 
     #[test]

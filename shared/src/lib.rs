@@ -14,6 +14,8 @@
 //! - [`ports`]: the traits for storage, queue, clock, secrets and schedules.
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
+//! - [`email`]: email messages and the [`email::EmailSender`] port (SMTP locally, SES in AWS).
+//! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
 //! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
@@ -28,6 +30,7 @@ pub mod conformance;
 pub mod delegated;
 pub mod diag;
 pub mod duration;
+pub mod email;
 pub mod engine;
 pub mod flowfile;
 pub mod hooks;
@@ -39,5 +42,6 @@ pub mod ports;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod tables;
 pub mod template;
 pub mod testing;

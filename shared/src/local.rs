@@ -15,9 +15,14 @@ use tokio::sync::watch;
 
 use crate::adapters::clock::SystemClock;
 use crate::adapters::secrets::LocalSecrets;
-use crate::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+use crate::adapters::sqlite::{
+    SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore,
+};
 use crate::api::{self, ApiState};
+use crate::cards::email::EmailExecutor;
 use crate::cards::http::HttpExecutor;
+use crate::cards::slack::SlackExecutor;
+use crate::cards::table::TableExecutor;
 use crate::diag::Diagnostic;
 use crate::flowfile::{self, LoadedProject};
 use crate::model::Trigger;
@@ -210,6 +215,9 @@ impl Server {
             crate::okta::OktaExecutor::with_ports(secrets.clone(), clock.clone())
                 .map_err(ServeError::HttpClient)?,
         );
+        let tables = TableExecutor::new(Arc::new(SqliteTableStore::new(db.clone())));
+        let slack = SlackExecutor::new(secrets.clone()).map_err(ServeError::HttpClient)?;
+        let email = EmailExecutor::new(secrets.clone());
         let runtime = Arc::new(
             Runtime::new(
                 flows,
@@ -223,6 +231,9 @@ impl Server {
             .with_executor("http", Arc::new(http))
             .with_executor("okta", okta.clone())
             .with_executor("oig", okta)
+            .with_executor("table", Arc::new(tables))
+            .with_executor("slack", Arc::new(slack))
+            .with_executor("email", Arc::new(email))
             .with_intake(queue_intake),
         );
         let recovered = runtime.recover().await.map_err(|e| match e {

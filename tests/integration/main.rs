@@ -5,3 +5,4 @@ mod delegated;
 mod helpers;
 mod hooks;
 mod schedule;
+mod waits;

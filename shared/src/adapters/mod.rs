@@ -6,9 +6,11 @@
 //! - [`secrets`]: [`secrets::LocalSecrets`] resolves `env:` and `file:` references.
 //! - [`sqlite`]: one SQLite file holding flows, runs, step records, the run queue and schedules, written
 //!   by a single group-committing writer thread.
+//! - [`smtp`]: [`smtp::SmtpSender`] sends email over SMTP (`lettre`, STARTTLS or TLS with rustls).
 //! - [`schedules`]: [`schedules::LocalSchedules`], an in-memory schedule table.
 
 pub mod clock;
 pub mod schedules;
 pub mod secrets;
+pub mod smtp;
 pub mod sqlite;

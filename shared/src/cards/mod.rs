@@ -7,6 +7,9 @@
 //! - `functions`: text, json, object, list, date, number and boolean cards. Pure: they run inside the
 //!   engine with no I/O.
 //! - `http`: the `http.request` executor (reqwest with rustls).
+//! - [`email`]: the `email.send` executor over the [`EmailSender`](crate::email::EmailSender) port.
+//! - [`slack`]: the `slack.post_message` executor (Web API bot token or incoming webhook).
+//! - [`table`]: the `table.*` executor over the [`TableStore`](crate::tables::TableStore) port.
 //! - `doc`: the card reference of `docs/flow-reference.md`, generated from the registry.
 
 use std::time::Duration;
@@ -17,9 +20,12 @@ use chrono::{DateTime, Utc};
 use crate::run::{RunId, StepError};
 
 pub mod doc;
+pub mod email;
 pub mod functions;
 pub mod http;
 pub mod registry;
+pub mod slack;
+pub mod table;
 
 pub use registry::{CardKind, CardSpec, FieldSpec, lookup, registry};
 

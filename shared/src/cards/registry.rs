@@ -141,6 +141,9 @@ static REGISTRY: std::sync::LazyLock<Vec<CardSpec>> = std::sync::LazyLock::new(|
     cards.extend_from_slice(super::http::CARDS);
     cards.extend_from_slice(crate::okta::CARDS);
     cards.extend_from_slice(crate::okta::OIG_CARDS);
+    cards.extend_from_slice(super::table::CARDS);
+    cards.extend_from_slice(super::slack::CARDS);
+    cards.extend_from_slice(super::email::CARDS);
     cards.sort_by(|a, b| a.name.cmp(b.name));
     cards
 });

@@ -6,6 +6,8 @@
 //! - [`flows`]: `flow_store_*` checks for [`FlowStore`](crate::ports::FlowStore).
 //! - [`queue`]: `run_queue_*` checks for [`RunQueue`](crate::ports::RunQueue).
 //! - [`schedules`]: `schedules_*` checks for [`Schedules`](crate::ports::Schedules).
+//! - [`tables`]: `table_store_*` checks for [`TableStore`](crate::tables::TableStore), with their own
+//!   macro [`table_store_conformance!`](crate::table_store_conformance).
 //! - the macros [`run_store_conformance!`](crate::run_store_conformance),
 //!   [`flow_store_conformance!`](crate::flow_store_conformance),
 //!   [`run_queue_conformance!`](crate::run_queue_conformance) and
@@ -32,11 +34,13 @@ pub mod flows;
 pub mod queue;
 pub mod runs;
 pub mod schedules;
+pub mod tables;
 
 pub use flows::*;
 pub use queue::*;
 pub use runs::*;
 pub use schedules::*;
+pub use tables::*;
 
 /// The time fixtures start at: 2025-03-01T12:00:00Z.
 pub fn t0() -> DateTime<Utc> {

@@ -3,7 +3,7 @@
 //! # Layout
 //! - this file: [`SqliteDb`], the shared handle: the writer thread, the reader pool, pragmas and the
 //!   schema with its migrations.
-//! - [`flows`], [`runs`], [`queue`], [`schedules`]: one adapter per port, all built from one
+//! - [`flows`], [`runs`], [`queue`], [`schedules`], [`tables`]: one adapter per port, all built from one
 //!   [`SqliteDb`].
 //!
 //! # Writes: one thread, group commit
@@ -37,6 +37,7 @@ pub mod flows;
 pub mod queue;
 pub mod runs;
 pub mod schedules;
+pub mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +45,7 @@ pub use flows::SqliteFlowStore;
 pub use queue::SqliteRunQueue;
 pub use runs::SqliteRunStore;
 pub use schedules::SqliteSchedules;
+pub use tables::SqliteTableStore;
 
 /// Most operations committed in one transaction; bounds the latency a batch adds to its first caller.
 pub const MAX_BATCH: usize = 1024;
@@ -335,10 +337,11 @@ impl std::fmt::Debug for SqliteDb {
 }
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    r#"
 CREATE TABLE flow_versions (
     name TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -408,7 +411,19 @@ CREATE TABLE schedules (
     expression TEXT NOT NULL,
     timezone TEXT
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Rows of the tables declared in idflow.yaml (see `tables.rs`): one JSON object per row, under its
+-- key (the key column's value as text, or a generated ULID).
+CREATE TABLE table_rows (
+    tbl TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (tbl, id)
+) WITHOUT ROWID;
+"#,
+];
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
