@@ -15,6 +15,7 @@
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
+//! - [`console`]: the web console served at `/` and the admin API's OpenAPI document.
 //! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
@@ -23,6 +24,7 @@
 pub mod adapters;
 pub mod api;
 pub mod cards;
+pub mod console;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod delegated;
