@@ -181,7 +181,11 @@ pub fn admin_routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
             "/api/flows/{name}",
             get(crate::console::flow_detail),
         ),
-        (Method::POST, "/api/flows/{name}/runs", post(start_manual_run)),
+        (
+            Method::POST,
+            "/api/flows/{name}/runs",
+            post(start_manual_run),
+        ),
         (Method::GET, "/api/runs", get(list_runs)),
         (Method::GET, "/api/runs/{id}", get(get_run)),
         (Method::POST, "/api/runs/{id}/rerun", post(rerun)),

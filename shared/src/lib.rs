@@ -24,9 +24,9 @@
 pub mod adapters;
 pub mod api;
 pub mod cards;
-pub mod console;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod console;
 pub mod delegated;
 pub mod diag;
 pub mod duration;

@@ -35,7 +35,10 @@ const COUNT_LIMIT: usize = 5000;
 /// `/api/openapi.json`. None of them carries data, so they need no token.
 pub fn console_router() -> axum::Router {
     axum::Router::new()
-        .route("/", get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }))
+        .route(
+            "/",
+            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
+        )
         .route(
             "/console/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
@@ -162,9 +165,8 @@ fn step_json(step: &Step) -> Value {
         StepKind::Loop(l) => {
             let verb = if l.collect { "map" } else { "for_each" };
             match &l.body {
-                LoopBody::Steps(body) => {
-                    children.push(json!({ "label": format!("each {}", l.var), "steps": chart(body) }))
-                }
+                LoopBody::Steps(body) => children
+                    .push(json!({ "label": format!("each {}", l.var), "steps": chart(body) })),
                 LoopBody::Flow { flow, .. } => helper = Some(flow.clone()),
             }
             (verb, l.items.clone())
@@ -235,9 +237,10 @@ pub async fn flow_stats(runtime: &Runtime, flow: &str) -> Result<FlowStats, ApiE
             ..RunQuery::default()
         })
         .await?;
-    let last_run = newest.runs.first().map_or(Value::Null, |r| {
-        json!({ "id": r.id.to_string(), "status": r.status, "createdAt": r.created_at })
-    });
+    let last_run = newest.runs.first().map_or(
+        Value::Null,
+        |r| json!({ "id": r.id.to_string(), "status": r.status, "createdAt": r.created_at }),
+    );
     Ok(FlowStats { last_run, runs_24h })
 }
 

@@ -47,7 +47,11 @@ const RUN_LIST_PARAMS: &[Param] = &[
         In::Query,
         "RFC 3339 date-time: runs created at or after",
     ),
-    ("until", In::Query, "RFC 3339 date-time: runs created before"),
+    (
+        "until",
+        In::Query,
+        "RFC 3339 date-time: runs created before",
+    ),
     ("limit", In::Query, "page size, 1 to 500 (default 50)"),
     ("cursor", In::Query, "`nextCursor` of the previous page"),
     ("parent", In::Query, "only helper runs started by this run"),
@@ -177,9 +181,7 @@ pub fn document() -> Value {
                 "content": { "application/json": { "schema": {} } },
             });
         }
-        let item = paths
-            .entry(op.path.to_owned())
-            .or_insert_with(|| json!({}));
+        let item = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         item[op.method.to_ascii_lowercase()] = operation;
     }
     json!({

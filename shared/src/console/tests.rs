@@ -19,7 +19,11 @@ fn every_admin_route_is_in_the_openapi_document_and_nothing_else() {
         }
     }
     assert_eq!(routed, documented);
-    assert_eq!(OPERATIONS.len(), documented.len(), "one operation per route");
+    assert_eq!(
+        OPERATIONS.len(),
+        documented.len(),
+        "one operation per route"
+    );
     assert_eq!(doc["openapi"], "3.1.0");
 }
 
