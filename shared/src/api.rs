@@ -5,6 +5,7 @@
 //! - [`admin_router`]: flows, runs, manual runs, re-run and cancel, behind the admin bearer token.
 //! - [`crate::hooks::hooks_router`]: Okta event hooks (`/hooks/okta`).
 //! - [`crate::delegated::delegated_router`]: delegated flows (`/api/delegated/flows`).
+//! - [`crate::console`]: the web console at `/` and the admin API's OpenAPI document.
 //! - [`router`]: all of them, plus `/healthz`, a JSON 404 and the body size limit.
 //!
 //! Every client mistake answers a 4xx with `{"error": {"code", "message"}}` and changes nothing.
@@ -18,7 +19,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -155,6 +156,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(crate::hooks::hooks_router(state.clone()))
         .merge(crate::delegated::delegated_router(state.clone()))
         .merge(admin_router(state))
+        .merge(crate::console::console_router())
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
@@ -169,15 +171,36 @@ pub fn invoke_router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
+/// Every admin route as (method, path, handler). [`admin_router`] is built from this list only, and
+/// the OpenAPI document is checked against it, so the two cannot drift.
+pub fn admin_routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
+    vec![
+        (Method::GET, "/api/flows", get(list_flows)),
+        (
+            Method::GET,
+            "/api/flows/{name}",
+            get(crate::console::flow_detail),
+        ),
+        (
+            Method::POST,
+            "/api/flows/{name}/runs",
+            post(start_manual_run),
+        ),
+        (Method::GET, "/api/runs", get(list_runs)),
+        (Method::GET, "/api/runs/{id}", get(get_run)),
+        (Method::POST, "/api/runs/{id}/rerun", post(rerun)),
+        (Method::POST, "/api/runs/{id}/cancel", post(cancel)),
+    ]
+}
+
 /// Admin routes, behind the admin bearer token.
 pub fn admin_router(state: ApiState) -> axum::Router {
-    axum::Router::new()
-        .route("/api/flows", get(list_flows))
-        .route("/api/flows/{name}/runs", post(start_manual_run))
-        .route("/api/runs", get(list_runs))
-        .route("/api/runs/{id}", get(get_run))
-        .route("/api/runs/{id}/rerun", post(rerun))
-        .route("/api/runs/{id}/cancel", post(cancel))
+    let mut router = axum::Router::new();
+    for (_, path, handler) in admin_routes() {
+        // `route` merges the methods of a path registered twice.
+        router = router.route(path, handler);
+    }
+    router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_admin,
@@ -185,7 +208,7 @@ pub fn admin_router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-async fn require_admin(
+pub(crate) async fn require_admin(
     State(state): State<ApiState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -559,22 +582,44 @@ fn sync_response(run: Run) -> Result<Response, ApiError> {
     }
 }
 
-async fn list_flows(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[derive(Debug, Deserialize)]
+struct FlowsParams {
+    /// `1` adds each flow's last run and its number of runs in the last 24 hours.
+    stats: Option<String>,
+    /// Only flows with this trigger kind.
+    trigger: Option<String>,
+}
+
+async fn list_flows(
+    State(state): State<ApiState>,
+    Query(params): Query<FlowsParams>,
+) -> Result<Json<Value>, ApiError> {
     let stored = state.runtime.flows.list().await?;
+    let with_stats = matches!(params.stats.as_deref(), Some("1" | "true"));
+    let wanted = params.trigger.filter(|t| !t.is_empty());
     let mut flows = Vec::new();
     for s in stored {
         let (trigger, description) = match state.runtime.flow_version(&s.name, &s.version).await {
             Ok(c) => (c.flow.trigger.kind(), c.flow.description.clone()),
             Err(_) => ("invalid", None),
         };
-        flows.push(json!({
+        if wanted.as_deref().is_some_and(|w| w != trigger) {
+            continue;
+        }
+        let mut flow = json!({
             "name": s.name,
             "version": s.version,
             "path": s.path,
             "trigger": trigger,
             "description": description,
             "deployedAt": s.deployed_at,
-        }));
+        });
+        if with_stats {
+            let stats = crate::console::flow_stats(&state.runtime, &s.name).await?;
+            flow["lastRun"] = stats.last_run;
+            flow["runs24h"] = json!(stats.runs_24h);
+        }
+        flows.push(flow);
     }
     Ok(Json(json!({ "flows": flows })))
 }
@@ -620,6 +665,10 @@ struct RunsParams {
     cursor: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    /// Only helper runs started by this run.
+    parent: Option<String>,
+    /// Only runs whose input, output, error or step data contain this text (case-insensitive).
+    q: Option<String>,
 }
 
 fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -665,7 +714,16 @@ async fn list_runs(
         limit,
         cursor: params.cursor.filter(|c| !c.is_empty()),
     };
-    let page = state.runtime.runs.list(&query).await?;
+    let filter = crate::console::RunFilter {
+        parent: match params.parent.as_deref() {
+            None | Some("") => None,
+            Some(p) => Some(RunId::parse(p).ok_or_else(|| {
+                ApiError::BadRequest(format!("`parent` must be a run id, got `{p}`"))
+            })?),
+        },
+        text: params.q.filter(|q| !q.trim().is_empty()),
+    };
+    let page = crate::console::list_runs(&state.runtime, query, &filter).await?;
     Ok(Json(json!({
         "runs": page.runs.iter().map(run_summary).collect::<Vec<_>>(),
         "nextCursor": page.next_cursor,

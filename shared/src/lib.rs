@@ -17,6 +17,7 @@
 //! - [`email`]: email messages and the [`email::EmailSender`] port (SMTP locally, SES in AWS).
 //! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
+//! - [`console`]: the web console served at `/` and the admin API's OpenAPI document.
 //! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
@@ -27,6 +28,7 @@ pub mod api;
 pub mod cards;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod console;
 pub mod delegated;
 pub mod diag;
 pub mod duration;

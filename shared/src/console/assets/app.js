@@ -1,0 +1,458 @@
+// idflow console: hash-routed pages over the admin API. No framework, no build step.
+// Every value from the API is inserted as text (never as HTML), so run data cannot inject markup.
+
+const TOKEN_KEY = "idflow.adminToken";
+const main = document.getElementById("main");
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const TRIGGERS = ["manual", "schedule", "event", "api", "helper", "delegated"];
+const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
+
+// ---------- DOM helpers ----------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const badge = (status) => h("span", { class: `badge ${status}`, "data-status": status }, status);
+const runLink = (id) => h("a", { href: `#/runs/${id}`, class: "mono" }, id);
+const flowLink = (name) => h("a", { href: `#/flows/${encodeURIComponent(name)}` }, name);
+
+function when(ts) {
+  if (!ts) return "—";
+  const d = new Date(ts);
+  return d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+function ms(n) {
+  if (n === null || n === undefined) return "—";
+  if (n < 1000) return `${n} ms`;
+  if (n < 60000) return `${(n / 1000).toFixed(1)} s`;
+  return `${Math.floor(n / 60000)} min ${Math.round((n % 60000) / 1000)} s`;
+}
+
+function json(value, label, open) {
+  const text = JSON.stringify(value, null, 2);
+  return h("details", { class: "json", open }, h("summary", {}, label), h("pre", {}, text === undefined ? "null" : text));
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes);
+}
+
+// ---------- API ----------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = { accept: "application/json", ...(options.headers || {}) };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (options.body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(path, {
+    method: options.method || "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  const body = await response.json().catch(() => null);
+  if (response.status === 401 && !options.retried) {
+    if (await askToken()) return api(path, { ...options, retried: true });
+  }
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function askToken() {
+  const dialog = document.getElementById("token-dialog");
+  const input = document.getElementById("token-input");
+  input.value = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        if (dialog.returnValue === "save" && input.value) {
+          sessionStorage.setItem(TOKEN_KEY, input.value);
+          resolve(true);
+        } else resolve(false);
+      },
+      { once: true },
+    );
+    dialog.showModal();
+  });
+}
+
+document.getElementById("token-button").addEventListener("click", async () => {
+  if (await askToken()) route();
+});
+
+function failure(error) {
+  return h("div", { class: "error-box" }, h("strong", {}, error.code || "error"), " ", error.message);
+}
+
+// ---------- Routing ----------
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/flows";
+  const [path, query = ""] = raw.split("?");
+  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(query) };
+}
+
+let generation = 0;
+
+async function route() {
+  const mine = ++generation;
+  const { parts, params } = parseHash();
+  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === parts[0]);
+  try {
+    if (parts[0] === "flows" && parts[1]) await flowPage(parts[1], mine);
+    else if (parts[0] === "runs" && parts[1]) await runPage(parts[1], mine);
+    else if (parts[0] === "runs") await runsPage(params, mine);
+    else await flowsPage(params, mine);
+  } catch (error) {
+    if (mine === generation) show(failure(error));
+  }
+}
+
+const current = (mine) => mine === generation;
+
+window.addEventListener("hashchange", route);
+route();
+
+// ---------- Flows ----------
+
+async function flowsPage(params, mine) {
+  const trigger = params.get("trigger") || "";
+  const q = new URLSearchParams({ stats: "1" });
+  if (trigger) q.set("trigger", trigger);
+  const { flows } = await api(`/api/flows?${q}`);
+  if (!current(mine)) return;
+  const select = h(
+    "select",
+    { id: "trigger-filter", onchange: (e) => (location.hash = e.target.value ? `#/flows?trigger=${e.target.value}` : "#/flows") },
+    h("option", { value: "" }, "all triggers"),
+    TRIGGERS.map((t) => h("option", { value: t, selected: t === trigger }, t)),
+  );
+  show(
+    h("div", { class: "page-head" }, h("h1", {}, "Flows"), h("label", { class: "filter" }, "Trigger ", select)),
+    h(
+      "table",
+      { class: "list", id: "flows" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Flow"), h("th", {}, "Trigger"), h("th", {}, "Last run"), h("th", { class: "num" }, "Runs (24 h)"))),
+      h(
+        "tbody",
+        {},
+        flows.length === 0 ? h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No flows.")) : null,
+        flows.map((f) =>
+          h(
+            "tr",
+            { "data-flow": f.name },
+            h("td", {}, flowLink(f.name), f.description ? h("div", { class: "muted small" }, f.description) : null),
+            h("td", {}, h("span", { class: "kind" }, f.trigger)),
+            h("td", {}, f.lastRun ? [badge(f.lastRun.status), " ", h("a", { href: `#/runs/${f.lastRun.id}`, class: "small" }, when(f.lastRun.createdAt))] : h("span", { class: "muted" }, "never")),
+            h("td", { class: "num" }, f.runs24h ?? "—"),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+// ---------- Flow ----------
+
+function chartSteps(steps) {
+  return h(
+    "ol",
+    { class: "chart-steps" },
+    steps.map((s) =>
+      h(
+        "li",
+        { class: `node ${s.kind}`, "data-step": s.key },
+        h(
+          "div",
+          { class: "box" },
+          h("span", { class: "node-kind" }, s.kind === "card" ? s.label : s.kind),
+          s.named ? h("span", { class: "node-key" }, s.key) : null,
+          s.kind !== "card" && s.label ? h("code", { class: "node-label" }, s.label) : null,
+          s.guard ? h("code", { class: "node-guard" }, `if ${s.guard}`) : null,
+          s.helper ? h("a", { class: "helper", href: `#/flows/${encodeURIComponent(s.helper)}` }, `→ ${s.helper}`) : null,
+          s.onError ? h("span", { class: "muted small" }, `on error: ${s.onError}`) : null,
+        ),
+        s.children.length
+          ? h("div", { class: "branches" }, s.children.map((c) => h("div", { class: "branch" }, h("div", { class: "branch-label" }, c.label), c.steps.length ? chartSteps(c.steps) : h("div", { class: "muted small" }, "(nothing)"))))
+          : null,
+      ),
+    ),
+  );
+}
+
+async function flowPage(name, mine) {
+  const [flow, runs] = await Promise.all([
+    api(`/api/flows/${encodeURIComponent(name)}`),
+    api(`/api/runs?${new URLSearchParams({ flow: name, limit: "20" })}`),
+  ]);
+  if (!current(mine)) return;
+  const start = h(
+    "button",
+    {
+      class: "primary",
+      id: "start-run",
+      onclick: async () => {
+        const { runId } = await api(`/api/flows/${encodeURIComponent(name)}/runs`, { method: "POST", body: {} });
+        location.hash = `#/runs/${runId}`;
+      },
+    },
+    "Run now",
+  );
+  show(
+    h("div", { class: "page-head" }, h("h1", {}, flow.name), start),
+    flow.description ? h("p", { class: "muted" }, flow.description) : null,
+    h("section", {}, h("h2", {}, "Flow chart"), h("div", { class: "chart", id: "chart" }, h("div", { class: "node trigger" }, h("div", { class: "box" }, h("span", { class: "node-kind" }, `trigger: ${flow.trigger.kind}`), flow.trigger.summary ? h("code", { class: "node-label" }, flow.trigger.summary) : null)), chartSteps(flow.steps))),
+    h("section", {}, h("h2", {}, "Recent runs"), runsTable(runs.runs), h("a", { href: `#/runs?flow=${encodeURIComponent(name)}` }, "All runs of this flow")),
+    h("section", {}, h("h2", {}, "Source ", h("span", { class: "muted small mono" }, `${flow.path} · ${flow.version}`)), h("pre", { class: "source", id: "source" }, flow.source)),
+  );
+}
+
+// ---------- Runs ----------
+
+function runsTable(runs, id) {
+  return h(
+    "table",
+    { class: "list", id },
+    h("thead", {}, h("tr", {}, h("th", {}, "Run"), h("th", {}, "Flow"), h("th", {}, "Status"), h("th", {}, "Trigger"), h("th", {}, "Created"), h("th", { class: "num" }, "Duration"))),
+    h("tbody", {}, runs.length === 0 ? h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No runs.")) : null, runs.map(runRow)),
+  );
+}
+
+function runRow(r) {
+  return h(
+    "tr",
+    { "data-run": r.id, "data-status": r.status },
+    h("td", {}, runLink(r.id)),
+    h("td", {}, flowLink(r.flow)),
+    h("td", {}, badge(r.status), r.error ? h("div", { class: "small err-text" }, r.error.message) : null),
+    h("td", {}, r.trigger.kind),
+    h("td", {}, when(r.createdAt)),
+    h("td", { class: "num" }, ms(r.durationMs)),
+  );
+}
+
+function toIso(local) {
+  return local ? new Date(local).toISOString() : "";
+}
+
+async function runsPage(params, mine) {
+  const { flows } = await api("/api/flows");
+  if (!current(mine)) return;
+  const field = (name) => params.get(name) || "";
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      id: "run-filters",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const data = new FormData(e.target);
+        const q = new URLSearchParams();
+        for (const [k, v] of data) if (v) q.set(k, v);
+        location.hash = `#/runs?${q}`;
+      },
+    },
+    h("label", {}, "Flow ", h("select", { name: "flow" }, h("option", { value: "" }, "any"), flows.map((f) => h("option", { value: f.name, selected: f.name === field("flow") }, f.name)))),
+    h("label", {}, "Status ", h("select", { name: "status" }, h("option", { value: "" }, "any"), STATUSES.map((s) => h("option", { value: s, selected: s === field("status") }, s)))),
+    h("label", {}, "From ", h("input", { type: "datetime-local", name: "since", value: field("since") })),
+    h("label", {}, "To ", h("input", { type: "datetime-local", name: "until", value: field("until") })),
+    h("label", {}, "Search ", h("input", { type: "search", name: "q", value: field("q"), placeholder: "text in step data" })),
+    h("button", { class: "primary" }, "Apply"),
+  );
+  const query = new URLSearchParams({ limit: "25" });
+  for (const k of ["flow", "status", "q"]) if (field(k)) query.set(k, field(k));
+  if (field("since")) query.set("since", toIso(field("since")));
+  if (field("until")) query.set("until", toIso(field("until")));
+  const table = runsTable([], "runs");
+  const tbody = table.querySelector("tbody");
+  const more = h("button", { id: "more", hidden: true }, "Older runs");
+  let cursor = null;
+  async function load() {
+    if (cursor) query.set("cursor", cursor);
+    const page = await api(`/api/runs?${query}`);
+    if (!current(mine)) return;
+    if (!cursor) tbody.replaceChildren();
+    tbody.append(...page.runs.map(runRow));
+    if (!tbody.children.length) tbody.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No runs match.")));
+    cursor = page.nextCursor;
+    more.hidden = !cursor;
+  }
+  more.addEventListener("click", load);
+  show(h("div", { class: "page-head" }, h("h1", {}, "Runs")), form, table, more);
+  await load();
+}
+
+// ---------- Run ----------
+
+function oktaError(error) {
+  const d = error.detail;
+  const src = d && (d.errorCode || d.errorSummary) ? d : d && d.body && (d.body.errorCode || d.body.errorSummary) ? d.body : null;
+  if (!src) return null;
+  const causes = (src.errorCauses || []).map((c) => c.errorSummary).filter(Boolean);
+  return h(
+    "div",
+    { class: "okta-error" },
+    src.errorCode ? h("code", { class: "error-code" }, src.errorCode) : null,
+    " ",
+    h("span", { class: "error-summary" }, src.errorSummary || ""),
+    causes.length ? h("ul", {}, causes.map((c) => h("li", {}, c))) : null,
+    src.requestId ? h("div", { class: "muted small" }, `request id ${src.requestId}`) : null,
+  );
+}
+
+function stepItem(s) {
+  return h(
+    "li",
+    { class: `step ${s.status}`, "data-step": s.step, "data-status": s.status },
+    h(
+      "div",
+      { class: "step-head" },
+      h("span", { class: "seq" }, s.seq),
+      h("strong", { class: "step-name" }, s.step),
+      h("span", { class: "muted mono" }, s.card),
+      badge(s.status),
+      h("span", { class: "muted small" }, ms(s.durationMs)),
+      s.attempts > 1 ? h("span", { class: "attempts" }, `${s.attempts} attempts`) : h("span", { class: "muted small" }, "1 attempt"),
+    ),
+    s.error
+      ? h(
+          "div",
+          { class: "error-box step-error" },
+          h("div", {}, h("strong", {}, s.error.code), s.error.status ? ` (HTTP ${s.error.status})` : "", " ", s.error.message),
+          oktaError(s.error),
+          s.error.detail ? json(s.error.detail, "error detail") : null,
+        )
+      : null,
+    s.input !== null && s.input !== undefined ? json(s.input, "input") : null,
+    s.output !== null && s.output !== undefined ? json(s.output, "output") : null,
+  );
+}
+
+function stepsList(steps) {
+  if (!steps.length) return h("p", { class: "muted" }, "No step records (the flow's history setting may keep only errors, or none).");
+  return h("ol", { class: "steps" }, steps.map(stepItem));
+}
+
+async function childRuns(id) {
+  const { runs } = await api(`/api/runs?${new URLSearchParams({ parent: id, limit: "100" })}`);
+  if (!runs.length) return null;
+  return h(
+    "section",
+    { id: "children" },
+    h("h2", {}, `Helper runs (${runs.length})`),
+    h(
+      "ul",
+      { class: "children" },
+      runs.map((r) => {
+        const body = h("div", { class: "child-body" }, h("p", { class: "muted" }, "Loading…"));
+        let loaded = false;
+        return h(
+          "li",
+          { "data-run": r.id },
+          h(
+            "details",
+            {
+              ontoggle: async (e) => {
+                if (!e.target.open || loaded) return;
+                loaded = true;
+                const detail = await api(`/api/runs/${r.id}`);
+                body.replaceChildren(stepsList(detail.steps), (await childRuns(r.id)) || "");
+              },
+            },
+            h("summary", {}, flowLink(r.flow), " ", badge(r.status), " ", runLink(r.id), " ", h("span", { class: "muted small" }, ms(r.durationMs)), r.error ? h("span", { class: "small err-text" }, ` ${r.error.message}`) : null),
+            body,
+          ),
+        );
+      }),
+    ),
+  );
+}
+
+async function runPage(id, mine) {
+  let run = await api(`/api/runs/${id}`);
+  if (!current(mine)) return;
+  const rerun = h(
+    "button",
+    {
+      id: "rerun",
+      class: "primary",
+      onclick: async () => {
+        const { runId } = await api(`/api/runs/${id}/rerun`, { method: "POST" });
+        location.hash = `#/runs/${runId}`;
+      },
+    },
+    "Re-run",
+  );
+  const cancel = h(
+    "button",
+    {
+      id: "cancel",
+      disabled: TERMINAL.has(run.status),
+      onclick: async () => {
+        try {
+          await api(`/api/runs/${id}/cancel`, { method: "POST" });
+        } catch (error) {
+          alert(error.message);
+        }
+        route();
+      },
+    },
+    "Cancel",
+  );
+  const trig = run.trigger;
+  const trigText = Object.entries(trig)
+    .filter(([k]) => k !== "kind")
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(", ");
+  show(
+    h("div", { class: "page-head" }, h("h1", {}, flowLink(run.flow), " ", h("span", { class: "muted mono small" }, run.id)), h("span", { id: "run-status" }, badge(run.status)), h("span", { class: "spacer" }), rerun, cancel),
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "Trigger"),
+      h("dd", {}, trig.kind, trigText ? h("span", { class: "muted" }, ` (${trigText})`) : null, trig.of ? [" of ", runLink(trig.of)] : null),
+      run.parent ? [h("dt", {}, "Parent run"), h("dd", {}, runLink(run.parent))] : null,
+      h("dt", {}, "Created"),
+      h("dd", {}, when(run.createdAt)),
+      h("dt", {}, "Started"),
+      h("dd", {}, when(run.startedAt)),
+      h("dt", {}, "Finished"),
+      h("dd", {}, when(run.finishedAt)),
+      h("dt", {}, "Duration"),
+      h("dd", {}, ms(run.durationMs)),
+      run.wakeAt ? [h("dt", {}, "Wakes at"), h("dd", {}, when(run.wakeAt))] : null,
+      h("dt", {}, "Version"),
+      h("dd", { class: "mono small" }, run.flowVersion),
+    ),
+    run.error ? h("div", { class: "error-box", id: "run-error" }, h("strong", {}, run.error.code), run.error.step ? ` at step ${run.error.step}` : "", ": ", run.error.message) : null,
+    h("div", { class: "io" }, json(run.input, "Run input"), json(run.output, "Run output")),
+    h("section", {}, h("h2", {}, `Steps (${run.steps.length})`), stepsList(run.steps)),
+    (await childRuns(id)) || "",
+  );
+  // A run still going: long-poll until it ends, then redraw (unless the user navigated away).
+  if (!TERMINAL.has(run.status) && current(mine)) {
+    run = await api(`/api/runs/${id}?wait=20`);
+    if (current(mine)) route();
+  }
+}

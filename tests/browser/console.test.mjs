@@ -1,0 +1,222 @@
+// End-to-end tests of the idflow console: a real `idflow serve` (the built binary) with the example
+// flows plus a failing flow, driven in Debian's headless Chromium through playwright-core.
+//
+//   IDFLOW_BIN=path/to/idflow  (default: $CARGO_TARGET_DIR or ../../target, then debug/idflow)
+//   CHROMIUM=/usr/bin/chromium (default)
+// Without Chromium the tests are skipped, except under CI=true where that is a failure.
+// Screenshots of every page go to artifacts/.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const artifacts = path.join(here, "artifacts");
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, "target");
+const bin = process.env.IDFLOW_BIN || path.join(targetDir, "debug", "idflow");
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const TOKEN = "console-test-admin-token";
+
+const haveChromium = fs.existsSync(chromiumPath);
+if (!haveChromium && process.env.CI === "true") {
+  throw new Error(`${chromiumPath} is missing: CI must install Debian's chromium package`);
+}
+const skip = haveChromium ? false : `no Chromium at ${chromiumPath}`;
+
+let server, base, browser, page, dir;
+const runs = {};
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function api(method, url, body) {
+  const response = await fetch(base + url, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json();
+  assert.ok(response.ok, `${method} ${url}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Starts a run and long-polls it until it ends. */
+async function runToEnd(flow, input) {
+  const { runId } = await api("POST", `/api/flows/${flow}/runs`, input);
+  for (let i = 0; i < 5; i++) {
+    const run = await api("GET", `/api/runs/${runId}?wait=30`);
+    if (["succeeded", "failed", "cancelled"].includes(run.status)) return run;
+  }
+  throw new Error(`run ${runId} of ${flow} did not end`);
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+before(async () => {
+  if (skip) return;
+  assert.ok(fs.existsSync(bin), `build the binary first: ${bin} is missing (cargo build -p idflow)`);
+  fs.mkdirSync(artifacts, { recursive: true });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "idflow-console-"));
+  const flows = path.join(dir, "flows");
+  fs.mkdirSync(flows);
+  const examples = path.join(root, "examples", "flows");
+  for (const f of fs.readdirSync(examples)) fs.copyFileSync(path.join(examples, f), path.join(flows, f));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  fs.copyFileSync(path.join(here, "fixtures", "okta-stub.yaml"), path.join(flows, "okta-stub.yaml"));
+  const lookup = fs.readFileSync(path.join(here, "fixtures", "lookup-user.yaml"), "utf8");
+  fs.writeFileSync(path.join(flows, "lookup-user.yaml"), lookup.replaceAll("__PORT__", String(port)));
+  // An admin token, so the console's token prompt is exercised too.
+  fs.appendFileSync(path.join(flows, "idflow.yaml"), '\nadmin: { token: "env:IDFLOW_ADMIN_TOKEN" }\n');
+
+  server = spawn(bin, ["serve", "--flows", flows, "--data", path.join(dir, "data"), "--addr", `127.0.0.1:${port}`, "--no-reload"], {
+    env: { ...process.env, IDFLOW_ADMIN_TOKEN: TOKEN, GREET_TOKEN: "greet-token", IDFLOW_LOG: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    assert.ok(i < 300 && server.exitCode === null, "idflow serve did not start");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  runs.failed = await runToEnd("lookup-user", { login: "ada@example.com" });
+  runs.ok = await runToEnd("hello", { name: "Ada" });
+  runs.digest = await runToEnd("daily-digest", {});
+  assert.equal(runs.failed.status, "failed");
+  assert.equal(runs.ok.status, "succeeded");
+  assert.equal(runs.digest.status, "succeeded");
+
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  page.on("pageerror", (e) => console.error("page error:", e));
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    await new Promise((r) => server.once("exit", r));
+  }
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("flows page asks for the admin token once and lists flows with trigger, last run and 24 h count", { skip }, async () => {
+  await page.goto(`${base}/`);
+  const dialog = page.locator("#token-dialog");
+  await dialog.waitFor({ state: "visible" });
+  await page.fill("#token-input", TOKEN);
+  await page.click("#token-form button");
+  const hello = page.locator('#flows tr[data-flow="hello"]');
+  await hello.waitFor();
+  assert.match(await hello.innerText(), /manual/);
+  assert.equal(await hello.locator(".badge").innerText(), "succeeded");
+  assert.equal((await hello.locator("td.num").innerText()).trim(), "1");
+  assert.equal(await page.locator('#flows tr[data-flow="lookup-user"] .badge').innerText(), "failed");
+  await shot("flows");
+
+  await page.selectOption("#trigger-filter", "helper");
+  await page.waitForFunction(() => location.hash === "#/flows?trigger=helper");
+  await page.locator('#flows tr[data-flow="team-digest"]').waitFor();
+  assert.equal(await page.locator("#flows tbody tr").count(), 1);
+});
+
+test("flow page draws the chart with a link to the helper flow, the source and recent runs", { skip }, async () => {
+  await page.goto(`${base}/#/flows/daily-digest`);
+  const digests = page.locator('#chart [data-step="digests"]');
+  await digests.waitFor();
+  assert.match(await page.locator("#chart .node.trigger").innerText(), /schedule/);
+  assert.match(await digests.innerText(), /map/);
+  assert.match(await page.locator("#source").innerText(), /name: daily-digest/);
+  assert.equal(await page.locator(`tr[data-run="${runs.digest.id}"]`).count(), 1);
+  await shot("flow");
+  await digests.locator("a.helper").click();
+  await page.waitForFunction(() => location.hash === "#/flows/team-digest");
+  await page.locator('#chart [data-step="line"]').waitFor();
+});
+
+test("runs page lists runs newest first and finds the failed run by text in its step data", { skip }, async () => {
+  await page.goto(`${base}/#/runs`);
+  await page.locator(`#runs tr[data-run="${runs.failed.id}"]`).waitFor();
+  const ids = await page.locator("#runs tbody tr[data-run]").evaluateAll((rows) => rows.map((r) => r.dataset.run));
+  assert.ok(ids.indexOf(runs.digest.id) < ids.indexOf(runs.failed.id), "newest first");
+  await shot("runs");
+
+  await page.fill('#run-filters input[name="q"]', "e0000007");
+  await page.click("#run-filters button");
+  await page.waitForFunction(() => location.hash.includes("q=e0000007"));
+  await page.waitForFunction((id) => {
+    const rows = [...document.querySelectorAll("#runs tbody tr[data-run]")];
+    return rows.length > 0 && rows.every((r) => r.dataset.run !== id);
+  }, runs.ok.id);
+  const found = await page.locator("#runs tbody tr[data-run]").evaluateAll((rows) => rows.map((r) => r.dataset.run));
+  assert.ok(found.includes(runs.failed.id), `search found ${found}`);
+  assert.ok(found.every((id) => id !== runs.digest.id));
+
+  await page.goto(`${base}/#/runs?status=succeeded&flow=hello`);
+  await page.locator(`#runs tr[data-run="${runs.ok.id}"]`).waitFor();
+  assert.equal(await page.locator("#runs tbody tr[data-run]").count(), 1);
+});
+
+test("run page shows each step and highlights Okta's errorCode and errorSummary; re-run starts a new run", { skip }, async () => {
+  await page.goto(`${base}/#/runs/${runs.failed.id}`);
+  const find = page.locator('li.step[data-step="find"]');
+  await find.waitFor();
+  assert.equal(await find.getAttribute("data-status"), "failed");
+  assert.match(await find.locator(".attempts").innerText(), /2 attempts/);
+  assert.equal(await find.locator(".error-code").innerText(), "E0000007");
+  assert.match(await find.locator(".error-summary").innerText(), /Resource not found: ada@example\.com \(User\)/);
+  assert.match(await page.locator("#run-error").innerText(), /find/);
+  assert.ok(await page.locator("#cancel").isDisabled(), "cancel is off for an ended run");
+  await shot("run-failed");
+
+  await page.click("#rerun");
+  await page.waitForFunction((old) => /^#\/runs\/[0-9A-Z]{26}$/.test(location.hash) && !location.hash.endsWith(old), runs.failed.id);
+  const newId = (await page.evaluate(() => location.hash)).split("/").pop();
+  await page.locator("#run-status .badge").waitFor();
+  assert.match(await page.locator("dl.facts").innerText(), new RegExp(`rerun[\\s\\S]*${runs.failed.id}`));
+  // The page long-polls a running run and redraws when it ends.
+  await page.waitForFunction(() => document.querySelector("#run-status .badge")?.dataset.status === "failed", null, { timeout: 30000 });
+  const listed = await api("GET", `/api/runs?flow=lookup-user`);
+  assert.ok(listed.runs.some((r) => r.id === newId && r.trigger.kind === "rerun"));
+});
+
+test("run page of a succeeded run shows its steps and nests its helper runs", { skip }, async () => {
+  await page.goto(`${base}/#/runs/${runs.ok.id}`);
+  await page.locator('li.step[data-step="greeting"]').waitFor();
+  assert.equal(await page.locator("li.step").count(), 3);
+  await page.locator('li.step[data-step="greeting"] details summary', { hasText: "output" }).click();
+  assert.match(await page.locator('li.step[data-step="greeting"]').innerText(), /Hello Ada/);
+  await shot("run-succeeded");
+
+  await page.goto(`${base}/#/runs/${runs.digest.id}`);
+  const children = page.locator("#children ul.children > li");
+  await children.first().waitFor();
+  assert.equal(await children.count(), 3);
+  await children.first().locator("summary").first().click();
+  await children.first().locator('li.step[data-step="line"]').waitFor();
+  await shot("run-helpers");
+});
