@@ -1,5 +1,6 @@
 //! idflow integration tests: one binary made of modules, each a user-visible behaviour end to end.
 
 mod api;
+mod aws;
 mod helpers;
 mod schedule;

@@ -7,7 +7,11 @@
 //! - [`sqlite`]: one SQLite file holding flows, runs, step records, the run queue and schedules, written
 //!   by a single group-committing writer thread.
 //! - [`schedules`]: [`schedules::LocalSchedules`], an in-memory schedule table.
+//! - `aws` (feature `aws`): DynamoDB, SQS, EventBridge Scheduler and Secrets Manager adapters for the
+//!   Lambda functions.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod schedules;
 pub mod secrets;
