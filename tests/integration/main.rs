@@ -1,6 +1,7 @@
 //! idflow integration tests: one binary made of modules, each a user-visible behaviour end to end.
 
 mod api;
+mod aws;
 mod console;
 mod delegated;
 mod helpers;

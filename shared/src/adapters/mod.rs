@@ -8,7 +8,11 @@
 //!   by a single group-committing writer thread.
 //! - [`smtp`]: [`smtp::SmtpSender`] sends email over SMTP (`lettre`, STARTTLS or TLS with rustls).
 //! - [`schedules`]: [`schedules::LocalSchedules`], an in-memory schedule table.
+//! - `aws` (feature `aws`): DynamoDB, SQS, EventBridge Scheduler and Secrets Manager adapters for the
+//!   Lambda functions.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod schedules;
 pub mod secrets;

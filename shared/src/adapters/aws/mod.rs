@@ -1,0 +1,104 @@
+//! AWS adapters: what the Lambda functions run on. Only the modules here name AWS SDK types; every
+//! SDK error becomes a port error that keeps it as its `#[source]`.
+//!
+//! Built only with the `aws` feature of `shared`, so `idflow serve` does not compile the SDK.
+//!
+//! # Layout
+//! - [`dynamo_runs`]: [`DynamoRunStore`], runs, step records and dedupe keys in one DynamoDB table,
+//!   with GSIs to list runs by flow and by status newest first and a TTL attribute for retention.
+//! - [`dynamo_flows`]: [`DynamoFlowStore`], deployed flows and every version they had.
+//! - [`sqs`]: [`SqsRunQueue`], the run queue on a standard SQS queue with a dead-letter queue.
+//! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
+//!   schedule flow in the `idflow` group.
+//! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
+//! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
+//!
+//! # Configuration
+//! [`sdk_config`] loads region and credentials the standard way (environment, profile, the Lambda
+//! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests.
+
+pub mod dynamo_flows;
+pub mod dynamo_runs;
+pub mod lambda;
+pub mod scheduler;
+pub mod secrets;
+pub mod sqs;
+
+pub use dynamo_flows::DynamoFlowStore;
+pub use dynamo_runs::DynamoRunStore;
+pub use scheduler::SchedulerSchedules;
+pub use secrets::SecretsManagerSecrets;
+pub use sqs::SqsRunQueue;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::ports::{QueueError, StoreError};
+
+/// The shared SDK configuration: loaded once per cold start and used to build every client.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// Error codes after which the same call may succeed: throttling and server-side trouble.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestThrottled",
+    "AWS.SimpleQueueService.RequestThrottled",
+];
+
+/// Whether an SDK error is worth retrying: the request never got an answer, or the service said so.
+fn is_retryable<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        other => other
+            .code()
+            .is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+    }
+}
+
+/// Converts an SDK error into a storage error, keeping it as the source.
+pub(crate) fn store_error<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if is_retryable(&error) {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Backend(Box::new(error))
+    }
+}
+
+/// Converts an SDK error into a queue error, keeping it as the source.
+pub(crate) fn queue_error<E, R>(error: SdkError<E, R>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if is_retryable(&error) {
+        QueueError::Unavailable(Box::new(error))
+    } else {
+        QueueError::Backend(Box::new(error))
+    }
+}
+
+/// A request the SDK refused to build (a required field missing): a bug here, never retryable.
+pub(crate) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}

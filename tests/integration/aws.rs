@@ -1,0 +1,224 @@
+//! The AWS adapters against moto's server (real AWS APIs, no Docker): the same conformance suites
+//! as the SQLite adapters, plus what only AWS shows (item size limits, Secrets Manager caching).
+//!
+//! `.ci/run` starts the emulator on `AWS_ENDPOINT_URL` (default `http://127.0.0.1:5005`). Without it
+//! the tests print SKIPPED and pass, except under `CI=true`, where a missing emulator is a failure.
+//! Every test creates its own uniquely named tables, queues and schedule groups.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use shared::adapters::aws::{
+    DynamoFlowStore, DynamoRunStore, SchedulerSchedules, SecretsManagerSecrets, SqsRunQueue,
+};
+use shared::adapters::clock::ManualClock;
+use shared::conformance::{LEASE, queued_run, step_record, t0};
+use shared::model::SecretRef;
+use shared::ports::{Checkpoint, RunStore, SecretError, Secrets};
+use shared::run::RunStatus;
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5005";
+
+/// The emulator's SDK configuration, or `None` (after a loud SKIPPED) when it is not running.
+/// Under `CI=true` a missing emulator fails the test instead.
+pub async fn emulator() -> Option<SdkConfig> {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+    let address = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    if tokio::net::TcpStream::connect(&address).await.is_err() {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("the AWS emulator is not reachable at {endpoint}, and CI=true requires it");
+        }
+        eprintln!("SKIPPED: no AWS emulator at {endpoint} (start one with `moto_server -p 5005`)");
+        return None;
+    }
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))
+        .load()
+        .await;
+    Some(config)
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+pub async fn run_store() -> Option<DynamoRunStore> {
+    let config = emulator().await?;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("runs");
+    DynamoRunStore::create_table(&client, &table)
+        .await
+        .expect("create runs table");
+    Some(DynamoRunStore::new(
+        client,
+        table,
+        Some(Duration::from_secs(86_400)),
+    ))
+}
+
+pub async fn flow_store() -> Option<DynamoFlowStore> {
+    let config = emulator().await?;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("flows");
+    DynamoFlowStore::create_table(&client, &table)
+        .await
+        .expect("create flows table");
+    Some(DynamoFlowStore::new(client, table))
+}
+
+pub async fn run_queue() -> Option<SqsRunQueue> {
+    let config = emulator().await?;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let (queue, dlq) = SqsRunQueue::create_queues(&client, &unique("runs"), 3)
+        .await
+        .expect("create queues");
+    Some(SqsRunQueue::new(client, queue, dlq))
+}
+
+pub async fn schedules() -> Option<SchedulerSchedules> {
+    let config = emulator().await?;
+    let client = aws_sdk_scheduler::Client::new(&config);
+    let group = unique("idflow");
+    SchedulerSchedules::create_group(&client, &group)
+        .await
+        .expect("create schedule group");
+    Some(SchedulerSchedules::new(
+        client,
+        group,
+        "arn:aws:lambda:us-east-1:123456789012:function:schedule",
+        "arn:aws:iam::123456789012:role/idflow-scheduler",
+    ))
+}
+
+mod dynamo_run_store {
+    shared::run_store_conformance!(match super::run_store().await {
+        Some(store) => store,
+        None => return,
+    });
+}
+
+mod dynamo_flow_store {
+    shared::flow_store_conformance!(match super::flow_store().await {
+        Some(store) => store,
+        None => return,
+    });
+}
+
+mod sqs_run_queue {
+    shared::run_queue_conformance!(match super::run_queue().await {
+        Some(queue) => queue,
+        None => return,
+    });
+}
+
+mod scheduler_schedules {
+    shared::schedules_conformance!(match super::schedules().await {
+        Some(schedules) => schedules,
+        None => return,
+    });
+}
+
+#[tokio::test]
+async fn dynamo_truncates_step_data_over_the_item_limit() {
+    let Some(store) = run_store().await else {
+        return;
+    };
+    let run = queued_run("big", t0());
+    store.create(&run, None).await.expect("create");
+    store
+        .claim(run.id, "w", t0(), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let mut record = step_record(0);
+    record.output = Some(serde_json::json!({ "body": "x".repeat(500 * 1024) }));
+    store
+        .checkpoint(&Checkpoint {
+            run_id: run.id,
+            owner: "w".to_owned(),
+            status: RunStatus::Running,
+            state: None,
+            steps: vec![record],
+            wake_at: None,
+            output: None,
+            error: None,
+            finished_at: None,
+            drop_input: false,
+            release: false,
+        })
+        .await
+        .expect("a 500 KB step record is stored, truncated");
+    let steps = store.steps(run.id).await.expect("steps");
+    assert_eq!(steps.len(), 1);
+    let output = steps[0].output.clone().unwrap_or_default();
+    assert_eq!(output["idflow_truncated"], serde_json::json!(true));
+    assert!(
+        output["bytes"].as_u64().unwrap_or(0) > 500 * 1024,
+        "the marker says how big it was"
+    );
+}
+
+#[tokio::test]
+async fn secrets_manager_secrets_are_cached_until_the_ttl_passes() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let name = unique("okta-token");
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string("first")
+        .send()
+        .await
+        .expect("create secret");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let secrets =
+        SecretsManagerSecrets::new(client.clone(), clock.clone(), Duration::from_secs(300));
+    let reference = SecretRef::AwsSecretsManager(name.clone());
+    let read = || async {
+        secrets
+            .resolve(&reference)
+            .await
+            .expect("resolve")
+            .expose()
+            .to_owned()
+    };
+    assert_eq!(read().await, "first");
+    client
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string("rotated")
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(
+        read().await,
+        "first",
+        "served from the cache within the TTL"
+    );
+    clock.advance(Duration::from_secs(301));
+    assert_eq!(read().await, "rotated", "read again after the TTL");
+    let missing = secrets
+        .resolve(&SecretRef::AwsSecretsManager(unique("nope")))
+        .await;
+    assert!(
+        matches!(missing, Err(SecretError::Missing { .. })),
+        "got {missing:?}"
+    );
+    let env = secrets.resolve(&SecretRef::Env("HOME".to_owned())).await;
+    assert!(
+        matches!(env, Err(SecretError::Unsupported { .. })),
+        "got {env:?}"
+    );
+}
