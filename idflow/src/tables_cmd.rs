@@ -112,11 +112,18 @@ fn schema(location: &Location, name: &str) -> Result<TableSchema> {
             let names: Vec<&String> = tables.keys().collect();
             bail!(
                 "table `{name}` is not declared in {} (declared: {})",
-                location.flows.join(shared::flowfile::PROJECT_FILE).display(),
+                location
+                    .flows
+                    .join(shared::flowfile::PROJECT_FILE)
+                    .display(),
                 if names.is_empty() {
                     "none".to_owned()
                 } else {
-                    names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                    names
+                        .iter()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             )
         }
@@ -145,7 +152,12 @@ async fn list(location: &Location) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let store = open_existing(&location.data)?;
-    let mut lines = vec![["TABLE".to_owned(), "ROWS".to_owned(), "KEY".to_owned(), "COLUMNS".to_owned()]];
+    let mut lines = vec![[
+        "TABLE".to_owned(),
+        "ROWS".to_owned(),
+        "KEY".to_owned(),
+        "COLUMNS".to_owned(),
+    ]];
     for schema in tables.values() {
         let rows = match &store {
             Some(store) => store.count(schema).await?,
@@ -205,7 +217,8 @@ async fn show(
         let mut out = std::io::BufWriter::new(std::io::stdout());
         match export(&store, &schema, &query, &ExportOptions::default(), &mut out).await {
             Ok(_) => {}
-            Err(TableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(TableError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(error) => return Err(error.into()),
         }
         return Ok(ExitCode::SUCCESS);
@@ -220,7 +233,10 @@ async fn show(
     for row in &page.rows {
         let mut line = vec![row.version.to_string()];
         for column in &schema.columns {
-            let value = row.values.get(&column.name).unwrap_or(&serde_json::Value::Null);
+            let value = row
+                .values
+                .get(&column.name)
+                .unwrap_or(&serde_json::Value::Null);
             line.push(short(&cell(column.kind, value, false)));
         }
         lines.push(line);
@@ -237,9 +253,15 @@ async fn show(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn import_file(location: &Location, table: &str, file: &Path, replace: bool) -> Result<ExitCode> {
+async fn import_file(
+    location: &Location,
+    table: &str,
+    file: &Path,
+    replace: bool,
+) -> Result<ExitCode> {
     let schema = schema(location, table)?;
-    let handle = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let handle =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
     let read = Arc::new(AtomicU64::new(0));
     let input = BufReader::with_capacity(
@@ -315,7 +337,10 @@ impl Progress {
             return;
         }
         let now = Instant::now();
-        if self.drawn.is_some_and(|at| now - at < Duration::from_millis(100)) {
+        if self
+            .drawn
+            .is_some_and(|at| now - at < Duration::from_millis(100))
+        {
             return;
         }
         self.drawn = Some(now);
@@ -361,7 +386,11 @@ fn rate(rows: u64, elapsed: Duration) -> u64 {
 /// `importing logins [########------------]  40%  12,000 rows  8,000 rows/s`
 fn bar_line(table: &str, read: u64, size: u64, rows: u64, elapsed: Duration) -> String {
     const WIDTH: u64 = 24;
-    let fraction = if size == 0 { 1.0 } else { (read.min(size) as f64) / (size as f64) };
+    let fraction = if size == 0 {
+        1.0
+    } else {
+        (read.min(size) as f64) / (size as f64)
+    };
     let filled = ((fraction * WIDTH as f64).round() as u64).min(WIDTH);
     format!(
         "importing {table} [{}{}] {:>3}%  {} rows  {} rows/s",
@@ -377,7 +406,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -433,10 +462,34 @@ mod tests {
                 expected
             );
         };
-        check(0, 100, 0, 0, "importing logins [------------------------]   0%  0 rows  0 rows/s");
-        check(50, 100, 12_000, 1500, "importing logins [############------------]  50%  12,000 rows  8,000 rows/s");
-        check(100, 100, 1_234_567, 1000, "importing logins [########################] 100%  1,234,567 rows  1,234,567 rows/s");
-        check(5, 0, 1, 1000, "importing logins [########################] 100%  1 rows  1 rows/s");
+        check(
+            0,
+            100,
+            0,
+            0,
+            "importing logins [------------------------]   0%  0 rows  0 rows/s",
+        );
+        check(
+            50,
+            100,
+            12_000,
+            1500,
+            "importing logins [############------------]  50%  12,000 rows  8,000 rows/s",
+        );
+        check(
+            100,
+            100,
+            1_234_567,
+            1000,
+            "importing logins [########################] 100%  1,234,567 rows  1,234,567 rows/s",
+        );
+        check(
+            5,
+            0,
+            1,
+            1000,
+            "importing logins [########################] 100%  1 rows  1 rows/s",
+        );
     }
 
     #[test]

@@ -123,7 +123,9 @@ pub enum UserName {
 pub enum Transport {
     Smtp(SmtpSettings),
     /// Amazon SES v2 (the AWS deployment); `region` defaults to the function's.
-    Ses { region: Option<String> },
+    Ses {
+        region: Option<String>,
+    },
 }
 
 /// An `email` connection: the sender and how to deliver.
@@ -174,17 +176,19 @@ impl EmailConnection {
                             format!("connection `{name}`: `smtp.port` must be a port number")
                         })?,
                 };
-                let username = text(smtp.get("username"), "smtp.username")?.map(|user| {
-                    match SecretRef::parse(&user) {
-                        Ok(reference) if user.starts_with("env:")
-                            || user.starts_with("file:")
-                            || user.starts_with("aws-secretsmanager:") =>
-                        {
-                            UserName::Secret(reference)
-                        }
-                        _ => UserName::Literal(user),
-                    }
-                });
+                let username =
+                    text(smtp.get("username"), "smtp.username")?.map(
+                        |user| match SecretRef::parse(&user) {
+                            Ok(reference)
+                                if user.starts_with("env:")
+                                    || user.starts_with("file:")
+                                    || user.starts_with("aws-secretsmanager:") =>
+                            {
+                                UserName::Secret(reference)
+                            }
+                            _ => UserName::Literal(user),
+                        },
+                    );
                 let password = match text(smtp.get("password"), "smtp.password")? {
                     None => None,
                     Some(reference) => Some(SecretRef::parse(&reference).map_err(|_| {
@@ -280,7 +284,9 @@ mod tests {
         );
         check(
             json!({ "from": "a@example.com" }),
-            Err("connection `email` needs either `smtp: { host, port, tls, username, password }` or `ses: { region }`"),
+            Err(
+                "connection `email` needs either `smtp: { host, port, tls, username, password }` or `ses: { region }`",
+            ),
         );
         check(
             json!({ "from": "a@example.com", "smtp": { "host": "h", "tls": "ssl" } }),
@@ -288,7 +294,9 @@ mod tests {
         );
         check(
             json!({ "from": "a@example.com", "smtp": { "host": "h", "username": "u", "password": "hunter2" } }),
-            Err("connection `email`: `smtp.password` must be a secret reference such as `env:SMTP_PASSWORD`"),
+            Err(
+                "connection `email`: `smtp.password` must be a secret reference such as `env:SMTP_PASSWORD`",
+            ),
         );
         check(
             json!({ "from": "a@example.com", "smtp": { "host": "h", "username": "u" } }),

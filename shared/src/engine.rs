@@ -1109,7 +1109,10 @@ impl Advance<'_> {
                 {
                     // The same bound as `wait:`, which the validator checks; a time only known at
                     // run time is checked here.
-                    Some(t) if t.with_timezone(&Utc) > self.now + chrono::Duration::days(MAX_WAIT_DAYS) => {
+                    Some(t)
+                        if t.with_timezone(&Utc)
+                            > self.now + chrono::Duration::days(MAX_WAIT_DAYS) =>
+                    {
                         let error = StepError {
                             code: "invalid_input".into(),
                             message: format!(
@@ -2687,7 +2690,12 @@ steps:
         let flow = compile(
             "name: w\nsteps:\n  - { id: until, wait_until: \"{{ input.at }}\" }\n  - { id: after, card: text.compose, with: { text: done } }\n",
         );
-        let past = execute(&flow, json!({ "at": "2000-01-01T00:00:00Z" }), &[], &mut no_io);
+        let past = execute(
+            &flow,
+            json!({ "at": "2000-01-01T00:00:00Z" }),
+            &[],
+            &mut no_io,
+        );
         assert!(matches!(past.progress, Progress::Succeeded(_)));
         assert_eq!(past.now, t0(), "no time passed");
         let soon = (t0() + chrono::Duration::days(30)).to_rfc3339();
@@ -2699,7 +2707,11 @@ steps:
         let Progress::Failed(error) = too_far.progress else {
             panic!("a wait beyond 30 days must fail");
         };
-        assert!(error.message.contains("more than 30 days ahead"), "{}", error.message);
+        assert!(
+            error.message.contains("more than 30 days ahead"),
+            "{}",
+            error.message
+        );
         assert_eq!(error.step.as_deref(), Some("until"));
     }
 

@@ -25,7 +25,11 @@ fn start_time() -> DateTime<Utc> {
 async fn serve(dir: &Path, clock: &ManualClock) -> Server {
     let flows = dir.join("flows");
     std::fs::create_dir_all(&flows).expect("flows dir");
-    for (name, source) in [("pause.yaml", PAUSE), ("until.yaml", UNTIL), ("quick.yaml", QUICK)] {
+    for (name, source) in [
+        ("pause.yaml", PAUSE),
+        ("until.yaml", UNTIL),
+        ("quick.yaml", QUICK),
+    ] {
         std::fs::write(flows.join(name), source).expect("write flow");
     }
     let options = ServeOptions {
@@ -53,7 +57,13 @@ async fn start(server: &Server, flow: &str, input: serde_json::Value) -> RunId {
 async fn until_status(server: &Server, id: RunId, status: RunStatus) -> Run {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let run = server.runtime.runs.get(id).await.expect("get").expect("run");
+        let run = server
+            .runtime
+            .runs
+            .get(id)
+            .await
+            .expect("get")
+            .expect("run");
         if run.status == status {
             return run;
         }
@@ -92,7 +102,13 @@ async fn waiting_runs_hold_no_worker() {
     let quick = start(&server, "quick", json!({})).await;
     assert_eq!(ended(&server, quick).await.status, RunStatus::Succeeded);
     for id in &waiting {
-        let run = server.runtime.runs.get(*id).await.expect("get").expect("run");
+        let run = server
+            .runtime
+            .runs
+            .get(*id)
+            .await
+            .expect("get")
+            .expect("run");
         assert_eq!(run.status, RunStatus::Waiting, "still waiting, nothing due");
     }
     clock.advance(Duration::from_secs(2 * 3600));
@@ -100,7 +116,10 @@ async fn waiting_runs_hold_no_worker() {
         let run = ended(&server, id).await;
         assert_eq!(run.status, RunStatus::Succeeded);
         let steps = server.runtime.runs.steps(id).await.expect("steps");
-        let after = steps.iter().find(|s| s.step == "after").expect("after step");
+        let after = steps
+            .iter()
+            .find(|s| s.step == "after")
+            .expect("after step");
         assert_eq!(
             after.started_at,
             start_time() + chrono::Duration::hours(2),
@@ -121,7 +140,13 @@ async fn waits_survive_a_restart() {
 
     // A new process on the same data directory: the due time is in SQLite, not in memory.
     let second = serve(&dir.0, &clock).await;
-    let run = second.runtime.runs.get(id).await.expect("get").expect("run");
+    let run = second
+        .runtime
+        .runs
+        .get(id)
+        .await
+        .expect("get")
+        .expect("run");
     assert_eq!(run.status, RunStatus::Waiting);
     clock.advance(Duration::from_secs(2 * 3600));
     let run = ended(&second, id).await;
@@ -151,6 +176,10 @@ async fn wait_until_in_the_past_goes_on_at_once_and_too_far_fails() {
     let run = ended(&server, far).await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.expect("error");
-    assert!(error.message.contains("more than 30 days ahead"), "{}", error.message);
+    assert!(
+        error.message.contains("more than 30 days ahead"),
+        "{}",
+        error.message
+    );
     server.stop().await;
 }

@@ -34,11 +34,15 @@ impl SmtpSender {
         timeout: Duration,
     ) -> Result<SmtpSender, EmailError> {
         let builder = match settings.tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                .map_err(|e| unavailable(&e))?,
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+                    .map_err(|e| unavailable(&e))?
+            }
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
                 .map_err(|e| unavailable(&e))?,
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host),
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            }
         };
         let mut builder = builder.port(settings.port).timeout(Some(timeout));
         if let Some((user, password)) = credentials {
@@ -67,10 +71,13 @@ impl EmailSender for SmtpSender {
 }
 
 fn mailbox(field: &str, address: &str) -> Result<Mailbox, EmailError> {
-    address.trim().parse::<Mailbox>().map_err(|error| EmailError::Invalid {
-        field: field.to_owned(),
-        message: format!("`{address}` is not an email address ({error})"),
-    })
+    address
+        .trim()
+        .parse::<Mailbox>()
+        .map_err(|error| EmailError::Invalid {
+            field: field.to_owned(),
+            message: format!("`{address}` is not an email address ({error})"),
+        })
 }
 
 /// The MIME message of an [`Email`]: text and/or HTML (as alternatives), then attachments.
@@ -96,9 +103,10 @@ pub fn build_message(email: &Email) -> Result<Message, EmailError> {
         Multi(MultiPart),
     }
     let body = match (&email.text, &email.html) {
-        (Some(text), Some(html)) => {
-            Body::Multi(MultiPart::alternative_plain_html(text.clone(), html.clone()))
-        }
+        (Some(text), Some(html)) => Body::Multi(MultiPart::alternative_plain_html(
+            text.clone(),
+            html.clone(),
+        )),
         (Some(text), None) => Body::Single(SinglePart::plain(text.clone())),
         (None, Some(html)) => Body::Single(SinglePart::html(html.clone())),
         (None, None) => Body::Single(SinglePart::plain(String::new())),
@@ -114,12 +122,11 @@ pub fn build_message(email: &Email) -> Result<Message, EmailError> {
             Body::Multi(part) => MultiPart::mixed().multipart(part),
         };
         for (i, attachment) in email.attachments.iter().enumerate() {
-            let content_type = ContentType::parse(&attachment.content_type).map_err(|_| {
-                EmailError::Invalid {
+            let content_type =
+                ContentType::parse(&attachment.content_type).map_err(|_| EmailError::Invalid {
                     field: format!("attachments[{i}].content_type"),
                     message: format!("`{}` is not a MIME type", attachment.content_type),
-                }
-            })?;
+                })?;
             mixed = mixed.singlepart(
                 MimeAttachment::new(attachment.filename.clone())
                     .body(attachment.content.clone(), content_type),

@@ -157,8 +157,8 @@ impl EmailExecutor {
                     }
                     _ => None,
                 };
-                let sender = SmtpSender::new(settings, credentials, call.timeout)
-                    .map_err(card_error)?;
+                let sender =
+                    SmtpSender::new(settings, credentials, call.timeout).map_err(card_error)?;
                 sender.send(&email).await.map_err(card_error)?
             }
             Transport::Ses { .. } => {
@@ -227,7 +227,10 @@ fn message(input: &Map<String, Value>, connection: &EmailConnection) -> Result<E
     let text_body = body.or(plain);
     let html = text(input, "html")?;
     if text_body.is_none() && html.is_none() {
-        return Err(invalid("body", "expected `body` (plain text) and/or `html`"));
+        return Err(invalid(
+            "body",
+            "expected `body` (plain text) and/or `html`",
+        ));
     }
     let reply_to = text(input, "reply_to")?.or_else(|| connection.reply_to.clone());
     Ok(Email {
@@ -342,7 +345,10 @@ fn attachments(value: Option<&Value>) -> Result<Vec<Attachment>, CardError> {
         let content = match item.get("content") {
             Some(Value::String(text)) => text.clone().into_bytes(),
             None | Some(Value::Null) => {
-                return Err(invalid(&format!("{path}.content"), "expected the file's content (text)"));
+                return Err(invalid(
+                    &format!("{path}.content"),
+                    "expected the file's content (text)",
+                ));
             }
             Some(other) => other.to_string().into_bytes(),
         };
@@ -354,7 +360,10 @@ fn attachments(value: Option<&Value>) -> Result<Vec<Attachment>, CardError> {
         if total > MAX_ATTACHMENT_BYTES {
             return Err(invalid(
                 "attachments",
-                format!("attachments are larger than {} MiB in all", MAX_ATTACHMENT_BYTES >> 20),
+                format!(
+                    "attachments are larger than {} MiB in all",
+                    MAX_ATTACHMENT_BYTES >> 20
+                ),
             ));
         }
         out.push(Attachment {

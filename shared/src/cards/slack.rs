@@ -118,10 +118,9 @@ impl SlackExecutor {
         })?;
         match (connection.get("token"), connection.get("webhook")) {
             (Some(token), None) => {
-                let channel = message
-                    .channel
-                    .clone()
-                    .ok_or_else(|| invalid("channel", "a bot token posts to a channel: give `channel`"))?;
+                let channel = message.channel.clone().ok_or_else(|| {
+                    invalid("channel", "a bot token posts to a channel: give `channel`")
+                })?;
                 let token = self.secret(name, "token", token).await?;
                 let base = match connection.get("base_url") {
                     None | Some(Value::Null) => DEFAULT_BASE_URL,
@@ -133,8 +132,13 @@ impl SlackExecutor {
                         ));
                     }
                 };
-                self.web_api(&format!("{base}/chat.postMessage"), &token, &channel, &message)
-                    .await
+                self.web_api(
+                    &format!("{base}/chat.postMessage"),
+                    &token,
+                    &channel,
+                    &message,
+                )
+                .await
             }
             (None, Some(webhook)) => {
                 let url = self.secret(name, "webhook", webhook).await?;
@@ -149,7 +153,12 @@ impl SlackExecutor {
         }
     }
 
-    async fn secret(&self, connection: &str, key: &str, value: &Value) -> Result<String, CardError> {
+    async fn secret(
+        &self,
+        connection: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<String, CardError> {
         let reference = value
             .as_str()
             .and_then(|text| SecretRef::parse(text).ok())
@@ -188,8 +197,12 @@ impl SlackExecutor {
         if let Some(ts) = &message.thread_ts {
             body.insert("thread_ts".into(), json!(ts));
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| failed("invalid_connection", "the Slack token is not a valid header value"))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            failed(
+                "invalid_connection",
+                "the Slack token is not a valid header value",
+            )
+        })?;
         auth.set_sensitive(true);
         let response = self
             .client
@@ -204,7 +217,12 @@ impl SlackExecutor {
         let retry = retry_after(response.headers());
         let bytes = read(response).await?;
         if !status.is_success() {
-            return Err(status_error(status.as_u16(), retry, &bytes, "chat.postMessage"));
+            return Err(status_error(
+                status.as_u16(),
+                retry,
+                &bytes,
+                "chat.postMessage",
+            ));
         }
         let answer: Value = serde_json::from_slice(&bytes).map_err(|_| CardError::Status {
             status: status.as_u16(),
@@ -375,7 +393,10 @@ fn status_error(status: u16, retry: Option<Duration>, body: &[u8], what: &str) -
         }
         return CardError::Status {
             status,
-            message: format!("slack rate limit on {what}: retry after {}s", after.as_secs()),
+            message: format!(
+                "slack rate limit on {what}: retry after {}s",
+                after.as_secs()
+            ),
             detail: None,
             retry_after: Some(after),
         };

@@ -213,7 +213,11 @@ impl TableExecutor {
             }
             "table.read_row" => {
                 let key = key(&table, input)?;
-                match store.get(&table, &key).await.map_err(|e| card_error(e, "key"))? {
+                match store
+                    .get(&table, &key)
+                    .await
+                    .map_err(|e| card_error(e, "key"))?
+                {
                     Some(row) => Ok(row.to_json(&table)),
                     None if flag(input, "optional")? => Ok(Value::Null),
                     None => Err(card_error(
@@ -318,7 +322,10 @@ fn invalid(field: &str, message: impl Into<String>) -> CardError {
     }
 }
 
-fn object<'a>(input: &'a Map<String, Value>, field: &str) -> Result<&'a Map<String, Value>, CardError> {
+fn object<'a>(
+    input: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a Map<String, Value>, CardError> {
     input
         .get(field)
         .and_then(Value::as_object)

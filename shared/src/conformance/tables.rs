@@ -38,7 +38,9 @@ fn obj(value: Value) -> Map<String, Value> {
 }
 
 fn login(id: &str, user: &str, at: &str, count: i64) -> Map<String, Value> {
-    obj(json!({ "id": id, "user": user, "at": at, "count": count, "locked": count > 3, "raw": { "id": id } }))
+    obj(
+        json!({ "id": id, "user": user, "at": at, "count": count, "locked": count > 3, "raw": { "id": id } }),
+    )
 }
 
 async fn keys_of(store: &dyn TableStore, table: &TableSchema, conditions: Value) -> Vec<String> {
@@ -63,7 +65,9 @@ pub async fn table_store_round_trips_rows(store: &dyn TableStore) {
     let expected = Row {
         key: "e1".into(),
         version: 1,
-        values: obj(json!({ "id": "e1", "user": "ada", "at": "2026-01-05T07:00:00.000Z", "count": 2.5, "locked": false, "raw": { "ip": ["10.0.0.1"] } })),
+        values: obj(
+            json!({ "id": "e1", "user": "ada", "at": "2026-01-05T07:00:00.000Z", "count": 2.5, "locked": false, "raw": { "ip": ["10.0.0.1"] } }),
+        ),
     };
     assert_eq!(row, expected, "insert returns the stored row");
     assert_eq!(
@@ -87,18 +91,32 @@ pub async fn table_store_round_trips_rows(store: &dyn TableStore) {
 pub async fn table_store_refuses_or_replaces_duplicate_keys(store: &dyn TableStore) {
     let logins = table("logins");
     let first = login("e1", "ada", "2026-01-05T07:00:00Z", 1);
-    store.insert(&logins, &first, OnDuplicate::Fail).await.expect("insert");
+    store
+        .insert(&logins, &first, OnDuplicate::Fail)
+        .await
+        .expect("insert");
     let again = store
-        .insert(&logins, &login("e1", "bob", "2026-01-05T07:00:00Z", 9), OnDuplicate::Fail)
+        .insert(
+            &logins,
+            &login("e1", "bob", "2026-01-05T07:00:00Z", 9),
+            OnDuplicate::Fail,
+        )
         .await;
     assert!(
         matches!(again, Err(TableError::DuplicateKey { ref key, .. }) if key == "e1"),
         "a second row with key e1 is refused: {again:?}"
     );
     let kept = store.get(&logins, "e1").await.expect("get").expect("row");
-    assert_eq!(kept.values["user"], "ada", "the refused insert wrote nothing");
+    assert_eq!(
+        kept.values["user"], "ada",
+        "the refused insert wrote nothing"
+    );
     let replaced = store
-        .insert(&logins, &login("e1", "bob", "2026-01-05T07:00:00Z", 9), OnDuplicate::Replace)
+        .insert(
+            &logins,
+            &login("e1", "bob", "2026-01-05T07:00:00Z", 9),
+            OnDuplicate::Replace,
+        )
         .await
         .expect("replace");
     assert_eq!(replaced.version, 2);
@@ -112,7 +130,11 @@ pub async fn table_store_generates_ordered_keys(store: &dyn TableStore) {
     let mut keys = Vec::new();
     for n in 0..20 {
         let row = store
-            .insert(&events, &obj(json!({ "kind": "login", "n": n })), OnDuplicate::Fail)
+            .insert(
+                &events,
+                &obj(json!({ "kind": "login", "n": n })),
+                OnDuplicate::Fail,
+            )
             .await
             .expect("insert");
         keys.push(row.key);
@@ -120,8 +142,16 @@ pub async fn table_store_generates_ordered_keys(store: &dyn TableStore) {
     let mut unique = keys.clone();
     unique.dedup();
     assert_eq!(unique.len(), 20, "every row has its own key");
-    assert_eq!(keys_of(store, &events, json!({})).await, keys, "insertion order");
-    let third = store.get(&events, &keys[2]).await.expect("get").expect("row");
+    assert_eq!(
+        keys_of(store, &events, json!({})).await,
+        keys,
+        "insertion order"
+    );
+    let third = store
+        .get(&events, &keys[2])
+        .await
+        .expect("get")
+        .expect("row");
     assert_eq!(third.values["n"], 2);
 }
 
@@ -147,9 +177,17 @@ pub async fn table_store_checks_types_naming_the_column(store: &dyn TableStore) 
     check(json!({ "id": 7 }), "id").await;
     check(json!({ "user": "ada" }), "id").await;
     check(json!({ "id": "a", "colour": "red" }), "colour").await;
-    assert_eq!(store.count(logins).await.expect("count"), 0, "nothing written");
+    assert_eq!(
+        store.count(logins).await.expect("count"),
+        0,
+        "nothing written"
+    );
     store
-        .insert(logins, &login("a", "ada", "2026-01-05T07:00:00Z", 1), OnDuplicate::Fail)
+        .insert(
+            logins,
+            &login("a", "ada", "2026-01-05T07:00:00Z", 1),
+            OnDuplicate::Fail,
+        )
         .await
         .expect("insert");
     let update = store
@@ -166,11 +204,20 @@ pub async fn table_store_checks_types_naming_the_column(store: &dyn TableStore) 
 pub async fn table_store_updates_merge_and_bump_the_version(store: &dyn TableStore) {
     let logins = table("logins");
     store
-        .insert(&logins, &login("e1", "ada", "2026-01-05T07:00:00Z", 1), OnDuplicate::Fail)
+        .insert(
+            &logins,
+            &login("e1", "ada", "2026-01-05T07:00:00Z", 1),
+            OnDuplicate::Fail,
+        )
         .await
         .expect("insert");
     let updated = store
-        .update(&logins, "e1", &obj(json!({ "count": 2, "raw": null })), None)
+        .update(
+            &logins,
+            "e1",
+            &obj(json!({ "count": 2, "raw": null })),
+            None,
+        )
         .await
         .expect("update");
     assert_eq!(updated.version, 2);
@@ -186,7 +233,9 @@ pub async fn table_store_updates_merge_and_bump_the_version(store: &dyn TableSto
         matches!(rekey, Err(TableError::InvalidValue { ref column, .. }) if column == "id"),
         "the key column cannot change: {rekey:?}"
     );
-    let missing = store.update(&logins, "nope", &obj(json!({ "count": 1 })), None).await;
+    let missing = store
+        .update(&logins, "nope", &obj(json!({ "count": 1 })), None)
+        .await;
     assert!(
         matches!(missing, Err(TableError::NotFound { .. })),
         "{missing:?}"
@@ -197,7 +246,11 @@ pub async fn table_store_updates_merge_and_bump_the_version(store: &dyn TableSto
 pub async fn table_store_refuses_stale_versions(store: &dyn TableStore) {
     let logins = table("logins");
     store
-        .insert(&logins, &login("e1", "ada", "2026-01-05T07:00:00Z", 1), OnDuplicate::Fail)
+        .insert(
+            &logins,
+            &login("e1", "ada", "2026-01-05T07:00:00Z", 1),
+            OnDuplicate::Fail,
+        )
         .await
         .expect("insert");
     store
@@ -221,7 +274,12 @@ pub async fn table_store_refuses_stale_versions(store: &dyn TableStore) {
     let row = store.get(&logins, "e1").await.expect("get").expect("row");
     assert_eq!((row.version, row.values["count"].clone()), (2, json!(2)));
     assert!(store.delete(&logins, "e1", Some(2)).await.expect("delete"));
-    assert!(!store.delete(&logins, "e1", None).await.expect("delete again"));
+    assert!(
+        !store
+            .delete(&logins, "e1", None)
+            .await
+            .expect("delete again")
+    );
     assert_eq!(store.get(&logins, "e1").await.expect("get"), None);
 }
 
@@ -231,7 +289,11 @@ pub async fn table_store_concurrent_increments_lose_nothing(store: &dyn TableSto
     const WRITERS: u64 = 24;
     let counters = table("counters");
     store
-        .insert(&counters, &obj(json!({ "id": 1, "value": 0 })), OnDuplicate::Fail)
+        .insert(
+            &counters,
+            &obj(json!({ "id": 1, "value": 0 })),
+            OnDuplicate::Fail,
+        )
         .await
         .expect("insert");
     let increment = || async {
@@ -240,7 +302,10 @@ pub async fn table_store_concurrent_increments_lose_nothing(store: &dyn TableSto
             let row = store.get(&counters, "1").await.expect("get").expect("row");
             let value = row.values["value"].as_u64().expect("a number");
             let changes = obj(json!({ "value": value + 1 }));
-            match store.update(&counters, "1", &changes, Some(row.version)).await {
+            match store
+                .update(&counters, "1", &changes, Some(row.version))
+                .await
+            {
                 Ok(_) => return conflicts,
                 Err(TableError::Conflict { .. }) => conflicts += 1,
                 Err(other) => panic!("increment failed: {other}"),
@@ -276,7 +341,11 @@ pub async fn table_store_searches_by_equality_and_range(store: &dyn TableStore) 
             .expect("insert");
     }
     store
-        .insert(&logins, &obj(json!({ "id": "e5", "user": "dee" })), OnDuplicate::Fail)
+        .insert(
+            &logins,
+            &obj(json!({ "id": "e5", "user": "dee" })),
+            OnDuplicate::Fail,
+        )
         .await
         .expect("insert");
     let logins = &logins;
@@ -304,7 +373,11 @@ pub async fn table_store_searches_by_equality_and_range(store: &dyn TableStore) 
     check(json!({ "locked": true }), &["e2", "e3"]).await;
     check(json!({ "locked": false }), &["e1", "e4"]).await;
     check(json!({ "count": null }), &["e5"]).await;
-    check(json!({ "count": { "ne": null } }), &["e1", "e2", "e3", "e4"]).await;
+    check(
+        json!({ "count": { "ne": null } }),
+        &["e1", "e2", "e3", "e4"],
+    )
+    .await;
     check(json!({ "user": { "ne": "ada" } }), &["e2", "e4", "e5"]).await;
 }
 
@@ -315,7 +388,11 @@ pub async fn table_store_pages_with_a_cursor(store: &dyn TableStore) {
     for n in 0..23 {
         let id = format!("r{n:02}");
         store
-            .insert(&logins, &login(&id, "ada", "2026-01-05T07:00:00Z", n), OnDuplicate::Fail)
+            .insert(
+                &logins,
+                &login(&id, "ada", "2026-01-05T07:00:00Z", n),
+                OnDuplicate::Fail,
+            )
             .await
             .expect("insert");
         all.push(id);
@@ -361,33 +438,59 @@ pub async fn table_store_clears_one_table(store: &dyn TableStore) {
     let events = table("events");
     for n in 0..3 {
         store
-            .insert(&logins, &login(&format!("e{n}"), "ada", "2026-01-05T07:00:00Z", n), OnDuplicate::Fail)
+            .insert(
+                &logins,
+                &login(&format!("e{n}"), "ada", "2026-01-05T07:00:00Z", n),
+                OnDuplicate::Fail,
+            )
             .await
             .expect("insert");
         store
-            .insert(&events, &obj(json!({ "kind": "x", "n": n })), OnDuplicate::Fail)
+            .insert(
+                &events,
+                &obj(json!({ "kind": "x", "n": n })),
+                OnDuplicate::Fail,
+            )
             .await
             .expect("insert");
     }
     assert_eq!(store.count(&logins).await.expect("count"), 3);
     assert_eq!(store.clear(&logins).await.expect("clear"), 3);
     assert_eq!(store.count(&logins).await.expect("count"), 0);
-    assert_eq!(store.count(&events).await.expect("count"), 3, "other tables keep their rows");
-    assert_eq!(keys_of(store, &logins, json!({})).await, Vec::<String>::new());
+    assert_eq!(
+        store.count(&events).await.expect("count"),
+        3,
+        "other tables keep their rows"
+    );
+    assert_eq!(
+        keys_of(store, &logins, json!({})).await,
+        Vec::<String>::new()
+    );
 }
 
 /// Number keys are one key whatever way the number is written (`7`, `7.0`, `"7"`).
 pub async fn table_store_number_keys_are_canonical(store: &dyn TableStore) {
     let counters = table("counters");
     let row = store
-        .insert(&counters, &obj(json!({ "id": 7.0, "value": 1 })), OnDuplicate::Fail)
+        .insert(
+            &counters,
+            &obj(json!({ "id": 7.0, "value": 1 })),
+            OnDuplicate::Fail,
+        )
         .await
         .expect("insert");
     assert_eq!(row.key, "7");
     let again = store
-        .insert(&counters, &obj(json!({ "id": 7, "value": 2 })), OnDuplicate::Fail)
+        .insert(
+            &counters,
+            &obj(json!({ "id": 7, "value": 2 })),
+            OnDuplicate::Fail,
+        )
         .await;
-    assert!(matches!(again, Err(TableError::DuplicateKey { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(TableError::DuplicateKey { .. })),
+        "{again:?}"
+    );
     let key = counters.key_from_input(&json!("7")).expect("key");
     assert!(store.get(&counters, &key).await.expect("get").is_some());
     assert_eq!(keys_of(store, &counters, json!({ "id": 7 })).await, ["7"]);

@@ -59,16 +59,14 @@ pub async fn export<W: Write + Send>(
         Some(names) => names
             .iter()
             .map(|name| {
-                schema
-                    .column(name)
-                    .ok_or_else(|| TableError::InvalidQuery {
-                        field: "columns".into(),
-                        message: format!(
-                            "table `{}` has no column `{name}` (columns: {})",
-                            schema.name,
-                            schema.column_names().join(", ")
-                        ),
-                    })
+                schema.column(name).ok_or_else(|| TableError::InvalidQuery {
+                    field: "columns".into(),
+                    message: format!(
+                        "table `{}` has no column `{name}` (columns: {})",
+                        schema.name,
+                        schema.column_names().join(", ")
+                    ),
+                })
             })
             .collect::<Result<_, _>>()?,
     };
@@ -357,7 +355,9 @@ pub async fn import<R: BufRead + Send>(
             ))
         })?;
         if columns.iter().any(|c: &&Column| c.name == column.name) {
-            return Err(ImportError::Header(format!("column `{name}` appears twice")));
+            return Err(ImportError::Header(format!(
+                "column `{name}` appears twice"
+            )));
         }
         columns.push(column);
     }
@@ -399,7 +399,11 @@ pub async fn import<R: BufRead + Send>(
     }
 }
 
-fn row_of(columns: &[&Column], line: u64, cells: &[String]) -> Result<Map<String, Value>, ImportError> {
+fn row_of(
+    columns: &[&Column],
+    line: u64,
+    cells: &[String],
+) -> Result<Map<String, Value>, ImportError> {
     if cells.len() != columns.len() {
         return Err(ImportError::Cells {
             line,

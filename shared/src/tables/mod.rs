@@ -164,7 +164,11 @@ impl Row {
     pub fn to_json(&self, schema: &TableSchema) -> Value {
         let mut row = Map::new();
         for column in &schema.columns {
-            let value = self.values.get(&column.name).cloned().unwrap_or(Value::Null);
+            let value = self
+                .values
+                .get(&column.name)
+                .cloned()
+                .unwrap_or(Value::Null);
             row.insert(column.name.clone(), value);
         }
         serde_json::json!({ "key": self.key, "version": self.version, "row": row })
@@ -255,14 +259,16 @@ impl RowQuery {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
                 for (name, condition) in map {
-                    let column = schema.column(name).ok_or_else(|| TableError::InvalidQuery {
-                        field: format!("where.{name}"),
-                        message: format!(
-                            "table `{}` has no column `{name}` (columns: {})",
-                            schema.name,
-                            schema.column_names().join(", ")
-                        ),
-                    })?;
+                    let column = schema
+                        .column(name)
+                        .ok_or_else(|| TableError::InvalidQuery {
+                            field: format!("where.{name}"),
+                            message: format!(
+                                "table `{}` has no column `{name}` (columns: {})",
+                                schema.name,
+                                schema.column_names().join(", ")
+                            ),
+                        })?;
                     match condition {
                         Value::Object(ops) => {
                             if ops.is_empty() {
@@ -276,19 +282,20 @@ impl RowQuery {
                             }
                             for (op_name, value) in ops {
                                 let field = format!("where.{name}.{op_name}");
-                                let op = Op::parse(op_name).ok_or_else(|| {
-                                    TableError::InvalidQuery {
+                                let op =
+                                    Op::parse(op_name).ok_or_else(|| TableError::InvalidQuery {
                                         field: field.clone(),
                                         message: format!(
                                             "unknown operator `{op_name}`, expected one of {}",
                                             Op::NAMES.join(", ")
                                         ),
-                                    }
-                                })?;
+                                    })?;
                                 filters.push(filter(column, op, value, &field)?);
                             }
                         }
-                        value => filters.push(filter(column, Op::Eq, value, &format!("where.{name}"))?),
+                        value => {
+                            filters.push(filter(column, Op::Eq, value, &format!("where.{name}"))?)
+                        }
                     }
                 }
             }
@@ -308,7 +315,9 @@ impl RowQuery {
                 _ => {
                     return Err(TableError::InvalidQuery {
                         field: "limit".into(),
-                        message: format!("expected a whole number from 1 to {MAX_LIMIT}, got {value}"),
+                        message: format!(
+                            "expected a whole number from 1 to {MAX_LIMIT}, got {value}"
+                        ),
                     });
                 }
             },
@@ -320,7 +329,10 @@ impl RowQuery {
             Some(other) => {
                 return Err(TableError::InvalidQuery {
                     field: "cursor".into(),
-                    message: format!("expected the cursor of a previous page, got {}", kind_of(other)),
+                    message: format!(
+                        "expected the cursor of a previous page, got {}",
+                        kind_of(other)
+                    ),
                 });
             }
         };
@@ -360,7 +372,7 @@ fn filter(column: &Column, op: Op, value: &Value, field: &str) -> Result<Filter,
             column.name
         )));
     }
-    let value = check_value(column, value).map_err(|message| invalid(message))?;
+    let value = check_value(column, value).map_err(invalid)?;
     Ok(Filter {
         column: column.name.clone(),
         kind: column.kind,
@@ -458,12 +470,12 @@ impl TableSchema {
         for column in &self.columns {
             let value = match values.get(&column.name) {
                 None | Some(Value::Null) => Value::Null,
-                Some(value) => check_value(column, value).map_err(|message| {
-                    TableError::InvalidValue {
+                Some(value) => {
+                    check_value(column, value).map_err(|message| TableError::InvalidValue {
                         column: column.name.clone(),
                         message,
-                    }
-                })?,
+                    })?
+                }
             };
             if value.is_null() && self.key.as_deref() == Some(column.name.as_str()) {
                 return Err(TableError::InvalidValue {
@@ -564,15 +576,19 @@ pub fn check_value(column: &Column, value: &Value) -> Result<Value, String> {
         | (ColumnType::Number, Value::Number(_))
         | (ColumnType::Boolean, Value::Bool(_))
         | (ColumnType::Json, _) => Ok(value.clone()),
-        (ColumnType::Datetime, Value::String(text)) => normalize_datetime(text)
-            .map(Value::String)
-            .ok_or_else(|| {
+        (ColumnType::Datetime, Value::String(text)) => {
+            normalize_datetime(text).map(Value::String).ok_or_else(|| {
                 format!(
                     "expected an RFC 3339 date-time such as 2026-01-05T07:00:00Z, got `{}`",
                     preview(text)
                 )
-            }),
-        (kind, other) => Err(format!("expected {}, got {}", article(kind), describe(other))),
+            })
+        }
+        (kind, other) => Err(format!(
+            "expected {}, got {}",
+            article(kind),
+            describe(other)
+        )),
     }
 }
 

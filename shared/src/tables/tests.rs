@@ -32,16 +32,24 @@ fn declarations_become_schemas_or_say_what_is_wrong() {
     };
     check(
         json!({ "key": "id", "columns": { "id": "text", "at": "datetime", "n": "number", "ok": "boolean", "raw": "json" } }),
-        Ok(("id:text at:datetime n:number ok:boolean raw:json", Some("id"))),
+        Ok((
+            "id:text at:datetime n:number ok:boolean raw:json",
+            Some("id"),
+        )),
     );
-    check(json!({ "columns": { "n": "number" } }), Ok(("n:number", None)));
+    check(
+        json!({ "columns": { "n": "number" } }),
+        Ok(("n:number", None)),
+    );
     check(
         json!({ "columns": {} }),
         Err("table `t`: expected at least one column"),
     );
     check(
         json!({ "columns": { "n": "integer" } }),
-        Err("table `t`: column `n`: expected text, number, boolean, datetime or json, got \"integer\""),
+        Err(
+            "table `t`: column `n`: expected text, number, boolean, datetime or json, got \"integer\"",
+        ),
     );
     check(
         json!({ "key": "raw", "columns": { "raw": "json" } }),
@@ -68,7 +76,11 @@ fn values_are_checked_and_normalised_by_column_type() {
         );
     };
     check(ColumnType::Text, json!("ada"), Ok(json!("ada")));
-    check(ColumnType::Text, json!(3), Err("expected text, got the number 3"));
+    check(
+        ColumnType::Text,
+        json!(3),
+        Err("expected text, got the number 3"),
+    );
     check(ColumnType::Number, json!(2.5), Ok(json!(2.5)));
     check(
         ColumnType::Number,
@@ -96,7 +108,11 @@ fn values_are_checked_and_normalised_by_column_type() {
         json!(1),
         Err("expected a date-time (text), got the number 1"),
     );
-    check(ColumnType::Json, json!({ "a": [1] }), Ok(json!({ "a": [1] })));
+    check(
+        ColumnType::Json,
+        json!({ "a": [1] }),
+        Ok(json!({ "a": [1] })),
+    );
 }
 
 #[test]
@@ -160,8 +176,14 @@ fn csv_reader_handles_quotes_line_breaks_and_bom() {
             .map_err(str::to_owned);
         assert_eq!(records(text), expected, "{text:?}");
     };
-    check("a,b\r\n1,2\r\n", Ok(vec![(1, vec!["a", "b"]), (2, vec!["1", "2"])]));
-    check("\u{feff}a,b\n1,2", Ok(vec![(1, vec!["a", "b"]), (2, vec!["1", "2"])]));
+    check(
+        "a,b\r\n1,2\r\n",
+        Ok(vec![(1, vec!["a", "b"]), (2, vec!["1", "2"])]),
+    );
+    check(
+        "\u{feff}a,b\n1,2",
+        Ok(vec![(1, vec!["a", "b"]), (2, vec!["1", "2"])]),
+    );
     check(
         "a\n\"x, \"\"y\"\"\n z\",\n",
         Ok(vec![(1, vec!["a"]), (2, vec!["x, \"y\"\n z", ""])]),
@@ -169,7 +191,10 @@ fn csv_reader_handles_quotes_line_breaks_and_bom() {
     check(",,\n", Ok(vec![(1, vec!["", "", ""])]));
     check("", Ok(vec![]));
     check("a\n\"open", Err("line 2: a quoted cell is not closed"));
-    check("\"a\"b\n", Err("line 1: text after the closing quote of a cell"));
+    check(
+        "\"a\"b\n",
+        Err("line 1: text after the closing quote of a cell"),
+    );
 }
 
 #[test]
@@ -189,10 +214,18 @@ fn csv_cells_become_typed_values() {
     check(ColumnType::Text, " ada ", Ok(json!(" ada ")));
     check(ColumnType::Number, "12", Ok(json!(12)));
     check(ColumnType::Number, "-1.5", Ok(json!(-1.5)));
-    check(ColumnType::Number, "12x", Err("expected a number, got `12x`"));
+    check(
+        ColumnType::Number,
+        "12x",
+        Err("expected a number, got `12x`"),
+    );
     check(ColumnType::Boolean, "Yes", Ok(json!(true)));
     check(ColumnType::Boolean, "0", Ok(json!(false)));
-    check(ColumnType::Boolean, "maybe", Err("expected true or false, got `maybe`"));
+    check(
+        ColumnType::Boolean,
+        "maybe",
+        Err("expected true or false, got `maybe`"),
+    );
     check(
         ColumnType::Datetime,
         "2026-01-05T07:00:00Z",
@@ -263,7 +296,11 @@ async fn import_stops_at_the_first_bad_line_and_names_it() {
             Ok(done) => panic!("{csv:?} imported {} rows", done.rows),
         }
     };
-    check("", "the file is empty: expected a header line naming the columns").await;
+    check(
+        "",
+        "the file is empty: expected a header line naming the columns",
+    )
+    .await;
     check(
         "id,colour\n",
         "header: table `t` has no column `colour` (columns: id, user, count, at)",
@@ -285,5 +322,9 @@ async fn import_stops_at_the_first_bad_line_and_names_it() {
         "line 3: table `t` already has a row with key `e1`",
     )
     .await;
-    check(",count\n,1\n", "header: table `t` has no column `` (columns: id, user, count, at)").await;
+    check(
+        ",count\n,1\n",
+        "header: table `t` has no column `` (columns: id, user, count, at)",
+    )
+    .await;
 }

@@ -26,17 +26,41 @@ fn messages_carry_bodies_and_attachments_as_mime_parts() {
             assert!(text.contains(part), "{part:?} missing in:\n{text}");
         }
     };
-    check(email(), &["From: idflow <idflow@example.com>", "To: ada@example.com", "Subject: Report", "Message-ID: <", "Content-Type: text/plain; charset=utf-8", "see attached"]);
+    check(
+        email(),
+        &[
+            "From: idflow <idflow@example.com>",
+            "To: ada@example.com",
+            "Subject: Report",
+            "Message-ID: <",
+            "Content-Type: text/plain; charset=utf-8",
+            "see attached",
+        ],
+    );
     let mut both = email();
     both.html = Some("<p>see attached</p>".into());
-    check(both, &["multipart/alternative", "Content-Type: text/html; charset=utf-8", "<p>see attached</p>"]);
+    check(
+        both,
+        &[
+            "multipart/alternative",
+            "Content-Type: text/html; charset=utf-8",
+            "<p>see attached</p>",
+        ],
+    );
     let mut attached = email();
     attached.attachments.push(Attachment {
         filename: "report.csv".into(),
         content_type: "text/csv; charset=utf-8".into(),
         content: b"a,b\r\n1,2\r\n".to_vec(),
     });
-    check(attached, &["multipart/mixed", "Content-Disposition: attachment; filename=\"report.csv\"", "Content-Type: text/csv; charset=utf-8"]);
+    check(
+        attached,
+        &[
+            "multipart/mixed",
+            "Content-Disposition: attachment; filename=\"report.csv\"",
+            "Content-Type: text/csv; charset=utf-8",
+        ],
+    );
 }
 
 #[test]

@@ -340,7 +340,8 @@ impl std::fmt::Debug for SqliteDb {
 const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    r#"
 CREATE TABLE flow_versions (
     name TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -410,7 +411,8 @@ CREATE TABLE schedules (
     expression TEXT NOT NULL,
     timezone TEXT
 ) WITHOUT ROWID;
-"#, r#"
+"#,
+    r#"
 -- Rows of the tables declared in idflow.yaml (see `tables.rs`): one JSON object per row, under its
 -- key (the key column's value as text, or a generated ULID).
 CREATE TABLE table_rows (
@@ -420,7 +422,8 @@ CREATE TABLE table_rows (
     data TEXT NOT NULL,
     PRIMARY KEY (tbl, id)
 ) WITHOUT ROWID;
-"#];
+"#,
+];
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(BUSY_TIMEOUT)?;

@@ -49,7 +49,9 @@ impl SqliteTableStore {
     fn new_key(&self) -> String {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         // The generator only fails after 2^80 keys within one millisecond.
-        keys.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
+        keys.generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_string()
     }
 }
 
@@ -117,7 +119,10 @@ impl TableStore for SqliteTableStore {
                     }));
                 }
                 if on_duplicate == OnDuplicate::Fail {
-                    return Ok(Outcome::Refused(TableError::DuplicateKey { table: name, key }));
+                    return Ok(Outcome::Refused(TableError::DuplicateKey {
+                        table: name,
+                        key,
+                    }));
                 }
                 let mut replace = conn.prepare_cached(
                     "UPDATE table_rows SET version = version + 1, data = ?3 \
@@ -271,7 +276,8 @@ impl TableStore for SqliteTableStore {
         // One row more than the page was read: it tells whether another page exists.
         let cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|row| URL_SAFE_NO_PAD.encode(row.key.as_bytes()))
+            rows.last()
+                .map(|row| URL_SAFE_NO_PAD.encode(row.key.as_bytes()))
         } else {
             None
         };
@@ -304,7 +310,10 @@ impl TableStore for SqliteTableStore {
 }
 
 /// The SELECT of a search and its parameters.
-fn search_sql(table: &TableSchema, query: &RowQuery) -> Result<(String, Vec<SqlValue>), TableError> {
+fn search_sql(
+    table: &TableSchema,
+    query: &RowQuery,
+) -> Result<(String, Vec<SqlValue>), TableError> {
     let mut sql = String::from("SELECT id, version, data FROM table_rows WHERE tbl = ?");
     let mut values = vec![SqlValue::Text(table.name.clone())];
     for filter in &query.filters {

@@ -169,7 +169,7 @@ async fn refuses_a_database_from_a_newer_version() {
     let source = std::error::Error::source(&error).map(ToString::to_string);
     assert_eq!(
         source.as_deref(),
-        Some("database schema version 99 is newer than this idflow supports (1)")
+        Some("database schema version 99 is newer than this idflow supports (2)")
     );
 }
 

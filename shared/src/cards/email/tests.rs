@@ -141,7 +141,9 @@ impl SmtpServer {
         names.sort();
         names
             .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json"))
+            .map(|p| {
+                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+            })
             .collect()
     }
 }
@@ -213,11 +215,19 @@ async fn delivers_text_html_and_a_csv_attachment_over_smtp() {
     assert_eq!(message["mail_from"], "idflow@example.com");
     assert_eq!(
         message["rcpt_tos"],
-        json!(["security@example.com", "soc@example.com", "manager@example.com", "audit@example.com"])
+        json!([
+            "security@example.com",
+            "soc@example.com",
+            "manager@example.com",
+            "audit@example.com"
+        ])
     );
     let headers = &message["headers"];
     assert_eq!(headers["From"], "idflow <idflow@example.com>");
-    assert_eq!(headers["To"], "Security Team <security@example.com>, soc@example.com");
+    assert_eq!(
+        headers["To"],
+        "Security Team <security@example.com>, soc@example.com"
+    );
     assert_eq!(headers["Cc"], "manager@example.com");
     assert_eq!(headers.get("Bcc"), None, "bcc recipients stay hidden");
     assert_eq!(headers["Reply-To"], "identity-team@example.com");
@@ -266,7 +276,12 @@ async fn an_unreachable_server_is_a_retryable_network_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         listener.local_addr().expect("addr").port()
     };
-    let result = send(port, "s3cret", json!({ "to": "a@example.com", "subject": "s", "body": "b" })).await;
+    let result = send(
+        port,
+        "s3cret",
+        json!({ "to": "a@example.com", "subject": "s", "body": "b" }),
+    )
+    .await;
     match result {
         Err(error @ CardError::Network(_)) => assert!(error.is_retryable()),
         other => panic!("expected a network error, got {other:?}"),
@@ -278,19 +293,52 @@ async fn bad_fields_are_reported_before_connecting() {
     // Port 9 (discard) is never contacted: every input below fails first.
     let check = |input: Value, field: &'static str, says: &'static str| async move {
         match send(9, "s3cret", input.clone()).await {
-            Err(CardError::InvalidInput { field: named, message }) => {
+            Err(CardError::InvalidInput {
+                field: named,
+                message,
+            }) => {
                 assert_eq!(named, field, "{input}");
                 assert!(message.contains(says), "{input}: {message}");
             }
             other => panic!("{input}: expected invalid input, got {other:?}"),
         }
     };
-    check(json!({ "subject": "s", "body": "b" }), "to", "at least one recipient").await;
-    check(json!({ "to": "not an address", "subject": "s", "body": "b" }), "to", "`not an address` is not an email address").await;
-    check(json!({ "to": "a@example.com", "cc": [3], "subject": "s", "body": "b" }), "cc[0]", "expected an email address").await;
-    check(json!({ "to": "a@example.com", "body": "b" }), "subject", "expected a subject").await;
-    check(json!({ "to": "a@example.com", "subject": "s" }), "body", "`body` (plain text) and/or `html`").await;
-    check(json!({ "to": "a@example.com", "subject": "s", "body": "b", "text": "t" }), "text", "another name for `body`").await;
+    check(
+        json!({ "subject": "s", "body": "b" }),
+        "to",
+        "at least one recipient",
+    )
+    .await;
+    check(
+        json!({ "to": "not an address", "subject": "s", "body": "b" }),
+        "to",
+        "`not an address` is not an email address",
+    )
+    .await;
+    check(
+        json!({ "to": "a@example.com", "cc": [3], "subject": "s", "body": "b" }),
+        "cc[0]",
+        "expected an email address",
+    )
+    .await;
+    check(
+        json!({ "to": "a@example.com", "body": "b" }),
+        "subject",
+        "expected a subject",
+    )
+    .await;
+    check(
+        json!({ "to": "a@example.com", "subject": "s" }),
+        "body",
+        "`body` (plain text) and/or `html`",
+    )
+    .await;
+    check(
+        json!({ "to": "a@example.com", "subject": "s", "body": "b", "text": "t" }),
+        "text",
+        "another name for `body`",
+    )
+    .await;
     check(
         json!({ "to": "a@example.com", "subject": "s", "body": "b", "attachments": [{ "content": "x" }] }),
         "attachments[0].filename",
@@ -304,7 +352,12 @@ async fn bad_fields_are_reported_before_connecting() {
     )
     .await;
     let many: Vec<String> = (0..51).map(|n| format!("u{n}@example.com")).collect();
-    check(json!({ "to": many, "subject": "s", "body": "b" }), "to", "at most 50 recipients").await;
+    check(
+        json!({ "to": many, "subject": "s", "body": "b" }),
+        "to",
+        "at most 50 recipients",
+    )
+    .await;
 }
 
 #[test]
@@ -313,7 +366,10 @@ fn address_lists_split_outside_quotes_and_brackets() {
         assert_eq!(super::split_addresses(text), expected, "{text}");
     };
     check("a@x.com", &["a@x.com"]);
-    check("a@x.com, b@y.com;c@z.com", &["a@x.com", "b@y.com", "c@z.com"]);
+    check(
+        "a@x.com, b@y.com;c@z.com",
+        &["a@x.com", "b@y.com", "c@z.com"],
+    );
     check(
         "\"Lovelace, Ada\" <ada@x.com>, bob@y.com",
         &["\"Lovelace, Ada\" <ada@x.com>", "bob@y.com"],

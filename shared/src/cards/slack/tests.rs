@@ -121,12 +121,14 @@ async fn call(base: &str, input: Value) -> Result<Value, CardError> {
         "slack".into(),
         json!({ "token": "env:SLACK_BOT_TOKEN", "base_url": format!("{base}/api") }),
     );
-    project
-        .connections
-        .insert("alerts".into(), json!({ "webhook": "env:SLACK_WEBHOOK_URL" }));
-    project
-        .connections
-        .insert("literal".into(), json!({ "webhook": "https://hooks.slack.com/services/x" }));
+    project.connections.insert(
+        "alerts".into(),
+        json!({ "webhook": "env:SLACK_WEBHOOK_URL" }),
+    );
+    project.connections.insert(
+        "literal".into(),
+        json!({ "webhook": "https://hooks.slack.com/services/x" }),
+    );
     project
         .connections
         .insert("unset".into(), json!({ "token": "env:NOT_SET" }));
@@ -145,7 +147,8 @@ async fn call(base: &str, input: Value) -> Result<Value, CardError> {
 #[tokio::test]
 async fn posts_with_a_bot_token_as_slack_documents() {
     let (base, seen) = stand_in().await;
-    let blocks = json!([{ "type": "section", "text": { "type": "mrkdwn", "text": "*locked out*" } }]);
+    let blocks =
+        json!([{ "type": "section", "text": { "type": "mrkdwn", "text": "*locked out*" } }]);
     let output = call(
         &base,
         json!({ "channel": "#identity", "text": "ada is locked out", "blocks": blocks, "thread_ts": "1699.0001" }),
@@ -158,7 +161,9 @@ async fn posts_with_a_bot_token_as_slack_documents() {
     );
     assert_eq!(
         seen.lock().unwrap().clone(),
-        vec![json!({ "channel": "#identity", "text": "ada is locked out", "blocks": blocks, "thread_ts": "1699.0001" })]
+        vec![
+            json!({ "channel": "#identity", "text": "ada is locked out", "blocks": blocks, "thread_ts": "1699.0001" })
+        ]
     );
 }
 
@@ -172,11 +177,17 @@ async fn posts_through_an_incoming_webhook() {
     .await
     .expect("posted");
     assert_eq!(output, json!({ "ok": true }));
-    assert_eq!(seen.lock().unwrap().clone(), vec![json!({ "text": "hello" })]);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![json!({ "text": "hello" })]
+    );
     match call(&base, json!({ "connection": "alerts", "text": "archived" })).await {
         Err(CardError::Failed { code, message, .. }) => {
             assert_eq!(code, "channel_is_archived");
-            assert!(!message.contains("secret"), "the webhook URL is never shown: {message}");
+            assert!(
+                !message.contains("secret"),
+                "the webhook URL is never shown: {message}"
+            );
         }
         other => panic!("expected channel_is_archived, got {other:?}"),
     }
@@ -255,7 +266,11 @@ async fn bad_input_and_connections_are_reported_before_calling_slack() {
             assert!(message.contains(expected.1), "{input}: {message}");
         }
     };
-    check(json!({ "channel": "#a" }), ("text", "needs `text` or `blocks`")).await;
+    check(
+        json!({ "channel": "#a" }),
+        ("text", "needs `text` or `blocks`"),
+    )
+    .await;
     check(json!({ "text": "hi" }), ("channel", "give `channel`")).await;
     check(
         json!({ "channel": "#a", "blocks": ["section"] }),

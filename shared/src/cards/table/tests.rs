@@ -76,7 +76,12 @@ async fn rows_are_created_read_updated_and_deleted() {
         created,
         json!({ "key": "e1", "version": 1, "row": { "id": "e1", "user": "ada", "at": "2026-01-05T07:00:00.000Z", "count": 1, "raw": null } })
     );
-    let read = ok(&tables, "table.read_row", json!({ "table": "failed_logins", "key": "e1" })).await;
+    let read = ok(
+        &tables,
+        "table.read_row",
+        json!({ "table": "failed_logins", "key": "e1" }),
+    )
+    .await;
     assert_eq!(read, created);
     let updated = ok(
         &tables,
@@ -87,9 +92,19 @@ async fn rows_are_created_read_updated_and_deleted() {
     assert_eq!(updated["version"], 2);
     assert_eq!(updated["row"]["count"], 2);
     assert_eq!(updated["row"]["user"], "ada");
-    let deleted = ok(&tables, "table.delete_row", json!({ "table": "failed_logins", "key": "e1" })).await;
+    let deleted = ok(
+        &tables,
+        "table.delete_row",
+        json!({ "table": "failed_logins", "key": "e1" }),
+    )
+    .await;
     assert_eq!(deleted, json!({ "deleted": true }));
-    let missing = call(&tables, "table.read_row", json!({ "table": "failed_logins", "key": "e1" })).await;
+    let missing = call(
+        &tables,
+        "table.read_row",
+        json!({ "table": "failed_logins", "key": "e1" }),
+    )
+    .await;
     assert_eq!(failed_code(missing), "not_found");
     let optional = ok(
         &tables,
@@ -140,15 +155,26 @@ async fn a_wrong_type_fails_the_step_naming_the_column() {
         "needs a value",
     )
     .await;
-    ok(&tables, "table.create_row", json!({ "table": "failed_logins", "row": { "id": "e1" } })).await;
+    ok(
+        &tables,
+        "table.create_row",
+        json!({ "table": "failed_logins", "row": { "id": "e1" } }),
+    )
+    .await;
     check(
         json!({ "table": "failed_logins", "key": "e1", "row": { "count": true } }),
         "row.count",
         "expected a number, got the boolean true",
     )
     .await;
-    let (field, message) =
-        invalid_field(call(&tables, "table.read_row", json!({ "table": "nope", "key": "x" })).await);
+    let (field, message) = invalid_field(
+        call(
+            &tables,
+            "table.read_row",
+            json!({ "table": "nope", "key": "x" }),
+        )
+        .await,
+    );
     assert_eq!(field, "table");
     assert!(message.contains("`nope` is not declared"), "{message}");
 }
@@ -156,7 +182,8 @@ async fn a_wrong_type_fails_the_step_naming_the_column() {
 #[tokio::test]
 async fn duplicate_keys_and_stale_versions_are_reported() {
     let tables = executor();
-    let row = json!({ "table": "settings", "row": { "name": "okta_domain", "value": "a.okta.com" } });
+    let row =
+        json!({ "table": "settings", "row": { "name": "okta_domain", "value": "a.okta.com" } });
     ok(&tables, "table.create_row", row.clone()).await;
     assert_eq!(
         failed_code(call(&tables, "table.create_row", row.clone()).await),
@@ -227,12 +254,32 @@ async fn search_pages_and_reports_bad_conditions() {
             assert_eq!(named, field);
         }
     };
-    check(json!({ "table": "failed_logins", "where": { "count": { "between": [1, 2] } } }), "where.count.between").await;
-    check(json!({ "table": "failed_logins", "where": { "raw": { "a": 1 } } }), "where.raw.a").await;
-    check(json!({ "table": "failed_logins", "where": { "nope": 1 } }), "where.nope").await;
-    check(json!({ "table": "failed_logins", "where": { "count": "x" } }), "where.count").await;
+    check(
+        json!({ "table": "failed_logins", "where": { "count": { "between": [1, 2] } } }),
+        "where.count.between",
+    )
+    .await;
+    check(
+        json!({ "table": "failed_logins", "where": { "raw": { "a": 1 } } }),
+        "where.raw.a",
+    )
+    .await;
+    check(
+        json!({ "table": "failed_logins", "where": { "nope": 1 } }),
+        "where.nope",
+    )
+    .await;
+    check(
+        json!({ "table": "failed_logins", "where": { "count": "x" } }),
+        "where.count",
+    )
+    .await;
     check(json!({ "table": "failed_logins", "limit": 5000 }), "limit").await;
-    check(json!({ "table": "failed_logins", "cursor": "!!" }), "cursor").await;
+    check(
+        json!({ "table": "failed_logins", "cursor": "!!" }),
+        "cursor",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -246,7 +293,12 @@ async fn export_gives_csv_text_guarded_for_spreadsheets_and_bounded() {
         )
         .await;
     }
-    let csv = ok(&tables, "table.export_csv", json!({ "table": "failed_logins" })).await;
+    let csv = ok(
+        &tables,
+        "table.export_csv",
+        json!({ "table": "failed_logins" }),
+    )
+    .await;
     assert_eq!(
         csv,
         json!(
@@ -264,7 +316,12 @@ async fn export_gives_csv_text_guarded_for_spreadsheets_and_bounded() {
     assert_eq!(some, json!("count,id\r\n1,e1\r\n"));
     let small = executor().with_export_limit(30);
     for n in 0..5 {
-        ok(&small, "table.create_row", json!({ "table": "settings", "row": { "name": format!("n{n}"), "value": "vvvvv" } })).await;
+        ok(
+            &small,
+            "table.create_row",
+            json!({ "table": "settings", "row": { "name": format!("n{n}"), "value": "vvvvv" } }),
+        )
+        .await;
     }
     assert_eq!(
         failed_code(call(&small, "table.export_csv", json!({ "table": "settings" })).await),
