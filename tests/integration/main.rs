@@ -7,4 +7,5 @@ mod delegated;
 mod helpers;
 mod hooks;
 mod schedule;
+mod tables;
 mod waits;
