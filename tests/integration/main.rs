@@ -5,3 +5,5 @@ mod delegated;
 mod helpers;
 mod hooks;
 mod schedule;
+mod seeds;
+mod stream;
