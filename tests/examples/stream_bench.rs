@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let stream = format!(
         r#"
 name: stream-users
-history: errors
+history: all
 steps:
   - id: each
     card: okta.find_users
