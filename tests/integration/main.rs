@@ -7,5 +7,7 @@ mod delegated;
 mod helpers;
 mod hooks;
 mod schedule;
+mod seeds;
+mod stream;
 mod tables;
 mod waits;

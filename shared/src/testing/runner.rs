@@ -135,7 +135,7 @@ pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseRepo
     let mut secrets = file.defaults.secrets.clone();
     secrets.extend(case.settings.secrets.clone());
 
-    let input = match trigger_input(flow, case, now) {
+    let input = match trigger_input(flow, case, now, &vars) {
         Ok(Start::Run(input)) => input,
         Ok(Start::Filtered(reason)) => {
             report.outcome = match case.expect.started {
@@ -242,12 +242,17 @@ enum Start {
     Filtered(String),
 }
 
-fn trigger_input(flow: &CompiledFlow, case: &Case, now: DateTime<Utc>) -> Result<Start, String> {
+fn trigger_input(
+    flow: &CompiledFlow,
+    case: &Case,
+    now: DateTime<Utc>,
+    vars: &serde_json::Map<String, Value>,
+) -> Result<Start, String> {
     let now_text = now.to_rfc3339_opts(SecondsFormat::Millis, true);
     match (&flow.flow.trigger, &case.trigger) {
         (Trigger::Event(trigger), CaseTrigger::Event { event, delivery }) => {
             let (event, delivery) = event_envelope(trigger, event, delivery, &now_text);
-            match event_filter(trigger, &event, &delivery, &now_text)? {
+            match event_filter(trigger, &event, &delivery, vars, &now_text)? {
                 Some(reason) => Ok(Start::Filtered(reason)),
                 None => Ok(Start::Run(json!({ "event": event, "delivery": delivery }))),
             }
@@ -344,6 +349,7 @@ fn event_filter(
     trigger: &EventTrigger,
     event: &Value,
     delivery: &Value,
+    vars: &serde_json::Map<String, Value>,
     now: &str,
 ) -> Result<Option<String>, String> {
     let event_type = event.get("eventType").and_then(Value::as_str).unwrap_or("");
@@ -361,6 +367,8 @@ fn event_filter(
     let ctx = template::to_value(&json!({
         "event": event,
         "delivery": delivery,
+        // As `POST /hooks/okta` does: the filter sees the project's vars (with the test's overrides).
+        "vars": vars,
         template::NOW_KEY: now,
     }));
     let value = compiled
