@@ -7,7 +7,7 @@
 //! in-process. [`Worker`] is the local queue consumer used by `idflow serve`; the Lambda worker calls
 //! [`Runtime::process`] per SQS record.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -132,7 +132,9 @@ pub struct Runtime {
     pub trigger_index: crate::hooks::TriggerIndex,
     /// Runs being advanced in this process. Several workers may share one lease owner (the local
     /// server keeps its owner across restarts), so exclusivity inside the process is kept here.
-    active: Mutex<HashSet<RunId>>,
+    /// The flag is set when a message for the run arrived while it was being advanced (a helper run
+    /// ended): the advancing worker re-checks its helper runs instead of the message being re-sent.
+    active: Mutex<HashMap<RunId, bool>>,
 }
 
 /// Removes a run from [`Runtime::active`] when processing ends, however it ends.
@@ -181,7 +183,7 @@ impl Runtime {
             trigger_index: crate::hooks::TriggerIndex::default(),
             intake,
             ended,
-            active: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
         }
     }
 
@@ -439,17 +441,35 @@ impl Runtime {
     }
 
     async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
-        let fresh = {
+        {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            active.insert(run_id)
-        };
-        if !fresh {
-            return self.unclaimable(run_id).await;
+            if let Some(woken) = active.get_mut(&run_id) {
+                // Advanced right now in this process: let that worker look again before it parks.
+                *woken = true;
+                return Ok(Disposition::Done);
+            }
+            active.insert(run_id, false);
         }
-        let _guard = ActiveGuard {
+        let guard = ActiveGuard {
             runtime: self,
             run_id,
         };
+        let result = self.advance_claimed(run_id).await;
+        let woken = {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            active.remove(&run_id).unwrap_or(false)
+        };
+        drop(guard);
+        if woken && result.is_ok() {
+            // A wake-up arrived after the last look: queue one so it is not lost.
+            self.queue
+                .send(&QueueMessage { run_id }, Duration::ZERO)
+                .await?;
+        }
+        result
+    }
+
+    async fn advance_claimed(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
         let now = self.clock.now();
         let Some(run) = self
             .runs
@@ -645,6 +665,15 @@ impl Runtime {
             match in_flight.next().await {
                 Some(event) => events.push(event),
                 None => {
+                    let woken = {
+                        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+                        active.get_mut(&run.id).map(std::mem::take).unwrap_or(false)
+                    };
+                    if woken {
+                        // A helper run ended meanwhile: collect finished helpers before parking.
+                        events.push(Event::Resume);
+                        continue;
+                    }
                     // Nothing can happen in this process: park the run.
                     let wake_at = state.idle_until().flatten();
                     let checkpoint = self.checkpoint_of(
