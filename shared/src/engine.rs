@@ -1355,43 +1355,11 @@ impl Advance<'_> {
             }
             Err(CardError::Throttled { after, .. }) => {
                 // Throttling is not an attempt: call again after the wait with the same attempt.
-                let until = self.now
-                    + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-                let id = self.new_effect();
-                self.state.pending.insert(
-                    id,
-                    Pending {
-                        fiber,
-                        node: node_id,
-                        kind: PendingKind::Retry {
-                            input,
-                            attempt,
-                            until,
-                        },
-                        started_at,
-                    },
-                );
-                self.effects.push(Effect::Timer { effect: id, until });
+                self.schedule_retry(fiber, node_id, input, attempt, after, started_at);
             }
             Err(error) => {
                 if let Some(delay) = self.retry_delay(node_id, attempt, &error) {
-                    let until = self.now
-                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
-                    let id = self.new_effect();
-                    self.state.pending.insert(
-                        id,
-                        Pending {
-                            fiber,
-                            node: node_id,
-                            kind: PendingKind::Retry {
-                                input,
-                                attempt: attempt + 1,
-                                until,
-                            },
-                            started_at,
-                        },
-                    );
-                    self.effects.push(Effect::Timer { effect: id, until });
+                    self.schedule_retry(fiber, node_id, input, attempt + 1, delay, started_at);
                     return;
                 }
                 let input = if streaming {
@@ -1410,6 +1378,36 @@ impl Advance<'_> {
                 );
             }
         }
+    }
+
+    /// Calls the card of `node_id` again with `input` as attempt `attempt` once `delay` has passed.
+    fn schedule_retry(
+        &mut self,
+        fiber: u32,
+        node_id: NodeId,
+        input: Value,
+        attempt: u32,
+        delay: Duration,
+        started_at: DateTime<Utc>,
+    ) {
+        let until =
+            self.now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+        let id = self.new_effect();
+        let kind = PendingKind::Retry {
+            input,
+            attempt,
+            until,
+        };
+        self.state.pending.insert(
+            id,
+            Pending {
+                fiber,
+                node: node_id,
+                kind,
+                started_at,
+            },
+        );
+        self.effects.push(Effect::Timer { effect: id, until });
     }
 
     /// The delay before the next attempt, or `None` when the policy says stop.
