@@ -114,8 +114,10 @@ mod dynamo_flow_store {
     });
 }
 
+// SQS standard queues deliver at least once (a message can come back while hidden, which moto's
+// server also does under concurrent receives): the runner's lease makes that harmless.
 mod sqs_run_queue {
-    shared::run_queue_conformance!(match super::run_queue().await {
+    shared::run_queue_conformance!(at_least_once: match super::run_queue().await {
         Some(queue) => queue,
         None => return,
     });
@@ -220,5 +222,44 @@ async fn secrets_manager_secrets_are_cached_until_the_ttl_passes() {
     assert!(
         matches!(env, Err(SecretError::Unsupported { .. })),
         "got {env:?}"
+    );
+}
+
+#[tokio::test]
+async fn dynamo_keeps_the_deployed_project_files() {
+    let Some(store) = flow_store().await else {
+        return;
+    };
+    assert_eq!(store.project().await.unwrap(), None);
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(
+        "idflow.yaml".to_owned(),
+        "vars: { org: Example }\n".to_owned(),
+    );
+    assert_eq!(
+        store.put_project(&files).await.unwrap(),
+        shared::ports::PutOutcome::Added
+    );
+    assert_eq!(
+        store.put_project(&files).await.unwrap(),
+        shared::ports::PutOutcome::Unchanged
+    );
+    files.insert(
+        "idflow.yaml".to_owned(),
+        "vars: { org: Other }\n".to_owned(),
+    );
+    assert_eq!(
+        store.put_project(&files).await.unwrap(),
+        shared::ports::PutOutcome::Updated
+    );
+    let stored = store.project().await.unwrap().expect("project files");
+    let config = shared::flowfile::parse_project_files(&stored).unwrap();
+    assert_eq!(config.vars["org"], "Other");
+    // The project item is not a flow.
+    assert!(
+        shared::ports::FlowStore::list(&store)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -166,10 +166,30 @@ macro_rules! flow_store_conformance {
 /// `make` as in [`run_store_conformance!`](crate::run_store_conformance), and the queue it gives must
 /// have a **max receive count of 3**: the fourth receive of a message moves it to the dead-letter queue.
 /// The checks never wait for time to pass, so the queue may run on a clock that stands still.
+///
+/// `at_least_once: make` is for queues that document occasional duplicate deliveries (SQS standard
+/// queues): they must still deliver every message to concurrent receivers, but the check that no
+/// message is handed to two receivers at once is left out. The runner never relies on it: a run is
+/// only advanced by the holder of its lease in the run store.
 #[macro_export]
 macro_rules! run_queue_conformance {
+    (at_least_once: $make:expr) => {
+        $crate::__conformance_tests!($make;
+            run_queue_sends_receives_and_deletes,
+            run_queue_returns_at_most_max,
+            run_queue_hides_messages_in_flight,
+            run_queue_redelivers_after_visibility_change,
+            run_queue_rejects_stale_receipts,
+            run_queue_delays_messages,
+            run_queue_refuses_delays_over_15_minutes,
+            run_queue_dead_letters_after_max_receives,
+            run_queue_long_poll_wakes_on_send,
+            run_queue_delivers_every_message_to_concurrent_receivers,
+        );
+    };
     ($make:expr) => {
         $crate::__conformance_tests!($make;
+            run_queue_delivers_every_message_to_concurrent_receivers,
             run_queue_sends_receives_and_deletes,
             run_queue_returns_at_most_max,
             run_queue_hides_messages_in_flight,

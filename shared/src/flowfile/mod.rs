@@ -128,6 +128,34 @@ pub fn parse_project(file_label: &str, source: &str) -> Result<ProjectConfig, Ve
     }
 }
 
+/// The files that make up a project's configuration, by path relative to the flow directory:
+/// `idflow.yaml` when present. `idflow deploy` uploads exactly these next to the flows, and the Lambda
+/// functions rebuild the [`ProjectConfig`] from them with [`parse_project_files`].
+pub fn project_files(dir: &Path) -> Result<BTreeMap<String, String>, Vec<Diagnostic>> {
+    let mut files = BTreeMap::new();
+    let config_path = dir.join(PROJECT_FILE);
+    if config_path.is_file() {
+        match std::fs::read_to_string(&config_path) {
+            Ok(source) => {
+                files.insert(PROJECT_FILE.to_owned(), source);
+            }
+            Err(error) => return Err(vec![unreadable(PROJECT_FILE, &error)]),
+        }
+    }
+    Ok(files)
+}
+
+/// Rebuilds the project configuration from the files [`project_files`] read (an empty set is the
+/// default configuration).
+pub fn parse_project_files(
+    files: &BTreeMap<String, String>,
+) -> Result<ProjectConfig, Vec<Diagnostic>> {
+    match files.get(PROJECT_FILE) {
+        Some(source) => parse_project(PROJECT_FILE, source),
+        None => Ok(ProjectConfig::default()),
+    }
+}
+
 /// Reads and validates one flow file on its own (no cross-file checks). The file is named in
 /// diagnostics as `path` is written.
 pub fn load_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {

@@ -6,8 +6,11 @@
 //! - current: `pk = CURRENT`, `sk = <name>`, the current [`StoredFlow`] as JSON in `flow` and its
 //!   `version`. One query of the `CURRENT` partition lists every deployed flow sorted by name, with
 //!   no index; the set is small (flows, not runs).
+//! - project: `pk = PROJECT`, `sk = files`, the project's configuration files
+//!   ([`crate::flowfile::project_files`]) as a JSON object of path → text in `files`, and their
+//!   content hash in `version`. `idflow deploy` writes it; the functions read it at cold start.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -23,6 +26,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The partition holding the current version of every deployed flow.
 const CURRENT: &str = "CURRENT";
+/// The partition holding the project's configuration files.
+const PROJECT: &str = "PROJECT";
 
 /// A [`FlowStore`] on one DynamoDB table (schema in the module docs and in template.yaml).
 #[derive(Clone)]
@@ -65,6 +70,70 @@ impl DynamoFlowStore {
         }
         request.send().await.map_err(store_error)?;
         Ok(())
+    }
+
+    /// Stores the project's configuration files (`idflow.yaml`, table declarations), replacing the
+    /// previous set. [`PutOutcome::Unchanged`] when the content is the same.
+    pub async fn put_project(
+        &self,
+        files: &BTreeMap<String, String>,
+    ) -> Result<PutOutcome, StoreError> {
+        let text = serde_json::to_string(files).map_err(|e| StoreError::Corrupt {
+            key: format!("{PROJECT}/files"),
+            source: Box::new(e),
+        })?;
+        let version = crate::flowfile::version_of(&text);
+        let previous = self.project_item().await?;
+        if previous.as_ref().is_some_and(|(v, _)| *v == version) {
+            return Ok(PutOutcome::Unchanged);
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(PROJECT.to_owned()))
+            .item("sk", AttributeValue::S("files".to_owned()))
+            .item("version", AttributeValue::S(version))
+            .item("files", AttributeValue::S(text))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(if previous.is_some() {
+            PutOutcome::Updated
+        } else {
+            PutOutcome::Added
+        })
+    }
+
+    /// The project's configuration files, or `None` before the first deploy.
+    pub async fn project(&self) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        Ok(self.project_item().await?.map(|(_, files)| files))
+    }
+
+    async fn project_item(&self) -> Result<Option<(String, BTreeMap<String, String>)>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(PROJECT.to_owned()))
+            .key("sk", AttributeValue::S("files".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
+            key: format!("{PROJECT}/files"),
+            source,
+        };
+        match (item.get("version"), item.get("files")) {
+            (Some(AttributeValue::S(version)), Some(AttributeValue::S(text))) => {
+                let files = serde_json::from_str(text).map_err(|e| corrupt(Box::new(e)))?;
+                Ok(Some((version.clone(), files)))
+            }
+            _ => Err(corrupt("project item without `version` or `files`".into())),
+        }
     }
 
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<StoredFlow>, StoreError> {
