@@ -111,7 +111,7 @@ enum Command {
         #[arg(long)]
         junit: Option<PathBuf>,
     },
-    /// Lists, shows and imports the rows of the tables declared in idflow.yaml (local data directory).
+    /// Lists, shows and imports the rows of the tables declared in idflow.yaml and tables/*.yaml (local data directory).
     Tables {
         #[command(subcommand)]
         command: tables_cmd::TablesCommand,

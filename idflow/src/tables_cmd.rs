@@ -1,4 +1,5 @@
-//! `idflow tables`: list, show and import the rows of the tables declared in `idflow.yaml`, straight
+//! `idflow tables`: list, show and import the rows of the tables declared in `idflow.yaml` and
+//! `tables/*.yaml`, straight
 //! from the local data directory.
 //!
 //! The table declarations come from the flows directory (`--flows`), the rows from the SQLite file of
@@ -24,7 +25,7 @@ const DB_FILE: &str = "idflow.db";
 /// Where the declarations and the rows are.
 #[derive(Debug, Args)]
 pub struct Location {
-    /// Directory with idflow.yaml (the table declarations).
+    /// Directory with idflow.yaml and tables/*.yaml (the table declarations).
     #[arg(long, default_value = "./flows")]
     flows: PathBuf,
     /// Data directory of `idflow serve`.
@@ -90,10 +91,12 @@ pub async fn run(command: TablesCommand) -> Result<ExitCode> {
 /// The declared tables; declaration errors are printed, not fatal.
 fn declared(location: &Location) -> Result<std::collections::BTreeMap<String, TableSchema>> {
     let config = location.flows.join(shared::flowfile::PROJECT_FILE);
-    if !config.is_file() {
+    let tables = location.flows.join(shared::flowfile::TABLES_DIR);
+    if !config.is_file() && !tables.is_dir() {
         bail!(
-            "{} does not exist: tables are declared there under `tables:` (use --flows)",
-            config.display()
+            "neither {} nor {} exists: tables are declared under `tables:` in the first or one per file in the second (use --flows)",
+            config.display(),
+            tables.display()
         );
     }
     let project = shared::flowfile::load_dir(&location.flows);
@@ -111,10 +114,14 @@ fn schema(location: &Location, name: &str) -> Result<TableSchema> {
         None => {
             let names: Vec<&String> = tables.keys().collect();
             bail!(
-                "table `{name}` is not declared in {} (declared: {})",
+                "table `{name}` is not declared in {} or {} (declared: {})",
                 location
                     .flows
                     .join(shared::flowfile::PROJECT_FILE)
+                    .display(),
+                location
+                    .flows
+                    .join(shared::flowfile::TABLES_DIR)
                     .display(),
                 if names.is_empty() {
                     "none".to_owned()

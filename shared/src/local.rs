@@ -485,16 +485,19 @@ impl Reloader {
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        if let Ok(meta) = entry.metadata() {
-            out.push((
-                entry.path(),
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                meta.len(),
-            ));
+    // The table files are project files too.
+    for folder in [dir.to_path_buf(), dir.join(flowfile::TABLES_DIR)] {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Ok(meta) = entry.metadata() {
+                out.push((
+                    entry.path(),
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                ));
+            }
         }
     }
     out.sort();

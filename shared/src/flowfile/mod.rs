@@ -1,4 +1,4 @@
-//! Reading flow files and `idflow.yaml` (YAML or JSON) into the model, with file, line, column, field
+//! Reading flow files, `idflow.yaml` and `tables/*.yaml` (YAML or JSON) into the model, with file, line, column, field
 //! path and what was expected on every error.
 //!
 //! Every problem in a file is reported, not just the first, and one bad file never stops the others
@@ -9,7 +9,7 @@
 //! - `tree`: YAML and JSON text to a node tree that keeps the position of every node and key.
 //! - `check`: typed readers over the tree (text, durations, secrets, choices with "did you mean").
 //! - `flow`: a flow file's tree to [`Flow`]: triggers, steps, cards checked against the registry.
-//! - `project`: `idflow.yaml`'s tree to [`ProjectConfig`].
+//! - `project`: the trees of `idflow.yaml` and the table files to [`ProjectConfig`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -129,31 +129,140 @@ pub fn parse_project(file_label: &str, source: &str) -> Result<ProjectConfig, Ve
 }
 
 /// The files that make up a project's configuration, by path relative to the flow directory:
-/// `idflow.yaml` when present. `idflow deploy` uploads exactly these next to the flows, and the Lambda
-/// functions rebuild the [`ProjectConfig`] from them with [`parse_project_files`].
+/// `idflow.yaml` when present, and every table file `tables/*.yaml` (or `.yml`; hidden files are
+/// skipped). `idflow validate`, `idflow serve`, `idflow test` and `idflow tables` read the
+/// configuration from these files, `idflow deploy` uploads exactly these next to the flows, and the
+/// Lambda functions rebuild the [`ProjectConfig`] from them with [`parse_project_files`], so every
+/// place sees the same tables. Any file that cannot be read is an error.
 pub fn project_files(dir: &Path) -> Result<BTreeMap<String, String>, Vec<Diagnostic>> {
-    let mut files = BTreeMap::new();
-    let config_path = dir.join(PROJECT_FILE);
-    if config_path.is_file() {
-        match std::fs::read_to_string(&config_path) {
-            Ok(source) => {
-                files.insert(PROJECT_FILE.to_owned(), source);
-            }
-            Err(error) => return Err(vec![unreadable(PROJECT_FILE, &error)]),
-        }
+    let (files, errors) = read_project_files(dir);
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
     }
-    Ok(files)
 }
 
 /// Rebuilds the project configuration from the files [`project_files`] read (an empty set is the
-/// default configuration).
+/// default configuration): `idflow.yaml`, then the table files in path order. A table declared twice
+/// (in `idflow.yaml` and a table file, or in two table files) is an error naming both places.
 pub fn parse_project_files(
     files: &BTreeMap<String, String>,
 ) -> Result<ProjectConfig, Vec<Diagnostic>> {
-    match files.get(PROJECT_FILE) {
-        Some(source) => parse_project(PROJECT_FILE, source),
-        None => Ok(ProjectConfig::default()),
+    let (config, _, diagnostics) = project_from_files(files);
+    if diagnostics.is_empty() {
+        Ok(config)
+    } else {
+        Err(diagnostics)
     }
+}
+
+/// The folder of table files inside a flow directory.
+pub const TABLES_DIR: &str = "tables";
+
+/// Whether `name` (a file name inside [`TABLES_DIR`]) is a table file.
+fn is_table_file_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !name.starts_with('.') && (lower.ends_with(".yaml") || lower.ends_with(".yml"))
+}
+
+/// [`project_files`], keeping what could be read beside the errors.
+fn read_project_files(dir: &Path) -> (BTreeMap<String, String>, Vec<Diagnostic>) {
+    let mut files = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut read = |path: &Path, label: String| match std::fs::read_to_string(path) {
+        Ok(source) => {
+            files.insert(label, source);
+        }
+        Err(error) => errors.push(unreadable(&label, &error)),
+    };
+    let config_path = dir.join(PROJECT_FILE);
+    if config_path.is_file() {
+        read(&config_path, PROJECT_FILE.to_owned());
+    }
+    let tables = dir.join(TABLES_DIR);
+    if tables.is_dir() {
+        match std::fs::read_dir(&tables) {
+            Ok(entries) => {
+                let mut names: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|name| is_table_file_name(name))
+                    .collect();
+                names.sort();
+                for name in names {
+                    read(&tables.join(&name), format!("{TABLES_DIR}/{name}"));
+                }
+            }
+            Err(error) => errors.push(unreadable(TABLES_DIR, &error)),
+        }
+    }
+    (files, errors)
+}
+
+/// Decodes the project files: `idflow.yaml`'s config and facts, with the table files' tables merged
+/// in, and every problem found.
+fn project_from_files(
+    files: &BTreeMap<String, String>,
+) -> (ProjectConfig, ProjectFacts, Vec<Diagnostic>) {
+    let (mut config, facts, mut diagnostics) = match files.get(PROJECT_FILE) {
+        Some(source) => project_with_facts(PROJECT_FILE, source),
+        None => (ProjectConfig::default(), ProjectFacts::default(), Vec::new()),
+    };
+    // Where each table is declared: (name, file, line).
+    let mut declared: Vec<(String, String, u32)> = facts
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), PROJECT_FILE.to_owned(), t.location.line))
+        .collect();
+    for (path, source) in files {
+        if path == PROJECT_FILE {
+            continue;
+        }
+        let stem = path
+            .strip_prefix(&format!("{TABLES_DIR}/"))
+            .filter(|name| !name.contains('/') && is_table_file_name(name))
+            .and_then(|name| name.rsplit_once('.'))
+            .map(|(stem, _)| stem);
+        let Some(stem) = stem else {
+            diagnostics.push(Diagnostic {
+                file: path.clone(),
+                line: 0,
+                column: 0,
+                path: String::new(),
+                message: format!(
+                    "not a project file: expected {PROJECT_FILE} or {TABLES_DIR}/<table>.yaml"
+                ),
+            });
+            continue;
+        };
+        let root = match read_tree(path, source) {
+            Ok(root) => root,
+            Err(errors) => {
+                diagnostics.extend(errors);
+                continue;
+            }
+        };
+        let mut ctx = Ctx::new(path);
+        if let Some((table, declaration)) = project::decode_table_file(&mut ctx, &root, stem) {
+            match declared.iter().find(|(name, _, _)| *name == table.name) {
+                Some((_, first_file, first_line)) => {
+                    let message = format!(
+                        "table `{}` is declared twice: in {first_file}:{first_line} and in {path}:{}; declare each table once",
+                        table.name, table.location.line
+                    );
+                    ctx.error(table.location, &table.path, message);
+                }
+                None => {
+                    declared.push((table.name.clone(), path.clone(), table.location.line));
+                    config.tables.insert(table.name, declaration);
+                }
+            }
+        }
+        diagnostics.extend(sorted(ctx.diagnostics));
+    }
+    (config, facts, diagnostics)
 }
 
 /// Reads and validates one flow file on its own (no cross-file checks). The file is named in
@@ -166,24 +275,16 @@ pub fn load_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
     }
 }
 
-/// Loads a flow directory: `idflow.yaml` (optional) and every `*.yaml`, `*.yml` and `*.json` file at its
+/// Loads a flow directory: the project files (see [`project_files`]; all optional) and every `*.yaml`, `*.yml` and `*.json` file at its
 /// top level except `idflow.yaml` itself and tests (`*.test.yaml`, `*.test.yml`, `*.test.json`).
 /// Hidden files are skipped. Files are read in name order and one bad file never stops the others.
 pub fn load_dir(dir: &Path) -> LoadedProject {
     let mut project = LoadedProject::default();
-    let mut project_facts = ProjectFacts::default();
-    let config_path = dir.join(PROJECT_FILE);
-    if config_path.is_file() {
-        match std::fs::read_to_string(&config_path) {
-            Ok(source) => {
-                let (config, facts, diagnostics) = project_with_facts(PROJECT_FILE, &source);
-                project.config = config;
-                project_facts = facts;
-                project.errors.extend(diagnostics);
-            }
-            Err(error) => project.errors.push(unreadable(PROJECT_FILE, &error)),
-        }
-    }
+    let (files, unreadable_files) = read_project_files(dir);
+    project.errors.extend(unreadable_files);
+    let (config, project_facts, diagnostics) = project_from_files(&files);
+    project.config = config;
+    project.errors.extend(diagnostics);
     let mut names = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)

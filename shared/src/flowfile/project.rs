@@ -1,4 +1,4 @@
-//! Decoding `idflow.yaml` into [`ProjectConfig`].
+//! Decoding `idflow.yaml` and `tables/*.yaml` into [`ProjectConfig`].
 //!
 //! The decoder is best effort: it returns a config even when it reports problems, so the cross-file
 //! checks of a directory still know which callers and tokens exist.
@@ -41,6 +41,8 @@ const COLUMN_TYPES: &[&str] = &["text", "number", "datetime", "boolean", "json"]
 pub(crate) struct ProjectFacts {
     /// `api.tokens.<flow>` keys.
     pub(crate) api_tokens: Vec<Reference>,
+    /// The tables `idflow.yaml` declares under `tables:`, where their names are written.
+    pub(crate) tables: Vec<Reference>,
 }
 
 /// Decodes the project config, reporting every problem into `ctx`.
@@ -118,7 +120,12 @@ pub(crate) fn decode_project(ctx: &mut Ctx, root: &Node) -> (ProjectConfig, Proj
             if let Some(problem) = identifier_problem(&entry.key, "table name") {
                 ctx.error(entry.key_location, &path, problem);
             }
-            table(ctx, &entry.value, &path);
+            table(ctx, &entry.value, &path, TABLE_KEYS);
+            facts.tables.push(Reference {
+                name: entry.key.clone(),
+                location: entry.key_location,
+                path: path.clone(),
+            });
             config
                 .tables
                 .insert(entry.key.clone(), entry.value.to_json());
@@ -295,9 +302,65 @@ fn jwks_source(ctx: &mut Ctx, node: &Node, path: &str) -> Option<String> {
     }
 }
 
-/// `{ key: column, columns: { name: type } }`.
-fn table(ctx: &mut Ctx, node: &Node, path: &str) {
-    let Some(table) = fields(ctx, node, path, &["key", "columns"]) else {
+/// The keys of a table declaration under `tables:` in `idflow.yaml`.
+const TABLE_KEYS: &[&str] = &["key", "columns"];
+/// The keys of a table file `tables/<name>.yaml`: a declaration, and the name when it is not the
+/// file's.
+const TABLE_FILE_KEYS: &[&str] = &["name", "key", "columns"];
+
+/// Decodes a table file (`tables/<stem>.yaml`): one declaration `{ name, key, columns }` shaped like
+/// an entry of `idflow.yaml`'s `tables:`, naming the table `name` or else the file's stem. Returns
+/// the table's name (and where it is written) and its declaration without `name`.
+pub(crate) fn decode_table_file(
+    ctx: &mut Ctx,
+    root: &Node,
+    stem: &str,
+) -> Option<(Reference, serde_json::Value)> {
+    // `table` reports the keys and the shape; the name is read here without reporting them twice.
+    let NodeValue::Map(entries) = &root.value else {
+        table(ctx, root, "", TABLE_FILE_KEYS);
+        return None;
+    };
+    let reference = match entries.iter().find(|e| e.key == "name").map(|e| &e.value) {
+        Some(node) => {
+            let name = nonempty_text(ctx, node, "name")?;
+            if let Some(problem) = identifier_problem(&name, "table name") {
+                ctx.error(node.location, "name", problem);
+            }
+            Reference {
+                name,
+                location: node.location,
+                path: "name".to_owned(),
+            }
+        }
+        None => {
+            if let Some(problem) = identifier_problem(stem, "table name") {
+                ctx.error(
+                    root.location,
+                    "",
+                    format!(
+                        "{problem}; the file name names the table, so rename the file or add `name: <table>`"
+                    ),
+                );
+            }
+            Reference {
+                name: stem.to_owned(),
+                location: root.location,
+                path: String::new(),
+            }
+        }
+    };
+    table(ctx, root, "", TABLE_FILE_KEYS);
+    let mut declaration = root.to_json();
+    if let serde_json::Value::Object(map) = &mut declaration {
+        map.remove("name");
+    }
+    Some((reference, declaration))
+}
+
+/// `{ key: column, columns: { name: type } }` (and the other `allowed` keys).
+fn table(ctx: &mut Ctx, node: &Node, path: &str, allowed: &[&str]) {
+    let Some(table) = fields(ctx, node, path, allowed) else {
         return;
     };
     let mut names = Vec::new();

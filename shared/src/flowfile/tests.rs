@@ -1038,7 +1038,11 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         for (file, text) in files {
-            std::fs::write(dir.join(file), text).expect("write fixture");
+            let path = dir.join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("fixture dir");
+            }
+            std::fs::write(path, text).expect("write fixture");
         }
         TempDir(dir)
     }
@@ -1247,4 +1251,138 @@ fn reports_invalid_schedule_expressions_at_the_field() {
         "at: tomorrow",
         "flow.yaml:4:9: trigger.schedule.at: invalid schedule `at(tomorrow)`",
     );
+}
+
+#[test]
+fn table_files_declare_tables_beside_idflow_yaml() {
+    let dir = TempDir::new(
+        "table-files",
+        &[
+            (
+                "idflow.yaml",
+                "tables:\n  settings:\n    key: name\n    columns: { name: text, value: text }\n",
+            ),
+            (
+                "tables/failed-logins.yaml",
+                "# one table per file\nname: failed_logins\ncolumns: { published: datetime, user: text, ip: text, reason: text }\n",
+            ),
+            ("tables/audit.yml", "key: id\ncolumns: { id: text, raw: json }\n"),
+            ("tables/.hidden.yaml", "not: [a table\n"),
+            ("tables/notes.txt", "not a table file"),
+        ],
+    );
+    let files = project_files(&dir.0).expect("readable");
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["idflow.yaml", "tables/audit.yml", "tables/failed-logins.yaml"]
+    );
+    let config = parse_project_files(&files).expect("valid");
+    assert_eq!(
+        config.tables.keys().collect::<Vec<_>>(),
+        ["audit", "failed_logins", "settings"]
+    );
+    assert_eq!(
+        config.tables["failed_logins"],
+        serde_json::json!({ "columns": { "published": "datetime", "user": "text", "ip": "text", "reason": "text" } })
+    );
+    assert_eq!(config.tables["audit"]["key"], "id");
+    // What `validate`, `serve` and `test` load is the same configuration.
+    let project = load_dir(&dir.0);
+    assert!(project.is_valid(), "{:?}", project.all_diagnostics());
+    assert_eq!(project.config, config);
+    let schemas = crate::tables::schemas(&project.config);
+    assert!(schemas.1.is_empty(), "{:?}", schemas.1);
+    assert_eq!(
+        schemas.0["failed_logins"].column_names(),
+        ["published", "user", "ip", "reason"]
+    );
+    // Without idflow.yaml the table files still count.
+    let alone = TempDir::new(
+        "table-files-alone",
+        &[("tables/settings.yaml", "key: name\ncolumns: { name: text, value: text }\n")],
+    );
+    let project = load_dir(&alone.0);
+    assert!(project.is_valid(), "{:?}", project.all_diagnostics());
+    assert_eq!(project.config.tables["settings"]["key"], "name");
+}
+
+#[test]
+fn reports_table_file_problems_with_file_and_line() {
+    let check_files = |files: &[(&str, &str)], expected: &[&str]| {
+        let files: BTreeMap<String, String> = files
+            .iter()
+            .map(|(path, text)| ((*path).to_owned(), (*text).to_owned()))
+            .collect();
+        let got: Vec<String> = match parse_project_files(&files) {
+            Ok(_) => Vec::new(),
+            Err(diagnostics) => diagnostics.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(got, expected, "\n{files:?}");
+    };
+    // Declared in idflow.yaml and again in a table file.
+    check_files(
+        &[
+            (
+                "idflow.yaml",
+                "vars: {}\ntables:\n  settings: { columns: { name: text } }\n",
+            ),
+            ("tables/settings.yaml", "columns: { name: text, value: text }\n"),
+        ],
+        &[
+            "tables/settings.yaml:1:1: table `settings` is declared twice: in idflow.yaml:3 and in tables/settings.yaml:1; declare each table once",
+        ],
+    );
+    // Two table files naming the same table.
+    check_files(
+        &[
+            ("tables/a.yaml", "\nname: logins\ncolumns: { at: datetime }\n"),
+            ("tables/logins.yaml", "columns: { at: datetime }\n"),
+        ],
+        &[
+            "tables/logins.yaml:1:1: table `logins` is declared twice: in tables/a.yaml:2 and in tables/logins.yaml:1; declare each table once",
+        ],
+    );
+    // A bad column type names the file, line and the types there are.
+    check_files(
+        &[(
+            "tables/failed-logins.yaml",
+            "name: failed_logins\ncolumns:\n  user: text\n  at: date\n",
+        )],
+        &[
+            "tables/failed-logins.yaml:4:7: columns.at: expected one of text, number, datetime, boolean, json, got `date`",
+        ],
+    );
+    // The file name names the table unless `name:` does.
+    check_files(
+        &[("tables/failed-logins.yaml", "columns: { user: text }\n")],
+        &[
+            "tables/failed-logins.yaml:1:1: invalid table name `failed-logins`: use letters, digits and `_` (not starting with a digit, at most 64 characters); the file name names the table, so rename the file or add `name: <table>`",
+        ],
+    );
+    check_files(
+        &[(
+            "tables/t.yaml",
+            "name: t\nkey: id\ncolumns: { user: text }\nrows: []\n",
+        )],
+        &[
+            "tables/t.yaml:2:6: key: key column `id` is not one of the columns (user)",
+            "tables/t.yaml:4:1: rows: unknown key `rows`, expected one of name, key, columns",
+        ],
+    );
+    check_files(
+        &[("notes/x.yaml", "a: 1\n")],
+        &["notes/x.yaml: not a project file: expected idflow.yaml or tables/<table>.yaml"],
+    );
+    // load_dir reports them too, beside the flows.
+    let dir = TempDir::new(
+        "table-dup",
+        &[
+            ("idflow.yaml", "tables:\n  settings: { columns: { name: text } }\n"),
+            ("tables/settings.yaml", "columns: { name: text }\n"),
+        ],
+    );
+    let project = load_dir(&dir.0);
+    assert!(!project.is_valid());
+    assert_eq!(project.errors.len(), 1, "{:?}", project.errors);
+    assert_eq!(project.errors[0].file, "tables/settings.yaml");
 }
