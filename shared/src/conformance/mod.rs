@@ -6,6 +6,7 @@
 //! - [`flows`]: `flow_store_*` checks for [`FlowStore`](crate::ports::FlowStore).
 //! - [`queue`]: `run_queue_*` checks for [`RunQueue`](crate::ports::RunQueue).
 //! - [`schedules`]: `schedules_*` checks for [`Schedules`](crate::ports::Schedules).
+//! - [`smtp`]: a real SMTP server (`aiosmtpd`) for the email tests, which checks delivered mail.
 //! - [`tables`]: `table_store_*` checks for [`TableStore`](crate::tables::TableStore), with their own
 //!   macro [`table_store_conformance!`](crate::table_store_conformance).
 //! - the macros [`run_store_conformance!`](crate::run_store_conformance),
@@ -34,6 +35,7 @@ pub mod flows;
 pub mod queue;
 pub mod runs;
 pub mod schedules;
+pub mod smtp;
 pub mod tables;
 
 pub use flows::*;

@@ -1,152 +1,22 @@
 //! `email.send` against a real SMTP server (Python's `aiosmtpd`, started by the test) that parses
 //! what it receives, so the checks are about the message a mail client would show.
 //!
-//! Without `aiosmtpd` (`pip install aiosmtpd`) the server tests print SKIPPED, except under `CI=true`
-//! where they fail.
+//! The server is [`SmtpServer`], requiring `idflow` / `s3cret`. Without `aiosmtpd`
+//! (`pip install aiosmtpd`) the server tests print SKIPPED, except under `CI=true` where they fail.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::EmailExecutor;
 use crate::cards::{CardCall, CardError, CardExecutor};
+use crate::conformance::smtp::SmtpServer;
 use crate::model::{ProjectConfig, SecretRef};
 use crate::ports::{SecretError, SecretValue, Secrets};
 use crate::run::RunId;
-
-/// The SMTP server: accepts `idflow` / `s3cret` (AUTH PLAIN or LOGIN, required), and writes each
-/// message as `<n>.json`: envelope, headers, bodies and attachments as Python's email parser sees them.
-const SERVER: &str = r#"
-import json, os, sys
-from email import message_from_bytes, policy
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-
-port, out = int(sys.argv[1]), sys.argv[2]
-
-class Handler:
-    count = 0
-    async def handle_DATA(self, server, session, envelope):
-        Handler.count += 1
-        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        def body(kind):
-            part = msg.get_body((kind,))
-            return part.get_content() if part is not None else None
-        summary = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "authenticated": bool(session.authenticated),
-            "headers": {k: str(msg[k]) for k in ["From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Message-ID"] if msg[k] is not None},
-            "text": body("plain"),
-            "html": body("html"),
-            "attachments": [
-                {"filename": p.get_filename(), "content_type": p.get_content_type(), "content": p.get_content()}
-                for p in msg.iter_attachments()
-            ],
-        }
-        path = os.path.join(out, "%03d.json" % Handler.count)
-        with open(path + ".tmp", "w") as f:
-            json.dump(summary, f)
-        os.rename(path + ".tmp", path)
-        return "250 OK"
-
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"idflow" and auth_data.password == b"s3cret"
-    return AuthResult(success=ok, handled=False)
-
-controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticator,
-                        auth_required=True, auth_require_tls=False)
-controller.start()
-print("ready", flush=True)
-sys.stdin.read()
-controller.stop()
-"#;
-
-/// A running `aiosmtpd`, stopped when dropped.
-struct SmtpServer {
-    port: u16,
-    dir: PathBuf,
-    _child: tokio::process::Child,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl SmtpServer {
-    /// Starts the server, or `None` (after saying so) when `aiosmtpd` is not installed outside CI.
-    async fn start() -> Option<SmtpServer> {
-        let available = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !available {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "aiosmtpd is missing: `pip install aiosmtpd` (CI must run the SMTP tests)"
-            );
-            eprintln!(
-                "\n*** SKIPPED: SMTP test needs python3 with aiosmtpd (`pip install aiosmtpd`) ***\n"
-            );
-            return None;
-        }
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            listener.local_addr().expect("addr").port()
-        };
-        let dir = std::env::temp_dir().join(format!("idflow-smtp-{}", ulid::Ulid::new()));
-        std::fs::create_dir_all(&dir).expect("mail dir");
-        let mut child = tokio::process::Command::new("python3")
-            .arg("-c")
-            .arg(SERVER)
-            .arg(port.to_string())
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
-        assert!(
-            matches!(ready, Ok(Ok(Some(ref line))) if line == "ready"),
-            "the SMTP server did not start: {ready:?}"
-        );
-        Some(SmtpServer {
-            port,
-            dir,
-            _child: child,
-        })
-    }
-
-    /// The messages received so far, in order.
-    fn messages(&self) -> Vec<Value> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .expect("mail dir")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| {
-                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
-            })
-            .collect()
-    }
-}
 
 struct FixedSecrets(BTreeMap<String, String>);
 
@@ -188,7 +58,7 @@ async fn send(port: u16, password: &str, input: Value) -> Result<Value, CardErro
 
 #[tokio::test]
 async fn delivers_text_html_and_a_csv_attachment_over_smtp() {
-    let Some(server) = SmtpServer::start().await else {
+    let Some(server) = SmtpServer::start_with_auth("idflow", "s3cret").await else {
         return;
     };
     let csv = "id,user,count\r\ne1,\"ada, lovelace\",3\r\n";
@@ -249,7 +119,7 @@ async fn delivers_text_html_and_a_csv_attachment_over_smtp() {
 
 #[tokio::test]
 async fn a_wrong_password_is_a_permanent_rejection() {
-    let Some(server) = SmtpServer::start().await else {
+    let Some(server) = SmtpServer::start_with_auth("idflow", "s3cret").await else {
         return;
     };
     let result = send(
