@@ -1,8 +1,10 @@
-//! The seed scenarios end to end: the example flows shipped in `examples/flows/`, served by an
-//! in-process `idflow serve` whose `idflow.yaml` points the `okta` connection at okta-sim and the mail
-//! relay and Slack webhook at a local HTTP sink. Okta's side (event hook deliveries, the System Log,
-//! access requests) is played by okta-sim; what the tests check is what a user would see: the mail, the
-//! Slack messages, the user profiles and request messages in the org.
+//! The seed scenarios end to end: the example flows shipped in `examples/flows/` with their table
+//! files, served by an in-process `idflow serve` whose `idflow.yaml` points the `okta` connection at
+//! okta-sim, the `email` connection at a real SMTP server (`aiosmtpd`, see
+//! [`shared::conformance::smtp`]) and the Slack webhook at a local HTTP sink. Okta's side (event hook
+//! deliveries, the System Log, access requests) is played by okta-sim; what the tests check is what a
+//! user would see: the delivered mail and its CSV, the Slack messages, the table rows, the user
+//! profiles and request messages in the org.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +14,7 @@ use hmac::{Hmac, Mac};
 use okta_sim::{RequestSeed, Sim, SimHandle};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use shared::conformance::smtp::SmtpServer;
 use tests::TestServer;
 
 const HOOK_SECRET: &str = "seed-hook-secret-41";
@@ -26,11 +29,13 @@ const BREACHED: &str = include_str!("../../examples/flows/breached-password.yaml
 const NO_CODE: &str = include_str!("../../examples/flows/no-code-builders.yaml");
 const SIGNUP: &str = include_str!("../../examples/flows/signup-webhook.yaml");
 const FAILED_LOGINS: &str = include_str!("../../examples/flows/failed-logins.yaml");
+const FAILED_LOGINS_TABLE: &str = include_str!("../../examples/flows/tables/failed-logins.yaml");
+const SETTINGS_TABLE: &str = include_str!("../../examples/flows/tables/settings.yaml");
 
 /// What the local sink received: (path, JSON body).
 type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
-/// A tiny HTTP sink standing in for the mail relay and Slack's incoming webhook.
+/// A tiny HTTP sink standing in for Slack's incoming webhook.
 struct Sink {
     base: String,
     received: Received,
@@ -73,21 +78,30 @@ impl Sink {
     }
 }
 
-/// The project config the tests use: the examples' shape, pointed at the simulator and the sink.
-fn config(sim: &SimHandle, sink: &Sink) -> String {
+/// The project config the tests use: the examples' shape, pointed at the simulator, the sink and
+/// (when given) the SMTP server.
+fn config(sim: &SimHandle, sink: &Sink, smtp: Option<&SmtpServer>) -> String {
+    let email = smtp.map_or(String::new(), |smtp| {
+        format!(
+            "  email:\n    from: \"idflow <idflow@example.com>\"\n    smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n",
+            smtp.port
+        )
+    });
     format!(
         r#"
 connections:
   okta:
     domain: "{okta}"
     auth: {{ type: ssws, token: "file:./okta.token" }}
-hooks:
+{email}hooks:
   okta: {{ secret: "file:./hook.secret" }}
 callers:
   okta-access-requests: {{ token: "file:./oig.token" }}
+secrets:
+  okta-api-token: "file:./okta.token"
 vars:
-  mailRelay: "{sink}/mail"
   slackWebhook: "{sink}/slack"
+  securityEmail: security@example.com
   enrichedRequestSubjects: [Building access]
 "#,
         okta = sim.base_url(),
@@ -97,7 +111,17 @@ vars:
 
 /// Serves `flows` (file name, content) with the test config and secrets.
 async fn serve(sim: &SimHandle, sink: &Sink, flows: &[(&str, &str)]) -> TestServer {
-    let config = config(sim, sink);
+    serve_with_mail(sim, sink, None, flows).await
+}
+
+/// The same, with the `email` connection pointed at `smtp`.
+async fn serve_with_mail(
+    sim: &SimHandle,
+    sink: &Sink,
+    smtp: Option<&SmtpServer>,
+    flows: &[(&str, &str)],
+) -> TestServer {
+    let config = config(sim, sink, smtp);
     let mut files: Vec<(&str, &str)> = vec![
         ("idflow.yaml", &config),
         ("okta.token", sim.api_token()),
@@ -181,6 +205,9 @@ fn kim() -> Value {
 
 #[tokio::test]
 async fn badge_access_mails_the_assignee_and_reports_to_the_request() {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
     let sim = sim(Sim::builder()).await;
     let sink = Sink::start().await;
     sim.create_user(kim()).expect("user");
@@ -188,7 +215,7 @@ async fn badge_access_mails_the_assignee_and_reports_to_the_request() {
         subject: "Building access".into(),
         ..RequestSeed::default()
     });
-    let server = serve(&sim, &sink, &[("badge-access.yaml", BADGE)]).await;
+    let server = serve_with_mail(&sim, &sink, Some(&smtp), &[("badge-access.yaml", BADGE)]).await;
 
     let response = server
         .http
@@ -212,10 +239,15 @@ async fn badge_access_mails_the_assignee_and_reports_to_the_request() {
         .await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
 
-    let mail = sink.at("mail");
+    let mail = smtp.messages();
     assert_eq!(mail.len(), 1, "{mail:?}");
-    assert_eq!(mail[0]["to"], "badges@example.com");
-    assert_eq!(mail[0]["subject"], "Badge access: Building 7 for Kim Park");
+    assert_eq!(mail[0]["rcpt_tos"], json!(["badges@example.com"]));
+    assert_eq!(mail[0]["mail_from"], "idflow@example.com");
+    assert_eq!(mail[0]["headers"]["To"], "badges@example.com");
+    assert_eq!(
+        mail[0]["headers"]["Subject"],
+        "Badge access: Building 7 for Kim Park"
+    );
     let text = mail[0]["text"].as_str().expect("text");
     assert!(
         text.contains(
@@ -260,17 +292,12 @@ async fn request_enrichment_posts_the_profile_on_chosen_requests_only() {
         requester: Some(requester.clone()),
         ..RequestSeed::default()
     };
+    let early = sim.seed_request_v1(seed("Building access"));
     let building_v1 = sim.seed_request_v1(seed("Building access"));
     let building_v2 = sim.seed_request_v2(seed("Building access"));
     let laptop = sim.seed_request_v1(seed("Laptop upgrade"));
     // The System Log events OIG writes, with both spellings of the debug data.
-    let events = [
-        json!({ "accessRequestId": building_v1, "accessRequestSubject": "Building access", "requesterId": requester }),
-        json!({ "access_request_id": building_v2, "access_request_subject": "Building access", "requester_id": requester }),
-        json!({ "accessRequestId": laptop, "accessRequestSubject": "Laptop upgrade", "requesterId": requester }),
-    ]
-    .into_iter()
-    .map(|debug| {
+    let event = |debug: Value| {
         let uuid = sim.inject_event(json!({
             "eventType": "access.request.create",
             "displayMessage": "Access request created",
@@ -278,16 +305,93 @@ async fn request_enrichment_posts_the_profile_on_chosen_requests_only() {
             "debugContext": { "debugData": debug },
         }));
         logged(&sim, &uuid)
-    })
-    .collect();
-    let server = serve(&sim, &sink, &[("request-enrichment.yaml", ENRICH)]).await;
+    };
+    let server = serve(
+        &sim,
+        &sink,
+        &[
+            ("request-enrichment.yaml", ENRICH),
+            ("tables/settings.yaml", SETTINGS_TABLE),
+        ],
+    )
+    .await;
+
+    // Before the settings table holds the Okta domain, the flow stops there and posts nothing.
+    deliver(
+        &sim,
+        &server,
+        vec![event(
+            json!({ "accessRequestId": early, "accessRequestSubject": "Building access", "requesterId": requester }),
+        )],
+    )
+    .await;
+    let runs = ended_runs(&server, "request-enrichment").await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status.as_str(), "failed");
+    let error = runs[0].error.as_ref().expect("error");
+    assert_eq!(error.step.as_deref(), Some("setting"), "{error:?}");
+    assert!(sim.request_messages(&early).is_empty());
+
+    // The domain as the table gives it: okta-sim's address, spelled `localhost` where the `okta`
+    // connection says 127.0.0.1, so the URL the flow called shows where its domain came from.
+    let port = sim
+        .base_url()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .trim_end_matches('/')
+        .to_owned();
+    let domain = format!("http://localhost:{port}");
+    server
+        .table(
+            "table.create_row",
+            json!({ "table": "settings", "row": { "name": "okta_domain", "value": domain } }),
+        )
+        .await
+        .expect("the settings row");
+    let events = vec![
+        event(
+            json!({ "accessRequestId": building_v1, "accessRequestSubject": "Building access", "requesterId": requester }),
+        ),
+        event(
+            json!({ "access_request_id": building_v2, "access_request_subject": "Building access", "requester_id": requester }),
+        ),
+        event(
+            json!({ "accessRequestId": laptop, "accessRequestSubject": "Laptop upgrade", "requesterId": requester }),
+        ),
+    ];
     deliver(&sim, &server, events).await;
 
     let runs = ended_runs(&server, "request-enrichment").await;
-    assert_eq!(runs.len(), 2, "only the Building access requests");
-    for run in &runs {
-        assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
+    assert_eq!(runs.len(), 3, "the early run and the Building access requests");
+    let succeeded: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status.as_str() == "succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 2, "{runs:?}");
+    let mut urls = Vec::new();
+    for run in &succeeded {
+        let json = server.run_json(&run.id.to_string()).await;
+        let posted = json["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["step"] == "posted")
+            .cloned()
+            .expect("the posted step");
+        urls.push(posted["input"]["url"].as_str().expect("url").to_owned());
+        assert!(
+            !json.to_string().contains(sim.api_token()),
+            "the API token stays out of history"
+        );
     }
+    urls.sort();
+    let mut expected_urls = vec![
+        format!("{domain}/governance/api/v1/requests/{building_v1}/messages"),
+        format!("{domain}/governance/api/v2/requests/{building_v2}/messages"),
+    ];
+    expected_urls.sort();
+    assert_eq!(urls, expected_urls, "the URLs use the domain from the table");
     let expected = "About the requester:\nName: Kim Park\nTitle: Analyst\nDepartment: Finance\nManager: Lee Chen";
     for request in [&building_v1, &building_v2] {
         let messages: Vec<String> = sim
@@ -299,6 +403,7 @@ async fn request_enrichment_posts_the_profile_on_chosen_requests_only() {
         assert_eq!(expected.lines().count(), 5);
     }
     assert!(sim.request_messages(&laptop).is_empty());
+    assert!(sim.request_messages(&early).is_empty());
     server.stop().await;
     sim.shutdown().await;
 }
@@ -476,7 +581,10 @@ async fn a_signed_typeform_submission_creates_the_okta_user() {
 }
 
 #[tokio::test]
-async fn the_daily_search_finds_the_last_24_hours_of_failed_logins() {
+async fn the_daily_search_saves_exports_and_mails_the_last_24_hours_of_failed_logins() {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
     let sim = sim(Sim::builder()).await;
     let sink = Sink::start().await;
     let now = chrono::Utc::now();
@@ -486,34 +594,116 @@ async fn the_daily_search_finds_the_last_24_hours_of_failed_logins() {
             "published": okta_sim::okta_time(now - chrono::Duration::hours(hours_ago)),
             "actor": { "id": format!("00u{who}"), "type": "User", "alternateId": format!("{who}@example.com"), "displayName": who },
             "outcome": { "result": result, "reason": if result == "FAILURE" { "INVALID_CREDENTIALS" } else { "" } },
-            "client": { "ipAddress": "203.0.113.9" },
+            "client": { "ipAddress": if who == "ada" { "203.0.113.9" } else { "198.51.100.4" } },
         }))
     };
     login("ada", "FAILURE", 30); // too old
-    login("ada", "FAILURE", 20);
+    let failures = [
+        login("ada", "FAILURE", 20),
+        login("bob", "FAILURE", 5),
+        login("ada", "FAILURE", 1),
+    ];
     login("bob", "SUCCESS", 10);
-    login("bob", "FAILURE", 5);
-    login("ada", "FAILURE", 1);
-    let server = serve(&sim, &sink, &[("failed-logins.yaml", FAILED_LOGINS)]).await;
+    let server = serve_with_mail(
+        &sim,
+        &sink,
+        Some(&smtp),
+        &[
+            ("failed-logins.yaml", FAILED_LOGINS),
+            ("tables/failed-logins.yaml", FAILED_LOGINS_TABLE),
+        ],
+    )
+    .await;
     let scheduled_for = (now + chrono::Duration::minutes(1)).to_rfc3339();
-    let started: Value = server
-        .http
-        .post(server.url("/api/flows/failed-logins/runs"))
-        .json(&json!({ "scheduled_for": scheduled_for }))
-        .send()
-        .await
-        .expect("start")
-        .json()
-        .await
-        .expect("json");
-    let run = server
-        .wait_run(started["runId"].as_str().expect("runId"))
-        .await;
+    let run_once = || async {
+        let started: Value = server
+            .http
+            .post(server.url("/api/flows/failed-logins/runs"))
+            .json(&json!({ "scheduled_for": scheduled_for }))
+            .send()
+            .await
+            .expect("start")
+            .json()
+            .await
+            .expect("json");
+        server
+            .wait_run(started["runId"].as_str().expect("runId"))
+            .await
+    };
+    let run = run_once().await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     let body = &run.output.expect("output")["body"];
     assert_eq!(body["failures"], 3, "{body}");
     assert_eq!(body["users"], json!(["ada@example.com", "bob@example.com"]));
     assert_eq!(body["rows"][0]["reason"], "INVALID_CREDENTIALS");
+
+    // The rows are in the table afterwards, one per failed sign-in, keyed by the event's uuid.
+    let saved = server
+        .table("table.search_rows", json!({ "table": "failed_logins" }))
+        .await
+        .expect("rows");
+    let mut keys: Vec<&str> = saved["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["key"].as_str().expect("key"))
+        .collect();
+    keys.sort_unstable();
+    let mut expected_keys: Vec<&str> = failures.iter().map(String::as_str).collect();
+    expected_keys.sort_unstable();
+    assert_eq!(keys, expected_keys);
+
+    // The mail: to the security team, with the rows as a CSV attachment.
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["rcpt_tos"], json!(["security@example.com"]));
+    assert_eq!(
+        mail[0]["headers"]["Subject"],
+        "Failed logins in the last 24 hours: 3"
+    );
+    let text = mail[0]["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("3 failed sign-ins between "),
+        "{text}"
+    );
+    assert!(text.contains("by ada@example.com, bob@example.com."), "{text}");
+    let attachments = mail[0]["attachments"].as_array().expect("attachments");
+    assert_eq!(attachments.len(), 1, "{attachments:?}");
+    assert_eq!(attachments[0]["filename"], "failed-logins.csv");
+    assert_eq!(attachments[0]["content_type"], "text/csv");
+    let csv = attachments[0]["content"].as_str().expect("csv");
+    let mut lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.remove(0), "published,user,ip,reason");
+    lines.sort_unstable();
+    let mut expected: Vec<String> = failures
+        .iter()
+        .map(|uuid| {
+            let event = logged(&sim, uuid);
+            let published = shared::tables::normalize_datetime(
+                event["published"].as_str().expect("published"),
+            )
+            .expect("a datetime");
+            format!(
+                "{published},{},{},INVALID_CREDENTIALS",
+                event["actor"]["alternateId"].as_str().expect("login"),
+                event["client"]["ipAddress"].as_str().expect("ip"),
+            )
+        })
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(lines, expected, "{csv}");
+
+    // Running the same day again replaces its rows instead of adding them twice.
+    let again = run_once().await;
+    assert_eq!(again.status.as_str(), "succeeded", "{:?}", again.error);
+    let saved = server
+        .table("table.search_rows", json!({ "table": "failed_logins" }))
+        .await
+        .expect("rows");
+    assert_eq!(saved["rows"].as_array().map(Vec::len), Some(3));
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 2);
+    assert_eq!(mail[1]["attachments"][0]["content"], csv);
     server.stop().await;
     sim.shutdown().await;
 }

@@ -45,7 +45,12 @@ impl TestServer {
         let flows = dir.0.join("flows");
         std::fs::create_dir_all(&flows).expect("flows dir");
         for (name, content) in files {
-            std::fs::write(flows.join(name), content).expect("write flow");
+            // Names may hold a folder, such as `tables/settings.yaml`.
+            let path = flows.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("flows subdirectory");
+            }
+            std::fs::write(path, content).expect("write flow");
         }
         let options = ServeOptions {
             flows_dir: flows,
@@ -97,6 +102,27 @@ impl TestServer {
             .json()
             .await
             .expect("json")
+    }
+
+    /// Runs a `table.*` card against the server's own table store, with the tables it loaded, as a
+    /// flow step would (to seed rows before a run and read them back after).
+    pub async fn table(
+        &self,
+        card: &str,
+        input: Value,
+    ) -> Result<Value, shared::cards::CardError> {
+        let runtime = self.runtime();
+        let executor = runtime.executors.get("table").expect("the table executor");
+        let call = shared::cards::CardCall {
+            card: card.to_owned(),
+            input,
+            timeout: Duration::from_secs(10),
+            run_id: RunId::new_at(chrono::Utc::now()),
+            step: "test".to_owned(),
+            attempt: 1,
+            project: runtime.project(),
+        };
+        executor.execute(&call).await
     }
 
     /// Number of runs in the store.
