@@ -307,3 +307,69 @@ async fn the_examples_deploy_with_a_schedule_for_every_schedule_flow() {
     assert_eq!(scheduled.len(), plan.schedule_counts()[0]);
     assert_eq!(flows.list().await.unwrap().len(), plan.flows.len());
 }
+
+/// `--stack`: table, group and ARNs come from the outputs of the stack template.yaml created.
+#[tokio::test]
+async fn the_stack_outputs_name_the_table_group_and_arns() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let client = aws_sdk_cloudformation::Client::new(&config);
+    let outputs = [
+        ("FlowsTable", "idflow-FlowsTable-1"),
+        ("ScheduleGroup", "idflow"),
+        (
+            "ScheduleFunctionArn",
+            "arn:aws:lambda:us-east-1:123456789012:function:idflow-schedule",
+        ),
+        (
+            "SchedulerRoleArn",
+            "arn:aws:iam::123456789012:role/idflow-SchedulerRole",
+        ),
+    ];
+    let template = |outputs: &[(&str, &str)]| {
+        let outputs: serde_json::Map<String, serde_json::Value> = outputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::json!({ "Value": v })))
+            .collect();
+        serde_json::json!({
+            "Resources": { "Queue": { "Type": "AWS::SQS::Queue" } },
+            "Outputs": outputs,
+        })
+        .to_string()
+    };
+    let stack = unique("stack");
+    client
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template(&outputs))
+        .send()
+        .await
+        .expect("create stack");
+    let read = deploy::StackOutputs::read(&client, &stack)
+        .await
+        .expect("stack outputs");
+    assert_eq!(read.flows_table, "idflow-FlowsTable-1");
+    assert_eq!(read.schedule_group, "idflow");
+    assert_eq!(read.schedule_target_arn, outputs[2].1);
+    assert_eq!(read.scheduler_role_arn, outputs[3].1);
+
+    // A stack that is not idflow's names the output it lacks.
+    let other = unique("stack");
+    client
+        .create_stack()
+        .stack_name(&other)
+        .template_body(template(&outputs[..3]))
+        .send()
+        .await
+        .expect("create stack");
+    let error = deploy::StackOutputs::read(&client, &other)
+        .await
+        .expect_err("no SchedulerRoleArn");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "CloudFormation stack `{other}` has no output `SchedulerRoleArn` (was it created from idflow's template.yaml?)"
+        )
+    );
+}

@@ -470,3 +470,36 @@ async fn the_tables_match_what_the_adapters_create() {
     assert_eq!(data["KeySchema"], tables["FlowsTable"]["Properties"]["KeySchema"]);
     assert_eq!(data["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
 }
+
+/// The outputs the README and `idflow deploy --stack` rely on.
+#[test]
+fn the_outputs_name_what_deploy_and_okta_need() {
+    let template = template();
+    let outputs: BTreeSet<String> = template["Outputs"]
+        .as_hash()
+        .expect("Outputs")
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    for name in [
+        "ApiUrl",
+        "EventHookUrl",
+        "RunsTable",
+        "FlowsTable",
+        "TablesTable",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        // Read by `idflow deploy --stack` (shared::adapters::aws::deploy::StackOutputs).
+        "ScheduleGroup",
+        "SchedulerRoleArn",
+        "ScheduleFunctionArn",
+    ] {
+        assert!(outputs.contains(name), "output {name} missing");
+    }
+    assert!(
+        template["Outputs"]["EventHookUrl"]["Value"]
+            .as_str()
+            .is_some_and(|url| url.ends_with("/hooks/okta")),
+        "EventHookUrl must point at the hooks route"
+    );
+}
