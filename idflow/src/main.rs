@@ -1,5 +1,5 @@
 //! `idflow`: the command line. It parses arguments and calls into the `shared` crate (serve,
-//! validate, test) or the admin API of a running server (run, runs, show, record).
+//! validate, test, deploy) or the admin API of a running server (run, runs, show, record).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 mod client;
+#[cfg(feature = "aws")]
+mod deploy;
 mod render;
 mod tables_cmd;
 mod test_cmd;
@@ -116,6 +118,9 @@ enum Command {
         #[command(subcommand)]
         command: tables_cmd::TablesCommand,
     },
+    /// Validates a flow directory and deploys it: new flow versions, project files, schedules.
+    #[cfg(feature = "aws")]
+    Deploy(deploy::DeployArgs),
     /// Writes a test case from a run in history: its input, card outputs as stubs, its result.
     Record {
         run_id: String,
@@ -254,6 +259,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             server,
         } => test_cmd::record(&run_id, out, &server).await,
         Command::Tables { command } => tables_cmd::run(command).await,
+        #[cfg(feature = "aws")]
+        Command::Deploy(args) => deploy::run(args).await,
     }
 }
 

@@ -11,12 +11,14 @@
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
 //! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
+//! - [`deploy`]: `idflow deploy --target aws`, the plan (validate, diff) and its application.
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
 //! # Configuration
 //! [`sdk_config`] loads region and credentials the standard way (environment, profile, the Lambda
 //! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests.
 
+pub mod deploy;
 pub mod dynamo_flows;
 pub mod dynamo_runs;
 pub mod lambda;
