@@ -521,11 +521,17 @@ mod tests {
         std::fs::write(dir.join("tables/t.yaml"), "columns: { a: text }\n").expect("write");
         let before = fingerprint(&dir);
         // Same modification time is possible at coarse resolutions, so the size changes too.
-        std::fs::write(dir.join("tables/t.yaml"), "columns: { a: text, b: number }\n").expect("write");
+        std::fs::write(
+            dir.join("tables/t.yaml"),
+            "columns: { a: text, b: number }\n",
+        )
+        .expect("write");
         let after = fingerprint(&dir);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
-            after.iter().any(|(path, _, _)| path.ends_with("tables/t.yaml")),
+            after
+                .iter()
+                .any(|(path, _, _)| path.ends_with("tables/t.yaml")),
             "{after:?}"
         );
         assert_ne!(before, after);
