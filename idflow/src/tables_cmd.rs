@@ -119,10 +119,7 @@ fn schema(location: &Location, name: &str) -> Result<TableSchema> {
                     .flows
                     .join(shared::flowfile::PROJECT_FILE)
                     .display(),
-                location
-                    .flows
-                    .join(shared::flowfile::TABLES_DIR)
-                    .display(),
+                location.flows.join(shared::flowfile::TABLES_DIR).display(),
                 if names.is_empty() {
                     "none".to_owned()
                 } else {

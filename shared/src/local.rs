@@ -508,3 +508,32 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn a_changed_table_file_changes_the_fingerprint_the_reloader_watches() {
+        let dir = std::env::temp_dir().join(format!("idflow-fingerprint-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(dir.join("tables")).expect("dirs");
+        std::fs::write(dir.join("idflow.yaml"), "vars: {}\n").expect("write");
+        std::fs::write(dir.join("tables/t.yaml"), "columns: { a: text }\n").expect("write");
+        let before = fingerprint(&dir);
+        // Same modification time is possible at coarse resolutions, so the size changes too.
+        std::fs::write(
+            dir.join("tables/t.yaml"),
+            "columns: { a: text, b: number }\n",
+        )
+        .expect("write");
+        let after = fingerprint(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            after
+                .iter()
+                .any(|(path, _, _)| path.ends_with("tables/t.yaml")),
+            "{after:?}"
+        );
+        assert_ne!(before, after);
+    }
+}

@@ -106,11 +106,7 @@ impl TestServer {
 
     /// Runs a `table.*` card against the server's own table store, with the tables it loaded, as a
     /// flow step would (to seed rows before a run and read them back after).
-    pub async fn table(
-        &self,
-        card: &str,
-        input: Value,
-    ) -> Result<Value, shared::cards::CardError> {
+    pub async fn table(&self, card: &str, input: Value) -> Result<Value, shared::cards::CardError> {
         let runtime = self.runtime();
         let executor = runtime.executors.get("table").expect("the table executor");
         let call = shared::cards::CardCall {

@@ -1,4 +1,4 @@
-//! `table.*`: rows of the typed tables declared in `idflow.yaml`, through the
+//! `table.*`: rows of the typed tables declared in `idflow.yaml` or `tables/*.yaml`, through the
 //! [`TableStore`](crate::tables::TableStore) port.
 //!
 //! The executor reads the table's declaration from the project config of the call, so a redeployed
@@ -24,7 +24,7 @@ const TABLE: FieldSpec = FieldSpec {
     name: "table",
     kind: "text",
     required: true,
-    doc: "a table declared under `tables:` in idflow.yaml",
+    doc: "a table declared under `tables:` in idflow.yaml or in a table file `tables/<name>.yaml`",
 };
 
 const KEY: FieldSpec = FieldSpec {

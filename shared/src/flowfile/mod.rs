@@ -208,7 +208,11 @@ fn project_from_files(
 ) -> (ProjectConfig, ProjectFacts, Vec<Diagnostic>) {
     let (mut config, facts, mut diagnostics) = match files.get(PROJECT_FILE) {
         Some(source) => project_with_facts(PROJECT_FILE, source),
-        None => (ProjectConfig::default(), ProjectFacts::default(), Vec::new()),
+        None => (
+            ProjectConfig::default(),
+            ProjectFacts::default(),
+            Vec::new(),
+        ),
     };
     // Where each table is declared: (name, file, line).
     let mut declared: Vec<(String, String, u32)> = facts

@@ -1266,7 +1266,10 @@ fn table_files_declare_tables_beside_idflow_yaml() {
                 "tables/failed-logins.yaml",
                 "# one table per file\nname: failed_logins\ncolumns: { published: datetime, user: text, ip: text, reason: text }\n",
             ),
-            ("tables/audit.yml", "key: id\ncolumns: { id: text, raw: json }\n"),
+            (
+                "tables/audit.yml",
+                "key: id\ncolumns: { id: text, raw: json }\n",
+            ),
             ("tables/.hidden.yaml", "not: [a table\n"),
             ("tables/notes.txt", "not a table file"),
         ],
@@ -1274,7 +1277,11 @@ fn table_files_declare_tables_beside_idflow_yaml() {
     let files = project_files(&dir.0).expect("readable");
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
-        ["idflow.yaml", "tables/audit.yml", "tables/failed-logins.yaml"]
+        [
+            "idflow.yaml",
+            "tables/audit.yml",
+            "tables/failed-logins.yaml"
+        ]
     );
     let config = parse_project_files(&files).expect("valid");
     assert_eq!(
@@ -1299,7 +1306,10 @@ fn table_files_declare_tables_beside_idflow_yaml() {
     // Without idflow.yaml the table files still count.
     let alone = TempDir::new(
         "table-files-alone",
-        &[("tables/settings.yaml", "key: name\ncolumns: { name: text, value: text }\n")],
+        &[(
+            "tables/settings.yaml",
+            "key: name\ncolumns: { name: text, value: text }\n",
+        )],
     );
     let project = load_dir(&alone.0);
     assert!(project.is_valid(), "{:?}", project.all_diagnostics());
@@ -1326,7 +1336,10 @@ fn reports_table_file_problems_with_file_and_line() {
                 "idflow.yaml",
                 "vars: {}\ntables:\n  settings: { columns: { name: text } }\n",
             ),
-            ("tables/settings.yaml", "columns: { name: text, value: text }\n"),
+            (
+                "tables/settings.yaml",
+                "columns: { name: text, value: text }\n",
+            ),
         ],
         &[
             "tables/settings.yaml:1:1: table `settings` is declared twice: in idflow.yaml:3 and in tables/settings.yaml:1; declare each table once",
@@ -1335,7 +1348,10 @@ fn reports_table_file_problems_with_file_and_line() {
     // Two table files naming the same table.
     check_files(
         &[
-            ("tables/a.yaml", "\nname: logins\ncolumns: { at: datetime }\n"),
+            (
+                "tables/a.yaml",
+                "\nname: logins\ncolumns: { at: datetime }\n",
+            ),
             ("tables/logins.yaml", "columns: { at: datetime }\n"),
         ],
         &[
@@ -1377,7 +1393,10 @@ fn reports_table_file_problems_with_file_and_line() {
     let dir = TempDir::new(
         "table-dup",
         &[
-            ("idflow.yaml", "tables:\n  settings: { columns: { name: text } }\n"),
+            (
+                "idflow.yaml",
+                "tables:\n  settings: { columns: { name: text } }\n",
+            ),
             ("tables/settings.yaml", "columns: { name: text }\n"),
         ],
     );

@@ -1,6 +1,7 @@
 //! Tables: typed rows that flows keep between runs (what Okta Workflows calls Tables).
 //!
-//! Tables are declared in `idflow.yaml` under `tables:` with typed columns (`text`, `number`,
+//! Tables are declared in `idflow.yaml` under `tables:`, or one per file in `tables/<name>.yaml`
+//! beside it (see [`crate::flowfile::project_files`]), with typed columns (`text`, `number`,
 //! `boolean`, `datetime`, `json`) and an optional key column, and deployed with the flows: the
 //! declaration is the schema, the [`TableStore`] port keeps the rows. Values are checked against the
 //! schema on every write, so a wrong type fails the step with the column's name instead of landing in
@@ -40,8 +41,8 @@ pub const MAX_LIMIT: u32 = 1000;
 /// Errors of tables, from the schema to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    /// The table is not declared in `idflow.yaml`.
-    #[error("table `{0}` is not declared under `tables:` in idflow.yaml")]
+    /// The table is not declared in `idflow.yaml` nor in a table file.
+    #[error("table `{0}` is not declared under `tables:` in idflow.yaml nor in tables/{0}.yaml")]
     UnknownTable(String),
     /// The declaration in `idflow.yaml` cannot be used.
     #[error("table `{table}`: {message}")]
