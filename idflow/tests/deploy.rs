@@ -61,7 +61,11 @@ fn deploy_refuses_an_invalid_directory_naming_file_and_line_before_touching_aws(
         stderr.contains("1 error(s) in") && stderr.contains("nothing was deployed"),
         "{stderr}"
     );
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -531,9 +531,9 @@ impl Target {
         }
         let sdk = loader.load().await;
         let outputs = match &args.stack {
-            Some(stack) => Some(
-                StackOutputs::read(&aws_sdk_cloudformation::Client::new(&sdk), stack).await?,
-            ),
+            Some(stack) => {
+                Some(StackOutputs::read(&aws_sdk_cloudformation::Client::new(&sdk), stack).await?)
+            }
             None => None,
         };
         let pick = |flag: Option<&String>,
@@ -544,7 +544,11 @@ impl Target {
                 .or_else(|| outputs.as_ref().map(|o| output(o).clone()))
                 .ok_or(DeployError::MissingFlag { flag: name })
         };
-        let flows_table = pick(args.flows_table.as_ref(), |o| &o.flows_table, "--flows-table")?;
+        let flows_table = pick(
+            args.flows_table.as_ref(),
+            |o| &o.flows_table,
+            "--flows-table",
+        )?;
         let group = match pick(
             args.schedule_group.as_ref(),
             |o| &o.schedule_group,
