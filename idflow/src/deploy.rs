@@ -57,24 +57,9 @@ pub async fn run(args: DeployArgs) -> Result<ExitCode> {
     if !args.dir.is_dir() {
         bail!("{} is not a directory", args.dir.display());
     }
-    let target = Target::connect(&TargetArgs {
-        region: args.region,
-        stack: args.stack,
-        flows_table: args.flows_table,
-        schedule_group: args.schedule_group,
-        schedule_target_arn: args.schedule_target_arn,
-        scheduler_role_arn: args.scheduler_role_arn,
-    })
-    .await?;
-    let plan = match deploy::plan(
-        &args.dir,
-        &target.flows,
-        &target.schedules,
-        chrono::Utc::now(),
-    )
-    .await
-    {
-        Ok(plan) => plan,
+    // Validate first: a broken directory fails without credentials or network.
+    let validated = match deploy::validate(&args.dir) {
+        Ok(validated) => validated,
         Err(DeployError::Invalid { diagnostics, .. }) => {
             let colors = crate::render::colors_stderr();
             for d in &diagnostics {
@@ -89,6 +74,22 @@ pub async fn run(args: DeployArgs) -> Result<ExitCode> {
         }
         Err(other) => return Err(other.into()),
     };
+    let target = Target::connect(&TargetArgs {
+        region: args.region,
+        stack: args.stack,
+        flows_table: args.flows_table,
+        schedule_group: args.schedule_group,
+        schedule_target_arn: args.schedule_target_arn,
+        scheduler_role_arn: args.scheduler_role_arn,
+    })
+    .await?;
+    let plan = deploy::plan_validated(
+        &validated,
+        &target.flows,
+        &target.schedules,
+        chrono::Utc::now(),
+    )
+    .await?;
     if args.dry_run {
         println!("{plan}");
         println!("dry run: nothing was written to {}", target.description);

@@ -44,7 +44,9 @@ fn functions(template: &Yaml) -> BTreeMap<String, (String, &Yaml)> {
         .into_iter()
         .map(|(id, r)| {
             let uri = r["Properties"]["CodeUri"].as_str().expect("CodeUri");
-            let name = uri.strip_prefix("functions/").expect("CodeUri functions/<name>");
+            let name = uri
+                .strip_prefix("functions/")
+                .expect("CodeUri functions/<name>");
             (name.to_owned(), (id, r))
         })
         .collect()
@@ -118,7 +120,10 @@ fn every_variable_the_functions_read_is_set() {
         .map(|k| k.as_str().unwrap().to_owned())
         .collect();
     let missing: Vec<_> = read.difference(&set).collect();
-    assert!(missing.is_empty(), "read by lambda.rs but not set: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "read by lambda.rs but not set: {missing:?}"
+    );
     for name in [
         "IDFLOW_TABLES_TABLE",
         "IDFLOW_QUEUE_ARN",
@@ -166,7 +171,11 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
         .collect();
     expected.extend([
         ("GET".into(), "/api/delegated/flows".into(), true),
-        ("POST".into(), "/api/delegated/flows/{name}/run".into(), true),
+        (
+            "POST".into(),
+            "/api/delegated/flows/{name}/run".into(),
+            true,
+        ),
         ("GET".into(), "/api/flows/{name}/invoke".into(), false),
         ("POST".into(), "/api/flows/{name}/invoke".into(), false),
     ]);
@@ -186,8 +195,8 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
             "{method} /hooks/okta"
         );
     }
-    let authorizer = &of_type(&template, "AWS::Serverless::HttpApi")["HttpApi"]["Properties"]
-        ["Auth"]["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"];
+    let authorizer = &of_type(&template, "AWS::Serverless::HttpApi")["HttpApi"]["Properties"]["Auth"]
+        ["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"];
     assert_eq!(authorizer["issuer"].as_str(), Some("JwtIssuer"));
     assert_eq!(strings(&authorizer["audience"]), vec!["JwtAudience"]);
 }
@@ -207,13 +216,17 @@ fn the_queue_redrives_to_the_dead_letter_queue_and_outlasts_the_worker() {
         queue["RedrivePolicy"]["maxReceiveCount"].as_str(),
         Some("MaxReceiveCount")
     );
-    let worker_timeout = worker["Properties"]["Timeout"].as_i64().expect("worker Timeout");
-    let visibility = queue["VisibilityTimeout"].as_i64().expect("VisibilityTimeout");
-    let lease: i64 = template["Globals"]["Function"]["Environment"]["Variables"]
-        ["IDFLOW_LEASE_SECONDS"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("IDFLOW_LEASE_SECONDS");
+    let worker_timeout = worker["Properties"]["Timeout"]
+        .as_i64()
+        .expect("worker Timeout");
+    let visibility = queue["VisibilityTimeout"]
+        .as_i64()
+        .expect("VisibilityTimeout");
+    let lease: i64 =
+        template["Globals"]["Function"]["Environment"]["Variables"]["IDFLOW_LEASE_SECONDS"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("IDFLOW_LEASE_SECONDS");
     assert!(
         worker_timeout < lease && lease < visibility,
         "worker timeout {worker_timeout} < lease {lease} < visibility timeout {visibility}"
@@ -242,7 +255,10 @@ fn the_queue_redrives_to_the_dead_letter_queue_and_outlasts_the_worker() {
         Some("DeadLetterQueue.QueueName")
     );
     assert_eq!(alarm["Threshold"].as_i64(), Some(0));
-    assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanThreshold"));
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
 }
 
 /// The logical ids a resource string names: `X.Arn`, `${X.Arn}/index/*`, `${X}`.
@@ -282,7 +298,10 @@ fn each_function_may_touch_only_its_own_tables_and_queues() {
         let mut tables = BTreeSet::new();
         let mut queues = BTreeSet::new();
         let mut services = BTreeSet::new();
-        for policy in function["Properties"]["Policies"].as_vec().expect("Policies") {
+        for policy in function["Properties"]["Policies"]
+            .as_vec()
+            .expect("Policies")
+        {
             for statement in policy["Statement"].as_vec().expect("Statement") {
                 let actions = strings(&statement["Action"]);
                 let resources = strings(&statement["Resource"]);
@@ -292,7 +311,9 @@ fn each_function_may_touch_only_its_own_tables_and_queues() {
                 }
                 let service = actions[0].split(':').next().unwrap();
                 assert!(
-                    actions.iter().all(|a| a.starts_with(&format!("{service}:"))),
+                    actions
+                        .iter()
+                        .all(|a| a.starts_with(&format!("{service}:"))),
                     "{name}: one service per statement: {actions:?}"
                 );
                 for resource in &resources {
@@ -329,7 +350,11 @@ fn each_function_may_touch_only_its_own_tables_and_queues() {
         );
         // Only the worker creates one-time schedules (long waits) and sends email.
         for service in ["scheduler", "iam", "ses"] {
-            assert_eq!(services.contains(service), name == "worker", "{name}: {service}");
+            assert_eq!(
+                services.contains(service),
+                name == "worker",
+                "{name}: {service}"
+            );
         }
     }
 }
@@ -355,7 +380,11 @@ async fn the_tables_match_what_the_adapters_create() {
     let tables = of_type(&template, "AWS::DynamoDB::Table");
     for (id, created) in [("RunsTable", &runs), ("FlowsTable", &flows)] {
         let declared = &tables[id]["Properties"];
-        assert_eq!(declared["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "{id}");
+        assert_eq!(
+            declared["BillingMode"].as_str(),
+            Some("PAY_PER_REQUEST"),
+            "{id}"
+        );
         assert_eq!(
             declared["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
             Some(true),
@@ -385,7 +414,12 @@ async fn the_tables_match_what_the_adapters_create() {
         let actual_keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
             schema
                 .iter()
-                .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+                .map(|k| {
+                    (
+                        k.attribute_name().to_owned(),
+                        k.key_type().as_str().to_owned(),
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -415,22 +449,25 @@ async fn the_tables_match_what_the_adapters_create() {
             })
             .collect();
         assert_eq!(declared_attributes, actual_attributes, "{id} attributes");
-        let declared_indexes: BTreeMap<String, (Vec<(String, String)>, String)> = declared
-            ["GlobalSecondaryIndexes"]
-            .as_vec()
-            .map(|v| v.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|gsi| {
-                (
-                    gsi["IndexName"].as_str().unwrap().to_owned(),
+        let declared_indexes: BTreeMap<String, (Vec<(String, String)>, String)> =
+            declared["GlobalSecondaryIndexes"]
+                .as_vec()
+                .map(|v| v.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|gsi| {
                     (
-                        keys(&gsi["KeySchema"]),
-                        gsi["Projection"]["ProjectionType"].as_str().unwrap().to_owned(),
-                    ),
-                )
-            })
-            .collect();
+                        gsi["IndexName"].as_str().unwrap().to_owned(),
+                        (
+                            keys(&gsi["KeySchema"]),
+                            gsi["Projection"]["ProjectionType"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned(),
+                        ),
+                    )
+                })
+                .collect();
         let actual_indexes: BTreeMap<String, (Vec<(String, String)>, String)> = described
             .global_secondary_indexes()
             .iter()
@@ -467,7 +504,10 @@ async fn the_tables_match_what_the_adapters_create() {
     }
     // The data tables' table: the same `pk`/`sk` string keys as the flows table.
     let data = &tables["DataTablesTable"]["Properties"];
-    assert_eq!(data["KeySchema"], tables["FlowsTable"]["Properties"]["KeySchema"]);
+    assert_eq!(
+        data["KeySchema"],
+        tables["FlowsTable"]["Properties"]["KeySchema"]
+    );
     assert_eq!(data["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
 }
 

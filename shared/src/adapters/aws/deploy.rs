@@ -162,13 +162,23 @@ fn wanted_schedules(project: &flowfile::LoadedProject) -> BTreeMap<String, Sched
         .collect()
 }
 
-/// Validates `dir` and compares it with what is deployed. Writes nothing.
-pub async fn plan(
-    dir: &Path,
-    flows: &DynamoFlowStore,
-    schedules: &dyn Schedules,
-    now: DateTime<Utc>,
-) -> Result<Plan, DeployError> {
+/// A flow directory that loaded without a single diagnostic: what [`plan`] compares.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    project: flowfile::LoadedProject,
+    project_files: BTreeMap<String, String>,
+}
+
+impl Validated {
+    /// How many flows the directory holds.
+    pub fn flows(&self) -> usize {
+        self.project.flows.len()
+    }
+}
+
+/// Loads `dir` with the loader `idflow validate` uses; any diagnostic refuses the whole directory.
+/// Needs no AWS access, so a broken directory fails before any connection is made.
+pub fn validate(dir: &Path) -> Result<Validated, DeployError> {
     let project = flowfile::load_dir(dir);
     let mut diagnostics = project.all_diagnostics();
     let project_files = match flowfile::project_files(dir) {
@@ -189,7 +199,31 @@ pub async fn plan(
             dir: dir.display().to_string(),
         });
     }
+    Ok(Validated {
+        project,
+        project_files,
+    })
+}
 
+/// Validates `dir` and compares it with what is deployed. Writes nothing.
+pub async fn plan(
+    dir: &Path,
+    flows: &DynamoFlowStore,
+    schedules: &dyn Schedules,
+    now: DateTime<Utc>,
+) -> Result<Plan, DeployError> {
+    plan_validated(&validate(dir)?, flows, schedules, now).await
+}
+
+/// Compares a validated directory with what is deployed. Writes nothing.
+pub async fn plan_validated(
+    validated: &Validated,
+    flows: &DynamoFlowStore,
+    schedules: &dyn Schedules,
+    now: DateTime<Utc>,
+) -> Result<Plan, DeployError> {
+    let project = &validated.project;
+    let project_files = validated.project_files.clone();
     let deployed: HashMap<String, String> = flows
         .list()
         .await?
@@ -228,7 +262,7 @@ pub async fn plan(
     }
     flow_changes.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut wanted = wanted_schedules(&project);
+    let mut wanted = wanted_schedules(project);
     let mut schedule_changes = Vec::new();
     for existing in schedules.list().await? {
         let change = match wanted.remove(&existing.flow) {
@@ -497,9 +531,9 @@ impl Target {
         }
         let sdk = loader.load().await;
         let outputs = match &args.stack {
-            Some(stack) => Some(
-                StackOutputs::read(&aws_sdk_cloudformation::Client::new(&sdk), stack).await?,
-            ),
+            Some(stack) => {
+                Some(StackOutputs::read(&aws_sdk_cloudformation::Client::new(&sdk), stack).await?)
+            }
             None => None,
         };
         let pick = |flag: Option<&String>,
@@ -510,7 +544,11 @@ impl Target {
                 .or_else(|| outputs.as_ref().map(|o| output(o).clone()))
                 .ok_or(DeployError::MissingFlag { flag: name })
         };
-        let flows_table = pick(args.flows_table.as_ref(), |o| &o.flows_table, "--flows-table")?;
+        let flows_table = pick(
+            args.flows_table.as_ref(),
+            |o| &o.flows_table,
+            "--flows-table",
+        )?;
         let group = match pick(
             args.schedule_group.as_ref(),
             |o| &o.schedule_group,
