@@ -11,6 +11,8 @@
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
 //! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
+//! - [`emf`]: CloudWatch embedded-metric-format lines and [`emf::MeteredRunStore`], which emits
+//!   the run and step metrics.
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
 //! # Configuration
@@ -18,6 +20,7 @@
 //! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests.
 
 pub mod dynamo_flows;
+pub mod emf;
 pub mod dynamo_runs;
 pub mod lambda;
 pub mod scheduler;
