@@ -4,6 +4,7 @@ mod api;
 mod aws;
 mod console;
 mod delegated;
+mod functions;
 mod helpers;
 mod hooks;
 mod schedule;
