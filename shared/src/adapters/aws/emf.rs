@@ -93,13 +93,9 @@ impl Line<'_> {
 /// Where EMF lines go: stdout in Lambda, a buffer in tests.
 pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Writes each line to stdout, whole (stdout is locked per line).
+/// Writes each line to stdout, whole (`println!` locks stdout for the line).
 pub fn stdout_sink() -> Sink {
-    Arc::new(|line: &str| {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-    })
+    Arc::new(|line: &str| println!("{line}"))
 }
 
 /// Emits how long a queue message waited: `now - first_receive` if SQS has received it before,
