@@ -9,6 +9,7 @@ use shared::adapters::aws::{lambda::LambdaConfig, sdk_config};
 async fn main() -> Result<(), lambda_http::Error> {
     tracing_subscriber::fmt()
         .json()
+        .flatten_event(true)
         .with_current_span(true)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

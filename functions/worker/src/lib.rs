@@ -119,7 +119,18 @@ impl Worker {
             if let Some(reason) = poison {
                 tracing::error!(%reason, "poison message: failing the run");
                 runtime.fail_unclaimed(run_id, "poison_message", &reason).await;
-                return Outcome::Poisoned(reason);
+                return match runtime.runs.get(run_id).await {
+                    Ok(Some(run)) if !run.status.is_terminal() => {
+                        // Another worker holds its lease: that worker settles it.
+                        tracing::error!(status = run.status.as_str(), "poison message: the run is held by another worker and was not failed");
+                        Outcome::Poisoned(reason)
+                    }
+                    Ok(_) => Outcome::Poisoned(reason),
+                    Err(error) => {
+                        tracing::warn!(error = %error, "poison message: cannot tell whether the run was failed, will retry");
+                        Outcome::Retry
+                    }
+                };
             }
             let delivery = Delivery {
                 receipt: record.receipt_handle.clone().unwrap_or_default(),

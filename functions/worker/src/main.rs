@@ -11,6 +11,7 @@ use shared::adapters::aws::{emf, lambda::LambdaConfig, sdk_config};
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
+        .flatten_event(true)
         .with_current_span(true)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
