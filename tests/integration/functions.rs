@@ -82,10 +82,9 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         .await
         .expect("flows table");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (queue_url, dlq_url) =
-        SqsRunQueue::create_queues(&sqs, &unique("runs"), max_receive_count)
-            .await
-            .expect("queues");
+    let (queue_url, dlq_url) = SqsRunQueue::create_queues(&sqs, &unique("runs"), max_receive_count)
+        .await
+        .expect("queues");
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let token_secret = unique("idflow/provision-token");
     let hook_secret = unique("idflow/okta-hook");
@@ -133,8 +132,7 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         ("IDFLOW_DLQ_URL", dlq_url.clone()),
         ("IDFLOW_MAX_RECEIVE_COUNT", max_receive_count.to_string()),
     ]);
-    let config =
-        LambdaConfig::from_lookup(|name| env.get(name).cloned()).expect("configuration");
+    let config = LambdaConfig::from_lookup(|name| env.get(name).cloned()).expect("configuration");
     let runtime = Arc::new(config.runtime(&sdk).await.expect("cold start"));
     let queue_arn = queue_arn(&sqs, &queue_url).await;
     let dead_letter_arn = queue_arn_of_dlq(&sqs, &dlq_url).await;
@@ -169,8 +167,7 @@ fn event(file: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../events")
         .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -191,7 +188,10 @@ async fn call(app: axum::Router, event: &Value) -> (u16, Value) {
 }
 
 /// A worker whose EMF lines are kept for inspection.
-fn worker(stack: &Stack, dead_letter_arn: Option<String>) -> (worker::Worker, Arc<Mutex<Vec<Value>>>) {
+fn worker(
+    stack: &Stack,
+    dead_letter_arn: Option<String>,
+) -> (worker::Worker, Arc<Mutex<Vec<Value>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let captured = lines.clone();
     let sink: Sink = Arc::new(move |line: &str| {
@@ -270,7 +270,11 @@ async fn an_api_invoke_event_runs_through_sqs_and_the_worker_into_dynamodb() {
     let run_id = RunId::parse(body["runId"].as_str().expect("runId")).expect("a run id");
 
     let batch = receive_event(&stack.sqs, queue_url_of(&stack), &stack.queue_arn).await;
-    assert_eq!(batch["Records"].as_array().map(Vec::len), Some(1), "{batch}");
+    assert_eq!(
+        batch["Records"].as_array().map(Vec::len),
+        Some(1),
+        "{batch}"
+    );
     assert_eq!(
         serde_json::from_str::<Value>(batch["Records"][0]["body"].as_str().unwrap()).unwrap(),
         json!({ "run_id": run_id.to_string() })
@@ -290,11 +294,14 @@ async fn an_api_invoke_event_runs_through_sqs_and_the_worker_into_dynamodb() {
         steps[0].output,
         Some(json!("provisioning ada.lovelace@example.com from hr"))
     );
-    let metrics = metrics.lock().unwrap();
-    let age = metrics
-        .iter()
-        .find(|line| line.get("QueueAge").is_some())
-        .expect("a QueueAge metric");
+    let age = {
+        let metrics = metrics.lock().unwrap();
+        metrics
+            .iter()
+            .find(|line| line.get("QueueAge").is_some())
+            .expect("a QueueAge metric")
+            .clone()
+    };
     assert_eq!(age["run_id"], run_id.to_string());
     assert!(age["QueueAge"].as_f64().unwrap() >= 0.0);
 
@@ -409,12 +416,17 @@ async fn the_schedule_input_starts_one_run_per_fire_time() {
     let run_id = RunId::parse(&first.run_id).expect("a run id");
     let run = stack.runs.get(run_id).await.unwrap().expect("the run");
     assert_eq!(run.flow, "nightly-access-review");
-    assert_eq!(run.input, json!({ "scheduled_for": "2026-11-23T02:00:00+00:00" }));
+    assert_eq!(
+        run.input,
+        json!({ "scheduled_for": "2026-11-23T02:00:00+00:00" })
+    );
     assert_eq!(run.status, RunStatus::Queued);
 
     let mut next = input.clone();
     next["scheduled_time"] = json!("2026-11-24T02:00:00Z");
-    let next = schedule::handle(&stack.runtime, next).await.expect("started");
+    let next = schedule::handle(&stack.runtime, next)
+        .await
+        .expect("started");
     assert_ne!(next.run_id, first.run_id, "another fire time, another run");
 
     let mut raw = input.clone();
@@ -461,7 +473,10 @@ async fn an_sqs_batch_retries_only_its_bad_record_and_fails_the_over_received_on
     let mut batch = event("sqs-batch.json");
     batch["Records"][0]["body"] = json!(json!({ "run_id": good.to_string() }).to_string());
     batch["Records"][2]["body"] = json!(json!({ "run_id": poisoned.to_string() }).to_string());
-    let bad_message_id = batch["Records"][1]["messageId"].as_str().unwrap().to_owned();
+    let bad_message_id = batch["Records"][1]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let (worker, _) = worker(&stack, None);
     let response = worker.handle(sqs_event(batch)).await;
@@ -470,7 +485,11 @@ async fn an_sqs_batch_retries_only_its_bad_record_and_fails_the_over_received_on
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failures, [bad_message_id.as_str()], "only the bad record is retried");
+    assert_eq!(
+        failures,
+        [bad_message_id.as_str()],
+        "only the bad record is retried"
+    );
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(
         json,
@@ -552,7 +571,11 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue_and_fails_i
 
     // The dead-letter queue is an event source of the worker too (IDFLOW_DLQ_ARN).
     let batch = receive_event(&stack.sqs, &dlq_url, &stack.dead_letter_arn).await;
-    assert_eq!(batch["Records"].as_array().map(Vec::len), Some(1), "{batch}");
+    assert_eq!(
+        batch["Records"].as_array().map(Vec::len),
+        Some(1),
+        "{batch}"
+    );
     let (worker, _) = worker(&stack, Some(stack.dead_letter_arn.clone()));
     let response = worker.handle(sqs_event(batch)).await;
     assert!(
@@ -596,7 +619,10 @@ async fn a_broken_deployed_idflow_yaml_stops_the_cold_start_with_the_problem() {
         "{message}"
     );
     assert!(message.contains("secret reference"), "{message}");
-    assert!(!message.contains("plaintext"), "secrets never in messages: {message}");
+    assert!(
+        !message.contains("plaintext"),
+        "secrets never in messages: {message}"
+    );
 
     let missing = LambdaConfig {
         flows_table: unique("no-such-table"),

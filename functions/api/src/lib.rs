@@ -72,9 +72,7 @@ pub fn app(state: ApiState) -> Router {
 }
 
 /// The claims API Gateway's JWT authorizer verified for this request, if it ran.
-pub fn authorizer_claims(
-    request: &Request,
-) -> Option<&std::collections::HashMap<String, String>> {
+pub fn authorizer_claims(request: &Request) -> Option<&std::collections::HashMap<String, String>> {
     match request.extensions().get::<RequestContext>()? {
         RequestContext::ApiGatewayV2(context) => context
             .authorizer

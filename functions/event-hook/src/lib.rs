@@ -23,6 +23,7 @@ pub fn state(runtime: Arc<Runtime>) -> ApiState {
 
 /// The function's router: the Okta event hook routes and a JSON 404 for anything else.
 pub fn app(state: ApiState) -> Router {
-    shared::hooks::hooks_router(state)
-        .fallback(|| async { ApiError::NotFound("no such route: this function serves /hooks/okta".into()) })
+    shared::hooks::hooks_router(state).fallback(|| async {
+        ApiError::NotFound("no such route: this function serves /hooks/okta".into())
+    })
 }

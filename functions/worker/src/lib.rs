@@ -56,10 +56,11 @@ pub enum Outcome {
 impl Worker {
     /// Processes every record of the batch concurrently and lists the ones to retry.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes = futures::future::join_all(event.records.iter().map(|record| async move {
-            (record.message_id.clone(), self.record(record).await)
-        }))
-        .await;
+        let outcomes =
+            futures::future::join_all(event.records.iter().map(|record| async move {
+                (record.message_id.clone(), self.record(record).await)
+            }))
+            .await;
         let mut response = SqsBatchResponse::default();
         for (message_id, outcome) in outcomes {
             if outcome == Outcome::Retry {
@@ -94,7 +95,8 @@ impl Worker {
             }
         };
         let run_id = message.run_id;
-        let span = tracing::info_span!("record", %run_id, message_id, receive_count, from_dead_letters);
+        let span =
+            tracing::info_span!("record", %run_id, message_id, receive_count, from_dead_letters);
         async move {
             let runtime = &self.runtime;
             if !from_dead_letters {

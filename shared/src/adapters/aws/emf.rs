@@ -286,7 +286,10 @@ mod tests {
             parsed["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
             "Milliseconds"
         );
-        assert_eq!(parsed["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
+        assert_eq!(
+            parsed["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
     }
 
     #[tokio::test]
@@ -305,7 +308,10 @@ mod tests {
         let run = queued_run("offboard", t0());
         assert_eq!(store.create(&run, Some("k")).await.unwrap(), Created::New);
         assert!(matches!(
-            store.create(&queued_run("offboard", t0()), Some("k")).await.unwrap(),
+            store
+                .create(&queued_run("offboard", t0()), Some("k"))
+                .await
+                .unwrap(),
             Created::Duplicate(_)
         ));
         store.claim(run.id, "w", t0(), LEASE).await.unwrap();

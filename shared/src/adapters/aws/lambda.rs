@@ -114,18 +114,16 @@ impl LambdaConfig {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let flows = DynamoFlowStore::new(dynamo.clone(), &self.flows_table);
         let project = match flows.project().await {
-            Ok(Some(files)) => {
-                flowfile::parse_project_files(&files).map_err(|diagnostics| {
-                    BuildError::Project {
-                        table: self.flows_table.clone(),
-                        problems: diagnostics
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    }
-                })?
-            }
+            Ok(Some(files)) => flowfile::parse_project_files(&files).map_err(|diagnostics| {
+                BuildError::Project {
+                    table: self.flows_table.clone(),
+                    problems: diagnostics
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            })?,
             Ok(None) => {
                 tracing::warn!(
                     table = %self.flows_table,

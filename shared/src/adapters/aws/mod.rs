@@ -20,8 +20,8 @@
 //! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests.
 
 pub mod dynamo_flows;
-pub mod emf;
 pub mod dynamo_runs;
+pub mod emf;
 pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
