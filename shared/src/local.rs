@@ -19,15 +19,11 @@ use crate::adapters::sqlite::{
     SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore,
 };
 use crate::api::{self, ApiState};
-use crate::cards::email::EmailExecutor;
-use crate::cards::http::HttpExecutor;
-use crate::cards::slack::SlackExecutor;
 use crate::cards::table::TableExecutor;
 use crate::diag::Diagnostic;
 use crate::flowfile::{self, LoadedProject};
 use crate::model::Trigger;
 use crate::ports::{Clock, FlowStore, PutOutcome, Secrets, StoreError, StoredFlow};
-use crate::run::TriggerInfo;
 use crate::runner::{RunnerConfig, Runtime, Worker};
 use crate::schedule::Schedule;
 
@@ -210,14 +206,7 @@ impl Server {
             );
         }
 
-        let http = HttpExecutor::new().map_err(ServeError::HttpClient)?;
-        let okta = Arc::new(
-            crate::okta::OktaExecutor::with_ports(secrets.clone(), clock.clone())
-                .map_err(ServeError::HttpClient)?,
-        );
         let tables = TableExecutor::new(Arc::new(SqliteTableStore::new(db.clone())));
-        let slack = SlackExecutor::new(secrets.clone()).map_err(ServeError::HttpClient)?;
-        let email = EmailExecutor::new(secrets.clone());
         let runtime = Arc::new(
             Runtime::new(
                 flows,
@@ -228,12 +217,9 @@ impl Server {
                 project.config.clone(),
                 config,
             )
-            .with_executor("http", Arc::new(http))
-            .with_executor("okta", okta.clone())
-            .with_executor("oig", okta)
+            .with_standard_executors()
+            .map_err(ServeError::HttpClient)?
             .with_executor("table", Arc::new(tables))
-            .with_executor("slack", Arc::new(slack))
-            .with_executor("email", Arc::new(email))
             .with_intake(queue_intake),
         );
         let recovered = runtime.recover().await.map_err(|e| match e {
@@ -415,14 +401,8 @@ impl LocalScheduler {
                     if at > now {
                         continue;
                     }
-                    // One run per (flow, scheduled time), even if the scheduler fires twice.
-                    let key = format!("schedule:{}:{}", e.flow, at.timestamp());
-                    let trigger = TriggerInfo::Schedule { scheduled_for: at };
-                    let input = serde_json::json!({ "scheduled_for": at.to_rfc3339() });
-                    if let Err(error) = self
-                        .runtime
-                        .start_run(&e.flow, input, trigger, Some(&key))
-                        .await
+                    if let Err(error) =
+                        crate::schedule::start_scheduled_run(&self.runtime, &e.flow, at).await
                     {
                         tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
                     }

@@ -187,6 +187,25 @@ impl Runtime {
         }
     }
 
+    /// Registers the executors every deployment runs, on this runtime's secrets and clock: `http`,
+    /// `okta` and `oig` (one executor), `slack` and `email` (SMTP, configured in `idflow.yaml`).
+    /// The `table` cards need a table store, which each deployment adds itself.
+    pub fn with_standard_executors(self) -> Result<Runtime, reqwest::Error> {
+        let http = crate::cards::http::HttpExecutor::new()?;
+        let okta = Arc::new(crate::okta::OktaExecutor::with_ports(
+            self.secrets.clone(),
+            self.clock.clone(),
+        )?);
+        let slack = crate::cards::slack::SlackExecutor::new(self.secrets.clone())?;
+        let email = crate::cards::email::EmailExecutor::new(self.secrets.clone());
+        Ok(self
+            .with_executor("http", Arc::new(http))
+            .with_executor("okta", okta.clone())
+            .with_executor("oig", okta)
+            .with_executor("slack", Arc::new(slack))
+            .with_executor("email", Arc::new(email)))
+    }
+
     /// Replaces how new runs are created and queued (an adapter's one-write fast path).
     pub fn with_intake(mut self, intake: Arc<dyn RunIntake>) -> Runtime {
         self.intake = intake;

@@ -319,6 +319,26 @@ impl Schedule {
     }
 }
 
+/// The dedupe key of a schedule flow's run for one fire time: `schedule:<flow>:<unix seconds>`.
+pub fn scheduled_run_key(flow: &str, scheduled_for: DateTime<Utc>) -> String {
+    format!("schedule:{flow}:{}", scheduled_for.timestamp())
+}
+
+/// Starts the run of schedule flow `flow` for the fire time `scheduled_for`, at most once per
+/// (flow, fire time): a scheduler that fires twice (EventBridge Scheduler delivers at least once)
+/// gets the first run's id back with [`crate::ports::Created::Duplicate`]. Used by the local
+/// scheduler of `idflow serve` and by the `schedule` Lambda.
+pub async fn start_scheduled_run(
+    runtime: &crate::runner::Runtime,
+    flow: &str,
+    scheduled_for: DateTime<Utc>,
+) -> Result<(crate::run::RunId, crate::ports::Created), crate::runner::RunnerError> {
+    let key = scheduled_run_key(flow, scheduled_for);
+    let trigger = crate::run::TriggerInfo::Schedule { scheduled_for };
+    let input = serde_json::json!({ "scheduled_for": scheduled_for.to_rfc3339() });
+    runtime.start_run(flow, input, trigger, Some(&key)).await
+}
+
 /// The text between `prefix` and a closing `)` at the very end, if `text` has that shape.
 fn inner<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.strip_prefix(prefix)?.strip_suffix(')')

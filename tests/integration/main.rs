@@ -5,6 +5,7 @@ mod aws;
 mod console;
 mod delegated;
 mod deploy;
+mod functions;
 mod helpers;
 mod hooks;
 mod schedule;

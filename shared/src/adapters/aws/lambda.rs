@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::emf::{self, MeteredRunStore};
 use super::{DynamoFlowStore, DynamoRunStore, SecretsManagerSecrets, SqsRunQueue};
 use crate::adapters::clock::SystemClock;
-use crate::cards::http::HttpExecutor;
+use crate::flowfile;
 use crate::model::ProjectConfig;
-use crate::ports::Clock;
+use crate::ports::{Clock, StoreError};
 use crate::runner::{RunnerConfig, Runtime};
 
 /// The functions' settings, read from environment variables.
@@ -22,6 +23,9 @@ pub struct LambdaConfig {
     pub queue_url: String,
     /// `IDFLOW_DLQ_URL`: its dead-letter queue.
     pub dead_letter_url: String,
+    /// `IDFLOW_DLQ_ARN` (optional): the dead-letter queue's ARN, set when the worker also consumes
+    /// the dead-letter queue, whose records then fail their runs as poison messages.
+    pub dead_letter_arn: Option<String>,
     /// `IDFLOW_RETENTION_DAYS` (default 30): ended runs expire (DynamoDB TTL) this long after.
     pub retention: Duration,
     /// `IDFLOW_SECRETS_TTL_SECONDS` (default 300): how long a secret is cached.
@@ -84,6 +88,7 @@ impl LambdaConfig {
             flows_table: required("IDFLOW_FLOWS_TABLE")?,
             queue_url: required("IDFLOW_QUEUE_URL")?,
             dead_letter_url: required("IDFLOW_DLQ_URL")?,
+            dead_letter_arn: lookup("IDFLOW_DLQ_ARN").filter(|arn| !arn.trim().is_empty()),
             retention: Duration::from_secs(number("IDFLOW_RETENTION_DAYS", 30)? * 86_400),
             secrets_ttl: Duration::from_secs(number("IDFLOW_SECRETS_TTL_SECONDS", 300)?),
             max_receive_count: u32::try_from(number("IDFLOW_MAX_RECEIVE_COUNT", 5)?).map_err(
@@ -99,22 +104,57 @@ impl LambdaConfig {
 
     /// The runtime on DynamoDB, SQS and Secrets Manager, with clients built from `sdk`. Built once
     /// per cold start and shared by every invocation.
-    pub fn runtime(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, BuildError> {
+    ///
+    /// The project configuration (`idflow.yaml`) is the one `idflow deploy` stored beside the flows;
+    /// it is read here, once, so a deploy that changes it reaches a function at its next cold start.
+    /// The executors are the ones `idflow serve` registers ([`Runtime::with_standard_executors`]);
+    /// run and step metrics go to stdout in the embedded metric format ([`super::emf`]).
+    pub async fn runtime(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, BuildError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let http = HttpExecutor::new().map_err(BuildError::HttpClient)?;
+        let flows = DynamoFlowStore::new(dynamo.clone(), &self.flows_table);
+        let project = match flows.project().await {
+            Ok(Some(files)) => flowfile::parse_project_files(&files).map_err(|diagnostics| {
+                BuildError::Project {
+                    table: self.flows_table.clone(),
+                    problems: diagnostics
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            })?,
+            Ok(None) => {
+                tracing::warn!(
+                    table = %self.flows_table,
+                    "no project configuration deployed yet: running with the defaults of an empty idflow.yaml"
+                );
+                ProjectConfig::default()
+            }
+            Err(source) => {
+                return Err(BuildError::ProjectUnreadable {
+                    table: self.flows_table.clone(),
+                    source,
+                });
+            }
+        };
         let runner = RunnerConfig {
             lease: self.lease,
             max_receive_count: self.max_receive_count,
             ..RunnerConfig::default()
         };
-        Ok(Runtime::new(
-            Arc::new(DynamoFlowStore::new(dynamo.clone(), &self.flows_table)),
+        let runs = MeteredRunStore::new(
             Arc::new(DynamoRunStore::new(
                 dynamo,
                 &self.runs_table,
                 Some(self.retention),
             )),
+            clock.clone(),
+            emf::stdout_sink(),
+        );
+        Runtime::new(
+            Arc::new(flows),
+            Arc::new(runs),
             Arc::new(SqsRunQueue::new(
                 aws_sdk_sqs::Client::new(sdk),
                 &self.queue_url,
@@ -126,19 +166,39 @@ impl LambdaConfig {
                 clock,
                 self.secrets_ttl,
             )),
-            ProjectConfig::default(),
+            project,
             runner,
         )
-        .with_executor("http", Arc::new(http)))
+        .with_standard_executors()
+        .map_err(BuildError::HttpClient)
     }
 }
 
-/// A client the runtime needs could not be built.
+/// The runtime cannot be built at a cold start.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The HTTP client of the `http` cards.
+    /// The HTTP client of the `http`, `okta`, `oig` and `slack` cards.
     #[error("cannot build the HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    /// The flows table could not be read (permissions, a wrong `IDFLOW_FLOWS_TABLE`, throttling).
+    #[error("cannot read the deployed project configuration from the flows table `{table}`")]
+    ProjectUnreadable {
+        /// The flows table.
+        table: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The deployed `idflow.yaml` does not parse: fix it and run `idflow deploy` again.
+    #[error(
+        "the idflow.yaml deployed to the flows table `{table}` is invalid (fix it and run `idflow deploy` again): {problems}"
+    )]
+    Project {
+        /// The flows table.
+        table: String,
+        /// Every problem, with file and line.
+        problems: String,
+    },
 }
 
 #[cfg(test)]

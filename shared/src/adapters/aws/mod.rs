@@ -12,6 +12,8 @@
 //!   schedule flow in the `idflow` group.
 //! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
 //! - [`deploy`]: `idflow deploy --target aws`, the plan (validate, diff) and its application.
+//! - [`emf`]: CloudWatch embedded-metric-format lines and [`emf::MeteredRunStore`], which emits
+//!   the run and step metrics.
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
 //! # Configuration
@@ -21,6 +23,7 @@
 pub mod deploy;
 pub mod dynamo_flows;
 pub mod dynamo_runs;
+pub mod emf;
 pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
