@@ -11,7 +11,8 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::adapters::aws::{
-    DynamoFlowStore, DynamoRunStore, SchedulerSchedules, SecretsManagerSecrets, SqsRunQueue,
+    DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerSchedules, SecretsManagerSecrets,
+    SqsRunQueue,
 };
 use shared::adapters::clock::ManualClock;
 use shared::conformance::{LEASE, queued_run, step_record, t0};
@@ -76,6 +77,16 @@ pub async fn flow_store() -> Option<DynamoFlowStore> {
     Some(DynamoFlowStore::new(client, table))
 }
 
+pub async fn table_store() -> Option<DynamoTableStore> {
+    let config = emulator().await?;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("tables");
+    DynamoTableStore::create_table(&client, &table)
+        .await
+        .expect("create tables table");
+    Some(DynamoTableStore::new(client, table))
+}
+
 pub async fn run_queue() -> Option<SqsRunQueue> {
     let config = emulator().await?;
     let client = aws_sdk_sqs::Client::new(&config);
@@ -109,6 +120,13 @@ mod dynamo_run_store {
 
 mod dynamo_flow_store {
     shared::flow_store_conformance!(match super::flow_store().await {
+        Some(store) => store,
+        None => return,
+    });
+}
+
+mod dynamo_table_store {
+    shared::table_store_conformance!(match super::table_store().await {
         Some(store) => store,
         None => return,
     });
@@ -261,5 +279,46 @@ async fn dynamo_keeps_the_deployed_project_files() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn dynamo_refuses_a_table_row_over_the_item_limit_naming_table_and_size() {
+    use shared::tables::{OnDuplicate, TableError, TableStore};
+    let Some(store) = table_store().await else {
+        return;
+    };
+    let project = shared::conformance::tables_fixture();
+    let logins = shared::tables::schema(&project, "logins").expect("fixture table");
+    let big = serde_json::json!({ "id": "big", "raw": { "blob": "x".repeat(420 * 1024) } });
+    let result = store
+        .insert(
+            &logins,
+            big.as_object().expect("an object"),
+            OnDuplicate::Fail,
+        )
+        .await;
+    match result {
+        Err(error @ TableError::RowTooLarge { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("`logins`"), "{message}");
+            assert!(message.contains("430"), "the size in bytes: {message}");
+        }
+        other => panic!("a 420 KB row must be refused before DynamoDB sees it: {other:?}"),
+    }
+    assert_eq!(store.count(&logins).await.expect("count"), 0);
+    let fits = serde_json::json!({ "id": "fits", "raw": { "blob": "x".repeat(300 * 1024) } });
+    store
+        .insert(
+            &logins,
+            fits.as_object().expect("an object"),
+            OnDuplicate::Fail,
+        )
+        .await
+        .expect("a 300 KB row is stored");
+    let row = store.get(&logins, "fits").await.expect("get").expect("row");
+    assert_eq!(
+        row.values["raw"]["blob"].as_str().map(str::len),
+        Some(300 * 1024)
     );
 }

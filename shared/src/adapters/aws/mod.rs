@@ -7,6 +7,8 @@
 //! - [`dynamo_runs`]: [`DynamoRunStore`], runs, step records and dedupe keys in one DynamoDB table,
 //!   with GSIs to list runs by flow and by status newest first and a TTL attribute for retention.
 //! - [`dynamo_flows`]: [`DynamoFlowStore`], deployed flows and every version they had.
+//! - [`dynamo_tables`]: [`DynamoTableStore`], the rows of every idflow table in one DynamoDB table,
+//!   versioned for optimistic concurrency.
 //! - [`sqs`]: [`SqsRunQueue`], the run queue on a standard SQS queue with a dead-letter queue.
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
@@ -19,6 +21,7 @@
 
 pub mod dynamo_flows;
 pub mod dynamo_runs;
+pub mod dynamo_tables;
 pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
@@ -26,6 +29,7 @@ pub mod sqs;
 
 pub use dynamo_flows::DynamoFlowStore;
 pub use dynamo_runs::DynamoRunStore;
+pub use dynamo_tables::DynamoTableStore;
 pub use scheduler::SchedulerSchedules;
 pub use secrets::SecretsManagerSecrets;
 pub use sqs::SqsRunQueue;
