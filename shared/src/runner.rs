@@ -23,11 +23,12 @@ use crate::flowfile;
 use crate::model::{HistoryMode, ProjectConfig, SecretRef, Trigger};
 use crate::ports::{
     Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunIntake, RunQueue,
-    RunStore, SecretError, Secrets, StoreError, StoreThenQueue,
+    RunStore, SecretError, Secrets, StoreError, StoreThenQueue, Wakeups,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, TriggerInfo};
 
-/// Longest delay SQS accepts; longer waits are re-queued in hops of this size.
+/// Longest delay SQS accepts; longer waits go to [`Wakeups`] when the runtime has one, and are
+/// re-queued in hops of this size otherwise.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
 
 /// Errors of the runner layer.
@@ -119,6 +120,9 @@ pub struct Runtime {
     pub secrets: Arc<dyn Secrets>,
     /// Creates and queues new runs.
     pub intake: Arc<dyn RunIntake>,
+    /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
+    /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
+    pub wakeups: Option<Arc<dyn Wakeups>>,
     /// Executors of I/O cards by family (`http`, ...).
     pub executors: HashMap<String, Arc<dyn CardExecutor>>,
     pub config: RunnerConfig,
@@ -182,6 +186,7 @@ impl Runtime {
             current: Mutex::new(HashMap::new()),
             trigger_index: crate::hooks::TriggerIndex::default(),
             intake,
+            wakeups: None,
             ended,
             active: Mutex::new(HashMap::new()),
         }
@@ -191,6 +196,31 @@ impl Runtime {
     pub fn with_intake(mut self, intake: Arc<dyn RunIntake>) -> Runtime {
         self.intake = intake;
         self
+    }
+
+    /// Wakes runs parked beyond [`MAX_QUEUE_DELAY`] through `wakeups` instead of re-queueing them
+    /// every 15 minutes.
+    pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Runtime {
+        self.wakeups = Some(wakeups);
+        self
+    }
+
+    /// Queues the wake-up of a run parked until `wake_at`: a delayed queue message when the queue's
+    /// delay reaches that far (or no [`Wakeups`] is configured, which hops), else a scheduled wake-up.
+    async fn queue_wakeup(&self, run_id: RunId, wake_at: DateTime<Utc>) -> Result<(), RunnerError> {
+        let message = QueueMessage { run_id };
+        let delay = to_std(wake_at - self.clock.now());
+        match &self.wakeups {
+            Some(wakeups) if delay > MAX_QUEUE_DELAY => {
+                wakeups.schedule_wakeup(&message, wake_at).await?;
+            }
+            _ => {
+                self.queue
+                    .send(&message, delay.min(MAX_QUEUE_DELAY))
+                    .await?
+            }
+        }
+        Ok(())
     }
 
     /// Forgets cached current flow versions (after a deploy in this process).
@@ -688,10 +718,7 @@ impl Runtime {
                         return Ok(Disposition::Done);
                     }
                     if let Some(wake_at) = wake_at {
-                        let delay = to_std(wake_at - self.clock.now()).min(MAX_QUEUE_DELAY);
-                        self.queue
-                            .send(&QueueMessage { run_id: run.id }, delay)
-                            .await?;
+                        self.queue_wakeup(run.id, wake_at).await?;
                     }
                     tracing::info!(run_id = %run.id, flow = %run.flow, "run waiting");
                     return Ok(Disposition::Done);
@@ -866,19 +893,20 @@ impl Runtime {
         let runs = self.runs.unfinished(100_000).await?;
         let now = self.clock.now();
         for run in &runs {
-            let delay = match run.wake_at {
-                Some(wake) if run.status == RunStatus::Waiting && wake > now => {
-                    to_std(wake - now).min(MAX_QUEUE_DELAY)
-                }
-                _ => Duration::ZERO,
-            };
             if run.status == RunStatus::Waiting && run.wake_at.is_none() {
                 // Waiting on helper runs only: their end re-queues it.
                 continue;
             }
-            self.queue
-                .send(&QueueMessage { run_id: run.id }, delay)
-                .await?;
+            match run.wake_at {
+                Some(wake) if run.status == RunStatus::Waiting && wake > now => {
+                    self.queue_wakeup(run.id, wake).await?;
+                }
+                _ => {
+                    self.queue
+                        .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+                        .await?
+                }
+            }
         }
         Ok(runs.len())
     }

@@ -322,3 +322,264 @@ async fn dynamo_refuses_a_table_row_over_the_item_limit_naming_table_and_size() 
         Some(300 * 1024)
     );
 }
+
+/// A runtime on the AWS adapters (DynamoDB, SQS, and Scheduler wake-ups) with a manual clock, and
+/// what the wake-up tests look at behind it.
+struct AwsRuntime {
+    runtime: shared::runner::Runtime,
+    clock: Arc<ManualClock>,
+    scheduler: aws_sdk_scheduler::Client,
+    group: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+}
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/idflow-scheduler";
+
+/// `flows` deployed on fresh tables and a fresh queue, with [`SchedulerWakeups`] on a fresh group.
+async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
+    use shared::adapters::aws::SchedulerWakeups;
+    use shared::ports::{FlowStore, StoredFlow};
+    let config = emulator().await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let (flows_table, runs_table) = (unique("flows"), unique("runs"));
+    DynamoFlowStore::create_table(&dynamo, &flows_table)
+        .await
+        .expect("create flows table");
+    DynamoRunStore::create_table(&dynamo, &runs_table)
+        .await
+        .expect("create runs table");
+    let flow_store = DynamoFlowStore::new(dynamo.clone(), flows_table);
+    for (name, source) in flows {
+        flow_store
+            .put(&StoredFlow {
+                name: (*name).to_owned(),
+                version: shared::flowfile::version_of(source),
+                source: (*source).to_owned(),
+                path: format!("{name}.yaml"),
+                deployed_at: t0(),
+            })
+            .await
+            .expect("deploy");
+    }
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let (queue_url, dlq_url) = SqsRunQueue::create_queues(&sqs, &unique("runs"), 5)
+        .await
+        .expect("create queues");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue ARN");
+    let scheduler = aws_sdk_scheduler::Client::new(&config);
+    let group = unique("idflow");
+    SchedulerSchedules::create_group(&scheduler, &group)
+        .await
+        .expect("create schedule group");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let runtime = shared::runner::Runtime::new(
+        Arc::new(flow_store),
+        Arc::new(DynamoRunStore::new(dynamo, runs_table, None)),
+        Arc::new(SqsRunQueue::new(sqs.clone(), queue_url.clone(), dlq_url)),
+        clock.clone(),
+        Arc::new(shared::adapters::secrets::LocalSecrets::new(".")),
+        shared::model::ProjectConfig::default(),
+        shared::runner::RunnerConfig::default(),
+    )
+    .with_wakeups(Arc::new(SchedulerWakeups::new(
+        scheduler.clone(),
+        group.clone(),
+        queue_arn.clone(),
+        ROLE_ARN,
+    )));
+    Some(AwsRuntime {
+        runtime,
+        clock,
+        scheduler,
+        group,
+        sqs,
+        queue_url,
+        queue_arn,
+    })
+}
+
+impl AwsRuntime {
+    /// Receives the one visible message, processes it and settles it as a worker does.
+    async fn process_next(&self) {
+        let deliveries = self
+            .runtime
+            .queue
+            .receive(1, Duration::from_secs(60), Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert_eq!(deliveries.len(), 1, "one message is visible");
+        let delivery = &deliveries[0];
+        assert_eq!(
+            self.runtime.process(delivery).await,
+            shared::runner::Disposition::Done
+        );
+        self.runtime
+            .queue
+            .delete(&delivery.receipt)
+            .await
+            .expect("delete");
+    }
+
+    async fn delayed_messages(&self) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+            .and_then(|n| n.parse().ok())
+            .expect("delayed count")
+    }
+
+    async fn schedule_names(&self) -> Vec<String> {
+        self.scheduler
+            .list_schedules()
+            .group_name(&self.group)
+            .send()
+            .await
+            .expect("list schedules")
+            .schedules
+            .iter()
+            .filter_map(|s| s.name().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
+    use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
+    use shared::adapters::aws::SchedulerWakeups;
+    const PAUSE: &str = "name: pause\nsteps:\n  - wait: 2h\n  - { id: after, card: text.compose, with: { text: woke } }\n";
+    let Some(aws) = aws_runtime(&[("pause", PAUSE)]).await else {
+        return;
+    };
+    let (id, _) = aws
+        .runtime
+        .start_run(
+            "pause",
+            serde_json::json!({}),
+            shared::run::TriggerInfo::Manual,
+            None,
+        )
+        .await
+        .expect("start");
+    aws.process_next().await;
+    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    let wake = t0() + chrono::Duration::hours(2);
+    assert_eq!((run.status, run.wake_at), (RunStatus::Waiting, Some(wake)));
+    assert_eq!(
+        aws.delayed_messages().await,
+        0,
+        "no 15-minute hop was queued"
+    );
+    let name = SchedulerWakeups::schedule_name(id, wake);
+    assert_eq!(aws.schedule_names().await, [name.clone()]);
+    let schedule = aws
+        .scheduler
+        .get_schedule()
+        .name(&name)
+        .group_name(&aws.group)
+        .send()
+        .await
+        .expect("the wake-up schedule exists");
+    assert_eq!(
+        schedule.schedule_expression(),
+        Some(format!("at({})", wake.format("%Y-%m-%dT%H:%M:%S")).as_str())
+    );
+    assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(
+        schedule.action_after_completion(),
+        Some(&ActionAfterCompletion::Delete)
+    );
+    assert_eq!(
+        schedule.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+    let target = schedule.target().expect("a target");
+    assert_eq!(target.arn(), aws.queue_arn);
+    assert_eq!(target.role_arn(), ROLE_ARN);
+    let input = target.input().expect("an input").to_owned();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&input).expect("JSON input"),
+        serde_json::json!({ "run_id": id.to_string() })
+    );
+    // The flows' schedules in the same group do not mistake the wake-up for a flow.
+    let flows = SchedulerSchedules::new(
+        aws.scheduler.clone(),
+        aws.group.clone(),
+        "arn:aws:lambda:us-east-1:123456789012:function:schedule",
+        ROLE_ARN,
+    );
+    assert!(
+        shared::ports::Schedules::list(&flows)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Re-queueing waiting runs after a restart finds the schedule instead of adding another.
+    aws.runtime.recover().await.expect("recover");
+    assert_eq!(aws.schedule_names().await, [name]);
+    // Moto never fires schedules: deliver the target's input to the queue as Scheduler would.
+    aws.clock.advance(Duration::from_secs(2 * 3600));
+    aws.sqs
+        .send_message()
+        .queue_url(&aws.queue_url)
+        .message_body(input)
+        .send()
+        .await
+        .expect("send the schedule's input");
+    aws.process_next().await;
+    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let steps = aws.runtime.runs.steps(id).await.expect("steps");
+    let after = steps
+        .iter()
+        .find(|s| s.step == "after")
+        .expect("the step after the wait ran");
+    assert_eq!(after.output, Some(serde_json::json!("woke")));
+}
+
+#[tokio::test]
+async fn a_ten_minute_wait_is_a_queue_delay_not_a_schedule() {
+    const SHORT: &str = "name: short\nsteps:\n  - wait: 10m\n  - { id: after, card: text.compose, with: { text: woke } }\n";
+    let Some(aws) = aws_runtime(&[("short", SHORT)]).await else {
+        return;
+    };
+    let (id, _) = aws
+        .runtime
+        .start_run(
+            "short",
+            serde_json::json!({}),
+            shared::run::TriggerInfo::Manual,
+            None,
+        )
+        .await
+        .expect("start");
+    aws.process_next().await;
+    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    assert_eq!(run.status, RunStatus::Waiting);
+    assert!(
+        aws.schedule_names().await.is_empty(),
+        "no schedule for a wait SQS can delay"
+    );
+    assert_eq!(
+        aws.delayed_messages().await,
+        1,
+        "the wake-up is a delayed message"
+    );
+}

@@ -12,6 +12,8 @@
 //! - [`sqs`]: [`SqsRunQueue`], the run queue on a standard SQS queue with a dead-letter queue.
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
+//! - [`wakeups`]: [`SchedulerWakeups`], waits beyond SQS's 15-minute delay as one-time Scheduler
+//!   schedules `idflow-wake-<run>-<time>` that send the run's message to the queue.
 //! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
@@ -26,6 +28,7 @@ pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
+pub mod wakeups;
 
 pub use dynamo_flows::DynamoFlowStore;
 pub use dynamo_runs::DynamoRunStore;
@@ -33,6 +36,7 @@ pub use dynamo_tables::DynamoTableStore;
 pub use scheduler::SchedulerSchedules;
 pub use secrets::SecretsManagerSecrets;
 pub use sqs::SqsRunQueue;
+pub use wakeups::SchedulerWakeups;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
