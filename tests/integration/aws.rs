@@ -583,3 +583,132 @@ async fn a_ten_minute_wait_is_a_queue_delay_not_a_schedule() {
         "the wake-up is a delayed message"
     );
 }
+
+/// The raw messages moto's SES backend accepted (`GET /moto-api/data.json`, `ses.RawMessage`).
+async fn moto_raw_messages() -> Vec<serde_json::Value> {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+    let data: serde_json::Value = reqwest::get(format!(
+        "{}/moto-api/data.json",
+        endpoint.trim_end_matches('/')
+    ))
+    .await
+    .expect("moto's model data")
+    .json()
+    .await
+    .expect("JSON model data");
+    data["ses"]["RawMessage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn email_call(from: &str, input: serde_json::Value) -> shared::cards::CardCall {
+    let mut project = shared::model::ProjectConfig::default();
+    project.connections.insert(
+        "email".into(),
+        serde_json::json!({ "from": format!("idflow <{from}>"), "ses": {} }),
+    );
+    shared::cards::CardCall {
+        card: "email.send".into(),
+        input,
+        timeout: Duration::from_secs(20),
+        run_id: shared::run::RunId::new_at(t0()),
+        step: "mail".into(),
+        attempt: 1,
+        project: Arc::new(project),
+    }
+}
+
+#[tokio::test]
+async fn ses_sends_the_email_card_with_a_csv_attachment() {
+    use base64::Engine as _;
+    use shared::adapters::aws::SesEmail;
+    use shared::cards::email::EmailExecutor;
+    use shared::cards::{CardError, CardExecutor};
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let client = aws_sdk_sesv2::Client::new(&config);
+    // Moto keeps identities verified for as long as it runs: each run of the test has its own.
+    let sender = format!("{}@example.com", unique("idflow"));
+    let executor = EmailExecutor::new(Arc::new(shared::adapters::secrets::LocalSecrets::new(".")))
+        .with_ses(Arc::new(SesEmail::new(client.clone(), &sender)));
+    let subject = unique("Failed logins");
+    let csv = "user,count\nada@example.com,7\nbob@example.com,3\n";
+    let input = serde_json::json!({
+        "to": "Security <security@example.com>",
+        "cc": ["audit@example.com"],
+        "bcc": "hidden@example.com",
+        "subject": subject,
+        "body": "Attached: failed logins of the last day.",
+        "attachments": { "filename": "failed-logins.csv", "content": csv },
+    });
+    // Not verified yet: SES refuses, and retrying would not help.
+    match executor.execute(&email_call(&sender, input.clone())).await {
+        Err(CardError::Failed {
+            code,
+            message,
+            retryable,
+        }) => {
+            assert_eq!(code, "email_rejected");
+            assert!(!retryable, "an unverified sender is not retried");
+            assert!(
+                message.contains(&sender),
+                "SES's message names the sender: {message}"
+            );
+        }
+        other => panic!("an unverified identity must be refused: {other:?}"),
+    }
+    client
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .expect("verify the identity");
+    let output = executor
+        .execute(&email_call(&sender, input))
+        .await
+        .expect("sent through SES");
+    assert_eq!(output["recipients"], 3);
+    let id = output["message_id"]
+        .as_str()
+        .expect("SES's message id")
+        .to_owned();
+    let messages = moto_raw_messages().await;
+    let sent = messages
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("moto holds message {id}"));
+    let destinations: Vec<&str> = sent["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    for address in [
+        "security@example.com",
+        "audit@example.com",
+        "hidden@example.com",
+    ] {
+        assert!(
+            destinations.iter().any(|d| d.contains(address)),
+            "{address} is a recipient: {destinations:?}"
+        );
+    }
+    let raw = sent["raw_data"].as_str().expect("raw message");
+    assert!(raw.contains(&format!("Subject: {subject}")), "{raw}");
+    assert!(raw.contains(&format!("From: idflow <{sender}>")), "{raw}");
+    assert!(
+        !raw.contains("hidden@example.com"),
+        "Bcc stays out of the headers"
+    );
+    assert!(raw.contains("failed-logins.csv"), "the attachment is named");
+    assert!(raw.contains("text/csv"), "the attachment is CSV");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(csv);
+    let unfolded: String = raw.split("\r\n").collect();
+    assert!(
+        unfolded.contains(&encoded) || raw.contains("ada@example.com,7"),
+        "the CSV content is in the message: {raw}"
+    );
+}

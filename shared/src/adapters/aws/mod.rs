@@ -14,6 +14,7 @@
 //!   schedule flow in the `idflow` group.
 //! - [`wakeups`]: [`SchedulerWakeups`], waits beyond SQS's 15-minute delay as one-time Scheduler
 //!   schedules `idflow-wake-<run>-<time>` that send the run's message to the queue.
+//! - [`ses`]: [`SesEmail`], `email.send` through Amazon SES v2 (the MIME message built as for SMTP).
 //! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
@@ -27,6 +28,7 @@ pub mod dynamo_tables;
 pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
+pub mod ses;
 pub mod sqs;
 pub mod wakeups;
 
@@ -35,6 +37,7 @@ pub use dynamo_runs::DynamoRunStore;
 pub use dynamo_tables::DynamoTableStore;
 pub use scheduler::SchedulerSchedules;
 pub use secrets::SecretsManagerSecrets;
+pub use ses::SesEmail;
 pub use sqs::SqsRunQueue;
 pub use wakeups::SchedulerWakeups;
 
