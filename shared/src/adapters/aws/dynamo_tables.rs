@@ -53,6 +53,8 @@ pub const PARTITION_PREFIX: &str = "TABLE#";
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// `BatchWriteItem` takes at most this many requests.
 const BATCH: usize = 25;
+/// The fewest rows one read of a search asks DynamoDB for (a read returns at most 1 MB anyway).
+const MIN_READ: usize = 100;
 /// Rounds of a `BatchWriteItem` whose unprocessed items are sent again before giving up.
 const BATCH_ROUNDS: usize = 10;
 /// Read-merge-write rounds of an update that names no version before it reports contention.
@@ -589,11 +591,13 @@ impl TableStore for DynamoTableStore {
                 .await;
         }
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        // Without filters every row read is a match, so DynamoDB can stop at the page's end.
-        let read_limit = query
-            .filters
-            .is_empty()
-            .then(|| i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
+        // Without filters every row read is a match, so DynamoDB can stop at the page's end; with
+        // filters, reads of the same size (at least MIN_READ rows) until enough rows matched.
+        let read_limit = if query.filters.is_empty() {
+            Some(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+        } else {
+            Some(i32::try_from(limit.saturating_add(1).max(MIN_READ)).unwrap_or(i32::MAX))
+        };
         let mut start = after.map(|key| Self::key(table, &key));
         let mut rows = Vec::new();
         loop {
