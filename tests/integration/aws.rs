@@ -488,7 +488,7 @@ async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
         "no 15-minute hop was queued"
     );
     let name = SchedulerWakeups::schedule_name(id, wake);
-    assert_eq!(aws.schedule_names().await, [name.clone()]);
+    assert_eq!(aws.schedule_names().await, std::slice::from_ref(&name));
     let schedule = aws
         .scheduler
         .get_schedule()
