@@ -249,6 +249,23 @@ pub trait RunQueue: Send + Sync {
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueueMessage>, QueueError>;
 }
 
+/// Wakes parked runs at a time further away than a queue delay reaches (SQS: 15 minutes).
+///
+/// Optional: without it the runner re-queues a long wait in hops of
+/// [`MAX_QUEUE_DELAY`](crate::runner::MAX_QUEUE_DELAY) (and `idflow serve` drains its SQLite due-time
+/// index). In AWS a one-time EventBridge Scheduler schedule sends the message to the run queue at
+/// `at` (`adapters::aws::wakeups::SchedulerWakeups`, with the `aws` feature).
+#[async_trait]
+pub trait Wakeups: Send + Sync {
+    /// Arranges for `message` to reach the run queue at `at` (not before; a little after is fine).
+    /// Scheduling the same message for the same time twice must not deliver it twice.
+    async fn schedule_wakeup(
+        &self,
+        message: &QueueMessage,
+        at: DateTime<Utc>,
+    ) -> Result<(), QueueError>;
+}
+
 /// Time, injected so that tests are instant and deterministic.
 #[async_trait]
 pub trait Clock: Send + Sync {

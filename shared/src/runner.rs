@@ -23,11 +23,12 @@ use crate::flowfile;
 use crate::model::{HistoryMode, ProjectConfig, SecretRef, Trigger};
 use crate::ports::{
     Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunIntake, RunQueue,
-    RunStore, SecretError, Secrets, StoreError, StoreThenQueue,
+    RunStore, SecretError, Secrets, StoreError, StoreThenQueue, Wakeups,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, TriggerInfo};
 
-/// Longest delay SQS accepts; longer waits are re-queued in hops of this size.
+/// Longest delay SQS accepts; longer waits go to [`Wakeups`] when the runtime has one, and are
+/// re-queued in hops of this size otherwise.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
 
 /// Errors of the runner layer.
@@ -119,6 +120,9 @@ pub struct Runtime {
     pub secrets: Arc<dyn Secrets>,
     /// Creates and queues new runs.
     pub intake: Arc<dyn RunIntake>,
+    /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
+    /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
+    pub wakeups: Option<Arc<dyn Wakeups>>,
     /// Executors of I/O cards by family (`http`, ...).
     pub executors: HashMap<String, Arc<dyn CardExecutor>>,
     pub config: RunnerConfig,
@@ -182,6 +186,7 @@ impl Runtime {
             current: Mutex::new(HashMap::new()),
             trigger_index: crate::hooks::TriggerIndex::default(),
             intake,
+            wakeups: None,
             ended,
             active: Mutex::new(HashMap::new()),
         }
@@ -210,6 +215,31 @@ impl Runtime {
     pub fn with_intake(mut self, intake: Arc<dyn RunIntake>) -> Runtime {
         self.intake = intake;
         self
+    }
+
+    /// Wakes runs parked beyond [`MAX_QUEUE_DELAY`] through `wakeups` instead of re-queueing them
+    /// every 15 minutes.
+    pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Runtime {
+        self.wakeups = Some(wakeups);
+        self
+    }
+
+    /// Queues the wake-up of a run parked until `wake_at`: a delayed queue message when the queue's
+    /// delay reaches that far (or no [`Wakeups`] is configured, which hops), else a scheduled wake-up.
+    async fn queue_wakeup(&self, run_id: RunId, wake_at: DateTime<Utc>) -> Result<(), RunnerError> {
+        let message = QueueMessage { run_id };
+        let delay = to_std(wake_at - self.clock.now());
+        match &self.wakeups {
+            Some(wakeups) if delay > MAX_QUEUE_DELAY => {
+                wakeups.schedule_wakeup(&message, wake_at).await?;
+            }
+            _ => {
+                self.queue
+                    .send(&message, delay.min(MAX_QUEUE_DELAY))
+                    .await?
+            }
+        }
+        Ok(())
     }
 
     /// Forgets cached current flow versions (after a deploy in this process).
@@ -707,10 +737,7 @@ impl Runtime {
                         return Ok(Disposition::Done);
                     }
                     if let Some(wake_at) = wake_at {
-                        let delay = to_std(wake_at - self.clock.now()).min(MAX_QUEUE_DELAY);
-                        self.queue
-                            .send(&QueueMessage { run_id: run.id }, delay)
-                            .await?;
+                        self.queue_wakeup(run.id, wake_at).await?;
                     }
                     tracing::info!(run_id = %run.id, flow = %run.flow, "run waiting");
                     return Ok(Disposition::Done);
@@ -885,19 +912,20 @@ impl Runtime {
         let runs = self.runs.unfinished(100_000).await?;
         let now = self.clock.now();
         for run in &runs {
-            let delay = match run.wake_at {
-                Some(wake) if run.status == RunStatus::Waiting && wake > now => {
-                    to_std(wake - now).min(MAX_QUEUE_DELAY)
-                }
-                _ => Duration::ZERO,
-            };
             if run.status == RunStatus::Waiting && run.wake_at.is_none() {
                 // Waiting on helper runs only: their end re-queues it.
                 continue;
             }
-            self.queue
-                .send(&QueueMessage { run_id: run.id }, delay)
-                .await?;
+            match run.wake_at {
+                Some(wake) if run.status == RunStatus::Waiting && wake > now => {
+                    self.queue_wakeup(run.id, wake).await?;
+                }
+                _ => {
+                    self.queue
+                        .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+                        .await?
+                }
+            }
         }
         Ok(runs.len())
     }
@@ -1014,5 +1042,160 @@ impl Worker {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::clock::ManualClock;
+    use crate::adapters::secrets::LocalSecrets;
+    use crate::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+    use crate::ports::{StoredFlow, Wakeups};
+
+    /// Remembers the wake-ups it was asked for.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(RunId, DateTime<Utc>)>>);
+
+    #[async_trait::async_trait]
+    impl Wakeups for Recorded {
+        async fn schedule_wakeup(
+            &self,
+            message: &QueueMessage,
+            at: DateTime<Utc>,
+        ) -> Result<(), QueueError> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((message.run_id, at));
+            Ok(())
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        "2026-03-02T08:00:00Z".parse().expect("time")
+    }
+
+    /// A runtime on SQLite with flows `long` (wait 2h) and `short` (wait 10m), and the recorder
+    /// as its wake-ups when given.
+    async fn runtime(clock: &ManualClock, wakeups: Option<Arc<Recorded>>) -> Runtime {
+        let db = SqliteDb::open_in_memory().expect("database");
+        let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let flows = Arc::new(SqliteFlowStore::new(db.clone()));
+        for (name, wait) in [("long", "2h"), ("short", "10m")] {
+            let source = format!(
+                "name: {name}\nsteps:\n  - wait: {wait}\n  - {{ id: after, card: text.compose, with: {{ text: woke }} }}\n"
+            );
+            flows
+                .put(&StoredFlow {
+                    name: name.into(),
+                    version: flowfile::version_of(&source),
+                    source,
+                    path: format!("{name}.yaml"),
+                    deployed_at: t0(),
+                })
+                .await
+                .expect("deploy");
+        }
+        let runtime = Runtime::new(
+            flows,
+            Arc::new(SqliteRunStore::new(db.clone())),
+            Arc::new(SqliteRunQueue::new(db, clock.clone(), 5)),
+            clock,
+            Arc::new(LocalSecrets::new(".")),
+            ProjectConfig::default(),
+            RunnerConfig::default(),
+        );
+        match wakeups {
+            Some(wakeups) => runtime.with_wakeups(wakeups),
+            None => runtime,
+        }
+    }
+
+    /// Processes every visible message; returns how many there were.
+    async fn drain(runtime: &Runtime) -> usize {
+        let deliveries = runtime
+            .queue
+            .receive(10, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .expect("receive");
+        for delivery in &deliveries {
+            assert_eq!(runtime.process(delivery).await, Disposition::Done);
+            runtime
+                .queue
+                .delete(&delivery.receipt)
+                .await
+                .expect("delete");
+        }
+        deliveries.len()
+    }
+
+    #[tokio::test]
+    async fn waits_beyond_the_queue_delay_go_to_wakeups_and_shorter_ones_to_the_queue() {
+        let clock = ManualClock::new(t0());
+        let recorded = Arc::new(Recorded::default());
+        let runtime = runtime(&clock, Some(recorded.clone())).await;
+        let start = |flow: &'static str| {
+            let runtime = &runtime;
+            async move {
+                runtime
+                    .start_run(flow, Value::Null, TriggerInfo::Manual, None)
+                    .await
+                    .expect("start")
+                    .0
+            }
+        };
+        let long = start("long").await;
+        let short = start("short").await;
+        assert_eq!(drain(&runtime).await, 2);
+        let wake = t0() + chrono::Duration::hours(2);
+        assert_eq!(
+            *recorded.0.lock().expect("lock"),
+            [(long, wake)],
+            "only the 2-hour wait is scheduled"
+        );
+        clock.advance(Duration::from_secs(10 * 60));
+        assert_eq!(
+            drain(&runtime).await,
+            1,
+            "the 10-minute wait was a queue delay"
+        );
+        let short_run = runtime.runs.get(short).await.expect("get").expect("run");
+        assert_eq!(short_run.status, RunStatus::Succeeded);
+        clock.advance(Duration::from_secs(6 * 60));
+        assert_eq!(
+            drain(&runtime).await,
+            0,
+            "no 15-minute hop for the long wait"
+        );
+        // The wake-up arrives as the run's queue message.
+        clock.advance(Duration::from_secs(2 * 3600));
+        runtime
+            .queue
+            .send(&QueueMessage { run_id: long }, Duration::ZERO)
+            .await
+            .expect("send");
+        assert_eq!(drain(&runtime).await, 1);
+        let long_run = runtime.runs.get(long).await.expect("get").expect("run");
+        assert_eq!(long_run.status, RunStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn without_wakeups_long_waits_hop_through_the_queue() {
+        let clock = ManualClock::new(t0());
+        let runtime = runtime(&clock, None).await;
+        let (long, _) = runtime
+            .start_run("long", Value::Null, TriggerInfo::Manual, None)
+            .await
+            .expect("start");
+        assert_eq!(drain(&runtime).await, 1);
+        clock.advance(MAX_QUEUE_DELAY);
+        assert_eq!(drain(&runtime).await, 1, "a hop after 15 minutes");
+        let run = runtime.runs.get(long).await.expect("get").expect("run");
+        assert_eq!(
+            run.status,
+            RunStatus::Waiting,
+            "still waiting after the hop"
+        );
     }
 }

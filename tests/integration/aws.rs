@@ -11,7 +11,8 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::adapters::aws::{
-    DynamoFlowStore, DynamoRunStore, SchedulerSchedules, SecretsManagerSecrets, SqsRunQueue,
+    DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerSchedules, SecretsManagerSecrets,
+    SqsRunQueue,
 };
 use shared::adapters::clock::ManualClock;
 use shared::conformance::{LEASE, queued_run, step_record, t0};
@@ -76,6 +77,16 @@ pub async fn flow_store() -> Option<DynamoFlowStore> {
     Some(DynamoFlowStore::new(client, table))
 }
 
+pub async fn table_store() -> Option<DynamoTableStore> {
+    let config = emulator().await?;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("tables");
+    DynamoTableStore::create_table(&client, &table)
+        .await
+        .expect("create tables table");
+    Some(DynamoTableStore::new(client, table))
+}
+
 pub async fn run_queue() -> Option<SqsRunQueue> {
     let config = emulator().await?;
     let client = aws_sdk_sqs::Client::new(&config);
@@ -109,6 +120,13 @@ mod dynamo_run_store {
 
 mod dynamo_flow_store {
     shared::flow_store_conformance!(match super::flow_store().await {
+        Some(store) => store,
+        None => return,
+    });
+}
+
+mod dynamo_table_store {
+    shared::table_store_conformance!(match super::table_store().await {
         Some(store) => store,
         None => return,
     });
@@ -262,4 +280,476 @@ async fn dynamo_keeps_the_deployed_project_files() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn dynamo_refuses_a_table_row_over_the_item_limit_naming_table_and_size() {
+    use shared::tables::{OnDuplicate, TableError, TableStore};
+    let Some(store) = table_store().await else {
+        return;
+    };
+    let project = shared::conformance::tables_fixture();
+    let logins = shared::tables::schema(&project, "logins").expect("fixture table");
+    let big = serde_json::json!({ "id": "big", "raw": { "blob": "x".repeat(420 * 1024) } });
+    let result = store
+        .insert(
+            &logins,
+            big.as_object().expect("an object"),
+            OnDuplicate::Fail,
+        )
+        .await;
+    match result {
+        Err(error @ TableError::RowTooLarge { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("`logins`"), "{message}");
+            assert!(message.contains("430"), "the size in bytes: {message}");
+        }
+        other => panic!("a 420 KB row must be refused before DynamoDB sees it: {other:?}"),
+    }
+    assert_eq!(store.count(&logins).await.expect("count"), 0);
+    let fits = serde_json::json!({ "id": "fits", "raw": { "blob": "x".repeat(300 * 1024) } });
+    store
+        .insert(
+            &logins,
+            fits.as_object().expect("an object"),
+            OnDuplicate::Fail,
+        )
+        .await
+        .expect("a 300 KB row is stored");
+    let row = store.get(&logins, "fits").await.expect("get").expect("row");
+    assert_eq!(
+        row.values["raw"]["blob"].as_str().map(str::len),
+        Some(300 * 1024)
+    );
+}
+
+/// A runtime on the AWS adapters (DynamoDB, SQS, and Scheduler wake-ups) with a manual clock, and
+/// what the wake-up tests look at behind it.
+struct AwsRuntime {
+    runtime: shared::runner::Runtime,
+    clock: Arc<ManualClock>,
+    scheduler: aws_sdk_scheduler::Client,
+    group: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+}
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/idflow-scheduler";
+
+/// `flows` deployed on fresh tables and a fresh queue, with [`SchedulerWakeups`] on a fresh group.
+async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
+    use shared::adapters::aws::SchedulerWakeups;
+    use shared::ports::{FlowStore, StoredFlow};
+    let config = emulator().await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let (flows_table, runs_table) = (unique("flows"), unique("runs"));
+    DynamoFlowStore::create_table(&dynamo, &flows_table)
+        .await
+        .expect("create flows table");
+    DynamoRunStore::create_table(&dynamo, &runs_table)
+        .await
+        .expect("create runs table");
+    let flow_store = DynamoFlowStore::new(dynamo.clone(), flows_table);
+    for (name, source) in flows {
+        flow_store
+            .put(&StoredFlow {
+                name: (*name).to_owned(),
+                version: shared::flowfile::version_of(source),
+                source: (*source).to_owned(),
+                path: format!("{name}.yaml"),
+                deployed_at: t0(),
+            })
+            .await
+            .expect("deploy");
+    }
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let (queue_url, dlq_url) = SqsRunQueue::create_queues(&sqs, &unique("runs"), 5)
+        .await
+        .expect("create queues");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue ARN");
+    let scheduler = aws_sdk_scheduler::Client::new(&config);
+    let group = unique("idflow");
+    SchedulerSchedules::create_group(&scheduler, &group)
+        .await
+        .expect("create schedule group");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let runtime = shared::runner::Runtime::new(
+        Arc::new(flow_store),
+        Arc::new(DynamoRunStore::new(dynamo, runs_table, None)),
+        Arc::new(SqsRunQueue::new(sqs.clone(), queue_url.clone(), dlq_url)),
+        clock.clone(),
+        Arc::new(shared::adapters::secrets::LocalSecrets::new(".")),
+        shared::model::ProjectConfig::default(),
+        shared::runner::RunnerConfig::default(),
+    )
+    .with_wakeups(Arc::new(SchedulerWakeups::new(
+        scheduler.clone(),
+        group.clone(),
+        queue_arn.clone(),
+        ROLE_ARN,
+    )));
+    Some(AwsRuntime {
+        runtime,
+        clock,
+        scheduler,
+        group,
+        sqs,
+        queue_url,
+        queue_arn,
+    })
+}
+
+impl AwsRuntime {
+    /// Receives the one visible message, processes it and settles it as a worker does.
+    async fn process_next(&self) {
+        let deliveries = self
+            .runtime
+            .queue
+            .receive(1, Duration::from_secs(60), Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert_eq!(deliveries.len(), 1, "one message is visible");
+        let delivery = &deliveries[0];
+        assert_eq!(
+            self.runtime.process(delivery).await,
+            shared::runner::Disposition::Done
+        );
+        self.runtime
+            .queue
+            .delete(&delivery.receipt)
+            .await
+            .expect("delete");
+    }
+
+    async fn delayed_messages(&self) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+            .and_then(|n| n.parse().ok())
+            .expect("delayed count")
+    }
+
+    async fn schedule_names(&self) -> Vec<String> {
+        self.scheduler
+            .list_schedules()
+            .group_name(&self.group)
+            .send()
+            .await
+            .expect("list schedules")
+            .schedules
+            .iter()
+            .filter_map(|s| s.name().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
+    use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
+    use shared::adapters::aws::SchedulerWakeups;
+    const PAUSE: &str = "name: pause\nsteps:\n  - wait: 2h\n  - { id: after, card: text.compose, with: { text: woke } }\n";
+    let Some(aws) = aws_runtime(&[("pause", PAUSE)]).await else {
+        return;
+    };
+    let (id, _) = aws
+        .runtime
+        .start_run(
+            "pause",
+            serde_json::json!({}),
+            shared::run::TriggerInfo::Manual,
+            None,
+        )
+        .await
+        .expect("start");
+    aws.process_next().await;
+    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    let wake = t0() + chrono::Duration::hours(2);
+    assert_eq!((run.status, run.wake_at), (RunStatus::Waiting, Some(wake)));
+    assert_eq!(
+        aws.delayed_messages().await,
+        0,
+        "no 15-minute hop was queued"
+    );
+    let name = SchedulerWakeups::schedule_name(id, wake);
+    assert_eq!(aws.schedule_names().await, std::slice::from_ref(&name));
+    let schedule = aws
+        .scheduler
+        .get_schedule()
+        .name(&name)
+        .group_name(&aws.group)
+        .send()
+        .await
+        .expect("the wake-up schedule exists");
+    assert_eq!(
+        schedule.schedule_expression(),
+        Some(format!("at({})", wake.format("%Y-%m-%dT%H:%M:%S")).as_str())
+    );
+    assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(
+        schedule.action_after_completion(),
+        Some(&ActionAfterCompletion::Delete)
+    );
+    assert_eq!(
+        schedule.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+    let target = schedule.target().expect("a target");
+    assert_eq!(target.arn(), aws.queue_arn);
+    assert_eq!(target.role_arn(), ROLE_ARN);
+    let input = target.input().expect("an input").to_owned();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&input).expect("JSON input"),
+        serde_json::json!({ "run_id": id.to_string() })
+    );
+    // The flows' schedules in the same group do not mistake the wake-up for a flow.
+    let flows = SchedulerSchedules::new(
+        aws.scheduler.clone(),
+        aws.group.clone(),
+        "arn:aws:lambda:us-east-1:123456789012:function:schedule",
+        ROLE_ARN,
+    );
+    assert!(
+        shared::ports::Schedules::list(&flows)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Re-queueing waiting runs after a restart finds the schedule instead of adding another.
+    aws.runtime.recover().await.expect("recover");
+    assert_eq!(aws.schedule_names().await, [name]);
+    // Moto never fires schedules: deliver the target's input to the queue as Scheduler would.
+    aws.clock.advance(Duration::from_secs(2 * 3600));
+    aws.sqs
+        .send_message()
+        .queue_url(&aws.queue_url)
+        .message_body(input)
+        .send()
+        .await
+        .expect("send the schedule's input");
+    aws.process_next().await;
+    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let steps = aws.runtime.runs.steps(id).await.expect("steps");
+    let after = steps
+        .iter()
+        .find(|s| s.step == "after")
+        .expect("the step after the wait ran");
+    assert_eq!(after.output, Some(serde_json::json!("woke")));
+}
+
+#[tokio::test]
+async fn a_ten_minute_wait_is_a_queue_delay_not_a_schedule() {
+    const SHORT: &str = "name: short\nsteps:\n  - wait: 10m\n  - { id: after, card: text.compose, with: { text: woke } }\n";
+    let Some(aws) = aws_runtime(&[("short", SHORT)]).await else {
+        return;
+    };
+    let (id, _) = aws
+        .runtime
+        .start_run(
+            "short",
+            serde_json::json!({}),
+            shared::run::TriggerInfo::Manual,
+            None,
+        )
+        .await
+        .expect("start");
+    aws.process_next().await;
+    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    assert_eq!(run.status, RunStatus::Waiting);
+    assert!(
+        aws.schedule_names().await.is_empty(),
+        "no schedule for a wait SQS can delay"
+    );
+    assert_eq!(
+        aws.delayed_messages().await,
+        1,
+        "the wake-up is a delayed message"
+    );
+}
+
+/// The raw messages moto's SES backend accepted (`GET /moto-api/data.json`, `ses.RawMessage`).
+async fn moto_raw_messages() -> Vec<serde_json::Value> {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+    let data: serde_json::Value = reqwest::get(format!(
+        "{}/moto-api/data.json",
+        endpoint.trim_end_matches('/')
+    ))
+    .await
+    .expect("moto's model data")
+    .json()
+    .await
+    .expect("JSON model data");
+    data["ses"]["RawMessage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn email_call(from: &str, input: serde_json::Value) -> shared::cards::CardCall {
+    let mut project = shared::model::ProjectConfig::default();
+    project.connections.insert(
+        "email".into(),
+        serde_json::json!({ "from": format!("idflow <{from}>"), "ses": {} }),
+    );
+    shared::cards::CardCall {
+        card: "email.send".into(),
+        input,
+        timeout: Duration::from_secs(20),
+        run_id: shared::run::RunId::new_at(t0()),
+        step: "mail".into(),
+        attempt: 1,
+        project: Arc::new(project),
+    }
+}
+
+#[tokio::test]
+async fn ses_sends_the_email_card_with_a_csv_attachment() {
+    use base64::Engine as _;
+    use shared::adapters::aws::SesEmail;
+    use shared::cards::email::EmailExecutor;
+    use shared::cards::{CardError, CardExecutor};
+    let Some(config) = emulator().await else {
+        return;
+    };
+    let client = aws_sdk_sesv2::Client::new(&config);
+    // Moto keeps identities verified for as long as it runs: each run of the test has its own.
+    let sender = format!("{}@example.com", unique("idflow"));
+    let executor = EmailExecutor::new(Arc::new(shared::adapters::secrets::LocalSecrets::new(".")))
+        .with_ses(Arc::new(SesEmail::new(client.clone(), &sender)));
+    let subject = unique("Failed logins");
+    let csv = "user,count\nada@example.com,7\nbob@example.com,3\n";
+    let input = serde_json::json!({
+        "to": "Security <security@example.com>",
+        "cc": ["audit@example.com"],
+        "bcc": "hidden@example.com",
+        "subject": subject,
+        "body": "Attached: failed logins of the last day.",
+        "attachments": { "filename": "failed-logins.csv", "content": csv },
+    });
+    // Not verified yet: SES refuses, and retrying would not help.
+    match executor.execute(&email_call(&sender, input.clone())).await {
+        Err(CardError::Failed {
+            code,
+            message,
+            retryable,
+        }) => {
+            assert_eq!(code, "email_rejected");
+            assert!(!retryable, "an unverified sender is not retried");
+            assert!(
+                message.contains(&sender),
+                "SES's message names the sender: {message}"
+            );
+        }
+        other => panic!("an unverified identity must be refused: {other:?}"),
+    }
+    client
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .expect("verify the identity");
+    let output = executor
+        .execute(&email_call(&sender, input))
+        .await
+        .expect("sent through SES");
+    assert_eq!(output["recipients"], 3);
+    let id = output["message_id"]
+        .as_str()
+        .expect("SES's message id")
+        .to_owned();
+    let messages = moto_raw_messages().await;
+    let sent = messages
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("moto holds message {id}"));
+    let destinations: Vec<&str> = sent["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    for address in [
+        "security@example.com",
+        "audit@example.com",
+        "hidden@example.com",
+    ] {
+        assert!(
+            destinations.iter().any(|d| d.contains(address)),
+            "{address} is a recipient: {destinations:?}"
+        );
+    }
+    let raw = sent["raw_data"].as_str().expect("raw message");
+    assert!(raw.contains(&format!("Subject: {subject}")), "{raw}");
+    assert!(raw.contains(&format!("From: idflow <{sender}>")), "{raw}");
+    assert!(
+        !raw.contains("hidden@example.com"),
+        "Bcc stays out of the headers"
+    );
+    assert!(raw.contains("failed-logins.csv"), "the attachment is named");
+    assert!(raw.contains("text/csv"), "the attachment is CSV");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(csv);
+    let unfolded: String = raw.split("\r\n").collect();
+    assert!(
+        unfolded.contains(&encoded) || raw.contains("ada@example.com,7"),
+        "the CSV content is in the message: {raw}"
+    );
+}
+
+#[tokio::test]
+async fn dynamo_tables_import_and_export_csv_across_pages() {
+    use shared::tables::csv::{ExportOptions, export, import};
+    use shared::tables::{OnDuplicate, RowQuery, TableStore};
+    let Some(store) = table_store().await else {
+        return;
+    };
+    let project = shared::conformance::tables_fixture();
+    let events = shared::tables::schema(&project, "events").expect("fixture table");
+    let mut csv = String::from("kind,n\n");
+    for n in 0..600 {
+        csv.push_str(&format!("login,{n}\n"));
+    }
+    let imported = import(&store, &events, csv.as_bytes(), OnDuplicate::Fail, |_| {})
+        .await
+        .expect("import");
+    assert_eq!(imported.rows, 600);
+    assert_eq!(store.count(&events).await.expect("count"), 600);
+    // Filtered here across DynamoDB reads of 501 rows, exported 500 rows a page.
+    let query = RowQuery::parse(
+        &events,
+        Some(&serde_json::json!({ "n": { "gte": 50 } })),
+        None,
+        None,
+    )
+    .expect("query");
+    let mut out = Vec::new();
+    let report = export(&store, &events, &query, &ExportOptions::default(), &mut out)
+        .await
+        .expect("export");
+    assert_eq!(report.rows, 550);
+    let text = String::from_utf8(out).expect("UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 551, "a header and one line per matching row");
+    assert_eq!(lines[0], "kind,n");
+    assert_eq!(lines[1], "login,50", "insertion order");
+    assert_eq!(lines[550], "login,599");
+    assert_eq!(store.clear(&events).await.expect("clear"), 600);
+    assert_eq!(store.count(&events).await.expect("count"), 0);
 }

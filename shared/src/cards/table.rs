@@ -383,6 +383,7 @@ fn card_error(error: TableError, values: &str) -> CardError {
         TableError::NotFound { .. } => failed("not_found", false),
         TableError::DuplicateKey { .. } => failed("duplicate_key", false),
         TableError::Conflict { .. } => failed("conflict", false),
+        TableError::RowTooLarge { .. } => failed("row_too_large", false),
         TableError::TooLarge { .. } => CardError::Failed {
             code: "too_large".into(),
             message: format!(

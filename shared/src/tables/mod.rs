@@ -69,6 +69,16 @@ pub enum TableError {
         expected: u64,
         found: u64,
     },
+    /// A row too big for the store (DynamoDB keeps items up to 400 KB); nothing was written.
+    #[error(
+        "row `{key}` of table `{table}` is {bytes} bytes, over the store's limit of {limit} bytes per row"
+    )]
+    RowTooLarge {
+        table: String,
+        key: String,
+        bytes: usize,
+        limit: usize,
+    },
     /// A search cursor this table did not issue.
     #[error("invalid cursor `{0}`")]
     InvalidCursor(String),

@@ -5,8 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::emf::{self, MeteredRunStore};
-use super::{DynamoFlowStore, DynamoRunStore, SecretsManagerSecrets, SqsRunQueue};
+use super::{
+    DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerWakeups, SecretsManagerSecrets,
+    SesEmail, SqsRunQueue,
+};
 use crate::adapters::clock::SystemClock;
+use crate::cards::email::EmailExecutor;
+use crate::cards::table::TableExecutor;
 use crate::flowfile;
 use crate::model::ProjectConfig;
 use crate::ports::{Clock, StoreError};
@@ -26,6 +31,16 @@ pub struct LambdaConfig {
     /// `IDFLOW_DLQ_ARN` (optional): the dead-letter queue's ARN, set when the worker also consumes
     /// the dead-letter queue, whose records then fail their runs as poison messages.
     pub dead_letter_arn: Option<String>,
+    /// `IDFLOW_TABLES_TABLE` (optional): the DynamoDB table holding every idflow table's rows; without
+    /// it the `table.*` cards fail with "no table store".
+    pub tables_table: Option<String>,
+    /// `IDFLOW_SES_IDENTITY` (optional): the verified SES identity (address, domain or ARN) `email.send`
+    /// sends from; without it `email.send` uses the project's SMTP `email` connection.
+    pub ses_identity: Option<String>,
+    /// Waits beyond SQS's 15-minute delay as one-time Scheduler schedules: set when all of
+    /// `IDFLOW_SCHEDULE_GROUP`, `IDFLOW_QUEUE_ARN` and `IDFLOW_SCHEDULER_ROLE_ARN` are (some but not
+    /// all is an error); without it long waits re-queue every 15 minutes.
+    pub wakeups: Option<WakeupConfig>,
     /// `IDFLOW_RETENTION_DAYS` (default 30): ended runs expire (DynamoDB TTL) this long after.
     pub retention: Duration,
     /// `IDFLOW_SECRETS_TTL_SECONDS` (default 300): how long a secret is cached.
@@ -34,6 +49,17 @@ pub struct LambdaConfig {
     pub max_receive_count: u32,
     /// `IDFLOW_LEASE_SECONDS` (default 900): the worker's lease, at least its timeout.
     pub lease: Duration,
+}
+
+/// Where long waits' one-time wake-up schedules go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WakeupConfig {
+    /// `IDFLOW_SCHEDULE_GROUP`: the idflow schedule group.
+    pub group: String,
+    /// `IDFLOW_QUEUE_ARN`: the run queue the schedules send to.
+    pub queue_arn: String,
+    /// `IDFLOW_SCHEDULER_ROLE_ARN`: the role Scheduler assumes to send.
+    pub role_arn: String,
 }
 
 /// A missing or malformed environment variable.
@@ -72,6 +98,11 @@ impl LambdaConfig {
                 .filter(|value| !value.trim().is_empty())
                 .ok_or(ConfigError::Missing { name })
         };
+        let optional = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
         let number = |name: &'static str, default: u64| match lookup(name) {
             None => Ok(default),
             Some(value) => match value.trim().parse::<u64>() {
@@ -88,7 +119,33 @@ impl LambdaConfig {
             flows_table: required("IDFLOW_FLOWS_TABLE")?,
             queue_url: required("IDFLOW_QUEUE_URL")?,
             dead_letter_url: required("IDFLOW_DLQ_URL")?,
-            dead_letter_arn: lookup("IDFLOW_DLQ_ARN").filter(|arn| !arn.trim().is_empty()),
+            dead_letter_arn: optional("IDFLOW_DLQ_ARN"),
+            tables_table: optional("IDFLOW_TABLES_TABLE"),
+            ses_identity: optional("IDFLOW_SES_IDENTITY"),
+            wakeups: {
+                let group = optional("IDFLOW_SCHEDULE_GROUP");
+                let queue_arn = optional("IDFLOW_QUEUE_ARN");
+                let role_arn = optional("IDFLOW_SCHEDULER_ROLE_ARN");
+                match (group, queue_arn, role_arn) {
+                    (Some(group), Some(queue_arn), Some(role_arn)) => Some(WakeupConfig {
+                        group,
+                        queue_arn,
+                        role_arn,
+                    }),
+                    (None, None, None) => None,
+                    (group, queue_arn, _) => {
+                        return Err(ConfigError::Missing {
+                            name: if group.is_none() {
+                                "IDFLOW_SCHEDULE_GROUP"
+                            } else if queue_arn.is_none() {
+                                "IDFLOW_QUEUE_ARN"
+                            } else {
+                                "IDFLOW_SCHEDULER_ROLE_ARN"
+                            },
+                        });
+                    }
+                }
+            },
             retention: Duration::from_secs(number("IDFLOW_RETENTION_DAYS", 30)? * 86_400),
             secrets_ttl: Duration::from_secs(number("IDFLOW_SECRETS_TTL_SECONDS", 300)?),
             max_receive_count: u32::try_from(number("IDFLOW_MAX_RECEIVE_COUNT", 5)?).map_err(
@@ -145,14 +202,14 @@ impl LambdaConfig {
         };
         let runs = MeteredRunStore::new(
             Arc::new(DynamoRunStore::new(
-                dynamo,
+                dynamo.clone(),
                 &self.runs_table,
                 Some(self.retention),
             )),
             clock.clone(),
             emf::stdout_sink(),
         );
-        Runtime::new(
+        let runtime = Runtime::new(
             Arc::new(flows),
             Arc::new(runs),
             Arc::new(SqsRunQueue::new(
@@ -170,7 +227,36 @@ impl LambdaConfig {
             runner,
         )
         .with_standard_executors()
-        .map_err(BuildError::HttpClient)
+        .map_err(BuildError::HttpClient)?;
+        Ok(self.with_aws_extras(runtime, sdk, dynamo))
+    }
+
+    /// Adds what only some deployments configure: the `table` cards on DynamoDB, `email.send`
+    /// through SES, and Scheduler wake-ups for long waits.
+    fn with_aws_extras(
+        &self,
+        mut runtime: Runtime,
+        sdk: &aws_config::SdkConfig,
+        dynamo: aws_sdk_dynamodb::Client,
+    ) -> Runtime {
+        if let Some(table) = &self.tables_table {
+            let store = Arc::new(DynamoTableStore::new(dynamo, table));
+            runtime = runtime.with_executor("table", Arc::new(TableExecutor::new(store)));
+        }
+        if let Some(identity) = &self.ses_identity {
+            let ses = SesEmail::new(aws_sdk_sesv2::Client::new(sdk), identity.clone());
+            let email = EmailExecutor::new(runtime.secrets.clone()).with_ses(Arc::new(ses));
+            runtime = runtime.with_executor("email", Arc::new(email));
+        }
+        if let Some(wake) = &self.wakeups {
+            runtime = runtime.with_wakeups(Arc::new(SchedulerWakeups::new(
+                aws_sdk_scheduler::Client::new(sdk),
+                wake.group.clone(),
+                wake.queue_arn.clone(),
+                wake.role_arn.clone(),
+            )));
+        }
+        runtime
     }
 }
 
@@ -226,11 +312,58 @@ mod tests {
     ];
 
     #[test]
+    fn optional_adapters_are_on_only_when_configured() {
+        let lookup = |vars: Vec<(&'static str, &'static str)>| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        let bare = LambdaConfig::from_lookup(lookup(BASE.to_vec())).unwrap();
+        assert_eq!(
+            (bare.tables_table, bare.ses_identity, bare.wakeups),
+            (None, None, None)
+        );
+        let mut all = BASE.to_vec();
+        all.extend([
+            ("IDFLOW_TABLES_TABLE", "tables"),
+            ("IDFLOW_SES_IDENTITY", " "),
+            ("IDFLOW_SCHEDULE_GROUP", "idflow"),
+            ("IDFLOW_QUEUE_ARN", "arn:aws:sqs:us-east-1:1:q"),
+            ("IDFLOW_SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/s"),
+        ]);
+        let full = LambdaConfig::from_lookup(lookup(all)).unwrap();
+        assert_eq!(full.tables_table.as_deref(), Some("tables"));
+        assert_eq!(
+            full.ses_identity, None,
+            "a blank SesIdentity parameter means SMTP"
+        );
+        assert_eq!(
+            full.wakeups,
+            Some(WakeupConfig {
+                group: "idflow".into(),
+                queue_arn: "arn:aws:sqs:us-east-1:1:q".into(),
+                role_arn: "arn:aws:iam::1:role/s".into(),
+            })
+        );
+    }
+
+    #[test]
     fn configuration_names_what_is_missing_or_wrong() {
         check(&BASE, Ok(()));
         check(
             &BASE[1..],
             Err("environment variable IDFLOW_RUNS_TABLE is required (template.yaml sets it)"),
+        );
+        let mut partial = BASE.to_vec();
+        partial.push(("IDFLOW_SCHEDULE_GROUP", "idflow"));
+        partial.push(("IDFLOW_QUEUE_ARN", "arn:aws:sqs:us-east-1:1:q"));
+        check(
+            &partial,
+            Err(
+                "environment variable IDFLOW_SCHEDULER_ROLE_ARN is required (template.yaml sets it)",
+            ),
         );
         let mut bad = BASE.to_vec();
         bad.push(("IDFLOW_RETENTION_DAYS", "a month"));

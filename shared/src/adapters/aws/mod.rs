@@ -7,9 +7,14 @@
 //! - [`dynamo_runs`]: [`DynamoRunStore`], runs, step records and dedupe keys in one DynamoDB table,
 //!   with GSIs to list runs by flow and by status newest first and a TTL attribute for retention.
 //! - [`dynamo_flows`]: [`DynamoFlowStore`], deployed flows and every version they had.
+//! - [`dynamo_tables`]: [`DynamoTableStore`], the rows of every idflow table in one DynamoDB table,
+//!   versioned for optimistic concurrency.
 //! - [`sqs`]: [`SqsRunQueue`], the run queue on a standard SQS queue with a dead-letter queue.
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
+//! - [`wakeups`]: [`SchedulerWakeups`], waits beyond SQS's 15-minute delay as one-time Scheduler
+//!   schedules `idflow-wake-<run>-<time>` that send the run's message to the queue.
+//! - [`ses`]: [`SesEmail`], `email.send` through Amazon SES v2 (the MIME message built as for SMTP).
 //! - [`secrets`]: [`SecretsManagerSecrets`], `aws-secretsmanager:` references, cached per cold start.
 //! - [`deploy`]: `idflow deploy --target aws`, the plan (validate, diff) and its application.
 //! - [`emf`]: CloudWatch embedded-metric-format lines and [`emf::MeteredRunStore`], which emits
@@ -23,17 +28,23 @@
 pub mod deploy;
 pub mod dynamo_flows;
 pub mod dynamo_runs;
+pub mod dynamo_tables;
 pub mod emf;
 pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
+pub mod ses;
 pub mod sqs;
+pub mod wakeups;
 
 pub use dynamo_flows::DynamoFlowStore;
 pub use dynamo_runs::DynamoRunStore;
+pub use dynamo_tables::DynamoTableStore;
 pub use scheduler::SchedulerSchedules;
 pub use secrets::SecretsManagerSecrets;
+pub use ses::SesEmail;
 pub use sqs::SqsRunQueue;
+pub use wakeups::SchedulerWakeups;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 

@@ -204,6 +204,14 @@ impl Schedules for SchedulerSchedules {
                 .send()
                 .await
                 .map_err(store_error)?;
+            if schedule
+                .description
+                .as_deref()
+                .is_some_and(|d| d.starts_with(super::wakeups::WAKE_DESCRIPTION))
+            {
+                // A run's wake-up ([`super::SchedulerWakeups`]), not a flow's schedule.
+                continue;
+            }
             let unset = schedule
                 .description
                 .as_deref()
