@@ -317,8 +317,8 @@ pub(crate) fn decode_table_file(
     stem: &str,
 ) -> Option<(Reference, serde_json::Value)> {
     // `table` reports the keys and the shape; the name is read here without reporting them twice.
+    table(ctx, root, "", TABLE_FILE_KEYS);
     let NodeValue::Map(entries) = &root.value else {
-        table(ctx, root, "", TABLE_FILE_KEYS);
         return None;
     };
     let reference = match entries.iter().find(|e| e.key == "name").map(|e| &e.value) {
@@ -350,7 +350,6 @@ pub(crate) fn decode_table_file(
             }
         }
     };
-    table(ctx, root, "", TABLE_FILE_KEYS);
     let mut declaration = root.to_json();
     if let serde_json::Value::Object(map) = &mut declaration {
         map.remove("name");

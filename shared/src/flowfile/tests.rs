@@ -1386,6 +1386,13 @@ fn reports_table_file_problems_with_file_and_line() {
         ],
     );
     check_files(
+        &[("tables/t.yaml", "name: 7\ncolumns: { at: date }\n")],
+        &[
+            "tables/t.yaml:1:7: name: expected text, got the number 7",
+            "tables/t.yaml:2:16: columns.at: expected one of text, number, datetime, boolean, json, got `date`",
+        ],
+    );
+    check_files(
         &[("notes/x.yaml", "a: 1\n")],
         &["notes/x.yaml: not a project file: expected idflow.yaml or tables/<table>.yaml"],
     );
