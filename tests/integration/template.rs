@@ -375,10 +375,18 @@ async fn the_tables_match_what_the_adapters_create() {
     shared::adapters::aws::DynamoFlowStore::create_table(&client, &flows)
         .await
         .expect("create flows table");
+    let data = crate::aws::unique("template-data");
+    shared::adapters::aws::DynamoTableStore::create_table(&client, &data)
+        .await
+        .expect("create data tables table");
 
     let template = template();
     let tables = of_type(&template, "AWS::DynamoDB::Table");
-    for (id, created) in [("RunsTable", &runs), ("FlowsTable", &flows)] {
+    for (id, created) in [
+        ("RunsTable", &runs),
+        ("FlowsTable", &flows),
+        ("DataTablesTable", &data),
+    ] {
         let declared = &tables[id]["Properties"];
         assert_eq!(
             declared["BillingMode"].as_str(),
