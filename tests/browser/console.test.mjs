@@ -77,7 +77,7 @@ before(async () => {
   const flows = path.join(dir, "flows");
   fs.mkdirSync(flows);
   const examples = path.join(root, "examples", "flows");
-  for (const f of fs.readdirSync(examples)) fs.copyFileSync(path.join(examples, f), path.join(flows, f));
+  fs.cpSync(examples, flows, { recursive: true }); // flows, tests, idflow.yaml and tables/
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   fs.copyFileSync(path.join(here, "fixtures", "okta-stub.yaml"), path.join(flows, "okta-stub.yaml"));
@@ -196,7 +196,9 @@ test("run page shows each step and highlights Okta's errorCode and errorSummary;
   await page.click("#rerun");
   await page.waitForFunction((old) => /^#\/runs\/[0-9A-Z]{26}$/.test(location.hash) && !location.hash.endsWith(old), runs.failed.id);
   const newId = (await page.evaluate(() => location.hash)).split("/").pop();
-  await page.locator("#run-status .badge").waitFor();
+  // The hash changes before the new run's page is drawn: wait for its facts, not for any badge
+  // (the old run's page still has one).
+  await page.waitForFunction(() => /rerun/.test(document.querySelector("dl.facts")?.innerText ?? ""), null, { timeout: 10000 });
   assert.match(await page.locator("dl.facts").innerText(), new RegExp(`rerun[\\s\\S]*${runs.failed.id}`));
   // The page long-polls a running run and redraws when it ends.
   await page.waitForFunction(() => document.querySelector("#run-status .badge")?.dataset.status === "failed", null, { timeout: 30000 });
