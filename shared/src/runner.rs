@@ -878,9 +878,11 @@ impl Runtime {
         }
         match &error {
             Some(e) => {
-                tracing::warn!(run_id = %run.id, flow = %run.flow, code = %e.code, step = ?e.step, "run failed: {}", e.message)
+                tracing::warn!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), code = %e.code, step = e.step.as_deref().unwrap_or("-"), "run failed: {}", e.message)
             }
-            None => tracing::info!(run_id = %run.id, flow = %run.flow, "run succeeded"),
+            None => {
+                tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run succeeded")
+            }
         }
         self.ended(run, status).await;
         // [delegated] end of the `report_to_request` hook.
