@@ -15,7 +15,7 @@ use axum::body::Body;
 use serde_json::{Value, json};
 use shared::adapters::aws::emf::Sink;
 use shared::adapters::aws::lambda::LambdaConfig;
-use shared::adapters::aws::{DynamoFlowStore, DynamoRunStore, SqsRunQueue};
+use shared::adapters::aws::{DynamoFlowStore, DynamoRunStore, DynamoTableStore, SqsRunQueue};
 use shared::ports::{FlowStore, RunStore, StoredFlow};
 use shared::run::{RunId, RunStatus, TriggerInfo};
 use shared::runner::Runtime;
@@ -36,7 +36,14 @@ steps:
   - id: greeting
     card: text.compose
     with: { text: "provisioning {{ input.body.login }} from {{ input.query.source }}" }
+  - card: table.create_row
+    with:
+      table: provisioned
+      row: { login: "{{ input.body.login }}", source: "{{ input.query.source }}" }
 "#;
+
+/// The table PROVISION writes to, as a `tables/*.yaml` project file.
+const PROVISIONED_TABLE: &str = "key: login\ncolumns:\n  login: text\n  source: text\n";
 
 const ACTIVATED: &str = r#"
 name: user-activated
@@ -68,6 +75,9 @@ struct Stack {
     dead_letter_arn: String,
     /// A run store of its own, to read back what the functions wrote.
     runs: DynamoRunStore,
+    /// The DynamoDB table of the idflow tables (`IDFLOW_TABLES_TABLE`), and a client to read it.
+    tables_table: String,
+    dynamo: aws_sdk_dynamodb::Client,
 }
 
 async fn stack(max_receive_count: u32) -> Option<Stack> {
@@ -81,6 +91,10 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
     DynamoFlowStore::create_table(&dynamo, &flows_table)
         .await
         .expect("flows table");
+    let tables_table = unique("tables");
+    DynamoTableStore::create_table(&dynamo, &tables_table)
+        .await
+        .expect("data tables table");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (queue_url, dlq_url) = SqsRunQueue::create_queues(&sqs, &unique("runs"), max_receive_count)
         .await
@@ -121,7 +135,13 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         "api:\n  tokens:\n    provision-account: \"aws-secretsmanager:{token_secret}\"\nhooks:\n  okta: {{ secret: \"aws-secretsmanager:{hook_secret}\" }}\n"
     );
     flows
-        .put_project(&BTreeMap::from([("idflow.yaml".to_owned(), project)]))
+        .put_project(&BTreeMap::from([
+            ("idflow.yaml".to_owned(), project),
+            (
+                "tables/provisioned.yaml".to_owned(),
+                PROVISIONED_TABLE.to_owned(),
+            ),
+        ]))
         .await
         .expect("deploy project");
 
@@ -130,6 +150,7 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         ("IDFLOW_FLOWS_TABLE", flows_table),
         ("IDFLOW_QUEUE_URL", queue_url.clone()),
         ("IDFLOW_DLQ_URL", dlq_url.clone()),
+        ("IDFLOW_TABLES_TABLE", tables_table.clone()),
         ("IDFLOW_MAX_RECEIVE_COUNT", max_receive_count.to_string()),
     ]);
     let config = LambdaConfig::from_lookup(|name| env.get(name).cloned()).expect("configuration");
@@ -142,7 +163,9 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         sqs,
         queue_arn,
         dead_letter_arn,
-        runs: DynamoRunStore::new(dynamo, runs_table, None),
+        runs: DynamoRunStore::new(dynamo.clone(), runs_table, None),
+        tables_table,
+        dynamo,
     })
 }
 
@@ -289,11 +312,31 @@ async fn an_api_invoke_event_runs_through_sqs_and_the_worker_into_dynamodb() {
     assert_eq!(run.flow, "provision-account");
     assert!(matches!(run.trigger, TriggerInfo::Api { ref method } if method == "POST"));
     let steps = stack.runs.steps(run_id).await.unwrap();
-    assert_eq!(steps.len(), 1);
+    assert_eq!(steps.len(), 2);
     assert_eq!(
         steps[0].output,
         Some(json!("provisioning ada.lovelace@example.com from hr"))
     );
+    // The `table` cards run on DynamoDB (IDFLOW_TABLES_TABLE): the row is in the data table.
+    let item = stack
+        .dynamo
+        .get_item()
+        .table_name(&stack.tables_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TABLE#provisioned".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ada.lovelace@example.com".into()),
+        )
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .expect("the provisioned row is in DynamoDB");
+    let data = item["data"].as_s().expect("row data as JSON text");
+    assert!(data.contains("\"source\":\"hr\""), "{data}");
     let age = {
         let metrics = metrics.lock().unwrap();
         metrics
