@@ -5,22 +5,13 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::adapters::aws::{emf, lambda::LambdaConfig, sdk_config};
+use shared::adapters::aws::{emf, lambda::cold_start};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let config = LambdaConfig::from_env()?;
+    let (config, runtime) = cold_start().await?;
     let worker = worker::Worker {
-        runtime: Arc::new(config.runtime(&sdk_config().await).await?),
+        runtime: Arc::new(runtime),
         dead_letter_arn: config.dead_letter_arn.clone(),
         metrics: emf::stdout_sink(),
     };

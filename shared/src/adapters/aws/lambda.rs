@@ -260,6 +260,34 @@ impl LambdaConfig {
     }
 }
 
+/// What every function's `main` does first: JSON logs (`RUST_LOG` filters, `info` by default), the
+/// configuration from the environment, and the runtime on clients built once for this cold start.
+pub async fn cold_start() -> Result<(LambdaConfig, Runtime), ColdStartError> {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = LambdaConfig::from_env()?;
+    let runtime = config.runtime(&super::sdk_config().await).await?;
+    Ok((config, runtime))
+}
+
+/// A cold start that cannot go on: the function exits with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdStartError {
+    /// The environment is incomplete or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The runtime could not be built on it.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
 /// The runtime cannot be built at a cold start.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
