@@ -14,12 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::{build_error, store_error};
+use super::store_error;
 use crate::ports::{FlowStore, PutOutcome, StoreError, StoredFlow};
 
 type Item = HashMap<String, AttributeValue>;
@@ -47,29 +44,7 @@ impl DynamoFlowStore {
 
     /// Creates the table as template.yaml does (for tests and development against an emulator).
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-        let mut request = client
-            .create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest);
-        for (name, key_type) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
-            request = request
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(name)
-                        .key_type(key_type)
-                        .build()
-                        .map_err(build_error)?,
-                );
-        }
-        request.send().await.map_err(store_error)?;
-        Ok(())
+        super::create_string_keyed_table(client, table, "pk", "sk").await
     }
 
     /// Stores the project's configuration files (`idflow.yaml`, table declarations), replacing the

@@ -23,10 +23,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    ReturnValue, ScalarAttributeType, Select, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -89,29 +86,7 @@ impl DynamoTableStore {
     /// Creates the table (`pk`/`sk` strings, on-demand billing), as template.yaml does (for tests and
     /// development against an emulator).
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-        let mut request = client
-            .create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest);
-        for (name, key_type) in [(PARTITION_KEY, KeyType::Hash), (SORT_KEY, KeyType::Range)] {
-            request = request
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(name)
-                        .key_type(key_type)
-                        .build()
-                        .map_err(build_error)?,
-                );
-        }
-        request.send().await.map_err(store_error)?;
-        Ok(())
+        super::create_string_keyed_table(client, table, PARTITION_KEY, SORT_KEY).await
     }
 
     fn new_key(&self) -> String {

@@ -114,6 +114,42 @@ where
     }
 }
 
+/// Creates an on-demand DynamoDB table keyed by two strings, `partition` and `sort` (tests and
+/// development against an emulator; template.yaml creates them in AWS).
+pub(crate) async fn create_string_keyed_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    partition: &str,
+    sort: &str,
+) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let mut request = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (name, key_type) in [(partition, KeyType::Hash), (sort, KeyType::Range)] {
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(key_type)
+                    .build()
+                    .map_err(build_error)?,
+            );
+    }
+    request.send().await.map_err(store_error)?;
+    Ok(())
+}
+
 /// A request the SDK refused to build (a required field missing): a bug here, never retryable.
 pub(crate) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Backend(Box::new(error))
