@@ -6,18 +6,14 @@ use serde_json::Value;
 
 mod common;
 
+use common::temp_dir;
+
 fn idflow(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_idflow"))
         .args(args)
         .env("NO_COLOR", "1")
         .output()
         .expect("idflow runs")
-}
-
-fn temp_dir(label: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("idflow-cli-{label}-{}", ulid::Ulid::new()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

@@ -4,7 +4,11 @@
 //! tests/integration/deploy.rs.
 #![cfg(feature = "aws")]
 
+mod common;
+
 use std::process::Output;
+
+use common::temp_dir;
 
 fn idflow(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_idflow"))
@@ -21,12 +25,6 @@ fn idflow(args: &[&str]) -> Output {
         .env_remove("IDFLOW_SCHEDULER_ROLE_ARN")
         .output()
         .expect("idflow runs")
-}
-
-fn temp_dir(label: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("idflow-cli-{label}-{}", ulid::Ulid::new()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

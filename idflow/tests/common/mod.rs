@@ -1,4 +1,6 @@
-//! Starting a real `idflow serve` child process for CLI-level tests.
+//! Helpers of the CLI-level tests: a fresh directory, a real `idflow serve` child process. Each test
+//! binary uses some of them.
+#![allow(dead_code)]
 
 use std::process::Stdio;
 
@@ -34,4 +36,11 @@ pub async fn serve(flows: &std::path::Path, data: &std::path::Path) -> (Child, S
     // Keep draining stderr so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, base)
+}
+
+/// A fresh, empty directory under the system's temp dir.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("idflow-cli-{label}-{}", ulid::Ulid::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
