@@ -166,7 +166,11 @@ mod tests {
         assert_eq!(parse_size("100 MB"), Ok(100_000_000));
         assert_eq!(parse_size("1.5 KiB"), Ok(1536));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("10 parsecs").unwrap_err().contains("unknown size unit"));
+        assert!(
+            parse_size("10 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
         assert!(parse_size("0").is_err());
         assert!(parse_size("MiB").is_err());
         assert_eq!(format_size(10 << 20), "10 MiB");

@@ -536,7 +536,7 @@ enum Frame {
     Loop(LoopFrame),
     Try { node: NodeId, catching: bool },
     OnError { node: NodeId, error: Value },
-    Stream(StreamFrame),
+    Stream(Box<StreamFrame>),
 }
 
 /// A card called page by page (`stream:`), each record handed to a helper run.
@@ -1738,7 +1738,7 @@ impl Advance<'_> {
             failed: 0,
             started_at: self.now,
         };
-        self.push(fiber, Frame::Stream(frame));
+        self.push(fiber, Frame::Stream(Box::new(frame)));
         self.block(fiber);
         self.pump_stream(fiber);
         StepOutcome::Blocked
@@ -2159,7 +2159,9 @@ impl Advance<'_> {
     /// The flow's `timeout:` passed: every step still in flight is abandoned (recorded as failed) and
     /// the run fails with `timeout`. No `try` or `on_error` catches it.
     fn time_out(&mut self) {
-        let pending: Vec<(u64, Pending)> = std::mem::take(&mut self.state.pending).into_iter().collect();
+        let pending: Vec<(u64, Pending)> = std::mem::take(&mut self.state.pending)
+            .into_iter()
+            .collect();
         self.state.derived.clear();
         let limit = self
             .flow
@@ -3094,7 +3096,9 @@ steps:
         );
         assert_eq!(
             all.records[0].output,
-            Some(json!({ "sent": { "url": "https://x.example", "headers": { "X-Key": "[redacted]" } } }))
+            Some(
+                json!({ "sent": { "url": "https://x.example", "headers": { "X-Key": "[redacted]" } } })
+            )
         );
         let none = execute(&compile(&yaml("none")), json!({}), &[], &mut echo);
         assert_eq!(none.records[0].output, None);
@@ -3153,10 +3157,16 @@ steps:
                 });
             }
             // An echoing server answers with what it was sent.
-            Ok(json!({ "echo": input["headers"]["Authorization"], "upper": input["headers"]["X-Upper"] }))
+            Ok(
+                json!({ "echo": input["headers"]["Authorization"], "upper": input["headers"]["X-Upper"] }),
+            )
         };
         let trace = execute(&flow, json!({ "id": "r-1" }), &[], &mut respond);
-        assert!(matches!(trace.progress, Progress::Succeeded(_)), "{:?}", trace.progress);
+        assert!(
+            matches!(trace.progress, Progress::Succeeded(_)),
+            "{:?}",
+            trace.progress
+        );
         // The card got the real values, on the first attempt and on the retry.
         assert_eq!(sent.len(), 2);
         for input in &sent {
@@ -3167,7 +3177,9 @@ steps:
         // History shows where they went, not what they were.
         assert_eq!(
             trace.records[0].input.as_ref().map(|i| &i["headers"]),
-            Some(&json!({ "Authorization": "[redacted]", "X-Upper": "[redacted]", "X-Request": "r-1" }))
+            Some(
+                &json!({ "Authorization": "[redacted]", "X-Upper": "[redacted]", "X-Request": "r-1" })
+            )
         );
         let kept = everything_kept(&trace);
         assert!(trace.states.len() >= 2, "the retry wait was checkpointed");
@@ -3271,7 +3283,11 @@ steps:
         assert_eq!(error.code, "timeout");
         assert_eq!(error.step.as_deref(), Some("nap"));
         assert!(error.message.contains("1m"), "{error:?}");
-        assert_eq!(trace.now - t0(), chrono::Duration::minutes(1), "woke at the deadline");
+        assert_eq!(
+            trace.now - t0(),
+            chrono::Duration::minutes(1),
+            "woke at the deadline"
+        );
         assert_eq!(
             summary(&trace.records),
             ["first text.compose succeeded", "nap wait failed"]

@@ -527,7 +527,8 @@ pub fn splice(into: &mut serde_json::Value, from: &serde_json::Value, paths: &[J
 /// lists contribute their string leaves.
 pub fn secret_texts(value: &serde_json::Value, paths: &[JsonPath]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut stack: Vec<&serde_json::Value> = paths.iter().filter_map(|p| pointer(value, p)).collect();
+    let mut stack: Vec<&serde_json::Value> =
+        paths.iter().filter_map(|p| pointer(value, p)).collect();
     while let Some(value) = stack.pop() {
         match value {
             serde_json::Value::String(text) => out.push(text.clone()),
@@ -542,23 +543,28 @@ pub fn secret_texts(value: &serde_json::Value, paths: &[JsonPath]) -> Vec<String
 /// What secret-derived values are replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-fn pointer<'v>(value: &'v serde_json::Value, path: &[PathSegment]) -> Option<&'v serde_json::Value> {
-    path.iter().try_fold(value, |current, segment| match (segment, current) {
-        (PathSegment::Key(key), serde_json::Value::Object(map)) => map.get(key),
-        (PathSegment::Index(index), serde_json::Value::Array(items)) => items.get(*index),
-        _ => None,
-    })
+fn pointer<'v>(
+    value: &'v serde_json::Value,
+    path: &[PathSegment],
+) -> Option<&'v serde_json::Value> {
+    path.iter()
+        .try_fold(value, |current, segment| match (segment, current) {
+            (PathSegment::Key(key), serde_json::Value::Object(map)) => map.get(key),
+            (PathSegment::Index(index), serde_json::Value::Array(items)) => items.get(*index),
+            _ => None,
+        })
 }
 
 fn pointer_mut<'v>(
     value: &'v mut serde_json::Value,
     path: &[PathSegment],
 ) -> Option<&'v mut serde_json::Value> {
-    path.iter().try_fold(value, |current, segment| match (segment, current) {
-        (PathSegment::Key(key), serde_json::Value::Object(map)) => map.get_mut(key),
-        (PathSegment::Index(index), serde_json::Value::Array(items)) => items.get_mut(*index),
-        _ => None,
-    })
+    path.iter()
+        .try_fold(value, |current, segment| match (segment, current) {
+            (PathSegment::Key(key), serde_json::Value::Object(map)) => map.get_mut(key),
+            (PathSegment::Index(index), serde_json::Value::Array(items)) => items.get_mut(*index),
+            _ => None,
+        })
 }
 
 fn compile_node(
@@ -1677,11 +1683,7 @@ mod tests {
             .unwrap()
             .render_within(&context(), &Limits::default())
             .unwrap_or_else(|e| panic!("{template}: {e}"));
-        let paths = rendered
-            .secret_paths
-            .iter()
-            .map(|p| path_text(p))
-            .collect();
+        let paths = rendered.secret_paths.iter().map(|p| path_text(p)).collect();
         (rendered.value, paths)
     }
 
@@ -1711,10 +1713,12 @@ mod tests {
         assert_eq!(value["headers"]["X-Upper"], json!("S3CR3T"));
         assert_eq!(value["headers"]["X-Public"], json!("Ada"));
         // Masking hides exactly those leaves; splicing puts them back.
-        let paths = Compiled::new(&json!({ "a": "{{ secret('okta-token') }}", "b": ["x", "{{ input.n }}"] }))
-            .unwrap()
-            .render_within(&context(), &Limits::default())
-            .unwrap();
+        let paths = Compiled::new(
+            &json!({ "a": "{{ secret('okta-token') }}", "b": ["x", "{{ input.n }}"] }),
+        )
+        .unwrap()
+        .render_within(&context(), &Limits::default())
+        .unwrap();
         let masked = mask(&paths.value, &paths.secret_paths);
         assert_eq!(masked, json!({ "a": "[redacted]", "b": ["x", "Ada"] }));
         let mut restored = masked.clone();
@@ -1756,8 +1760,11 @@ mod tests {
         };
         let big = to_value(&json!({ "s": "x".repeat(1000), "n": 50_000, "list": vec![1; 5000] }));
         // One expression: 50 MB of text from 1 KB of input.
-        let err = render(json!("{{ input.s * input.n }}"), &to_value(&json!({ "input": { "s": "x".repeat(1000), "n": 50_000 } })))
-            .unwrap_err();
+        let err = render(
+            json!("{{ input.s * input.n }}"),
+            &to_value(&json!({ "input": { "s": "x".repeat(1000), "n": 50_000 } })),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, TemplateErrorKind::Budget, "{err}");
         assert!(err.message.contains("budget"), "{err}");
         // A text template stops writing as soon as it passes the output budget.
@@ -1778,13 +1785,18 @@ mod tests {
         assert!(err.message.contains("memory budget"), "{err}");
         // Within budget, the same templates work.
         assert_eq!(
-            render(json!("{{ (input.s * 3) | length }}"), &to_value(&json!({ "input": big })))
-                .unwrap()
-                .value,
+            render(
+                json!("{{ (input.s * 3) | length }}"),
+                &to_value(&json!({ "input": big }))
+            )
+            .unwrap()
+            .value,
             json!(3000)
         );
         let fuel = render(
-            json!("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
+            json!(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            ),
             &context(),
         )
         .unwrap_err();

@@ -9,6 +9,7 @@ mod functions;
 mod helpers;
 mod hooks;
 mod schedule;
+mod security;
 mod seeds;
 mod stream;
 mod tables;

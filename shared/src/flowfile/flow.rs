@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use super::check::{
     Ctx, Fields, boolean, choice, duration, fields, flow_name_problem, identifier_problem, integer,
-    is_template, list, mapping, nonempty_text, number, one_of_message, secret, size, suggest, template,
-    text, unknown_key,
+    is_template, list, mapping, nonempty_text, number, one_of_message, secret, size, suggest,
+    template, text, unknown_key,
 };
 use super::tree::{Node, NodeValue, index_path, key_path, preview};
 use crate::cards::{CardSpec, FieldSpec};
 use crate::model::{
-    ApiAuth, ApiTrigger, DelegatedInput, DelegatedTrigger, EventTrigger, Flow, HelperTrigger,
-    FlowLimits, HistoryMode, HmacAuth, InputType, Location, LoopBody, LoopStep, OnError, Respond, RetryOn,
-    RetryPolicy, ScheduleTrigger, SignatureEncoding, Step, StepKind, Trigger,
+    ApiAuth, ApiTrigger, DelegatedInput, DelegatedTrigger, EventTrigger, Flow, FlowLimits,
+    HelperTrigger, HistoryMode, HmacAuth, InputType, Location, LoopBody, LoopStep, OnError,
+    Respond, RetryOn, RetryPolicy, ScheduleTrigger, SignatureEncoding, Step, StepKind, Trigger,
 };
 
 const TOP_KEYS: &[&str] = &[

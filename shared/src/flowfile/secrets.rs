@@ -61,16 +61,17 @@ fn walk(ctx: &mut Ctx, node: &Node, path: &str, place: Place) {
         }
         NodeValue::Map(entries) => {
             // A step: a mapping with a known `card`, outside any `with:`.
-            let card = match place {
-                Place::Flow => entries
-                    .iter()
-                    .find(|e| e.key == "card")
-                    .and_then(|e| match &e.value.value {
-                        NodeValue::String(name) => crate::cards::lookup(name),
-                        _ => None,
-                    }),
-                Place::With { .. } | Place::Stream { .. } => None,
-            };
+            let card =
+                match place {
+                    Place::Flow => entries
+                        .iter()
+                        .find(|e| e.key == "card")
+                        .and_then(|e| match &e.value.value {
+                            NodeValue::String(name) => crate::cards::lookup(name),
+                            _ => None,
+                        }),
+                    Place::With { .. } | Place::Stream { .. } => None,
+                };
             for entry in entries {
                 let child = key_path(path, &entry.key);
                 let child_place = match (place, card) {

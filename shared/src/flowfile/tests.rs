@@ -1424,7 +1424,9 @@ fn secrets_are_refused_wherever_they_could_only_leak() {
     );
     check(
         "name: t\nsteps:\n  - card: flow.fail\n    with: { message: \"{{ secret('k') | upper }}\" }\n",
-        &["flow.yaml:4:22: steps[0].with.message: secret('k') cannot be used in `flow.fail`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]"],
+        &[
+            "flow.yaml:4:22: steps[0].with.message: secret('k') cannot be used in `flow.fail`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]",
+        ],
     );
     let condition = "secret('k') cannot be used here: a condition, loop list or trigger setting is not sent to a connection, and its result would reveal the secret; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)";
     check(
@@ -1437,16 +1439,22 @@ fn secrets_are_refused_wherever_they_could_only_leak() {
     );
     check(
         "name: t\nsteps:\n  - card: table.create_row\n    with: { table: t, row: { token: \"{{ secret('k') }}\" } }\n",
-        &["flow.yaml:4:37: steps[0].with.row.token: secret('k') cannot be used here: `table.create_row` stores its input in a table, where the console and CLI show it; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)"],
+        &[
+            "flow.yaml:4:37: steps[0].with.row.token: secret('k') cannot be used here: `table.create_row` stores its input in a table, where the console and CLI show it; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)",
+        ],
     );
     check(
         "name: t\nsteps:\n  - card: flow.call\n    with: { flow: h, with: { token: \"{{ secret('k') }}\" } }\n",
-        &["flow.yaml:4:37: steps[0].with.with.token: secret('k') cannot be used in `flow.call`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]"],
+        &[
+            "flow.yaml:4:37: steps[0].with.with.token: secret('k') cannot be used in `flow.call`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]",
+        ],
     );
     // A stream's state goes to every helper run's input.
     check(
         "name: t\nsteps:\n  - card: okta.find_users\n    with: { search: x, stream: { flow: h, state: { t: \"{{ secret('k') }}\" } } }\n",
-        &["flow.yaml:4:55: steps[0].with.stream.state.t: secret('k') cannot be used in the `stream` of `okta.find_users`: it is passed to every helper run as input, which history keeps; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)"],
+        &[
+            "flow.yaml:4:55: steps[0].with.stream.state.t: secret('k') cannot be used in the `stream` of `okta.find_users`: it is passed to every helper run as input, which history keeps; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)",
+        ],
     );
     // Where they belong: the fields of a card that sends them, in any form.
     check(
@@ -1462,11 +1470,15 @@ fn expression_fields_cannot_be_templates() {
     let message = "is an expression the card evaluates itself, written without `{{ }}` (such as `item.status == 'ACTIVE'`); it cannot be a template, so no input can change the code it runs";
     check(
         "name: t\nsteps:\n  - card: list.filter\n    with: { list: \"{{ input.body.users }}\", where: \"{{ input.body.where }}\" }\n",
-        &[&format!("flow.yaml:4:52: steps[0].with.where: `where` {message}")],
+        &[&format!(
+            "flow.yaml:4:52: steps[0].with.where: `where` {message}"
+        )],
     );
     check(
         "name: t\nsteps:\n  - card: list.map\n    with: { list: [1], expression: \"item * {{ input.n }}\" }\n",
-        &[&format!("flow.yaml:4:36: steps[0].with.expression: `expression` {message}")],
+        &[&format!(
+            "flow.yaml:4:36: steps[0].with.expression: `expression` {message}"
+        )],
     );
     check(
         "name: t\nsteps:\n  - card: list.filter\n    with: { list: \"{{ input.body.users }}\", where: \"item.status == 'ACTIVE'\" }\n",
@@ -1476,7 +1488,9 @@ fn expression_fields_cannot_be_templates() {
 
 #[test]
 fn limits_take_sizes() {
-    let f = flow(&format!("name: t\nlimits: {{ memory: 200MiB, render: 1 MB }}\n{STEPS}"));
+    let f = flow(&format!(
+        "name: t\nlimits: {{ memory: 200MiB, render: 1 MB }}\n{STEPS}"
+    ));
     assert_eq!(f.limits.memory, Some(200 << 20));
     assert_eq!(f.limits.render, Some(1_000_000));
     check(
