@@ -17,6 +17,10 @@ mod render;
 mod tables_cmd;
 mod test_cmd;
 
+/// Counts allocations per thread so template renders are held to their memory budget.
+#[global_allocator]
+static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+
 /// Self-hosted identity automation: flows in git, triggered by schedules, Okta events, HTTP calls
 /// and other flows, with a step-by-step history.
 #[derive(Debug, Parser)]

@@ -26,7 +26,7 @@ use crate::cards::{self, CardError, CardKind, CardSpec, PureContext};
 use crate::diag::Diagnostic;
 use crate::model::{Flow, HistoryMode, LoopBody, OnError, RetryOn, RetryPolicy, Step, StepKind};
 use crate::run::{RunError, StepError, StepRecord, StepStatus};
-use crate::template::{self, Compiled, TemplateError};
+use crate::template::{self, Compiled, JsonPath, TemplateError, TemplateErrorKind};
 
 /// Default timeout of a card call when the step sets none.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +43,8 @@ pub struct CompiledFlow {
     root: Vec<NodeId>,
     /// Names passed to `secret('…')` anywhere in the flow; the runner resolves exactly these.
     pub secret_names: Vec<String>,
+    /// Budgets of every render (from `limits.render`).
+    render_limits: template::Limits,
 }
 
 struct Node {
@@ -144,12 +146,23 @@ impl CompiledFlow {
         let mut secret_names = builder.secrets;
         secret_names.sort();
         secret_names.dedup();
+        let render_limits = template::Limits {
+            output_bytes: flow.limits.render_bytes(),
+            ..template::Limits::default()
+        };
         Ok(CompiledFlow {
             flow,
             nodes: builder.nodes,
             root,
             secret_names,
+            render_limits,
         })
+    }
+
+    /// When a run started at `started_at` must have ended (`timeout:`), if the flow sets one.
+    pub fn deadline(&self, started_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let timeout = chrono::Duration::from_std(self.flow.timeout?).ok()?;
+        started_at.checked_add_signed(timeout)
     }
 
     fn list(&self, list: ListRef) -> &[NodeId] {
@@ -477,6 +490,11 @@ pub struct RunState {
     /// Template values of step outputs, rebuilt lazily after a restore.
     #[serde(skip)]
     cache: HashMap<(u32, String), minijinja::Value>,
+    /// Secret-derived texts sent with each pending card call, to scrub from what it answers. Kept in
+    /// memory only: secrets never reach a checkpoint. A restore re-issues pending calls, which
+    /// rebuilds them.
+    #[serde(skip)]
+    derived: HashMap<u64, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -502,6 +520,13 @@ struct Fiber {
     last: Value,
     /// Set while the fiber waits on an effect or on its loop.
     blocked: bool,
+    /// Approximate JSON size of `outputs`, for the run's working-memory budget.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    bytes: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -511,7 +536,7 @@ enum Frame {
     Loop(LoopFrame),
     Try { node: NodeId, catching: bool },
     OnError { node: NodeId, error: Value },
-    Stream(StreamFrame),
+    Stream(Box<StreamFrame>),
 }
 
 /// A card called page by page (`stream:`), each record handed to a helper run.
@@ -519,8 +544,11 @@ enum Frame {
 struct StreamFrame {
     node: NodeId,
     card: String,
-    /// The card input without `__page`.
+    /// The card input without `__page`, secret-derived leaves masked.
     input: Value,
+    /// Where `input` had secret-derived leaves (re-rendered for every page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<JsonPath>,
     flow: String,
     state: Value,
     concurrency: usize,
@@ -561,15 +589,22 @@ struct Pending {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum PendingKind {
+    /// A card call in flight. `input` is what history shows: secret-derived leaves (at `secrets`)
+    /// are masked, so no checkpoint holds a secret; they are rendered again when the call is
+    /// re-issued.
     Card {
         input: Value,
         attempt: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secrets: Vec<JsonPath>,
     },
     /// A retry delay; the card is called again with `input` when it fires.
     Retry {
         input: Value,
         attempt: u32,
         until: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secrets: Vec<JsonPath>,
     },
     Child {
         flow: String,
@@ -641,10 +676,19 @@ pub fn advance(
         effects: Vec::new(),
         records: Vec::new(),
     };
+    // Past the deadline, results that arrive now come too late: the run times out first.
+    if run.state.done.is_none()
+        && !run.state.fibers.is_empty()
+        && let Some(deadline) = flow.deadline(ctx.started_at)
+        && now >= deadline
+    {
+        run.time_out();
+    }
     for event in events {
         run.apply(event);
     }
     run.drive();
+    run.scrub_done();
     let progress = match &run.state.done {
         Some(Done::Succeeded(output)) => Progress::Succeeded(output.clone()),
         Some(Done::Failed(error)) => Progress::Failed(error.clone()),
@@ -694,6 +738,7 @@ impl Advance<'_> {
                             locals: Map::new(),
                             last: Value::Null,
                             blocked: false,
+                            bytes: 0,
                         },
                     );
                     self.state.next_fiber = 1;
@@ -709,10 +754,32 @@ impl Advance<'_> {
                 let Some(p) = self.state.pending.remove(&effect) else {
                     return;
                 };
-                let PendingKind::Card { input, attempt } = p.kind else {
+                let PendingKind::Card {
+                    input,
+                    attempt,
+                    secrets,
+                } = p.kind
+                else {
                     return;
                 };
-                self.card_finished(p.fiber, p.node, input, attempt, p.started_at, result);
+                let derived = match self.state.derived.remove(&effect) {
+                    Some(texts) => texts,
+                    // Issued before a restore that was not followed by `Resume`: render them again.
+                    None if !secrets.is_empty() => self
+                        .unmask(p.fiber, p.node, &input, &secrets)
+                        .map(|real| template::secret_texts(&real, &secrets))
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let call = Call {
+                    fiber: p.fiber,
+                    node: p.node,
+                    input,
+                    secrets,
+                    attempt,
+                    started_at: p.started_at,
+                };
+                self.card_finished(call, &derived, result);
             }
             Event::ChildDone { effect, result } => {
                 let Some(p) = self.state.pending.remove(&effect) else {
@@ -732,7 +799,15 @@ impl Advance<'_> {
                             message: format!("helper run failed: {}", e.message),
                             retryable: false,
                         });
-                        self.card_finished(p.fiber, p.node, input, 1, p.started_at, result);
+                        let call = Call {
+                            fiber: p.fiber,
+                            node: p.node,
+                            input,
+                            secrets: Vec::new(),
+                            attempt: 1,
+                            started_at: p.started_at,
+                        };
+                        self.card_finished(call, &[], result);
                     }
                 }
             }
@@ -741,13 +816,26 @@ impl Advance<'_> {
                     return;
                 };
                 match p.kind {
-                    PendingKind::Retry { input, attempt, .. } => {
+                    PendingKind::Retry {
+                        input,
+                        attempt,
+                        secrets,
+                        ..
+                    } => {
                         let node = &self.flow.nodes[p.node];
                         let card = match &node.kind {
                             NodeKind::Card { spec, .. } => spec.name,
                             _ => return,
                         };
-                        self.issue_card(p.fiber, p.node, card, input, attempt, p.started_at);
+                        let call = Call {
+                            fiber: p.fiber,
+                            node: p.node,
+                            input,
+                            secrets,
+                            attempt,
+                            started_at: p.started_at,
+                        };
+                        self.issue_card(card, call, None);
                     }
                     PendingKind::Wait { until } => {
                         let output = json!({ "waited_until": until.to_rfc3339() });
@@ -768,17 +856,55 @@ impl Advance<'_> {
         let node = &self.flow.nodes[p.node];
         let step = self.step_name(p.fiber, p.node);
         let effect = match &p.kind {
-            PendingKind::Card { input, attempt } => {
+            PendingKind::Card {
+                input,
+                attempt,
+                secrets,
+            } => {
                 let NodeKind::Card { spec, .. } = &node.kind else {
                     return;
+                };
+                let (fiber, node_id, attempt) = (p.fiber, p.node, *attempt);
+                let (input, secrets) = (input.clone(), secrets.clone());
+                let timeout = node.timeout;
+                let input = match self.unmask(fiber, node_id, &input, &secrets) {
+                    Ok(real) => {
+                        if !secrets.is_empty() {
+                            let texts = template::secret_texts(&real, &secrets);
+                            self.state.derived.insert(id, texts);
+                        }
+                        real
+                    }
+                    Err(error) => {
+                        // The call cannot be rebuilt (its template now fails): answer it as failed.
+                        self.state.pending.remove(&id);
+                        let call = Call {
+                            fiber,
+                            node: node_id,
+                            input,
+                            secrets,
+                            attempt,
+                            started_at: self.now,
+                        };
+                        self.unblock(fiber);
+                        self.fail_step(
+                            call.fiber,
+                            call.node,
+                            Some(call.input),
+                            template_step_error("with", error),
+                            attempt,
+                            call.started_at,
+                        );
+                        return;
+                    }
                 };
                 Effect::Card {
                     effect: id,
                     step,
                     card: spec.name.to_owned(),
-                    input: input.clone(),
-                    timeout: node.timeout,
-                    attempt: *attempt,
+                    input,
+                    timeout,
+                    attempt,
                 }
             }
             PendingKind::Retry { until, .. } | PendingKind::Wait { until } => Effect::Timer {
@@ -963,12 +1089,54 @@ impl Advance<'_> {
         minijinja::Value::from(map)
     }
 
+    /// Renders a field where secrets may not go (conditions, loop lists, pure and flow cards).
     fn render(&mut self, fiber: u32, compiled: &Compiled) -> Result<Value, TemplateError> {
+        let rendered = self.render_secret(fiber, compiled)?;
+        match rendered.secret_paths.first() {
+            None => Ok(rendered.value),
+            Some(path) => Err(TemplateError {
+                path: template::path_text(path),
+                message: "reads a secret; secrets may only be sent to a connection (the fields of I/O cards such as `http.request`), never kept in history, outputs or conditions".into(),
+                line: None,
+                kind: TemplateErrorKind::Secret,
+            }),
+        }
+    }
+
+    /// Renders a field that may carry secret-derived leaves (an I/O card's `with`).
+    fn render_secret(
+        &mut self,
+        fiber: u32,
+        compiled: &Compiled,
+    ) -> Result<template::Rendered, TemplateError> {
+        let limits = self.flow.render_limits;
         if compiled.is_literal() {
-            return compiled.render(&minijinja::Value::UNDEFINED);
+            return compiled.render_within(&minijinja::Value::UNDEFINED, &limits);
         }
         let ctx = self.context(fiber);
-        compiled.render(&ctx)
+        compiled.render_within(&ctx, &limits)
+    }
+
+    /// The card input of `node` with its secret-derived leaves rendered again (they are masked in
+    /// the state).
+    fn unmask(
+        &mut self,
+        fiber: u32,
+        node: NodeId,
+        masked: &Value,
+        secrets: &[JsonPath],
+    ) -> Result<Value, TemplateError> {
+        if secrets.is_empty() {
+            return Ok(masked.clone());
+        }
+        let flow = self.flow;
+        let NodeKind::Card { with, .. } = &flow.nodes[node].kind else {
+            return Ok(masked.clone());
+        };
+        let rendered = self.render_secret(fiber, with)?;
+        let mut real = masked.clone();
+        template::splice(&mut real, &rendered.value, secrets);
+        Ok(real)
     }
 
     fn run_step(&mut self, fiber: u32, node_id: NodeId) -> StepOutcome {
@@ -994,12 +1162,33 @@ impl Advance<'_> {
             }
         }
         match &node.kind {
+            NodeKind::Card { spec, with } if spec.may_receive_secrets() => {
+                let rendered = match self.render_secret(fiber, with) {
+                    Ok(rendered) => rendered,
+                    Err(error) => return self.template_failed(fiber, node_id, "with", error),
+                };
+                if let Some(path) = rendered
+                    .secret_paths
+                    .iter()
+                    .find(|p| p.first() == Some(&template::PathSegment::Key("stream".into())))
+                {
+                    // `stream.state` becomes every helper run's input: no place for a secret.
+                    let error = TemplateError {
+                        path: template::path_text(path),
+                        message: "reads a secret; a stream's settings are passed to helper runs, where secrets may not go".into(),
+                        line: None,
+                        kind: TemplateErrorKind::Secret,
+                    };
+                    return self.template_failed(fiber, node_id, "with", error);
+                }
+                self.run_card(fiber, node_id, spec, rendered.value, rendered.secret_paths)
+            }
             NodeKind::Card { spec, with } => {
                 let input = match self.render(fiber, with) {
                     Ok(input) => input,
                     Err(error) => return self.template_failed(fiber, node_id, "with", error),
                 };
-                self.run_card(fiber, node_id, spec, input)
+                self.run_card(fiber, node_id, spec, input, Vec::new())
             }
             NodeKind::If { condition, .. } => {
                 let value = match self.render(fiber, condition) {
@@ -1173,6 +1362,7 @@ impl Advance<'_> {
         node_id: NodeId,
         spec: &'static CardSpec,
         input: Value,
+        secrets: Vec<JsonPath>,
     ) -> StepOutcome {
         match spec.kind {
             CardKind::Pure(function) => {
@@ -1199,7 +1389,18 @@ impl Advance<'_> {
                     now: self.now,
                     eval: &eval,
                 };
-                match function(map, &pure) {
+                let (result, read_secret) = template::watch_secrets(|| function(map, &pure));
+                if read_secret {
+                    // An expression field called `secret()`: its result would land in history.
+                    let error = StepError {
+                        code: "secret_not_allowed".into(),
+                        message: "an expression of this card reads a secret; secrets may only be sent to a connection (the fields of I/O cards such as `http.request`)".into(),
+                        status: None,
+                        detail: None,
+                    };
+                    return self.fail_step(fiber, node_id, Some(input), error, 1, self.now);
+                }
+                match result {
                     Ok(output) => {
                         self.complete(fiber, node_id, Some(input), output, 1, self.now);
                         StepOutcome::Next
@@ -1215,10 +1416,19 @@ impl Advance<'_> {
                 }
             }
             CardKind::Io if input.get("stream").is_some_and(|s| !s.is_null()) => {
-                self.start_stream(fiber, node_id, spec, input)
+                self.start_stream(fiber, node_id, spec, input, secrets)
             }
             CardKind::Io => {
-                self.issue_card(fiber, node_id, spec.name, input, 1, self.now);
+                let masked = template::mask(&input, &secrets);
+                let call = Call {
+                    fiber,
+                    node: node_id,
+                    input: masked,
+                    secrets,
+                    attempt: 1,
+                    started_at: self.now,
+                };
+                self.issue_card(spec.name, call, Some(input));
                 StepOutcome::Blocked
             }
             CardKind::Flow => self.run_flow_card(fiber, node_id, spec, input),
@@ -1303,22 +1513,47 @@ impl Advance<'_> {
         }
     }
 
-    fn issue_card(
-        &mut self,
-        fiber: u32,
-        node_id: NodeId,
-        card: &str,
-        input: Value,
-        attempt: u32,
-        started_at: DateTime<Utc>,
-    ) {
+    /// Issues a card call. `call.input` is the masked input kept in the state; `real` is the input
+    /// with its secret-derived leaves, rendered again from the step's template when not given.
+    fn issue_card(&mut self, card: &str, call: Call, real: Option<Value>) {
+        let Call {
+            fiber,
+            node: node_id,
+            input,
+            secrets,
+            attempt,
+            started_at,
+        } = call;
+        let real = match real {
+            Some(real) => real,
+            None => match self.unmask(fiber, node_id, &input, &secrets) {
+                Ok(real) => real,
+                Err(error) => {
+                    self.unblock(fiber);
+                    self.fail_step(
+                        fiber,
+                        node_id,
+                        Some(input),
+                        template_step_error("with", error),
+                        attempt,
+                        started_at,
+                    );
+                    return;
+                }
+            },
+        };
         let id = self.new_effect();
+        if !secrets.is_empty() {
+            self.state
+                .derived
+                .insert(id, template::secret_texts(&real, &secrets));
+        }
         let step = self.step_name(fiber, node_id);
         self.effects.push(Effect::Card {
             effect: id,
             step,
             card: card.to_owned(),
-            input: input.clone(),
+            input: real,
             timeout: self.flow.nodes[node_id].timeout,
             attempt,
         });
@@ -1327,84 +1562,89 @@ impl Advance<'_> {
             Pending {
                 fiber,
                 node: node_id,
-                kind: PendingKind::Card { input, attempt },
+                kind: PendingKind::Card {
+                    input,
+                    attempt,
+                    secrets,
+                },
                 started_at,
             },
         );
         self.block(fiber);
     }
 
-    fn card_finished(
-        &mut self,
-        fiber: u32,
-        node_id: NodeId,
-        input: Value,
-        attempt: u32,
-        started_at: DateTime<Utc>,
-        result: Result<Value, CardError>,
-    ) {
+    /// A card call answered. Whatever it answered is scrubbed of the run's secrets and of the
+    /// secret-derived texts it was sent (`derived`: an echoing server must not put them in history).
+    fn card_finished(&mut self, call: Call, derived: &[String], result: Result<Value, CardError>) {
+        let fiber = call.fiber;
+        let node_id = call.node;
         if !self.state.fibers.contains_key(&fiber) {
             return;
         }
+        let scrubber = Scrubber::new(&self.ctx.secrets, derived);
         let streaming = self.streaming(fiber, node_id);
         match result {
-            Ok(output) if streaming => self.stream_page(fiber, output),
+            Ok(output) if streaming => self.stream_page(fiber, scrubber.value(output)),
             Ok(output) => {
-                self.complete(fiber, node_id, Some(input), output, attempt, started_at);
+                self.complete(
+                    fiber,
+                    node_id,
+                    Some(call.input),
+                    scrubber.value(output),
+                    call.attempt,
+                    call.started_at,
+                );
                 self.unblock(fiber);
             }
             Err(CardError::Throttled { after, .. }) => {
                 // Throttling is not an attempt: call again after the wait with the same attempt.
-                self.schedule_retry(fiber, node_id, input, attempt, after, started_at);
+                self.schedule_retry(call, after);
             }
             Err(error) => {
-                if let Some(delay) = self.retry_delay(node_id, attempt, &error) {
-                    self.schedule_retry(fiber, node_id, input, attempt + 1, delay, started_at);
+                if let Some(delay) = self.retry_delay(node_id, call.attempt, &error) {
+                    let call = Call {
+                        attempt: call.attempt + 1,
+                        ..call
+                    };
+                    self.schedule_retry(call, delay);
                     return;
                 }
                 let input = if streaming {
-                    self.end_stream(fiber).unwrap_or(input)
+                    self.end_stream(fiber).unwrap_or(call.input)
                 } else {
-                    input
+                    call.input
                 };
                 self.unblock(fiber);
                 self.fail_step(
                     fiber,
                     node_id,
                     Some(input),
-                    error.to_step_error(),
-                    attempt,
-                    started_at,
+                    scrubber.error(error.to_step_error()),
+                    call.attempt,
+                    call.started_at,
                 );
             }
         }
     }
 
-    /// Calls the card of `node_id` again with `input` as attempt `attempt` once `delay` has passed.
-    fn schedule_retry(
-        &mut self,
-        fiber: u32,
-        node_id: NodeId,
-        input: Value,
-        attempt: u32,
-        delay: Duration,
-        started_at: DateTime<Utc>,
-    ) {
+    /// Calls the card again (`call.attempt`) once `delay` has passed.
+    fn schedule_retry(&mut self, call: Call, delay: Duration) {
         let until =
             self.now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
         let id = self.new_effect();
         let kind = PendingKind::Retry {
-            input,
-            attempt,
+            input: call.input,
+            attempt: call.attempt,
             until,
+            secrets: call.secrets,
         };
         self.state.pending.insert(
             id,
             Pending {
-                fiber,
-                node: node_id,
+                fiber: call.fiber,
+                node: call.node,
                 kind,
-                started_at,
+                started_at: call.started_at,
             },
         );
         self.effects.push(Effect::Timer { effect: id, until });
@@ -1460,6 +1700,7 @@ impl Advance<'_> {
         node_id: NodeId,
         spec: &'static CardSpec,
         input: Value,
+        secrets: Vec<JsonPath>,
     ) -> StepOutcome {
         let stream = input.get("stream").cloned().unwrap_or(Value::Null);
         let Some(flow) = stream
@@ -1484,7 +1725,8 @@ impl Advance<'_> {
             node: node_id,
             card: spec.name.to_owned(),
             state: stream.get("state").cloned().unwrap_or(Value::Null),
-            input,
+            input: template::mask(&input, &secrets),
+            secrets,
             flow,
             concurrency: usize::try_from(concurrency).unwrap_or(10),
             buffer: std::collections::VecDeque::new(),
@@ -1496,7 +1738,7 @@ impl Advance<'_> {
             failed: 0,
             started_at: self.now,
         };
-        self.push(fiber, Frame::Stream(frame));
+        self.push(fiber, Frame::Stream(Box::new(frame)));
         self.block(fiber);
         self.pump_stream(fiber);
         StepOutcome::Blocked
@@ -1547,11 +1789,19 @@ impl Advance<'_> {
             if let Value::Object(map) = &mut page_input {
                 map.insert("__page".into(), frame.next.clone());
             }
-            let (node, card, started_at) = (frame.node, frame.card.clone(), frame.started_at);
+            let call = Call {
+                fiber: fiber_id,
+                node: frame.node,
+                input: page_input,
+                secrets: frame.secrets.clone(),
+                attempt: 1,
+                started_at: frame.started_at,
+            };
+            let card = frame.card.clone();
             if let Some(fiber) = self.state.fibers.get_mut(&fiber_id) {
                 fiber.frames.push(Frame::Stream(frame));
             }
-            self.issue_card(fiber_id, node, &card, page_input, 1, started_at);
+            self.issue_card(&card, call, None);
             return;
         }
         if frame.exhausted && !frame.fetching && frame.buffer.is_empty() && frame.running == 0 {
@@ -1769,6 +2019,7 @@ impl Advance<'_> {
                             locals,
                             last: Value::Null,
                             blocked: false,
+                            bytes: 0,
                         },
                     );
                 }
@@ -1905,6 +2156,74 @@ impl Advance<'_> {
         self.state.cache.retain(|(f, _), _| *f != id);
     }
 
+    /// The flow's `timeout:` passed: every step still in flight is abandoned (recorded as failed) and
+    /// the run fails with `timeout`. No `try` or `on_error` catches it.
+    fn time_out(&mut self) {
+        let pending: Vec<(u64, Pending)> = std::mem::take(&mut self.state.pending)
+            .into_iter()
+            .collect();
+        self.state.derived.clear();
+        let limit = self
+            .flow
+            .flow
+            .timeout
+            .map(crate::duration::format)
+            .unwrap_or_default();
+        let mut first = None;
+        for (_, p) in pending {
+            if !self.state.fibers.contains_key(&p.fiber) {
+                continue;
+            }
+            let input = match p.kind {
+                PendingKind::Card { input, .. } | PendingKind::Retry { input, .. } => Some(input),
+                PendingKind::Child { input, .. } => Some(input),
+                PendingKind::Wait { .. } => None,
+            };
+            let error = StepError {
+                code: "timeout".into(),
+                message: format!("abandoned: the run reached its timeout of {limit}"),
+                status: None,
+                detail: None,
+            };
+            first.get_or_insert_with(|| self.step_name(p.fiber, p.node));
+            self.record(
+                p.fiber,
+                p.node,
+                StepStatus::Failed,
+                input,
+                None,
+                Some(error),
+                1,
+                p.started_at,
+            );
+        }
+        self.state.fibers.clear();
+        self.state.cache.clear();
+        self.state.done = Some(Done::Failed(RunError {
+            code: "timeout".into(),
+            message: format!("the run did not finish within its timeout of {limit}"),
+            step: first,
+        }));
+    }
+
+    /// The run's output and error leave the engine without any secret value in them.
+    fn scrub_done(&mut self) {
+        let scrubber = Scrubber::new(&self.ctx.secrets, &[]);
+        if scrubber.needles.is_empty() {
+            return;
+        }
+        match self.state.done.take() {
+            Some(Done::Succeeded(output)) => {
+                self.state.done = Some(Done::Succeeded(scrubber.value(output)));
+            }
+            Some(Done::Failed(mut error)) => {
+                error.message = scrubber.text(&error.message);
+                self.state.done = Some(Done::Failed(error));
+            }
+            None => {}
+        }
+    }
+
     /// `continue_if` was false: end this iteration, or the whole run at top level.
     fn stop_quietly(&mut self, fiber_id: u32) {
         let Some(fiber) = self.state.fibers.get(&fiber_id) else {
@@ -1952,6 +2271,8 @@ impl Advance<'_> {
         attempts: u32,
         started_at: DateTime<Utc>,
     ) -> StepOutcome {
+        // The error travels on (into `catch`, the run's error, logs): it leaves here clean.
+        let error = Scrubber::new(&self.ctx.secrets, &[]).error(error);
         self.record(
             fiber,
             node_id,
@@ -2045,7 +2366,8 @@ impl Advance<'_> {
         }
     }
 
-    /// Records a successful step and makes its output visible.
+    /// Records a successful step and makes its output visible, unless holding it would pass the
+    /// run's working-memory budget: then the step fails instead.
     fn complete(
         &mut self,
         fiber: u32,
@@ -2056,6 +2378,33 @@ impl Advance<'_> {
         started_at: DateTime<Utc>,
     ) {
         let key = self.flow.nodes[node_id].key.clone();
+        let budget = self.flow.flow.limits.memory_bytes();
+        let size = crate::budget::json_size(&output, budget.saturating_add(1));
+        let replaced = self
+            .state
+            .fibers
+            .get(&fiber)
+            .and_then(|f| f.outputs.get(&key))
+            .map_or(0, |old| crate::budget::json_size(old, u64::MAX));
+        let held: u64 = self.state.fibers.values().map(|f| f.bytes).sum();
+        let total = held.saturating_sub(replaced).saturating_add(size);
+        if total > budget {
+            let error = StepError {
+                code: "budget_exceeded".into(),
+                message: format!(
+                    "the run would hold {} of step outputs, more than its working-memory budget of {} (`limits.memory`)",
+                    crate::budget::format_size(total),
+                    crate::budget::format_size(budget)
+                ),
+                status: None,
+                detail: None,
+            };
+            self.fail_step(fiber, node_id, input, error, attempts, started_at);
+            return;
+        }
+        if let Some(f) = self.state.fibers.get_mut(&fiber) {
+            f.bytes = f.bytes.saturating_sub(replaced).saturating_add(size);
+        }
         self.record(
             fiber,
             node_id,
@@ -2145,8 +2494,13 @@ fn template_step_error(field: &str, error: TemplateError) -> StepError {
     } else {
         format!("{field}.{}", error.path)
     };
+    let code = match error.kind {
+        TemplateErrorKind::Invalid => "template",
+        TemplateErrorKind::Budget => "budget_exceeded",
+        TemplateErrorKind::Secret => "secret_not_allowed",
+    };
     StepError {
-        code: "template".into(),
+        code: code.into(),
         message: format!("{path}: {}", error.message),
         status: None,
         detail: None,
@@ -2171,38 +2525,96 @@ fn text_of(value: &Value) -> String {
     }
 }
 
-/// Replaces every occurrence of a secret value inside strings with `[redacted]`.
-pub fn redact_secrets(value: Value, secrets: &BTreeMap<String, String>) -> Value {
-    if secrets.is_empty() {
-        return value;
+/// A card call as the engine tracks it: where it runs, its masked input and the secret-derived
+/// leaves of that input, and its attempt.
+struct Call {
+    fiber: u32,
+    node: NodeId,
+    /// The input as history shows it (secret-derived leaves are `[redacted]`).
+    input: Value,
+    secrets: Vec<JsonPath>,
+    attempt: u32,
+    started_at: DateTime<Utc>,
+}
+
+/// Texts shorter than this are not scrubbed: they would redact ordinary words. Secrets that short
+/// are not worth the name, and their owner is told so nowhere else.
+const MIN_SCRUB_LEN: usize = 4;
+/// Parts of a secret-derived text (split at whitespace, such as the token of `Bearer <token>`) at
+/// least this long are scrubbed on their own too.
+const MIN_SCRUB_PART_LEN: usize = 8;
+
+/// Replaces secret values and secret-derived texts with `[redacted]` wherever they appear.
+struct Scrubber {
+    needles: Vec<String>,
+}
+
+impl Scrubber {
+    fn new(secrets: &BTreeMap<String, String>, derived: &[String]) -> Scrubber {
+        let mut needles: Vec<String> = secrets
+            .values()
+            .filter(|s| s.len() >= MIN_SCRUB_LEN)
+            .cloned()
+            .collect();
+        for text in derived {
+            if text.len() >= MIN_SCRUB_LEN {
+                needles.push(text.clone());
+            }
+            needles.extend(
+                text.split_whitespace()
+                    .filter(|part| part.len() >= MIN_SCRUB_PART_LEN && part.len() < text.len())
+                    .map(str::to_owned),
+            );
+        }
+        // Longest first, so a secret inside a longer derived text does not break the longer match.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Scrubber { needles }
     }
-    match value {
-        Value::String(s) => Value::String(redact_text(&s, secrets)),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|v| redact_secrets(v, secrets))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, redact_secrets(v, secrets)))
-                .collect(),
-        ),
-        other => other,
+
+    fn text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), template::REDACTED);
+            }
+        }
+        out
+    }
+
+    fn value(&self, value: Value) -> Value {
+        if self.needles.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(s) => Value::String(self.text(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.value(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.text(&k), self.value(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    fn error(&self, mut error: StepError) -> StepError {
+        if self.needles.is_empty() {
+            return error;
+        }
+        error.message = self.text(&error.message);
+        error.detail = error.detail.map(|d| self.value(d));
+        error
     }
 }
 
+/// Replaces every occurrence of a secret value inside strings with `[redacted]`.
+pub fn redact_secrets(value: Value, secrets: &BTreeMap<String, String>) -> Value {
+    Scrubber::new(secrets, &[]).value(value)
+}
+
 fn redact_text(text: &str, secrets: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.values() {
-        // Very short values would redact ordinary words; secrets shorter than 4 characters are
-        // rejected as unsafe to mask and left to the secret's owner.
-        if secret.len() >= 4 && out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "[redacted]");
-        }
-    }
-    out
+    Scrubber::new(secrets, &[]).text(text)
 }
 
 #[cfg(test)]
@@ -2232,6 +2644,8 @@ mod tests {
         records: Vec<StepRecord>,
         calls: Vec<String>,
         now: DateTime<Utc>,
+        /// Every checkpoint of the state, as JSON text.
+        states: Vec<String>,
     }
 
     type Responder<'a> = dyn FnMut(&str, &Value, u32) -> Result<Value, CardError> + 'a;
@@ -2256,6 +2670,7 @@ mod tests {
         let mut events = vec![Event::Start];
         let mut records = Vec::new();
         let mut calls = Vec::new();
+        let mut states = Vec::new();
         for _ in 0..10_000 {
             let decision = advance(flow, &mut state, &ctx, std::mem::take(&mut events), now);
             records.extend(decision.records);
@@ -2265,11 +2680,13 @@ mod tests {
                     records,
                     calls,
                     now,
+                    states,
                 };
             }
             // Round-trip the state through JSON after every step, as a checkpoint would.
-            state = serde_json::from_value(serde_json::to_value(&state).expect("state serializes"))
-                .expect("state restores");
+            let saved = serde_json::to_string(&state).expect("state serializes");
+            state = serde_json::from_str(&saved).expect("state restores");
+            states.push(saved);
             let mut timers = Vec::new();
             for effect in decision.effects {
                 match effect {
@@ -2311,6 +2728,13 @@ mod tests {
             if events.is_empty() {
                 timers.sort();
                 let (until, effect) = timers.first().copied().expect("a blocked run has a timer");
+                // Like the runner, wake at the flow's deadline when it comes first.
+                if let Some(deadline) = flow.deadline(t0())
+                    && deadline < until
+                {
+                    now = now.max(deadline);
+                    continue;
+                }
                 now = now.max(until);
                 events.push(Event::TimerFired { effect });
                 // Timers not yet due are re-issued on the next Resume-less pass by keeping them pending.
@@ -2661,16 +3085,259 @@ steps:
     fn history_modes_keep_or_drop_step_data_and_secrets_are_redacted() {
         let yaml = |mode: &str| {
             format!(
-                "name: h\nhistory: {mode}\nsteps:\n  - {{ id: a, card: text.compose, with: {{ text: \"key={{{{ secret('api') }}}}\" }} }}\n"
+                "name: h\nhistory: {mode}\nsteps:\n  - {{ id: a, card: http.request, with: {{ url: https://x.example, headers: {{ X-Key: \"key={{{{ secret('api') }}}}\" }} }} }}\n"
             )
         };
-        let all = execute(&compile(&yaml("all")), json!({}), &[], &mut no_io);
-        assert_eq!(all.records[0].output, Some(json!("key=[redacted]")));
-        let none = execute(&compile(&yaml("none")), json!({}), &[], &mut no_io);
+        let mut echo = |_: &str, input: &Value, _: u32| Ok(json!({ "sent": input }));
+        let all = execute(&compile(&yaml("all")), json!({}), &[], &mut echo);
+        assert_eq!(
+            all.records[0].input,
+            Some(json!({ "url": "https://x.example", "headers": { "X-Key": "[redacted]" } }))
+        );
+        assert_eq!(
+            all.records[0].output,
+            Some(
+                json!({ "sent": { "url": "https://x.example", "headers": { "X-Key": "[redacted]" } } })
+            )
+        );
+        let none = execute(&compile(&yaml("none")), json!({}), &[], &mut echo);
         assert_eq!(none.records[0].output, None);
         assert_eq!(none.records[0].input, None);
-        let errors = execute(&compile(&yaml("errors")), json!({}), &[], &mut no_io);
+        let errors = execute(&compile(&yaml("errors")), json!({}), &[], &mut echo);
         assert_eq!(errors.records[0].output, None);
+    }
+
+    /// Everything a run leaves behind, as text: step records, the run's result, every checkpoint.
+    fn everything_kept(trace: &Trace) -> String {
+        format!(
+            "{}\n{:?}\n{}",
+            serde_json::to_string(&trace.records).expect("records serialize"),
+            trace.progress,
+            trace.states.join("\n")
+        )
+    }
+
+    #[test]
+    fn secret_derived_values_reach_the_card_and_nothing_else() {
+        // The reported leak: derived forms (base64 of `svc:<secret>`, upper case) were stored raw.
+        let flow = compile(
+            r#"
+name: derived
+history: all
+steps:
+  - id: call
+    card: http.request
+    retry: { max: 2, backoff: 1h }
+    with:
+      url: https://api.example.com/x
+      headers:
+        Authorization: "Basic {{ ('svc:' ~ secret('api')) | b64encode }}"
+        X-Upper: "{{ secret('api') | upper }}"
+        X-Request: "{{ input.id }}"
+  - { id: next, card: text.compose, with: { text: "got {{ steps.call.echo }}" } }
+"#,
+        );
+        let basic = format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                "svc:s3cr3t-value"
+            )
+        );
+        let mut sent = Vec::new();
+        let mut respond = |_: &str, input: &Value, attempt: u32| {
+            sent.push(input.clone());
+            if attempt == 1 {
+                // A retry waits an hour: the pending call sits in a checkpoint meanwhile.
+                return Err(CardError::Status {
+                    status: 503,
+                    message: format!("upstream refused {}", input["headers"]["Authorization"]),
+                    detail: Some(input.clone()),
+                    retry_after: None,
+                });
+            }
+            // An echoing server answers with what it was sent.
+            Ok(
+                json!({ "echo": input["headers"]["Authorization"], "upper": input["headers"]["X-Upper"] }),
+            )
+        };
+        let trace = execute(&flow, json!({ "id": "r-1" }), &[], &mut respond);
+        assert!(
+            matches!(trace.progress, Progress::Succeeded(_)),
+            "{:?}",
+            trace.progress
+        );
+        // The card got the real values, on the first attempt and on the retry.
+        assert_eq!(sent.len(), 2);
+        for input in &sent {
+            assert_eq!(input["headers"]["Authorization"], json!(basic));
+            assert_eq!(input["headers"]["X-Upper"], json!("S3CR3T-VALUE"));
+            assert_eq!(input["headers"]["X-Request"], json!("r-1"));
+        }
+        // History shows where they went, not what they were.
+        assert_eq!(
+            trace.records[0].input.as_ref().map(|i| &i["headers"]),
+            Some(
+                &json!({ "Authorization": "[redacted]", "X-Upper": "[redacted]", "X-Request": "r-1" })
+            )
+        );
+        let kept = everything_kept(&trace);
+        assert!(trace.states.len() >= 2, "the retry wait was checkpointed");
+        for needle in ["s3cr3t-value", "S3CR3T-VALUE", basic.as_str(), &basic[6..]] {
+            assert!(!kept.contains(needle), "`{needle}` leaked into: {kept}");
+        }
+        assert!(kept.contains("got [redacted]"), "{kept}");
+    }
+
+    /// Compiles a flow skipping the file checks, with `@SECRET@` in its strings replaced by a
+    /// `secret('api')` call: what a flow that bypassed `idflow validate` would do.
+    fn compile_unchecked(yaml: &str) -> CompiledFlow {
+        fn swap(value: &mut Value) {
+            match value {
+                Value::String(text) => *text = text.replace("@SECRET@", "secret('api')"),
+                Value::Array(items) => items.iter_mut().for_each(swap),
+                Value::Object(map) => map.values_mut().for_each(swap),
+                _ => {}
+            }
+        }
+        fn walk(steps: &mut [Step]) {
+            for step in steps {
+                if let Some(guard) = &mut step.guard {
+                    *guard = guard.replace("@SECRET@", "secret('api')");
+                }
+                match &mut step.kind {
+                    StepKind::Card { with, .. } => swap(with),
+                    StepKind::If {
+                        condition,
+                        then,
+                        otherwise,
+                    } => {
+                        *condition = condition.replace("@SECRET@", "secret('api')");
+                        walk(then);
+                        walk(otherwise);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut flow = flowfile::parse_flow("test.yaml", yaml)
+            .unwrap_or_else(|e| panic!("flow does not parse: {e:?}"));
+        walk(&mut flow.steps);
+        CompiledFlow::new(flow, "test.yaml").unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_flow_that_bypassed_validation_still_cannot_leak_a_secret() {
+        for (yaml, what) in [
+            (
+                "name: f\nsteps:\n  - { id: a, card: text.compose, with: { text: \"k={{ @SECRET@ }}\" } }\n",
+                "text.compose",
+            ),
+            (
+                "name: f\nsteps:\n  - { card: flow.return, with: { body: \"{{ @SECRET@ | upper }}\" } }\n",
+                "flow.return",
+            ),
+            (
+                "name: f\nsteps:\n  - { card: flow.fail, with: { message: \"{{ @SECRET@ }}\" } }\n",
+                "flow.fail",
+            ),
+            (
+                "name: f\nsteps:\n  - if: \"{{ @SECRET@ < input.guess }}\"\n    then: [{ id: t, card: text.compose, with: { text: yes } }]\n",
+                "condition",
+            ),
+            (
+                "name: f\nsteps:\n  - { id: l, card: list.filter, with: { list: [1], where: \"@SECRET@ == 's3cr3t-value'\" } }\n",
+                "expression",
+            ),
+        ] {
+            let trace = execute(
+                &compile_unchecked(yaml),
+                json!({ "guess": "m" }),
+                &[],
+                &mut no_io,
+            );
+            let Progress::Failed(error) = &trace.progress else {
+                panic!("{what}: {:?}", trace.progress);
+            };
+            let record = trace.records.last().expect("a record");
+            assert_eq!(
+                record.error.as_ref().map(|e| e.code.as_str()),
+                Some("secret_not_allowed"),
+                "{what}: {record:?}"
+            );
+            let kept = everything_kept(&trace);
+            assert!(!kept.to_lowercase().contains("s3cr3t"), "{what}: {kept}");
+            assert!(!error.message.contains("s3cr3t"), "{what}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn the_flow_timeout_fails_the_run_and_abandons_the_step_in_flight() {
+        let flow = compile(
+            "name: t\ntimeout: 1m\nsteps:\n  - { id: first, card: text.compose, with: { text: a } }\n  - { id: nap, wait: 10m }\n  - { id: after, card: text.compose, with: { text: b } }\n",
+        );
+        let trace = execute(&flow, json!({}), &[], &mut no_io);
+        let Progress::Failed(error) = &trace.progress else {
+            panic!("{:?}", trace.progress);
+        };
+        assert_eq!(error.code, "timeout");
+        assert_eq!(error.step.as_deref(), Some("nap"));
+        assert!(error.message.contains("1m"), "{error:?}");
+        assert_eq!(
+            trace.now - t0(),
+            chrono::Duration::minutes(1),
+            "woke at the deadline"
+        );
+        assert_eq!(
+            summary(&trace.records),
+            ["first text.compose succeeded", "nap wait failed"]
+        );
+        // A try cannot swallow it.
+        let caught = compile(
+            "name: t\ntimeout: 1m\nsteps:\n  - try: [{ id: nap, wait: 10m }]\n    catch: [{ id: c, card: text.compose, with: { text: caught } }]\n",
+        );
+        let trace = execute(&caught, json!({}), &[], &mut no_io);
+        assert!(
+            matches!(&trace.progress, Progress::Failed(e) if e.code == "timeout"),
+            "{:?}",
+            trace.progress
+        );
+    }
+
+    #[test]
+    fn a_run_cannot_hold_more_step_data_than_its_memory_budget() {
+        let flow = compile(
+            "name: m\nlimits: { memory: 1MiB }\nsteps:\n  - { id: small, card: text.compose, with: { text: \"{{ 'x' * 600000 }}\" } }\n  - { id: big, card: text.compose, with: { text: \"{{ 'y' * 600000 }}\" } }\n  - { id: never, card: text.compose, with: { text: z } }\n",
+        );
+        let trace = execute(&flow, json!({}), &[], &mut no_io);
+        let Progress::Failed(error) = &trace.progress else {
+            panic!("{:?}", trace.progress);
+        };
+        assert_eq!(error.step.as_deref(), Some("big"));
+        let record = trace.records.last().expect("record");
+        let step_error = record.error.as_ref().expect("error");
+        assert_eq!(step_error.code, "budget_exceeded");
+        assert!(step_error.message.contains("1 MiB"), "{step_error:?}");
+        // Within the default budget the same flow runs.
+        let roomy = compile(
+            "name: m\nsteps:\n  - { id: small, card: text.compose, with: { text: \"{{ 'x' * 600000 }}\" } }\n  - { id: big, card: text.compose, with: { text: \"{{ 'y' * 600000 }}\" } }\n",
+        );
+        assert!(matches!(
+            execute(&roomy, json!({}), &[], &mut no_io).progress,
+            Progress::Succeeded(_)
+        ));
+    }
+
+    #[test]
+    fn a_template_over_the_render_budget_fails_its_step_with_the_budget_named() {
+        let flow = compile(
+            "name: r\nlimits: { render: 1KiB }\nsteps:\n  - { id: grow, card: text.compose, with: { text: \"{{ input.s * input.n }}\" } }\n",
+        );
+        let trace = execute(&flow, json!({ "s": "ab", "n": 10_000 }), &[], &mut no_io);
+        let record = trace.records.last().expect("record");
+        let error = record.error.as_ref().expect("error");
+        assert_eq!(error.code, "budget_exceeded", "{error:?}");
+        assert!(error.message.contains("1 KiB"), "{error:?}");
     }
 
     #[test]

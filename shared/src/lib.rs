@@ -20,11 +20,13 @@
 //! - [`console`]: the web console served at `/` and the admin API's OpenAPI document.
 //! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
+//! - [`budget`]: per-thread allocation counting (the memory budget of a template render) and sizes.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
 //!   recording a run from history as a test case.
 
 pub mod adapters;
 pub mod api;
+pub mod budget;
 pub mod cards;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -47,3 +49,8 @@ pub mod schedule;
 pub mod tables;
 pub mod template;
 pub mod testing;
+
+/// The unit tests count allocations like the binaries do, so render budgets are exercised.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: budget::CountingAllocator = budget::CountingAllocator;

@@ -19,12 +19,39 @@ pub struct Flow {
     pub trigger: Trigger,
     /// How much of each run is kept once it ends.
     pub history: HistoryMode,
-    /// Upper bound on a whole run; `None` means the engine default.
+    /// Upper bound on a whole run, from its start; `None`: no bound beyond the steps' own
+    /// (every card call, retry and wait is bounded).
     pub timeout: Option<Duration>,
+    /// `limits:`: the run's working-memory and render budgets.
+    pub limits: FlowLimits,
     /// The top-level step list.
     pub steps: Vec<Step>,
     /// Content hash of the source text (`sha256:` + 16 hex digits): the flow's version.
     pub version: String,
+}
+
+/// `limits: { memory, render }` of a flow, in bytes; `None` takes the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowLimits {
+    /// Step outputs a run may hold at once (default 100 MiB).
+    pub memory: Option<u64>,
+    /// The largest value one template may render (default 10 MiB).
+    pub render: Option<u64>,
+}
+
+/// Default of [`FlowLimits::memory`]: 100 MiB, the working memory Okta Workflows gives a run.
+pub const DEFAULT_RUN_MEMORY: u64 = 100 << 20;
+
+impl FlowLimits {
+    /// The working-memory budget in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.unwrap_or(DEFAULT_RUN_MEMORY)
+    }
+
+    /// The render output budget in bytes.
+    pub fn render_bytes(&self) -> u64 {
+        self.render.unwrap_or(crate::template::DEFAULT_OUTPUT_BYTES)
+    }
 }
 
 /// How much of a run the history keeps after it ends.

@@ -14,16 +14,27 @@ impl RunId {
     /// Ids made in one process within one millisecond are strictly increasing (the random part
     /// is incremented, as ULID's monotonic mode does), so "newest first" is creation order.
     pub fn new_at(at: DateTime<Utc>) -> RunId {
+        use std::collections::BTreeMap;
         use std::sync::Mutex;
-        static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
+        /// The last random part given out per recent millisecond. Per millisecond rather than one
+        /// slot, so ids made at one time stay increasing even when ids at other times (another
+        /// clock, another thread) are made in between.
+        static LAST: Mutex<BTreeMap<u64, u128>> = Mutex::new(BTreeMap::new());
+        const REMEMBERED: usize = 256;
         let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
         // 80 random bits; the top one is left clear so increments within a millisecond cannot overflow.
         let fresh = rand_u128() & ((1u128 << 79) - 1);
         let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
         // Only within one millisecond: the id's time part stays the creation time, which stores use
         // to filter by time (a clock stepping back gets a fresh id at its own time).
-        let random = if millis == last.0 { last.1 + 1 } else { fresh };
-        *last = (millis, random);
+        let random = match last.get(&millis) {
+            Some(previous) => previous + 1,
+            None => fresh,
+        };
+        last.insert(millis, random);
+        if last.len() > REMEMBERED {
+            last.pop_first();
+        }
         RunId(ulid::Ulid::from_parts(millis, random))
     }
 

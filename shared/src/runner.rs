@@ -633,6 +633,8 @@ impl Runtime {
     ) -> Result<Disposition, RunnerError> {
         let mut in_flight = FuturesUnordered::new();
         let mut events = vec![first];
+        // `timeout:` of the flow: the engine fails the run once it is advanced at or after this.
+        let deadline = flow.deadline(ctx.started_at);
         loop {
             let now = self.clock.now();
             let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
@@ -711,7 +713,21 @@ impl Runtime {
             if !events.is_empty() {
                 continue;
             }
-            match in_flight.next().await {
+            let next = match deadline {
+                Some(deadline) if !in_flight.is_empty() => {
+                    tokio::select! {
+                        event = in_flight.next() => event,
+                        // Advancing with nothing new at the deadline times the run out; the calls
+                        // still in flight are dropped (abandoned).
+                        () = self.clock.sleep_until(deadline) => {
+                            in_flight = FuturesUnordered::new();
+                            continue;
+                        }
+                    }
+                }
+                _ => in_flight.next().await,
+            };
+            match next {
                 Some(event) => events.push(event),
                 None => {
                     let woken = {
@@ -723,8 +739,12 @@ impl Runtime {
                         events.push(Event::Resume);
                         continue;
                     }
-                    // Nothing can happen in this process: park the run.
-                    let wake_at = state.idle_until().flatten();
+                    // Nothing can happen in this process: park the run (until its deadline at the
+                    // latest).
+                    let wake_at = match (state.idle_until().flatten(), deadline) {
+                        (Some(at), Some(deadline)) => Some(at.min(deadline)),
+                        (at, deadline) => at.or(deadline),
+                    };
                     let checkpoint = self.checkpoint_of(
                         run,
                         state,

@@ -17,6 +17,22 @@
 //! with an error instead of hanging a worker. The `debug()` global is removed because it would dump the
 //! whole context.
 //!
+//! # Secrets are tainted
+//! `secret('name')` marks the render it happens in: every leaf of a tree (an expression or a text
+//! template) whose evaluation read a secret is *secret-derived*, whatever it did with the value
+//! (concatenation, filters, slicing, JSON, a condition). [`Compiled::render_within`] reports those
+//! leaves as [`Rendered::secret_paths`] so the engine can send them to the card they were written for
+//! and show `[redacted]` everywhere else; [`Compiled::render`] refuses them outright. An error raised
+//! by a template that read a secret never carries its details, which could quote the value.
+//!
+//! # Budgets
+//! A render is held to [`Limits`]: fuel bounds instructions, `output_bytes` bounds the size of the
+//! rendered value (text is written into a capped buffer, so it stops as soon as it passes), and
+//! `alloc_bytes` bounds what the render allocates in all (through [`crate::budget`]'s counting
+//! allocator, checked whenever idflow's own code runs during the render: the writer, the formatter,
+//! the functions and filters, and after each expression). Exceeding one fails the render with a
+//! [`TemplateErrorKind::Budget`] error naming the budget, never the process.
+//!
 //! # Undefined values
 //! The environment uses [`UndefinedBehavior::Chainable`] and makes printing strict. Chainable lets the
 //! usual Jinja idioms for optional data work at any depth (`steps.lookup.user.manager is defined`,
@@ -27,7 +43,7 @@
 //! or an API call. `null` prints as an empty string.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::{Arc, LazyLock};
@@ -37,6 +53,9 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, ValueKind};
 use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, Expression, Output, State, UndefinedBehavior, Value,
 };
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{self, format_size};
 
 /// The context key the engine sets to the step time, an RFC 3339 string; `now()` returns it.
 pub const NOW_KEY: &str = "__now";
@@ -75,6 +94,79 @@ fn build_environment() -> Environment<'static> {
     env
 }
 
+/// Default of [`Limits::output_bytes`]: 10 MiB.
+pub const DEFAULT_OUTPUT_BYTES: u64 = 10 << 20;
+/// Default of [`Limits::alloc_bytes`]: 256 MiB.
+pub const DEFAULT_ALLOC_BYTES: u64 = 256 << 20;
+
+/// What one render may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest value one template produces: the length of a text, or the JSON size of an
+    /// expression's value.
+    pub output_bytes: u64,
+    /// Bytes a render may allocate in all (counted when [`crate::budget::CountingAllocator`] is the
+    /// global allocator).
+    pub alloc_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            output_bytes: DEFAULT_OUTPUT_BYTES,
+            alloc_bytes: DEFAULT_ALLOC_BYTES,
+        }
+    }
+}
+
+/// One step of a JSON path: a key of an object or an index in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PathSegment {
+    Index(usize),
+    Key(String),
+}
+
+/// Where a value sits in a rendered tree (`["headers", "Authorization"]`); empty for the root.
+pub type JsonPath = Vec<PathSegment>;
+
+/// Renders `path` the way error messages write it: `headers.Authorization`, `items[0]`.
+pub fn path_text(path: &[PathSegment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            PathSegment::Index(index) => out.push_str(&format!("[{index}]")),
+            PathSegment::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+        }
+    }
+    out
+}
+
+/// A rendered tree and the leaves of it that are derived from a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub value: serde_json::Value,
+    /// Leaves whose template read a secret, in tree order.
+    pub secret_paths: Vec<JsonPath>,
+}
+
+/// What kind of problem a [`TemplateError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemplateErrorKind {
+    /// Syntax, an undefined value, a failing filter: the template or its data is wrong.
+    #[default]
+    Invalid,
+    /// A budget of [`Limits`] (or fuel) ran out.
+    Budget,
+    /// A secret was read where secrets may not go.
+    Secret,
+}
+
 /// A template error, located by its JSON path inside the compiled tree.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{message}", path_prefix(.path))]
@@ -84,6 +176,7 @@ pub struct TemplateError {
     pub message: String,
     /// Line inside the template string (1-based), when known.
     pub line: Option<u32>,
+    pub kind: TemplateErrorKind,
 }
 
 fn path_prefix(path: &str) -> String {
@@ -100,7 +193,98 @@ impl TemplateError {
             path: path.to_owned(),
             message: message.into(),
             line: None,
+            kind: TemplateErrorKind::Invalid,
         }
+    }
+}
+
+thread_local! {
+    /// Set by `secret()`; read and reset around every leaf of a render (see [`watch_secrets`]).
+    static SECRET_READ: Cell<bool> = const { Cell::new(false) };
+    /// While a render runs: the allocation counter at its start and its allocation budget.
+    static ALLOC_WINDOW: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    /// The budget that stopped the current render, if one did.
+    static BUDGET_HIT: Cell<Option<BudgetHit>> = const { Cell::new(None) };
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BudgetHit {
+    Output(u64),
+    Alloc(u64),
+}
+
+impl BudgetHit {
+    fn message(self) -> String {
+        match self {
+            BudgetHit::Output(limit) => format!(
+                "the rendered value is larger than {} (the render output budget)",
+                format_size(limit)
+            ),
+            BudgetHit::Alloc(limit) => format!(
+                "the render allocated more than {} (the render memory budget)",
+                format_size(limit)
+            ),
+        }
+    }
+}
+
+/// Runs `f` and tells whether it read a secret through `secret()`. Nested calls compose: an outer
+/// watcher sees what an inner one saw.
+pub fn watch_secrets<R>(f: impl FnOnce() -> R) -> (R, bool) {
+    let outer = SECRET_READ.replace(false);
+    let result = f();
+    let read = SECRET_READ.get();
+    SECRET_READ.set(outer || read);
+    (result, read)
+}
+
+/// Runs one evaluation under an allocation budget, restoring the enclosing one afterwards.
+fn within_budget<R>(limits: &Limits, f: impl FnOnce() -> R) -> R {
+    let outer = ALLOC_WINDOW.replace(Some((budget::allocated_bytes(), limits.alloc_bytes)));
+    let outer_hit = BUDGET_HIT.replace(None);
+    let result = f();
+    ALLOC_WINDOW.set(outer);
+    if BUDGET_HIT.get().is_none() {
+        BUDGET_HIT.set(outer_hit);
+    }
+    result
+}
+
+/// Fails once the current render has allocated more than its budget. Called wherever idflow's own
+/// code runs during a render.
+fn check_alloc() -> Result<(), Error> {
+    if let Some((start, limit)) = ALLOC_WINDOW.get()
+        && budget::allocated_bytes().saturating_sub(start) > limit
+    {
+        let hit = BudgetHit::Alloc(limit);
+        BUDGET_HIT.set(Some(hit));
+        return Err(Error::new(ErrorKind::InvalidOperation, hit.message()));
+    }
+    Ok(())
+}
+
+/// The output of a text template, capped at the output budget: the render stops at the first write
+/// past it instead of building the whole text first.
+struct CappedWriter {
+    buffer: Vec<u8>,
+    limit: u64,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if (self.buffer.len() + data.len()) as u64 > self.limit {
+            BUDGET_HIT.set(Some(BudgetHit::Output(self.limit)));
+            return Err(std::io::Error::other("render output budget"));
+        }
+        if check_alloc().is_err() {
+            return Err(std::io::Error::other("render memory budget"));
+        }
+        self.buffer.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -169,9 +353,26 @@ impl Compiled {
         Compiled::new(&serde_json::Value::String(source.to_owned()))
     }
 
-    /// Renders the tree against a context (see [`to_value`] and [`secrets_value`]).
+    /// Renders the tree against a context (see [`to_value`] and [`secrets_value`]) with the default
+    /// [`Limits`]. A leaf that reads a secret is an error ([`TemplateErrorKind::Secret`]): use
+    /// [`Compiled::render_within`] where secrets may go.
     pub fn render(&self, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
-        self.render_node(&self.inner.root, ctx)
+        let rendered = self.render_within(ctx, &Limits::default())?;
+        match rendered.secret_paths.first() {
+            None => Ok(rendered.value),
+            Some(path) => Err(secret_refused(path)),
+        }
+    }
+
+    /// Renders the tree under `limits`, reporting which leaves are derived from a secret.
+    pub fn render_within(&self, ctx: &Value, limits: &Limits) -> Result<Rendered, TemplateError> {
+        let mut secret_paths = Vec::new();
+        let mut at = Vec::new();
+        let value = self.render_node(&self.inner.root, ctx, limits, &mut at, &mut secret_paths)?;
+        Ok(Rendered {
+            value,
+            secret_paths,
+        })
     }
 
     /// Whether the tree holds no template at all.
@@ -179,14 +380,35 @@ impl Compiled {
         matches!(self.inner.root, Node::Literal(_))
     }
 
-    fn render_node(&self, node: &Node, ctx: &Value) -> Result<serde_json::Value, TemplateError> {
+    fn render_node(
+        &self,
+        node: &Node,
+        ctx: &Value,
+        limits: &Limits,
+        at: &mut JsonPath,
+        secret_paths: &mut Vec<JsonPath>,
+    ) -> Result<serde_json::Value, TemplateError> {
         match node {
             Node::Literal(value) => Ok(value.clone()),
             Node::Expression { expr, source, path } => {
-                let value = expr
-                    .eval(ctx)
-                    .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
-                value_to_json(&value).map_err(|err| error_from(&err, path, source, Some(ctx)))
+                let (result, read_secret) = watch_secrets(|| {
+                    within_budget(limits, || {
+                        let value = expr
+                            .eval(ctx)
+                            .and_then(|value| {
+                                check_alloc()?;
+                                Ok(value)
+                            })
+                            .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
+                        let json = value_to_json(&value)
+                            .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
+                        if budget::json_size(&json, limits.output_bytes) > limits.output_bytes {
+                            return Err(budget_error(path, BudgetHit::Output(limits.output_bytes)));
+                        }
+                        Ok(json)
+                    })
+                });
+                finish_leaf(result, read_secret, at, secret_paths)
             }
             Node::Text { path } => {
                 let env = self
@@ -197,25 +419,152 @@ impl Compiled {
                 let template = env
                     .get_template(path)
                     .map_err(|err| error_from(&err, path, "", None))?;
-                template
-                    .render(ctx)
-                    .map(serde_json::Value::String)
-                    .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
+                let (result, read_secret) = watch_secrets(|| {
+                    within_budget(limits, || {
+                        let mut out = CappedWriter {
+                            buffer: Vec::new(),
+                            limit: limits.output_bytes,
+                        };
+                        template
+                            .render_captured_to(ctx, &mut out)
+                            .map(|_| {
+                                serde_json::Value::String(
+                                    String::from_utf8_lossy(&out.buffer).into_owned(),
+                                )
+                            })
+                            .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
+                    })
+                });
+                finish_leaf(result, read_secret, at, secret_paths)
             }
-            Node::List(items) => items
-                .iter()
-                .map(|item| self.render_node(item, ctx))
-                .collect::<Result<Vec<_>, _>>()
-                .map(serde_json::Value::Array),
+            Node::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    at.push(PathSegment::Index(index));
+                    let value = self.render_node(item, ctx, limits, at, secret_paths);
+                    at.pop();
+                    out.push(value?);
+                }
+                Ok(serde_json::Value::Array(out))
+            }
             Node::Object(fields) => {
                 let mut map = serde_json::Map::with_capacity(fields.len());
                 for (key, node) in fields {
-                    map.insert(key.clone(), self.render_node(node, ctx)?);
+                    at.push(PathSegment::Key(key.clone()));
+                    let value = self.render_node(node, ctx, limits, at, secret_paths);
+                    at.pop();
+                    map.insert(key.clone(), value?);
                 }
                 Ok(serde_json::Value::Object(map))
             }
         }
     }
+}
+
+/// Records a leaf that read a secret, and keeps the details of its errors out of sight: a failing
+/// filter could quote the value it was given.
+fn finish_leaf(
+    result: Result<serde_json::Value, TemplateError>,
+    read_secret: bool,
+    at: &JsonPath,
+    secret_paths: &mut Vec<JsonPath>,
+) -> Result<serde_json::Value, TemplateError> {
+    match result {
+        Ok(value) => {
+            if read_secret {
+                secret_paths.push(at.clone());
+            }
+            Ok(value)
+        }
+        Err(mut error) if read_secret && error.kind != TemplateErrorKind::Budget => {
+            error.message = "the template failed after reading a secret (details withheld so the secret cannot appear in them)".into();
+            Err(error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn budget_error(path: &str, hit: BudgetHit) -> TemplateError {
+    TemplateError {
+        path: path.to_owned(),
+        message: hit.message(),
+        line: None,
+        kind: TemplateErrorKind::Budget,
+    }
+}
+
+/// The error of a secret read where secrets may not go.
+fn secret_refused(path: &[PathSegment]) -> TemplateError {
+    TemplateError {
+        path: path_text(path),
+        message: "reads a secret; secrets may only be sent to a connection (the fields of I/O cards such as `http.request`), never kept in history, outputs or conditions".into(),
+        line: None,
+        kind: TemplateErrorKind::Secret,
+    }
+}
+
+/// Replaces the leaves at `paths` with `[redacted]`.
+pub fn mask(value: &serde_json::Value, paths: &[JsonPath]) -> serde_json::Value {
+    let mut value = value.clone();
+    for path in paths {
+        if let Some(slot) = pointer_mut(&mut value, path) {
+            *slot = serde_json::Value::String(REDACTED.into());
+        }
+    }
+    value
+}
+
+/// Copies the leaves at `paths` from `from` into `into` (the unmasked values of a masked tree).
+pub fn splice(into: &mut serde_json::Value, from: &serde_json::Value, paths: &[JsonPath]) {
+    for path in paths {
+        if let (Some(slot), Some(source)) = (pointer_mut(into, path), pointer(from, path)) {
+            *slot = source.clone();
+        }
+    }
+}
+
+/// The texts at `paths`, as secret-derived strings to scrub from what a card answers. Objects and
+/// lists contribute their string leaves.
+pub fn secret_texts(value: &serde_json::Value, paths: &[JsonPath]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&serde_json::Value> =
+        paths.iter().filter_map(|p| pointer(value, p)).collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::String(text) => out.push(text.clone()),
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What secret-derived values are replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+fn pointer<'v>(
+    value: &'v serde_json::Value,
+    path: &[PathSegment],
+) -> Option<&'v serde_json::Value> {
+    path.iter()
+        .try_fold(value, |current, segment| match (segment, current) {
+            (PathSegment::Key(key), serde_json::Value::Object(map)) => map.get(key),
+            (PathSegment::Index(index), serde_json::Value::Array(items)) => items.get(*index),
+            _ => None,
+        })
+}
+
+fn pointer_mut<'v>(
+    value: &'v mut serde_json::Value,
+    path: &[PathSegment],
+) -> Option<&'v mut serde_json::Value> {
+    path.iter()
+        .try_fold(value, |current, segment| match (segment, current) {
+            (PathSegment::Key(key), serde_json::Value::Object(map)) => map.get_mut(key),
+            (PathSegment::Index(index), serde_json::Value::Array(items)) => items.get_mut(*index),
+            _ => None,
+        })
 }
 
 fn compile_node(
@@ -232,6 +581,7 @@ fn compile_node(
                 path: path.clone(),
                 message,
                 line,
+                kind: TemplateErrorKind::Invalid,
             })?;
             if let Some(inner) = single_expression(source) {
                 let expr = ENV
@@ -335,6 +685,7 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
             path: String::new(),
             message,
             line,
+            kind: TemplateErrorKind::Invalid,
         })?;
         let compiled = Rc::new(
             ENV.compile_expression_owned(source.to_owned())
@@ -350,8 +701,11 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
     // Errors are explained against the `{{ }}` form so the undefined-path search reads it as an
     // expression.
     let explain = |err: Error| error_from(&err, "", &format!("{{{{ {source} }}}}"), Some(ctx));
-    let value = compiled.eval(ctx).map_err(explain)?;
-    value_to_json(&value).map_err(explain)
+    within_budget(&Limits::default(), || {
+        let value = compiled.eval(ctx).map_err(explain)?;
+        check_alloc().map_err(explain)?;
+        value_to_json(&value).map_err(explain)
+    })
 }
 
 /// Adds variables (a loop's `item`, a predicate's `index`) on top of a context.
@@ -402,6 +756,7 @@ pub fn secret_names(source: &str) -> Result<Vec<String>, TemplateError> {
                         message: "secret() takes one literal name, such as secret('okta-token')"
                             .into(),
                         line: Some(region.line),
+                        kind: TemplateErrorKind::Invalid,
                     });
                 }
             }
@@ -441,11 +796,8 @@ impl Object for Secrets {
         ObjectRepr::Plain
     }
 
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        key.as_str()
-            .and_then(|name| self.0.get(name))
-            .map(|value| Value::from(value.as_str()))
-    }
+    // No `get_value`: the values are reachable only through `secret('name')`, which marks the render
+    // as secret-derived. `__secrets.name` is undefined.
 
     fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[secrets]")
@@ -528,6 +880,22 @@ fn number_to_json(value: &Value) -> Result<serde_json::Value, Error> {
 /// went wrong.
 fn error_from(err: &Error, path: &str, source: &str, ctx: Option<&Value>) -> TemplateError {
     let line = err.line().and_then(|line| u32::try_from(line).ok());
+    if let Some(hit) = BUDGET_HIT.get() {
+        return TemplateError {
+            line,
+            ..budget_error(path, hit)
+        };
+    }
+    if err.kind() == ErrorKind::OutOfFuel {
+        return TemplateError {
+            path: path.to_owned(),
+            message: format!(
+                "the render ran out of fuel after {FUEL} instructions (the render CPU budget)"
+            ),
+            line,
+            kind: TemplateErrorKind::Budget,
+        };
+    }
     let message = if err.kind() == ErrorKind::UndefinedError {
         match ctx
             .map(|ctx| undefined_paths(source, ctx))
@@ -556,6 +924,7 @@ fn error_from(err: &Error, path: &str, source: &str, ctx: Option<&Value>) -> Tem
         path: path.to_owned(),
         message,
         line,
+        kind: TemplateErrorKind::Invalid,
     }
 }
 
@@ -811,6 +1180,7 @@ fn lex(code: &str) -> Vec<Token<'_>> {
 // ----- formatter, functions and filters -----
 
 fn strict_formatter(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
+    check_alloc()?;
     if value.is_undefined() {
         return Err(Error::new(
             ErrorKind::UndefinedError,
@@ -829,6 +1199,7 @@ fn invalid(message: impl Into<Cow<'static, str>>) -> Error {
 
 /// `now()`: the step time as RFC 3339, from the context.
 fn now_function(state: &State) -> Result<Value, Error> {
+    check_alloc()?;
     state
         .lookup(NOW_KEY)
         .filter(|value| !value.is_undefined() && !value.is_none())
@@ -837,18 +1208,20 @@ fn now_function(state: &State) -> Result<Value, Error> {
 
 /// `secret('name')`: a secret the engine resolved for this flow.
 fn secret_function(state: &State, name: &str) -> Result<Value, Error> {
+    check_alloc()?;
     let missing = || invalid(format!("secret `{name}` is not available"));
     let secrets = state.lookup(SECRETS_KEY).ok_or_else(missing)?;
-    let value = secrets.get_attr(name).unwrap_or(Value::UNDEFINED);
-    if value.is_undefined() || value.is_none() {
-        Err(missing())
-    } else {
-        Ok(value)
-    }
+    let value = secrets
+        .downcast_object_ref::<Secrets>()
+        .and_then(|secrets| secrets.0.get(name))
+        .ok_or_else(missing)?;
+    SECRET_READ.set(true);
+    Ok(Value::from(value.as_str()))
 }
 
 /// `tojson(indent=None)`: plain JSON (no HTML escaping), integers kept.
 fn tojson_filter(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    check_alloc()?;
     let indent: Option<usize> = kwargs.get("indent")?;
     kwargs.assert_all_used()?;
     let json = value_to_json(value)?;
@@ -869,6 +1242,7 @@ fn tojson_filter(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
 
 /// `fromjson`: parses JSON text.
 fn fromjson_filter(text: &str) -> Result<Value, Error> {
+    check_alloc()?;
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|err| invalid(format!("fromjson: {err}")))?;
     Ok(to_value(&json))
@@ -876,6 +1250,7 @@ fn fromjson_filter(text: &str) -> Result<Value, Error> {
 
 /// `b64encode`: standard base64 with padding.
 fn b64encode_filter(value: &Value) -> Result<Value, Error> {
+    check_alloc()?;
     let bytes: Cow<'_, [u8]> = match (value.as_str(), value.as_bytes()) {
         (Some(text), _) => Cow::Borrowed(text.as_bytes()),
         (None, Some(bytes)) => Cow::Borrowed(bytes),
@@ -894,6 +1269,7 @@ fn b64encode_filter(value: &Value) -> Result<Value, Error> {
 
 /// `b64decode`: standard or URL-safe base64, padded or not, to UTF-8 text.
 fn b64decode_filter(text: &str) -> Result<Value, Error> {
+    check_alloc()?;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let text = text.trim();
     let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
@@ -907,6 +1283,7 @@ fn b64decode_filter(text: &str) -> Result<Value, Error> {
 
 /// `urlencode`: percent-encodes text; a mapping becomes a query string (`a=1&b=x%20y`).
 fn urlencode_filter(value: &Value) -> Result<Value, Error> {
+    check_alloc()?;
     match value.kind() {
         ValueKind::Map => {
             let mut parts = Vec::new();
@@ -957,6 +1334,7 @@ pub(crate) fn percent_encode(text: &str) -> String {
 /// `date(format='%Y-%m-%dT%H:%M:%S%:z', tz=None)`: formats an RFC 3339 date (or Unix seconds) with
 /// strftime, optionally in an IANA time zone.
 fn date_filter(value: &Value, format: Option<&str>, tz: Option<&str>) -> Result<Value, Error> {
+    check_alloc()?;
     if value.is_undefined() {
         return Err(Error::new(
             ErrorKind::UndefinedError,
@@ -1123,15 +1501,21 @@ mod tests {
     #[test]
     fn now_and_secret_read_the_context() {
         check(json!("{{ now() }}"), Ok(json!("2024-05-01T08:30:00Z")));
-        check(
-            json!("Bearer {{ secret('okta-token') }}"),
-            Ok(json!("Bearer s3cr3t")),
-        );
+        let rendered = Compiled::text("Bearer {{ secret('okta-token') }}")
+            .unwrap()
+            .render_within(&context(), &Limits::default())
+            .unwrap();
+        assert_eq!(rendered.value, json!("Bearer s3cr3t"));
+        assert_eq!(rendered.secret_paths, vec![Vec::<PathSegment>::new()]);
         check(
             json!("{{ secret('other') }}"),
             Err("secret `other` is not available"),
         );
         check(json!("{{ __secrets }}"), Ok(json!("[secrets]")));
+        check(
+            json!("{{ __secrets['okta-token'] }}"),
+            Err("undefined value"),
+        );
         let no_now = Compiled::text("{{ now() }}")
             .unwrap()
             .render(&to_value(&json!({})));
@@ -1291,6 +1675,133 @@ mod tests {
         );
         check_names("{{ secret(input.name) }}", Err("literal name"));
         check_names("{% set s = secret %}", Err("literal name"));
+    }
+
+    /// Renders `template` with secrets allowed; returns the value and the secret-derived leaves.
+    fn render_secrets(template: serde_json::Value) -> (serde_json::Value, Vec<String>) {
+        let rendered = Compiled::new(&template)
+            .unwrap()
+            .render_within(&context(), &Limits::default())
+            .unwrap_or_else(|e| panic!("{template}: {e}"));
+        let paths = rendered.secret_paths.iter().map(|p| path_text(p)).collect();
+        (rendered.value, paths)
+    }
+
+    #[test]
+    fn whatever_is_computed_from_a_secret_is_secret_derived() {
+        // The reported findings: derived forms that plain-value redaction missed.
+        let (value, paths) = render_secrets(json!({
+            "headers": {
+                "Authorization": "Basic {{ ('svc:' ~ secret('okta-token')) | b64encode }}",
+                "X-Upper": "{{ secret('okta-token') | upper }}",
+                "X-Slice": "{{ secret('okta-token')[1:4] }}",
+                "X-Json": "{{ {'k': secret('okta-token')} | tojson }}",
+                "X-Public": "{{ input.n }}",
+            },
+            "body": ["plain", "{% if secret('okta-token') == input.n %}yes{% else %}no{% endif %}"],
+        }));
+        assert_eq!(
+            paths,
+            vec![
+                "headers.Authorization",
+                "headers.X-Upper",
+                "headers.X-Slice",
+                "headers.X-Json",
+                "body[1]"
+            ]
+        );
+        assert_eq!(value["headers"]["X-Upper"], json!("S3CR3T"));
+        assert_eq!(value["headers"]["X-Public"], json!("Ada"));
+        // Masking hides exactly those leaves; splicing puts them back.
+        let paths = Compiled::new(
+            &json!({ "a": "{{ secret('okta-token') }}", "b": ["x", "{{ input.n }}"] }),
+        )
+        .unwrap()
+        .render_within(&context(), &Limits::default())
+        .unwrap();
+        let masked = mask(&paths.value, &paths.secret_paths);
+        assert_eq!(masked, json!({ "a": "[redacted]", "b": ["x", "Ada"] }));
+        let mut restored = masked.clone();
+        splice(&mut restored, &paths.value, &paths.secret_paths);
+        assert_eq!(restored, paths.value);
+        assert_eq!(
+            secret_texts(&paths.value, &paths.secret_paths),
+            vec!["s3cr3t".to_owned()]
+        );
+    }
+
+    #[test]
+    fn plain_render_refuses_secrets_and_failures_after_a_secret_hide_their_details() {
+        let err = Compiled::new(&json!({ "text": "key={{ secret('okta-token') }}" }))
+            .unwrap()
+            .render(&context())
+            .unwrap_err();
+        assert_eq!(err.kind, TemplateErrorKind::Secret);
+        assert_eq!(err.path, "text");
+        // `int` of a non-number quotes the value in its error; it must not reach the message.
+        let err = Compiled::text("{{ (secret('okta-token') ~ 'x') | fromjson }}")
+            .unwrap()
+            .render_within(&context(), &Limits::default())
+            .unwrap_err();
+        assert!(!err.message.contains("s3cr3t"), "{err}");
+        assert!(err.message.contains("withheld"), "{err}");
+    }
+
+    #[test]
+    fn budgets_stop_a_render_that_grows_too_large() {
+        let limits = Limits {
+            output_bytes: 1 << 20,
+            alloc_bytes: 8 << 20,
+        };
+        let render = |template: serde_json::Value, ctx: &Value| {
+            Compiled::new(&template)
+                .unwrap()
+                .render_within(ctx, &limits)
+        };
+        let big = to_value(&json!({ "s": "x".repeat(1000), "n": 50_000, "list": vec![1; 5000] }));
+        // One expression: 50 MB of text from 1 KB of input.
+        let err = render(
+            json!("{{ input.s * input.n }}"),
+            &to_value(&json!({ "input": { "s": "x".repeat(1000), "n": 50_000 } })),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, TemplateErrorKind::Budget, "{err}");
+        assert!(err.message.contains("budget"), "{err}");
+        // A text template stops writing as soon as it passes the output budget.
+        let err = render(
+            json!("{% for i in input.list %}{{ input.s }}{% endfor %}"),
+            &to_value(&json!({ "input": big })),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, TemplateErrorKind::Budget, "{err}");
+        assert!(err.message.contains("output budget"), "{err}");
+        // Allocations that never reach the output are counted too.
+        let err = render(
+            json!("{% for i in input.list %}{{ (input.s * 1000) | length }}{% endfor %}"),
+            &to_value(&json!({ "input": big })),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, TemplateErrorKind::Budget, "{err}");
+        assert!(err.message.contains("memory budget"), "{err}");
+        // Within budget, the same templates work.
+        assert_eq!(
+            render(
+                json!("{{ (input.s * 3) | length }}"),
+                &to_value(&json!({ "input": big }))
+            )
+            .unwrap()
+            .value,
+            json!(3000)
+        );
+        let fuel = render(
+            json!(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            ),
+            &context(),
+        )
+        .unwrap_err();
+        assert_eq!(fuel.kind, TemplateErrorKind::Budget);
+        assert!(fuel.message.contains("fuel"), "{fuel}");
     }
 
     #[test]

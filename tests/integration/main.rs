@@ -9,8 +9,13 @@ mod functions;
 mod helpers;
 mod hooks;
 mod schedule;
+mod security;
 mod seeds;
 mod stream;
 mod tables;
 mod template;
 mod waits;
+
+/// Counts allocations like the binaries do, so render budgets hold in these tests too.
+#[global_allocator]
+static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;

@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use shared::adapters::aws::lambda::cold_start;
 
+/// Counts allocations per thread so template renders are held to their memory budget.
+#[global_allocator]
+static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let (_, runtime) = cold_start().await?;

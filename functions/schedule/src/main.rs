@@ -7,6 +7,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::aws::lambda::cold_start;
 
+/// Counts allocations per thread so template renders are held to their memory budget.
+#[global_allocator]
+static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (_, runtime) = cold_start().await?;

@@ -53,6 +53,14 @@ impl std::fmt::Debug for CardSpec {
 }
 
 impl CardSpec {
+    /// Whether `secret('…')` may appear in this card's fields: only cards that send their input to
+    /// an outside service (I/O cards), and not the `table` cards, which store it in idflow's own
+    /// tables where the console and CLI show it. Everywhere else a secret would end up in history,
+    /// a step output or a condition.
+    pub fn may_receive_secrets(&self) -> bool {
+        matches!(self.kind, CardKind::Io) && self.family() != "table"
+    }
+
     /// The family: the part before the dot.
     pub fn family(&self) -> &'static str {
         self.name

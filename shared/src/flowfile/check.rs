@@ -254,6 +254,41 @@ pub(crate) fn template(ctx: &mut Ctx, node: &Node, path: &str, example: &str) ->
     }
 }
 
+/// A byte size (`100MiB`, `10 MB`, or a number of bytes) within `min..=max`.
+pub(crate) fn size(ctx: &mut Ctx, node: &Node, path: &str, min: u64, max: u64) -> Option<u64> {
+    let parsed = match &node.value {
+        NodeValue::String(text) => crate::budget::parse_size(text),
+        NodeValue::Number(n) => n
+            .as_u64()
+            .filter(|bytes| *bytes > 0)
+            .ok_or_else(|| format!("expected a size such as `100MiB`, got {}", node.describe())),
+        _ => Err(format!(
+            "expected a size such as `100MiB`, got {}",
+            node.describe()
+        )),
+    };
+    match parsed {
+        Ok(bytes) if (min..=max).contains(&bytes) => Some(bytes),
+        Ok(_) => {
+            ctx.error(
+                node.location,
+                path,
+                format!(
+                    "expected a size from {} to {}, got {}",
+                    crate::budget::format_size(min),
+                    crate::budget::format_size(max),
+                    node.describe()
+                ),
+            );
+            None
+        }
+        Err(message) => {
+            ctx.error(node.location, path, message);
+            None
+        }
+    }
+}
+
 /// One of a fixed set of words.
 pub(crate) fn choice<'o>(
     ctx: &mut Ctx,

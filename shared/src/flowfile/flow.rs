@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use super::check::{
     Ctx, Fields, boolean, choice, duration, fields, flow_name_problem, identifier_problem, integer,
-    is_template, list, mapping, nonempty_text, number, one_of_message, secret, suggest, template,
-    text, unknown_key,
+    is_template, list, mapping, nonempty_text, number, one_of_message, secret, size, suggest,
+    template, text, unknown_key,
 };
 use super::tree::{Node, NodeValue, index_path, key_path, preview};
 use crate::cards::{CardSpec, FieldSpec};
 use crate::model::{
-    ApiAuth, ApiTrigger, DelegatedInput, DelegatedTrigger, EventTrigger, Flow, HelperTrigger,
-    HistoryMode, HmacAuth, InputType, Location, LoopBody, LoopStep, OnError, Respond, RetryOn,
-    RetryPolicy, ScheduleTrigger, SignatureEncoding, Step, StepKind, Trigger,
+    ApiAuth, ApiTrigger, DelegatedInput, DelegatedTrigger, EventTrigger, Flow, FlowLimits,
+    HelperTrigger, HistoryMode, HmacAuth, InputType, Location, LoopBody, LoopStep, OnError,
+    Respond, RetryOn, RetryPolicy, ScheduleTrigger, SignatureEncoding, Step, StepKind, Trigger,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -22,6 +22,7 @@ const TOP_KEYS: &[&str] = &[
     "trigger",
     "history",
     "timeout",
+    "limits",
     "steps",
 ];
 const TRIGGER_KINDS: &[&str] = &["schedule", "event", "api", "helper", "delegated"];
@@ -165,16 +166,21 @@ impl FlowDecoder<'_> {
                 duration(self.ctx, node, "timeout", Duration::from_secs(1), None).map(Some)
             }
         };
+        let limits = match top.get("limits") {
+            None => Some(FlowLimits::default()),
+            Some(node) => self.limits(node),
+        };
         let steps = top
             .required(self.ctx, "steps", "a list of steps")
             .and_then(|node| self.steps(node, "steps", "s", true));
-        match (name, description, trigger, history, timeout, steps) {
+        match (name, description, trigger, history, timeout, limits, steps) {
             (
                 Some(name),
                 Some(description),
                 Some(trigger),
                 Some(history),
                 Some(timeout),
+                Some(limits),
                 Some(steps),
             ) => Some(Flow {
                 name,
@@ -182,11 +188,26 @@ impl FlowDecoder<'_> {
                 trigger,
                 history,
                 timeout,
+                limits,
                 steps,
                 version,
             }),
             _ => None,
         }
+    }
+
+    /// `limits: { memory, render }`.
+    fn limits(&mut self, node: &Node) -> Option<FlowLimits> {
+        let limits = fields(self.ctx, node, "limits", &["memory", "render"])?;
+        let clean = self.ctx.diagnostics.len();
+        let mut read = |key: &str, min: u64, max: u64| {
+            limits
+                .get(key)
+                .and_then(|node| size(self.ctx, node, &limits.path_of(key), min, max))
+        };
+        let memory = read("memory", 1 << 20, 4 << 30);
+        let render = read("render", 1 << 10, 1 << 30);
+        (self.ctx.diagnostics.len() == clean).then_some(FlowLimits { memory, render })
     }
 
     fn trigger(&mut self, node: &Node) -> Option<Trigger> {
@@ -997,6 +1018,15 @@ impl FlowDecoder<'_> {
         if let NodeValue::String(text) = &node.value
             && is_template(text)
         {
+            if field.kind == "expression" {
+                // The card evaluates this text itself, once per item: a template here would let
+                // whoever supplies the data it renders write the code that runs.
+                let message = format!(
+                    "`{}` is an expression the card evaluates itself, written without `{{{{ }}}}` (such as `item.status == 'ACTIVE'`); it cannot be a template, so no input can change the code it runs",
+                    field.name
+                );
+                self.ctx.error(node.location, path, message);
+            }
             return;
         }
         if node.value == NodeValue::Null {

@@ -22,6 +22,7 @@ use crate::model::{Flow, Location, ProjectConfig};
 mod check;
 mod flow;
 mod project;
+mod secrets;
 mod tree;
 
 #[cfg(test)]
@@ -399,6 +400,7 @@ fn flow_with_facts(file_label: &str, source: &str) -> (Result<Flow, Vec<Diagnost
     };
     let mut ctx = Ctx::new(file_label);
     let (flow, facts) = flow::decode_flow(&mut ctx, &root, version_of(source));
+    secrets::check(&mut ctx, &root);
     match flow {
         Some(flow) if ctx.is_clean() => (Ok(flow), facts),
         _ => (Err(sorted(ctx.diagnostics)), facts),

@@ -364,7 +364,7 @@ fn reports_top_level_problems() {
     check(
         &format!("name: t\nstep: []\n{STEPS}"),
         &[
-            "flow.yaml:2:1: step: unknown key `step`, expected one of name, description, trigger, history, timeout, steps; did you mean `steps`?",
+            "flow.yaml:2:1: step: unknown key `step`, expected one of name, description, trigger, history, timeout, limits, steps; did you mean `steps`?",
         ],
     );
     check(
@@ -1411,4 +1411,97 @@ fn reports_table_file_problems_with_file_and_line() {
     assert!(!project.is_valid());
     assert_eq!(project.errors.len(), 1, "{:?}", project.errors);
     assert_eq!(project.errors[0].file, "tables/settings.yaml");
+}
+
+#[test]
+fn secrets_are_refused_wherever_they_could_only_leak() {
+    // Finding: a flow composed text with a secret and returned it, or failed with it as the
+    // message; history masked the step but the run's output, error and logs carried it.
+    let only_leak = "secret('k') cannot be used in `text.compose`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]";
+    check(
+        "name: t\nsteps:\n  - id: a\n    card: text.compose\n    with: { text: \"k={{ secret('k') }}\" }\n  - card: flow.return\n    with: { body: \"{{ steps.a }}\" }\n",
+        &[&format!("flow.yaml:5:19: steps[0].with.text: {only_leak}")],
+    );
+    check(
+        "name: t\nsteps:\n  - card: flow.fail\n    with: { message: \"{{ secret('k') | upper }}\" }\n",
+        &[
+            "flow.yaml:4:22: steps[0].with.message: secret('k') cannot be used in `flow.fail`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]",
+        ],
+    );
+    let condition = "secret('k') cannot be used here: a condition, loop list or trigger setting is not sent to a connection, and its result would reveal the secret; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)";
+    check(
+        "name: t\nsteps:\n  - if: \"{{ secret('k') < input.guess }}\"\n    then: [{ card: flow.return }]\n",
+        &[&format!("flow.yaml:3:9: steps[0].if: {condition}")],
+    );
+    check(
+        "name: t\nsteps:\n  - for_each: \"{{ [secret('k')] }}\"\n    flow: helper\n",
+        &[&format!("flow.yaml:3:15: steps[0].for_each: {condition}")],
+    );
+    check(
+        "name: t\nsteps:\n  - card: table.create_row\n    with: { table: t, row: { token: \"{{ secret('k') }}\" } }\n",
+        &[
+            "flow.yaml:4:37: steps[0].with.row.token: secret('k') cannot be used here: `table.create_row` stores its input in a table, where the console and CLI show it; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)",
+        ],
+    );
+    check(
+        "name: t\nsteps:\n  - card: flow.call\n    with: { flow: h, with: { token: \"{{ secret('k') }}\" } }\n",
+        &[
+            "flow.yaml:4:37: steps[0].with.with.token: secret('k') cannot be used in `flow.call`: its input and output are kept in history; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`), where history shows them as [redacted]",
+        ],
+    );
+    // A stream's state goes to every helper run's input.
+    check(
+        "name: t\nsteps:\n  - card: okta.find_users\n    with: { search: x, stream: { flow: h, state: { t: \"{{ secret('k') }}\" } } }\n",
+        &[
+            "flow.yaml:4:55: steps[0].with.stream.state.t: secret('k') cannot be used in the `stream` of `okta.find_users`: it is passed to every helper run as input, which history keeps; secrets may only be sent to a connection (the fields of cards such as `http.request` or `okta.api`)",
+        ],
+    );
+    // Where they belong: the fields of a card that sends them, in any form.
+    check(
+        "name: t\nsteps:\n  - card: http.request\n    with:\n      url: https://api.example.com\n      headers: { Authorization: \"Basic {{ ('svc:' ~ secret('k')) | b64encode }}\" }\n      auth: { type: bearer, token: \"{{ secret('k') }}\" }\n  - card: okta.api\n    with: { method: GET, path: /api/v1/users, query: { q: \"{{ secret('k') }}\" } }\n",
+        &[],
+    );
+}
+
+#[test]
+fn expression_fields_cannot_be_templates() {
+    // Finding: `where: "{{ input.body.where }}"` let an API caller write the predicate a public
+    // endpoint evaluated, which recovered a secret by binary search.
+    let message = "is an expression the card evaluates itself, written without `{{ }}` (such as `item.status == 'ACTIVE'`); it cannot be a template, so no input can change the code it runs";
+    check(
+        "name: t\nsteps:\n  - card: list.filter\n    with: { list: \"{{ input.body.users }}\", where: \"{{ input.body.where }}\" }\n",
+        &[&format!(
+            "flow.yaml:4:52: steps[0].with.where: `where` {message}"
+        )],
+    );
+    check(
+        "name: t\nsteps:\n  - card: list.map\n    with: { list: [1], expression: \"item * {{ input.n }}\" }\n",
+        &[&format!(
+            "flow.yaml:4:36: steps[0].with.expression: `expression` {message}"
+        )],
+    );
+    check(
+        "name: t\nsteps:\n  - card: list.filter\n    with: { list: \"{{ input.body.users }}\", where: \"item.status == 'ACTIVE'\" }\n",
+        &[],
+    );
+}
+
+#[test]
+fn limits_take_sizes() {
+    let f = flow(&format!(
+        "name: t\nlimits: {{ memory: 200MiB, render: 1 MB }}\n{STEPS}"
+    ));
+    assert_eq!(f.limits.memory, Some(200 << 20));
+    assert_eq!(f.limits.render, Some(1_000_000));
+    check(
+        &format!("name: t\nlimits: {{ memory: lots, rendr: 1MiB }}\n{STEPS}"),
+        &[
+            "flow.yaml:2:19: limits.memory: expected a size such as `10MiB`, got `lots`",
+            "flow.yaml:2:25: limits.rendr: unknown key `rendr`, expected one of memory, render; did you mean `render`?",
+        ],
+    );
+    check(
+        &format!("name: t\nlimits: {{ memory: 10KiB }}\n{STEPS}"),
+        &["flow.yaml:2:19: limits.memory: expected a size from 1 MiB to 4 GiB, got `10KiB`"],
+    );
 }
