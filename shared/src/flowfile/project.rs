@@ -4,7 +4,7 @@
 //! checks of a directory still know which callers and tokens exist.
 
 use super::check::{
-    Ctx, choice, fields, flow_name_problem, identifier_problem, mapping, nonempty_text, secret,
+    Ctx, choice, fields, flow_name_problem, identifier_problem, list, mapping, nonempty_text, secret,
 };
 use super::flow::Reference;
 use super::tree::{Node, NodeValue, preview};
@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "api",
     "secrets",
     "jwks",
+    "egress",
 ];
 
 /// Keys whose values are secrets wherever they appear in a connection or caller.
@@ -177,7 +178,37 @@ pub(crate) fn decode_project(ctx: &mut Ctx, root: &Node) -> (ProjectConfig, Proj
             }
         }
     }
+    if let Some(node) = top.get("egress") {
+        config.egress.allow = egress(ctx, node);
+    }
     (config, facts)
+}
+
+/// `egress: { allow: [host, host:port, address, CIDR block, ...] }`: every entry is checked, and the
+/// valid ones are kept.
+fn egress(ctx: &mut Ctx, node: &Node) -> Vec<crate::egress::Allow> {
+    let mut allowed = Vec::new();
+    let Some(egress) = fields(ctx, node, "egress", &["allow"]) else {
+        return allowed;
+    };
+    let expected = "a list of hosts, host:port, IP addresses or CIDR blocks such as [hooks.internal.example, \"127.0.0.1:8026\", 10.0.0.0/8]";
+    let Some(items) = egress
+        .get("allow")
+        .and_then(|node| list(ctx, node, &egress.path_of("allow"), expected))
+    else {
+        return allowed;
+    };
+    for (index, item) in items.iter().enumerate() {
+        let path = super::tree::index_path(&egress.path_of("allow"), index);
+        let Some(text) = nonempty_text(ctx, item, &path) else {
+            continue;
+        };
+        match crate::egress::Allow::parse(&text) {
+            Ok(entry) => allowed.push(entry),
+            Err(message) => ctx.error(item.location, &path, message),
+        }
+    }
+    allowed
 }
 
 /// Names of connections, callers and secrets: letters, digits, `-`, `_` and `.`.
