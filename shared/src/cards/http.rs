@@ -798,6 +798,14 @@ mod tests {
                 get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }),
             )
             .route("/hang", get(std::future::pending::<&'static str>))
+            .route(
+                "/to",
+                get(|RawQuery(query): RawQuery| async move {
+                    // `/to?<url>` redirects to the URL given as the whole query.
+                    let target = query.unwrap_or_default();
+                    (StatusCode::FOUND, [("location", target)])
+                }),
+            )
             .route("/big", get(|| async { vec![b'x'; MAX_RESPONSE_BYTES + 1] }))
             .route(
                 "/big-stream",
@@ -1152,6 +1160,202 @@ mod tests {
             matches!(&err, CardError::Failed { code, .. } if code == "too_many_redirects"),
             "{err:?}"
         );
+    }
+
+    /// Names with fixed addresses, counting lookups: a name "resolving" to loopback without DNS.
+    #[derive(Default)]
+    struct FixedLookup {
+        names: HashMap<String, Vec<std::net::IpAddr>>,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FixedLookup {
+        fn with(names: &[(&str, &str)]) -> Arc<FixedLookup> {
+            Arc::new(FixedLookup {
+                names: names
+                    .iter()
+                    .map(|(name, ip)| ((*name).to_owned(), vec![ip.parse().unwrap()]))
+                    .collect(),
+                lookups: Default::default(),
+            })
+        }
+
+        fn lookups(&self) -> usize {
+            self.lookups.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl Lookup for FixedLookup {
+        fn lookup(
+            &self,
+            host: &str,
+        ) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::IpAddr>>> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let found = self.names.get(host).cloned().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {host}"))
+            });
+            Box::pin(async move { found })
+        }
+    }
+
+    /// A listener nobody serves: a connection made to it waits in its accept queue, so an empty
+    /// queue after a call proves nothing (no header, no secret) reached it.
+    struct Recorder(std::net::TcpListener);
+
+    impl Recorder {
+        fn new() -> Recorder {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            Recorder(listener)
+        }
+
+        fn port(&self) -> u16 {
+            self.0.local_addr().unwrap().port()
+        }
+
+        fn connections(&self) -> usize {
+            let mut count = 0;
+            while self.0.accept().is_ok() {
+                count += 1;
+            }
+            count
+        }
+    }
+
+    /// The error code of a refused call, asserting it is not retried.
+    fn denied_code(result: &Result<Value, CardError>) -> Option<String> {
+        match result {
+            Err(CardError::Failed {
+                code,
+                message,
+                retryable: false,
+            }) if code == "egress_denied" => {
+                assert!(!message.contains("s3cr3t"), "{message}");
+                Some(code.clone())
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_internal_destinations_and_sends_them_nothing() {
+        let recorder = Recorder::new();
+        let port = recorder.port();
+        let lookup = FixedLookup::with(&[("rebind.test", "127.0.0.1")]);
+        let executor = HttpExecutor::with_lookup(lookup.clone()).unwrap();
+        let secret = json!({ "type": "bearer", "token": "s3cr3t" });
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+            format!("http://localhost.:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://2130706433:{port}/"),
+            format!("http://0177.0.0.1:{port}/"),
+            format!("http://rebind.test:{port}/?token=s3cr3t"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "http://192.168.1.1/".to_owned(),
+        ] {
+            let before = lookup.lookups();
+            let got = run(
+                &executor,
+                allowing(""),
+                json!({ "url": url, "auth": secret }),
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(denied_code(&got).as_deref(), Some("egress_denied"), "{url}: {got:?}");
+            // A name is looked up once, and the addresses checked are the ones connected to.
+            let expected_lookups = usize::from(url.contains("rebind.test"));
+            assert_eq!(lookup.lookups() - before, expected_lookups, "{url}");
+        }
+        assert_eq!(recorder.connections(), 0, "nothing reached loopback");
+
+        // The client-credentials token endpoint is a destination too.
+        let got = run(
+            &executor,
+            allowing(""),
+            json!({ "url": "https://api.example.com/x", "auth": { "type": "client_credentials", "token_url": "http://169.254.169.254/token", "client_id": "app", "client_secret": "s3cr3t" } }),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(denied_code(&got).as_deref(), Some("egress_denied"), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn checks_every_redirect_before_following_it() {
+        let base = server().await;
+        let recorder = Recorder::new();
+        let port = recorder.port();
+        let lookup = FixedLookup::with(&[("rebind.test", "127.0.0.1"), ("echo.test", "127.0.0.1")]);
+        let executor = HttpExecutor::with_lookup(lookup).unwrap();
+        // The first hop is allowed (it stands for a public host); where it redirects is not.
+        for target in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://rebind.test:{port}/"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+        ] {
+            let got = run(
+                &executor,
+                allowing(&base),
+                json!({ "url": format!("{base}/to?{target}"), "auth": { "type": "bearer", "token": "s3cr3t" } }),
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(denied_code(&got).as_deref(), Some("egress_denied"), "{target}: {got:?}");
+        }
+        assert_eq!(recorder.connections(), 0, "no redirect reached loopback");
+
+        // A redirect to an allowed destination is followed: to a trusted name on the test server.
+        let echo_port = base.rsplit(':').next().unwrap();
+        let mut project = (*allowing(&base)).clone();
+        project.egress.allow.push(Allow::parse("echo.test").unwrap());
+        let got = run(
+            &executor,
+            Arc::new(project),
+            json!({ "url": format!("{base}/to?http://echo.test:{echo_port}/text") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got["body"], json!("plain text"));
+    }
+
+    #[tokio::test]
+    async fn follows_the_egress_config_of_each_calls_project() {
+        let base = server().await;
+        let executor = HttpExecutor::new().unwrap();
+        let input = json!({ "url": format!("{base}/text") });
+        let timeout = Duration::from_secs(5);
+        let denied = run(&executor, allowing(""), input.clone(), timeout).await;
+        assert_eq!(denied_code(&denied).as_deref(), Some("egress_denied"));
+        // idflow.yaml reloaded with an allow entry: the same executor now reaches the server...
+        let allowed = run(&executor, allowing(&base), input.clone(), timeout).await;
+        assert_eq!(allowed.unwrap()["body"], json!("plain text"));
+        // ...and refuses it again once the entry is gone.
+        let denied = run(&executor, allowing(""), input, timeout).await;
+        assert_eq!(denied_code(&denied).as_deref(), Some("egress_denied"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_origin_is_trusted_without_an_allow_entry() {
+        let base = server().await;
+        let mut project = ProjectConfig::default();
+        project.connections.insert(
+            "okta".into(),
+            json!({ "domain": base, "auth": { "type": "ssws", "token": "env:T" } }),
+        );
+        let got = run(
+            &HttpExecutor::new().unwrap(),
+            Arc::new(project),
+            json!({ "url": format!("{base}/text") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got["body"], json!("plain text"));
     }
 
     #[tokio::test]

@@ -426,3 +426,67 @@ fn table(ctx: &mut Ctx, node: &Node, path: &str, allowed: &[&str]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::egress::Allow;
+    use crate::flowfile::parse_project;
+
+    #[test]
+    fn egress_allow_entries_are_read_and_every_bad_one_is_located() {
+        let source = r#"
+egress:
+  allow:
+    - hooks.internal.example
+    - 127.0.0.1:9
+    - "[::1]:8080"
+    - 10.0.0.0/8
+    - "*.corp.example"
+"#;
+        let config = parse_project("idflow.yaml", source).expect("valid config");
+        let shown: Vec<String> = config.egress.allow.iter().map(Allow::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "hooks.internal.example",
+                "127.0.0.1:9",
+                "[::1]:8080",
+                "10.0.0.0/8",
+                "*.corp.example"
+            ]
+        );
+        // Flow style, as the examples write it.
+        let config = parse_project("idflow.yaml", "egress: { allow: [127.0.0.1:8026, 127.0.0.1:9] }\n")
+            .expect("valid config");
+        assert_eq!(config.egress.allow.len(), 2);
+
+        let check = |source: &str, expected: &[&str]| {
+            let got: Vec<String> = match parse_project("idflow.yaml", source) {
+                Ok(_) => Vec::new(),
+                Err(diagnostics) => diagnostics.iter().map(ToString::to_string).collect(),
+            };
+            assert_eq!(got, expected, "\n{source}");
+        };
+        check(
+            "egress:\n  allow:\n    - https://hooks.example.com/x\n    - 10.0.0.1/8\n    - 8080\n    - ok.example\n    - \"\"\n",
+            &[
+                "idflow.yaml:3:7: egress.allow[0]: `https://hooks.example.com/x` is a URL: an entry names a host, host:port, IP address or CIDR block; write `hooks.example.com`",
+                "idflow.yaml:4:7: egress.allow[1]: `10.0.0.1/8` has bits set past the prefix; did you mean `10.0.0.0/8`?",
+                "idflow.yaml:5:7: egress.allow[2]: expected text, got the number 8080",
+                "idflow.yaml:7:7: egress.allow[4]: expected text, got an empty value",
+            ],
+        );
+        check(
+            "egress: { alow: [x.example] }\n",
+            &["idflow.yaml:1:11: egress.alow: unknown key `alow`, expected one of allow; did you mean `allow`?"],
+        );
+        check(
+            "egress: { allow: x.example }\n",
+            &["idflow.yaml:1:18: egress.allow: expected a list of hosts, host:port, IP addresses or CIDR blocks such as [hooks.internal.example, \"127.0.0.1:8026\", 10.0.0.0/8], got `x.example`"],
+        );
+        check(
+            "egress: [x.example]\n",
+            &["idflow.yaml:1:9: egress: expected a mapping, got a list"],
+        );
+    }
+}
