@@ -133,7 +133,10 @@ async fn an_egress_allow_entry_lets_a_flow_reach_a_local_service_with_its_secret
 
     let run = fetch(&server, &format!("http://{addr}/whoami")).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    assert_eq!(run["steps"][0]["output"]["body"], json!({ "authorized": true }));
+    assert_eq!(
+        run["steps"][0]["output"]["body"],
+        json!({ "authorized": true })
+    );
 
     // The entry names one port: the server's own admin API on another port stays out of reach.
     let run = fetch(&server, &server.url("/api/runs")).await;

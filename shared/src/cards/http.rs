@@ -100,7 +100,9 @@ impl HttpExecutor {
     /// An executor with rustls, user agent `idflow/<version>`, at most [`MAX_REDIRECTS`] redirects
     /// and the system resolver, under the egress policy of each call's project.
     pub fn new() -> Result<HttpExecutor, reqwest::Error> {
-        Ok(HttpExecutor::with_clients(CheckedClients::new(MAX_REDIRECTS)?))
+        Ok(HttpExecutor::with_clients(CheckedClients::new(
+            MAX_REDIRECTS,
+        )?))
     }
 
     /// The same, resolving names through `lookup` (tests give names fixed addresses).
@@ -119,11 +121,7 @@ impl HttpExecutor {
         }
     }
 
-    async fn send(
-        &self,
-        client: &reqwest::Client,
-        request: Request,
-    ) -> Result<Value, CardError> {
+    async fn send(&self, client: &reqwest::Client, request: Request) -> Result<Value, CardError> {
         let Request {
             method,
             url,
@@ -138,9 +136,7 @@ impl HttpExecutor {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let mut builder = client
-            .request(method.clone(), url.clone())
-            .headers(headers);
+        let mut builder = client.request(method.clone(), url.clone()).headers(headers);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -292,13 +288,14 @@ impl CardExecutor for HttpExecutor {
             });
         }
         let request = Request::from_input(&call.input)?;
-        let (policy, client) = self.clients.for_project(&call.project).map_err(|error| {
-            CardError::Failed {
-                code: "http_client".into(),
-                message: format!("cannot build the HTTP client: {}", error.without_url()),
-                retryable: false,
-            }
-        })?;
+        let (policy, client) =
+            self.clients
+                .for_project(&call.project)
+                .map_err(|error| CardError::Failed {
+                    code: "http_client".into(),
+                    message: format!("cannot build the HTTP client: {}", error.without_url()),
+                    retryable: false,
+                })?;
         check_destinations(&policy, &request)?;
         match tokio::time::timeout(call.timeout, self.send(&client, request)).await {
             Ok(result) => result,
@@ -833,7 +830,13 @@ mod tests {
 
     /// Runs `http.request` with `input` in a project that allows the test server at `base`.
     async fn call(base: &str, input: Value, timeout: Duration) -> Result<Value, CardError> {
-        run(&HttpExecutor::new().unwrap(), allowing(base), input, timeout).await
+        run(
+            &HttpExecutor::new().unwrap(),
+            allowing(base),
+            input,
+            timeout,
+        )
+        .await
     }
 
     async fn run(
@@ -1264,7 +1267,11 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await;
-            assert_eq!(denied_code(&got).as_deref(), Some("egress_denied"), "{url}: {got:?}");
+            assert_eq!(
+                denied_code(&got).as_deref(),
+                Some("egress_denied"),
+                "{url}: {got:?}"
+            );
             // A name is looked up once, and the addresses checked are the ones connected to.
             let expected_lookups = usize::from(url.contains("rebind.test"));
             assert_eq!(lookup.lookups() - before, expected_lookups, "{url}");
@@ -1279,7 +1286,11 @@ mod tests {
             Duration::from_secs(5),
         )
         .await;
-        assert_eq!(denied_code(&got).as_deref(), Some("egress_denied"), "{got:?}");
+        assert_eq!(
+            denied_code(&got).as_deref(),
+            Some("egress_denied"),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]
@@ -1304,14 +1315,21 @@ mod tests {
                 Duration::from_secs(5),
             )
             .await;
-            assert_eq!(denied_code(&got).as_deref(), Some("egress_denied"), "{target}: {got:?}");
+            assert_eq!(
+                denied_code(&got).as_deref(),
+                Some("egress_denied"),
+                "{target}: {got:?}"
+            );
         }
         assert_eq!(recorder.connections(), 0, "no redirect reached loopback");
 
         // A redirect to an allowed destination is followed: to a trusted name on the test server.
         let echo_port = base.rsplit(':').next().unwrap();
         let mut project = (*allowing(&base)).clone();
-        project.egress.allow.push(Allow::parse("echo.test").unwrap());
+        project
+            .egress
+            .allow
+            .push(Allow::parse("echo.test").unwrap());
         let got = run(
             &executor,
             Arc::new(project),

@@ -87,7 +87,10 @@ fn allow_entries_parse_like_url_hosts_and_name_the_problem() {
     let cases: &[(&str, Result<&str, &str>)] = &[
         ("hooks.internal.example", Ok("hooks.internal.example")),
         ("Hooks.Internal.Example.", Ok("hooks.internal.example")),
-        ("hooks.internal.example:8443", Ok("hooks.internal.example:8443")),
+        (
+            "hooks.internal.example:8443",
+            Ok("hooks.internal.example:8443"),
+        ),
         ("*.corp.example", Ok("*.corp.example")),
         ("*.corp.example:443", Ok("*.corp.example:443")),
         ("127.0.0.1:9", Ok("127.0.0.1:9")),
@@ -102,7 +105,9 @@ fn allow_entries_parse_like_url_hosts_and_name_the_problem() {
         ("", Err("expected a host")),
         (
             "https://hooks.example.com:8443/x",
-            Err("is a URL: an entry names a host, host:port, IP address or CIDR block; write `hooks.example.com:8443`"),
+            Err(
+                "is a URL: an entry names a host, host:port, IP address or CIDR block; write `hooks.example.com:8443`",
+            ),
         ),
         ("10.0.0.1/8", Err("did you mean `10.0.0.0/8`?")),
         ("10.0.0.0/33", Err("`/33` is not a prefix length (0 to 32)")),
@@ -186,7 +191,11 @@ fn refuses_internal_addresses_written_any_way_before_anything_is_sent() {
         "http://[::]:8080/",
         Err("`[::]:8080` is the unspecified address, which reaches this host"),
     );
-    check(&policy, "ftp://example.com/", Err("`ftp:` is not http or https"));
+    check(
+        &policy,
+        "ftp://example.com/",
+        Err("`ftp:` is not http or https"),
+    );
     // Public addresses, and names (their addresses are checked when they resolve).
     check(&policy, "https://93.184.216.34/", Ok(()));
     check(&policy, "https://api.example.com/", Ok(()));
@@ -212,7 +221,11 @@ fn allow_entries_and_connections_are_trusted_on_their_ports() {
     );
     check(&policy, "http://127.0.0.1:9/health", Ok(()));
     check(&policy, "http://127.0.0.1:18080/api/v1/users", Ok(()));
-    check(&policy, "http://localhost:8026/api/chat.postMessage", Ok(()));
+    check(
+        &policy,
+        "http://localhost:8026/api/chat.postMessage",
+        Ok(()),
+    );
     check(&policy, "https://example.okta.com/api/v1/users", Ok(()));
     check(&policy, "http://10.20.3.4:8080/", Ok(()));
     check(&policy, "http://hooks.internal.example:1234/", Ok(()));
@@ -233,11 +246,7 @@ fn allow_entries_and_connections_are_trusted_on_their_ports() {
         "https://a.corp.example/",
         Err("`a.corp.example:443` is trusted on port 8443 only"),
     );
-    check(
-        &policy,
-        "https://corp.example:8443/",
-        Ok(()),
-    );
+    check(&policy, "https://corp.example:8443/", Ok(()));
     check(
         &policy,
         "http://10.21.0.1/",

@@ -4,7 +4,8 @@
 //! checks of a directory still know which callers and tokens exist.
 
 use super::check::{
-    Ctx, choice, fields, flow_name_problem, identifier_problem, list, mapping, nonempty_text, secret,
+    Ctx, choice, fields, flow_name_problem, identifier_problem, list, mapping, nonempty_text,
+    secret,
 };
 use super::flow::Reference;
 use super::tree::{Node, NodeValue, preview};
@@ -456,8 +457,11 @@ egress:
             ]
         );
         // Flow style, as the examples write it.
-        let config = parse_project("idflow.yaml", "egress: { allow: [127.0.0.1:8026, 127.0.0.1:9] }\n")
-            .expect("valid config");
+        let config = parse_project(
+            "idflow.yaml",
+            "egress: { allow: [127.0.0.1:8026, 127.0.0.1:9] }\n",
+        )
+        .expect("valid config");
         assert_eq!(config.egress.allow.len(), 2);
 
         let check = |source: &str, expected: &[&str]| {
@@ -478,11 +482,15 @@ egress:
         );
         check(
             "egress: { alow: [x.example] }\n",
-            &["idflow.yaml:1:11: egress.alow: unknown key `alow`, expected one of allow; did you mean `allow`?"],
+            &[
+                "idflow.yaml:1:11: egress.alow: unknown key `alow`, expected one of allow; did you mean `allow`?",
+            ],
         );
         check(
             "egress: { allow: x.example }\n",
-            &["idflow.yaml:1:18: egress.allow: expected a list of hosts, host:port, IP addresses or CIDR blocks such as [hooks.internal.example, \"127.0.0.1:8026\", 10.0.0.0/8], got `x.example`"],
+            &[
+                "idflow.yaml:1:18: egress.allow: expected a list of hosts, host:port, IP addresses or CIDR blocks such as [hooks.internal.example, \"127.0.0.1:8026\", 10.0.0.0/8], got `x.example`",
+            ],
         );
         check(
             "egress: [x.example]\n",
