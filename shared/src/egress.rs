@@ -415,9 +415,10 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Rule> {
         bits & kept == base
     };
     let low_v4 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
-    // ::ffff:a.b.c.d (mapped), ::a.b.c.d (compatible, deprecated) and 64:ff9b::a.b.c.d (NAT64) reach
-    // the IPv4 address they carry.
+    // ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (translated), ::a.b.c.d (compatible, deprecated)
+    // and 64:ff9b::a.b.c.d (NAT64) reach the IPv4 address they carry.
     if within(0xffff_0000_0000, 96)
+        || within(0xffff_0000_0000_0000, 96)
         || within(0, 96)
         || within(0x0064_ff9b_0000_0000_0000_0000_0000_0000, 96)
     {

@@ -62,6 +62,7 @@ fn classifies_every_range_refused_by_default() {
         ("::ffff:127.0.0.1", Some(Rule::Loopback)),
         ("::ffff:169.254.169.254", Some(Rule::LinkLocal)),
         ("::10.0.0.1", Some(Rule::Private)),
+        ("::ffff:0:7f00:1", Some(Rule::Loopback)),
         ("64:ff9b::a9fe:a9fe", Some(Rule::LinkLocal)),
         ("64:ff9b:1::1", Some(Rule::Private)),
         ("2002:7f00:1::1", Some(Rule::Loopback)),
