@@ -60,8 +60,15 @@ async fn sigkilled_run_resumes_after_its_last_completed_step() {
             )
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let outside = format!("http://{}", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap();
+    let outside = format!("http://{address}");
     tokio::spawn(async move { axum::serve(listener, app).await });
+    // The outside world is on loopback here, which flows may only reach when idflow.yaml allows it.
+    std::fs::write(
+        flows.join("idflow.yaml"),
+        format!("egress: {{ allow: [\"{address}\"] }}\n"),
+    )
+    .unwrap();
 
     let http = reqwest::Client::new();
     let (mut child, base) = serve(&flows, &data).await;

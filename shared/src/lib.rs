@@ -14,6 +14,7 @@
 //! - [`ports`]: the traits for storage, queue, clock, secrets and schedules.
 //! - [`adapters`]: the embedded implementations (SQLite, system clock, env/file secrets, local scheduler).
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
+//! - [`egress`]: the egress policy: where requests that flows build may go (SSRF defence).
 //! - [`email`]: email messages and the [`email::EmailSender`] port (SMTP locally, SES in AWS).
 //! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`api`]: the axum routers shared by `idflow serve` and the Lambda functions.
@@ -34,6 +35,7 @@ pub mod console;
 pub mod delegated;
 pub mod diag;
 pub mod duration;
+pub mod egress;
 pub mod email;
 pub mod engine;
 pub mod flowfile;

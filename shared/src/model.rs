@@ -447,4 +447,15 @@ pub struct ProjectConfig {
     pub secrets: BTreeMap<String, SecretRef>,
     /// `vars`: constants available as `vars.*` in templates.
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// `egress`: where requests that flows build may go besides public addresses and the
+    /// connections' own origins.
+    pub egress: EgressConfig,
+}
+
+/// `egress: { allow: [...] }` of `idflow.yaml` (see [`crate::egress`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EgressConfig {
+    /// Hosts, `host:port`s, addresses and CIDR blocks that flows' requests may reach although the
+    /// default rules refuse them (loopback, private ranges, ...).
+    pub allow: Vec<crate::egress::Allow>,
 }

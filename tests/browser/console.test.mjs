@@ -85,6 +85,11 @@ before(async () => {
   fs.writeFileSync(path.join(flows, "lookup-user.yaml"), lookup.replaceAll("__PORT__", String(port)));
   // An admin token, so the console's token prompt is exercised too.
   fs.appendFileSync(path.join(flows, "idflow.yaml"), '\nadmin: { token: "env:IDFLOW_ADMIN_TOKEN" }\n');
+  // lookup-user calls the server itself on loopback, which flows reach only when egress.allow says so.
+  const config = fs.readFileSync(path.join(flows, "idflow.yaml"), "utf8");
+  const allowed = config.replace(/^egress:\n  allow:\n/m, (block) => `${block}    - "127.0.0.1:${port}"\n`);
+  assert.notEqual(allowed, config, "examples/flows/idflow.yaml has an `egress: allow:` block to extend");
+  fs.writeFileSync(path.join(flows, "idflow.yaml"), allowed);
 
   server = spawn(bin, ["serve", "--flows", flows, "--data", path.join(dir, "data"), "--addr", `127.0.0.1:${port}`, "--no-reload"], {
     env: { ...process.env, IDFLOW_ADMIN_TOKEN: TOKEN, GREET_TOKEN: "greet-token", IDFLOW_LOG: "warn" },

@@ -109,7 +109,9 @@ steps:
     retry: { max: 3, backoff: 10ms, on: [5xx] }
     with: { url: "{{ input.url }}" }
 "#;
-    let server = TestServer::start(&[("probe.yaml", flow)]).await;
+    // The flaky service is on loopback, which flows reach only when idflow.yaml allows it.
+    let config = format!("egress: {{ allow: [\"{addr}\"] }}\n");
+    let server = TestServer::start(&[("idflow.yaml", &config), ("probe.yaml", flow)]).await;
     let response = server
         .http
         .post(server.url("/api/flows/probe/runs"))

@@ -5,6 +5,7 @@ mod aws;
 mod console;
 mod delegated;
 mod deploy;
+mod egress;
 mod functions;
 mod helpers;
 mod hooks;

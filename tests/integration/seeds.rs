@@ -99,6 +99,10 @@ callers:
   okta-access-requests: {{ token: "file:./oig.token" }}
 secrets:
   okta-api-token: "file:./okta.token"
+# The Slack webhook sink, and okta-sim as request-enrichment's settings table spells it (`localhost`;
+# as the `okta` connection spells it, 127.0.0.1, it is trusted already).
+egress:
+  allow: ["{sink_host}", "localhost:{sim_port}"]
 vars:
   slackWebhook: "{sink}/slack"
   securityEmail: security@example.com
@@ -106,6 +110,13 @@ vars:
 "#,
         okta = sim.base_url(),
         sink = sink.base,
+        sink_host = sink.base.trim_start_matches("http://"),
+        sim_port = sim
+            .base_url()
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap_or_default(),
     )
 }
 

@@ -1,15 +1,19 @@
 //! `http.request`: any HTTP API, with bearer, basic, custom-header or OAuth 2.0 client-credentials
 //! auth and timeouts.
 //!
-//! The executor validates the rendered `with:` object into a request, sends it with reqwest (rustls,
-//! at most five redirects) and answers `{ status, headers, body }`. Failures are classified for retry
-//! policies: a non-2xx answer is [`CardError::Status`] (with `Retry-After` when the server sent one),
-//! an unreachable host is [`CardError::Network`], and a call that outlives the step timeout is
-//! [`CardError::Timeout`]. Responses larger than [`MAX_RESPONSE_BYTES`] are refused rather than held
-//! in memory. Client-credentials tokens are cached per executor until shortly before they expire.
+//! The executor validates the rendered `with:` object into a request, checks its URL (and a
+//! client-credentials `token_url`) against the project's egress policy, sends it with reqwest (rustls,
+//! at most five redirects, each checked against the policy, names resolved by the policy's resolver)
+//! and answers `{ status, headers, body }`. Failures are classified for retry policies: a non-2xx
+//! answer is [`CardError::Status`] (with `Retry-After` when the server sent one), an unreachable host
+//! is [`CardError::Network`], a destination the policy refuses is a non-retryable
+//! [`CardError::Failed`] with code `egress_denied` (see [`crate::egress`]), and a call that outlives
+//! the step timeout is [`CardError::Timeout`]. Responses larger than [`MAX_RESPONSE_BYTES`] are
+//! refused rather than held in memory. Client-credentials tokens are cached per executor until
+//! shortly before they expire.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::registry::{CardKind, CardSpec, FieldSpec};
 use super::{CardCall, CardError, CardExecutor};
+use crate::egress::{CheckedClients, EgressDenied, EgressPolicy, Lookup};
 
 /// The largest response body read, in bytes (10 MiB).
 pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -42,7 +47,7 @@ pub const CARDS: &[CardSpec] = &[CardSpec {
             name: "url",
             kind: "text",
             required: true,
-            doc: "`http://` or `https://` URL",
+            doc: "`http://` or `https://` URL. Loopback, private, link-local (cloud metadata) and this host's addresses are refused unless `egress.allow` in `idflow.yaml` lists them or a connection names them",
         },
         FieldSpec {
             name: "headers",
@@ -75,14 +80,15 @@ pub const CARDS: &[CardSpec] = &[CardSpec {
             doc: "`{ type: bearer, token }`, `{ type: basic, username, password }` or `{ type: header, name, value }` or `{ type: client_credentials, token_url, client_id, client_secret, scope, audience, client_auth: basic | body }` (OAuth 2.0, token cached until it expires); take the values from `secret('…')`",
         },
     ],
-    output: "`{ status, headers, body }`: `body` is parsed JSON when the response is JSON, otherwise text (`null` when empty). A status outside 200–299 fails the step with the body as error detail",
+    output: "`{ status, headers, body }`: `body` is parsed JSON when the response is JSON, otherwise text (`null` when empty). A status outside 200–299 fails the step with the body as error detail; a destination the egress policy refuses fails it with `egress_denied` before anything is sent",
     kind: CardKind::Io,
     open: false,
 }];
 
 /// Executes `http.request`.
 pub struct HttpExecutor {
-    client: reqwest::Client,
+    /// Clients that enforce the egress policy of the calling project.
+    clients: CheckedClients,
     /// Client-credentials access tokens by token request, with the instant they stop being used.
     tokens: Mutex<HashMap<ClientCredentials, (String, Instant)>>,
 }
@@ -91,25 +97,31 @@ pub struct HttpExecutor {
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 impl HttpExecutor {
-    /// A client with rustls, user agent `idflow/<version>` and at most [`MAX_REDIRECTS`] redirects.
+    /// An executor with rustls, user agent `idflow/<version>`, at most [`MAX_REDIRECTS`] redirects
+    /// and the system resolver, under the egress policy of each call's project.
     pub fn new() -> Result<HttpExecutor, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .user_agent(concat!("idflow/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .build()?;
-        Ok(HttpExecutor::with_client(client))
+        Ok(HttpExecutor::with_clients(CheckedClients::new(
+            MAX_REDIRECTS,
+        )?))
     }
 
-    /// Wraps a client built elsewhere (shared connection pool, proxies, custom roots).
-    pub fn with_client(client: reqwest::Client) -> HttpExecutor {
+    /// The same, resolving names through `lookup` (tests give names fixed addresses).
+    pub fn with_lookup(lookup: Arc<dyn Lookup>) -> Result<HttpExecutor, reqwest::Error> {
+        Ok(HttpExecutor::with_clients(CheckedClients::with_lookup(
+            lookup,
+            MAX_REDIRECTS,
+        )?))
+    }
+
+    /// An executor over clients built elsewhere (fixed own addresses in tests).
+    pub fn with_clients(clients: CheckedClients) -> HttpExecutor {
         HttpExecutor {
-            client,
+            clients,
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn send(&self, request: Request) -> Result<Value, CardError> {
+    async fn send(&self, client: &reqwest::Client, request: Request) -> Result<Value, CardError> {
         let Request {
             method,
             url,
@@ -118,16 +130,13 @@ impl HttpExecutor {
             client_credentials,
         } = request;
         if let Some(credentials) = &client_credentials {
-            let token = self.access_token(credentials).await?;
+            let token = self.access_token(client, credentials).await?;
             let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| invalid("auth", "the token endpoint returned an unusable token"))?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let mut builder = self
-            .client
-            .request(method.clone(), url.clone())
-            .headers(headers);
+        let mut builder = client.request(method.clone(), url.clone()).headers(headers);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -176,7 +185,11 @@ impl HttpExecutor {
 
 impl HttpExecutor {
     /// A cached or freshly requested client-credentials access token.
-    async fn access_token(&self, credentials: &ClientCredentials) -> Result<String, CardError> {
+    async fn access_token(
+        &self,
+        client: &reqwest::Client,
+        credentials: &ClientCredentials,
+    ) -> Result<String, CardError> {
         let cached = self
             .tokens
             .lock()
@@ -204,8 +217,7 @@ impl HttpExecutor {
             .map(|(name, value)| format!("{name}={}", crate::template::percent_encode(value)))
             .collect::<Vec<_>>()
             .join("&");
-        let mut request = self
-            .client
+        let mut request = client
             .post(credentials.token_url.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(reqwest::header::ACCEPT, "application/json")
@@ -276,10 +288,40 @@ impl CardExecutor for HttpExecutor {
             });
         }
         let request = Request::from_input(&call.input)?;
-        match tokio::time::timeout(call.timeout, self.send(request)).await {
+        let (policy, client) =
+            self.clients
+                .for_project(&call.project)
+                .map_err(|error| CardError::Failed {
+                    code: "http_client".into(),
+                    message: format!("cannot build the HTTP client: {}", error.without_url()),
+                    retryable: false,
+                })?;
+        check_destinations(&policy, &request)?;
+        match tokio::time::timeout(call.timeout, self.send(&client, request)).await {
             Ok(result) => result,
             Err(_) => Err(CardError::Timeout(call.timeout)),
         }
+    }
+}
+
+/// Refuses a request whose URL or token endpoint the policy denies, before anything is sent. Names
+/// that need resolving are checked again by the client's resolver, on the addresses it connects to.
+fn check_destinations(policy: &EgressPolicy, request: &Request) -> Result<(), CardError> {
+    policy.check_url(&request.url).map_err(egress_denied)?;
+    if let Some(credentials) = &request.client_credentials {
+        policy
+            .check_url(&credentials.token_url)
+            .map_err(egress_denied)?;
+    }
+    Ok(())
+}
+
+/// A refusal of the egress policy: never retried, since the same request is refused again.
+fn egress_denied(denied: EgressDenied) -> CardError {
+    CardError::Failed {
+        code: "egress_denied".into(),
+        message: denied.to_string(),
+        retryable: false,
     }
 }
 
@@ -624,6 +666,9 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CardError
 /// Classifies a transport error. The URL is removed (its query may hold a token) and the causes are
 /// kept, since reqwest's own message ("error sending request") says little.
 fn send_error(err: reqwest::Error) -> CardError {
+    if let Some(denied) = EgressDenied::find_in(&err) {
+        return egress_denied(denied.clone());
+    }
     if err.is_redirect() {
         return CardError::Failed {
             code: "too_many_redirects".into(),
@@ -655,6 +700,8 @@ mod tests {
     use axum::response::{IntoResponse, Response};
     use axum::routing::{any, get};
 
+    use crate::egress::Allow;
+    use crate::model::ProjectConfig;
     use crate::run::RunId;
 
     async fn echo(
@@ -748,6 +795,14 @@ mod tests {
                 get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }),
             )
             .route("/hang", get(std::future::pending::<&'static str>))
+            .route(
+                "/to",
+                get(|RawQuery(query): RawQuery| async move {
+                    // `/to?<url>` redirects to the URL given as the whole query.
+                    let target = query.unwrap_or_default();
+                    (StatusCode::FOUND, [("location", target)])
+                }),
+            )
             .route("/big", get(|| async { vec![b'x'; MAX_RESPONSE_BYTES + 1] }))
             .route(
                 "/big-stream",
@@ -763,8 +818,33 @@ mod tests {
         format!("http://{address}")
     }
 
-    async fn call(input: Value, timeout: Duration) -> Result<Value, CardError> {
-        let executor = HttpExecutor::new().unwrap();
+    /// A project whose `egress.allow` lists the test server at `base` (`http://127.0.0.1:<port>`),
+    /// or the default project for an empty `base`.
+    fn allowing(base: &str) -> Arc<ProjectConfig> {
+        let mut project = ProjectConfig::default();
+        if let Some(host) = base.strip_prefix("http://") {
+            project.egress.allow.push(Allow::parse(host).unwrap());
+        }
+        Arc::new(project)
+    }
+
+    /// Runs `http.request` with `input` in a project that allows the test server at `base`.
+    async fn call(base: &str, input: Value, timeout: Duration) -> Result<Value, CardError> {
+        run(
+            &HttpExecutor::new().unwrap(),
+            allowing(base),
+            input,
+            timeout,
+        )
+        .await
+    }
+
+    async fn run(
+        executor: &HttpExecutor,
+        project: Arc<ProjectConfig>,
+        input: Value,
+        timeout: Duration,
+    ) -> Result<Value, CardError> {
         let call = CardCall {
             card: "http.request".into(),
             input,
@@ -772,7 +852,7 @@ mod tests {
             run_id: RunId::new_at(Utc::now()),
             step: "s1".into(),
             attempt: 1,
-            project: Default::default(),
+            project,
         };
         executor.execute(&call).await
     }
@@ -781,7 +861,7 @@ mod tests {
     /// `expected` names (`status`, `body`, ...) or the error.
     async fn check(base: &str, mut input: Value, expected: Result<Value, CardError>) {
         input["url"] = json!(format!("{base}{}", input["url"].as_str().unwrap_or("")));
-        let got = call(input.clone(), Duration::from_secs(5)).await;
+        let got = call(base, input.clone(), Duration::from_secs(5)).await;
         match (got, expected) {
             (Ok(output), Ok(Value::Object(fields))) => {
                 for (name, value) in fields {
@@ -797,6 +877,7 @@ mod tests {
         let base = server().await;
         check(&base, json!({ "url": "/echo" }), Ok(json!({ "status": 200, "body": { "method": "GET", "query": null, "authorization": null, "x_api_key": null, "content_type": null, "user_agent": concat!("idflow/", env!("CARGO_PKG_VERSION")), "body": "" } }))).await;
         let got = call(
+            &base,
             json!({ "method": "post", "url": format!("{base}/echo"), "body": { "a": 1 } }),
             Duration::from_secs(5),
         )
@@ -812,6 +893,7 @@ mod tests {
         );
         assert_eq!(got["headers"]["content-type"], json!("application/json"));
         let got = call(
+            &base,
             json!({ "method": "PUT", "url": format!("{base}/echo"), "body": "raw <text>" }),
             Duration::from_secs(5),
         )
@@ -829,12 +911,12 @@ mod tests {
                 json!("raw <text>")
             )
         );
-        let got = call(json!({ "method": "PATCH", "url": format!("{base}/echo"), "body": [1], "headers": { "content-type": "application/merge-patch+json" } }), Duration::from_secs(5)).await.unwrap();
+        let got = call(&base, json!({ "method": "PATCH", "url": format!("{base}/echo"), "body": [1], "headers": { "content-type": "application/merge-patch+json" } }), Duration::from_secs(5)).await.unwrap();
         assert_eq!(
             got["body"]["content_type"],
             json!("application/merge-patch+json")
         );
-        let got = call(json!({ "method": "POST", "url": format!("{base}/echo"), "form": { "grant_type": "client_credentials", "scope": "a b" } }), Duration::from_secs(5)).await.unwrap();
+        let got = call(&base, json!({ "method": "POST", "url": format!("{base}/echo"), "form": { "grant_type": "client_credentials", "scope": "a b" } }), Duration::from_secs(5)).await.unwrap();
         assert_eq!(
             (
                 got["body"]["content_type"].clone(),
@@ -845,7 +927,7 @@ mod tests {
                 json!("grant_type=client_credentials&scope=a%20b")
             )
         );
-        let got = call(json!({ "method": "DELETE", "url": format!("{base}/echo?keep=1"), "query": { "q": "a b", "n": 2, "tag": ["x", "y"], "skip": null } }), Duration::from_secs(5)).await.unwrap();
+        let got = call(&base, json!({ "method": "DELETE", "url": format!("{base}/echo?keep=1"), "query": { "q": "a b", "n": 2, "tag": ["x", "y"], "skip": null } }), Duration::from_secs(5)).await.unwrap();
         assert_eq!(
             (got["body"]["method"].clone(), got["body"]["query"].clone()),
             (json!("DELETE"), json!("keep=1&q=a+b&n=2&tag=x&tag=y"))
@@ -883,6 +965,7 @@ mod tests {
             let base = base.clone();
             async move {
                 call(
+                    &base,
                     json!({ "url": format!("{base}/echo"), "auth": auth }),
                     Duration::from_secs(5),
                 )
@@ -904,6 +987,7 @@ mod tests {
             json!("k3y")
         );
         let err = call(
+            &base,
             json!({ "url": format!("{base}/echo"), "auth": { "type": "digest" } }),
             Duration::from_secs(5),
         )
@@ -917,6 +1001,7 @@ mod tests {
             )
         );
         let err = call(
+            &base,
             json!({ "url": format!("{base}/echo"), "auth": { "type": "bearer" } }),
             Duration::from_secs(5),
         )
@@ -937,7 +1022,7 @@ mod tests {
                 run_id: RunId::new_at(Utc::now()),
                 step: "s1".into(),
                 attempt: 1,
-                project: Default::default(),
+                project: allowing(&base),
             };
             let executor = &executor;
             async move { executor.execute(&call).await }
@@ -1024,6 +1109,7 @@ mod tests {
         )
         .await;
         let err = call(
+            &base,
             json!({ "url": format!("{base}/status/404") }),
             Duration::from_secs(5),
         )
@@ -1031,6 +1117,7 @@ mod tests {
         .unwrap_err();
         assert!(!err.is_retryable());
         let err = call(
+            &base,
             json!({ "url": format!("{base}/status/429") }),
             Duration::from_secs(5),
         )
@@ -1044,7 +1131,7 @@ mod tests {
         let base = server().await;
         let timeout = Duration::from_millis(200);
         assert_eq!(
-            call(json!({ "url": format!("{base}/hang") }), timeout).await,
+            call(&base, json!({ "url": format!("{base}/hang") }), timeout).await,
             Err(CardError::Timeout(timeout))
         );
 
@@ -1053,6 +1140,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         drop(listener);
         let err = call(
+            &format!("http://{address}"),
             json!({ "url": format!("http://{address}/x?token=s3cr3t") }),
             Duration::from_secs(5),
         )
@@ -1065,6 +1153,7 @@ mod tests {
         assert!(err.is_retryable());
 
         let err = call(
+            &base,
             json!({ "url": format!("{base}/loop") }),
             Duration::from_secs(5),
         )
@@ -1076,11 +1165,223 @@ mod tests {
         );
     }
 
+    /// Names with fixed addresses, counting lookups: a name "resolving" to loopback without DNS.
+    #[derive(Default)]
+    struct FixedLookup {
+        names: HashMap<String, Vec<std::net::IpAddr>>,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FixedLookup {
+        fn with(names: &[(&str, &str)]) -> Arc<FixedLookup> {
+            Arc::new(FixedLookup {
+                names: names
+                    .iter()
+                    .map(|(name, ip)| ((*name).to_owned(), vec![ip.parse().unwrap()]))
+                    .collect(),
+                lookups: Default::default(),
+            })
+        }
+
+        fn lookups(&self) -> usize {
+            self.lookups.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl Lookup for FixedLookup {
+        fn lookup(
+            &self,
+            host: &str,
+        ) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::IpAddr>>> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let found = self.names.get(host).cloned().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {host}"))
+            });
+            Box::pin(async move { found })
+        }
+    }
+
+    /// A listener nobody serves: a connection made to it waits in its accept queue, so an empty
+    /// queue after a call proves nothing (no header, no secret) reached it.
+    struct Recorder(std::net::TcpListener);
+
+    impl Recorder {
+        fn new() -> Recorder {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            Recorder(listener)
+        }
+
+        fn port(&self) -> u16 {
+            self.0.local_addr().unwrap().port()
+        }
+
+        fn connections(&self) -> usize {
+            let mut count = 0;
+            while self.0.accept().is_ok() {
+                count += 1;
+            }
+            count
+        }
+    }
+
+    /// The error code of a refused call, asserting it is not retried.
+    fn denied_code(result: &Result<Value, CardError>) -> Option<String> {
+        match result {
+            Err(CardError::Failed {
+                code,
+                message,
+                retryable: false,
+            }) if code == "egress_denied" => {
+                assert!(!message.contains("s3cr3t"), "{message}");
+                Some(code.clone())
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_internal_destinations_and_sends_them_nothing() {
+        let recorder = Recorder::new();
+        let port = recorder.port();
+        let lookup = FixedLookup::with(&[("rebind.test", "127.0.0.1")]);
+        let executor = HttpExecutor::with_lookup(lookup.clone()).unwrap();
+        let secret = json!({ "type": "bearer", "token": "s3cr3t" });
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+            format!("http://localhost.:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://2130706433:{port}/"),
+            format!("http://0177.0.0.1:{port}/"),
+            format!("http://rebind.test:{port}/?token=s3cr3t"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "http://192.168.1.1/".to_owned(),
+        ] {
+            let before = lookup.lookups();
+            let got = run(
+                &executor,
+                allowing(""),
+                json!({ "url": url, "auth": secret }),
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(
+                denied_code(&got).as_deref(),
+                Some("egress_denied"),
+                "{url}: {got:?}"
+            );
+            // A name is looked up once, and the addresses checked are the ones connected to.
+            let expected_lookups = usize::from(url.contains("rebind.test"));
+            assert_eq!(lookup.lookups() - before, expected_lookups, "{url}");
+        }
+        assert_eq!(recorder.connections(), 0, "nothing reached loopback");
+
+        // The client-credentials token endpoint is a destination too.
+        let got = run(
+            &executor,
+            allowing(""),
+            json!({ "url": "https://api.example.com/x", "auth": { "type": "client_credentials", "token_url": "http://169.254.169.254/token", "client_id": "app", "client_secret": "s3cr3t" } }),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            denied_code(&got).as_deref(),
+            Some("egress_denied"),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_every_redirect_before_following_it() {
+        let base = server().await;
+        let recorder = Recorder::new();
+        let port = recorder.port();
+        let lookup = FixedLookup::with(&[("rebind.test", "127.0.0.1"), ("echo.test", "127.0.0.1")]);
+        let executor = HttpExecutor::with_lookup(lookup).unwrap();
+        // The first hop is allowed (it stands for a public host); where it redirects is not.
+        for target in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://rebind.test:{port}/"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+        ] {
+            let got = run(
+                &executor,
+                allowing(&base),
+                json!({ "url": format!("{base}/to?{target}"), "auth": { "type": "bearer", "token": "s3cr3t" } }),
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(
+                denied_code(&got).as_deref(),
+                Some("egress_denied"),
+                "{target}: {got:?}"
+            );
+        }
+        assert_eq!(recorder.connections(), 0, "no redirect reached loopback");
+
+        // A redirect to an allowed destination is followed: to a trusted name on the test server.
+        let echo_port = base.rsplit(':').next().unwrap();
+        let mut project = (*allowing(&base)).clone();
+        project
+            .egress
+            .allow
+            .push(Allow::parse("echo.test").unwrap());
+        let got = run(
+            &executor,
+            Arc::new(project),
+            json!({ "url": format!("{base}/to?http://echo.test:{echo_port}/text") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got["body"], json!("plain text"));
+    }
+
+    #[tokio::test]
+    async fn follows_the_egress_config_of_each_calls_project() {
+        let base = server().await;
+        let executor = HttpExecutor::new().unwrap();
+        let input = json!({ "url": format!("{base}/text") });
+        let timeout = Duration::from_secs(5);
+        let denied = run(&executor, allowing(""), input.clone(), timeout).await;
+        assert_eq!(denied_code(&denied).as_deref(), Some("egress_denied"));
+        // idflow.yaml reloaded with an allow entry: the same executor now reaches the server...
+        let allowed = run(&executor, allowing(&base), input.clone(), timeout).await;
+        assert_eq!(allowed.unwrap()["body"], json!("plain text"));
+        // ...and refuses it again once the entry is gone.
+        let denied = run(&executor, allowing(""), input, timeout).await;
+        assert_eq!(denied_code(&denied).as_deref(), Some("egress_denied"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_origin_is_trusted_without_an_allow_entry() {
+        let base = server().await;
+        let mut project = ProjectConfig::default();
+        project.connections.insert(
+            "okta".into(),
+            json!({ "domain": base, "auth": { "type": "ssws", "token": "env:T" } }),
+        );
+        let got = run(
+            &HttpExecutor::new().unwrap(),
+            Arc::new(project),
+            json!({ "url": format!("{base}/text") }),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got["body"], json!("plain text"));
+    }
+
     #[tokio::test]
     async fn refuses_oversize_responses() {
         let base = server().await;
         for path in ["/big", "/big-stream"] {
             let err = call(
+                &base,
                 json!({ "url": format!("{base}{path}") }),
                 Duration::from_secs(20),
             )
@@ -1099,7 +1400,7 @@ mod tests {
             let field = field.to_owned();
             let fragment = fragment.to_owned();
             async move {
-                match call(input.clone(), Duration::from_secs(1)).await {
+                match call("", input.clone(), Duration::from_secs(1)).await {
                     Err(CardError::InvalidInput {
                         field: got,
                         message,

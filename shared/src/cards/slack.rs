@@ -10,6 +10,10 @@
 //! transient errors). A 429 carries `Retry-After`: a short wait is [`CardError::Status`] with the
 //! wait, which a step's retry policy honours; a long one is [`CardError::Throttled`], which parks the
 //! run instead of holding a worker.
+//!
+//! Every destination comes from `idflow.yaml` (the `base_url` and the webhook secret), so the egress
+//! policy trusts it; the client never follows a redirect ([`crate::egress::configured_client`]), so no
+//! answer can carry the token anywhere else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,11 +95,7 @@ impl SlackExecutor {
     /// An executor with its own HTTP client (rustls, no redirects: Slack does not redirect API calls,
     /// and a redirect must not carry the token elsewhere).
     pub fn new(secrets: Arc<dyn Secrets>) -> Result<SlackExecutor, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .user_agent(concat!("idflow/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let client = crate::egress::configured_client()?;
         Ok(SlackExecutor { client, secrets })
     }
 

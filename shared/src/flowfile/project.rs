@@ -4,7 +4,8 @@
 //! checks of a directory still know which callers and tokens exist.
 
 use super::check::{
-    Ctx, choice, fields, flow_name_problem, identifier_problem, mapping, nonempty_text, secret,
+    Ctx, choice, fields, flow_name_problem, identifier_problem, list, mapping, nonempty_text,
+    secret,
 };
 use super::flow::Reference;
 use super::tree::{Node, NodeValue, preview};
@@ -20,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "api",
     "secrets",
     "jwks",
+    "egress",
 ];
 
 /// Keys whose values are secrets wherever they appear in a connection or caller.
@@ -177,7 +179,37 @@ pub(crate) fn decode_project(ctx: &mut Ctx, root: &Node) -> (ProjectConfig, Proj
             }
         }
     }
+    if let Some(node) = top.get("egress") {
+        config.egress.allow = egress(ctx, node);
+    }
     (config, facts)
+}
+
+/// `egress: { allow: [host, host:port, address, CIDR block, ...] }`: every entry is checked, and the
+/// valid ones are kept.
+fn egress(ctx: &mut Ctx, node: &Node) -> Vec<crate::egress::Allow> {
+    let mut allowed = Vec::new();
+    let Some(egress) = fields(ctx, node, "egress", &["allow"]) else {
+        return allowed;
+    };
+    let expected = "a list of hosts, host:port, IP addresses or CIDR blocks such as [hooks.internal.example, \"127.0.0.1:8026\", 10.0.0.0/8]";
+    let Some(items) = egress
+        .get("allow")
+        .and_then(|node| list(ctx, node, &egress.path_of("allow"), expected))
+    else {
+        return allowed;
+    };
+    for (index, item) in items.iter().enumerate() {
+        let path = super::tree::index_path(&egress.path_of("allow"), index);
+        let Some(text) = nonempty_text(ctx, item, &path) else {
+            continue;
+        };
+        match crate::egress::Allow::parse(&text) {
+            Ok(entry) => allowed.push(entry),
+            Err(message) => ctx.error(item.location, &path, message),
+        }
+    }
+    allowed
 }
 
 /// Names of connections, callers and secrets: letters, digits, `-`, `_` and `.`.
@@ -393,5 +425,76 @@ fn table(ctx: &mut Ctx, node: &Node, path: &str, allowed: &[&str]) {
             );
             ctx.error(key.location, &table.path_of("key"), message);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::egress::Allow;
+    use crate::flowfile::parse_project;
+
+    #[test]
+    fn egress_allow_entries_are_read_and_every_bad_one_is_located() {
+        let source = r#"
+egress:
+  allow:
+    - hooks.internal.example
+    - 127.0.0.1:9
+    - "[::1]:8080"
+    - 10.0.0.0/8
+    - "*.corp.example"
+"#;
+        let config = parse_project("idflow.yaml", source).expect("valid config");
+        let shown: Vec<String> = config.egress.allow.iter().map(Allow::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "hooks.internal.example",
+                "127.0.0.1:9",
+                "[::1]:8080",
+                "10.0.0.0/8",
+                "*.corp.example"
+            ]
+        );
+        // Flow style, as the examples write it.
+        let config = parse_project(
+            "idflow.yaml",
+            "egress: { allow: [127.0.0.1:8026, 127.0.0.1:9] }\n",
+        )
+        .expect("valid config");
+        assert_eq!(config.egress.allow.len(), 2);
+
+        let check = |source: &str, expected: &[&str]| {
+            let got: Vec<String> = match parse_project("idflow.yaml", source) {
+                Ok(_) => Vec::new(),
+                Err(diagnostics) => diagnostics.iter().map(ToString::to_string).collect(),
+            };
+            assert_eq!(got, expected, "\n{source}");
+        };
+        check(
+            "egress:\n  allow:\n    - https://hooks.example.com/x\n    - 10.0.0.1/8\n    - 8080\n    - ok.example\n    - \"\"\n",
+            &[
+                "idflow.yaml:3:7: egress.allow[0]: `https://hooks.example.com/x` is a URL: an entry names a host, host:port, IP address or CIDR block; write `hooks.example.com`",
+                "idflow.yaml:4:7: egress.allow[1]: `10.0.0.1/8` has bits set past the prefix; did you mean `10.0.0.0/8`?",
+                "idflow.yaml:5:7: egress.allow[2]: expected text, got the number 8080",
+                "idflow.yaml:7:7: egress.allow[4]: expected text, got an empty value",
+            ],
+        );
+        check(
+            "egress: { alow: [x.example] }\n",
+            &[
+                "idflow.yaml:1:11: egress.alow: unknown key `alow`, expected one of allow; did you mean `allow`?",
+            ],
+        );
+        check(
+            "egress: { allow: x.example }\n",
+            &[
+                "idflow.yaml:1:18: egress.allow: expected a list of hosts, host:port, IP addresses or CIDR blocks such as [hooks.internal.example, \"127.0.0.1:8026\", 10.0.0.0/8], got `x.example`",
+            ],
+        );
+        check(
+            "egress: [x.example]\n",
+            &["idflow.yaml:1:9: egress: expected a mapping, got a list"],
+        );
     }
 }

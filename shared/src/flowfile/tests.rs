@@ -981,7 +981,7 @@ fn reports_project_config_problems() {
     check_project(
         "conections: {}\n",
         &[
-            "idflow.yaml:1:1: conections: unknown key `conections`, expected one of connections, hooks, callers, tables, admin, vars, api, secrets, jwks; did you mean `connections`?",
+            "idflow.yaml:1:1: conections: unknown key `conections`, expected one of connections, hooks, callers, tables, admin, vars, api, secrets, jwks, egress; did you mean `connections`?",
         ],
     );
     check_project(

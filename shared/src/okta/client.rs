@@ -93,16 +93,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl OktaClient {
     /// A client with rustls, user agent `idflow/<version>`, and no redirects (Okta does not
-    /// redirect API calls; following one could send credentials elsewhere).
+    /// redirect API calls; following one could send credentials elsewhere). The org's `domain` is
+    /// trusted configuration, and [`Connection::url`] keeps every request on its origin, so this
+    /// client needs no egress resolver ([`crate::egress::configured_client`]).
     pub fn new(
         secrets: Arc<dyn Secrets>,
         clock: Arc<dyn Clock>,
     ) -> Result<OktaClient, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .user_agent(concat!("idflow/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = crate::egress::configured_client()?;
         Ok(OktaClient::with_http(http, secrets, clock))
     }
 
@@ -604,6 +602,60 @@ fn api_error(raw: &Raw, target: &str) -> OktaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SecretRef;
+    use crate::okta::connection::Connection;
+    use crate::ports::{SecretError, SecretValue};
+
+    struct TokenSecrets;
+
+    #[async_trait]
+    impl Secrets for TokenSecrets {
+        async fn resolve(&self, _: &SecretRef) -> Result<SecretValue, SecretError> {
+            Ok(SecretValue::new("00-ssws-s3cr3t"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_from_the_org_is_not_followed_so_the_token_stays_there() {
+        // A listener nobody serves: a connection to it would wait in its accept queue.
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        elsewhere.set_nonblocking(true).unwrap();
+        let target = format!("http://{}/api/v1/users", elsewhere.local_addr().unwrap());
+        let org = axum::Router::new().fallback(move || {
+            let target = target.clone();
+            async move {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [("location", target)],
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let domain = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, org).await });
+        let connection = Connection::parse(
+            "okta",
+            &serde_json::json!({ "domain": domain, "auth": { "type": "ssws", "token": "env:T" } }),
+        )
+        .unwrap();
+        let client = OktaClient::new(
+            Arc::new(TokenSecrets),
+            Arc::new(crate::adapters::clock::SystemClock),
+        )
+        .unwrap();
+
+        let got = client
+            .send(&connection, OktaRequest::get("/api/v1/users/me"))
+            .await;
+        match got {
+            Err(OktaError::Api(error)) => assert_eq!(error.status, 307),
+            other => panic!("expected the 307 as an error, got {other:?}"),
+        }
+        assert!(
+            elsewhere.accept().is_err(),
+            "nothing (no SSWS token) was sent where the redirect pointed"
+        );
+    }
 
     #[test]
     fn buckets_group_paths_by_collection() {

@@ -145,20 +145,11 @@ impl Connection {
     /// The absolute URL of `path` (relative to the org, or an absolute URL on the org's origin)
     /// with `query` appended.
     pub fn url(&self, path: &str, query: &[(String, String)]) -> Result<Url, OktaError> {
+        let base = Url::parse(&self.domain)
+            .map_err(|err| problem(&self.name, &format!("invalid `domain`: {err}")))?;
         let mut url = if path.starts_with("http://") || path.starts_with("https://") {
-            let url = Url::parse(path)
-                .map_err(|err| OktaError::Response(format!("invalid URL `{path}`: {err}")))?;
-            let base = Url::parse(&self.domain)
-                .map_err(|err| problem(&self.name, &format!("invalid `domain`: {err}")))?;
-            // Credentials go only to the org: a Link pointing elsewhere is not followed.
-            if url.origin() != base.origin() {
-                return Err(OktaError::Response(format!(
-                    "`{}` is not on the org {}",
-                    url.origin().ascii_serialization(),
-                    self.domain
-                )));
-            }
-            url
+            Url::parse(path)
+                .map_err(|err| OktaError::Response(format!("invalid URL `{path}`: {err}")))?
         } else if path.starts_with('/') {
             Url::parse(&format!("{}{path}", self.domain))
                 .map_err(|err| OktaError::Response(format!("invalid path `{path}`: {err}")))?
@@ -167,6 +158,16 @@ impl Connection {
                 "path `{path}` must start with `/`"
             )));
         };
+        // Credentials go only to the org: a Link pointing elsewhere is not followed, and no path a
+        // template builds (`okta.api`'s `path`, ids in card paths) may leave the org either. The
+        // egress policy trusts the org's origin and nothing else this client could be sent to.
+        if url.origin() != base.origin() || url.username() != "" || url.password().is_some() {
+            return Err(OktaError::Response(format!(
+                "`{}` is not on the org {}",
+                url.origin().ascii_serialization(),
+                self.domain
+            )));
+        }
         if !query.is_empty() {
             // Percent-encoded (`%20`, not `+`): Okta's docs ask for it on `search` and `filter`.
             let added = query
@@ -384,5 +385,32 @@ mod tests {
                 .is_err()
         );
         assert!(connection.url("api/v1/users", &[]).is_err());
+        assert!(
+            connection
+                .url("https://example.okta.com.evil.example/api/v1/users", &[])
+                .is_err()
+        );
+        assert!(
+            connection
+                .url("http://example.okta.com/api/v1/users", &[])
+                .is_err(),
+            "another scheme is another origin"
+        );
+        // Paths that a URL parser could read as another authority stay on the org.
+        for path in [
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "/@evil.example/x",
+            "/..//evil.example/x",
+            "/%2F%2Fevil.example/x",
+            "/x?next=https://evil.example/",
+        ] {
+            let url = connection.url(path, &[]).expect(path);
+            assert_eq!(
+                url.origin().ascii_serialization(),
+                "https://example.okta.com",
+                "{path}"
+            );
+        }
     }
 }

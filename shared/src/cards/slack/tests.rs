@@ -294,3 +294,35 @@ async fn bad_input_and_connections_are_reported_before_calling_slack() {
     .await;
     assert!(seen.lock().unwrap().is_empty(), "nothing reached slack");
 }
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_so_the_token_stays_with_slack() {
+    // A listener nobody serves: a connection to it would wait in its accept queue.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let target = format!("http://{}/steal", elsewhere.local_addr().unwrap());
+    let redirect = move || {
+        let target = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]) }
+    };
+    let app = Router::new()
+        .route("/api/chat.postMessage", post(redirect.clone()))
+        .route("/services/T0/B0/secret", post(redirect));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    for input in [
+        json!({ "channel": "#identity", "text": "hi" }),
+        json!({ "connection": "alerts", "text": "hi" }),
+    ] {
+        match call(&base, input.clone()).await {
+            Err(CardError::Status { status: 307, .. }) => {}
+            other => panic!("{input}: expected the 307 as an error, got {other:?}"),
+        }
+    }
+    assert!(
+        elsewhere.accept().is_err(),
+        "nothing (no token, no message) was sent where the redirect pointed"
+    );
+}
