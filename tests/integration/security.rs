@@ -50,7 +50,11 @@ async fn echo_server(fail_first: bool) -> String {
 }
 
 fn config(echo: &str) -> String {
-    format!("secrets:\n  tok: \"file:./tok.secret\"\nvars:\n  echo: \"{echo}\"\n")
+    // The echo server listens on loopback, which the egress policy refuses unless allowed.
+    let host = echo.trim_start_matches("http://");
+    format!(
+        "secrets:\n  tok: \"file:./tok.secret\"\nvars:\n  echo: \"{echo}\"\negress:\n  allow: [\"{host}\"]\n"
+    )
 }
 
 /// Every form of the secret the flows below compute.
