@@ -45,6 +45,19 @@ enum Command {
         /// Runs processed at once.
         #[arg(long, default_value_t = 16)]
         workers: usize,
+        /// How long a client has to send a request's line and headers (`10s`, `500ms`); an idle
+        /// keep-alive connection is closed after as long.
+        #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+        header_timeout: Duration,
+        /// How long a client has to send a whole request body; 408 after.
+        #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+        body_timeout: Duration,
+        /// HTTP connections open at once; more wait in the listen backlog until one closes.
+        #[arg(long, default_value_t = shared::local::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Largest accepted request head (request line and headers), in bytes (431 beyond).
+        #[arg(long, default_value_t = shared::local::DEFAULT_MAX_HEADER_BYTES)]
+        max_header_bytes: usize,
         /// Do not watch the flows directory for changes.
         #[arg(long)]
         no_reload: bool,
@@ -161,6 +174,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             data,
             body_limit,
             workers,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            max_header_bytes,
             no_reload,
             log_json,
         } => {
@@ -172,6 +189,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 body_limit,
                 workers,
                 hot_reload: !no_reload,
+                header_read_timeout: header_timeout,
+                body_read_timeout: body_timeout,
+                max_connections,
+                max_header_bytes,
             };
             let server =
                 shared::local::Server::start(options, shared::local::system_clock()).await?;
@@ -307,6 +328,14 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A timeout flag: a duration as flow files write them, more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match shared::duration::parse(text)? {
+        zero if zero.is_zero() => Err("must be more than zero, such as `10s`".to_owned()),
+        duration => Ok(duration),
+    }
 }
 
 fn init_logging(json: bool) {

@@ -50,6 +50,8 @@ pub enum ServeError {
     OpenAdmin { addr: SocketAddr },
     #[error("the admin token cannot be read")]
     AdminToken(#[source] crate::ports::SecretError),
+    #[error("refusing to listen on {addr}: the admin token has {length} characters; one the network can reach needs at least 32 characters (generate one with `openssl rand -hex 32`), or listen on 127.0.0.1")]
+    WeakAdminToken { addr: SocketAddr, length: usize },
     #[error("another `idflow serve` is using the data directory {path}")]
     Locked { path: PathBuf },
     #[error("server failed")]
@@ -59,16 +61,60 @@ pub enum ServeError {
 }
 
 /// Options of `idflow serve`.
+///
+/// [`ServeOptions::default`] holds the defaults of the command line; tests and embedders override
+/// the fields they care about with `..ServeOptions::default()`.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub flows_dir: PathBuf,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Largest accepted request body, in bytes; a larger one is answered 413.
     pub body_limit: usize,
     /// Runs processed at once by the worker.
     pub workers: usize,
     /// Poll the flows directory for changes.
     pub hot_reload: bool,
+    /// How long a client has to send a whole request head (request line and headers), counted from
+    /// the first byte it is awaited, so it also bounds how long an idle keep-alive connection stays
+    /// open. A connection that misses it is closed without an answer.
+    pub header_read_timeout: Duration,
+    /// How long a client has to send a whole request body, counted from the end of its head. A
+    /// total, not an idle timeout, so a body trickled a byte at a time cannot hold a connection; a
+    /// request that misses it is answered 408.
+    pub body_read_timeout: Duration,
+    /// HTTP connections open at once. Beyond it the server stops accepting: new connections wait in
+    /// the kernel's listen backlog until one closes.
+    pub max_connections: usize,
+    /// Largest accepted request head (request line and headers), in bytes; a larger one is
+    /// answered 431.
+    pub max_header_bytes: usize,
+}
+
+/// Default of [`ServeOptions::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ServeOptions::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ServeOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default of [`ServeOptions::max_header_bytes`].
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            flows_dir: PathBuf::from("./flows"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./.idflow"),
+            body_limit: api::DEFAULT_BODY_LIMIT,
+            workers: 16,
+            hot_reload: true,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
 }
 
 /// What a deploy of a directory changed.
@@ -134,6 +180,8 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Held for the server's life: the data directory lock.
     _lock: std::fs::File,
+    /// The number of open HTTP connections.
+    connections: watch::Receiver<usize>,
     /// Kept so the scheduler's watch stays open when nothing reloads the flows.
     _schedules: Option<watch::Sender<Vec<ScheduleEntry>>>,
 }
@@ -302,7 +350,13 @@ impl Server {
             tasks,
             _schedules: kept_schedules,
             _lock: lock,
+            connections: watch::channel(0).1,
         })
+    }
+
+    /// The number of open HTTP connections, updated as they open and close.
+    pub fn connections(&self) -> watch::Receiver<usize> {
+        self.connections.clone()
     }
 
     /// Stops every loop and waits for them.

@@ -6,6 +6,7 @@ mod console;
 mod delegated;
 mod deploy;
 mod functions;
+mod hardening;
 mod helpers;
 mod hooks;
 mod schedule;
