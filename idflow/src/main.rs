@@ -371,3 +371,75 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_flags_default_to_the_server_defaults() {
+        let cli = Cli::try_parse_from(["idflow", "serve"]).expect("parses");
+        let Command::Serve {
+            flows,
+            addr,
+            data,
+            body_limit,
+            workers,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            max_header_bytes,
+            no_reload,
+            ..
+        } = cli.command
+        else {
+            panic!("not serve: {:?}", cli.command);
+        };
+        let defaults = shared::local::ServeOptions::default();
+        assert_eq!(
+            (flows, addr, data, body_limit, workers, !no_reload),
+            (
+                defaults.flows_dir,
+                defaults.addr,
+                defaults.data_dir,
+                defaults.body_limit,
+                defaults.workers,
+                defaults.hot_reload
+            )
+        );
+        assert_eq!(
+            (header_timeout, body_timeout, max_connections, max_header_bytes),
+            (
+                defaults.header_read_timeout,
+                defaults.body_read_timeout,
+                defaults.max_connections,
+                defaults.max_header_bytes
+            )
+        );
+    }
+
+    #[test]
+    fn serve_timeouts_are_durations_above_zero() {
+        let parse = |flag: &str, value: &str| {
+            Cli::try_parse_from(["idflow", "serve", flag, value]).map(|cli| match cli.command {
+                Command::Serve {
+                    header_timeout,
+                    body_timeout,
+                    ..
+                } => (header_timeout, body_timeout),
+                _ => unreachable!("serve parses as serve"),
+            })
+        };
+        assert_eq!(
+            parse("--header-timeout", "500ms").unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse("--body-timeout", "1m").unwrap().1,
+            Duration::from_secs(60)
+        );
+        for bad in ["0s", "soon", "-1s"] {
+            assert!(parse("--header-timeout", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1056,3 +1056,182 @@ async fn cancel(
     }
     Ok(Json(run_summary(&run)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// Secrets that hold one value for every reference.
+    struct OneSecret(String);
+
+    #[async_trait::async_trait]
+    impl Secrets for OneSecret {
+        async fn resolve(
+            &self,
+            _: &SecretRef,
+        ) -> Result<crate::ports::SecretValue, SecretError> {
+            Ok(crate::ports::SecretValue::new(self.0.clone()))
+        }
+    }
+
+    async fn body_json(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    async fn answer(router: &axum::Router, path: &str) -> Response {
+        router
+            .clone()
+            .oneshot(
+                http::Request::get(path)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn server_errors_never_carry_internal_text() {
+        let internal = "disk /var/lib/idflow/idflow.db is corrupt";
+        for error in [
+            ApiError::Internal(Box::new(std::io::Error::other(internal))),
+            ApiError::Unavailable(Box::new(std::io::Error::other(internal))),
+            ApiError::RunFailed {
+                run_id: RunId::new_at(Utc::now()),
+            },
+        ] {
+            let response = error.into_response();
+            assert!(response.status().is_server_error());
+            let body = body_json(response).await;
+            assert!(
+                !body.to_string().contains("/var/lib"),
+                "internal text in {body}"
+            );
+            assert!(body["error"]["code"].is_string(), "{body}");
+        }
+        // A 5xx some layer writes as text is rewritten too, without its text.
+        let router = json_errors(axum::Router::new().route(
+            "/boom",
+            get(move || async move { (StatusCode::INTERNAL_SERVER_ERROR, internal) }),
+        ));
+        let response = answer(&router, "/boom").await;
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            body_json(response).await,
+            json!({ "error": { "code": "internal", "message": "internal server error" } })
+        );
+    }
+
+    #[tokio::test]
+    async fn json_errors_keeps_client_error_text_and_leaves_flow_answers_alone() {
+        let router = json_errors(
+            axum::Router::new()
+                .route(
+                    "/text",
+                    get(|| async {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [(http::header::RETRY_AFTER, "3")],
+                            "slow down",
+                        )
+                    }),
+                )
+                .route(
+                    "/flow",
+                    get(|| async {
+                        let mut response = (StatusCode::IM_A_TEAPOT, "short and stout").into_response();
+                        response.extensions_mut().insert(FlowResponse);
+                        response
+                    }),
+                )
+                .route("/ok", get(|| async { "fine" })),
+        );
+        let response = answer(&router, "/text").await;
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "3");
+        assert_eq!(
+            body_json(response).await,
+            json!({ "error": { "code": "too_many_requests", "message": "slow down" } })
+        );
+        let response = answer(&router, "/flow").await;
+        assert_eq!(response.status(), 418);
+        let text = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(&text[..], b"short and stout");
+        let response = answer(&router, "/ok").await;
+        assert_eq!(response.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn read_body_tells_the_limit_the_timeout_and_bad_framing_apart() {
+        let stream = |items: Vec<Result<&'static str, std::io::Error>>| {
+            Body::from_stream(futures::stream::iter(
+                items
+                    .into_iter()
+                    .map(|item| item.map(|text| Bytes::from_static(text.as_bytes()))),
+            ))
+        };
+        let cases: Vec<(Body, Result<&str, &str>)> = vec![
+            (Body::from("{}"), Ok("{}")),
+            (Body::from("x".repeat(11)), Err("payload_too_large")),
+            (
+                stream(vec![Ok("12345"), Ok("678901")]),
+                Err("payload_too_large"),
+            ),
+            (
+                stream(vec![Ok("{"), Err(std::io::Error::other("invalid chunk size"))]),
+                Err("bad_request"),
+            ),
+            (
+                Body::new(http_body_util::StreamBody::new(futures::stream::iter([
+                    Err::<http_body::Frame<Bytes>, _>(axum::Error::new(BodyReadTimeout {
+                        timeout: Duration::from_millis(200),
+                    })),
+                ]))),
+                Err("request_timeout"),
+            ),
+        ];
+        for (i, (body, expected)) in cases.into_iter().enumerate() {
+            match (read_body(body, 10).await, expected) {
+                (Ok(bytes), Ok(text)) => assert_eq!(&bytes[..], text.as_bytes(), "case {i}"),
+                (Err(error), Err(code)) => assert_eq!(error.code(), code, "case {i}: {error}"),
+                (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn admin_tokens_must_be_long_where_the_network_reaches_them() {
+        let strong = "0123456789abcdef0123456789abcdef";
+        use AdminExposure::{Loopback, Network};
+        check("x", Network, Err("has 1 characters")).await;
+        check(" \t\n", Network, Err("has 0 characters")).await;
+        check(&strong[1..], Network, Err("has 31 characters")).await;
+        check(strong, Network, Ok(Some(strong))).await;
+        // The trimmed token is the token: a client cannot send header whitespace anyway.
+        check("  0123456789abcdef0123456789abcdef\n", Network, Ok(Some(strong))).await;
+        check("x", Loopback, Ok(Some("x"))).await;
+        check("   ", Loopback, Err("the admin token is empty")).await;
+        assert_eq!(
+            admin_token(&OneSecret("x".into()), None, Network)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    async fn check(token: &str, exposure: AdminExposure, expected: Result<Option<&str>, &str>) {
+        let reference = SecretRef::Env("IDFLOW_ADMIN_TOKEN".into());
+        let got = admin_token(&OneSecret(token.into()), Some(&reference), exposure).await;
+        match (got, expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{token:?}"),
+            (Err(error), Err(message)) => {
+                assert!(error.to_string().contains(message), "{token:?}: {error}")
+            }
+            (got, want) => panic!("{token:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}
