@@ -408,7 +408,12 @@ mod tests {
             )
         );
         assert_eq!(
-            (header_timeout, body_timeout, max_connections, max_header_bytes),
+            (
+                header_timeout,
+                body_timeout,
+                max_connections,
+                max_header_bytes
+            ),
             (
                 defaults.header_read_timeout,
                 defaults.body_read_timeout,

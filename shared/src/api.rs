@@ -1067,10 +1067,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Secrets for OneSecret {
-        async fn resolve(
-            &self,
-            _: &SecretRef,
-        ) -> Result<crate::ports::SecretValue, SecretError> {
+        async fn resolve(&self, _: &SecretRef) -> Result<crate::ports::SecretValue, SecretError> {
             Ok(crate::ports::SecretValue::new(self.0.clone()))
         }
     }
@@ -1143,7 +1140,8 @@ mod tests {
                 .route(
                     "/flow",
                     get(|| async {
-                        let mut response = (StatusCode::IM_A_TEAPOT, "short and stout").into_response();
+                        let mut response =
+                            (StatusCode::IM_A_TEAPOT, "short and stout").into_response();
                         response.extensions_mut().insert(FlowResponse);
                         response
                     }),
@@ -1159,7 +1157,9 @@ mod tests {
         );
         let response = answer(&router, "/flow").await;
         assert_eq!(response.status(), 418);
-        let text = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let text = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         assert_eq!(&text[..], b"short and stout");
         let response = answer(&router, "/ok").await;
         assert_eq!(response.status(), 200);
@@ -1182,7 +1182,10 @@ mod tests {
                 Err("payload_too_large"),
             ),
             (
-                stream(vec![Ok("{"), Err(std::io::Error::other("invalid chunk size"))]),
+                stream(vec![
+                    Ok("{"),
+                    Err(std::io::Error::other("invalid chunk size")),
+                ]),
                 Err("bad_request"),
             ),
             (
@@ -1212,7 +1215,12 @@ mod tests {
         check(&strong[1..], Network, Err("has 31 characters")).await;
         check(strong, Network, Ok(Some(strong))).await;
         // The trimmed token is the token: a client cannot send header whitespace anyway.
-        check("  0123456789abcdef0123456789abcdef\n", Network, Ok(Some(strong))).await;
+        check(
+            "  0123456789abcdef0123456789abcdef\n",
+            Network,
+            Ok(Some(strong)),
+        )
+        .await;
         check("x", Loopback, Ok(Some("x"))).await;
         check("   ", Loopback, Err("the admin token is empty")).await;
         assert_eq!(

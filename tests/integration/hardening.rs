@@ -645,34 +645,39 @@ async fn a_short_or_blank_admin_token_is_refused_beyond_loopback() {
     server.stop().await;
 }
 
+/// A runtime on SQLite whose `idflow.yaml` sets `token` as the admin token: what the `api` Lambda's
+/// state is built from, without AWS.
+fn runtime_with_admin_token(dir: &TempDir, token: &str) -> Arc<shared::runner::Runtime> {
+    use shared::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+    let flows_dir = dir.0.join("flows");
+    std::fs::create_dir_all(&flows_dir).unwrap();
+    std::fs::write(
+        flows_dir.join("idflow.yaml"),
+        "admin: { token: \"file:./admin.token\" }\n",
+    )
+    .unwrap();
+    std::fs::write(flows_dir.join("admin.token"), token).unwrap();
+    let clock = shared::local::system_clock();
+    let db = SqliteDb::open(dir.0.join("idflow.db")).unwrap();
+    let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), 5));
+    let project = shared::flowfile::load_dir(&flows_dir);
+    Arc::new(shared::runner::Runtime::new(
+        Arc::new(SqliteFlowStore::new(db.clone())),
+        Arc::new(SqliteRunStore::new(db)),
+        queue,
+        clock,
+        Arc::new(shared::adapters::secrets::LocalSecrets::new(&flows_dir)),
+        project.config,
+        shared::runner::RunnerConfig::default(),
+    ))
+}
+
+const STRONG_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
 #[tokio::test]
 async fn the_api_lambda_refuses_a_short_admin_token() {
-    use shared::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
-    let runtime_with_token = |dir: &TempDir, token: &str| {
-        let flows_dir = dir.0.join("flows");
-        std::fs::create_dir_all(&flows_dir).unwrap();
-        std::fs::write(
-            flows_dir.join("idflow.yaml"),
-            "admin: { token: \"file:./admin.token\" }\n",
-        )
-        .unwrap();
-        std::fs::write(flows_dir.join("admin.token"), token).unwrap();
-        let clock = shared::local::system_clock();
-        let db = SqliteDb::open(dir.0.join("idflow.db")).unwrap();
-        let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), 5));
-        let project = shared::flowfile::load_dir(&flows_dir);
-        Arc::new(shared::runner::Runtime::new(
-            Arc::new(SqliteFlowStore::new(db.clone())),
-            Arc::new(SqliteRunStore::new(db)),
-            queue,
-            clock,
-            Arc::new(shared::adapters::secrets::LocalSecrets::new(&flows_dir)),
-            project.config,
-            shared::runner::RunnerConfig::default(),
-        ))
-    };
     let dir = TempDir::new("lambda-weak-admin");
-    let error = api::state(runtime_with_token(&dir, "hunter2"))
+    let error = api::state(runtime_with_admin_token(&dir, "hunter2"))
         .await
         .err()
         .expect("a 7-character admin token is refused");
@@ -681,11 +686,38 @@ async fn the_api_lambda_refuses_a_short_admin_token() {
         "{error}"
     );
     let dir = TempDir::new("lambda-strong-admin");
-    let state = api::state(runtime_with_token(&dir, "0123456789abcdef0123456789abcdef"))
+    let state = api::state(runtime_with_admin_token(&dir, STRONG_TOKEN))
         .await
         .expect("a 32-character admin token is accepted");
-    assert_eq!(
-        state.admin_token.as_deref(),
-        Some("0123456789abcdef0123456789abcdef")
-    );
+    assert_eq!(state.admin_token.as_deref(), Some(STRONG_TOKEN));
+}
+
+#[tokio::test]
+async fn the_lambda_routers_answer_json_errors_too() {
+    use tower::ServiceExt;
+    let dir = TempDir::new("lambda-json-errors");
+    let runtime = runtime_with_admin_token(&dir, STRONG_TOKEN);
+    let api_app = api::app(api::state(runtime.clone()).await.expect("state"));
+    let hook_app = event_hook::app(event_hook::state(runtime));
+    let request = |path: &str| {
+        axum::http::Request::get(path)
+            .header("authorization", format!("Bearer {STRONG_TOKEN}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    for (app, path, status, code) in [
+        (&api_app, "/api/runs?limit=1&limit=2", 400, "bad_request"),
+        (&api_app, "/api/flows/%ff/invoke", 400, "bad_request"),
+        (&api_app, "/api/runs/%ff", 400, "bad_request"),
+        (&hook_app, "/hooks/okta", 400, "bad_request"),
+        (&hook_app, "/elsewhere", 404, "not_found"),
+    ] {
+        let response = app.clone().oneshot(request(path)).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
 }
