@@ -9,16 +9,16 @@
 //! timeouts), so hostile traffic is bounded (see SECURITY.md, "HTTP surface"):
 //! - a request head must arrive within [`ServeOptions::header_read_timeout`] (hyper's timer), which
 //!   also closes idle keep-alive connections; a body within [`ServeOptions::body_read_timeout`], a
-//!   deadline on the whole body ([`DeadlineBody`]), answered 408;
+//!   deadline on the whole body (`DeadlineBody`), answered 408;
 //! - at most [`ServeOptions::max_connections`] connections are open: the loop takes a slot before
 //!   it accepts, so further clients wait in the kernel's listen backlog instead of costing a file
 //!   descriptor each;
 //! - a head over [`ServeOptions::max_header_bytes`] or [`MAX_HEADERS`] lines is answered a JSON 431
-//!   by [`limit_head`]; hyper's own limits sit at twice those, so only a head it cannot buffer gets
+//!   by `limit_head`; hyper's own limits sit at twice those, so only a head it cannot buffer gets
 //!   hyper's empty-bodied 431 (as does a request it cannot parse: 400).
 //!
-//! Shutdown is graceful: the loop stops accepting, idle connections close, and requests in flight
-//! finish.
+//! Shutdown is graceful: the loop stops accepting, idle connections close, requests in flight finish,
+//! and a connection still sending its head closes at its header read timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -415,7 +415,8 @@ impl Server {
         self.connections.clone()
     }
 
-    /// Stops every loop and waits for them.
+    /// Stops every loop and waits for them. The HTTP listener stops accepting and waits for the
+    /// requests in flight, at most as long as their read timeouts and handlers take.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
@@ -442,8 +443,9 @@ impl HttpLimits {
     }
 }
 
-/// hyper's smallest read buffer; a smaller `max_buf_size` panics.
-const HYPER_MIN_BUFFER: usize = 8192 + 4096 * 100;
+/// hyper's default read buffer limit (about 400 KB). The buffer holds a whole head, so it only grows
+/// when a configured head limit needs more.
+const HYPER_DEFAULT_BUFFER: usize = 8192 + 4096 * 100;
 
 /// Accepts connections until shutdown, at most `limits.max_connections` open at once, and serves
 /// each with `app`; then stops accepting and waits for the open connections to finish.
@@ -465,7 +467,7 @@ async fn serve_http(
             limits
                 .max_header_bytes
                 .saturating_mul(2)
-                .max(HYPER_MIN_BUFFER),
+                .max(HYPER_DEFAULT_BUFFER),
         );
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = Arc::new(connections);
