@@ -49,6 +49,19 @@ enum Command {
         /// Runs processed at once.
         #[arg(long, default_value_t = 16)]
         workers: usize,
+        /// How long a client has to send a request's line and headers (`10s`, `500ms`); an idle
+        /// keep-alive connection is closed after as long.
+        #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+        header_timeout: Duration,
+        /// How long a client has to send a whole request body; 408 after.
+        #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+        body_timeout: Duration,
+        /// HTTP connections open at once; more wait in the listen backlog until one closes.
+        #[arg(long, default_value_t = shared::local::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Largest accepted request head (request line and headers), in bytes (431 beyond).
+        #[arg(long, default_value_t = shared::local::DEFAULT_MAX_HEADER_BYTES)]
+        max_header_bytes: usize,
         /// Do not watch the flows directory for changes.
         #[arg(long)]
         no_reload: bool,
@@ -165,6 +178,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             data,
             body_limit,
             workers,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            max_header_bytes,
             no_reload,
             log_json,
         } => {
@@ -176,6 +193,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 body_limit,
                 workers,
                 hot_reload: !no_reload,
+                header_read_timeout: header_timeout,
+                body_read_timeout: body_timeout,
+                max_connections,
+                max_header_bytes,
             };
             let server =
                 shared::local::Server::start(options, shared::local::system_clock()).await?;
@@ -313,6 +334,14 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     })
 }
 
+/// A timeout flag: a duration as flow files write them, more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match shared::duration::parse(text)? {
+        zero if zero.is_zero() => Err("must be more than zero, such as `10s`".to_owned()),
+        duration => Ok(duration),
+    }
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -344,5 +373,82 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_flags_default_to_the_server_defaults() {
+        let cli = Cli::try_parse_from(["idflow", "serve"]).expect("parses");
+        let Command::Serve {
+            flows,
+            addr,
+            data,
+            body_limit,
+            workers,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            max_header_bytes,
+            no_reload,
+            ..
+        } = cli.command
+        else {
+            panic!("not serve: {:?}", cli.command);
+        };
+        let defaults = shared::local::ServeOptions::default();
+        assert_eq!(
+            (flows, addr, data, body_limit, workers, !no_reload),
+            (
+                defaults.flows_dir,
+                defaults.addr,
+                defaults.data_dir,
+                defaults.body_limit,
+                defaults.workers,
+                defaults.hot_reload
+            )
+        );
+        assert_eq!(
+            (
+                header_timeout,
+                body_timeout,
+                max_connections,
+                max_header_bytes
+            ),
+            (
+                defaults.header_read_timeout,
+                defaults.body_read_timeout,
+                defaults.max_connections,
+                defaults.max_header_bytes
+            )
+        );
+    }
+
+    #[test]
+    fn serve_timeouts_are_durations_above_zero() {
+        let parse = |flag: &str, value: &str| {
+            Cli::try_parse_from(["idflow", "serve", flag, value]).map(|cli| match cli.command {
+                Command::Serve {
+                    header_timeout,
+                    body_timeout,
+                    ..
+                } => (header_timeout, body_timeout),
+                _ => unreachable!("serve parses as serve"),
+            })
+        };
+        assert_eq!(
+            parse("--header-timeout", "500ms").unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse("--body-timeout", "1m").unwrap().1,
+            Duration::from_secs(60)
+        );
+        for bad in ["0s", "soon", "-1s"] {
+            assert!(parse("--header-timeout", bad).is_err(), "{bad}");
+        }
     }
 }

@@ -6,29 +6,37 @@
 //! - [`crate::hooks::hooks_router`]: Okta event hooks (`/hooks/okta`).
 //! - [`crate::delegated::delegated_router`]: delegated flows (`/api/delegated/flows`).
 //! - [`crate::console`]: the web console at `/` and the admin API's OpenAPI document.
-//! - [`router`]: all of them, plus `/healthz`, a JSON 404 and the body size limit.
+//! - [`router`]: all of them, plus `/healthz`, a JSON 404 and [`json_errors`].
 //!
-//! Every client mistake answers a 4xx with `{"error": {"code", "message"}}` and changes nothing.
+//! Every client mistake answers a 4xx with `{"error": {"code", "message"}}` and changes nothing:
+//! [`ApiError`] writes the errors of idflow's own code, and [`json_errors`] rewrites any other error
+//! the stack writes (axum's extractor rejections) into the same shape. A 5xx never carries an
+//! internal error's text; the log line does. Bodies are read through [`read_body`] only, which tells
+//! a body over the limit (413) from a malformed one (400) and a late one (408).
+//!
+//! The connection-level limits of `idflow serve` (read timeouts, connection cap, head size) are in
+//! [`crate::local`]; in AWS, API Gateway sets its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::model::{ApiAuth, HmacAuth, Respond, SignatureEncoding, Trigger};
-use crate::ports::{SecretError, StoreError};
+use crate::model::{ApiAuth, HmacAuth, Respond, SecretRef, SignatureEncoding, Trigger};
+use crate::ports::{SecretError, Secrets, StoreError};
 use crate::run::{Run, RunId, RunQuery, RunStatus, StepRecord, TriggerInfo};
 use crate::runner::{RunnerError, Runtime};
 
@@ -49,14 +57,24 @@ pub enum ApiError {
     Forbidden(String),
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The request head is over the server's limits (answered by `idflow serve` before routing).
+    #[error(
+        "the request head is larger than {limit} bytes or has more than {max_headers} header lines"
+    )]
+    HeadersTooLarge { limit: usize, max_headers: usize },
+    /// The request body did not arrive within the server's body read timeout.
+    #[error("the request body did not arrive within {}", crate::duration::format(*timeout))]
+    RequestTimeout { timeout: Duration },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the flow did not answer within {timeout:?}")]
     Timeout { timeout: Duration, run_id: RunId },
-    #[error("run {run_id} failed: {message}")]
-    RunFailed { run_id: RunId, message: String },
+    /// A sync API flow's run failed. The caller learns only the run id: the error may quote the
+    /// flow's internals (a template, a host, a step's message), so it stays in history.
+    #[error("the flow failed; see run {run_id} in history")]
+    RunFailed { run_id: RunId },
     #[error("service unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -71,28 +89,49 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::RunFailed { .. } | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Not 500: idflow did its job, the flow behind the endpoint failed, as an upstream
+            // behind a gateway would. Monitoring tells the two apart by status.
+            ApiError::RunFailed { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::TooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Conflict(_) => "conflict",
             ApiError::Timeout { .. } => "timeout",
             ApiError::RunFailed { .. } => "run_failed",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            other => code_of(other.status()),
         }
+    }
+}
+
+/// The `error.code` of a status, shared by [`ApiError`] and [`json_errors`] so a status always
+/// has the same code whoever wrote the answer.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::GATEWAY_TIMEOUT => "timeout",
+        status if status.is_client_error() => "client_error",
+        _ => "internal",
     }
 }
 
@@ -102,12 +141,76 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
+        // Every message is written for the caller; the server errors' sources (which may describe
+        // internals) are only logged above.
         let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        if let ApiError::Timeout { run_id, .. } | ApiError::RunFailed { run_id, .. } = &self {
+        if let ApiError::Timeout { run_id, .. } | ApiError::RunFailed { run_id } = &self {
             body["runId"] = json!(run_id.to_string());
         }
         (status, Json(body)).into_response()
     }
+}
+
+/// Marks a response a flow wrote (`flow.return` of a `respond: sync` API flow): its status, headers
+/// and body are the flow author's contract with the caller, so [`json_errors`] leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowResponse;
+
+/// Makes every error answer of `router` JSON: a 4xx or 5xx that is not JSON already (axum's
+/// extractor rejections, such as a duplicate query parameter or a path that is not UTF-8) is
+/// rewritten into `{"error": {"code", "message"}}`. A 4xx keeps its text as the message; a 5xx gets
+/// its status's reason instead, as it may describe internals. Responses marked [`FlowResponse`]
+/// pass untouched. Apply it last, so it sees every route and fallback.
+pub fn json_errors(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::map_response(json_error_body))
+}
+
+/// The longest rejection text kept as a message; axum's are one line.
+const REJECTION_TEXT_LIMIT: usize = 1024;
+
+async fn json_error_body(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json
+        || response.extensions().get::<FlowResponse>().is_some()
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let reason = || {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    };
+    let message = if status.is_server_error() {
+        reason()
+    } else {
+        axum::body::to_bytes(body, REJECTION_TEXT_LIMIT)
+            .await
+            .ok()
+            .map(|text| String::from_utf8_lossy(&text).trim().to_owned())
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(reason)
+    };
+    let mut rewritten = (
+        status,
+        Json(json!({ "error": { "code": code_of(status), "message": message } })),
+    )
+        .into_response();
+    // Keep what the original said about the exchange (`Allow`, `Retry-After`, `Connection`), not
+    // what described its old body.
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            rewritten.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rewritten
 }
 
 impl From<RunnerError> for ApiError {
@@ -149,9 +252,9 @@ pub struct ApiState {
     pub body_limit: usize,
 }
 
-/// The whole API: invoke, admin, health, JSON fallbacks.
+/// The whole API: invoke, admin, health, JSON fallbacks, every error as JSON.
 pub fn router(state: ApiState) -> axum::Router {
-    axum::Router::new()
+    let router = axum::Router::new()
         .merge(invoke_router(state.clone()))
         .merge(crate::hooks::hooks_router(state.clone()))
         .merge(crate::delegated::delegated_router(state.clone()))
@@ -161,7 +264,8 @@ pub fn router(state: ApiState) -> axum::Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, Json(json!({ "error": { "code": "method_not_allowed", "message": "method not allowed on this route" } })))
-        })
+        });
+    json_errors(router)
 }
 
 /// `GET|POST /api/flows/{name}/invoke`.
@@ -213,22 +317,84 @@ pub(crate) async fn require_admin(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(expected) = &state.admin_token {
-        let presented = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .unwrap_or("");
-        if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-            return ApiError::Unauthorized("a valid admin bearer token is required".into())
-                .into_response();
-        }
+    if let Some(expected) = &state.admin_token
+        && !bearer_matches(request.headers(), expected)
+    {
+        return ApiError::Unauthorized("a valid admin bearer token is required".into())
+            .into_response();
     }
     next.run(request).await
+}
+
+/// Whether `Authorization: Bearer <token>` carries `expected`, compared in constant time.
+pub fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .unwrap_or("");
+    constant_time_eq(presented.as_bytes(), expected.as_bytes())
+}
+
+/// The fewest characters an admin token the network can reach may have: 32 hex characters are 128
+/// bits, beyond guessing through the API.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// Who can reach the admin API, which decides how strong its token must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminExposure {
+    /// Only this machine (`idflow serve` on a loopback address).
+    Loopback,
+    /// Any host that reaches the listener (`idflow serve` beyond loopback, the `api` Lambda).
+    Network,
+}
+
+/// The admin token of `idflow.yaml` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    /// The secret reference does not resolve.
+    #[error("the admin token cannot be read")]
+    Unreadable(#[source] SecretError),
+    /// The token is empty or whitespace, which would let a request without a token in.
+    #[error(
+        "the admin token is empty; set it to a random value of at least {MIN_ADMIN_TOKEN_CHARS} characters (generate one with `openssl rand -hex 32`)"
+    )]
+    Blank,
+    /// The token is too short for an admin API the network can reach.
+    #[error(
+        "the admin token has {length} characters; one the network can reach needs at least {MIN_ADMIN_TOKEN_CHARS} characters (generate one with `openssl rand -hex 32`)"
+    )]
+    TooShort { length: usize },
+}
+
+/// Resolves the admin token (`admin.token` of `idflow.yaml`) and checks it is fit for `exposure`:
+/// never blank, and at least [`MIN_ADMIN_TOKEN_CHARS`] characters when the network can reach it.
+/// Surrounding whitespace (a file's final newline) is not part of the token. `None` when no token
+/// is configured. `idflow serve` and the `api` Lambda both resolve their token here.
+pub async fn admin_token(
+    secrets: &dyn Secrets,
+    reference: Option<&SecretRef>,
+    exposure: AdminExposure,
+) -> Result<Option<Arc<str>>, AdminTokenError> {
+    let Some(reference) = reference else {
+        return Ok(None);
+    };
+    let value = secrets
+        .resolve(reference)
+        .await
+        .map_err(AdminTokenError::Unreadable)?;
+    let token = value.expose().trim();
+    let length = token.chars().count();
+    if exposure == AdminExposure::Network && length < MIN_ADMIN_TOKEN_CHARS {
+        return Err(AdminTokenError::TooShort { length });
+    }
+    if token.is_empty() {
+        return Err(AdminTokenError::Blank);
+    }
+    Ok(Some(Arc::from(token)))
 }
 
 /// Compares secrets without leaking their length-prefix match through timing.
@@ -240,10 +406,46 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     ha.as_slice().ct_eq(hb.as_slice()).into()
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })
+/// A request body was not read within the server's body read timeout: the error the server's body
+/// wrapper ([`crate::local`]) yields, which [`read_body`] answers 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within {}", crate::duration::format(*timeout))]
+pub struct BodyReadTimeout {
+    /// The timeout that passed.
+    pub timeout: Duration,
+}
+
+/// Reads a whole request body of at most `limit` bytes. Every route reads bodies here, so the
+/// answers agree: over the limit is 413 (refused before reading when `Content-Length` already says
+/// so), past the body read timeout is 408, and a body that is not what its framing announced (a
+/// malformed chunk, a connection closed early) is 400.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => Err(body_error(error.as_ref(), limit)),
+    }
+}
+
+/// Tells the causes of a failed body read apart: the limit, the timeout, or the client's framing.
+fn body_error(error: &(dyn std::error::Error + 'static), limit: usize) -> ApiError {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return ApiError::TooLarge { limit };
+        }
+        if let Some(timeout) = current.downcast_ref::<BodyReadTimeout>() {
+            return ApiError::RequestTimeout {
+                timeout: timeout.timeout,
+            };
+        }
+        cause = current.source();
+    }
+    ApiError::BadRequest(
+        "the request body is malformed or incomplete: its chunked encoding or Content-Length does not match what was sent".into(),
+    )
 }
 
 /// Parses a request body by content type into the run input's `body`.
@@ -556,6 +758,7 @@ fn sync_response(run: Run) -> Result<Response, ApiError> {
                 Value::String(text) => (status, text.clone()).into_response(),
                 other => (status, Json(other.clone())).into_response(),
             };
+            response.extensions_mut().insert(FlowResponse);
             if let Some(Value::Object(headers)) = output.get("headers") {
                 for (name, value) in headers {
                     let text = match value {
@@ -572,13 +775,7 @@ fn sync_response(run: Run) -> Result<Response, ApiError> {
             }
             Ok(response)
         }
-        _ => Err(ApiError::RunFailed {
-            run_id: run.id,
-            message: run
-                .error
-                .map(|e| e.message)
-                .unwrap_or_else(|| run.status.to_string()),
-        }),
+        _ => Err(ApiError::RunFailed { run_id: run.id }),
     }
 }
 
@@ -858,4 +1055,191 @@ async fn cancel(
         )));
     }
     Ok(Json(run_summary(&run)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// Secrets that hold one value for every reference.
+    struct OneSecret(String);
+
+    #[async_trait::async_trait]
+    impl Secrets for OneSecret {
+        async fn resolve(&self, _: &SecretRef) -> Result<crate::ports::SecretValue, SecretError> {
+            Ok(crate::ports::SecretValue::new(self.0.clone()))
+        }
+    }
+
+    async fn body_json(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    async fn answer(router: &axum::Router, path: &str) -> Response {
+        router
+            .clone()
+            .oneshot(
+                http::Request::get(path)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn server_errors_never_carry_internal_text() {
+        let internal = "disk /var/lib/idflow/idflow.db is corrupt";
+        for error in [
+            ApiError::Internal(Box::new(std::io::Error::other(internal))),
+            ApiError::Unavailable(Box::new(std::io::Error::other(internal))),
+            ApiError::RunFailed {
+                run_id: RunId::new_at(Utc::now()),
+            },
+        ] {
+            let response = error.into_response();
+            assert!(response.status().is_server_error());
+            let body = body_json(response).await;
+            assert!(
+                !body.to_string().contains("/var/lib"),
+                "internal text in {body}"
+            );
+            assert!(body["error"]["code"].is_string(), "{body}");
+        }
+        // A 5xx some layer writes as text is rewritten too, without its text.
+        let router = json_errors(axum::Router::new().route(
+            "/boom",
+            get(move || async move { (StatusCode::INTERNAL_SERVER_ERROR, internal) }),
+        ));
+        let response = answer(&router, "/boom").await;
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            body_json(response).await,
+            json!({ "error": { "code": "internal", "message": "internal server error" } })
+        );
+    }
+
+    #[tokio::test]
+    async fn json_errors_keeps_client_error_text_and_leaves_flow_answers_alone() {
+        let router = json_errors(
+            axum::Router::new()
+                .route(
+                    "/text",
+                    get(|| async {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [(http::header::RETRY_AFTER, "3")],
+                            "slow down",
+                        )
+                    }),
+                )
+                .route(
+                    "/flow",
+                    get(|| async {
+                        let mut response =
+                            (StatusCode::IM_A_TEAPOT, "short and stout").into_response();
+                        response.extensions_mut().insert(FlowResponse);
+                        response
+                    }),
+                )
+                .route("/ok", get(|| async { "fine" })),
+        );
+        let response = answer(&router, "/text").await;
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "3");
+        assert_eq!(
+            body_json(response).await,
+            json!({ "error": { "code": "too_many_requests", "message": "slow down" } })
+        );
+        let response = answer(&router, "/flow").await;
+        assert_eq!(response.status(), 418);
+        let text = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&text[..], b"short and stout");
+        let response = answer(&router, "/ok").await;
+        assert_eq!(response.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn read_body_tells_the_limit_the_timeout_and_bad_framing_apart() {
+        let stream = |items: Vec<Result<&'static str, std::io::Error>>| {
+            Body::from_stream(futures::stream::iter(
+                items
+                    .into_iter()
+                    .map(|item| item.map(|text| Bytes::from_static(text.as_bytes()))),
+            ))
+        };
+        let cases: Vec<(Body, Result<&str, &str>)> = vec![
+            (Body::from("{}"), Ok("{}")),
+            (Body::from("x".repeat(11)), Err("payload_too_large")),
+            (
+                stream(vec![Ok("12345"), Ok("678901")]),
+                Err("payload_too_large"),
+            ),
+            (
+                stream(vec![
+                    Ok("{"),
+                    Err(std::io::Error::other("invalid chunk size")),
+                ]),
+                Err("bad_request"),
+            ),
+            (
+                Body::new(http_body_util::StreamBody::new(futures::stream::iter([
+                    Err::<http_body::Frame<Bytes>, _>(axum::Error::new(BodyReadTimeout {
+                        timeout: Duration::from_millis(200),
+                    })),
+                ]))),
+                Err("request_timeout"),
+            ),
+        ];
+        for (i, (body, expected)) in cases.into_iter().enumerate() {
+            match (read_body(body, 10).await, expected) {
+                (Ok(bytes), Ok(text)) => assert_eq!(&bytes[..], text.as_bytes(), "case {i}"),
+                (Err(error), Err(code)) => assert_eq!(error.code(), code, "case {i}: {error}"),
+                (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn admin_tokens_must_be_long_where_the_network_reaches_them() {
+        let strong = "0123456789abcdef0123456789abcdef";
+        use AdminExposure::{Loopback, Network};
+        check("x", Network, Err("has 1 characters")).await;
+        check(" \t\n", Network, Err("has 0 characters")).await;
+        check(&strong[1..], Network, Err("has 31 characters")).await;
+        check(strong, Network, Ok(Some(strong))).await;
+        // The trimmed token is the token: a client cannot send header whitespace anyway.
+        check(
+            "  0123456789abcdef0123456789abcdef\n",
+            Network,
+            Ok(Some(strong)),
+        )
+        .await;
+        check("x", Loopback, Ok(Some("x"))).await;
+        check("   ", Loopback, Err("the admin token is empty")).await;
+        assert_eq!(
+            admin_token(&OneSecret("x".into()), None, Network)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    async fn check(token: &str, exposure: AdminExposure, expected: Result<Option<&str>, &str>) {
+        let reference = SecretRef::Env("IDFLOW_ADMIN_TOKEN".into());
+        let got = admin_token(&OneSecret(token.into()), Some(&reference), exposure).await;
+        match (got, expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{token:?}"),
+            (Err(error), Err(message)) => {
+                assert!(error.to_string().contains(message), "{token:?}: {error}")
+            }
+            (got, want) => panic!("{token:?}: got {got:?}, want {want:?}"),
+        }
+    }
 }

@@ -274,11 +274,7 @@ async fn run(
                 .join(", ")
         )));
     };
-    let bytes = axum::body::to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| ApiError::TooLarge {
-            limit: state.body_limit,
-        })?;
+    let bytes = crate::api::read_body(body, state.body_limit).await?;
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {

@@ -84,11 +84,7 @@ async fn deliver(
 ) -> Result<Response, ApiError> {
     let runtime = &state.runtime;
     check_secret(runtime, &headers).await?;
-    let bytes = axum::body::to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| ApiError::TooLarge {
-            limit: state.body_limit,
-        })?;
+    let bytes = crate::api::read_body(body, state.body_limit).await?;
     let (events, delivery) = parse_delivery(&bytes).map_err(ApiError::BadRequest)?;
     let accepted = accept(runtime, events, delivery).await?;
     Ok((

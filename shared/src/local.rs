@@ -3,22 +3,45 @@
 //! [`Server::start`] opens the SQLite store, deploys the flows of a directory into it, and runs the
 //! HTTP API, the queue worker, the local scheduler and the hot-reload watcher until shutdown. The
 //! binary only parses flags and calls this; integration tests start it in-process with a manual clock.
+//!
+//! # The HTTP listener
+//! The server runs its own accept loop on hyper (rather than `axum::serve`, which has no read
+//! timeouts), so hostile traffic is bounded (see SECURITY.md, "HTTP surface"):
+//! - a request head must arrive within [`ServeOptions::header_read_timeout`] (hyper's timer), which
+//!   also closes idle keep-alive connections; a body within [`ServeOptions::body_read_timeout`], a
+//!   deadline on the whole body (`DeadlineBody`), answered 408;
+//! - at most [`ServeOptions::max_connections`] connections are open: the loop takes a slot before
+//!   it accepts, so further clients wait in the kernel's listen backlog instead of costing a file
+//!   descriptor each;
+//! - a head over [`ServeOptions::max_header_bytes`] or [`MAX_HEADERS`] lines is answered a JSON 431
+//!   by `limit_head`; hyper's own limits sit at twice those, so only a head it cannot buffer gets
+//!   hyper's empty-bodied 431 (as does a request it cannot parse: 400).
+//!
+//! Shutdown is graceful: the loop stops accepting, idle connections close, requests in flight finish,
+//! and a connection still sending its head closes at its header read timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::adapters::clock::SystemClock;
 use crate::adapters::secrets::LocalSecrets;
 use crate::adapters::sqlite::{
     SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore,
 };
-use crate::api::{self, ApiState};
+use crate::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, BodyReadTimeout};
 use crate::cards::table::TableExecutor;
 use crate::diag::Diagnostic;
 use crate::flowfile::{self, LoadedProject};
@@ -48,8 +71,17 @@ pub enum ServeError {
         "refusing to listen on {addr}: no admin token is configured, so the admin API would be open to the network; set `admin: {{ token: \"env:IDFLOW_ADMIN_TOKEN\" }}` in idflow.yaml or listen on 127.0.0.1"
     )]
     OpenAdmin { addr: SocketAddr },
-    #[error("the admin token cannot be read")]
-    AdminToken(#[source] crate::ports::SecretError),
+    #[error("the admin token of idflow.yaml is not usable")]
+    AdminToken(#[source] AdminTokenError),
+    /// The admin token is too short for a listener the network can reach.
+    #[error(
+        "refusing to listen on {addr}: the admin token has {length} characters; one the network can reach needs at least {min} characters (generate one with `openssl rand -hex 32`), or listen on 127.0.0.1",
+        min = api::MIN_ADMIN_TOKEN_CHARS
+    )]
+    WeakAdminToken { addr: SocketAddr, length: usize },
+    /// An option that would stop the server from serving.
+    #[error("`{option}` must be more than zero")]
+    ZeroOption { option: &'static str },
     #[error("another `idflow serve` is using the data directory {path}")]
     Locked { path: PathBuf },
     #[error("server failed")]
@@ -59,16 +91,62 @@ pub enum ServeError {
 }
 
 /// Options of `idflow serve`.
+///
+/// [`ServeOptions::default`] holds the defaults of the command line; tests and embedders override
+/// the fields they care about with `..ServeOptions::default()`.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub flows_dir: PathBuf,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Largest accepted request body, in bytes; a larger one is answered 413.
     pub body_limit: usize,
     /// Runs processed at once by the worker.
     pub workers: usize,
     /// Poll the flows directory for changes.
     pub hot_reload: bool,
+    /// How long a client has to send a whole request head (request line and headers), counted from
+    /// the first byte it is awaited, so it also bounds how long an idle keep-alive connection stays
+    /// open. A connection that misses it is closed without an answer.
+    pub header_read_timeout: Duration,
+    /// How long a client has to send a whole request body, counted from the end of its head. A
+    /// total, not an idle timeout, so a body trickled a byte at a time cannot hold a connection; a
+    /// request that misses it is answered 408.
+    pub body_read_timeout: Duration,
+    /// HTTP connections open at once. Beyond it the server stops accepting: new connections wait in
+    /// the kernel's listen backlog until one closes.
+    pub max_connections: usize,
+    /// Largest accepted request head (request line and headers), in bytes; a larger one is
+    /// answered 431.
+    pub max_header_bytes: usize,
+}
+
+/// Default of [`ServeOptions::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ServeOptions::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ServeOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default of [`ServeOptions::max_header_bytes`].
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Header lines a request may have (hyper's own default, answered here as JSON).
+pub const MAX_HEADERS: usize = 100;
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            flows_dir: PathBuf::from("./flows"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./.idflow"),
+            body_limit: api::DEFAULT_BODY_LIMIT,
+            workers: 16,
+            hot_reload: true,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
 }
 
 /// What a deploy of a directory changed.
@@ -134,6 +212,8 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Held for the server's life: the data directory lock.
     _lock: std::fs::File,
+    /// The number of open HTTP connections.
+    connections: watch::Receiver<usize>,
     /// Kept so the scheduler's watch stays open when nothing reloads the flows.
     _schedules: Option<watch::Sender<Vec<ScheduleEntry>>>,
 }
@@ -141,6 +221,17 @@ pub struct Server {
 impl Server {
     /// Opens the store, deploys the flows, and starts every loop. Returns once the port is bound.
     pub async fn start(options: ServeOptions, clock: Arc<dyn Clock>) -> Result<Server, ServeError> {
+        for (option, zero) in [
+            ("header_read_timeout", options.header_read_timeout.is_zero()),
+            ("body_read_timeout", options.body_read_timeout.is_zero()),
+            ("max_connections", options.max_connections == 0),
+            ("max_header_bytes", options.max_header_bytes == 0),
+            ("body_limit", options.body_limit == 0),
+        ] {
+            if zero {
+                return Err(ServeError::ZeroOption { option });
+            }
+        }
         std::fs::create_dir_all(&options.data_dir).map_err(|source| ServeError::DataDir {
             path: options.data_dir.clone(),
             source,
@@ -187,16 +278,24 @@ impl Server {
         let report = sync_flows(flows.as_ref(), &project, clock.now()).await?;
         print_report(&options.flows_dir, &report);
 
-        let admin_token = match &project.config.admin_token {
-            Some(reference) => Some(Arc::<str>::from(
-                secrets
-                    .resolve(reference)
-                    .await
-                    .map_err(ServeError::AdminToken)?
-                    .expose(),
-            )),
-            None => None,
+        let exposure = if options.addr.ip().is_loopback() {
+            AdminExposure::Loopback
+        } else {
+            AdminExposure::Network
         };
+        let admin_token = api::admin_token(
+            secrets.as_ref(),
+            project.config.admin_token.as_ref(),
+            exposure,
+        )
+        .await
+        .map_err(|error| match error {
+            AdminTokenError::TooShort { length } => ServeError::WeakAdminToken {
+                addr: options.addr,
+                length,
+            },
+            other => ServeError::AdminToken(other),
+        })?;
         if admin_token.is_none() && !options.addr.ip().is_loopback() {
             return Err(ServeError::OpenAdmin { addr: options.addr });
         }
@@ -247,18 +346,23 @@ impl Server {
             runtime: runtime.clone(),
             admin_token,
             body_limit: options.body_limit,
-        });
-        let mut rx = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(error) = result {
-                tracing::error!(error = %error, "http server stopped");
-            }
-        }));
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            options.body_read_timeout,
+            body_deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            options.max_header_bytes,
+            limit_head,
+        ));
+        let (connections_tx, connections) = watch::channel(0);
+        tasks.push(tokio::spawn(serve_http(
+            listener,
+            app,
+            HttpLimits::of(&options),
+            connections_tx,
+            shutdown_rx.clone(),
+        )));
 
         let worker = Worker::new(runtime.clone(), options.workers);
         let mut rx = shutdown_rx.clone();
@@ -302,15 +406,192 @@ impl Server {
             tasks,
             _schedules: kept_schedules,
             _lock: lock,
+            connections,
         })
     }
 
-    /// Stops every loop and waits for them.
+    /// The number of open HTTP connections, updated as they open and close.
+    pub fn connections(&self) -> watch::Receiver<usize> {
+        self.connections.clone()
+    }
+
+    /// Stops every loop and waits for them. The HTTP listener stops accepting and waits for the
+    /// requests in flight, at most as long as their read timeouts and handlers take.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+/// The connection-level limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+struct HttpLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+    max_header_bytes: usize,
+}
+
+impl HttpLimits {
+    fn of(options: &ServeOptions) -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: options.header_read_timeout,
+            max_connections: options.max_connections,
+            max_header_bytes: options.max_header_bytes,
+        }
+    }
+}
+
+/// hyper's default read buffer limit (about 400 KB). The buffer holds a whole head, so it only grows
+/// when a configured head limit needs more.
+const HYPER_DEFAULT_BUFFER: usize = 8192 + 4096 * 100;
+
+/// Accepts connections until shutdown, at most `limits.max_connections` open at once, and serves
+/// each with `app`; then stops accepting and waits for the open connections to finish.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    connections: watch::Sender<usize>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // Twice idflow's limits, so a head between the two is parsed and gets `limit_head`'s JSON
+        // 431; beyond, hyper answers on its own (with an empty body) before any of our code runs.
+        .max_headers(MAX_HEADERS * 2)
+        .max_header_size(limits.max_header_bytes.saturating_mul(2))
+        .max_buf_size(
+            limits
+                .max_header_bytes
+                .saturating_mul(2)
+                .max(HYPER_DEFAULT_BUFFER),
+        );
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Arc::new(connections);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        // The slot is taken before accepting: beyond the cap, connections wait in the kernel's
+        // backlog and cost this process nothing.
+        let slot = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, or a connection reset before it was accepted: wait a
+                // moment rather than spin, as the condition rarely clears at once.
+                tracing::warn!(error = %error, "cannot accept a connection");
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        let connections = connections.clone();
+        connections.send_modify(|open| *open += 1);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // A client that went away or timed out is routine, not an error of the server.
+                tracing::debug!(error = %error, "connection ended");
+            }
+            connections.send_modify(|open| *open = open.saturating_sub(1));
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Answers 431 to a request head over `max_header_bytes` (counted as on the wire: the request line
+/// and each `name: value` line) or over [`MAX_HEADERS`] lines, before routing.
+async fn limit_head(
+    State(max_header_bytes): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let line = request.method().as_str().len()
+        + request
+            .uri()
+            .path_and_query()
+            .map_or(1, |p| p.as_str().len())
+        + " HTTP/1.1\r\n".len()
+        + 1;
+    let size = request.headers().iter().fold(line, |size, (name, value)| {
+        size + name.as_str().len() + value.len() + ": \r\n".len()
+    });
+    if size > max_header_bytes || request.headers().len() > MAX_HEADERS {
+        return ApiError::HeadersTooLarge {
+            limit: max_header_bytes,
+            max_headers: MAX_HEADERS,
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Gives a request's body `timeout` to arrive in full, from the moment its head was read.
+async fn body_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let request = request.map(|body| Body::new(DeadlineBody::new(body, timeout)));
+    next.run(request).await
+}
+
+/// A request body that fails with [`BodyReadTimeout`] once its deadline passes, however steadily
+/// bytes arrive: a deadline on the whole body, not an idle timeout a trickle would reset.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: Body, timeout: Duration) -> DeadlineBody {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+        }
+    }
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        // The deadline first: a body whose bytes are always ready would never let it be polled.
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let timeout = self.timeout;
+            return Poll::Ready(Some(Err(axum::Error::new(BodyReadTimeout { timeout }))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

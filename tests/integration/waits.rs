@@ -39,6 +39,7 @@ async fn serve(dir: &Path, clock: &ManualClock) -> Server {
         body_limit: 64 * 1024,
         workers: 1,
         hot_reload: false,
+        ..ServeOptions::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(clock.clone());
     Server::start(options, clock).await.expect("server starts")

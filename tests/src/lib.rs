@@ -41,6 +41,22 @@ impl TestServer {
     }
 
     pub async fn start_with_clock(files: &[(&str, &str)], clock: Arc<dyn Clock>) -> TestServer {
+        Self::start_with(files, clock, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with `configure` changing the options first (limits, timeouts).
+    pub async fn start_with_options(
+        files: &[(&str, &str)],
+        configure: impl FnOnce(&mut ServeOptions),
+    ) -> TestServer {
+        Self::start_with(files, shared::local::system_clock(), configure).await
+    }
+
+    async fn start_with(
+        files: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut ServeOptions),
+    ) -> TestServer {
         let dir = TempDir::new("serve");
         let flows = dir.0.join("flows");
         std::fs::create_dir_all(&flows).expect("flows dir");
@@ -52,14 +68,16 @@ impl TestServer {
             }
             std::fs::write(path, content).expect("write flow");
         }
-        let options = ServeOptions {
+        let mut options = ServeOptions {
             flows_dir: flows,
             addr: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.0.join("data"),
             body_limit: 64 * 1024,
             workers: 8,
             hot_reload: false,
+            ..ServeOptions::default()
         };
+        configure(&mut options);
         let server = Server::start(options, clock).await.expect("server starts");
         let base = format!("http://{}", server.addr);
         TestServer {

@@ -11,7 +11,9 @@
 //! writes it. So an admin request that carries those claims is trusted as is. A request without
 //! them (a route deployed without the authorizer, or a `cargo lambda invoke` event) must present
 //! the `admin.token` of `idflow.yaml` as a bearer token; when no token is configured, it is refused:
-//! unlike `idflow serve` on loopback, the admin API of a Lambda is never open.
+//! unlike `idflow serve` on loopback, the admin API of a Lambda is never open. The function is
+//! reachable from the network, so a token shorter than 32 characters stops the cold start
+//! ([`shared::api::admin_token`], the rule `idflow serve` applies beyond loopback).
 
 use std::sync::Arc;
 
@@ -22,19 +24,18 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use lambda_http::request::RequestContext;
 use serde_json::json;
-use shared::api::{self, ApiError, ApiState, DEFAULT_BODY_LIMIT};
-use shared::ports::SecretError;
+use shared::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, DEFAULT_BODY_LIMIT};
 use shared::runner::Runtime;
 
 /// The routers' state: the runtime, and the admin token of `idflow.yaml` resolved once per cold
 /// start (through Secrets Manager), if one is configured.
-pub async fn state(runtime: Arc<Runtime>) -> Result<ApiState, SecretError> {
-    let admin_token = match &runtime.project().admin_token {
-        Some(reference) => Some(Arc::<str>::from(
-            runtime.secrets.resolve(reference).await?.expose(),
-        )),
-        None => None,
-    };
+pub async fn state(runtime: Arc<Runtime>) -> Result<ApiState, AdminTokenError> {
+    let admin_token = api::admin_token(
+        runtime.secrets.as_ref(),
+        runtime.project().admin_token.as_ref(),
+        AdminExposure::Network,
+    )
+    .await?;
     Ok(ApiState {
         runtime,
         admin_token,
@@ -42,7 +43,8 @@ pub async fn state(runtime: Arc<Runtime>) -> Result<ApiState, SecretError> {
     })
 }
 
-/// The function's router: invoke, delegated flows, admin API, `/healthz` and JSON fallbacks.
+/// The function's router: invoke, delegated flows, admin API, `/healthz`, JSON fallbacks, every
+/// error as JSON.
 pub fn app(state: ApiState) -> Router {
     let mut admin = Router::new();
     for (_, path, handler) in api::admin_routes() {
@@ -54,7 +56,7 @@ pub fn app(state: ApiState) -> Router {
             require_admin,
         ))
         .with_state(state.clone());
-    Router::new()
+    let router = Router::new()
         .merge(api::invoke_router(state.clone()))
         .merge(shared::delegated::delegated_router(state))
         .merge(admin)
@@ -68,7 +70,8 @@ pub fn app(state: ApiState) -> Router {
                 StatusCode::METHOD_NOT_ALLOWED,
                 Json(json!({ "error": { "code": "method_not_allowed", "message": "method not allowed on this route" } })),
             )
-        })
+        });
+    api::json_errors(router)
 }
 
 /// The claims API Gateway's JWT authorizer verified for this request, if it ran.
@@ -104,16 +107,7 @@ async fn require_admin(
         )
         .into_response();
     };
-    let presented = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .unwrap_or("");
-    if !api::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+    if !api::bearer_matches(request.headers(), &expected) {
         return ApiError::Unauthorized("a valid admin bearer token is required".into())
             .into_response();
     }

@@ -21,9 +21,10 @@ pub fn state(runtime: Arc<Runtime>) -> ApiState {
     }
 }
 
-/// The function's router: the Okta event hook routes and a JSON 404 for anything else.
+/// The function's router: the Okta event hook routes and a JSON 404 for anything else, every error
+/// as JSON.
 pub fn app(state: ApiState) -> Router {
-    shared::hooks::hooks_router(state).fallback(|| async {
+    shared::api::json_errors(shared::hooks::hooks_router(state).fallback(|| async {
         ApiError::NotFound("no such route: this function serves /hooks/okta".into())
-    })
+    }))
 }
