@@ -209,7 +209,8 @@ fn build(packs: &[pack::Pack], sources: Vec<String>) -> Import {
         })
         .collect();
     tables.sort();
-    let config = project::config_text(&results, &sources);
+    let declared: Vec<convert::ConnectionUse> = index.configs.values().cloned().collect();
+    let config = project::config_text(&results, &declared, &sources);
     Import {
         sources,
         flows,

@@ -10,8 +10,10 @@ use crate::convert::{ConnectionUse, FlowResult, TablePlan};
 use crate::yaml::{Entry, Node};
 
 /// `idflow.yaml`'s text for the imported flows.
-pub fn config_text(flows: &[FlowResult], sources: &[String]) -> String {
-    let mut connections: BTreeSet<ConnectionUse> = BTreeSet::new();
+pub fn config_text(flows: &[FlowResult], declared: &[ConnectionUse], sources: &[String]) -> String {
+    // Every connection of the export gets an entry, used by a converted card or not, so nothing
+    // the Okta Workflows project had is silently dropped.
+    let mut connections: BTreeSet<ConnectionUse> = declared.iter().cloned().collect();
     let mut secrets: BTreeMap<String, String> = BTreeMap::new();
     let mut vars: BTreeMap<String, Value> = BTreeMap::new();
     let mut callers: BTreeSet<String> = BTreeSet::new();

@@ -112,6 +112,9 @@ fn every_template_imports_into_a_project_idflow_accepts() {
                 exact += 1;
             }
             for gap in &flow.unconverted {
+                if gap.reason.contains("idflow refuses") {
+                    failures.push(format!("{name}/{}: {}", flow.flow, gap.reason));
+                }
                 if let Some(card) = gap.reason.strip_prefix("needs card ") {
                     *missing_cards.entry(card.to_owned()).or_default() += 1;
                 }
