@@ -28,14 +28,14 @@ pub fn config_text(flows: &[FlowResult], declared: &[ConnectionUse], sources: &[
         events |= flow.file.trigger.kind() == "event";
     }
     // Event flows and the okta.* cards need the Okta connection even when no card named a config.
-    if events || flows.iter().any(|f| uses_okta_cards(f)) {
-        if !connections.iter().any(|c| c.module == "okta") {
-            connections.insert(ConnectionUse {
-                module: "okta".into(),
-                name: "okta".into(),
-                label: String::new(),
-            });
-        }
+    if (events || flows.iter().any(uses_okta_cards))
+        && !connections.iter().any(|c| c.module == "okta")
+    {
+        connections.insert(ConnectionUse {
+            module: "okta".into(),
+            name: "okta".into(),
+            label: String::new(),
+        });
     }
     let mut header = vec![
         format!(
@@ -256,8 +256,13 @@ fn connection_entry(connection: &ConnectionUse, secrets: &BTreeMap<String, Strin
             fields.push(Entry::new("token", Node::Str(reference)));
             let mut entry = Entry::new(connection.name.clone(), Node::Map(fields));
             let title = vendor.map_or(module, |v| v.title);
+            let base = if vendor.is_some_and(|v| !v.base.is_empty()) {
+                format!("vars.{module}_base_url and ")
+            } else {
+                String::new()
+            };
             entry.comments.push(format!(
-                "{title}: the http.request steps read vars.{module}_base_url and secret('{secret_name}')."
+                "{title}: the http.request steps read {base}secret('{secret_name}')."
             ));
             entry
         }

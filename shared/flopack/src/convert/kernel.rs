@@ -367,10 +367,6 @@ pub(crate) fn if_error(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>) -> C
         },
     ));
     branch_outputs(cx, card, &id, &[catch_id, try_id], steps);
-    cx.approx(
-        card,
-        "the handler's error has idflow's fields: `message` as in Okta Workflows, the others differ",
-    );
     Ok(())
 }
 

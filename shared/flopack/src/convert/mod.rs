@@ -356,6 +356,9 @@ impl Val {
     }
 }
 
+/// Where a pin comes from: the source card's uuid, its output id, and the conversion on the way.
+type PinSource = (String, String, Option<crate::pack::Convert>);
+
 /// Where a Return card's values go in an inline body: a `flow.assign` with this id.
 #[derive(Debug, Clone)]
 struct InlineReturn {
@@ -370,7 +373,7 @@ pub(crate) struct Cx<'a> {
     /// (card uuid, output id) → the output's value.
     outs: HashMap<(String, String), Out>,
     /// (card uuid, input id) → (source card uuid, output id, conversion).
-    pins: HashMap<(String, String), Vec<(String, String, Option<crate::pack::Convert>)>>,
+    pins: HashMap<(String, String), Vec<PinSource>>,
     /// Every card of the flow (inline sub-flows included), by uuid.
     cards: HashMap<String, &'a Card>,
     /// Expand cards being resolved (a malformed export could make them refer to each other).
@@ -1002,7 +1005,7 @@ fn context_out(key: &str, trigger: &str) -> Out {
 
 /// A duration in idflow's notation (`500ms`, `3m`, `1h30m`).
 pub fn duration_text(ms: u64) -> String {
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut seconds = ms / 1000;

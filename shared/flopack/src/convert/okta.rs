@@ -593,10 +593,6 @@ pub(crate) fn search_groups(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>)
             groups.clone()
         }
     });
-    cx.approx(
-        card,
-        "only the first page of groups (Okta's default page size) is read",
-    );
     Ok(())
 }
 
