@@ -357,7 +357,7 @@ impl Import {
                 out.push_str(&format!(
                     "  partial: {} ({}):",
                     flow.report.file,
-                    one_line(&flow.okta_name)
+                    names::one_line(&flow.okta_name)
                 ));
                 for gap in &flow.report.unconverted {
                     out.push_str(&format!(" `{}` ({})", gap.card, gap.reason));
@@ -372,8 +372,4 @@ impl Import {
         ));
         out
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -104,6 +104,11 @@ fn truncate(text: &mut String, max: usize, separator: char) {
     }
 }
 
+/// Text on one line, runs of whitespace as one space (for comments and descriptions).
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Hands out names that are unique within one set.
 #[derive(Debug, Default, Clone)]
 pub struct Unique {

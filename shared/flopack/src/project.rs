@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::convert::vendors;
 use crate::convert::{ConnectionUse, FlowResult, TablePlan};
+use crate::names;
 use crate::yaml::{Entry, Node};
 
 /// `idflow.yaml`'s text for the imported flows.
@@ -66,7 +67,7 @@ pub fn config_text(flows: &[FlowResult], declared: &[ConnectionUse], sources: &[
                 0,
                 format!(
                     "Okta Workflows connection \"{}\" ({})",
-                    one_line(&connection.label),
+                    names::one_line(&connection.label),
                     connection.module
                 ),
             );
@@ -297,7 +298,7 @@ fn okta_domain(label: &str) -> String {
 pub fn table_text(table: &TablePlan) -> String {
     let header = vec![format!(
         "Okta Workflows table \"{}\". Okta's Row ID is the key idflow gives each row.",
-        one_line(&table.okta)
+        names::one_line(&table.okta)
     )];
     let mut columns: Vec<Entry> = table
         .columns
@@ -307,7 +308,7 @@ pub fn table_text(table: &TablePlan) -> String {
             if okta != ident {
                 entry
                     .comments
-                    .push(format!("\"{}\" in Okta Workflows", one_line(okta)));
+                    .push(format!("\"{}\" in Okta Workflows", names::one_line(okta)));
             }
             entry
         })
@@ -323,10 +324,6 @@ pub fn table_text(table: &TablePlan) -> String {
         &header,
         &Node::Map(vec![Entry::new("columns", Node::Map(columns))]),
     )
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

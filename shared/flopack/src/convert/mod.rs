@@ -1067,7 +1067,7 @@ pub(crate) fn convert_flow(index: &Index<'_>, plan: &FlowPlan<'_>) -> FlowResult
     }
     let mut header = vec![format!(
         "Imported from Okta Workflows flow \"{}\" ({}).",
-        one_line(&plan.flo.name),
+        names::one_line(&plan.flo.name),
         plan.flo.id
     )];
     if !cx.unconverted.is_empty() {
@@ -1079,13 +1079,13 @@ pub(crate) fn convert_flow(index: &Index<'_>, plan: &FlowPlan<'_>) -> FlowResult
     if !cx.notes.is_empty() {
         header.push("Differences from the Okta Workflows flow:".into());
         for note in &cx.notes {
-            header.push(format!("- {}", one_line(note)));
+            header.push(format!("- {}", names::one_line(note)));
         }
     }
     let description = Some(plan.flo.description.trim())
         .filter(|d| !d.is_empty())
-        .map(one_line)
-        .or_else(|| Some(one_line(&plan.flo.name)));
+        .map(names::one_line)
+        .or_else(|| Some(names::one_line(&plan.flo.name)));
     FlowResult {
         file: FlowFile {
             header,
@@ -1103,10 +1103,6 @@ pub(crate) fn convert_flow(index: &Index<'_>, plan: &FlowPlan<'_>) -> FlowResult
         vars: cx.vars,
         callers,
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The trigger a flow's first card gives, and the flow's steps.

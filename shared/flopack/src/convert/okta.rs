@@ -162,16 +162,18 @@ pub(crate) fn event_flow(
     start: &Card,
     linear: &Linear,
 ) -> (Trigger, Vec<Step>) {
-    let types = match event_types(start) {
+    let types: Vec<String> = match event_types(start) {
         Some(types) => types.iter().map(|t| (*t).to_owned()).collect(),
         None => {
+            // Subscribing to a guessed event type would run the flow on the wrong events: the flow
+            // runs by hand until someone sets its trigger.
             cx.unconverted.push(super::Unconverted {
                 card: start.name.clone(),
                 address: start.address.raw.clone(),
-                reason: "no System Log event type is known for this event card; set `event.okta` by hand"
+                reason: "no System Log event type is known for this event card; add an `event` trigger by hand"
                     .into(),
             });
-            vec!["user.lifecycle.create".to_owned()]
+            Vec::new()
         }
     };
     let event = Out::new("input").shaped(records::event());
@@ -214,7 +216,12 @@ pub(crate) fn event_flow(
             }
         }
     }
-    (Trigger::Event { types }, steps)
+    let trigger = if types.is_empty() {
+        Trigger::Manual
+    } else {
+        Trigger::Event { types }
+    };
+    (trigger, steps)
 }
 
 // ---------------------------------------------------------------------------------------------
