@@ -1,5 +1,6 @@
 //! `idflow`: the command line. It parses arguments and calls into the `shared` crate (serve,
-//! validate, test, deploy) or the admin API of a running server (run, runs, show, record).
+//! validate, test, deploy), the `flopack` crate (import), or the admin API of a running server
+//! (run, runs, show, record).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use serde_json::Value;
 mod client;
 #[cfg(feature = "aws")]
 mod deploy;
+mod import_cmd;
 mod render;
 mod tables_cmd;
 mod test_cmd;
@@ -138,6 +140,11 @@ enum Command {
     /// Validates a flow directory and deploys it: new flow versions, project files, schedules.
     #[cfg(feature = "aws")]
     Deploy(deploy::DeployArgs),
+    /// Imports flows from other tools: `idflow import flopack <file-or-dir> --out <dir>`.
+    Import {
+        #[command(subcommand)]
+        command: import_cmd::ImportCommand,
+    },
     /// Writes a test case from a run in history: its input, card outputs as stubs, its result.
     Record {
         run_id: String,
@@ -284,6 +291,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             server,
         } => test_cmd::record(&run_id, out, &server).await,
         Command::Tables { command } => tables_cmd::run(command).await,
+        Command::Import { command } => import_cmd::run(command),
         #[cfg(feature = "aws")]
         Command::Deploy(args) => deploy::run(args).await,
     }
