@@ -14,7 +14,7 @@ THREADS=${THREADS:-2}
 export BENCH_HOOK_SECRET=${BENCH_HOOK_SECRET:-bench-hook-secret}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }; }
 cargo build --release --quiet -p idflow
-cargo build --release --quiet -p shared --example bare_axum
+cargo build --release --quiet -p web --example bare_axum
 TARGET=${CARGO_TARGET_DIR:-target}
 DATA=$(mktemp -d)
 PIDS=()

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use aws::deploy::{self, DeployError, Target, TargetArgs};
 use clap::{Args, ValueEnum};
-use shared::adapters::aws::deploy::{self, DeployError, Target, TargetArgs};
 
 /// Where `idflow deploy` deploys to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,7 +21,7 @@ mod test_cmd;
 
 /// Counts allocations per thread so template renders are held to their memory budget.
 #[global_allocator]
-static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;
 
 /// Self-hosted identity automation: flows in git, triggered by schedules, Okta events, HTTP calls
 /// and other flows, with a step-by-step history.
@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, default_value = "./.idflow")]
         data: PathBuf,
         /// Largest accepted request body, in bytes.
-        #[arg(long, default_value_t = shared::api::DEFAULT_BODY_LIMIT)]
+        #[arg(long, default_value_t = web::api::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
         /// Runs processed at once.
         #[arg(long, default_value_t = 16)]
@@ -59,10 +59,10 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = parse_timeout)]
         body_timeout: Duration,
         /// HTTP connections open at once; more wait in the listen backlog until one closes.
-        #[arg(long, default_value_t = shared::local::DEFAULT_MAX_CONNECTIONS)]
+        #[arg(long, default_value_t = idflow::serve::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
         /// Largest accepted request head (request line and headers), in bytes (431 beyond).
-        #[arg(long, default_value_t = shared::local::DEFAULT_MAX_HEADER_BYTES)]
+        #[arg(long, default_value_t = idflow::serve::DEFAULT_MAX_HEADER_BYTES)]
         max_header_bytes: usize,
         /// Do not watch the flows directory for changes.
         #[arg(long)]
@@ -193,7 +193,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             log_json,
         } => {
             init_logging(log_json);
-            let options = shared::local::ServeOptions {
+            let options = idflow::serve::ServeOptions {
                 flows_dir: flows,
                 addr,
                 data_dir: data,
@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 max_header_bytes,
             };
             let server =
-                shared::local::Server::start(options, shared::local::system_clock()).await?;
+                idflow::serve::Server::start(options, idflow::serve::system_clock()).await?;
             eprintln!("idflow listening on http://{}", server.addr);
             shutdown_signal().await;
             eprintln!("shutting down");
@@ -307,11 +307,11 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     let mut flows = 0usize;
     for path in &paths {
         if path.is_dir() {
-            let project = shared::flowfile::load_dir(path);
+            let project = domain::flowfile::load_dir(path);
             flows += project.flows.iter().filter(|f| f.result.is_ok()).count();
             diagnostics.extend(project.all_diagnostics());
         } else if path.is_file() {
-            match shared::flowfile::load_file(path) {
+            match domain::flowfile::load_file(path) {
                 Ok(_) => flows += 1,
                 Err(errors) => diagnostics.extend(errors),
             }
@@ -344,7 +344,7 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
 
 /// A timeout flag: a duration as flow files write them, more than zero.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    match shared::duration::parse(text)? {
+    match domain::duration::parse(text)? {
         zero if zero.is_zero() => Err("must be more than zero, such as `10s`".to_owned()),
         duration => Ok(duration),
     }
@@ -407,7 +407,7 @@ mod tests {
         else {
             panic!("not serve: {:?}", cli.command);
         };
-        let defaults = shared::local::ServeOptions::default();
+        let defaults = idflow::serve::ServeOptions::default();
         assert_eq!(
             (flows, addr, data, body_limit, workers, !no_reload),
             (

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use shared::adapters::sqlite::{SqliteDb, SqliteTableStore};
-use shared::tables::csv::{ExportOptions, ImportProgress, cell, export, import};
-use shared::tables::{OnDuplicate, RowQuery, TableError, TableSchema, TableStore, schemas};
+use domain::tables::csv::{ExportOptions, ImportProgress, cell, export, import};
+use domain::tables::{OnDuplicate, RowQuery, TableError, TableSchema, TableStore, schemas};
+use local::sqlite::{SqliteDb, SqliteTableStore};
 
 /// The database file inside the data directory (as `idflow serve` names it).
 const DB_FILE: &str = "idflow.db";
@@ -90,8 +90,8 @@ pub async fn run(command: TablesCommand) -> Result<ExitCode> {
 
 /// The declared tables; declaration errors are printed, not fatal.
 fn declared(location: &Location) -> Result<std::collections::BTreeMap<String, TableSchema>> {
-    let config = location.flows.join(shared::flowfile::PROJECT_FILE);
-    let tables = location.flows.join(shared::flowfile::TABLES_DIR);
+    let config = location.flows.join(domain::flowfile::PROJECT_FILE);
+    let tables = location.flows.join(domain::flowfile::TABLES_DIR);
     if !config.is_file() && !tables.is_dir() {
         bail!(
             "neither {} nor {} exists: tables are declared under `tables:` in the first or one per file in the second (use --flows)",
@@ -99,7 +99,7 @@ fn declared(location: &Location) -> Result<std::collections::BTreeMap<String, Ta
             tables.display()
         );
     }
-    let project = shared::flowfile::load_dir(&location.flows);
+    let project = domain::flowfile::load_dir(&location.flows);
     let (tables, errors) = schemas(&project.config);
     for error in errors {
         eprintln!("warning: {error}");
@@ -117,9 +117,9 @@ fn schema(location: &Location, name: &str) -> Result<TableSchema> {
                 "table `{name}` is not declared in {} or {} (declared: {})",
                 location
                     .flows
-                    .join(shared::flowfile::PROJECT_FILE)
+                    .join(domain::flowfile::PROJECT_FILE)
                     .display(),
-                location.flows.join(shared::flowfile::TABLES_DIR).display(),
+                location.flows.join(domain::flowfile::TABLES_DIR).display(),
                 if names.is_empty() {
                     "none".to_owned()
                 } else {
@@ -201,7 +201,7 @@ async fn show(
         .map(serde_json::from_str)
         .transpose()
         .context("--where is not valid JSON")?;
-    let limit = limit.clamp(1, shared::tables::MAX_LIMIT);
+    let limit = limit.clamp(1, domain::tables::MAX_LIMIT);
     let query = RowQuery::parse(
         &schema,
         conditions.as_ref(),

@@ -1,14 +1,14 @@
 //! `idflow test` (run flow tests, print a diff per failing case, optionally write JUnit XML) and
 //! `idflow record` (turn a run from history into a test case). The logic lives in
-//! `shared::testing`; this module finds the files, prints and writes.
+//! `domain::testing`; this module finds the files, prints and writes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use shared::diag::Diagnostic;
-use shared::testing::{self, CaseReport, Outcome, SuiteRun};
+use domain::diag::Diagnostic;
+use domain::testing::{self, CaseReport, Outcome, SuiteRun};
 
 use crate::client;
 use crate::render::{self, Colors};
@@ -41,7 +41,7 @@ pub fn test(
                     .push(path.clone());
             } else {
                 // A flow file: run the tests of that flow found in its directory.
-                let flow = shared::flowfile::load_file(path).map_err(|errors| {
+                let flow = domain::flowfile::load_file(path).map_err(|errors| {
                     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     anyhow::anyhow!("{}", lines.join("\n"))
                 })?;
@@ -324,7 +324,7 @@ mod tests {
             xml.contains("<testcase classname=\"greet\" name=\"counts the caller&apos;s groups\""),
             "{xml}"
         );
-        suite.reports[0].outcome = Outcome::Failed(vec![shared::testing::Mismatch::values(
+        suite.reports[0].outcome = Outcome::Failed(vec![domain::testing::Mismatch::values(
             "return.body",
             &serde_json::json!("<a & b>"),
             None,

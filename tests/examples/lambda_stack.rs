@@ -10,10 +10,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use aws::{DynamoFlowStore, DynamoRunStore, SqsRunQueue};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
-use shared::adapters::aws::{DynamoFlowStore, DynamoRunStore, SqsRunQueue};
-use shared::ports::{FlowStore, StoredFlow};
+use domain::ports::{FlowStore, StoredFlow};
 
 const PROVISION: &str = r#"name: provision-account
 trigger:
@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     flows
         .put(&StoredFlow {
             name: "provision-account".into(),
-            version: shared::flowfile::version_of(PROVISION),
+            version: domain::flowfile::version_of(PROVISION),
             source: PROVISION.into(),
             path: "provision-account.yaml".into(),
             deployed_at: chrono::Utc::now(),

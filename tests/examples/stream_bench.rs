@@ -11,9 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+use domain::run::RunId;
 use okta_sim::{Family, RateLimit, Sim};
 use serde_json::{Value, json};
-use shared::run::RunId;
 use tests::TestServer;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -82,7 +82,7 @@ steps:
     let id = RunId::parse(answer["runId"].as_str().unwrap_or_default())
         .ok_or_else(|| anyhow::anyhow!("no run id: {answer}"))?;
     let timeout = Duration::from_secs(3600);
-    let run = shared::api::wait_for_run(runtime, &mut ended, id, timeout).await?;
+    let run = web::api::wait_for_run(runtime, &mut ended, id, timeout).await?;
     let wall = started.elapsed().as_secs_f64();
 
     let detail = server.run_json(&id.to_string()).await;

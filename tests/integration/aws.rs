@@ -8,17 +8,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
-use shared::adapters::aws::{
+use aws::{
     DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerSchedules, SecretsManagerSecrets,
     SqsRunQueue,
 };
-use shared::adapters::clock::ManualClock;
-use shared::conformance::{LEASE, queued_run, step_record, t0};
-use shared::model::SecretRef;
-use shared::ports::{Checkpoint, RunStore, SecretError, Secrets};
-use shared::run::RunStatus;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use domain::clock::ManualClock;
+use domain::conformance::{LEASE, queued_run, step_record, t0};
+use domain::model::SecretRef;
+use domain::ports::{Checkpoint, RunStore, SecretError, Secrets};
+use domain::run::RunStatus;
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5005";
 
@@ -112,21 +112,21 @@ pub async fn schedules() -> Option<SchedulerSchedules> {
 }
 
 mod dynamo_run_store {
-    shared::run_store_conformance!(match super::run_store().await {
+    domain::run_store_conformance!(match super::run_store().await {
         Some(store) => store,
         None => return,
     });
 }
 
 mod dynamo_flow_store {
-    shared::flow_store_conformance!(match super::flow_store().await {
+    domain::flow_store_conformance!(match super::flow_store().await {
         Some(store) => store,
         None => return,
     });
 }
 
 mod dynamo_table_store {
-    shared::table_store_conformance!(match super::table_store().await {
+    domain::table_store_conformance!(match super::table_store().await {
         Some(store) => store,
         None => return,
     });
@@ -135,14 +135,14 @@ mod dynamo_table_store {
 // SQS standard queues deliver at least once (a message can come back while hidden, which moto's
 // server also does under concurrent receives): the runner's lease makes that harmless.
 mod sqs_run_queue {
-    shared::run_queue_conformance!(at_least_once: match super::run_queue().await {
+    domain::run_queue_conformance!(at_least_once: match super::run_queue().await {
         Some(queue) => queue,
         None => return,
     });
 }
 
 mod scheduler_schedules {
-    shared::schedules_conformance!(match super::schedules().await {
+    domain::schedules_conformance!(match super::schedules().await {
         Some(schedules) => schedules,
         None => return,
     });
@@ -256,11 +256,11 @@ async fn dynamo_keeps_the_deployed_project_files() {
     );
     assert_eq!(
         store.put_project(&files).await.unwrap(),
-        shared::ports::PutOutcome::Added
+        domain::ports::PutOutcome::Added
     );
     assert_eq!(
         store.put_project(&files).await.unwrap(),
-        shared::ports::PutOutcome::Unchanged
+        domain::ports::PutOutcome::Unchanged
     );
     files.insert(
         "idflow.yaml".to_owned(),
@@ -268,14 +268,14 @@ async fn dynamo_keeps_the_deployed_project_files() {
     );
     assert_eq!(
         store.put_project(&files).await.unwrap(),
-        shared::ports::PutOutcome::Updated
+        domain::ports::PutOutcome::Updated
     );
     let stored = store.project().await.unwrap().expect("project files");
-    let config = shared::flowfile::parse_project_files(&stored).unwrap();
+    let config = domain::flowfile::parse_project_files(&stored).unwrap();
     assert_eq!(config.vars["org"], "Other");
     // The project item is not a flow.
     assert!(
-        shared::ports::FlowStore::list(&store)
+        domain::ports::FlowStore::list(&store)
             .await
             .unwrap()
             .is_empty()
@@ -284,12 +284,12 @@ async fn dynamo_keeps_the_deployed_project_files() {
 
 #[tokio::test]
 async fn dynamo_refuses_a_table_row_over_the_item_limit_naming_table_and_size() {
-    use shared::tables::{OnDuplicate, TableError, TableStore};
+    use domain::tables::{OnDuplicate, TableError, TableStore};
     let Some(store) = table_store().await else {
         return;
     };
-    let project = shared::conformance::tables_fixture();
-    let logins = shared::tables::schema(&project, "logins").expect("fixture table");
+    let project = domain::conformance::tables_fixture();
+    let logins = domain::tables::schema(&project, "logins").expect("fixture table");
     let big = serde_json::json!({ "id": "big", "raw": { "blob": "x".repeat(420 * 1024) } });
     let result = store
         .insert(
@@ -326,7 +326,7 @@ async fn dynamo_refuses_a_table_row_over_the_item_limit_naming_table_and_size() 
 /// A runtime on the AWS adapters (DynamoDB, SQS, and Scheduler wake-ups) with a manual clock, and
 /// what the wake-up tests look at behind it.
 struct AwsRuntime {
-    runtime: shared::runner::Runtime,
+    runtime: domain::runner::Runtime,
     clock: Arc<ManualClock>,
     scheduler: aws_sdk_scheduler::Client,
     group: String,
@@ -339,8 +339,8 @@ const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/idflow-scheduler";
 
 /// `flows` deployed on fresh tables and a fresh queue, with [`SchedulerWakeups`] on a fresh group.
 async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
-    use shared::adapters::aws::SchedulerWakeups;
-    use shared::ports::{FlowStore, StoredFlow};
+    use aws::SchedulerWakeups;
+    use domain::ports::{FlowStore, StoredFlow};
     let config = emulator().await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let (flows_table, runs_table) = (unique("flows"), unique("runs"));
@@ -355,7 +355,7 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
         flow_store
             .put(&StoredFlow {
                 name: (*name).to_owned(),
-                version: shared::flowfile::version_of(source),
+                version: domain::flowfile::version_of(source),
                 source: (*source).to_owned(),
                 path: format!("{name}.yaml"),
                 deployed_at: t0(),
@@ -383,14 +383,14 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
         .await
         .expect("create schedule group");
     let clock = Arc::new(ManualClock::new(t0()));
-    let runtime = shared::runner::Runtime::new(
+    let runtime = domain::runner::Runtime::new(
         Arc::new(flow_store),
         Arc::new(DynamoRunStore::new(dynamo, runs_table, None)),
         Arc::new(SqsRunQueue::new(sqs.clone(), queue_url.clone(), dlq_url)),
         clock.clone(),
-        Arc::new(shared::adapters::secrets::LocalSecrets::new(".")),
-        shared::model::ProjectConfig::default(),
-        shared::runner::RunnerConfig::default(),
+        Arc::new(local::secrets::LocalSecrets::new(".")),
+        domain::model::ProjectConfig::default(),
+        domain::runner::RunnerConfig::default(),
     )
     .with_wakeups(Arc::new(SchedulerWakeups::new(
         scheduler.clone(),
@@ -422,7 +422,7 @@ impl AwsRuntime {
         let delivery = &deliveries[0];
         assert_eq!(
             self.runtime.process(delivery).await,
-            shared::runner::Disposition::Done
+            domain::runner::Disposition::Done
         );
         self.runtime
             .queue
@@ -462,8 +462,8 @@ impl AwsRuntime {
 
 #[tokio::test]
 async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
+    use aws::SchedulerWakeups;
     use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
-    use shared::adapters::aws::SchedulerWakeups;
     const PAUSE: &str = "name: pause\nsteps:\n  - wait: 2h\n  - { id: after, card: text.compose, with: { text: woke } }\n";
     let Some(aws) = aws_runtime(&[("pause", PAUSE)]).await else {
         return;
@@ -473,7 +473,7 @@ async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
         .start_run(
             "pause",
             serde_json::json!({}),
-            shared::run::TriggerInfo::Manual,
+            domain::run::TriggerInfo::Manual,
             None,
         )
         .await
@@ -526,7 +526,7 @@ async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
         ROLE_ARN,
     );
     assert!(
-        shared::ports::Schedules::list(&flows)
+        domain::ports::Schedules::list(&flows)
             .await
             .expect("list")
             .is_empty()
@@ -565,7 +565,7 @@ async fn a_ten_minute_wait_is_a_queue_delay_not_a_schedule() {
         .start_run(
             "short",
             serde_json::json!({}),
-            shared::run::TriggerInfo::Manual,
+            domain::run::TriggerInfo::Manual,
             None,
         )
         .await
@@ -603,17 +603,17 @@ async fn moto_raw_messages() -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-fn email_call(from: &str, input: serde_json::Value) -> shared::cards::CardCall {
-    let mut project = shared::model::ProjectConfig::default();
+fn email_call(from: &str, input: serde_json::Value) -> domain::cards::CardCall {
+    let mut project = domain::model::ProjectConfig::default();
     project.connections.insert(
         "email".into(),
         serde_json::json!({ "from": format!("idflow <{from}>"), "ses": {} }),
     );
-    shared::cards::CardCall {
+    domain::cards::CardCall {
         card: "email.send".into(),
         input,
         timeout: Duration::from_secs(20),
-        run_id: shared::run::RunId::new_at(t0()),
+        run_id: domain::run::RunId::new_at(t0()),
         step: "mail".into(),
         attempt: 1,
         project: Arc::new(project),
@@ -622,17 +622,17 @@ fn email_call(from: &str, input: serde_json::Value) -> shared::cards::CardCall {
 
 #[tokio::test]
 async fn ses_sends_the_email_card_with_a_csv_attachment() {
+    use aws::SesEmail;
     use base64::Engine as _;
-    use shared::adapters::aws::SesEmail;
-    use shared::cards::email::EmailExecutor;
-    use shared::cards::{CardError, CardExecutor};
+    use connectors::cards::email::EmailExecutor;
+    use domain::cards::{CardError, CardExecutor};
     let Some(config) = emulator().await else {
         return;
     };
     let client = aws_sdk_sesv2::Client::new(&config);
     // Moto keeps identities verified for as long as it runs: each run of the test has its own.
     let sender = format!("{}@example.com", unique("idflow"));
-    let executor = EmailExecutor::new(Arc::new(shared::adapters::secrets::LocalSecrets::new(".")))
+    let executor = EmailExecutor::new(Arc::new(local::secrets::LocalSecrets::new(".")))
         .with_ses(Arc::new(SesEmail::new(client.clone(), &sender)));
     let subject = unique("Failed logins");
     let csv = "user,count\nada@example.com,7\nbob@example.com,3\n";
@@ -715,13 +715,13 @@ async fn ses_sends_the_email_card_with_a_csv_attachment() {
 
 #[tokio::test]
 async fn dynamo_tables_import_and_export_csv_across_pages() {
-    use shared::tables::csv::{ExportOptions, export, import};
-    use shared::tables::{OnDuplicate, RowQuery, TableStore};
+    use domain::tables::csv::{ExportOptions, export, import};
+    use domain::tables::{OnDuplicate, RowQuery, TableStore};
     let Some(store) = table_store().await else {
         return;
     };
-    let project = shared::conformance::tables_fixture();
-    let events = shared::tables::schema(&project, "events").expect("fixture table");
+    let project = domain::conformance::tables_fixture();
+    let events = domain::tables::schema(&project, "events").expect("fixture table");
     let mut csv = String::from("kind,n\n");
     for n in 0..600 {
         csv.push_str(&format!("login,{n}\n"));

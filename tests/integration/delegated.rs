@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::cards::{CardCall, CardError, CardExecutor};
+use domain::ports::Clock;
+use domain::runner::{RunnerConfig, Runtime, Worker};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use shared::api::ApiState;
-use shared::cards::{CardCall, CardError, CardExecutor};
-use shared::ports::Clock;
-use shared::runner::{RunnerConfig, Runtime, Worker};
 use tests::{TempDir, TestServer};
+use web::api::ApiState;
 
 const JWKS: &str = include_str!("../fixtures/jwt/jwks.json");
 const RSA_SIGNER: &[u8] = include_bytes!("../fixtures/jwt/rsa-signer.pem");
@@ -223,7 +223,7 @@ async fn jwt_callers_are_verified_by_key_issuer_audience_expiry_and_subject() {
     assert_eq!(done.status.as_str(), "succeeded", "{:?}", done.error);
     assert_eq!(
         done.trigger,
-        shared::run::TriggerInfo::Delegated {
+        domain::run::TriggerInfo::Delegated {
             caller: "access-requests".into()
         }
     );
@@ -346,7 +346,7 @@ async fn static_token_callers_run_what_they_are_listed_for_and_get_403_otherwise
     assert_eq!(done.output.unwrap()["body"], "reset ada");
     assert_eq!(
         done.trigger,
-        shared::run::TriggerInfo::Delegated {
+        domain::run::TriggerInfo::Delegated {
             caller: "ops-bot".into()
         }
     );
@@ -558,25 +558,25 @@ struct Harness {
 
 impl Harness {
     async fn start(files: &[(&str, &str)], oig: Arc<dyn CardExecutor>) -> Harness {
-        use shared::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+        use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
         let dir = TempDir::new("delegated");
         let flows_dir = dir.0.join("flows");
         std::fs::create_dir_all(&flows_dir).unwrap();
         for (name, text) in files {
             std::fs::write(flows_dir.join(name), text).unwrap();
         }
-        let clock: Arc<dyn Clock> = shared::local::system_clock();
+        let clock: Arc<dyn Clock> = idflow::serve::system_clock();
         let db = SqliteDb::open(dir.0.join("idflow.db")).unwrap();
         let flows = Arc::new(SqliteFlowStore::new(db.clone()));
         let runs = Arc::new(SqliteRunStore::new(db.clone()));
         let queue = Arc::new(SqliteRunQueue::new(db, clock.clone(), 5));
-        let project = shared::flowfile::load_dir(&flows_dir);
-        let report = shared::local::sync_flows(flows.as_ref(), &project, clock.now())
+        let project = domain::flowfile::load_dir(&flows_dir);
+        let report = idflow::serve::sync_flows(flows.as_ref(), &project, clock.now())
             .await
             .unwrap();
         assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
-        let secrets = Arc::new(shared::adapters::secrets::LocalSecrets::new(&flows_dir));
-        let intake: Arc<dyn shared::ports::RunIntake> = queue.clone();
+        let secrets = Arc::new(local::secrets::LocalSecrets::new(&flows_dir));
+        let intake: Arc<dyn domain::ports::RunIntake> = queue.clone();
         let runtime = Arc::new(
             Runtime::new(
                 flows,
@@ -592,7 +592,7 @@ impl Harness {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = shared::api::router(ApiState {
+        let app = web::api::router(ApiState {
             runtime: runtime.clone(),
             admin_token: None,
             body_limit: 64 * 1024,
@@ -718,11 +718,10 @@ async fn report_to_request_posts_the_outcome_to_the_access_request() {
     .unwrap();
     let mut ended = harness.runtime.subscribe();
     for id in [&quiet["runId"], &other["runId"]] {
-        let id = shared::run::RunId::parse(id.as_str().unwrap()).unwrap();
-        let run =
-            shared::api::wait_for_run(&harness.runtime, &mut ended, id, Duration::from_secs(20))
-                .await
-                .unwrap();
+        let id = domain::run::RunId::parse(id.as_str().unwrap()).unwrap();
+        let run = web::api::wait_for_run(&harness.runtime, &mut ended, id, Duration::from_secs(20))
+            .await
+            .unwrap();
         assert_eq!(run.status.as_str(), "succeeded");
     }
     // Had the quiet runs reported, their messages would be ahead of this one in the channel.

@@ -1,12 +1,12 @@
 //! `idflow deploy --target aws` against moto: the plan it prints and what it leaves in DynamoDB and
 //! EventBridge Scheduler, through the same library calls the CLI makes
-//! (`shared::adapters::aws::deploy`).
+//! (`aws::deploy`).
 
 use std::path::Path;
 
-use shared::adapters::aws::deploy::{self, Change, DeployError, Plan, Progress};
-use shared::adapters::aws::{DynamoFlowStore, SchedulerSchedules};
-use shared::ports::{FlowStore, ScheduleSpec, Schedules};
+use aws::deploy::{self, Change, DeployError, Plan, Progress};
+use aws::{DynamoFlowStore, SchedulerSchedules};
+use domain::ports::{FlowStore, ScheduleSpec, Schedules};
 use tests::TempDir;
 
 use crate::aws::{emulator, unique};

@@ -9,16 +9,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use aws::emf::Sink;
+use aws::lambda::LambdaConfig;
+use aws::{DynamoFlowStore, DynamoRunStore, DynamoTableStore, SqsRunQueue};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use axum::body::Body;
+use domain::ports::{FlowStore, RunStore, StoredFlow};
+use domain::run::{RunId, RunStatus, TriggerInfo};
+use domain::runner::Runtime;
 use serde_json::{Value, json};
-use shared::adapters::aws::emf::Sink;
-use shared::adapters::aws::lambda::LambdaConfig;
-use shared::adapters::aws::{DynamoFlowStore, DynamoRunStore, DynamoTableStore, SqsRunQueue};
-use shared::ports::{FlowStore, RunStore, StoredFlow};
-use shared::run::{RunId, RunStatus, TriggerInfo};
-use shared::runner::Runtime;
 use tower::ServiceExt;
 
 use super::aws::{emulator, unique};
@@ -119,11 +119,11 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         ("user-activated.yaml", ACTIVATED),
         ("nightly-access-review.yaml", NIGHTLY),
     ] {
-        let flow = shared::flowfile::parse_flow(path, source).expect("valid flow");
+        let flow = domain::flowfile::parse_flow(path, source).expect("valid flow");
         flows
             .put(&StoredFlow {
                 name: flow.name,
-                version: shared::flowfile::version_of(source),
+                version: domain::flowfile::version_of(source),
                 source: source.to_owned(),
                 path: path.to_owned(),
                 deployed_at: chrono::Utc::now(),
@@ -154,7 +154,9 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         ("IDFLOW_MAX_RECEIVE_COUNT", max_receive_count.to_string()),
     ]);
     let config = LambdaConfig::from_lookup(|name| env.get(name).cloned()).expect("configuration");
-    let runtime = Arc::new(config.runtime(&sdk).await.expect("cold start"));
+    // One runtime for every handler here, equipped as the worker's (the only one that runs cards).
+    let runtime = config.runtime(&sdk).await.expect("cold start");
+    let runtime = Arc::new(worker::equip(runtime, &config, &sdk).expect("worker runtime"));
     let queue_arn = queue_arn(&sqs, &queue_url).await;
     let dead_letter_arn = queue_arn_of_dlq(&sqs, &dlq_url).await;
     Some(Stack {
@@ -389,7 +391,7 @@ async fn the_api_refuses_a_wrong_client_token_and_admin_calls_the_authorizer_did
     assert!(
         stack
             .runs
-            .list(&shared::run::RunQuery::default())
+            .list(&domain::run::RunQuery::default())
             .await
             .unwrap()
             .runs
@@ -427,7 +429,7 @@ async fn the_event_hook_verifies_and_starts_one_run_per_event() {
 
     let page = stack
         .runs
-        .list(&shared::run::RunQuery::default())
+        .list(&domain::run::RunQuery::default())
         .await
         .unwrap();
     assert_eq!(page.runs.len(), 1);

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use idflow::serve::{ServeError, ServeOptions, Server};
 use serde_json::{Value, json};
-use shared::local::{ServeError, ServeOptions, Server};
 use tests::{TempDir, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -601,7 +601,7 @@ async fn serve_with_admin_token(
         hot_reload: false,
         ..ServeOptions::default()
     };
-    Server::start(options, shared::local::system_clock()).await
+    Server::start(options, idflow::serve::system_clock()).await
 }
 
 #[tokio::test]
@@ -647,8 +647,8 @@ async fn a_short_or_blank_admin_token_is_refused_beyond_loopback() {
 
 /// A runtime on SQLite whose `idflow.yaml` sets `token` as the admin token: what the `api` Lambda's
 /// state is built from, without AWS.
-fn runtime_with_admin_token(dir: &TempDir, token: &str) -> Arc<shared::runner::Runtime> {
-    use shared::adapters::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+fn runtime_with_admin_token(dir: &TempDir, token: &str) -> Arc<domain::runner::Runtime> {
+    use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
     let flows_dir = dir.0.join("flows");
     std::fs::create_dir_all(&flows_dir).unwrap();
     std::fs::write(
@@ -657,18 +657,18 @@ fn runtime_with_admin_token(dir: &TempDir, token: &str) -> Arc<shared::runner::R
     )
     .unwrap();
     std::fs::write(flows_dir.join("admin.token"), token).unwrap();
-    let clock = shared::local::system_clock();
+    let clock = idflow::serve::system_clock();
     let db = SqliteDb::open(dir.0.join("idflow.db")).unwrap();
     let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), 5));
-    let project = shared::flowfile::load_dir(&flows_dir);
-    Arc::new(shared::runner::Runtime::new(
+    let project = domain::flowfile::load_dir(&flows_dir);
+    Arc::new(domain::runner::Runtime::new(
         Arc::new(SqliteFlowStore::new(db.clone())),
         Arc::new(SqliteRunStore::new(db)),
         queue,
         clock,
-        Arc::new(shared::adapters::secrets::LocalSecrets::new(&flows_dir)),
+        Arc::new(local::secrets::LocalSecrets::new(&flows_dir)),
         project.config,
-        shared::runner::RunnerConfig::default(),
+        domain::runner::RunnerConfig::default(),
     ))
 }
 

@@ -382,7 +382,7 @@ async fn events_start_runs_only_for_subscribed_flows_whose_filter_passes() {
     assert_eq!(run.input["delivery"]["data"], json!({}));
     assert_eq!(
         run.trigger,
-        shared::run::TriggerInfo::Event {
+        domain::run::TriggerInfo::Event {
             event_uuid: "add-nocode".into(),
             event_type: "group.user_membership.add".into()
         }
@@ -512,8 +512,8 @@ async fn a_flow_deployed_later_receives_events_once_the_flows_are_reloaded() {
     )
     .unwrap();
     let runtime = server.runtime();
-    let project = shared::flowfile::load_dir(&flows_dir);
-    shared::local::sync_flows(runtime.flows.as_ref(), &project, runtime.clock.now())
+    let project = domain::flowfile::load_dir(&flows_dir);
+    idflow::serve::sync_flows(runtime.flows.as_ref(), &project, runtime.clock.now())
         .await
         .unwrap();
     runtime.invalidate_flows();

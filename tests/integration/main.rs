@@ -20,4 +20,4 @@ mod waits;
 
 /// Counts allocations like the binaries do, so render budgets hold in these tests too.
 #[global_allocator]
-static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shared::adapters::clock::ManualClock;
+use domain::clock::ManualClock;
 use tests::TestServer;
 
 #[tokio::test]
@@ -32,7 +32,7 @@ async fn rate_schedule_fires_once_per_interval_on_the_manual_clock() {
         let expected = start + chrono::Duration::seconds(60 * minute);
         assert_eq!(
             run.trigger,
-            shared::run::TriggerInfo::Schedule {
+            domain::run::TriggerInfo::Schedule {
                 scheduled_for: expected
             }
         );
@@ -65,7 +65,7 @@ async fn cron_schedule_in_a_time_zone_fires_at_local_time() {
     let expected: DateTime<Utc> = "2026-03-02T07:00:00Z".parse().unwrap();
     assert_eq!(
         run.trigger,
-        shared::run::TriggerInfo::Schedule {
+        domain::run::TriggerInfo::Schedule {
             scheduled_for: expected
         }
     );

@@ -245,7 +245,7 @@ steps:
     let run = server
         .runtime()
         .runs
-        .get(shared::run::RunId::parse(&id).expect("id"))
+        .get(domain::run::RunId::parse(&id).expect("id"))
         .await
         .expect("get")
         .expect("run");

@@ -1,7 +1,7 @@
 //! The seed scenarios end to end: the example flows shipped in `examples/flows/` with their table
 //! files, served by an in-process `idflow serve` whose `idflow.yaml` points the `okta` connection at
 //! okta-sim, the `email` connection at a real SMTP server (`aiosmtpd`, see
-//! [`shared::conformance::smtp`]) and the Slack webhook at a local HTTP sink. Okta's side (event hook
+//! [`domain::conformance::smtp`]) and the Slack webhook at a local HTTP sink. Okta's side (event hook
 //! deliveries, the System Log, access requests) is played by okta-sim; what the tests check is what a
 //! user would see: the delivered mail and its CSV, the Slack messages, the table rows, the user
 //! profiles and request messages in the org.
@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use domain::conformance::smtp::SmtpServer;
 use hmac::{Hmac, Mac};
 use okta_sim::{RequestSeed, Sim, SimHandle};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use shared::conformance::smtp::SmtpServer;
 use tests::TestServer;
 
 const HOOK_SECRET: &str = "seed-hook-secret-41";
@@ -171,7 +171,7 @@ async fn runs_of(server: &TestServer, flow: &str) -> Vec<Value> {
 }
 
 /// Waits for every run of `flow` to end and returns their statuses and outputs.
-async fn ended_runs(server: &TestServer, flow: &str) -> Vec<shared::run::Run> {
+async fn ended_runs(server: &TestServer, flow: &str) -> Vec<domain::run::Run> {
     let mut ended = Vec::new();
     for run in runs_of(server, flow).await {
         ended.push(server.wait_run(run["id"].as_str().expect("id")).await);
@@ -698,7 +698,7 @@ async fn the_daily_search_saves_exports_and_mails_the_last_24_hours_of_failed_lo
         .map(|uuid| {
             let event = logged(&sim, uuid);
             let published =
-                shared::tables::normalize_datetime(event["published"].as_str().expect("published"))
+                domain::tables::normalize_datetime(event["published"].as_str().expect("published"))
                     .expect("a datetime");
             format!(
                 "{published},{},{},INVALID_CREDENTIALS",

@@ -1,8 +1,8 @@
 //! Tables end to end in `idflow serve`: declared in idflow.yaml, written by many runs at once,
 //! read back and exported by another flow.
 
+use domain::run::{RunId, RunStatus, TriggerInfo};
 use serde_json::json;
-use shared::run::{RunId, RunStatus, TriggerInfo};
 use tests::TestServer;
 
 const PROJECT: &str = "tables:\n  failed_logins:\n    key: id\n    columns: { id: text, user: text, at: datetime, count: number }\n";

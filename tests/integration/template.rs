@@ -100,8 +100,8 @@ fn every_function_crate_has_a_rust_arm64_function_resource() {
 
 #[test]
 fn every_variable_the_functions_read_is_set() {
-    let source = std::fs::read_to_string(root().join("shared/src/adapters/aws/lambda.rs"))
-        .expect("read lambda.rs");
+    let source =
+        std::fs::read_to_string(root().join("shared/aws/src/lambda.rs")).expect("read lambda.rs");
     let code = source.split("#[cfg(test)]").next().unwrap();
     let mut read = BTreeSet::new();
     for (at, _) in code.match_indices("IDFLOW_") {
@@ -165,7 +165,7 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
     let template = template();
     let functions = functions(&template);
     let api = routes(functions["api"].1);
-    let mut expected: Vec<(String, String, bool)> = shared::api::admin_routes()
+    let mut expected: Vec<(String, String, bool)> = web::api::admin_routes()
         .into_iter()
         .map(|(method, path, _)| (method.to_string(), path.to_owned(), true))
         .collect();
@@ -368,15 +368,15 @@ async fn the_tables_match_what_the_adapters_create() {
     };
     let client = aws_sdk_dynamodb::Client::new(&config);
     let runs = crate::aws::unique("template-runs");
-    shared::adapters::aws::DynamoRunStore::create_table(&client, &runs)
+    aws::DynamoRunStore::create_table(&client, &runs)
         .await
         .expect("create runs table");
     let flows = crate::aws::unique("template-flows");
-    shared::adapters::aws::DynamoFlowStore::create_table(&client, &flows)
+    aws::DynamoFlowStore::create_table(&client, &flows)
         .await
         .expect("create flows table");
     let data = crate::aws::unique("template-data");
-    shared::adapters::aws::DynamoTableStore::create_table(&client, &data)
+    aws::DynamoTableStore::create_table(&client, &data)
         .await
         .expect("create data tables table");
 
@@ -537,7 +537,7 @@ fn the_outputs_name_what_deploy_and_okta_need() {
         "TablesTable",
         "QueueUrl",
         "DeadLetterQueueUrl",
-        // Read by `idflow deploy --stack` (shared::adapters::aws::deploy::StackOutputs).
+        // Read by `idflow deploy --stack` (aws::deploy::StackOutputs).
         "ScheduleGroup",
         "SchedulerRoleArn",
         "ScheduleFunctionArn",

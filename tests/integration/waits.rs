@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::clock::ManualClock;
+use domain::ports::Clock;
+use domain::run::{Run, RunId, RunStatus, TriggerInfo};
+use idflow::serve::{ServeOptions, Server};
 use serde_json::json;
-use shared::adapters::clock::ManualClock;
-use shared::local::{ServeOptions, Server};
-use shared::ports::Clock;
-use shared::run::{Run, RunId, RunStatus, TriggerInfo};
 use tests::TempDir;
 
 const PAUSE: &str = "name: pause\nsteps:\n  - wait: 2h\n  - { id: after, card: text.compose, with: { text: woke } }\n";
@@ -80,7 +80,7 @@ async fn until_status(server: &Server, id: RunId, status: RunStatus) -> Run {
 /// Waits for a run to end, through the runtime's end events.
 async fn ended(server: &Server, id: RunId) -> Run {
     let mut events = server.runtime.subscribe();
-    let wait = shared::api::wait_for_run(&server.runtime, &mut events, id, Duration::from_secs(20));
+    let wait = web::api::wait_for_run(&server.runtime, &mut events, id, Duration::from_secs(20));
     tokio::time::timeout(Duration::from_secs(20), wait)
         .await
         .expect("the run ends in time")

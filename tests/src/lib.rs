@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::ports::Clock;
+use domain::run::{Run, RunId};
+use idflow::serve::{ServeOptions, Server};
 use serde_json::Value;
-use shared::local::{ServeOptions, Server};
-use shared::ports::Clock;
-use shared::run::{Run, RunId};
 
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -37,7 +37,7 @@ pub struct TestServer {
 impl TestServer {
     /// Writes `files` (name, content) into a fresh flows directory and starts the server.
     pub async fn start(files: &[(&str, &str)]) -> TestServer {
-        Self::start_with_clock(files, shared::local::system_clock()).await
+        Self::start_with_clock(files, idflow::serve::system_clock()).await
     }
 
     pub async fn start_with_clock(files: &[(&str, &str)], clock: Arc<dyn Clock>) -> TestServer {
@@ -49,7 +49,7 @@ impl TestServer {
         files: &[(&str, &str)],
         configure: impl FnOnce(&mut ServeOptions),
     ) -> TestServer {
-        Self::start_with(files, shared::local::system_clock(), configure).await
+        Self::start_with(files, idflow::serve::system_clock(), configure).await
     }
 
     async fn start_with(
@@ -88,7 +88,7 @@ impl TestServer {
         }
     }
 
-    pub fn runtime(&self) -> &shared::runner::Runtime {
+    pub fn runtime(&self) -> &domain::runner::Runtime {
         &self.server.as_ref().expect("running").runtime
     }
 
@@ -102,7 +102,7 @@ impl TestServer {
         let id = RunId::parse(id).expect("run id");
         let mut ended = runtime.subscribe();
         let timeout = Duration::from_secs(20);
-        let wait = shared::api::wait_for_run(runtime, &mut ended, id, timeout);
+        let wait = web::api::wait_for_run(runtime, &mut ended, id, timeout);
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(run)) => run,
             Ok(Err(e)) => panic!("run {id} did not end: {e}"),
@@ -124,10 +124,10 @@ impl TestServer {
 
     /// Runs a `table.*` card against the server's own table store, with the tables it loaded, as a
     /// flow step would (to seed rows before a run and read them back after).
-    pub async fn table(&self, card: &str, input: Value) -> Result<Value, shared::cards::CardError> {
+    pub async fn table(&self, card: &str, input: Value) -> Result<Value, domain::cards::CardError> {
         let runtime = self.runtime();
         let executor = runtime.executors.get("table").expect("the table executor");
-        let call = shared::cards::CardCall {
+        let call = domain::cards::CardCall {
             card: card.to_owned(),
             input,
             timeout: Duration::from_secs(10),

@@ -13,7 +13,7 @@
 //! the `admin.token` of `idflow.yaml` as a bearer token; when no token is configured, it is refused:
 //! unlike `idflow serve` on loopback, the admin API of a Lambda is never open. The function is
 //! reachable from the network, so a token shorter than 32 characters stops the cold start
-//! ([`shared::api::admin_token`], the rule `idflow serve` applies beyond loopback).
+//! ([`web::api::admin_token`], the rule `idflow serve` applies beyond loopback).
 
 use std::sync::Arc;
 
@@ -22,10 +22,10 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use domain::runner::Runtime;
 use lambda_http::request::RequestContext;
 use serde_json::json;
-use shared::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, DEFAULT_BODY_LIMIT};
-use shared::runner::Runtime;
+use web::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, DEFAULT_BODY_LIMIT};
 
 /// The routers' state: the runtime, and the admin token of `idflow.yaml` resolved once per cold
 /// start (through Secrets Manager), if one is configured.
@@ -58,7 +58,7 @@ pub fn app(state: ApiState) -> Router {
         .with_state(state.clone());
     let router = Router::new()
         .merge(api::invoke_router(state.clone()))
-        .merge(shared::delegated::delegated_router(state))
+        .merge(web::delegated::delegated_router(state))
         .merge(admin)
         .route(
             "/healthz",

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use shared::adapters::aws::lambda::cold_start;
+use aws::lambda::cold_start;
 
 /// Counts allocations per thread so template renders are held to their memory budget.
 #[global_allocator]
-static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let (_, runtime) = cold_start().await?;
+    let (_, _, runtime) = cold_start().await?;
     let runtime = Arc::new(runtime);
     lambda_http::run(event_hook::app(event_hook::state(runtime))).await
 }

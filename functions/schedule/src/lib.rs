@@ -1,18 +1,18 @@
 //! The `schedule` Lambda: the target of every `idflow-<flow>` EventBridge Scheduler schedule.
 //!
 //! Scheduler invokes it with the input `idflow deploy` set on the schedule
-//! ([`shared::adapters::aws::scheduler::target_input`]):
+//! ([`aws::scheduler::target_input`]):
 //! `{"flow": "<flow>", "scheduled_time": "<aws.scheduler.scheduled-time>"}`, where Scheduler
 //! replaces the placeholder with the fire time. The function starts the flow's run with the same
 //! dedupe key the local scheduler of `idflow serve` uses
-//! ([`shared::schedule::start_scheduled_run`]), so Scheduler's at-least-once delivery starts one
+//! ([`domain::runner::start_scheduled_run`]), so Scheduler's at-least-once delivery starts one
 //! run per fire time: a repeated invocation answers the first run's id with `duplicate: true`.
 
 use chrono::{DateTime, Utc};
+use domain::ports::Created;
+use domain::runner::{RunnerError, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::ports::Created;
-use shared::runner::{RunnerError, Runtime};
 
 /// What Scheduler passes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,7 +59,7 @@ pub async fn handle(runtime: &Runtime, input: Value) -> Result<Started, Schedule
         .with_timezone(&Utc);
     let span = tracing::info_span!("schedule", flow = %input.flow, trigger = "schedule", scheduled_time = %at.to_rfc3339());
     let _enter = span.enter();
-    let (run_id, created) = shared::schedule::start_scheduled_run(runtime, &input.flow, at).await?;
+    let (run_id, created) = domain::runner::start_scheduled_run(runtime, &input.flow, at).await?;
     let duplicate = matches!(created, Created::Duplicate(_));
     tracing::info!(%run_id, duplicate, "schedule fired");
     Ok(Started {

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
+use aws::lambda::cold_start;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::adapters::aws::lambda::cold_start;
 
 /// Counts allocations per thread so template renders are held to their memory budget.
 #[global_allocator]
-static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (_, runtime) = cold_start().await?;
+    let (_, _, runtime) = cold_start().await?;
     let runtime = Arc::new(runtime);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let runtime = runtime.clone();

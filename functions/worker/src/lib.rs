@@ -22,12 +22,38 @@
 
 use std::sync::Arc;
 
+use aws::emf::{self, Sink};
+use aws::lambda::LambdaConfig;
+use aws::sqs::parse_body;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::adapters::aws::emf::{self, Sink};
-use shared::adapters::aws::sqs::parse_body;
-use shared::ports::Delivery;
-use shared::runner::{Disposition, Runtime};
+use connectors::StandardExecutors;
+use connectors::cards::email::EmailExecutor;
+use domain::cards::table::TableExecutor;
+use domain::ports::Delivery;
+use domain::runner::{Disposition, Runtime};
 use tracing::Instrument;
+
+/// Gives the cold start's runtime what only the worker needs, since only it runs cards: the
+/// executors `idflow serve` registers, plus what template.yaml configures — the `table` cards on
+/// DynamoDB, `email.send` through SES, and Scheduler wake-ups for long waits.
+pub fn equip(
+    runtime: Runtime,
+    config: &LambdaConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Runtime, reqwest::Error> {
+    let mut runtime = runtime.with_standard_executors()?;
+    if let Some(store) = config.table_store(sdk) {
+        runtime = runtime.with_executor("table", Arc::new(TableExecutor::new(store)));
+    }
+    if let Some(ses) = config.ses(sdk) {
+        let email = EmailExecutor::new(runtime.secrets.clone()).with_ses(ses);
+        runtime = runtime.with_executor("email", Arc::new(email));
+    }
+    if let Some(wakeups) = config.wakeups(sdk) {
+        runtime = runtime.with_wakeups(wakeups);
+    }
+    Ok(runtime)
+}
 
 /// What a worker invocation needs beyond the runtime.
 #[derive(Clone)]

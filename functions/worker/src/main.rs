@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
+use aws::{emf, lambda::cold_start};
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::adapters::aws::{emf, lambda::cold_start};
 
 /// Counts allocations per thread so template renders are held to their memory budget.
 #[global_allocator]
-static ALLOCATOR: shared::budget::CountingAllocator = shared::budget::CountingAllocator;
+static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, runtime) = cold_start().await?;
+    let (config, sdk, runtime) = cold_start().await?;
+    let runtime = worker::equip(runtime, &config, &sdk)?;
     let worker = worker::Worker {
         runtime: Arc::new(runtime),
         dead_letter_arn: config.dead_letter_arn.clone(),

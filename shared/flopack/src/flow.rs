@@ -459,7 +459,7 @@ mod tests {
             ],
         };
         let text = flow.to_yaml();
-        let parsed = shared::flowfile::parse_flow("demo.yaml", &text);
+        let parsed = domain::flowfile::parse_flow("demo.yaml", &text);
         assert!(parsed.is_ok(), "{text}\n{parsed:?}");
     }
 }

@@ -224,7 +224,7 @@ fn build(packs: &[pack::Pack], sources: Vec<String>) -> Import {
 fn checked(result: &convert::FlowResult) -> WrittenFlow {
     let mut text = result.file.to_yaml();
     let mut unconverted = result.unconverted.clone();
-    if let Err(diagnostics) = shared::flowfile::parse_flow(&result.file_name, &text) {
+    if let Err(diagnostics) = domain::flowfile::parse_flow(&result.file_name, &text) {
         let first = diagnostics
             .first()
             .map(|d| d.to_string())

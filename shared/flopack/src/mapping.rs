@@ -403,7 +403,7 @@ mod tests {
         for row in TABLE.iter() {
             for card in row.cards {
                 assert!(
-                    shared::cards::lookup(card).is_some(),
+                    domain::cards::lookup(card).is_some(),
                     "{}.{} names unknown idflow card {card}",
                     row.channel,
                     row.action

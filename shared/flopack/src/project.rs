@@ -356,13 +356,13 @@ mod tests {
         let text = table_text(&table);
         let mut files = std::collections::BTreeMap::new();
         files.insert("tables/inactive_users.yaml".to_owned(), text.clone());
-        let config = shared::flowfile::parse_project_files(&files);
+        let config = domain::flowfile::parse_project_files(&files);
         assert!(config.is_ok(), "{text}\n{config:?}");
         let empty = TablePlan {
             columns: Vec::new(),
             ..table
         };
         files.insert("tables/inactive_users.yaml".to_owned(), table_text(&empty));
-        assert!(shared::flowfile::parse_project_files(&files).is_ok());
+        assert!(domain::flowfile::parse_project_files(&files).is_ok());
     }
 }

@@ -327,7 +327,7 @@ mod tests {
     /// Writes `value` and reads it back with idflow's own parser.
     fn round_trip(value: &serde_json::Value) -> serde_json::Value {
         let text = document(&["a comment".into()], &Node::from_json(value));
-        match shared::flowfile::parse_document("x.yaml", &text) {
+        match domain::flowfile::parse_document("x.yaml", &text) {
             Ok(document) => document.value,
             Err(errors) => panic!("{text}\n{errors:?}"),
         }

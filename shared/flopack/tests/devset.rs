@@ -82,7 +82,7 @@ fn every_template_imports_into_a_project_idflow_accepts() {
             failures.push(format!("{name}: write failed: {error}"));
             continue;
         }
-        let project = shared::flowfile::load_dir(&out);
+        let project = domain::flowfile::load_dir(&out);
         let diagnostics = project.all_diagnostics();
         if diagnostics.is_empty() {
             valid_projects += 1;
@@ -94,7 +94,7 @@ fn every_template_imports_into_a_project_idflow_accepts() {
             flows += 1;
             // Beyond loading, the engine compiles every template, as `idflow serve` does.
             if let Ok(flow) = &loaded.result {
-                match shared::engine::CompiledFlow::new(flow.clone(), &loaded.path) {
+                match domain::engine::CompiledFlow::new(flow.clone(), &loaded.path) {
                     Ok(_) => valid_flows += 1,
                     Err(errors) => {
                         for e in errors {

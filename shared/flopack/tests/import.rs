@@ -822,7 +822,7 @@ fn a_delegated_flow_takes_typed_inputs_from_a_declared_caller() {
     );
     let config = read(&dir, "idflow.yaml");
     assert!(config.contains("okta-delegated:"), "{config}");
-    assert!(shared::flowfile::load_dir(&dir).is_valid());
+    assert!(domain::flowfile::load_dir(&dir).is_valid());
     assert_eq!(import.report().flows[0].status, flopack::Status::Exact);
     run_flow_test(
         &dir,

@@ -160,7 +160,7 @@ fn check(text: &str, seed: u64) -> bool {
     let mut project = std::collections::BTreeMap::new();
     for (path, content) in import.files() {
         if path.ends_with(".yaml") && !path.starts_with("tables/") && path != "idflow.yaml" {
-            if let Err(errors) = shared::flowfile::parse_flow(&path, content) {
+            if let Err(errors) = domain::flowfile::parse_flow(&path, content) {
                 panic!(
                     "seed {seed}: {path} is refused: {errors:?}\n{content}\n--- input ---\n{text}"
                 );
@@ -169,7 +169,7 @@ fn check(text: &str, seed: u64) -> bool {
             project.insert(path, content.to_owned());
         }
     }
-    if let Err(errors) = shared::flowfile::parse_project_files(&project) {
+    if let Err(errors) = domain::flowfile::parse_project_files(&project) {
         panic!("seed {seed}: the project files are refused: {errors:?}\n{project:#?}");
     }
     // The importer checks what it writes and replaces a flow idflow would refuse; that safety

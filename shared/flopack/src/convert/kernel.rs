@@ -1716,8 +1716,8 @@ mod tests {
     }
 
     fn eval(expression: &str, ctx: serde_json::Value) -> serde_json::Value {
-        let ctx = shared::template::to_value(&ctx);
-        shared::template::eval_expression(expression, &ctx)
+        let ctx = domain::template::to_value(&ctx);
+        domain::template::eval_expression(expression, &ctx)
             .unwrap_or_else(|e| panic!("{expression}: {e:?}"))
     }
 

@@ -1262,7 +1262,7 @@ fn schedule(cx: &mut Cx<'_>, start: &Card) -> Trigger {
             None
         }
     };
-    if shared::schedule::Schedule::parse(&format!("cron({expression})"), timezone.as_deref())
+    if domain::schedule::Schedule::parse(&format!("cron({expression})"), timezone.as_deref())
         .is_err()
     {
         cx.approx(
@@ -1310,7 +1310,7 @@ mod chrono_tz_probe {
     impl std::str::FromStr for Tz {
         type Err = ();
         fn from_str(name: &str) -> Result<Tz, ()> {
-            shared::schedule::Schedule::parse("rate(1 day)", Some(name))
+            domain::schedule::Schedule::parse("rate(1 day)", Some(name))
                 .map(|_| Tz)
                 .map_err(|_| ())
         }

@@ -1,0 +1,279 @@
+//! Okta event hooks in the domain: a delivery's events, the flows that listen to each event type,
+//! and the runs a delivery starts (one per event and subscribed flow whose filter passes, each
+//! deduplicated by `event:<uuid>:<flow>`).
+//!
+//! # Which flows listen
+//! [`TriggerIndex`] maps event types to the current flows that subscribe to them (with their
+//! compiled `filter`) and lists the delegated flows. It is rebuilt from the flow store when
+//! [`crate::runner::Runtime::invalidate_flows`] clears it (a deploy or hot reload in this process)
+//! and at most every [`crate::runner::RunnerConfig::flow_cache`] otherwise (deploys made by other
+//! processes, such as another Lambda).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::engine::CompiledFlow;
+use crate::model::Trigger;
+use crate::ports::Created;
+use crate::run::TriggerInfo;
+use crate::runner::{RunnerError, Runtime};
+use crate::template::{self, Compiled};
+
+/// What a delivery did, as answered to Okta (which ignores the body) and to tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Events in the delivery.
+    pub events: usize,
+    /// Runs created by this delivery.
+    pub started: usize,
+    /// (event, flow) pairs that already had their run.
+    pub duplicates: usize,
+}
+
+/// One System Log event of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookEvent {
+    pub uuid: String,
+    pub event_type: String,
+    /// The whole event as Okta sent it.
+    pub event: Value,
+}
+
+/// Splits a delivery into its events and the envelope without `data.events`. Every event must have
+/// a `uuid` and an `eventType`: without them nothing can be deduplicated or routed, and accepting
+/// part of a batch would hide the problem, so the whole delivery is refused.
+pub fn parse_delivery(bytes: &[u8]) -> Result<(Vec<HookEvent>, Value), String> {
+    let mut envelope: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON body: {e}"))?;
+    let data = envelope
+        .as_object_mut()
+        .ok_or("the delivery must be a JSON object")?
+        .get_mut("data")
+        .and_then(Value::as_object_mut)
+        .ok_or("the delivery has no `data` object")?;
+    let events = match data.remove("events") {
+        Some(Value::Array(events)) => events,
+        Some(_) => return Err("`data.events` must be a list".into()),
+        None => return Err("the delivery has no `data.events` list".into()),
+    };
+    let mut parsed = Vec::with_capacity(events.len());
+    for (index, event) in events.into_iter().enumerate() {
+        let text = |key: &str| {
+            event
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("`data.events[{index}].{key}` must be non-empty text"))
+        };
+        if !event.is_object() {
+            return Err(format!("`data.events[{index}]` must be an object"));
+        }
+        let uuid = text("uuid")?;
+        let event_type = text("eventType")?;
+        parsed.push(HookEvent {
+            uuid,
+            event_type,
+            event,
+        });
+    }
+    Ok((parsed, envelope))
+}
+
+/// Starts the runs of a parsed delivery: one per (event, subscribed flow whose filter passes),
+/// deduplicated by `event:<uuid>:<flow>`. Returns once every run is durably queued.
+pub async fn accept(
+    runtime: &Runtime,
+    events: Vec<HookEvent>,
+    delivery: Value,
+) -> Result<Accepted, RunnerError> {
+    let mut accepted = Accepted {
+        events: events.len(),
+        ..Accepted::default()
+    };
+    if events.is_empty() {
+        return Ok(accepted);
+    }
+    let index = runtime.trigger_index.get(runtime).await?;
+    let vars = Value::Object(runtime.project().vars.clone());
+    let now = runtime.clock.now().to_rfc3339();
+    let mut seen = HashSet::new();
+    let mut starts = Vec::new();
+    for event in &events {
+        let Some(subscribers) = index.events.get(&event.event_type) else {
+            continue;
+        };
+        let mut context = None;
+        for subscriber in subscribers {
+            if !seen.insert((event.uuid.as_str(), subscriber.flow.as_str())) {
+                // The same event twice in one batch: the dedupe key would catch it too, but there
+                // is no need to ask the store.
+                accepted.duplicates += 1;
+                continue;
+            }
+            if let Some(filter) = &subscriber.filter {
+                let ctx = context.get_or_insert_with(|| {
+                    template::to_value(&json!({
+                        "event": event.event,
+                        "delivery": delivery,
+                        "vars": vars,
+                        template::NOW_KEY: now,
+                    }))
+                });
+                if !passes(filter, ctx, &subscriber.flow, event) {
+                    continue;
+                }
+            }
+            let key = format!("event:{}:{}", event.uuid, subscriber.flow);
+            let input = json!({ "event": event.event, "delivery": delivery });
+            let trigger = TriggerInfo::Event {
+                event_uuid: event.uuid.clone(),
+                event_type: event.event_type.clone(),
+            };
+            let flow = subscriber.flow.clone();
+            starts.push(async move {
+                let result = runtime.start_run(&flow, input, trigger, Some(&key)).await;
+                (flow, result)
+            });
+        }
+    }
+    let mut failure = None;
+    for (flow, result) in futures::future::join_all(starts).await {
+        match result {
+            Ok((_, Created::New)) => accepted.started += 1,
+            Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
+            // Removed or broken since the index was built: nothing to start, nothing to retry.
+            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
+                tracing::warn!(%flow, error = %error, "event not delivered to flow");
+            }
+            Err(error) => {
+                tracing::error!(%flow, error = %error, "event run not started; Okta will retry");
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(accepted),
+    }
+}
+
+/// Evaluates a flow's filter. A template error is the flow author's problem, not Okta's: it is
+/// logged and the event is skipped for that flow, and the delivery is still acknowledged.
+fn passes(
+    filter: &Result<Compiled, String>,
+    ctx: &minijinja::Value,
+    flow: &str,
+    event: &HookEvent,
+) -> bool {
+    let compiled = match filter {
+        Ok(compiled) => compiled,
+        Err(message) => {
+            tracing::warn!(%flow, uuid = %event.uuid, error = %message, "event filter does not compile; event skipped");
+            return false;
+        }
+    };
+    match compiled.render(ctx) {
+        Ok(value) => template::truthy(&value),
+        Err(error) => {
+            tracing::warn!(%flow, uuid = %event.uuid, event_type = %event.event_type, error = %error, "event filter failed; event skipped");
+            false
+        }
+    }
+}
+
+/// A flow listening to an event type.
+pub struct Subscriber {
+    pub flow: String,
+    /// The compiled `filter`, or why it does not compile.
+    pub filter: Option<Result<Compiled, String>>,
+}
+
+/// The trigger-related view of the current flows.
+#[derive(Default)]
+pub struct FlowIndex {
+    /// Event type → listening flows, in name order.
+    pub events: HashMap<String, Vec<Subscriber>>,
+    /// Current delegated flows, in name order.
+    pub delegated: Vec<Arc<CompiledFlow>>,
+}
+
+impl FlowIndex {
+    async fn build(runtime: &Runtime) -> Result<FlowIndex, RunnerError> {
+        let mut stored = runtime.flows.list().await?;
+        stored.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut index = FlowIndex::default();
+        for s in stored {
+            let compiled = match runtime.flow_version(&s.name, &s.version).await {
+                Ok(c) => c,
+                Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
+                    tracing::warn!(flow = %s.name, error = %error, "flow skipped by the trigger index");
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            match &compiled.flow.trigger {
+                Trigger::Event(event) => {
+                    let filter = event.filter.as_deref().map(|f| {
+                        Compiled::text(f).map_err(|e| format!("`trigger.event.filter`: {e}"))
+                    });
+                    for event_type in &event.okta {
+                        index
+                            .events
+                            .entry(event_type.clone())
+                            .or_default()
+                            .push(Subscriber {
+                                flow: s.name.clone(),
+                                // Compiled trees are one `Arc`; cloning per type is cheap.
+                                filter: filter.clone(),
+                            });
+                    }
+                }
+                Trigger::Delegated(_) => index.delegated.push(compiled.clone()),
+                _ => {}
+            }
+        }
+        Ok(index)
+    }
+}
+
+/// The cached [`FlowIndex`] of a runtime.
+#[derive(Default)]
+pub struct TriggerIndex {
+    /// Bumped by every [`TriggerIndex::clear`], so an index built from a listing made before a
+    /// deploy is never stored after it.
+    generation: AtomicU64,
+    slot: Mutex<Option<(u64, Instant, Arc<FlowIndex>)>>,
+}
+
+impl TriggerIndex {
+    /// Forgets the index (the flows changed).
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The index, rebuilt when cleared or older than the runtime's flow cache time.
+    pub async fn get(&self, runtime: &Runtime) -> Result<Arc<FlowIndex>, RunnerError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        {
+            let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((built_for, at, index)) = slot.as_ref()
+                && *built_for == generation
+                && at.elapsed() < runtime.config.flow_cache
+            {
+                return Ok(index.clone());
+            }
+        }
+        let index = Arc::new(FlowIndex::build(runtime).await?);
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *slot = Some((generation, Instant::now(), index.clone()));
+        }
+        Ok(index)
+    }
+}

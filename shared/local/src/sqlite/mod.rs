@@ -1,0 +1,632 @@
+//! The embedded store: flows, runs, step records, the run queue and schedules in one SQLite file.
+//!
+//! # Layout
+//! - this file: [`SqliteDb`], the shared handle: the writer thread, the reader pool, pragmas and the
+//!   schema with its migrations.
+//! - [`flows`], [`runs`], [`queue`], [`schedules`], [`tables`]: one adapter per port, all built from one
+//!   [`SqliteDb`].
+//!
+//! # Writes: one thread, group commit
+//! SQLite allows one writer at a time, and the cost of a write is dominated by the commit. So one
+//! dedicated thread owns the only write connection. Adapters send it operations through a channel; it
+//! takes everything pending (up to [`MAX_BATCH`]), runs each operation inside its own savepoint within
+//! one `BEGIN IMMEDIATE` transaction, commits once, and only then answers each caller through a
+//! oneshot channel. An operation that fails (a lost condition, a constraint) rolls back to its
+//! savepoint and leaves the rest of the batch alone. Under load, hundreds of API requests share one
+//! commit; when idle, a single operation commits at once (no timer delays it).
+//!
+//! With `journal_mode=WAL` and `synchronous=NORMAL` a commit survives a process crash; only an OS
+//! crash or power loss can drop the last commits, never corrupt the file.
+//!
+//! # Reads
+//! Reads run on a small pool of read-only connections through `spawn_blocking`; in WAL mode they never
+//! wait for the writer. An in-memory database has a single connection, so there reads go through the
+//! writer thread too.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Notify, oneshot};
+
+use domain::ports::{BoxError, QueueError, StoreError};
+
+pub mod flows;
+pub mod queue;
+pub mod runs;
+pub mod schedules;
+pub mod tables;
+#[cfg(test)]
+mod tests;
+
+pub use flows::SqliteFlowStore;
+pub use queue::SqliteRunQueue;
+pub use runs::SqliteRunStore;
+pub use schedules::SqliteSchedules;
+pub use tables::SqliteTableStore;
+
+/// Most operations committed in one transaction; bounds the latency a batch adds to its first caller.
+pub const MAX_BATCH: usize = 1024;
+
+/// Read connections, and so reads running at once: more would only compete for the same cores, and a
+/// bounded number lets every read reuse an open connection instead of opening one.
+const MAX_READERS: usize = 8;
+
+/// How long a connection waits for a lock held by another process before giving up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Errors of the SQLite adapters themselves, kept as the source of port errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// The writer thread is gone (the database was closed or an operation brought it down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// An operation panicked; it was rolled back and the writer carries on.
+    #[error("a database operation panicked")]
+    Panicked,
+    /// The file was written by a newer idflow.
+    #[error("database schema version {found} is newer than this idflow supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// A queue delay above the 15-minute limit of SQS.
+    #[error("delay of {seconds}s is above the 15-minute limit")]
+    DelayTooLong { seconds: u64 },
+    /// A value could not be written as JSON.
+    #[error("value cannot be encoded as json")]
+    Encode(#[source] serde_json::Error),
+    /// The shared commit of a batch failed.
+    #[error("commit failed")]
+    Commit(#[source] Arc<rusqlite::Error>),
+}
+
+/// Why an operation failed, before it is turned into the error of the port that ran it.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Sql(rusqlite::Error),
+    /// A conditional write lost ([`StoreError::Conflict`]).
+    Conflict(String),
+    /// A queue receipt did not match ([`QueueError::StaleReceipt`]).
+    StaleReceipt,
+    Corrupt {
+        key: String,
+        source: BoxError,
+    },
+    Adapter(SqliteError),
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(error: rusqlite::Error) -> Fail {
+        Fail::Sql(error)
+    }
+}
+
+impl From<SqliteError> for Fail {
+    fn from(error: SqliteError) -> Fail {
+        Fail::Adapter(error)
+    }
+}
+
+/// Whether a driver error is about contention (worth retrying) rather than the request.
+fn is_transient(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+impl Fail {
+    fn is_transient(&self) -> bool {
+        match self {
+            Fail::Sql(error) => is_transient(error),
+            Fail::Adapter(SqliteError::WriterStopped) => true,
+            Fail::Adapter(SqliteError::Commit(error)) => is_transient(error),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn into_store(self) -> StoreError {
+        let transient = self.is_transient();
+        let source: BoxError = match self {
+            Fail::Conflict(message) => return StoreError::Conflict(message),
+            Fail::Corrupt { key, source } => return StoreError::Corrupt { key, source },
+            Fail::StaleReceipt => Box::new(QueueError::StaleReceipt),
+            Fail::Sql(error) => Box::new(error),
+            Fail::Adapter(error) => Box::new(error),
+        };
+        if transient {
+            StoreError::Unavailable(source)
+        } else {
+            StoreError::Backend(source)
+        }
+    }
+
+    pub(crate) fn into_queue(self) -> QueueError {
+        let transient = self.is_transient();
+        let source: BoxError = match self {
+            Fail::StaleReceipt => return QueueError::StaleReceipt,
+            Fail::Conflict(message) => Box::new(StoreError::Conflict(message)),
+            Fail::Corrupt { key, source } => Box::new(StoreError::Corrupt { key, source }),
+            Fail::Sql(error) => Box::new(error),
+            Fail::Adapter(error) => Box::new(error),
+        };
+        if transient {
+            QueueError::Unavailable(source)
+        } else {
+            QueueError::Backend(source)
+        }
+    }
+}
+
+/// One operation queued for the writer thread.
+trait WriteJob: Send {
+    /// Runs the operation inside the open transaction.
+    fn run(&mut self, conn: &Connection);
+    /// Answers the caller once the batch's fate is known (`Some` when the commit failed).
+    fn finish(self: Box<Self>, commit: Option<&Arc<rusqlite::Error>>);
+}
+
+struct Job<T, F> {
+    op: Option<F>,
+    result: Option<Result<T, Fail>>,
+    reply: oneshot::Sender<Result<T, Fail>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, Fail> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(op) = self.op.take() else { return };
+        if let Err(error) = conn
+            .prepare_cached("SAVEPOINT op")
+            .and_then(|mut s| s.execute([]))
+        {
+            self.result = Some(Err(error.into()));
+            return;
+        }
+        // A panicking operation must not take the writer (and so the whole server) down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
+            .unwrap_or(Err(Fail::Adapter(SqliteError::Panicked)));
+        let undo = if result.is_err() {
+            conn.prepare_cached("ROLLBACK TO op")
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
+        } else {
+            Ok(())
+        };
+        let release = conn
+            .prepare_cached("RELEASE op")
+            .and_then(|mut s| s.execute([]));
+        self.result = Some(match (undo, release) {
+            (Ok(()), Ok(_)) => result,
+            (Err(error), _) | (_, Err(error)) => Err(error.into()),
+        });
+    }
+
+    fn finish(self: Box<Self>, commit: Option<&Arc<rusqlite::Error>>) {
+        let result = match (commit, self.result) {
+            (Some(error), _) => Err(Fail::Adapter(SqliteError::Commit(error.clone()))),
+            (None, Some(result)) => result,
+            (None, None) => Err(Fail::Adapter(SqliteError::WriterStopped)),
+        };
+        // The caller may have given up waiting (its future was dropped); the write stands anyway.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The writer thread: drains the channel in batches, one transaction per batch.
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
+    let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begin = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]));
+        let outcome = match begin {
+            Err(error) => Some(Arc::new(error)),
+            Ok(_) => {
+                for job in &mut batch {
+                    job.run(&conn);
+                }
+                match conn
+                    .prepare_cached("COMMIT")
+                    .and_then(|mut s| s.execute([]))
+                {
+                    Ok(_) => None,
+                    Err(error) => {
+                        // Leave no transaction open for the next batch; if the rollback fails too,
+                        // the next BEGIN reports it.
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Some(Arc::new(error))
+                    }
+                }
+            }
+        };
+        if let Some(error) = &outcome {
+            tracing::error!(error = %error, operations = batch.len(), "sqlite batch failed");
+        }
+        for job in batch.drain(..) {
+            job.finish(outcome.as_ref());
+        }
+    }
+}
+
+struct Inner {
+    jobs: Option<mpsc::Sender<Box<dyn WriteJob>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// `None` for an in-memory database: reads go through the writer.
+    readers: Option<Readers>,
+    /// Signalled after a commit that may have made queue messages visible, to wake long polls. Lives
+    /// here so that every queue handle on the same database hears every send.
+    queue_changed: Notify,
+    /// Set by [`SqliteDb::open_temporary`]: the file to delete once closed.
+    remove_on_drop: Option<PathBuf>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and stop; joining makes "dropped"
+        // mean "file closed", which reopening in tests relies on.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            // The last handle can be dropped by the writer itself (inside a finished operation); it
+            // cannot wait for itself.
+            if writer.thread().id() != std::thread::current().id() {
+                let _ = writer.join();
+            }
+        }
+        if let Some(path) = self.remove_on_drop.take() {
+            // Idle readers still hold the file open; Unix lets it go anyway, and Windows only
+            // leaves a stray file in the temp dir.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, rusqlite::Error> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_READERS
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+/// A handle on one SQLite database, shared by its adapters. Cloning is cheap and shares the writer.
+#[derive(Clone)]
+pub struct SqliteDb {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self
+            .inner
+            .readers
+            .as_ref()
+            .map(|readers| readers.path.as_path());
+        f.debug_struct("SqliteDb").field("path", &path).finish()
+    }
+}
+
+/// Current schema version, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    r#"
+CREATE TABLE flow_versions (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    deployed_at TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE flows_current (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES flow_versions (name, version)
+) WITHOUT ROWID;
+
+-- Times are RFC 3339 text with exactly nine fractional digits, so text order is time order.
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    flow TEXT NOT NULL,
+    flow_version TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    parent TEXT,
+    root TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    wake_at TEXT,
+    output TEXT,
+    error TEXT,
+    state TEXT,
+    step_count INTEGER NOT NULL,
+    dedupe_key TEXT UNIQUE,
+    lease_owner TEXT,
+    lease_until TEXT
+);
+CREATE INDEX runs_flow ON runs (flow, id);
+CREATE INDEX runs_status ON runs (status, id);
+
+CREATE TABLE steps (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+-- Queue times are Unix milliseconds of the queue's clock.
+CREATE TABLE queue (
+    id INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT
+);
+CREATE INDEX queue_visible ON queue (visible_at, id);
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    moved_at INTEGER NOT NULL
+);
+
+CREATE TABLE schedules (
+    flow TEXT PRIMARY KEY,
+    expression TEXT NOT NULL,
+    timezone TEXT
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Rows of the tables declared in idflow.yaml (see `tables.rs`): one JSON object per row, under its
+-- key (the key column's value as text, or a generated ULID).
+CREATE TABLE table_rows (
+    tbl TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (tbl, id)
+) WITHOUT ROWID;
+"#,
+];
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Measured under bench/load.sh: with SQLite's 2 MiB default cache the writer re-reads index pages
+    // through read(2) on every commit; 64 MiB of cache and a memory map keep the hot pages resident.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    // Every query of the adapters is a fixed text (list queries have a few variants), so a modest cache
+    // holds them all and nothing is parsed twice.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Fail> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(SqliteError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }
+        .into());
+    }
+    for (from, script) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        tx.execute_batch(script)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteDb {
+    /// Opens (creating it and its directory if needed) the database file at `path` and brings its
+    /// schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteDb, StoreError> {
+        SqliteDb::open_file(path.as_ref().to_path_buf(), false)
+    }
+
+    fn open_file(path: PathBuf, temporary: bool) -> Result<SqliteDb, StoreError> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        }
+        let mut conn = Connection::open(&path).map_err(|e| Fail::from(e).into_store())?;
+        let setup = (|| -> Result<(), Fail> {
+            configure(&conn)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Checkpoint the WAL in larger, rarer steps (16 MiB of pages instead of 4 MiB): fewer
+            // checkpoints on the writer's hot path.
+            conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
+            migrate(&mut conn)
+        })();
+        setup.map_err(Fail::into_store)?;
+        let remove_on_drop = temporary.then(|| path.clone());
+        SqliteDb::start(
+            conn,
+            Some(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+            }),
+            remove_on_drop,
+        )
+    }
+
+    /// A database in a new file under the system temp dir, deleted when the last handle is dropped.
+    /// For tests that need the real file setup (WAL, separate readers).
+    pub fn open_temporary() -> Result<SqliteDb, StoreError> {
+        let path = std::env::temp_dir().join(format!("idflow-{}.db", ulid::Ulid::new()));
+        SqliteDb::open_file(path, true)
+    }
+
+    /// A private in-memory database, gone when the last handle is dropped. For tests.
+    pub fn open_in_memory() -> Result<SqliteDb, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(|e| Fail::from(e).into_store())?;
+        let setup = (|| -> Result<(), Fail> {
+            configure(&conn)?;
+            migrate(&mut conn)
+        })();
+        setup.map_err(Fail::into_store)?;
+        SqliteDb::start(conn, None, None)
+    }
+
+    fn start(
+        conn: Connection,
+        readers: Option<Readers>,
+        remove_on_drop: Option<PathBuf>,
+    ) -> Result<SqliteDb, StoreError> {
+        let (jobs, receiver) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("idflow-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, receiver))
+            .map_err(|error| StoreError::Backend(Box::new(error)))?;
+        Ok(SqliteDb {
+            inner: Arc::new(Inner {
+                jobs: Some(jobs),
+                writer: Some(writer),
+                readers,
+                queue_changed: Notify::new(),
+                remove_on_drop,
+            }),
+        })
+    }
+
+    /// Runs `op` on the writer thread inside the next batch's transaction, in its own savepoint, and
+    /// returns its result once the batch is committed. An `Err` from `op` undoes only `op`'s writes.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, Fail>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job {
+            op: Some(op),
+            result: None,
+            reply,
+        });
+        let sent = self
+            .inner
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if !sent {
+            return Err(SqliteError::WriterStopped.into());
+        }
+        answer
+            .await
+            .unwrap_or(Err(Fail::Adapter(SqliteError::WriterStopped)))
+    }
+
+    /// Runs `op` on a read connection: a committed snapshot that never waits for the writer.
+    pub(crate) async fn read<T, F>(&self, op: F) -> Result<T, Fail>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
+    {
+        let Some(readers) = &self.inner.readers else {
+            return self.write(op).await;
+        };
+        // The semaphore is never closed, so acquiring cannot fail; if it ever did, read anyway.
+        let permit = readers.permits.clone().acquire_owned().await.ok();
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let readers = inner
+                .readers
+                .as_ref()
+                .ok_or(Fail::Adapter(SqliteError::WriterStopped))?;
+            let conn = readers.take()?;
+            let result = op(&conn);
+            readers.put(conn);
+            result
+        });
+        task.await
+            .unwrap_or(Err(Fail::Adapter(SqliteError::Panicked)))
+    }
+
+    fn queue_changed(&self) -> &Notify {
+        &self.inner.queue_changed
+    }
+}
+
+/// Fixed-width RFC 3339 (nine fractional digits, `Z`), so that text order is time order.
+pub(crate) fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+pub(crate) fn parse_time(key: &str, text: &str) -> Result<DateTime<Utc>, Fail> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.to_utc())
+        .map_err(|source| Fail::Corrupt {
+            key: key.to_owned(),
+            source: Box::new(source),
+        })
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, Fail> {
+    serde_json::from_str(text).map_err(|source| Fail::Corrupt {
+        key: key.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Serialises a value for a JSON column.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, Fail> {
+    serde_json::to_string(value).map_err(|source| Fail::Adapter(SqliteError::Encode(source)))
+}

@@ -1,0 +1,415 @@
+//! The port suites against the SQLite adapters, and what only SQLite promises: durability across
+//! reopen, queue timing on a manual clock, batch isolation of the group commit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use domain::clock::ManualClock;
+use domain::conformance::{LEASE, at, queued_run, step_record, t0};
+use domain::ports::{Checkpoint, Created, FlowStore, QueueMessage, RunQueue, RunStore, StoredFlow};
+use domain::run::RunStatus;
+
+fn memory() -> SqliteDb {
+    SqliteDb::open_in_memory().expect("in-memory database opens")
+}
+
+fn temporary() -> SqliteDb {
+    SqliteDb::open_temporary().expect("temporary database opens")
+}
+
+/// A clock that stands still unless a test moves it.
+fn manual_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(t0()))
+}
+
+mod memory_run_store {
+    domain::run_store_conformance!(super::SqliteRunStore::new(super::memory()));
+}
+
+mod file_run_store {
+    domain::run_store_conformance!(super::SqliteRunStore::new(super::temporary()));
+}
+
+mod memory_flow_store {
+    domain::flow_store_conformance!(super::SqliteFlowStore::new(super::memory()));
+}
+
+mod file_flow_store {
+    domain::flow_store_conformance!(super::SqliteFlowStore::new(super::temporary()));
+}
+
+mod memory_run_queue {
+    domain::run_queue_conformance!(super::SqliteRunQueue::new(
+        super::memory(),
+        super::manual_clock(),
+        3
+    ));
+}
+
+mod file_run_queue {
+    domain::run_queue_conformance!(super::SqliteRunQueue::new(
+        super::temporary(),
+        super::manual_clock(),
+        3
+    ));
+}
+
+mod schedules {
+    domain::schedules_conformance!(super::SqliteSchedules::new(super::temporary()));
+}
+
+/// A path in the temp dir, for tests that reopen a file; `remove` deletes it with its WAL files.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new() -> TempPath {
+        TempPath(std::env::temp_dir().join(format!("idflow-test-{}.db", ulid::Ulid::new())))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = self.0.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_survives_reopen() {
+    let path = TempPath::new();
+    let run = queued_run("persist", at(0));
+    let flow = StoredFlow {
+        name: "persist".into(),
+        version: "v1".into(),
+        source: "name: persist\n".into(),
+        path: "flows/persist.yaml".into(),
+        deployed_at: at(0),
+    };
+    {
+        let db = SqliteDb::open(&path.0).expect("open");
+        let runs = SqliteRunStore::new(db.clone());
+        let flows = SqliteFlowStore::new(db.clone());
+        let queue = SqliteRunQueue::new(db.clone(), manual_clock(), 3);
+        flows.put(&flow).await.expect("put");
+        assert_eq!(
+            runs.create(&run, Some("key")).await.expect("create"),
+            Created::New
+        );
+        runs.claim(run.id, "w", at(1), LEASE)
+            .await
+            .expect("claim")
+            .expect("claimable");
+        let checkpoint = Checkpoint {
+            run_id: run.id,
+            owner: "w".into(),
+            status: RunStatus::Running,
+            state: Some(serde_json::json!({ "pc": 1 })),
+            steps: vec![step_record(0)],
+            wake_at: None,
+            output: None,
+            error: None,
+            finished_at: None,
+            drop_input: false,
+            release: false,
+        };
+        runs.checkpoint(&checkpoint).await.expect("checkpoint");
+        queue
+            .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+            .await
+            .expect("send");
+    }
+    let db = SqliteDb::open(&path.0).expect("reopen");
+    let runs = SqliteRunStore::new(db.clone());
+    let stored = runs.get(run.id).await.expect("get").expect("run survived");
+    assert_eq!(stored.status, RunStatus::Running);
+    assert_eq!(stored.state, Some(serde_json::json!({ "pc": 1 })));
+    assert_eq!(
+        runs.steps(run.id).await.expect("steps"),
+        vec![step_record(0)]
+    );
+    let duplicate = runs
+        .create(&queued_run("persist", at(5)), Some("key"))
+        .await
+        .expect("create");
+    assert_eq!(duplicate, Created::Duplicate(run.id), "dedupe keys survive");
+    assert_eq!(
+        SqliteFlowStore::new(db.clone())
+            .current("persist")
+            .await
+            .expect("current"),
+        Some(flow)
+    );
+    let queue = SqliteRunQueue::new(db, manual_clock(), 3);
+    let got = queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(
+        got.iter()
+            .map(|delivery| delivery.message.run_id)
+            .collect::<Vec<_>>(),
+        vec![run.id]
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_database_from_a_newer_version() {
+    let path = TempPath::new();
+    drop(SqliteDb::open(&path.0).expect("open"));
+    let conn = rusqlite::Connection::open(&path.0).expect("raw open");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("set version");
+    drop(conn);
+    let error = SqliteDb::open(&path.0).expect_err("newer schema is refused");
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(
+        source,
+        Some(format!(
+            "database schema version 99 is newer than this idflow supports ({})",
+            super::SCHEMA_VERSION
+        ))
+    );
+}
+
+#[tokio::test]
+async fn queue_redelivers_when_visibility_expires() {
+    let clock = manual_clock();
+    let queue = SqliteRunQueue::new(memory(), clock.clone(), 3);
+    let message = QueueMessage {
+        run_id: queued_run("f", at(0)).id,
+    };
+    queue.send(&message, Duration::ZERO).await.expect("send");
+    let first = queue
+        .receive(1, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(first.len(), 1);
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        queue
+            .receive(1, LEASE, Duration::ZERO)
+            .await
+            .expect("receive"),
+        Vec::new(),
+        "still hidden"
+    );
+    clock.advance(Duration::from_secs(1));
+    let second = queue
+        .receive(1, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(second.len(), 1, "visible again after 30 s");
+    assert_eq!((second[0].message, second[0].receive_count), (message, 2));
+    assert!(matches!(
+        queue.delete(&first[0].receipt).await,
+        Err(domain::ports::QueueError::StaleReceipt)
+    ));
+    queue
+        .delete(&second[0].receipt)
+        .await
+        .expect("delete with the current receipt");
+}
+
+#[tokio::test]
+async fn delayed_message_becomes_visible_when_the_delay_passes() {
+    let clock = manual_clock();
+    let queue = SqliteRunQueue::new(memory(), clock.clone(), 3);
+    let message = QueueMessage {
+        run_id: queued_run("f", at(0)).id,
+    };
+    queue
+        .send(&message, Duration::from_secs(60))
+        .await
+        .expect("send");
+    assert_eq!(
+        queue
+            .receive(1, LEASE, Duration::ZERO)
+            .await
+            .expect("receive"),
+        Vec::new()
+    );
+    clock.advance(Duration::from_secs(60));
+    let got = queue
+        .receive(1, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(
+        got.iter()
+            .map(|delivery| delivery.message)
+            .collect::<Vec<_>>(),
+        vec![message]
+    );
+}
+
+#[tokio::test]
+async fn long_poll_wakes_when_a_delayed_message_becomes_visible() {
+    let clock = manual_clock();
+    let queue = SqliteRunQueue::new(memory(), clock.clone(), 3);
+    let message = QueueMessage {
+        run_id: queued_run("f", at(0)).id,
+    };
+    queue
+        .send(&message, Duration::from_secs(60))
+        .await
+        .expect("send");
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.receive(1, LEASE, Duration::from_secs(300)).await }
+    });
+    tokio::task::yield_now().await;
+    clock.advance(Duration::from_secs(60));
+    let got = waiting.await.expect("receiver finishes").expect("receive");
+    assert_eq!(
+        got.iter()
+            .map(|delivery| delivery.message)
+            .collect::<Vec<_>>(),
+        vec![message]
+    );
+}
+
+#[tokio::test]
+async fn long_poll_gives_up_when_the_wait_passes() {
+    let clock = manual_clock();
+    let queue = SqliteRunQueue::new(memory(), clock.clone(), 3);
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.receive(1, LEASE, Duration::from_secs(20)).await }
+    });
+    tokio::task::yield_now().await;
+    clock.advance(Duration::from_secs(20));
+    let got = waiting.await.expect("receiver finishes").expect("receive");
+    assert_eq!(got, Vec::new());
+}
+
+#[tokio::test]
+async fn a_failing_operation_does_not_undo_its_batch() {
+    let db = temporary();
+    let runs = SqliteRunStore::new(db.clone());
+    let victim = queued_run("f", at(0));
+    runs.create(&victim, None).await.expect("create");
+    let bad = Checkpoint {
+        run_id: victim.id,
+        owner: "nobody".into(),
+        status: RunStatus::Succeeded,
+        state: None,
+        steps: vec![step_record(0)],
+        wake_at: None,
+        output: None,
+        error: None,
+        finished_at: Some(at(1)),
+        drop_input: true,
+        release: true,
+    };
+    let fresh: Vec<_> = (0..200).map(|i| queued_run("f", at(i + 1))).collect();
+    // Issued together, the creates and the refused checkpoint land in the same few batches.
+    let creates = futures::future::join_all(fresh.iter().map(|run| runs.create(run, None)));
+    let (created, refused) = tokio::join!(creates, runs.checkpoint(&bad));
+    assert!(
+        matches!(refused, Err(domain::ports::StoreError::Conflict(_))),
+        "got {refused:?}"
+    );
+    assert!(
+        created
+            .iter()
+            .all(|result| matches!(result, Ok(Created::New)))
+    );
+    for run in &fresh {
+        assert_eq!(runs.get(run.id).await.expect("get").as_ref(), Some(run));
+    }
+    assert_eq!(runs.get(victim.id).await.expect("get"), Some(victim));
+}
+
+#[tokio::test]
+async fn create_and_send_writes_both_or_neither() {
+    let clock = manual_clock();
+    let db = temporary();
+    let runs = SqliteRunStore::new(db.clone());
+    let queue = SqliteRunQueue::new(db, clock, 3);
+    let run = queued_run("f", at(0));
+    assert_eq!(
+        queue
+            .create_and_send(&run, Some("k"), Duration::ZERO)
+            .await
+            .expect("create"),
+        Created::New
+    );
+    let again = queued_run("f", at(1));
+    let duplicate = queue
+        .create_and_send(&again, Some("k"), Duration::ZERO)
+        .await
+        .expect("create");
+    assert_eq!(duplicate, Created::Duplicate(run.id));
+    assert_eq!(runs.get(run.id).await.expect("get"), Some(run.clone()));
+    let got = queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(
+        got.iter()
+            .map(|delivery| delivery.message.run_id)
+            .collect::<Vec<_>>(),
+        vec![run.id]
+    );
+    let too_long = queue
+        .create_and_send(&queued_run("f", at(2)), None, Duration::from_secs(3600))
+        .await;
+    assert!(too_long.is_err(), "a delay over 15 minutes is refused");
+}
+
+/// Throughput of the API's write path: 8 tasks each creating a run and sending its message.
+/// `cargo test --release -p local --lib create_and_send_throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run by hand in release mode"]
+async fn create_and_send_throughput() {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 5_000;
+    for combined in [false, true] {
+        let db = temporary();
+        let runs = Arc::new(SqliteRunStore::new(db.clone()));
+        let queue = Arc::new(SqliteRunQueue::new(
+            db,
+            Arc::new(domain::clock::SystemClock),
+            3,
+        ));
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let (runs, queue) = (runs.clone(), queue.clone());
+                tokio::spawn(async move {
+                    for i in 0..PER_TASK {
+                        let mut run = queued_run("bench", chrono::Utc::now());
+                        run.input = serde_json::json!({ "task": task, "i": i, "user": { "id": "00u1", "email": "a@b.c" } });
+                        let key = format!("{task}-{i}");
+                        if combined {
+                            queue.create_and_send(&run, Some(&key), Duration::ZERO).await.expect("create");
+                        } else {
+                            runs.create(&run, Some(&key)).await.expect("create");
+                            queue.send(&QueueMessage { run_id: run.id }, Duration::ZERO).await.expect("send");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let elapsed = started.elapsed();
+        let pairs = (TASKS * PER_TASK) as f64;
+        println!(
+            "{}: {} create+send pairs in {:.2?}: {:.0}/s",
+            if combined {
+                "create_and_send"
+            } else {
+                "create, then send"
+            },
+            TASKS * PER_TASK,
+            elapsed,
+            pairs / elapsed.as_secs_f64()
+        );
+    }
+}

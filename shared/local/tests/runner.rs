@@ -1,0 +1,161 @@
+//! The effect driver on the SQLite store: long waits go to wake-ups, short ones stay queue delays.
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::clock::ManualClock;
+use domain::flowfile;
+use domain::model::ProjectConfig;
+use domain::ports::{Clock, QueueError, QueueMessage};
+use domain::ports::{FlowStore, StoredFlow, Wakeups};
+use domain::run::{RunId, RunStatus, TriggerInfo};
+use domain::runner::{Disposition, MAX_QUEUE_DELAY, RunnerConfig, Runtime};
+use local::secrets::LocalSecrets;
+use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+use serde_json::Value;
+
+/// Remembers the wake-ups it was asked for.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(RunId, DateTime<Utc>)>>);
+
+#[async_trait::async_trait]
+impl Wakeups for Recorded {
+    async fn schedule_wakeup(
+        &self,
+        message: &QueueMessage,
+        at: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((message.run_id, at));
+        Ok(())
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    "2026-03-02T08:00:00Z".parse().expect("time")
+}
+
+/// A runtime on SQLite with flows `long` (wait 2h) and `short` (wait 10m), and the recorder
+/// as its wake-ups when given.
+async fn runtime(clock: &ManualClock, wakeups: Option<Arc<Recorded>>) -> Runtime {
+    let db = SqliteDb::open_in_memory().expect("database");
+    let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    let flows = Arc::new(SqliteFlowStore::new(db.clone()));
+    for (name, wait) in [("long", "2h"), ("short", "10m")] {
+        let source = format!(
+            "name: {name}\nsteps:\n  - wait: {wait}\n  - {{ id: after, card: text.compose, with: {{ text: woke }} }}\n"
+        );
+        flows
+            .put(&StoredFlow {
+                name: name.into(),
+                version: flowfile::version_of(&source),
+                source,
+                path: format!("{name}.yaml"),
+                deployed_at: t0(),
+            })
+            .await
+            .expect("deploy");
+    }
+    let runtime = Runtime::new(
+        flows,
+        Arc::new(SqliteRunStore::new(db.clone())),
+        Arc::new(SqliteRunQueue::new(db, clock.clone(), 5)),
+        clock,
+        Arc::new(LocalSecrets::new(".")),
+        ProjectConfig::default(),
+        RunnerConfig::default(),
+    );
+    match wakeups {
+        Some(wakeups) => runtime.with_wakeups(wakeups),
+        None => runtime,
+    }
+}
+
+/// Processes every visible message; returns how many there were.
+async fn drain(runtime: &Runtime) -> usize {
+    let deliveries = runtime
+        .queue
+        .receive(10, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .expect("receive");
+    for delivery in &deliveries {
+        assert_eq!(runtime.process(delivery).await, Disposition::Done);
+        runtime
+            .queue
+            .delete(&delivery.receipt)
+            .await
+            .expect("delete");
+    }
+    deliveries.len()
+}
+
+#[tokio::test]
+async fn waits_beyond_the_queue_delay_go_to_wakeups_and_shorter_ones_to_the_queue() {
+    let clock = ManualClock::new(t0());
+    let recorded = Arc::new(Recorded::default());
+    let runtime = runtime(&clock, Some(recorded.clone())).await;
+    let start = |flow: &'static str| {
+        let runtime = &runtime;
+        async move {
+            runtime
+                .start_run(flow, Value::Null, TriggerInfo::Manual, None)
+                .await
+                .expect("start")
+                .0
+        }
+    };
+    let long = start("long").await;
+    let short = start("short").await;
+    assert_eq!(drain(&runtime).await, 2);
+    let wake = t0() + chrono::Duration::hours(2);
+    assert_eq!(
+        *recorded.0.lock().expect("lock"),
+        [(long, wake)],
+        "only the 2-hour wait is scheduled"
+    );
+    clock.advance(Duration::from_secs(10 * 60));
+    assert_eq!(
+        drain(&runtime).await,
+        1,
+        "the 10-minute wait was a queue delay"
+    );
+    let short_run = runtime.runs.get(short).await.expect("get").expect("run");
+    assert_eq!(short_run.status, RunStatus::Succeeded);
+    clock.advance(Duration::from_secs(6 * 60));
+    assert_eq!(
+        drain(&runtime).await,
+        0,
+        "no 15-minute hop for the long wait"
+    );
+    // The wake-up arrives as the run's queue message.
+    clock.advance(Duration::from_secs(2 * 3600));
+    runtime
+        .queue
+        .send(&QueueMessage { run_id: long }, Duration::ZERO)
+        .await
+        .expect("send");
+    assert_eq!(drain(&runtime).await, 1);
+    let long_run = runtime.runs.get(long).await.expect("get").expect("run");
+    assert_eq!(long_run.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn without_wakeups_long_waits_hop_through_the_queue() {
+    let clock = ManualClock::new(t0());
+    let runtime = runtime(&clock, None).await;
+    let (long, _) = runtime
+        .start_run("long", Value::Null, TriggerInfo::Manual, None)
+        .await
+        .expect("start");
+    assert_eq!(drain(&runtime).await, 1);
+    clock.advance(MAX_QUEUE_DELAY);
+    assert_eq!(drain(&runtime).await, 1, "a hop after 15 minutes");
+    let run = runtime.runs.get(long).await.expect("get").expect("run");
+    assert_eq!(
+        run.status,
+        RunStatus::Waiting,
+        "still waiting after the hop"
+    );
+}
