@@ -170,7 +170,8 @@ impl CheckedClients {
         max_redirects: usize,
     ) -> Result<CheckedClients, reqwest::Error> {
         let policy = Arc::new(
-            EgressPolicy::from_project(&ProjectConfig::default())
+            ProjectConfig::default()
+                .egress_policy()
                 .with_own_addresses(own_addresses().to_vec()),
         );
         let client = checked_client(policy.clone(), lookup.clone(), max_redirects)?;
@@ -194,7 +195,7 @@ impl CheckedClients {
         project: &ProjectConfig,
     ) -> Result<(Arc<EgressPolicy>, reqwest::Client), reqwest::Error> {
         let own = self.own.clone().unwrap_or_else(|| own_addresses().to_vec());
-        let policy = EgressPolicy::from_project(project).with_own_addresses(own);
+        let policy = project.egress_policy().with_own_addresses(own);
         {
             let current = self.lock();
             if *current.0 == policy {

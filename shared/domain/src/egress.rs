@@ -24,8 +24,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::Value;
 use url::Url;
 
-use crate::model::ProjectConfig;
-
 /// Keys of a connection (or of its `auth`) whose http(s) URL is a destination the connection trusts.
 const CONNECTION_URL_KEYS: &[&str] = &["domain", "base_url", "token_url"];
 
@@ -509,12 +507,16 @@ pub struct EgressPolicy {
 }
 
 impl EgressPolicy {
-    /// The policy of a project: its `egress.allow` entries and the origins of its connections
-    /// (`domain`, `base_url`, `token_url` of each connection and of its `auth`). This host's own
-    /// addresses are added with [`EgressPolicy::with_own_addresses`] by whoever can find them.
-    pub fn from_project(project: &ProjectConfig) -> EgressPolicy {
-        let mut allow = project.egress.allow.clone();
-        for connection in project.connections.values() {
+    /// A policy trusting `allow` and the origins of `connections` (the `domain`, `base_url` and
+    /// `token_url` of each connection and of its `auth`), as `idflow.yaml` configures them (see
+    /// `ProjectConfig::egress_policy`). This host's own addresses are added with
+    /// [`EgressPolicy::with_own_addresses`] by whoever can find them.
+    pub fn new<'c>(
+        allow: &[Allow],
+        connections: impl IntoIterator<Item = &'c Value>,
+    ) -> EgressPolicy {
+        let mut allow = allow.to_vec();
+        for connection in connections {
             let auth = connection.get("auth").into_iter();
             for map in std::iter::once(connection)
                 .chain(auth)

@@ -452,6 +452,14 @@ pub struct ProjectConfig {
     pub egress: EgressConfig,
 }
 
+impl ProjectConfig {
+    /// The egress policy this configuration sets: its `egress.allow` entries and the origins of its
+    /// connections.
+    pub fn egress_policy(&self) -> crate::egress::EgressPolicy {
+        crate::egress::EgressPolicy::new(&self.egress.allow, self.connections.values())
+    }
+}
+
 /// `egress: { allow: [...] }` of `idflow.yaml` (see [`crate::egress`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EgressConfig {

@@ -6,7 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::registry::{CardKind, CardSpec, registry};
+use super::registry::registry;
+use super::spec::{CardKind, CardSpec};
 
 /// Marks the start of the generated block.
 pub const BEGIN: &str = "<!-- cards:begin -->";

@@ -12,8 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-use super::registry::{CardKind, CardSpec, FieldSpec, PureResult};
-use super::{CardError, PureContext};
+use super::spec::{CardError, CardKind, CardSpec, FieldSpec, PureContext, PureResult};
 use crate::datetime::{format_datetime, parse_datetime, parse_timezone};
 
 type Input = Map<String, Value>;

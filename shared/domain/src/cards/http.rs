@@ -1,6 +1,6 @@
 //! `http.request` as flows see it: fields and output. The `connectors` crate runs it.
 
-use super::registry::{CardKind, CardSpec, FieldSpec};
+use super::spec::{CardKind, CardSpec, FieldSpec};
 
 /// The HTTP cards.
 pub const CARDS: &[CardSpec] = &[CardSpec {

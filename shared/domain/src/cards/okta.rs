@@ -1,7 +1,7 @@
 //! The `okta.*` and `oig.*` cards as flows see them: names, fields and outputs. The `connectors`
 //! crate runs them (its `okta` module) through the Okta client.
 
-use super::registry::{CardKind, CardSpec, FieldSpec};
+use super::spec::{CardKind, CardSpec, FieldSpec};
 
 /// Records a non-streaming list collects when the step sets no `limit`; more is an error that
 /// points at `limit` and `stream` rather than a silent truncation or an unbounded answer.

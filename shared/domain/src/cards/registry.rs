@@ -1,73 +1,7 @@
 //! The card registry: every card's name, fields and output. The validator checks flows against it,
 //! the engine dispatches through it, and `docs/flow-reference.md` is checked against it by a test.
 
-use super::{CardError, PureContext};
-
-/// How a card is executed.
-#[derive(Clone, Copy)]
-pub enum CardKind {
-    /// Runs inside the engine: no I/O, deterministic given its input and the step time.
-    Pure(
-        fn(
-            &serde_json::Map<String, serde_json::Value>,
-            &PureContext<'_>,
-        ) -> Result<serde_json::Value, CardError>,
-    ),
-    /// Runs through a [`super::CardExecutor`] of the card's family.
-    Io,
-    /// Handled by the engine itself (`flow.call`, `flow.return`, `flow.fail`).
-    Flow,
-}
-
-/// One input field of a card.
-#[derive(Debug, Clone, Copy)]
-pub struct FieldSpec {
-    pub name: &'static str,
-    /// Expected JSON kind: `text`, `number`, `integer`, `boolean`, `object`, `list`, `any`,
-    /// `datetime`, `duration`, `expression`.
-    pub kind: &'static str,
-    pub required: bool,
-    pub doc: &'static str,
-}
-
-/// A card.
-#[derive(Clone, Copy)]
-pub struct CardSpec {
-    /// `family.action`, part of the flow-file contract.
-    pub name: &'static str,
-    pub summary: &'static str,
-    pub fields: &'static [FieldSpec],
-    /// What the step's output is.
-    pub output: &'static str,
-    pub kind: CardKind,
-    /// Accept fields not listed (e.g. `flow.assign`).
-    pub open: bool,
-}
-
-impl std::fmt::Debug for CardSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardSpec")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CardSpec {
-    /// Whether `secret('…')` may appear in this card's fields: only cards that send their input to
-    /// an outside service (I/O cards), and not the `table` cards, which store it in idflow's own
-    /// tables where the console and CLI show it. Everywhere else a secret would end up in history,
-    /// a step output or a condition.
-    pub fn may_receive_secrets(&self) -> bool {
-        matches!(self.kind, CardKind::Io) && self.family() != "table"
-    }
-
-    /// The family: the part before the dot.
-    pub fn family(&self) -> &'static str {
-        self.name
-            .split_once('.')
-            .map_or(self.name, |(family, _)| family)
-    }
-}
+use super::spec::{CardKind, CardSpec, FieldSpec};
 
 /// Cards the engine handles itself.
 const FLOW_CARDS: &[CardSpec] = &[
@@ -169,6 +103,3 @@ pub fn lookup(name: &str) -> Option<&'static CardSpec> {
         .ok()
         .map(|i| &cards[i])
 }
-
-/// Result type of pure cards.
-pub type PureResult = Result<serde_json::Value, CardError>;

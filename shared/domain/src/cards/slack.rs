@@ -1,6 +1,6 @@
 //! `slack.post_message` as flows see it: fields and output. The `connectors` crate runs it.
 
-use super::registry::{CardKind, CardSpec, FieldSpec};
+use super::spec::{CardKind, CardSpec, FieldSpec};
 
 /// The Slack cards.
 pub const CARDS: &[CardSpec] = &[CardSpec {

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use super::registry::{CardKind, CardSpec, FieldSpec};
-use super::{CardCall, CardError, CardExecutor};
+use super::spec::{CardCall, CardError, CardExecutor, CardKind, CardSpec, FieldSpec};
 use crate::tables::csv::{ExportOptions, export};
 use crate::tables::{OnDuplicate, RowQuery, TableError, TableSchema, TableStore, schema};
 

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::model::ProjectConfig;
 
 /// A policy from `allow` entries and `connections` (name → connection JSON), with `own` as this
 /// host's addresses.
@@ -15,7 +16,8 @@ fn policy(allow: &[&str], connections: Value, own: &[&str]) -> EgressPolicy {
     if let Value::Object(map) = connections {
         project.connections = map.into_iter().collect::<BTreeMap<_, _>>();
     }
-    EgressPolicy::from_project(&project)
+    project
+        .egress_policy()
         .with_own_addresses(own.iter().map(|ip| ip.parse().expect(ip)).collect())
 }
 
