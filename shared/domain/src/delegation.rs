@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::cards::{CardCall, CardError};
 use crate::model::{DelegatedInput, DelegatedTrigger, InputType, Trigger};
 use crate::run::{Run, RunError, RunId, TriggerInfo};
-use crate::runner::Runtime;
+use crate::runner::runtime::Runtime;
 
 /// The input every delegated flow accepts besides its declared ones: the access request to report to.
 pub const ACCESS_REQUEST_ID: &str = "accessRequestId";

@@ -2,25 +2,16 @@
 //! and the runs a delivery starts (one per event and subscribed flow whose filter passes, each
 //! deduplicated by `event:<uuid>:<flow>`).
 //!
-//! # Which flows listen
-//! [`TriggerIndex`] maps event types to the current flows that subscribe to them (with their
-//! compiled `filter`) and lists the delegated flows. It is rebuilt from the flow store when
-//! [`crate::runner::Runtime::invalidate_flows`] clears it (a deploy or hot reload in this process)
-//! and at most every [`crate::runner::RunnerConfig::flow_cache`] otherwise (deploys made by other
-//! processes, such as another Lambda).
+//! Which flows listen is the runtime's trigger index (`crate::runner::index`).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::engine::CompiledFlow;
-use crate::model::Trigger;
 use crate::ports::Created;
 use crate::run::TriggerInfo;
-use crate::runner::{RunnerError, Runtime};
+use crate::runner::error::RunnerError;
+use crate::runner::runtime::Runtime;
 use crate::template::{self, Compiled};
 
 /// What a delivery did, as answered to Okta (which ignores the body) and to tests.
@@ -98,7 +89,7 @@ pub async fn accept(
     if events.is_empty() {
         return Ok(accepted);
     }
-    let index = runtime.trigger_index.get(runtime).await?;
+    let index = runtime.trigger_index().await?;
     let vars = Value::Object(runtime.project().vars.clone());
     let now = runtime.clock.now().to_rfc3339();
     let mut seen = HashSet::new();
@@ -183,97 +174,5 @@ fn passes(
             tracing::warn!(%flow, uuid = %event.uuid, event_type = %event.event_type, error = %error, "event filter failed; event skipped");
             false
         }
-    }
-}
-
-/// A flow listening to an event type.
-pub struct Subscriber {
-    pub flow: String,
-    /// The compiled `filter`, or why it does not compile.
-    pub filter: Option<Result<Compiled, String>>,
-}
-
-/// The trigger-related view of the current flows.
-#[derive(Default)]
-pub struct FlowIndex {
-    /// Event type → listening flows, in name order.
-    pub events: HashMap<String, Vec<Subscriber>>,
-    /// Current delegated flows, in name order.
-    pub delegated: Vec<Arc<CompiledFlow>>,
-}
-
-impl FlowIndex {
-    async fn build(runtime: &Runtime) -> Result<FlowIndex, RunnerError> {
-        let mut stored = runtime.flows.list().await?;
-        stored.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut index = FlowIndex::default();
-        for s in stored {
-            let compiled = match runtime.flow_version(&s.name, &s.version).await {
-                Ok(c) => c,
-                Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                    tracing::warn!(flow = %s.name, error = %error, "flow skipped by the trigger index");
-                    continue;
-                }
-                Err(other) => return Err(other),
-            };
-            match &compiled.flow.trigger {
-                Trigger::Event(event) => {
-                    let filter = event.filter.as_deref().map(|f| {
-                        Compiled::text(f).map_err(|e| format!("`trigger.event.filter`: {e}"))
-                    });
-                    for event_type in &event.okta {
-                        index
-                            .events
-                            .entry(event_type.clone())
-                            .or_default()
-                            .push(Subscriber {
-                                flow: s.name.clone(),
-                                // Compiled trees are one `Arc`; cloning per type is cheap.
-                                filter: filter.clone(),
-                            });
-                    }
-                }
-                Trigger::Delegated(_) => index.delegated.push(compiled.clone()),
-                _ => {}
-            }
-        }
-        Ok(index)
-    }
-}
-
-/// The cached [`FlowIndex`] of a runtime.
-#[derive(Default)]
-pub struct TriggerIndex {
-    /// Bumped by every [`TriggerIndex::clear`], so an index built from a listing made before a
-    /// deploy is never stored after it.
-    generation: AtomicU64,
-    slot: Mutex<Option<(u64, Instant, Arc<FlowIndex>)>>,
-}
-
-impl TriggerIndex {
-    /// Forgets the index (the flows changed).
-    pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// The index, rebuilt when cleared or older than the runtime's flow cache time.
-    pub async fn get(&self, runtime: &Runtime) -> Result<Arc<FlowIndex>, RunnerError> {
-        let generation = self.generation.load(Ordering::SeqCst);
-        {
-            let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((built_for, at, index)) = slot.as_ref()
-                && *built_for == generation
-                && at.elapsed() < runtime.config.flow_cache
-            {
-                return Ok(index.clone());
-            }
-        }
-        let index = Arc::new(FlowIndex::build(runtime).await?);
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        if self.generation.load(Ordering::SeqCst) == generation {
-            *slot = Some((generation, Instant::now(), index.clone()));
-        }
-        Ok(index)
     }
 }

@@ -196,7 +196,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
 async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let runtime = &state.runtime;
     let principal = authenticate(runtime, &headers).await?;
-    let index = runtime.trigger_index.get(runtime).await?;
+    let index = runtime.trigger_index().await?;
     let flows: Vec<Value> = index
         .delegated
         .iter()

@@ -1,99 +1,28 @@
-//! The runner: executes the engine's effects through ports and drives runs from the queue.
-//!
-//! One [`Runtime`] holds the ports and the compiled-flow cache. [`Runtime::start_run`] creates a run and
-//! queues it (both durable before it returns, so an API can answer 202 safely).
-//! [`Runtime::process`] handles one queue delivery: claim the run, restore the engine state, advance,
-//! execute effects, checkpoint after every step, and park the run (`waiting`) when nothing can happen
-//! in-process. [`Worker`] is the local queue consumer used by `idflow serve`; the Lambda worker calls
-//! [`Runtime::process`] per SQS record.
+//! Processing one queue delivery: claim the run, restore the engine state, advance, execute the
+//! effects through the ports, checkpoint after every step, and park the run when nothing can happen
+//! in this process.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::Value;
-use tokio::sync::broadcast;
 
 use crate::cards::{CardCall, CardError, CardExecutor};
 use crate::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
-use crate::flowfile;
-use crate::model::{HistoryMode, ProjectConfig, SecretRef, Trigger};
-use crate::ports::{
-    Checkpoint, Clock, Created, Delivery, FlowStore, QueueError, QueueMessage, RunIntake, RunQueue,
-    RunStore, SecretError, Secrets, StoreError, StoreThenQueue, Wakeups,
-};
+use crate::model::{HistoryMode, SecretRef, Trigger};
+use crate::ports::{Checkpoint, Clock, Created, Delivery, QueueMessage, SecretError, StoreError};
 use crate::run::{Run, RunError, RunId, RunStatus, TriggerInfo};
+
+use super::error::RunnerError;
+use super::runtime::{RunEnded, Runtime};
 
 /// Longest delay SQS accepts; longer waits go to [`Wakeups`] when the runtime has one, and are
 /// re-queued in hops of this size otherwise.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
-
-/// Errors of the runner layer.
-#[derive(Debug, thiserror::Error)]
-pub enum RunnerError {
-    #[error("flow `{0}` is not deployed")]
-    UnknownFlow(String),
-    #[error("flow `{name}` is invalid: {message}")]
-    InvalidFlow { name: String, message: String },
-    #[error("run {0} not found")]
-    UnknownRun(RunId),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error("run state of {run} cannot be decoded")]
-    CorruptState {
-        run: RunId,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-impl RunnerError {
-    /// Whether processing the same message again may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            RunnerError::Store(e) => e.is_retryable(),
-            RunnerError::Queue(e) => e.is_retryable(),
-            RunnerError::Secret(SecretError::Unreadable { .. }) => true,
-            _ => false,
-        }
-    }
-}
-
-/// Tunables of the runner.
-#[derive(Debug, Clone)]
-pub struct RunnerConfig {
-    /// This worker's lease owner name.
-    pub owner: String,
-    /// How long a claim holds a run (and how long a received message stays hidden).
-    pub lease: Duration,
-    /// Timers due within this are awaited in-process; longer ones park the run.
-    pub inline_wait: Duration,
-    /// After this many receives a failing message is treated as poison and its run fails.
-    pub max_receive_count: u32,
-    /// How long the current version of a flow is served from memory before the flow store is asked
-    /// again. Deploys in the same process invalidate at once; other processes (Lambdas) see a deploy
-    /// within this time.
-    pub flow_cache: Duration,
-}
-
-impl Default for RunnerConfig {
-    fn default() -> Self {
-        RunnerConfig {
-            owner: format!("worker-{}", ulid::Ulid::new()),
-            lease: Duration::from_secs(15 * 60),
-            inline_wait: Duration::from_secs(5),
-            max_receive_count: 5,
-            flow_cache: Duration::from_secs(5),
-        }
-    }
-}
 
 /// What to do with a delivery after processing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,43 +31,6 @@ pub enum Disposition {
     Done,
     /// Leave it; it becomes visible again and is retried (SQS batch item failure).
     Retry,
-}
-
-/// A run that ended, broadcast to in-process listeners (sync API responses).
-#[derive(Debug, Clone)]
-pub struct RunEnded {
-    pub run_id: RunId,
-    pub status: RunStatus,
-}
-
-/// The ports and caches every trigger and worker share.
-pub struct Runtime {
-    pub flows: Arc<dyn FlowStore>,
-    pub runs: Arc<dyn RunStore>,
-    pub queue: Arc<dyn RunQueue>,
-    pub clock: Arc<dyn Clock>,
-    pub secrets: Arc<dyn Secrets>,
-    /// Creates and queues new runs.
-    pub intake: Arc<dyn RunIntake>,
-    /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
-    /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
-    pub wakeups: Option<Arc<dyn Wakeups>>,
-    /// Executors of I/O cards by family (`http`, ...).
-    pub executors: HashMap<String, Arc<dyn CardExecutor>>,
-    pub config: RunnerConfig,
-    project: RwLock<Arc<ProjectConfig>>,
-    compiled: Mutex<HashMap<(String, String), Arc<CompiledFlow>>>,
-    /// Current versions by flow name, fetched at the given instant (see [`RunnerConfig::flow_cache`]).
-    current: Mutex<HashMap<String, (Arc<CompiledFlow>, std::time::Instant)>>,
-    ended: broadcast::Sender<RunEnded>,
-    /// Event-type and delegated-flow index of the current flows (see [`crate::events`]); cleared
-    /// with the current-version cache.
-    pub trigger_index: crate::events::TriggerIndex,
-    /// Runs being advanced in this process. Several workers may share one lease owner (the local
-    /// server keeps its owner across restarts), so exclusivity inside the process is kept here.
-    /// The flag is set when a message for the run arrived while it was being advanced (a helper run
-    /// ended): the advancing worker re-checks its helper runs instead of the message being re-sent.
-    active: Mutex<HashMap<RunId, bool>>,
 }
 
 /// Removes a run from [`Runtime::active`] when processing ends, however it ends.
@@ -159,52 +51,6 @@ impl Drop for ActiveGuard<'_> {
 }
 
 impl Runtime {
-    pub fn new(
-        flows: Arc<dyn FlowStore>,
-        runs: Arc<dyn RunStore>,
-        queue: Arc<dyn RunQueue>,
-        clock: Arc<dyn Clock>,
-        secrets: Arc<dyn Secrets>,
-        project: ProjectConfig,
-        config: RunnerConfig,
-    ) -> Runtime {
-        let (ended, _) = broadcast::channel(1024);
-        let intake: Arc<dyn RunIntake> = Arc::new(StoreThenQueue {
-            runs: runs.clone(),
-            queue: queue.clone(),
-        });
-        Runtime {
-            flows,
-            runs,
-            queue,
-            clock,
-            secrets,
-            executors: HashMap::new(),
-            config,
-            project: RwLock::new(Arc::new(project)),
-            compiled: Mutex::new(HashMap::new()),
-            current: Mutex::new(HashMap::new()),
-            trigger_index: crate::events::TriggerIndex::default(),
-            intake,
-            wakeups: None,
-            ended,
-            active: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Replaces how new runs are created and queued (an adapter's one-write fast path).
-    pub fn with_intake(mut self, intake: Arc<dyn RunIntake>) -> Runtime {
-        self.intake = intake;
-        self
-    }
-
-    /// Wakes runs parked beyond [`MAX_QUEUE_DELAY`] through `wakeups` instead of re-queueing them
-    /// every 15 minutes.
-    pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Runtime {
-        self.wakeups = Some(wakeups);
-        self
-    }
-
     /// Queues the wake-up of a run parked until `wake_at`: a delayed queue message when the queue's
     /// delay reaches that far (or no [`Wakeups`] is configured, which hops), else a scheduled wake-up.
     async fn queue_wakeup(&self, run_id: RunId, wake_at: DateTime<Utc>) -> Result<(), RunnerError> {
@@ -221,197 +67,6 @@ impl Runtime {
             }
         }
         Ok(())
-    }
-
-    /// Forgets cached current flow versions (after a deploy in this process).
-    pub fn invalidate_flows(&self) {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        self.trigger_index.clear();
-    }
-
-    /// Registers the executor of a card family.
-    pub fn with_executor(mut self, family: &str, executor: Arc<dyn CardExecutor>) -> Runtime {
-        self.executors.insert(family.to_owned(), executor);
-        self
-    }
-
-    /// The current project config.
-    pub fn project(&self) -> Arc<ProjectConfig> {
-        match self.project.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Replaces the project config (hot reload).
-    pub fn set_project(&self, project: ProjectConfig) {
-        let mut guard = match self.project.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Arc::new(project);
-    }
-
-    /// Listens for runs that end in this process.
-    pub fn subscribe(&self) -> broadcast::Receiver<RunEnded> {
-        self.ended.subscribe()
-    }
-
-    /// The compiled current version of a flow.
-    pub async fn current_flow(&self, name: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
-        {
-            let cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((flow, at)) = cache.get(name)
-                && at.elapsed() < self.config.flow_cache
-            {
-                return Ok(flow.clone());
-            }
-        }
-        let stored = self
-            .flows
-            .current(name)
-            .await?
-            .ok_or_else(|| RunnerError::UnknownFlow(name.to_owned()))?;
-        let compiled = self.compile(&stored.name, &stored.version, &stored.path, &stored.source)?;
-        let mut cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(
-            name.to_owned(),
-            (compiled.clone(), std::time::Instant::now()),
-        );
-        Ok(compiled)
-    }
-
-    /// The compiled given version of a flow.
-    pub async fn flow_version(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<Arc<CompiledFlow>, RunnerError> {
-        if let Some(hit) = self.cached(name, version) {
-            return Ok(hit);
-        }
-        let stored = self
-            .flows
-            .version(name, version)
-            .await?
-            .ok_or_else(|| RunnerError::UnknownFlow(format!("{name}@{version}")))?;
-        self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
-    }
-
-    fn cached(&self, name: &str, version: &str) -> Option<Arc<CompiledFlow>> {
-        let cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(&(name.to_owned(), version.to_owned())).cloned()
-    }
-
-    fn compile(
-        &self,
-        name: &str,
-        version: &str,
-        path: &str,
-        source: &str,
-    ) -> Result<Arc<CompiledFlow>, RunnerError> {
-        if let Some(hit) = self.cached(name, version) {
-            return Ok(hit);
-        }
-        let invalid = |diagnostics: Vec<crate::diag::Diagnostic>| RunnerError::InvalidFlow {
-            name: name.to_owned(),
-            message: diagnostics
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
-        let flow = flowfile::parse_flow(path, source).map_err(invalid)?;
-        let compiled = Arc::new(CompiledFlow::new(flow, path).map_err(invalid)?);
-        let mut cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert((name.to_owned(), version.to_owned()), compiled.clone());
-        Ok(compiled)
-    }
-
-    /// Creates a queued run of the current version of `flow` and sends it to the queue. Both are
-    /// durable when this returns. With a dedupe key, a repeated start returns the first run's id and
-    /// queues nothing.
-    pub async fn start_run(
-        &self,
-        flow: &str,
-        input: Value,
-        trigger: TriggerInfo,
-        dedupe_key: Option<&str>,
-    ) -> Result<(RunId, Created), RunnerError> {
-        let compiled = self.current_flow(flow).await?;
-        self.start_compiled(&compiled, input, trigger, dedupe_key, None)
-            .await
-    }
-
-    async fn start_compiled(
-        &self,
-        compiled: &CompiledFlow,
-        input: Value,
-        trigger: TriggerInfo,
-        dedupe_key: Option<&str>,
-        parent: Option<&Run>,
-    ) -> Result<(RunId, Created), RunnerError> {
-        let now = self.clock.now();
-        let run = Run {
-            id: RunId::new_at(now),
-            flow: compiled.flow.name.clone(),
-            flow_version: compiled.flow.version.clone(),
-            trigger,
-            status: RunStatus::Queued,
-            input,
-            parent: parent.map(|p| p.id),
-            root: parent.map(|p| p.root.unwrap_or(p.id)),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            wake_at: None,
-            output: None,
-            error: None,
-            state: None,
-            step_count: 0,
-        };
-        match self.intake.enqueue(&run, dedupe_key).await? {
-            Created::New => {
-                tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
-                Ok((run.id, Created::New))
-            }
-            Created::Duplicate(existing) => Ok((existing, Created::Duplicate(existing))),
-        }
-    }
-
-    /// Starts a new run with the input of an earlier one.
-    pub async fn rerun(&self, id: RunId) -> Result<RunId, RunnerError> {
-        let old = self
-            .runs
-            .get(id)
-            .await?
-            .ok_or(RunnerError::UnknownRun(id))?;
-        let (new, _) = self
-            .start_run(
-                &old.flow,
-                old.input.clone(),
-                TriggerInfo::Rerun { of: id },
-                None,
-            )
-            .await?;
-        Ok(new)
-    }
-
-    /// Cancels a run; pending helper runs are cancelled too.
-    pub async fn cancel(&self, id: RunId) -> Result<Option<Run>, RunnerError> {
-        let run = self.runs.cancel(id, self.clock.now()).await?;
-        if let Some(run) = &run
-            && run.status == RunStatus::Cancelled
-        {
-            let _ = self.ended.send(RunEnded {
-                run_id: id,
-                status: RunStatus::Cancelled,
-            });
-        }
-        Ok(run)
     }
 
     /// Processes one queue delivery end to end. Never panics; errors become a disposition.
@@ -747,11 +402,6 @@ impl Runtime {
         }
     }
 
-    fn executor_for(&self, card: &str) -> Option<Arc<dyn CardExecutor>> {
-        let family = card.split_once('.').map_or(card, |(f, _)| f);
-        self.executors.get(family).cloned()
-    }
-
     /// Creates (idempotently) and queues a helper run. Returns its result at once when it already ended.
     async fn start_child(
         &self,
@@ -934,26 +584,6 @@ impl Runtime {
     }
 }
 
-/// The dedupe key of a schedule flow's run for one fire time: `schedule:<flow>:<unix seconds>`.
-pub fn scheduled_run_key(flow: &str, scheduled_for: DateTime<Utc>) -> String {
-    format!("schedule:{flow}:{}", scheduled_for.timestamp())
-}
-
-/// Starts the run of schedule flow `flow` for the fire time `scheduled_for`, at most once per
-/// (flow, fire time): a scheduler that fires twice (EventBridge Scheduler delivers at least once)
-/// gets the first run's id back with [`crate::ports::Created::Duplicate`]. Used by the local
-/// scheduler of `idflow serve` and by the `schedule` Lambda.
-pub async fn start_scheduled_run(
-    runtime: &Runtime,
-    flow: &str,
-    scheduled_for: DateTime<Utc>,
-) -> Result<(crate::run::RunId, crate::ports::Created), RunnerError> {
-    let key = scheduled_run_key(flow, scheduled_for);
-    let trigger = crate::run::TriggerInfo::Schedule { scheduled_for };
-    let input = serde_json::json!({ "scheduled_for": scheduled_for.to_rfc3339() });
-    runtime.start_run(flow, input, trigger, Some(&key)).await
-}
-
 /// Looks up a parent's pending helper run result.
 fn child_result(effect: u64, run: &Run) -> Option<Event> {
     match run.status {
@@ -1005,67 +635,3 @@ async fn execute(
 fn to_std(delta: chrono::Duration) -> Duration {
     delta.to_std().unwrap_or(Duration::ZERO)
 }
-
-/// The local queue consumer of `idflow serve`.
-pub struct Worker {
-    runtime: Arc<Runtime>,
-    concurrency: usize,
-}
-
-impl Worker {
-    pub fn new(runtime: Arc<Runtime>, concurrency: usize) -> Worker {
-        Worker {
-            runtime,
-            concurrency: concurrency.max(1),
-        }
-    }
-
-    /// Receives and processes messages until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-        tokio::pin!(shutdown);
-        loop {
-            let available = semaphore.available_permits().max(1);
-            let batch = u32::try_from(available.min(10)).unwrap_or(10);
-            let received = tokio::select! {
-                () = &mut shutdown => return,
-                received = self.runtime.queue.receive(batch, self.runtime.config.lease, Duration::from_secs(1)) => received,
-            };
-            let deliveries = match received {
-                Ok(d) => d,
-                Err(error) => {
-                    tracing::warn!(error = %error, "queue receive failed");
-                    let until = self.runtime.clock.now() + chrono::Duration::seconds(1);
-                    self.runtime.clock.sleep_until(until).await;
-                    continue;
-                }
-            };
-            for delivery in deliveries {
-                let Ok(permit) = semaphore.clone().acquire_owned().await else {
-                    return;
-                };
-                let runtime = self.runtime.clone();
-                tokio::spawn(async move {
-                    let disposition = runtime.process(&delivery).await;
-                    let result = match disposition {
-                        Disposition::Done => runtime.queue.delete(&delivery.receipt).await,
-                        Disposition::Retry => {
-                            runtime
-                                .queue
-                                .change_visibility(&delivery.receipt, Duration::from_secs(5))
-                                .await
-                        }
-                    };
-                    if let Err(error) = result
-                        && !matches!(error, QueueError::StaleReceipt)
-                    {
-                        tracing::warn!(error = %error, "could not settle queue message");
-                    }
-                    drop(permit);
-                });
-            }
-        }
-    }
-}
-
-// The driver is tested on real stores: `local/tests/runner.rs` (SQLite) and the integration tests.

@@ -1,0 +1,39 @@
+//! Errors of the runner layer.
+
+use crate::ports::{QueueError, SecretError, StoreError};
+use crate::run::RunId;
+
+/// Errors of the runner layer.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("flow `{0}` is not deployed")]
+    UnknownFlow(String),
+    #[error("flow `{name}` is invalid: {message}")]
+    InvalidFlow { name: String, message: String },
+    #[error("run {0} not found")]
+    UnknownRun(RunId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("run state of {run} cannot be decoded")]
+    CorruptState {
+        run: RunId,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl RunnerError {
+    /// Whether processing the same message again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RunnerError::Store(e) => e.is_retryable(),
+            RunnerError::Queue(e) => e.is_retryable(),
+            RunnerError::Secret(SecretError::Unreadable { .. }) => true,
+            _ => false,
+        }
+    }
+}

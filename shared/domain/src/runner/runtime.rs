@@ -1,0 +1,257 @@
+//! [`Runtime`]: the ports, executors, project config and compiled-flow caches every trigger and
+//! worker share.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::cards::CardExecutor;
+use crate::engine::CompiledFlow;
+use crate::flowfile;
+use crate::model::ProjectConfig;
+use crate::ports::{
+    Clock, FlowStore, RunIntake, RunQueue, RunStore, Secrets, StoreThenQueue, Wakeups,
+};
+use crate::run::{RunId, RunStatus};
+
+use super::error::RunnerError;
+use super::index::{FlowIndex, TriggerIndex};
+
+/// Tunables of the runner.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// This worker's lease owner name.
+    pub owner: String,
+    /// How long a claim holds a run (and how long a received message stays hidden).
+    pub lease: Duration,
+    /// Timers due within this are awaited in-process; longer ones park the run.
+    pub inline_wait: Duration,
+    /// After this many receives a failing message is treated as poison and its run fails.
+    pub max_receive_count: u32,
+    /// How long the current version of a flow is served from memory before the flow store is asked
+    /// again. Deploys in the same process invalidate at once; other processes (Lambdas) see a deploy
+    /// within this time.
+    pub flow_cache: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            owner: format!("worker-{}", ulid::Ulid::new()),
+            lease: Duration::from_secs(15 * 60),
+            inline_wait: Duration::from_secs(5),
+            max_receive_count: 5,
+            flow_cache: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A run that ended, broadcast to in-process listeners (sync API responses).
+#[derive(Debug, Clone)]
+pub struct RunEnded {
+    pub run_id: RunId,
+    pub status: RunStatus,
+}
+
+/// The ports and caches every trigger and worker share.
+pub struct Runtime {
+    pub flows: Arc<dyn FlowStore>,
+    pub runs: Arc<dyn RunStore>,
+    pub queue: Arc<dyn RunQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Arc<dyn Secrets>,
+    /// Creates and queues new runs.
+    pub intake: Arc<dyn RunIntake>,
+    /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
+    /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
+    pub wakeups: Option<Arc<dyn Wakeups>>,
+    /// Executors of I/O cards by family (`http`, ...).
+    pub executors: HashMap<String, Arc<dyn CardExecutor>>,
+    pub config: RunnerConfig,
+    pub(super) project: RwLock<Arc<ProjectConfig>>,
+    pub(super) compiled: Mutex<HashMap<(String, String), Arc<CompiledFlow>>>,
+    /// Current versions by flow name, fetched at the given instant (see [`RunnerConfig::flow_cache`]).
+    pub(super) current: Mutex<HashMap<String, (Arc<CompiledFlow>, std::time::Instant)>>,
+    pub(super) ended: broadcast::Sender<RunEnded>,
+    /// Event-type and delegated-flow index of the current flows (see [`crate::events`]); cleared
+    /// with the current-version cache.
+    trigger_index: TriggerIndex,
+    /// Runs being advanced in this process. Several workers may share one lease owner (the local
+    /// server keeps its owner across restarts), so exclusivity inside the process is kept here.
+    /// The flag is set when a message for the run arrived while it was being advanced (a helper run
+    /// ended): the advancing worker re-checks its helper runs instead of the message being re-sent.
+    pub(super) active: Mutex<HashMap<RunId, bool>>,
+}
+
+impl Runtime {
+    pub fn new(
+        flows: Arc<dyn FlowStore>,
+        runs: Arc<dyn RunStore>,
+        queue: Arc<dyn RunQueue>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn Secrets>,
+        project: ProjectConfig,
+        config: RunnerConfig,
+    ) -> Runtime {
+        let (ended, _) = broadcast::channel(1024);
+        let intake: Arc<dyn RunIntake> = Arc::new(StoreThenQueue {
+            runs: runs.clone(),
+            queue: queue.clone(),
+        });
+        Runtime {
+            flows,
+            runs,
+            queue,
+            clock,
+            secrets,
+            executors: HashMap::new(),
+            config,
+            project: RwLock::new(Arc::new(project)),
+            compiled: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+            trigger_index: TriggerIndex::default(),
+            intake,
+            wakeups: None,
+            ended,
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces how new runs are created and queued (an adapter's one-write fast path).
+    pub fn with_intake(mut self, intake: Arc<dyn RunIntake>) -> Runtime {
+        self.intake = intake;
+        self
+    }
+
+    /// Wakes runs parked beyond [`MAX_QUEUE_DELAY`] through `wakeups` instead of re-queueing them
+    /// every 15 minutes.
+    pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Runtime {
+        self.wakeups = Some(wakeups);
+        self
+    }
+
+    /// Forgets cached current flow versions (after a deploy in this process).
+    pub fn invalidate_flows(&self) {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.trigger_index.clear();
+    }
+
+    /// Registers the executor of a card family.
+    pub fn with_executor(mut self, family: &str, executor: Arc<dyn CardExecutor>) -> Runtime {
+        self.executors.insert(family.to_owned(), executor);
+        self
+    }
+
+    /// The current project config.
+    pub fn project(&self) -> Arc<ProjectConfig> {
+        match self.project.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the project config (hot reload).
+    pub fn set_project(&self, project: ProjectConfig) {
+        let mut guard = match self.project.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(project);
+    }
+
+    /// Listens for runs that end in this process.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEnded> {
+        self.ended.subscribe()
+    }
+
+    /// The compiled current version of a flow.
+    pub async fn current_flow(&self, name: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
+        {
+            let cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((flow, at)) = cache.get(name)
+                && at.elapsed() < self.config.flow_cache
+            {
+                return Ok(flow.clone());
+            }
+        }
+        let stored = self
+            .flows
+            .current(name)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownFlow(name.to_owned()))?;
+        let compiled = self.compile(&stored.name, &stored.version, &stored.path, &stored.source)?;
+        let mut cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(
+            name.to_owned(),
+            (compiled.clone(), std::time::Instant::now()),
+        );
+        Ok(compiled)
+    }
+
+    /// The compiled given version of a flow.
+    pub async fn flow_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<CompiledFlow>, RunnerError> {
+        if let Some(hit) = self.cached(name, version) {
+            return Ok(hit);
+        }
+        let stored = self
+            .flows
+            .version(name, version)
+            .await?
+            .ok_or_else(|| RunnerError::UnknownFlow(format!("{name}@{version}")))?;
+        self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
+    }
+
+    pub(super) fn cached(&self, name: &str, version: &str) -> Option<Arc<CompiledFlow>> {
+        let cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&(name.to_owned(), version.to_owned())).cloned()
+    }
+
+    pub(super) fn compile(
+        &self,
+        name: &str,
+        version: &str,
+        path: &str,
+        source: &str,
+    ) -> Result<Arc<CompiledFlow>, RunnerError> {
+        if let Some(hit) = self.cached(name, version) {
+            return Ok(hit);
+        }
+        let invalid = |diagnostics: Vec<crate::diag::Diagnostic>| RunnerError::InvalidFlow {
+            name: name.to_owned(),
+            message: diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let flow = flowfile::parse_flow(path, source).map_err(invalid)?;
+        let compiled = Arc::new(CompiledFlow::new(flow, path).map_err(invalid)?);
+        let mut cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert((name.to_owned(), version.to_owned()), compiled.clone());
+        Ok(compiled)
+    }
+
+    pub(super) fn executor_for(&self, card: &str) -> Option<Arc<dyn CardExecutor>> {
+        let family = card.split_once('.').map_or(card, |(f, _)| f);
+        self.executors.get(family).cloned()
+    }
+
+    /// The trigger index of the current flows (event types and delegated flows), rebuilt when the
+    /// flows changed in this process or it is older than [`RunnerConfig::flow_cache`].
+    pub async fn trigger_index(&self) -> Result<Arc<FlowIndex>, RunnerError> {
+        self.trigger_index
+            .get(self.flows.as_ref(), self.config.flow_cache, |stored| {
+                self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
+            })
+            .await
+    }
+}

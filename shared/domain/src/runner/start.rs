@@ -1,0 +1,117 @@
+//! Starting runs (manual, API, event, schedule, delegated and helper triggers all come here),
+//! re-running and cancelling.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::engine::CompiledFlow;
+use crate::ports::Created;
+use crate::run::{Run, RunId, RunStatus, TriggerInfo};
+
+use super::error::RunnerError;
+use super::runtime::{RunEnded, Runtime};
+
+impl Runtime {
+    /// Creates a queued run of the current version of `flow` and sends it to the queue. Both are
+    /// durable when this returns. With a dedupe key, a repeated start returns the first run's id and
+    /// queues nothing.
+    pub async fn start_run(
+        &self,
+        flow: &str,
+        input: Value,
+        trigger: TriggerInfo,
+        dedupe_key: Option<&str>,
+    ) -> Result<(RunId, Created), RunnerError> {
+        let compiled = self.current_flow(flow).await?;
+        self.start_compiled(&compiled, input, trigger, dedupe_key, None)
+            .await
+    }
+
+    pub(super) async fn start_compiled(
+        &self,
+        compiled: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        dedupe_key: Option<&str>,
+        parent: Option<&Run>,
+    ) -> Result<(RunId, Created), RunnerError> {
+        let now = self.clock.now();
+        let run = Run {
+            id: RunId::new_at(now),
+            flow: compiled.flow.name.clone(),
+            flow_version: compiled.flow.version.clone(),
+            trigger,
+            status: RunStatus::Queued,
+            input,
+            parent: parent.map(|p| p.id),
+            root: parent.map(|p| p.root.unwrap_or(p.id)),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            wake_at: None,
+            output: None,
+            error: None,
+            state: None,
+            step_count: 0,
+        };
+        match self.intake.enqueue(&run, dedupe_key).await? {
+            Created::New => {
+                tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
+                Ok((run.id, Created::New))
+            }
+            Created::Duplicate(existing) => Ok((existing, Created::Duplicate(existing))),
+        }
+    }
+
+    /// Starts a new run with the input of an earlier one.
+    pub async fn rerun(&self, id: RunId) -> Result<RunId, RunnerError> {
+        let old = self
+            .runs
+            .get(id)
+            .await?
+            .ok_or(RunnerError::UnknownRun(id))?;
+        let (new, _) = self
+            .start_run(
+                &old.flow,
+                old.input.clone(),
+                TriggerInfo::Rerun { of: id },
+                None,
+            )
+            .await?;
+        Ok(new)
+    }
+
+    /// Cancels a run; pending helper runs are cancelled too.
+    pub async fn cancel(&self, id: RunId) -> Result<Option<Run>, RunnerError> {
+        let run = self.runs.cancel(id, self.clock.now()).await?;
+        if let Some(run) = &run
+            && run.status == RunStatus::Cancelled
+        {
+            let _ = self.ended.send(RunEnded {
+                run_id: id,
+                status: RunStatus::Cancelled,
+            });
+        }
+        Ok(run)
+    }
+}
+
+/// The dedupe key of a schedule flow's run for one fire time: `schedule:<flow>:<unix seconds>`.
+pub fn scheduled_run_key(flow: &str, scheduled_for: DateTime<Utc>) -> String {
+    format!("schedule:{flow}:{}", scheduled_for.timestamp())
+}
+
+/// Starts the run of schedule flow `flow` for the fire time `scheduled_for`, at most once per
+/// (flow, fire time): a scheduler that fires twice (EventBridge Scheduler delivers at least once)
+/// gets the first run's id back with [`crate::ports::Created::Duplicate`]. Used by the local
+/// scheduler of `idflow serve` and by the `schedule` Lambda.
+pub async fn start_scheduled_run(
+    runtime: &Runtime,
+    flow: &str,
+    scheduled_for: DateTime<Utc>,
+) -> Result<(crate::run::RunId, crate::ports::Created), RunnerError> {
+    let key = scheduled_run_key(flow, scheduled_for);
+    let trigger = crate::run::TriggerInfo::Schedule { scheduled_for };
+    let input = serde_json::json!({ "scheduled_for": scheduled_for.to_rfc3339() });
+    runtime.start_run(flow, input, trigger, Some(&key)).await
+}
