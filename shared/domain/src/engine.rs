@@ -911,12 +911,26 @@ impl Advance<'_> {
                 effect: id,
                 until: *until,
             },
-            PendingKind::Child { flow, input, .. } => Effect::StartChild {
-                effect: id,
-                step,
-                flow: flow.clone(),
-                input: input.clone(),
-            },
+            PendingKind::Child { flow, input, slot } => {
+                // A `flow.call` keeps its whole card input (for its step record); the helper run
+                // was started with its `with`, and a loop's helper run under its item's name.
+                let input = match &node.kind {
+                    NodeKind::Card { spec, .. } if spec.name == "flow.call" => {
+                        input.get("with").cloned().unwrap_or_else(|| json!({}))
+                    }
+                    _ => input.clone(),
+                };
+                let step = match slot {
+                    Some(slot) => format!("{step}[{slot}]"),
+                    None => step,
+                };
+                Effect::StartChild {
+                    effect: id,
+                    step,
+                    flow: flow.clone(),
+                    input,
+                }
+            }
         };
         self.effects.push(effect);
     }

@@ -3,6 +3,8 @@
 use crate::ports::{QueueError, SecretError, StoreError};
 use crate::run::RunId;
 
+use super::driver::DriveError;
+
 /// Errors of the runner layer.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -18,6 +20,9 @@ pub enum RunnerError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The effect driver could not go on (a state it cannot write, a flow test's checks).
+    #[error(transparent)]
+    Drive(#[from] DriveError),
     #[error("run state of {run} cannot be decoded")]
     CorruptState {
         run: RunId,

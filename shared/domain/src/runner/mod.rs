@@ -11,12 +11,15 @@
 //! - [`runtime`]: [`Runtime`] (ports, executors, project config, the compiled-flow caches) and its
 //!   configuration.
 //! - [`start`]: starting runs (manual, API, schedule, helper), re-running and cancelling.
-//! - [`drive`]: processing a delivery: claim, restore, advance, execute effects, checkpoint, park.
+//! - [`driver`]: the effect driver, the one loop that executes the engine's effects (the runtime's
+//!   worker and `idflow test` both drive runs with it), and the helper-flow policy.
+//! - [`drive`]: processing a delivery: claim, restore, and drive the run on the runtime's ports.
 //! - [`index`]: the trigger index of the current flows (event types, delegated flows).
 //! - [`worker`]: [`Worker`], the local queue consumer.
 //! - [`error`]: the runner's errors ([`RunnerError`]).
 
 pub mod drive;
+pub mod driver;
 pub mod error;
 pub mod index;
 pub mod runtime;
