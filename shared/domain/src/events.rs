@@ -91,7 +91,7 @@ pub async fn accept(
     }
     let index = runtime.trigger_index().await?;
     let vars = Value::Object(runtime.project().vars.clone());
-    let now = runtime.clock.now().to_rfc3339();
+    let now = runtime.now().to_rfc3339();
     let mut seen = HashSet::new();
     let mut starts = Vec::new();
     for event in &events {
@@ -126,8 +126,12 @@ pub async fn accept(
                 event_type: event.event_type.clone(),
             };
             let flow = subscriber.flow.clone();
+            // The version whose filter passed is the version that runs.
+            let compiled = subscriber.compiled.clone();
             starts.push(async move {
-                let result = runtime.start_run(&flow, input, trigger, Some(&key)).await;
+                let result = runtime
+                    .start_flow(&compiled, input, trigger, Some(&key))
+                    .await;
                 (flow, result)
             });
         }
@@ -137,10 +141,6 @@ pub async fn accept(
         match result {
             Ok((_, Created::New)) => accepted.started += 1,
             Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
-            // Removed or broken since the index was built: nothing to start, nothing to retry.
-            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                tracing::warn!(%flow, error = %error, "event not delivered to flow");
-            }
             Err(error) => {
                 tracing::error!(%flow, error = %error, "event run not started; Okta will retry");
                 failure.get_or_insert(error);

@@ -1,5 +1,6 @@
 //! Starting runs (manual, API, event, schedule, delegated and helper triggers all come here),
-//! re-running and cancelling.
+//! re-running and cancelling. The schedule trigger's start is here too
+//! ([`start_scheduled_run`]), shared by the local scheduler and the `schedule` Lambda.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -24,6 +25,21 @@ impl Runtime {
     ) -> Result<(RunId, Created), RunnerError> {
         let compiled = self.current_flow(flow).await?;
         self.start_compiled(&compiled, input, trigger, dedupe_key, None)
+            .await
+    }
+
+    /// Creates and queues a run of exactly `flow`, the compiled version a trigger looked up and
+    /// authenticated the caller against (or whose filter it evaluated). A deploy between the check
+    /// and the start cannot make the run take another version's steps under this version's
+    /// authentication: the run's `flow_version` is `flow`'s, and the worker advances that version.
+    pub async fn start_flow(
+        &self,
+        flow: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        dedupe_key: Option<&str>,
+    ) -> Result<(RunId, Created), RunnerError> {
+        self.start_compiled(flow, input, trigger, dedupe_key, None)
             .await
     }
 

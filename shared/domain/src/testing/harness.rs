@@ -22,9 +22,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
+use super::base_step;
 use super::format::{Answer, Stub};
+use super::matching::matches;
 use super::project::TestProject;
-use super::runner::stub_matches;
 use crate::cards::{self, CardCall, CardError, CardKind};
 use crate::clock::ManualClock;
 use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
@@ -458,4 +459,28 @@ pub(super) fn block_on<F: Future>(future: F) -> Option<F::Output> {
             Poll::Pending => return None,
         }
     }
+}
+
+/// Whether a stub answers a call made by `step` (history name) to `card` with `input`.
+pub fn stub_matches(stub: &Stub, step: &str, card: &str, input: &Value) -> bool {
+    if let Some(want) = &stub.step
+        && !step_matches(want, step)
+    {
+        return false;
+    }
+    if let Some(want) = &stub.card
+        && want != card
+    {
+        return false;
+    }
+    match &stub.input {
+        Some(want) => matches(want, input),
+        None => true,
+    }
+}
+
+/// Whether a step named in a test (`call`, or `each[2].call`) names the step whose history name is
+/// `actual`.
+pub fn step_matches(wanted: &str, actual: &str) -> bool {
+    wanted == actual || wanted == base_step(actual)
 }

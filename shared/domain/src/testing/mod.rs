@@ -42,13 +42,11 @@ pub use format::{
     Answer, CallExpect, Case, CaseTrigger, Defaults, Expect, StepExpect, Stub, TestFile,
     flow_name_from_file, parse_test_file,
 };
-pub use harness::MAX_DEPTH;
+pub use harness::{MAX_DEPTH, step_matches, stub_matches};
 pub use matching::{Mismatch, diff, matches};
 pub use project::{StepInfo, TestProject};
 pub use record::{RecordError, Recorded, append_case, record_case};
-pub use runner::{
-    CaseReport, DEFAULT_NOW, Outcome, run_case, run_file, selected, step_matches, stub_matches,
-};
+pub use runner::{CaseReport, DEFAULT_NOW, Outcome, run_case, run_file, selected};
 
 /// Whether a file name is a test file: `*.test.yaml`, `*.test.yml` or `*.test.json`.
 pub fn is_test_file_name(name: &str) -> bool {

@@ -9,9 +9,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::base_step;
 use super::format::{Case, CaseTrigger, Stub, TestFile};
-use super::harness::{Call, CaseError, Finished, Harness, block_on};
+use super::harness::{Call, CaseError, Finished, Harness, block_on, step_matches};
 use super::matching::{Mismatch, diff, matches, preview};
 use super::project::TestProject;
 use crate::cards;
@@ -361,30 +360,6 @@ fn event_filter(
     } else {
         Ok(Some(format!("the trigger's filter is {}", preview(&value))))
     }
-}
-
-/// Whether a stub answers a call made by `step` (history name) to `card` with `input`.
-pub fn stub_matches(stub: &Stub, step: &str, card: &str, input: &Value) -> bool {
-    if let Some(want) = &stub.step
-        && !step_matches(want, step)
-    {
-        return false;
-    }
-    if let Some(want) = &stub.card
-        && want != card
-    {
-        return false;
-    }
-    match &stub.input {
-        Some(want) => matches(want, input),
-        None => true,
-    }
-}
-
-/// Whether a step named in a test (`call`, or `each[2].call`) names the step whose history name is
-/// `actual`.
-pub fn step_matches(wanted: &str, actual: &str) -> bool {
-    wanted == actual || wanted == base_step(actual)
 }
 
 fn compare(case: &Case, run: &Finished, calls: &[Call], out: &mut Vec<Mismatch>) {
