@@ -69,6 +69,24 @@ pub fn text_of<'v>(value: &'v Value, field: &str) -> Result<Cow<'v, str>, CardEr
     }
 }
 
+/// Declares, for each kind, the reader of a field that must be given and the reader of a field that
+/// may be absent, both reading the value with the same function.
+macro_rules! readers {
+    ($(#[doc = $what:literal] $(#[doc = $more:literal])* $required:ident / $optional:ident: $read:ident -> $kind:ty;)*) => {
+        $(
+            #[doc = concat!($what, $($more,)* " that must be given.")]
+            pub fn $required(&self, name: &str) -> Result<$kind, CardError> {
+                self.must(name, Self::$read)
+            }
+
+            #[doc = concat!($what, $($more,)* " that may be absent.")]
+            pub fn $optional(&self, name: &str) -> Result<Option<$kind>, CardError> {
+                self.may(name, Self::$read)
+            }
+        )*
+    };
+}
+
 /// Typed access to the fields of a card's `with:` object (or of an object inside it).
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
@@ -153,21 +171,49 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn required_typed(&self, name: &str) -> Result<&'a Value, CardError> {
-        self.typed(name)
-            .ok_or_else(|| self.invalid(name, "is required"))
+    /// A field that must be given, read by `read`.
+    fn must<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&Self, &str, &'a Value) -> Result<T, CardError>,
+    ) -> Result<T, CardError> {
+        match self.typed(name) {
+            Some(value) => read(self, name, value),
+            None => Err(self.invalid(name, "is required")),
+        }
     }
 
-    /// Text that must be given (numbers and booleans are written out).
-    pub fn text(&self, name: &str) -> Result<Cow<'a, str>, CardError> {
-        text_of(self.required_typed(name)?, &self.path(name))
-    }
-
-    /// Text that may be absent.
-    pub fn optional_text(&self, name: &str) -> Result<Option<Cow<'a, str>>, CardError> {
+    /// A field that may be absent, read by `read` when it is there.
+    fn may<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&Self, &str, &'a Value) -> Result<T, CardError>,
+    ) -> Result<Option<T>, CardError> {
         self.typed(name)
-            .map(|value| text_of(value, &self.path(name)))
+            .map(|value| read(self, name, value))
             .transpose()
+    }
+
+    fn text_of(&self, name: &str, value: &'a Value) -> Result<Cow<'a, str>, CardError> {
+        text_of(value, &self.path(name))
+    }
+
+    readers! {
+        /// Text (numbers and booleans are written out)
+        text / optional_text: text_of -> Cow<'a, str>;
+        /// A whole number (`2.0` counts; so does `"2"` when lenient)
+        integer / optional_integer: integer_of -> i64;
+        /// A number
+        number / optional_number: number_of -> Number;
+        /// An object
+        object / optional_object: object_of -> &'a With;
+        /// A list
+        list / optional_list: list_of -> &'a [Value];
+        /// A list of texts (errors name the item, `keys[2]`)
+        texts / optional_texts: texts_of -> Vec<Cow<'a, str>>;
+        /// A date (RFC 3339 such as `2024-05-01T08:30:00Z`, a plain date at midnight UTC, RFC 2822
+        /// or Unix seconds)
+        datetime / optional_datetime: datetime_of -> DateTime<FixedOffset>;
     }
 
     /// Text that may be absent, the empty text when it is.
@@ -177,30 +223,17 @@ impl<'a> Fields<'a> {
 
     /// A boolean that may be absent.
     pub fn optional_boolean(&self, name: &str) -> Result<Option<bool>, CardError> {
-        match self.typed(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(text)) if self.lenient && text.trim() == "true" => Ok(Some(true)),
-            Some(Value::String(text)) if self.lenient && text.trim() == "false" => Ok(Some(false)),
-            Some(other) => Err(self.wrong(name, "true or false", other)),
-        }
+        self.may(name, |fields, name, value| match value {
+            Value::Bool(b) => Ok(*b),
+            Value::String(text) if fields.lenient && text.trim() == "true" => Ok(true),
+            Value::String(text) if fields.lenient && text.trim() == "false" => Ok(false),
+            other => Err(fields.wrong(name, "true or false", other)),
+        })
     }
 
     /// A boolean, `default` when absent.
     pub fn boolean_or(&self, name: &str, default: bool) -> Result<bool, CardError> {
         Ok(self.optional_boolean(name)?.unwrap_or(default))
-    }
-
-    /// A whole number that must be given (`2.0` counts).
-    pub fn integer(&self, name: &str) -> Result<i64, CardError> {
-        self.integer_of(name, self.required_typed(name)?)
-    }
-
-    /// A whole number that may be absent.
-    pub fn optional_integer(&self, name: &str) -> Result<Option<i64>, CardError> {
-        self.typed(name)
-            .map(|value| self.integer_of(name, value))
-            .transpose()
     }
 
     fn integer_of(&self, name: &str, value: &Value) -> Result<i64, CardError> {
@@ -220,18 +253,6 @@ impl<'a> Fields<'a> {
                 .map_err(|_| self.wrong(name, "a whole number", value)),
             other => Err(self.wrong(name, "a whole number", other)),
         }
-    }
-
-    /// A number that must be given.
-    pub fn number(&self, name: &str) -> Result<Number, CardError> {
-        self.number_of(name, self.required_typed(name)?)
-    }
-
-    /// A number that may be absent.
-    pub fn optional_number(&self, name: &str) -> Result<Option<Number>, CardError> {
-        self.typed(name)
-            .map(|value| self.number_of(name, value))
-            .transpose()
     }
 
     fn number_of(&self, name: &str, value: &Value) -> Result<Number, CardError> {
@@ -256,18 +277,6 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An object that must be given.
-    pub fn object(&self, name: &str) -> Result<&'a With, CardError> {
-        self.object_of(name, self.required_typed(name)?)
-    }
-
-    /// An object that may be absent.
-    pub fn optional_object(&self, name: &str) -> Result<Option<&'a With>, CardError> {
-        self.typed(name)
-            .map(|value| self.object_of(name, value))
-            .transpose()
-    }
-
     fn object_of(&self, name: &str, value: &'a Value) -> Result<&'a With, CardError> {
         match value {
             Value::Object(map) => Ok(map),
@@ -282,18 +291,6 @@ impl<'a> Fields<'a> {
             .map(|map| self.within(map, &self.path(name))))
     }
 
-    /// A list that must be given.
-    pub fn list(&self, name: &str) -> Result<&'a [Value], CardError> {
-        self.list_of(name, self.required_typed(name)?)
-    }
-
-    /// A list that may be absent.
-    pub fn optional_list(&self, name: &str) -> Result<Option<&'a [Value]>, CardError> {
-        self.typed(name)
-            .map(|value| self.list_of(name, value))
-            .transpose()
-    }
-
     fn list_of(&self, name: &str, value: &'a Value) -> Result<&'a [Value], CardError> {
         match value {
             Value::Array(items) => Ok(items),
@@ -301,47 +298,43 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An object of texts, or of lists of texts, as name and value pairs in order (a query string):
-    /// `{ a: [1, 2], b: x }` gives `a=1`, `a=2`, `b=x`. `null` values and items are left out.
-    pub fn optional_pairs(&self, name: &str) -> Result<Vec<(String, String)>, CardError> {
-        let mut pairs = Vec::new();
-        for (key, value) in self.optional_object(name)?.into_iter().flatten() {
-            let field = format!("{}.{key}", self.path(name));
-            let items = match value {
-                Value::Array(items) => items.as_slice(),
-                single => std::slice::from_ref(single),
-            };
-            for item in items.iter().filter(|item| !item.is_null()) {
-                pairs.push((key.clone(), text_of(item, &field)?.into_owned()));
+    fn texts_of(&self, name: &str, value: &'a Value) -> Result<Vec<Cow<'a, str>>, CardError> {
+        self.list_of(name, value)?
+            .iter()
+            .enumerate()
+            .map(|(index, item)| text_of(item, &format!("{}[{index}]", self.path(name))))
+            .collect()
+    }
+
+    /// An object of texts, or of lists of texts, that may be absent, as name and value pairs in order
+    /// (a query string, say): `{ a: [1, 2], b: x }` gives `a=1`, `a=2`, `b=x`. `null` values and
+    /// items are left out.
+    pub fn optional_pairs(&self, name: &str) -> Result<Option<Vec<(String, String)>>, CardError> {
+        self.may(name, |fields, name, value| {
+            let mut pairs = Vec::new();
+            for (key, value) in fields.object_of(name, value)? {
+                let field = format!("{}.{key}", fields.path(name));
+                let items = match value {
+                    Value::Array(items) => items.as_slice(),
+                    single => std::slice::from_ref(single),
+                };
+                for item in items.iter().filter(|item| !item.is_null()) {
+                    pairs.push((key.clone(), text_of(item, &field)?.into_owned()));
+                }
             }
-        }
-        Ok(pairs)
+            Ok(pairs)
+        })
     }
 
-    /// A date that must be given: RFC 3339 (`2024-05-01T08:30:00Z`), a plain date (midnight UTC),
-    /// RFC 2822 or Unix seconds.
-    pub fn datetime(&self, name: &str) -> Result<DateTime<FixedOffset>, CardError> {
-        crate::datetime::parse_datetime(self.required_typed(name)?)
-            .map_err(|err| self.invalid(name, err))
-    }
-
-    /// A date that may be absent.
-    pub fn optional_datetime(
-        &self,
-        name: &str,
-    ) -> Result<Option<DateTime<FixedOffset>>, CardError> {
-        self.typed(name)
-            .map(|value| {
-                crate::datetime::parse_datetime(value).map_err(|err| self.invalid(name, err))
-            })
-            .transpose()
+    fn datetime_of(&self, name: &str, value: &Value) -> Result<DateTime<FixedOffset>, CardError> {
+        crate::datetime::parse_datetime(value).map_err(|err| self.invalid(name, err))
     }
 
     /// A signed duration that may be absent: `90m`, `1h30m`, `-24h`, or a number of seconds.
     pub fn optional_duration(&self, name: &str) -> Result<Option<chrono::Duration>, CardError> {
-        self.optional_text(name)?
-            .map(|text| signed_duration(&text).map_err(|err| self.invalid(name, err)))
-            .transpose()
+        self.may(name, |fields, name, value| {
+            signed_duration(&fields.text_of(name, value)?).map_err(|err| fields.invalid(name, err))
+        })
     }
 }
 
@@ -371,7 +364,7 @@ mod tests {
         }
     }
 
-    /// The message of an invalid-input error, prefixed by its field as users see it.
+    /// The message of an invalid-input error as users see it, prefixed by its field.
     fn said<T: std::fmt::Debug>(result: Result<T, CardError>) -> String {
         match result {
             Err(error @ CardError::InvalidInput { .. }) => error.to_string(),
@@ -379,32 +372,45 @@ mod tests {
         }
     }
 
+    /// Compares each error message with the one users must see.
+    fn check(cases: Vec<(String, &str)>) {
+        for (got, expected) in cases {
+            assert_eq!(got, expected);
+        }
+    }
+
     #[test]
     fn missing_and_wrong_kinds_are_named_the_same_way_in_both_modes() {
-        let map = with(json!({ "n": null, "l": [1], "o": {}, "t": "abc", "b": true }));
+        let map = with(json!({ "n": null, "l": [{}], "o": {}, "t": "abc", "b": true }));
         for fields in [Fields::strict(&map), Fields::lenient(&map)] {
-            assert_eq!(said(fields.text("n")), "field `n`: is required");
-            assert_eq!(said(fields.text("x")), "field `x`: is required");
-            assert_eq!(
-                said(fields.text("l")),
-                "field `l`: expected text, got a list"
-            );
-            assert_eq!(
-                said(fields.list("o")),
-                "field `o`: expected a list, got an object"
-            );
-            assert_eq!(
-                said(fields.object("l")),
-                "field `l`: expected an object, got a list"
-            );
-            assert_eq!(
-                said(fields.optional_boolean("o")),
-                "field `o`: expected true or false, got an object"
-            );
-            assert_eq!(
-                said(fields.integer("t")),
-                "field `t`: expected a whole number, got text \"abc\""
-            );
+            check(vec![
+                (said(fields.text("n")), "field `n`: is required"),
+                (said(fields.text("x")), "field `x`: is required"),
+                (
+                    said(fields.text("l")),
+                    "field `l`: expected text, got a list",
+                ),
+                (
+                    said(fields.list("o")),
+                    "field `o`: expected a list, got an object",
+                ),
+                (
+                    said(fields.object("l")),
+                    "field `l`: expected an object, got a list",
+                ),
+                (
+                    said(fields.texts("l")),
+                    "field `l[0]`: expected text, got an object",
+                ),
+                (
+                    said(fields.optional_boolean("o")),
+                    "field `o`: expected true or false, got an object",
+                ),
+                (
+                    said(fields.integer("t")),
+                    "field `t`: expected a whole number, got text \"abc\"",
+                ),
+            ]);
             assert_eq!(fields.text("b").unwrap(), "true");
             assert_eq!(fields.optional_text("n").unwrap(), None);
         }
@@ -415,22 +421,24 @@ mod tests {
         let map = with(json!({ "empty": "", "n": "2", "b": "true", "f": 2.5 }));
         let fields = Fields::strict(&map);
         assert_eq!(fields.text("empty").unwrap(), "");
-        assert_eq!(
-            said(fields.integer("n")),
-            "field `n`: expected a whole number, got text \"2\""
-        );
-        assert_eq!(
-            said(fields.number("n")),
-            "field `n`: expected a number, got text \"2\" (use number.parse to read numbers from text)"
-        );
-        assert_eq!(
-            said(fields.optional_boolean("b")),
-            "field `b`: expected true or false, got text \"true\""
-        );
-        assert_eq!(
-            said(fields.integer("f")),
-            "field `f`: expected a whole number, got 2.5"
-        );
+        check(vec![
+            (
+                said(fields.integer("n")),
+                "field `n`: expected a whole number, got text \"2\"",
+            ),
+            (
+                said(fields.number("n")),
+                "field `n`: expected a number, got text \"2\" (use number.parse to read numbers from text)",
+            ),
+            (
+                said(fields.optional_boolean("b")),
+                "field `b`: expected true or false, got text \"true\"",
+            ),
+            (
+                said(fields.integer("f")),
+                "field `f`: expected a whole number, got 2.5",
+            ),
+        ]);
     }
 
     #[test]
@@ -440,7 +448,13 @@ mod tests {
             "when": "2025-01-01T02:00:00+01:00", "unix": 1735693200
         }));
         let fields = Fields::lenient(&map);
-        assert_eq!(said(fields.text("blank")), "field `blank`: is required");
+        check(vec![
+            (said(fields.text("blank")), "field `blank`: is required"),
+            (
+                said(fields.optional_boolean("maybe")),
+                "field `maybe`: expected true or false, got text \"maybe\"",
+            ),
+        ]);
         assert_eq!(fields.optional_integer("blank").unwrap(), None);
         assert_eq!(fields.optional_object("blank").unwrap(), None);
         assert_eq!(fields.value("blank"), Some(&json!("  ")), "raw values stay");
@@ -448,10 +462,6 @@ mod tests {
         assert_eq!(fields.number("x").unwrap().as_f64(), Some(1.5));
         assert_eq!(fields.optional_boolean("yes").unwrap(), Some(true));
         assert!(!fields.boolean_or("no", true).unwrap());
-        assert_eq!(
-            said(fields.optional_boolean("maybe")),
-            "field `maybe`: expected true or false, got text \"maybe\""
-        );
         assert_eq!(
             fields.datetime("when").unwrap().to_utc(),
             fields.datetime("unix").unwrap().to_utc()
@@ -463,29 +473,33 @@ mod tests {
         let map = with(json!({
             "auth": { "type": "bearer", "token": ["x"] },
             "query": { "a": [1, null, true], "b": null, "c": "x", "d": { "no": 1 } },
-            "with": 3
         }));
         let fields = Fields::lenient(&map);
         let auth = fields.nested("auth").unwrap().expect("auth is given");
         assert_eq!(auth.text("type").unwrap(), "bearer");
-        assert_eq!(
-            said(auth.text("token")),
-            "field `auth.token`: expected text, got a list"
-        );
-        assert_eq!(said(auth.text("scope")), "field `auth.scope`: is required");
         assert!(fields.nested("absent").unwrap().is_none());
-        assert_eq!(
-            said(fields.optional_pairs("query")),
-            "field `query.d`: expected text, got an object"
-        );
+        check(vec![
+            (
+                said(auth.text("token")),
+                "field `auth.token`: expected text, got a list",
+            ),
+            (said(auth.text("scope")), "field `auth.scope`: is required"),
+            (
+                said(fields.optional_pairs("query")),
+                "field `query.d`: expected text, got an object",
+            ),
+            (
+                said(Fields::of_call(&json!([1]))),
+                "field `with`: expected an object, got a list",
+            ),
+        ]);
         let map = with(json!({ "query": { "a": [1, null, true], "b": null, "c": "x" } }));
+        let pairs: Vec<(String, String)> = [("a", "1"), ("a", "true"), ("c", "x")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec();
         assert_eq!(
             Fields::lenient(&map).optional_pairs("query").unwrap(),
-            [("a", "1"), ("a", "true"), ("c", "x")].map(|(k, v)| (k.to_owned(), v.to_owned()))
-        );
-        assert_eq!(
-            said(Fields::of_call(&json!([1]))),
-            "field `with`: expected an object, got a list"
+            Some(pairs)
         );
     }
 

@@ -84,12 +84,32 @@ impl CardSpec {
         output: &'static str,
         run: PureFn,
     ) -> CardSpec {
+        CardSpec::closed(name, summary, fields, output, CardKind::Pure(run))
+    }
+
+    /// An I/O card whose fields are all listed.
+    pub const fn io(
+        name: &'static str,
+        summary: &'static str,
+        fields: &'static [FieldSpec],
+        output: &'static str,
+    ) -> CardSpec {
+        CardSpec::closed(name, summary, fields, output, CardKind::Io)
+    }
+
+    const fn closed(
+        name: &'static str,
+        summary: &'static str,
+        fields: &'static [FieldSpec],
+        output: &'static str,
+        kind: CardKind,
+    ) -> CardSpec {
         CardSpec {
             name,
             summary,
             fields,
             output,
-            kind: CardKind::Pure(run),
+            kind,
             open: false,
         }
     }

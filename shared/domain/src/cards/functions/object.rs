@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::path::{get_path, parse_path, path_field, set_path};
-use crate::cards::fields::{Fields, With, invalid, text_of, wrong};
+use crate::cards::fields::{Fields, With, invalid, wrong};
 use crate::cards::spec::{CardError, CardSpec, FieldSpec, PureContext, PureResult};
 
 const OBJECT: FieldSpec = FieldSpec::required("object", "object", "the object");
@@ -154,34 +154,23 @@ fn object_merge(with: &With, _: &PureContext<'_>) -> PureResult {
     Ok(Value::Object(merged))
 }
 
+/// The `object` field of the cards that read one object.
+fn object_field(with: &With) -> Result<&With, CardError> {
+    Fields::strict(with).object("object")
+}
+
 fn object_keys(with: &With, _: &PureContext<'_>) -> PureResult {
-    Ok(json!(
-        Fields::strict(with)
-            .object("object")?
-            .keys()
-            .collect::<Vec<_>>()
-    ))
+    Ok(json!(object_field(with)?.keys().collect::<Vec<_>>()))
 }
 
 fn object_values(with: &With, _: &PureContext<'_>) -> PureResult {
-    Ok(json!(
-        Fields::strict(with)
-            .object("object")?
-            .values()
-            .collect::<Vec<_>>()
-    ))
+    Ok(json!(object_field(with)?.values().collect::<Vec<_>>()))
 }
 
 /// The object's entries whose key is (`keep`) or is not (`!keep`) in the `keys` field.
 fn filter_keys(with: &With, keep: bool) -> Result<Value, CardError> {
-    let input = Fields::strict(with);
-    let source = input.object("object")?;
-    let keys = input
-        .list("keys")?
-        .iter()
-        .enumerate()
-        .map(|(index, key)| text_of(key, &format!("keys[{index}]")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let source = object_field(with)?;
+    let keys = Fields::strict(with).texts("keys")?;
     Ok(Value::Object(
         source
             .iter()
