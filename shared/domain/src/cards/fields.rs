@@ -10,7 +10,7 @@
 //!   value (`text.split` with `separator: ""`). Their fields are usually single expressions, which
 //!   keep their JSON type, so text where a number belongs is a mistake worth naming.
 //! - [`Fields::lenient`], for the I/O cards: blank text (empty or only spaces) counts as absent, as a
-//!   template over a missing value renders to it, and text holding a whole number, a number or
+//!   template over a `null` value renders to it, and text holding a whole number, a number or
 //!   `true`/`false` reads as one, as fields written inside a text template (`"{{ vars.limit }}"`) arrive
 //!   as text.
 //!
