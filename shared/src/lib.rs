@@ -22,6 +22,8 @@
 //! - [`hooks`], [`delegated`], [`jwt`]: Okta event hooks, delegated flows, bearer JWT verification.
 //! - [`run`]: runs and step records as stored and shown.
 //! - [`budget`]: per-thread allocation counting (the memory budget of a template render) and sizes.
+//! - [`fuzzing`] (feature `fuzzing`, tests only): the property-test runner and generators of the fuzz
+//!   targets.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
 //!   recording a run from history as a test case.
 
@@ -39,6 +41,8 @@ pub mod egress;
 pub mod email;
 pub mod engine;
 pub mod flowfile;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hooks;
 pub mod jwt;
 pub mod local;

@@ -393,14 +393,14 @@ impl Compiled {
             Node::Expression { expr, source, path } => {
                 let (result, read_secret) = watch_secrets(|| {
                     within_budget(limits, || {
-                        let value = expr
-                            .eval(ctx)
+                        let value = contain_panic(|| expr.eval(ctx))
                             .and_then(|value| {
                                 check_alloc()?;
                                 Ok(value)
                             })
                             .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
-                        let json = value_to_json(&value)
+                        // Lazy sequences are iterated here, still inside minijinja's code.
+                        let json = contain_panic(|| value_to_json(&value))
                             .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
                         if budget::json_size(&json, limits.output_bytes) > limits.output_bytes {
                             return Err(budget_error(path, BudgetHit::Output(limits.output_bytes)));
@@ -425,9 +425,8 @@ impl Compiled {
                             buffer: Vec::new(),
                             limit: limits.output_bytes,
                         };
-                        template
-                            .render_captured_to(ctx, &mut out)
-                            .map(|_| {
+                        contain_panic(|| template.render_captured_to(ctx, &mut out).map(|_| ()))
+                            .map(|()| {
                                 serde_json::Value::String(
                                     String::from_utf8_lossy(&out.buffer).into_owned(),
                                 )
@@ -459,6 +458,20 @@ impl Compiled {
             }
         }
     }
+}
+
+/// Runs one minijinja evaluation, turning a panic inside it into an error. minijinja 2.24 panics on
+/// some inputs (a reversed slice of an empty sequence, `{{ [][::-1] | list }}`, indexes an empty
+/// vector), and template inputs come from callers: one request must fail its step, not unwind
+/// through a worker. Nothing is shared with the evaluation but the context, which it only reads, so
+/// no state is left half-changed.
+fn contain_panic<R>(evaluate: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(evaluate)).unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "the template engine failed on this value (an internal error, reported to idflow)",
+        ))
+    })
 }
 
 /// Records a leaf that read a secret, and keeps the details of its errors out of sight: a failing
@@ -702,9 +715,9 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
     // expression.
     let explain = |err: Error| error_from(&err, "", &format!("{{{{ {source} }}}}"), Some(ctx));
     within_budget(&Limits::default(), || {
-        let value = compiled.eval(ctx).map_err(explain)?;
+        let value = contain_panic(|| compiled.eval(ctx)).map_err(explain)?;
         check_alloc().map_err(explain)?;
-        value_to_json(&value).map_err(explain)
+        contain_panic(|| value_to_json(&value)).map_err(explain)
     })
 }
 
@@ -772,7 +785,8 @@ pub fn to_value(json: &serde_json::Value) -> Value {
 
 /// Converts a template value into JSON. Undefined values are an error.
 pub fn to_json(value: &Value) -> Result<serde_json::Value, TemplateError> {
-    value_to_json(value).map_err(|err| TemplateError::new("", error_message(&err)))
+    contain_panic(|| value_to_json(value))
+        .map_err(|err| TemplateError::new("", error_message(&err)))
 }
 
 /// The value to put in the context under [`SECRETS_KEY`]: readable one name at a time through
@@ -1068,7 +1082,8 @@ fn tag_end(body: &str, closer: &str) -> Option<usize> {
             at += 1;
             continue;
         }
-        if depth == 0 && body[at..].starts_with(closer) {
+        // Bytes, not `body[at..]`: `at` steps one byte at a time and may sit inside a character.
+        if depth == 0 && bytes[at..].starts_with(closer.as_bytes()) {
             return Some(at);
         }
         match byte {
@@ -1354,6 +1369,9 @@ fn date_filter(value: &Value, format: Option<&str>, tz: Option<&str>) -> Result<
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -1387,6 +1405,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn text_outside_ascii_inside_a_tag_is_read_not_a_panic() {
+        // Found by fuzzing: the tag scanner sliced text inside a multi-byte character.
+        assert!(eval_expression("ଅ", &context()).is_err());
+        check(json!("{{ input.n ~ 'é' }}{{ é }}"), Err("syntax error: unexpected character"));
+        check(json!("{{ {'é': 1} }}"), Ok(json!({ "é": 1 })));
+    }
+
+    #[test]
+    fn a_panic_inside_minijinja_fails_the_render_not_the_worker() {
+        // Found by fuzzing: minijinja 2.24 panics iterating a reversed slice of an empty sequence.
+        let message = "the template engine failed on this value";
+        check(json!("{{ [][::-1] | list }}"), Err(message));
+        check(json!("{{ steps.nope[::-1][::-1] }}"), Err(message));
+        check(json!("{% for x in [][::-1] %}{{ x }}{% endfor %}"), Err(message));
+        assert!(
+            eval_expression("[][::-1] | list", &context())
+                .expect_err("panics inside")
+                .message
+                .contains(message)
+        );
+        // A reversed slice with items is unaffected.
+        check(json!("{{ input.tags[::-1] }}"), Ok(json!(["b", "a"])));
     }
 
     #[test]
