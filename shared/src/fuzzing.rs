@@ -200,17 +200,22 @@ pub fn json_value(depth: u32) -> impl Strategy<Value = serde_json::Value> + Clon
     })
 }
 
-/// JSON nested `levels` deep (lists and objects alternating), to probe recursion limits.
-pub fn deep_json(levels: usize) -> serde_json::Value {
-    let mut value = serde_json::Value::Null;
+/// JSON text nested `levels` deep (lists and objects alternating), to probe recursion limits. Text,
+/// not a `serde_json::Value`: building, printing or dropping a value that deep would overflow the
+/// test's own stack.
+pub fn deep_json_text(levels: usize) -> String {
+    let mut open = String::new();
+    let mut close = String::new();
     for level in 0..levels {
-        value = if level % 2 == 0 {
-            serde_json::Value::Array(vec![value])
+        if level % 2 == 0 {
+            open.push('[');
+            close.insert(0, ']');
         } else {
-            serde_json::json!({ "k": value })
-        };
+            open.push_str("{\"k\":");
+            close.insert(0, '}');
+        }
     }
-    value
+    format!("{open}null{close}")
 }
 
 #[cfg(test)]

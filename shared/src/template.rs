@@ -83,6 +83,7 @@ fn build_environment() -> Environment<'static> {
     env.set_debug(false);
     env.set_formatter(strict_formatter);
     env.remove_global("debug");
+    env.add_function("range", range_function);
     env.add_function("now", now_function);
     env.add_function("secret", secret_function);
     env.add_filter("tojson", tojson_filter);
@@ -425,7 +426,11 @@ impl Compiled {
                             buffer: Vec::new(),
                             limit: limits.output_bytes,
                         };
-                        contain_panic(|| template.render_captured_to(ctx, &mut out).map(|_| ()))
+                        // The last check: a render that wrote nothing after passing its budget.
+                        contain_panic(|| {
+                            template.render_captured_to(ctx, &mut out)?;
+                            check_alloc()
+                        })
                             .map(|()| {
                                 serde_json::Value::String(
                                     String::from_utf8_lossy(&out.buffer).into_owned(),
@@ -714,11 +719,15 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
     // Errors are explained against the `{{ }}` form so the undefined-path search reads it as an
     // expression.
     let explain = |err: Error| error_from(&err, "", &format!("{{{{ {source} }}}}"), Some(ctx));
-    within_budget(&Limits::default(), || {
-        let value = contain_panic(|| compiled.eval(ctx)).map_err(explain)?;
-        check_alloc().map_err(explain)?;
-        contain_panic(|| value_to_json(&value)).map_err(explain)
-    })
+    let (result, read_secret) = watch_secrets(|| {
+        within_budget(&Limits::default(), || {
+            let value = contain_panic(|| compiled.eval(ctx)).map_err(explain)?;
+            check_alloc().map_err(explain)?;
+            contain_panic(|| value_to_json(&value)).map_err(explain)
+        })
+    });
+    // As for a leaf of a tree: a failing filter could quote the secret it was given.
+    finish_leaf(result, read_secret, &Vec::new(), &mut Vec::new())
 }
 
 /// Adds variables (a loop's `item`, a predicate's `index`) on top of a context.
@@ -779,8 +788,80 @@ pub fn secret_names(source: &str) -> Result<Vec<String>, TemplateError> {
 }
 
 /// Converts JSON into a template value. Integers stay integers and key order is kept.
+///
+/// Lists become [`CheckedList`]s: a loop over data that came from a caller checks the render's
+/// memory budget at every item, so a template that builds text item by item stops at the budget
+/// instead of after the whole list.
 pub fn to_value(json: &serde_json::Value) -> Value {
-    Value::from_serialize(json)
+    match json {
+        serde_json::Value::Array(items) => {
+            Value::from_object(CheckedList(items.iter().map(to_value).collect()))
+        }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(key, item)| (Value::from(key.as_str()), to_value(item)))
+            .collect(),
+        scalar => Value::from_serialize(scalar),
+    }
+}
+
+/// A list of the render's data. It reads like minijinja's own lists, but hands out each item only
+/// while the render is within its memory budget: minijinja runs no idflow code between the
+/// iterations of a loop, and `{% set ns.s = ns.s ~ item %}` copies the whole text on each one, so
+/// without this check a long list made a render copy gigabytes before the budget was looked at
+/// (found by fuzzing). Past the budget the item is an invalid value, which stops the loop with
+/// the budget's error.
+#[derive(Debug)]
+pub struct CheckedList(Vec<Value>);
+
+impl Object for CheckedList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Err(error) = check_alloc() {
+            return Some(Value::from(error));
+        }
+        self.0.get(key.as_usize()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Seq(self.0.len())
+    }
+}
+
+/// `range(…)`: minijinja's, checking the memory budget at every step as a [`CheckedList`] does.
+fn range_function(lower: isize, upper: Option<isize>, step: Option<isize>) -> Result<Value, Error> {
+    let range = minijinja::functions::range(lower, upper, step)?;
+    Ok(Value::from_object(CheckedRange(range)))
+}
+
+/// minijinja's lazy `range`, handing out each number only while the render is within its memory
+/// budget.
+#[derive(Debug)]
+struct CheckedRange(Value);
+
+impl Object for CheckedRange {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.0.try_iter() {
+            Ok(numbers) => minijinja::value::Enumerator::Iter(Box::new(numbers.map(|number| {
+                match check_alloc() {
+                    Ok(()) => number,
+                    Err(error) => Value::from(error),
+                }
+            }))),
+            Err(_) => minijinja::value::Enumerator::Empty,
+        }
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        self.0.len()
+    }
 }
 
 /// Converts a template value into JSON. Undefined values are an error.
@@ -1416,6 +1497,50 @@ mod tests {
     }
 
     #[test]
+    fn building_a_string_in_a_loop_over_caller_data_is_held_to_the_memory_budget() {
+        // Found by fuzzing: each `~` copies the whole string so far, and no idflow code ran between
+        // iterations, so a list from the caller made the render copy gigabytes before any check.
+        let users: Vec<String> = (0..20_000).map(|i| format!("user{i:05}")).collect();
+        let ctx = to_value(&json!({ "input": { "users": users } }));
+        let limits = Limits {
+            output_bytes: 1 << 20,
+            alloc_bytes: 16 << 20,
+        };
+        for source in [
+            "{% set ns = namespace(s='') %}{% for u in input.users %}{% set ns.s = ns.s ~ u ~ ',' %}{% endfor %}{{ ns.s | length }}",
+            "{% set ns = namespace(s='') %}{% for i in range(input.users | length) %}{% set ns.s = ns.s ~ input.users[i] %}{% endfor %}{{ ns.s | length }}",
+        ] {
+            let before = budget::allocated_bytes();
+            let result = Compiled::text(source).expect("compiles").render_within(&ctx, &limits);
+            let used = budget::allocated_bytes() - before;
+            let error = result.expect_err(source);
+            assert_eq!(error.kind, TemplateErrorKind::Budget, "{source}: {error}");
+            assert!(used < 2 * limits.alloc_bytes, "{source}: {}", format_size(used));
+        }
+    }
+
+    #[test]
+    fn an_expression_that_fails_after_reading_a_secret_keeps_it_out_of_the_error() {
+        // Found by fuzzing: `date` quotes the text it cannot read, and eval_expression passed
+        // that message on.
+        for expr in [
+            "secret('okta-token') | date",
+            "(secret('okta-token') | trim) | date",
+            "secret('okta-token') | fromjson",
+            "{{ secret('okta-token') ~ 'x' | date }}",
+        ] {
+            let (result, read) = watch_secrets(|| eval_expression(expr, &context()));
+            let error = result.expect_err(expr);
+            assert!(read, "{expr}");
+            assert!(!error.to_string().contains("s3cr3t"), "{expr}: {error}");
+            assert!(error.message.contains("details withheld"), "{expr}: {error}");
+        }
+        // Errors that read no secret keep their details.
+        let error = eval_expression("'soon' | date", &context()).expect_err("not a date");
+        assert!(error.message.contains("soon"), "{error}");
+    }
+
+    #[test]
     fn a_panic_inside_minijinja_fails_the_render_not_the_worker() {
         // Found by fuzzing: minijinja 2.24 panics iterating a reversed slice of an empty sequence.
         let message = "the template engine failed on this value";
@@ -1535,6 +1660,13 @@ mod tests {
         check(
             json!(
                 "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            ),
+            // Every inner loop allocates its iterator; whichever budget runs out first stops it.
+            Err("budget)"),
+        );
+        check(
+            json!(
+                "{% for i in range(100000) %}{{ i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i }}{% endfor %}"
             ),
             Err("fuel"),
         );
@@ -1844,7 +1976,13 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(fuel.kind, TemplateErrorKind::Budget);
-        assert!(fuel.message.contains("fuel"), "{fuel}");
+        // Each inner loop allocates its iterator, and a range checks the memory budget at every
+        // step: the memory budget may run out before the fuel does.
+        assert!(
+            fuel.message.contains("fuel") || fuel.message.contains("memory budget"),
+            "{fuel}"
+        );
+
     }
 
     #[test]

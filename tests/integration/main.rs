@@ -7,6 +7,7 @@ mod delegated;
 mod deploy;
 mod egress;
 mod functions;
+mod fuzz;
 mod helpers;
 mod hooks;
 mod schedule;
