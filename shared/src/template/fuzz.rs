@@ -36,10 +36,10 @@ const LIMITS: Limits = Limits {
     alloc_bytes: 16 << 20,
 };
 
-/// How far past its allocation budget a render may go: the operation that crosses it finishes
-/// before the next check. The largest single operation is on the longest string minijinja builds in
-/// one step (a repetition is capped at 100 MB); reversing it collects 4-byte characters and copies
-/// them back.
+/// How far past its allocation budget a render may go: the operations of one expression run before
+/// the next check, and a builtin filter can allocate many times its input (`batch(1)` of a string
+/// makes a list per character, about 100 bytes for each input byte). The grammar's largest value is
+/// a 1 MB string, the size of a request body; the slack is what a few operations on it can take.
 const ALLOC_SLACK: u64 = 640 << 20;
 
 fn context(secret: &str, number: &str, data: &Json) -> Value {
@@ -82,12 +82,11 @@ fn leaks(text: &str, secret: &str) -> Option<String> {
         .find(|form| text.contains(form.as_str()))
 }
 
-/// The namespace of the accumulation loops the memory budget does not hold (found by fuzzing, see
-/// SECURITY.md): text built item by item over a list or string the template made itself copies
-/// the text on every iteration with no idflow code running in between. Loops over the render's own
-/// data and over `range` are held (see [`CheckedList`]); a tree whose source names this namespace
-/// is exempt from the allocation property only.
-const ACCUMULATION: &str = "unchecked_accumulation";
+// Not generated: text accumulated in a loop over a list or string the template made itself (a
+// string's characters, a filter's result, a literal list). minijinja runs no idflow code between
+// those iterations, so the memory budget cannot stop them, and a long session of them exhausted the
+// machine's memory (22 GB) — the known escape of SECURITY.md, "Fuzzing", kept as the ignored test
+// below. Loops over the render's data and over `range` are generated and held.
 
 // ----- the grammar -----
 
@@ -112,7 +111,7 @@ fn atom() -> impl Strategy<Value = String> + Clone {
         3 => proptest::sample::select(&[
             "secret('tok')", "secret('num')", "secret('missing')", "now()", "range(3)",
             "range(100001)", "range(0, 10, 0)", "dict(a=1)", "namespace(s='ab')", "[1, 'a', none]",
-            "{'a': 1, 'b': [2]}", "'x' * 9999999", "'ab' * 10", "[1] * 1000", "'{\"a\": 1}'",
+            "{'a': 1, 'b': [2]}", "'x' * 999999", "'ab' * 10", "[1] * 1000", "'{\"a\": 1}'",
             "'2024-01-01T00:00:00Z'", "'%s'", "'\\u00e9'", "\"q\\\"x\"",
         ][..]).prop_map(str::to_owned),
         2 => prop_oneof![
@@ -167,11 +166,6 @@ fn template_text() -> impl Strategy<Value = String> + Clone {
             .prop_map(|(list, e)| format!(
                 "{{% set ns = namespace(s='') %}}{{% for c in {list} %}}{{% set ns.s = ns.s ~ ({e}) ~ ns.s | length %}}{{% endfor %}}{{{{ ns.s | length }}}}"
             )),
-        // The same over anything else (a string's characters, a list the template made): the known
-        // escape, see ACCUMULATION.
-        1 => (expression(), expression()).prop_map(|(list, e)| format!(
-            "{{% set {ACCUMULATION} = namespace(s='') %}}{{% for c in {list} %}}{{% set {ACCUMULATION}.s = {ACCUMULATION}.s ~ ({e}) %}}{{% endfor %}}{{{{ {ACCUMULATION}.s | length }}}}"
-        )),
     ];
     let piece = piece.prop_recursive(2, 12, 4, |inner| {
         prop_oneof![
@@ -248,9 +242,8 @@ fn check_tree(tree: &Json, data: &Json) -> Result<(), TestCaseError> {
     let before = budget::allocated_bytes();
     let a = compiled.render_within(&ctx_a, &LIMITS);
     let used = budget::allocated_bytes().saturating_sub(before);
-    let exempt = tree.to_string().contains(ACCUMULATION);
     prop_assert!(
-        exempt || used <= LIMITS.alloc_bytes + ALLOC_SLACK,
+        used <= LIMITS.alloc_bytes + ALLOC_SLACK,
         "the render allocated {} under a budget of {} ({:?})",
         format_size(used),
         format_size(LIMITS.alloc_bytes),
