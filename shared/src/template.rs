@@ -431,12 +431,12 @@ impl Compiled {
                             template.render_captured_to(ctx, &mut out)?;
                             check_alloc()
                         })
-                            .map(|()| {
-                                serde_json::Value::String(
-                                    String::from_utf8_lossy(&out.buffer).into_owned(),
-                                )
-                            })
-                            .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
+                        .map(|()| {
+                            serde_json::Value::String(
+                                String::from_utf8_lossy(&out.buffer).into_owned(),
+                            )
+                        })
+                        .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
                     })
                 });
                 finish_leaf(result, read_secret, at, secret_paths)
@@ -849,12 +849,14 @@ impl Object for CheckedRange {
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
         match self.0.try_iter() {
-            Ok(numbers) => minijinja::value::Enumerator::Iter(Box::new(numbers.map(|number| {
-                match check_alloc() {
-                    Ok(()) => number,
-                    Err(error) => Value::from(error),
-                }
-            }))),
+            Ok(numbers) => {
+                minijinja::value::Enumerator::Iter(Box::new(numbers.map(
+                    |number| match check_alloc() {
+                        Ok(()) => number,
+                        Err(error) => Value::from(error),
+                    },
+                )))
+            }
             Err(_) => minijinja::value::Enumerator::Empty,
         }
     }
@@ -1492,7 +1494,10 @@ mod tests {
     fn text_outside_ascii_inside_a_tag_is_read_not_a_panic() {
         // Found by fuzzing: the tag scanner sliced text inside a multi-byte character.
         assert!(eval_expression("ଅ", &context()).is_err());
-        check(json!("{{ input.n ~ 'é' }}{{ é }}"), Err("syntax error: unexpected character"));
+        check(
+            json!("{{ input.n ~ 'é' }}{{ é }}"),
+            Err("syntax error: unexpected character"),
+        );
         check(json!("{{ {'é': 1} }}"), Ok(json!({ "é": 1 })));
     }
 
@@ -1511,11 +1516,17 @@ mod tests {
             "{% set ns = namespace(s='') %}{% for i in range(input.users | length) %}{% set ns.s = ns.s ~ input.users[i] %}{% endfor %}{{ ns.s | length }}",
         ] {
             let before = budget::allocated_bytes();
-            let result = Compiled::text(source).expect("compiles").render_within(&ctx, &limits);
+            let result = Compiled::text(source)
+                .expect("compiles")
+                .render_within(&ctx, &limits);
             let used = budget::allocated_bytes() - before;
             let error = result.expect_err(source);
             assert_eq!(error.kind, TemplateErrorKind::Budget, "{source}: {error}");
-            assert!(used < 2 * limits.alloc_bytes, "{source}: {}", format_size(used));
+            assert!(
+                used < 2 * limits.alloc_bytes,
+                "{source}: {}",
+                format_size(used)
+            );
         }
     }
 
@@ -1533,7 +1544,10 @@ mod tests {
             let error = result.expect_err(expr);
             assert!(read, "{expr}");
             assert!(!error.to_string().contains("s3cr3t"), "{expr}: {error}");
-            assert!(error.message.contains("details withheld"), "{expr}: {error}");
+            assert!(
+                error.message.contains("details withheld"),
+                "{expr}: {error}"
+            );
         }
         // Errors that read no secret keep their details.
         let error = eval_expression("'soon' | date", &context()).expect_err("not a date");
@@ -1546,7 +1560,10 @@ mod tests {
         let message = "the template engine failed on this value";
         check(json!("{{ [][::-1] | list }}"), Err(message));
         check(json!("{{ steps.nope[::-1][::-1] }}"), Err(message));
-        check(json!("{% for x in [][::-1] %}{{ x }}{% endfor %}"), Err(message));
+        check(
+            json!("{% for x in [][::-1] %}{{ x }}{% endfor %}"),
+            Err(message),
+        );
         assert!(
             eval_expression("[][::-1] | list", &context())
                 .expect_err("panics inside")
@@ -1982,7 +1999,6 @@ mod tests {
             fuel.message.contains("fuel") || fuel.message.contains("memory budget"),
             "{fuel}"
         );
-
     }
 
     #[test]

@@ -191,22 +191,56 @@ async fn send(router: &axum::Router, attempt: &Attempt) -> Result<Option<Answer>
     }))
 }
 
-/// Answers by status, printed after each target so a session's log shows what it reached.
-struct Statuses(std::sync::Mutex<std::collections::BTreeMap<u16, u64>>);
+/// Answers by status, and the plain-text rejections seen (by status and body), printed after each
+/// target so a session's log shows what it reached.
+#[derive(Default)]
+struct Seen {
+    statuses: std::collections::BTreeMap<u16, u64>,
+    plain_text: std::collections::BTreeMap<(u16, String), (u64, String)>,
+}
+
+struct Statuses(std::sync::Mutex<Option<Seen>>);
 
 impl Statuses {
+    fn with(&self, f: impl FnOnce(&mut Seen)) {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(seen.get_or_insert_with(Seen::default));
+    }
+
     fn note(&self, status: u16) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(status).or_default() += 1;
+        self.with(|seen| *seen.statuses.entry(status).or_default() += 1);
+    }
+
+    fn note_plain_text(&self, attempt: &Attempt, answer: &Answer) {
+        let body: String = String::from_utf8_lossy(&answer.body)
+            .chars()
+            .take(80)
+            .collect();
+        let path: String = attempt.path.chars().take(80).collect();
+        let example = format!("{} {path}", attempt.method);
+        self.with(|seen| {
+            seen.plain_text
+                .entry((answer.status, body))
+                .or_insert((0, example))
+                .0 += 1;
+        });
     }
 
     fn report(&self, target: &str) {
-        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        eprintln!("fuzz target `{target}`: answers by status {counts:?}");
-        counts.clear();
+        self.with(|seen| {
+            eprintln!(
+                "fuzz target `{target}`: answers by status {:?}",
+                seen.statuses
+            );
+            for ((status, body), (count, example)) in &seen.plain_text {
+                eprintln!("  plain-text {status} x{count}: {body:?} (e.g. {example})");
+            }
+            *seen = Seen::default();
+        });
     }
 }
 
-static STATUSES: Statuses = Statuses(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+static STATUSES: Statuses = Statuses(std::sync::Mutex::new(None));
 
 /// Never a 5xx (but the documented answers of a failed or late sync flow, which name their run),
 /// and every error a JSON `{"error": {"code", "message"}}`.
@@ -229,12 +263,13 @@ fn check_answer(attempt: &Attempt, answer: &Answer) -> Result<(), TestCaseError>
             text
         );
     }
-    if answer.status >= 400 {
-        let json_error = json.as_ref().is_some_and(|j| {
-            j["error"]["code"].is_string() && j["error"]["message"].is_string()
-        });
+    // A HEAD answer has no body, by HTTP's rules.
+    if answer.status >= 400 && attempt.method != "HEAD" {
+        let json_error = json
+            .as_ref()
+            .is_some_and(|j| j["error"]["code"].is_string() && j["error"]["message"].is_string());
         prop_assert!(
-            json_error || known_plain_text_rejection(answer),
+            json_error || known_plain_text_rejection(attempt, answer),
             "{} {} answered {} without a JSON error: {:?}",
             attempt.method,
             attempt.path,
@@ -251,28 +286,55 @@ fn check_answer(attempt: &Attempt, answer: &Answer) -> Result<(), TestCaseError>
 /// it lands, `JSON_REJECTIONS` becomes `true` and every rejection must be JSON.
 const JSON_REJECTIONS: bool = false;
 
-fn known_plain_text_rejection(answer: &Answer) -> bool {
-    !JSON_REJECTIONS && (400..500).contains(&answer.status) && !answer.body.starts_with(b"{")
+fn known_plain_text_rejection(attempt: &Attempt, answer: &Answer) -> bool {
+    let known =
+        !JSON_REJECTIONS && (400..500).contains(&answer.status) && !answer.body.starts_with(b"{");
+    if known {
+        STATUSES.note_plain_text(attempt, answer);
+    }
+    known
 }
 
 // ----- generators -----
 
 fn header() -> impl Strategy<Value = (String, Vec<u8>)> {
     let name = prop_oneof![
-        proptest::sample::select(&[
-            "content-type", "authorization", "x-api-client-token", "content-length",
-            "transfer-encoding", "x-okta-verification-challenge", "accept", "host", "cookie",
-            "x-forwarded-for", "content-encoding",
-        ][..])
+        proptest::sample::select(
+            &[
+                "content-type",
+                "authorization",
+                "x-api-client-token",
+                "content-length",
+                "transfer-encoding",
+                "x-okta-verification-challenge",
+                "accept",
+                "host",
+                "cookie",
+                "x-forwarded-for",
+                "content-encoding",
+            ][..]
+        )
         .prop_map(str::to_owned),
         "[a-z][a-z0-9-]{0,15}",
     ];
     let value = prop_oneof![
-        proptest::sample::select(&[
-            "application/json", "application/json; charset=utf-16", "text/plain",
-            "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "gzip",
-            "chunked", "Bearer ", "Bearer x", "Basic Og==", "99999999999999999999", "-1",
-        ][..])
+        proptest::sample::select(
+            &[
+                "application/json",
+                "application/json; charset=utf-16",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "",
+                "gzip",
+                "chunked",
+                "Bearer ",
+                "Bearer x",
+                "Basic Og==",
+                "99999999999999999999",
+                "-1",
+            ][..]
+        )
         .prop_map(|s| s.as_bytes().to_vec()),
         proptest::collection::vec(any::<u8>(), 0..40),
         Just(HOOK_SECRET.as_bytes().to_vec()),
@@ -311,12 +373,26 @@ fn path() -> impl Strategy<Value = String> {
         1 => Just("x".repeat(5000)),
     ];
     let route = (
-        proptest::sample::select(&[
-            "/api/flows/{}/invoke", "/api/flows/{}/runs", "/api/flows/{}", "/api/flows",
-            "/api/runs/{}", "/api/runs/{}/rerun", "/api/runs/{}/cancel", "/api/runs",
-            "/api/delegated/flows", "/api/delegated/flows/{}/run", "/hooks/okta", "/healthz",
-            "/", "/openapi.json", "/{}", "/api/{}/{}",
-        ][..]),
+        proptest::sample::select(
+            &[
+                "/api/flows/{}/invoke",
+                "/api/flows/{}/runs",
+                "/api/flows/{}",
+                "/api/flows",
+                "/api/runs/{}",
+                "/api/runs/{}/rerun",
+                "/api/runs/{}/cancel",
+                "/api/runs",
+                "/api/delegated/flows",
+                "/api/delegated/flows/{}/run",
+                "/hooks/okta",
+                "/healthz",
+                "/",
+                "/openapi.json",
+                "/{}",
+                "/api/{}/{}",
+            ][..],
+        ),
         segment,
     )
         .prop_map(|(route, segment)| route.replace("{}", &segment));
@@ -457,7 +533,11 @@ fn delivery() -> impl Strategy<Value = Delivery> {
         1 => Just(br#"{"data": {"events": {"uuid": "a"}}}"#.to_vec()),
         1 => Just(br#"{"data": []}"#.to_vec()),
     ];
-    let hostile = (any::<bool>(), proptest::collection::vec(header(), 0..4), hostile_body)
+    let hostile = (
+        any::<bool>(),
+        proptest::collection::vec(header(), 0..4),
+        hostile_body,
+    )
         .prop_map(|(authorized, headers, body)| Delivery::Hostile {
             authorized,
             headers,
@@ -471,8 +551,12 @@ fn fuzz_hooks() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let server = rt.block_on(server());
     let routers = [router(&server, false), router(&server, true)];
-    fuzz("event hooks, POST /hooks/okta", 96, delivery(), |delivery| {
-        rt.block_on(async {
+    fuzz(
+        "event hooks, POST /hooks/okta",
+        96,
+        delivery(),
+        |delivery| {
+            rt.block_on(async {
             match delivery {
                 Delivery::Valid { events, envelope } => {
                     let batch = ulid::Ulid::new().to_string();
@@ -528,7 +612,8 @@ fn fuzz_hooks() {
             }
             Ok(())
         })
-    });
+        },
+    );
     STATUSES.report("event hooks");
     rt.block_on(server.stop());
 }
@@ -576,16 +661,21 @@ fn fuzz_api() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let server = rt.block_on(server());
     let routers = [router(&server, false), router(&server, true)];
-    fuzz("API routes, arbitrary requests", 256, attempt(), |attempt| {
-        rt.block_on(async {
-            for router in &routers {
-                if let Some(answer) = send(router, &attempt).await? {
-                    check_answer(&attempt, &answer)?;
+    fuzz(
+        "API routes, arbitrary requests",
+        256,
+        attempt(),
+        |attempt| {
+            rt.block_on(async {
+                for router in &routers {
+                    if let Some(answer) = send(router, &attempt).await? {
+                        check_answer(&attempt, &answer)?;
+                    }
                 }
-            }
-            Ok(())
-        })
-    });
+                Ok(())
+            })
+        },
+    );
     STATUSES.report("API routes");
     rt.block_on(server.stop());
 }

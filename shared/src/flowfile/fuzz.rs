@@ -44,8 +44,14 @@ const FLOW_SEEDS: &[(&str, &str)] = &[
         "failed-logins.yaml",
         include_str!("../../../examples/flows/failed-logins.yaml"),
     ),
-    ("greet.yaml", include_str!("../../../examples/flows/greet.yaml")),
-    ("hello.yaml", include_str!("../../../examples/flows/hello.yaml")),
+    (
+        "greet.yaml",
+        include_str!("../../../examples/flows/greet.yaml"),
+    ),
+    (
+        "hello.yaml",
+        include_str!("../../../examples/flows/hello.yaml"),
+    ),
     (
         "is-member-of-group.yaml",
         include_str!("../../../examples/flows/is-member-of-group.yaml"),
@@ -409,7 +415,7 @@ impl YamlWriter {
         let choice = self.choice();
         if choice >= 240 && !self.anchors.is_empty() {
             let name = self.anchors[usize::from(choice) % self.anchors.len()].clone();
-            let _ = write!(self.out, " *{name}\n");
+            let _ = writeln!(self.out, " *{name}");
             return;
         }
         let anchor = if choice >= 200 && matches!(value, Value::Array(_) | Value::Object(_)) {
@@ -431,7 +437,11 @@ impl YamlWriter {
             Value::Object(map) if !map.is_empty() => {
                 let _ = writeln!(self.out, "{anchor}");
                 for (key, item) in map {
-                    let _ = write!(self.out, "{pad}{}:", scalar_text(&Value::String(key.clone())));
+                    let _ = write!(
+                        self.out,
+                        "{pad}{}:",
+                        scalar_text(&Value::String(key.clone()))
+                    );
                     self.node(item, indent + 2);
                 }
             }
@@ -510,12 +520,20 @@ fn edit_text(text: &mut String, edit: &TextEdit) {
 /// its end), or 0:0 for the whole file.
 fn check_location(source: &str, diagnostic: &Diagnostic) -> Result<(), TestCaseError> {
     let shown = diagnostic.to_string();
-    prop_assert!(!diagnostic.message.trim().is_empty(), "empty message: {shown}");
+    prop_assert!(
+        !diagnostic.message.trim().is_empty(),
+        "empty message: {shown}"
+    );
     if diagnostic.line == 0 {
         prop_assert_eq!(diagnostic.column, 0, "line 0 with a column: {}", shown);
         return Ok(());
     }
-    prop_assert!(diagnostic.column >= 1, "column 0 on line {}: {}", diagnostic.line, shown);
+    prop_assert!(
+        diagnostic.column >= 1,
+        "column 0 on line {}: {}",
+        diagnostic.line,
+        shown
+    );
     // YAML breaks lines at `\n`, `\r\n` and a lone `\r`; JSON at `\n` only.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let normalized = source.replace("\r\n", "\n").replace('\r', "\n");
@@ -596,10 +614,15 @@ fn arbitrary_source() -> impl Strategy<Value = (String, String)> {
 
 #[test]
 fn fuzz_flow_parser_on_arbitrary_text() {
-    fuzz("flow parser, arbitrary text", 256, arbitrary_source(), |(label, text)| {
-        check_flow(&label, &text)?;
-        check_project(&label, &text)
-    });
+    fuzz(
+        "flow parser, arbitrary text",
+        256,
+        arbitrary_source(),
+        |(label, text)| {
+            check_flow(&label, &text)?;
+            check_project(&label, &text)
+        },
+    );
 }
 
 #[test]
@@ -690,7 +713,8 @@ fn fuzz_load_dir_on_generated_directories() {
     let result = std::panic::catch_unwind(|| {
         fuzz("load_dir, generated directories", 64, dir_case(), |case| {
             let dir = root.join(ulid::Ulid::new().to_string());
-            std::fs::create_dir_all(dir.join(TABLES_DIR)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            std::fs::create_dir_all(dir.join(TABLES_DIR))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut written: BTreeMap<String, String> = BTreeMap::new();
             for (name, mutated) in &case.files {
                 let (label, text) = mutated.render(FLOW_SEEDS);
@@ -703,18 +727,26 @@ fn fuzz_load_dir_on_generated_directories() {
                 written.insert(name, text);
             }
             if let Some(mutated) = &case.project {
-                written.insert(PROJECT_FILE.to_owned(), mutated.render(&[(PROJECT_FILE, PROJECT_SEED)]).1);
+                written.insert(
+                    PROJECT_FILE.to_owned(),
+                    mutated.render(&[(PROJECT_FILE, PROJECT_SEED)]).1,
+                );
             }
             if let Some(mutated) = &case.table {
                 let (label, text) = mutated.render(TABLE_SEEDS);
-                let stem = label.rsplit('/').next().unwrap_or(&label).replace(".json", ".yaml");
+                let stem = label
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&label)
+                    .replace(".json", ".yaml");
                 written.insert(format!("{TABLES_DIR}/{stem}"), text);
             }
             if let Some((name, text)) = &case.junk {
                 written.insert(name.clone(), text.clone());
             }
             for (name, text) in &written {
-                std::fs::write(dir.join(name), text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                std::fs::write(dir.join(name), text)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             let project = load_dir(&dir);
             let outcome = (|| {
@@ -727,7 +759,11 @@ fn fuzz_load_dir_on_generated_directories() {
                     check_location(source, &diagnostic)?;
                 }
                 for loaded in &project.flows {
-                    prop_assert!(written.contains_key(&loaded.path), "loaded {} which was not written", loaded.path);
+                    prop_assert!(
+                        written.contains_key(&loaded.path),
+                        "loaded {} which was not written",
+                        loaded.path
+                    );
                     if let Ok(flow) = &loaded.result {
                         prop_assert!(
                             CompiledFlow::new(flow.clone(), &loaded.path).is_ok(),

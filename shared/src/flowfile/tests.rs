@@ -1511,6 +1511,8 @@ fn a_template_that_does_not_compile_is_reported_when_the_flow_loads() {
     // Found by fuzzing: such a flow validated and deployed, then failed every run.
     check(
         "name: t\nsteps:\n  - id: greeting\n    card: text.compose\n    with: { text: \"Hello {{{ input.name }}!\" }\n",
-        &["flow.yaml:3:5: step `greeting`: with.text: syntax error: unexpected `}`, expected `:` in `Hello {{{ input.name }}!`"],
+        &[
+            "flow.yaml:3:5: step `greeting`: with.text: syntax error: unexpected `}`, expected `:` in `Hello {{{ input.name }}!`",
+        ],
     );
 }

@@ -785,7 +785,10 @@ mod tests {
         assert_eq!(at(parse_yaml("a: 1\nb: {c: 2").expect_err("open")), (2, 9));
         assert_eq!(at(parse_yaml("a: 1\r\nb: [").expect_err("open")), (2, 5));
         assert_eq!(at(parse_json("").expect_err("empty")), (1, 1));
-        assert_eq!(at(parse_json("{\"a\": \"x\ny\"}").expect_err("raw newline")), (2, 1));
+        assert_eq!(
+            at(parse_json("{\"a\": \"x\ny\"}").expect_err("raw newline")),
+            (2, 1)
+        );
         // A key with no value at the very end sits at the end of the last line.
         let node = parse_yaml("? \0").expect("a mapping with an empty key");
         let mut locations = BTreeMap::new();

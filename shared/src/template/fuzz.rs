@@ -91,14 +91,67 @@ fn leaks(text: &str, secret: &str) -> Option<String> {
 // ----- the grammar -----
 
 const FILTERS: &[&str] = &[
-    "upper", "lower", "title", "capitalize", "trim", "length", "first", "last", "reverse", "list",
-    "sort", "unique", "string", "int", "float", "abs", "round", "tojson", "tojson(indent=2)",
-    "fromjson", "b64encode", "b64decode", "urlencode", "date", "date('%Y')", "date(tz='Nowhere/City')",
-    "default('d')", "join(',')", "join", "replace('a', 'bb')", "replace('', 'x')", "center(40)",
-    "indent(4)", "truncate(5)", "wordcount", "items", "dictsort", "batch(2)", "slice(2)", "sum",
-    "min", "max", "map('upper')", "map(attribute='a')", "select", "reject", "selectattr('a')",
-    "groupby('a')", "attr('a')", "escape", "safe", "bool", "lines", "split(',')", "format(1)",
-    "pprint", "count", "d", "e", "xmlattr", "urlize",
+    "upper",
+    "lower",
+    "title",
+    "capitalize",
+    "trim",
+    "length",
+    "first",
+    "last",
+    "reverse",
+    "list",
+    "sort",
+    "unique",
+    "string",
+    "int",
+    "float",
+    "abs",
+    "round",
+    "tojson",
+    "tojson(indent=2)",
+    "fromjson",
+    "b64encode",
+    "b64decode",
+    "urlencode",
+    "date",
+    "date('%Y')",
+    "date(tz='Nowhere/City')",
+    "default('d')",
+    "join(',')",
+    "join",
+    "replace('a', 'bb')",
+    "replace('', 'x')",
+    "center(40)",
+    "indent(4)",
+    "truncate(5)",
+    "wordcount",
+    "items",
+    "dictsort",
+    "batch(2)",
+    "slice(2)",
+    "sum",
+    "min",
+    "max",
+    "map('upper')",
+    "map(attribute='a')",
+    "select",
+    "reject",
+    "selectattr('a')",
+    "groupby('a')",
+    "attr('a')",
+    "escape",
+    "safe",
+    "bool",
+    "lines",
+    "split(',')",
+    "format(1)",
+    "pprint",
+    "count",
+    "d",
+    "e",
+    "xmlattr",
+    "urlize",
 ];
 
 fn atom() -> impl Strategy<Value = String> + Clone {
@@ -173,7 +226,9 @@ fn template_text() -> impl Strategy<Value = String> + Clone {
                 .prop_map(|(c, a, b)| format!("{{% if {c} %}}{a}{{% else %}}{b}{{% endif %}}")),
             (expression(), inner.clone())
                 .prop_map(|(list, body)| format!("{{% for item in {list} %}}{body}{{% endfor %}}")),
-            inner.clone().prop_map(|body| format!("{{% filter upper %}}{body}{{% endfilter %}}")),
+            inner
+                .clone()
+                .prop_map(|body| format!("{{% filter upper %}}{body}{{% endfilter %}}")),
             (inner.clone(), inner).prop_map(|(a, b)| format!("{a}{b}")),
         ]
     });
@@ -193,8 +248,11 @@ fn template_source() -> impl Strategy<Value = String> + Clone {
 
 /// A tree of up to four templates and a literal, in an object and a list.
 fn template_tree() -> impl Strategy<Value = Json> {
-    (proptest::collection::vec(template_source(), 1..5), json_value(1)).prop_map(
-        |(sources, literal)| {
+    (
+        proptest::collection::vec(template_source(), 1..5),
+        json_value(1),
+    )
+        .prop_map(|(sources, literal)| {
             let mut map = serde_json::Map::new();
             for (index, source) in sources.iter().enumerate() {
                 if index == 3 {
@@ -205,8 +263,7 @@ fn template_tree() -> impl Strategy<Value = Json> {
             }
             map.insert("literal".into(), literal);
             Json::Object(map)
-        },
-    )
+        })
 }
 
 // ----- the properties -----
@@ -290,7 +347,10 @@ fn check_tree(tree: &Json, data: &Json) -> Result<(), TestCaseError> {
             // `render` refuses any tree that reads a secret, and is `render_within` otherwise.
             match compiled.render(&ctx_a) {
                 Ok(value) => {
-                    prop_assert!(a.secret_paths.is_empty(), "render returned a secret-derived tree");
+                    prop_assert!(
+                        a.secret_paths.is_empty(),
+                        "render returned a secret-derived tree"
+                    );
                     prop_assert_eq!(&value, &a.value);
                 }
                 Err(error) => {
@@ -365,7 +425,11 @@ fn check_expression(expr: &str, data: &Json) -> Result<(), TestCaseError> {
     );
     let (b, read_b) = watch_secrets(|| eval_expression(expr, &context(SECRET_B, NUMBER_B, data)));
     if read_a || read_b {
-        prop_assert!(expr.contains("secret"), "{:?} read a secret without calling secret()", expr);
+        prop_assert!(
+            expr.contains("secret"),
+            "{:?} read a secret without calling secret()",
+            expr
+        );
     } else {
         prop_assert_eq!(
             a.as_ref().ok(),
@@ -412,13 +476,18 @@ fn fuzz_template_expressions() {
 #[test]
 fn the_fuzz_context_offers_both_secrets() {
     let ctx = context(SECRET_A, NUMBER_A, &json!({}));
-    let compiled = Compiled::new(&json!({ "a": "{{ secret('tok') ~ secret('num') }}" }))
-        .expect("compiles");
+    let compiled =
+        Compiled::new(&json!({ "a": "{{ secret('tok') ~ secret('num') }}" })).expect("compiles");
     let rendered = compiled.render_within(&ctx, &LIMITS).expect("renders");
-    assert_eq!(rendered.value, json!({ "a": format!("{SECRET_A}{NUMBER_A}") }));
-    assert_eq!(rendered.secret_paths, vec![vec![PathSegment::Key("a".into())]]);
+    assert_eq!(
+        rendered.value,
+        json!({ "a": format!("{SECRET_A}{NUMBER_A}") })
+    );
+    assert_eq!(
+        rendered.secret_paths,
+        vec![vec![PathSegment::Key("a".into())]]
+    );
 }
-
 
 /// Found by fuzzing and not fixed (see SECURITY.md, "Fuzzing"): a template that doubles a string with
 /// `~` in statements it writes out or through a recursive macro, or builds text character by
