@@ -30,7 +30,8 @@
 //! rendered value (text is written into a capped buffer, so it stops as soon as it passes), and
 //! `alloc_bytes` bounds what the render allocates in all (through [`crate::budget`]'s counting
 //! allocator, checked whenever idflow's own code runs during the render: the writer, the formatter,
-//! the functions and filters, and after each expression). Exceeding one fails the render with a
+//! the functions and filters, every item of a loop over the render's data or a `range`, and after
+//! each expression). Exceeding one fails the render with a
 //! [`TemplateErrorKind::Budget`] error naming the budget, never the process.
 //!
 //! # Undefined values

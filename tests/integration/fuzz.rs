@@ -618,6 +618,40 @@ fn fuzz_hooks() {
     rt.block_on(server.stop());
 }
 
+#[tokio::test]
+async fn a_copy_the_filter_skips_does_not_hide_a_later_copy_of_the_same_event() {
+    // Found by fuzzing: two copies of one event in a batch, the first filtered out, started no run,
+    // although the second passes the filter and would have started one in a batch of its own.
+    let server = server().await;
+    let router = router(&server, false);
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let batch = ulid::Ulid::new().to_string();
+    let event = |result: &str| json!({ "uuid": format!("{batch}-0"), "eventType": "user.session.start", "outcome": { "result": result } });
+    let attempt = Attempt {
+        method: "POST".into(),
+        path: "/hooks/okta".into(),
+        headers: vec![("authorization".into(), HOOK_SECRET.as_bytes().to_vec())],
+        body:
+            json!({ "data": { "events": [event("SUCCESS"), event("FAILURE"), event("FAILURE")] } })
+                .to_string()
+                .into_bytes(),
+    };
+    let answer = send(&router, &attempt)
+        .await
+        .expect("sent")
+        .expect("a request");
+    let answer: Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(
+        answer,
+        json!({ "events": 3, "started": 1, "duplicates": 1 })
+    );
+    assert_eq!(
+        event_runs(&server, &batch, since).await,
+        BTreeSet::from([(format!("{batch}-0"), "failed".to_owned())])
+    );
+    server.stop().await;
+}
+
 /// The (event uuid, flow) of every run started for the events of one batch.
 async fn event_runs(
     server: &TestServer,

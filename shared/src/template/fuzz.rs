@@ -167,11 +167,12 @@ fn atom() -> impl Strategy<Value = String> + Clone {
             "{'a': 1, 'b': [2]}", "'x' * 999999", "'ab' * 10", "[1] * 1000", "'{\"a\": 1}'",
             "'2024-01-01T00:00:00Z'", "'%s'", "'\\u00e9'", "\"q\\\"x\"",
         ][..]).prop_map(str::to_owned),
+        // Small numbers only: a sequence repeated a huge number of times (`[] * 10**18`) is iterated
+        // inside minijinja, where neither fuel nor a budget reaches (a known escape, SECURITY.md
+        // "Fuzzing"), and such a case hangs a long session.
         2 => prop_oneof![
-            any::<i64>().prop_map(|n| n.to_string()),
+            (-1000i64..1000).prop_map(|n| n.to_string()),
             any::<f64>().prop_map(|n| format!("{n:?}")),
-            Just("9223372036854775807".to_owned()),
-            Just("18446744073709551616".to_owned()),
             Just("1e308".to_owned()),
         ],
         1 => "[a-zA-Z0-9 ,.%{}]{0,8}".prop_map(|s| format!("{s:?}")),
