@@ -34,7 +34,7 @@ use crate::engine::CompiledFlow;
 use crate::model::Trigger;
 use crate::ports::{Created, SecretError};
 use crate::run::TriggerInfo;
-use crate::runner::{RunnerError, Runtime};
+use crate::runner::{MAX_INPUT_DEPTH, RunnerError, Runtime};
 use crate::template::{self, Compiled};
 
 /// The header of Okta's one-time verification request.
@@ -157,6 +157,13 @@ pub fn parse_delivery(bytes: &[u8]) -> Result<(Vec<HookEvent>, Value), String> {
         Some(_) => return Err("`data.events` must be a list".into()),
         None => return Err("the delivery has no `data.events` list".into()),
     };
+    let depth = crate::budget::json_depth(&envelope);
+    if depth >= MAX_INPUT_DEPTH {
+        return Err(format!(
+            "the delivery is nested {depth} levels deep; at most {} are accepted",
+            MAX_INPUT_DEPTH - 1
+        ));
+    }
     let mut parsed = Vec::with_capacity(events.len());
     for (index, event) in events.into_iter().enumerate() {
         let text = |key: &str| {
@@ -169,6 +176,14 @@ pub fn parse_delivery(bytes: &[u8]) -> Result<(Vec<HookEvent>, Value), String> {
         };
         if !event.is_object() {
             return Err(format!("`data.events[{index}]` must be an object"));
+        }
+        // The run input is `{"event": …, "delivery": …}`, one level above each.
+        let depth = crate::budget::json_depth(&event);
+        if depth >= MAX_INPUT_DEPTH {
+            return Err(format!(
+                "`data.events[{index}]` is nested {depth} levels deep; at most {} are accepted",
+                MAX_INPUT_DEPTH - 1
+            ));
         }
         let uuid = text("uuid")?;
         let event_type = text("eventType")?;
@@ -251,8 +266,13 @@ pub async fn accept(
         match result {
             Ok((_, Created::New)) => accepted.started += 1,
             Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
-            // Removed or broken since the index was built: nothing to start, nothing to retry.
-            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
+            // Removed or broken since the index was built, or an input no retry can fix: nothing
+            // to start, nothing to retry.
+            Err(
+                error @ (RunnerError::UnknownFlow(_)
+                | RunnerError::InvalidFlow { .. }
+                | RunnerError::InputTooDeep { .. }),
+            ) => {
                 tracing::warn!(%flow, error = %error, "event not delivered to flow");
             }
             Err(error) => {

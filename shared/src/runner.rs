@@ -52,7 +52,17 @@ pub enum RunnerError {
         #[source]
         source: serde_json::Error,
     },
+    /// The input nests deeper than [`MAX_INPUT_DEPTH`]: the caller's mistake, refused before anything
+    /// is written.
+    #[error("the run input is nested {depth} levels deep; at most {MAX_INPUT_DEPTH} are accepted")]
+    InputTooDeep { depth: usize },
 }
+
+/// The deepest run input accepted. A stored run is decoded with serde_json's recursion limit (128
+/// levels, counting the record around the input); an input near that limit was written but could
+/// never be read again, so one request with a 127-level JSON body broke the run list for everyone
+/// (found by fuzzing). 64 leaves room for any wrapping and for every flow seen.
+pub const MAX_INPUT_DEPTH: usize = 64;
 
 impl RunnerError {
     /// Whether processing the same message again may succeed.
@@ -373,6 +383,10 @@ impl Runtime {
         dedupe_key: Option<&str>,
         parent: Option<&Run>,
     ) -> Result<(RunId, Created), RunnerError> {
+        let depth = crate::budget::json_depth(&input);
+        if depth > MAX_INPUT_DEPTH {
+            return Err(RunnerError::InputTooDeep { depth });
+        }
         let now = self.clock.now();
         let run = Run {
             id: RunId::new_at(now),

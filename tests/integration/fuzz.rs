@@ -255,7 +255,7 @@ fn check_answer(attempt: &Attempt, answer: &Answer) -> Result<(), TestCaseError>
         let sync_answer = matches!(code, "run_failed" | "timeout")
             && json.as_ref().is_some_and(|j| j["runId"].is_string());
         prop_assert!(
-            sync_answer,
+            sync_answer || known_deep_input_answer(attempt, code),
             "{} {} answered {}: {}",
             attempt.method,
             attempt.path,
@@ -293,6 +293,19 @@ fn known_plain_text_rejection(attempt: &Attempt, answer: &Answer) -> bool {
         STATUSES.note_plain_text(attempt, answer);
     }
     known
+}
+
+/// A body nested past `shared::runner::MAX_INPUT_DEPTH` is now refused before anything is stored
+/// (`RunnerError::InputTooDeep`), but `shared/src/api.rs` maps that error, like every runner error
+/// it does not name, to a 500; the mapping to a 400 belongs with the HTTP hardening of issue 13 (made
+/// on another branch). When it lands, `INPUT_TOO_DEEP_IS_400` becomes `true`.
+const INPUT_TOO_DEEP_IS_400: bool = false;
+
+fn known_deep_input_answer(attempt: &Attempt, code: &str) -> bool {
+    !INPUT_TOO_DEEP_IS_400
+        && code == "internal"
+        && serde_json::from_slice::<Value>(&attempt.body)
+            .is_ok_and(|body| shared::budget::json_depth(&body) >= shared::runner::MAX_INPUT_DEPTH)
 }
 
 // ----- generators -----
@@ -532,6 +545,13 @@ fn delivery() -> impl Strategy<Value = Delivery> {
         1 => Just(br#"{"data": {"events": [{"uuid": "", "eventType": "user.session.start"}]}}"#.to_vec()),
         1 => Just(br#"{"data": {"events": {"uuid": "a"}}}"#.to_vec()),
         1 => Just(br#"{"data": []}"#.to_vec()),
+        1 => prop_oneof![Just(60usize), Just(63), Just(64), Just(126)].prop_map(|levels| {
+            format!(
+                r#"{{"data": {{"events": [{{"uuid": "u", "eventType": "user.lifecycle.activate", "target": {}}}]}}}}"#,
+                deep_json_text(levels)
+            )
+            .into_bytes()
+        }),
     ];
     let hostile = (
         any::<bool>(),
@@ -648,6 +668,75 @@ async fn a_copy_the_filter_skips_does_not_hide_a_later_copy_of_the_same_event() 
     assert_eq!(
         event_runs(&server, &batch, since).await,
         BTreeSet::from([(format!("{batch}-0"), "failed".to_owned())])
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_cannot_store_a_run_that_breaks_the_run_list() {
+    // Found by fuzzing: a public endpoint accepted a body nested 127 levels deep, stored a run that
+    // could not be decoded again, and from then on `GET /api/runs` answered 500 for everyone.
+    let server = server().await;
+    let router = router(&server, false);
+    let list = Attempt {
+        method: "GET".into(),
+        path: "/api/runs?limit=500".into(),
+        headers: vec![],
+        body: vec![],
+    };
+    let runs = |answer: Answer| -> usize {
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let page: Value = serde_json::from_slice(&answer.body).expect("json");
+        page["runs"].as_array().map_or(0, Vec::len)
+    };
+    let before = runs(
+        send(&router, &list)
+            .await
+            .expect("sent")
+            .expect("a request"),
+    );
+    let deep = deep_json_text(127);
+    for (path, headers, body) in [
+        ("/api/flows/echo/invoke", vec![], deep.clone()),
+        ("/api/flows/lifecycle/runs", vec![], deep.clone()),
+        (
+            "/hooks/okta",
+            vec![("authorization".to_owned(), HOOK_SECRET.as_bytes().to_vec())],
+            format!(
+                r#"{{"data": {{"events": [{{"uuid": "deep", "eventType": "user.lifecycle.activate", "target": {deep}}}]}}}}"#
+            ),
+        ),
+    ] {
+        let attempt = Attempt {
+            method: "POST".into(),
+            path: path.into(),
+            headers,
+            body: body.into_bytes(),
+        };
+        let answer = send(&router, &attempt)
+            .await
+            .expect("sent")
+            .expect("a request");
+        assert!(
+            !(200..300).contains(&answer.status),
+            "{path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    // Nothing was stored, and the list still reads.
+    assert_eq!(
+        runs(
+            send(&router, &list)
+                .await
+                .expect("sent")
+                .expect("a request")
+        ),
+        before
     );
     server.stop().await;
 }
