@@ -377,8 +377,8 @@ impl RunContext {
         secrets: BTreeMap<String, String>,
         history: HistoryMode,
     ) -> RunContext {
-        let input_value = minijinja::Value::from_serialize(&input);
-        let vars_value = minijinja::Value::from_serialize(&vars);
+        let input_value = template::to_value(&input);
+        let vars_value = template::to_value(&vars);
         let run_value = minijinja::Value::from_serialize(json!({
             "id": run_id,
             "flow": flow,
@@ -1065,12 +1065,12 @@ impl Advance<'_> {
                     .state
                     .cache
                     .entry((id, key.clone()))
-                    .or_insert_with(|| minijinja::Value::from_serialize(value))
+                    .or_insert_with(|| template::to_value(value))
                     .clone();
                 steps.insert(key.clone(), cached);
             }
             for (key, value) in &fiber.locals {
-                locals.insert(key.clone(), minijinja::Value::from_serialize(value));
+                locals.insert(key.clone(), template::to_value(value));
             }
         }
         let mut map: BTreeMap<String, minijinja::Value> = locals;
@@ -1379,7 +1379,7 @@ impl Advance<'_> {
                 let eval = |expr: &str, bindings: &[(&str, &Value)]| -> Result<Value, String> {
                     let mut extra: BTreeMap<String, minijinja::Value> = BTreeMap::new();
                     for (name, value) in bindings {
-                        extra.insert((*name).to_owned(), minijinja::Value::from_serialize(value));
+                        extra.insert((*name).to_owned(), template::to_value(value));
                     }
                     let ctx =
                         minijinja::context! { ..minijinja::Value::from(extra), ..base.clone() };
@@ -3189,12 +3189,12 @@ steps:
         assert!(kept.contains("got [redacted]"), "{kept}");
     }
 
-    /// Compiles a flow skipping the file checks, with `@SECRET@` in its strings replaced by a
+    /// Compiles a flow skipping the file checks, with `SECRET_PLACEHOLDER` in its strings replaced by a
     /// `secret('api')` call: what a flow that bypassed `idflow validate` would do.
     fn compile_unchecked(yaml: &str) -> CompiledFlow {
         fn swap(value: &mut Value) {
             match value {
-                Value::String(text) => *text = text.replace("@SECRET@", "secret('api')"),
+                Value::String(text) => *text = text.replace("SECRET_PLACEHOLDER", "secret('api')"),
                 Value::Array(items) => items.iter_mut().for_each(swap),
                 Value::Object(map) => map.values_mut().for_each(swap),
                 _ => {}
@@ -3203,7 +3203,7 @@ steps:
         fn walk(steps: &mut [Step]) {
             for step in steps {
                 if let Some(guard) = &mut step.guard {
-                    *guard = guard.replace("@SECRET@", "secret('api')");
+                    *guard = guard.replace("SECRET_PLACEHOLDER", "secret('api')");
                 }
                 match &mut step.kind {
                     StepKind::Card { with, .. } => swap(with),
@@ -3212,7 +3212,7 @@ steps:
                         then,
                         otherwise,
                     } => {
-                        *condition = condition.replace("@SECRET@", "secret('api')");
+                        *condition = condition.replace("SECRET_PLACEHOLDER", "secret('api')");
                         walk(then);
                         walk(otherwise);
                     }
@@ -3230,23 +3230,23 @@ steps:
     fn a_flow_that_bypassed_validation_still_cannot_leak_a_secret() {
         for (yaml, what) in [
             (
-                "name: f\nsteps:\n  - { id: a, card: text.compose, with: { text: \"k={{ @SECRET@ }}\" } }\n",
+                "name: f\nsteps:\n  - { id: a, card: text.compose, with: { text: \"k={{ SECRET_PLACEHOLDER }}\" } }\n",
                 "text.compose",
             ),
             (
-                "name: f\nsteps:\n  - { card: flow.return, with: { body: \"{{ @SECRET@ | upper }}\" } }\n",
+                "name: f\nsteps:\n  - { card: flow.return, with: { body: \"{{ SECRET_PLACEHOLDER | upper }}\" } }\n",
                 "flow.return",
             ),
             (
-                "name: f\nsteps:\n  - { card: flow.fail, with: { message: \"{{ @SECRET@ }}\" } }\n",
+                "name: f\nsteps:\n  - { card: flow.fail, with: { message: \"{{ SECRET_PLACEHOLDER }}\" } }\n",
                 "flow.fail",
             ),
             (
-                "name: f\nsteps:\n  - if: \"{{ @SECRET@ < input.guess }}\"\n    then: [{ id: t, card: text.compose, with: { text: yes } }]\n",
+                "name: f\nsteps:\n  - if: \"{{ SECRET_PLACEHOLDER < input.guess }}\"\n    then: [{ id: t, card: text.compose, with: { text: yes } }]\n",
                 "condition",
             ),
             (
-                "name: f\nsteps:\n  - { id: l, card: list.filter, with: { list: [1], where: \"@SECRET@ == 's3cr3t-value'\" } }\n",
+                "name: f\nsteps:\n  - { id: l, card: list.filter, with: { list: [1], where: \"SECRET_PLACEHOLDER == 's3cr3t-value'\" } }\n",
                 "expression",
             ),
         ] {

@@ -17,6 +17,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::diag::Diagnostic;
+use crate::engine::CompiledFlow;
 use crate::model::{Flow, Location, ProjectConfig};
 
 mod check;
@@ -25,6 +26,8 @@ mod project;
 mod secrets;
 mod tree;
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
 
@@ -402,7 +405,13 @@ fn flow_with_facts(file_label: &str, source: &str) -> (Result<Flow, Vec<Diagnost
     let (flow, facts) = flow::decode_flow(&mut ctx, &root, version_of(source));
     secrets::check(&mut ctx, &root);
     match flow {
-        Some(flow) if ctx.is_clean() => (Ok(flow), facts),
+        // The engine compiles every template when a run starts; compiling here too makes a template
+        // that cannot compile (`Hello {{{ input.name }}`) a diagnostic of `idflow validate` at its
+        // step, instead of a flow that validates, deploys, and then fails every run.
+        Some(flow) if ctx.is_clean() => match CompiledFlow::new(flow.clone(), file_label) {
+            Ok(_) => (Ok(flow), facts),
+            Err(diagnostics) => (Err(sorted(diagnostics)), facts),
+        },
         _ => (Err(sorted(ctx.diagnostics)), facts),
     }
 }

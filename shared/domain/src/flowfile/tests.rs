@@ -1505,3 +1505,14 @@ fn limits_take_sizes() {
         &["flow.yaml:2:19: limits.memory: expected a size from 1 MiB to 4 GiB, got `10KiB`"],
     );
 }
+
+#[test]
+fn a_template_that_does_not_compile_is_reported_when_the_flow_loads() {
+    // Found by fuzzing: such a flow validated and deployed, then failed every run.
+    check(
+        "name: t\nsteps:\n  - id: greeting\n    card: text.compose\n    with: { text: \"Hello {{{ input.name }}!\" }\n",
+        &[
+            "flow.yaml:3:5: step `greeting`: with.text: syntax error: unexpected `}`, expected `:` in `Hello {{{ input.name }}!`",
+        ],
+    );
+}
