@@ -280,8 +280,15 @@ pub fn run_card(run: &Value, helpers: &[Value], c: Colors) -> String {
             text(&run["id"]),
             c.reset
         );
-        for (key, value) in input_summary(&run["input"]) {
-            let _ = writeln!(out, "    {}{key:<10}{} {value}", c.dim, c.reset);
+        let summary = input_summary(&run["input"]);
+        let width = summary
+            .iter()
+            .map(|(key, _)| key.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(10);
+        for (key, value) in summary {
+            let _ = writeln!(out, "    {}{key:<width$}{} {value}", c.dim, c.reset);
         }
     }
     let steps = run["steps"].as_array().cloned().unwrap_or_default();
