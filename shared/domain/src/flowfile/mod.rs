@@ -12,7 +12,7 @@
 //! - `project`: the trees of `idflow.yaml` and the table files to [`ProjectConfig`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -340,6 +340,27 @@ pub fn load_dir(dir: &Path) -> LoadedProject {
     let cross = cross_checks(&project.config, &project_facts, &project.flows, &all_facts);
     project.errors.extend(cross);
     project
+}
+
+/// A project config nothing reads: an `idflow.yaml` (or `idflow.yml`) in the parent of a flow
+/// directory that has none of its own, or an `idflow.yml` inside it. The project config belongs
+/// inside the flow directory, beside the flows, as [`PROJECT_FILE`]; [`load_dir`] reads nothing
+/// else, so `idflow serve` and `idflow validate` name such a file instead of silently running
+/// without it. `None` when the directory has its `idflow.yaml`, or no stray file is found.
+pub fn misplaced_project_file(dir: &Path) -> Option<PathBuf> {
+    if dir.join(PROJECT_FILE).is_file() {
+        return None;
+    }
+    let inside = dir.join("idflow.yml");
+    if inside.is_file() {
+        return Some(inside);
+    }
+    // Canonical, so `.` and `flows/` have a parent to look in.
+    let parent = dir.canonicalize().ok()?.parent()?.to_path_buf();
+    [PROJECT_FILE, "idflow.yml"]
+        .into_iter()
+        .map(|name| parent.join(name))
+        .find(|path| path.is_file())
 }
 
 /// Whether a directory entry is a flow file.
