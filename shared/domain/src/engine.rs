@@ -911,12 +911,25 @@ impl Advance<'_> {
                 effect: id,
                 until: *until,
             },
-            PendingKind::Child { flow, input, .. } => Effect::StartChild {
-                effect: id,
-                step,
-                flow: flow.clone(),
-                input: input.clone(),
-            },
+            PendingKind::Child { flow, input, slot } => {
+                let (step, input) = match (slot, &node.kind) {
+                    // An iteration's helper run is named after its item, as when it was first issued.
+                    (Some(slot), _) => (format!("{step}[{slot}]"), input.clone()),
+                    // `flow.call` keeps its whole card input (for the step record); the helper run
+                    // gets its `with`, as when it was first issued.
+                    (None, NodeKind::Card { spec, .. }) if spec.name == "flow.call" => (
+                        step,
+                        input.get("with").cloned().unwrap_or_else(|| json!({})),
+                    ),
+                    (None, _) => (step, input.clone()),
+                };
+                Effect::StartChild {
+                    effect: id,
+                    step,
+                    flow: flow.clone(),
+                    input,
+                }
+            }
         };
         self.effects.push(effect);
     }
