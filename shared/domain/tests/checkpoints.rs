@@ -20,14 +20,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use domain::cards::CardError;
 use domain::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
-use domain::run::StepRecord;
+use domain::run::{RunError, StepRecord};
 use serde_json::{Value, json};
 
 /// The run's secret `api`; the fixtures must never contain it.
 const SECRET: &str = "s3cr3t-value";
-
-/// The checkpoint format version whose fixtures [`write_fixtures`] writes: the current one.
-const WRITE_VERSION: &str = "v1";
 
 /// One recorded run: the flow, its input, and its scenario's checkpoints and results.
 struct Scenario {
@@ -209,6 +206,9 @@ fn outcome_json(progress: &Progress) -> Value {
 /// calls and helper runs are answered at once, in effect order; when only timers remain, time jumps
 /// to the earliest (or to the flow's deadline when that comes first). The order depends only on the
 /// state, so a run restored from any checkpoint goes on exactly as the uninterrupted run did.
+///
+/// Fails (without panicking, for the property test) when the run waits on nothing, or has not ended
+/// after a thousand rounds.
 fn drive(
     flows: &BTreeMap<String, CompiledFlow>,
     flow: &CompiledFlow,
@@ -217,7 +217,7 @@ fn drive(
     first: Event,
     mut now: DateTime<Utc>,
     checkpoints: &mut Vec<Checkpoint>,
-) -> (Progress, Vec<StepRecord>) {
+) -> Result<(Progress, Vec<StepRecord>), String> {
     let mut records = Vec::new();
     let mut outstanding: BTreeMap<u64, Effect> = BTreeMap::new();
     let mut events = vec![first];
@@ -225,10 +225,10 @@ fn drive(
         let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
         records.extend(decision.records);
         if decision.progress != Progress::Pending {
-            return (decision.progress, records);
+            return Ok((decision.progress, records));
         }
-        let saved = serde_json::to_value(&*state).expect("state serializes");
-        *state = serde_json::from_value(saved.clone()).expect("state restores");
+        let saved = serde_json::to_value(&*state).map_err(|e| format!("state: {e}"))?;
+        *state = serde_json::from_value(saved.clone()).map_err(|e| format!("restore: {e}"))?;
         checkpoints.push(Checkpoint { now, state: saved });
         outstanding.extend(decision.effects.into_iter().map(|e| (e.id(), e)));
         let answerable: Vec<u64> = outstanding
@@ -254,23 +254,31 @@ fn drive(
                     input,
                     ..
                 }) => {
-                    let helper = flows.get(&name).expect("helper flow exists");
-                    let child_ctx =
-                        context(helper, &format!("{}-{effect}", ctx.run_id), now, input);
-                    let mut child = RunState::new();
-                    let (progress, _) = drive(
-                        flows,
-                        helper,
-                        &child_ctx,
-                        &mut child,
-                        Event::Start,
-                        now,
-                        &mut Vec::new(),
-                    );
-                    let result = match progress {
-                        Progress::Succeeded(output) => Ok(output["body"].clone()),
-                        Progress::Failed(error) => Err(error),
-                        Progress::Pending => unreachable!("drive returns ended runs"),
+                    let result = match flows.get(&name) {
+                        Some(helper) => {
+                            let run_id = format!("{}-{effect}", ctx.run_id);
+                            let child_ctx = context(helper, &run_id, now, input);
+                            let mut child = RunState::new();
+                            let (progress, _) = drive(
+                                flows,
+                                helper,
+                                &child_ctx,
+                                &mut child,
+                                Event::Start,
+                                now,
+                                &mut Vec::new(),
+                            )?;
+                            match progress {
+                                Progress::Succeeded(output) => Ok(output["body"].clone()),
+                                Progress::Failed(error) => Err(error),
+                                Progress::Pending => return Err("a helper run is pending".into()),
+                            }
+                        }
+                        None => Err(RunError {
+                            code: "flow_unavailable".into(),
+                            message: format!("flow `{name}` is not deployed"),
+                            step: None,
+                        }),
                     };
                     events.push(Event::ChildDone { effect, result });
                 }
@@ -293,7 +301,9 @@ fn drive(
             now = now.max(deadline);
             continue;
         }
-        let until = next.expect("a parked run waits on a timer");
+        let Some(until) = next else {
+            return Err(format!("the run of `{}` waits on nothing", flow.flow.name));
+        };
         now = now.max(until);
         let due: Vec<u64> = outstanding
             .iter()
@@ -305,7 +315,7 @@ fn drive(
             events.push(Event::TimerFired { effect });
         }
     }
-    panic!("run of `{}` did not finish", flow.flow.name);
+    Err(format!("the run of `{}` did not finish", flow.flow.name))
 }
 
 /// Writes the current format's fixtures: every checkpoint of each scenario's run and how it ended.
@@ -313,7 +323,8 @@ fn drive(
 #[ignore = "writes fixtures; run once when a new checkpoint format version is introduced"]
 fn write_fixtures() {
     let flows = flows();
-    let dir = fixtures().join(WRITE_VERSION);
+    // Only the current version's: older ones are what older releases wrote, kept as they were.
+    let dir = fixtures().join(format!("v{}", engine::STATE_VERSION));
     std::fs::create_dir_all(&dir).expect("fixtures folder");
     for scenario in scenarios() {
         let flow = &flows[scenario.flow];
@@ -327,7 +338,8 @@ fn write_fixtures() {
             Event::Start,
             t0(),
             &mut checkpoints,
-        );
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", scenario.flow));
         let fixture = json!({
             "flow": scenario.flow,
             "input": scenario.input,
@@ -377,6 +389,9 @@ fn restore_all(version: &str) -> usize {
                 serde_json::from_value(checkpoint["now"].clone()).expect("now");
             let mut state: RunState = serde_json::from_value(checkpoint["state"].clone())
                 .unwrap_or_else(|e| panic!("{name} checkpoint {n} does not restore: {e}"));
+            // Restored and written again, a state is in the current version, and says so.
+            let written = serde_json::to_value(&state).expect("state serializes");
+            assert_eq!(written["v"], json!(engine::STATE_VERSION));
             let seq = state.seq as usize;
             let (progress, after) = drive(
                 &flows,
@@ -386,7 +401,8 @@ fn restore_all(version: &str) -> usize {
                 Event::Resume,
                 now,
                 &mut Vec::new(),
-            );
+            )
+            .unwrap_or_else(|e| panic!("{name} checkpoint {n}: {e}"));
             assert_eq!(
                 outcome_json(&progress),
                 fixture["outcome"],
@@ -406,14 +422,68 @@ fn restore_all(version: &str) -> usize {
 #[test]
 fn checkpoints_of_format_v1_resume_and_finish() {
     let restored = restore_all("v1");
-    assert!(restored >= 8, "only {restored} checkpoints restored");
+    assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+#[test]
+fn checkpoints_of_format_v2_resume_and_finish() {
+    let restored = restore_all("v2");
+    assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+/// Version 2 only added `"v"`: every version 1 checkpoint, migrated, is its version 2 twin.
+#[test]
+fn version_1_checkpoints_migrate_to_their_version_2_twins() {
+    for name in [
+        "wait",
+        "retry-secret",
+        "for-each",
+        "map-helper",
+        "stream",
+        "try-catch",
+        "on-error",
+        "timeout",
+    ] {
+        let read = |version: &str| -> Value {
+            let path = fixtures().join(version).join(format!("{name}.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+        };
+        let (v1, v2) = (read("v1"), read("v2"));
+        assert_eq!(v1["records"], v2["records"], "{name}: the same run");
+        let states = |fixture: &Value| -> Vec<Value> {
+            fixture["checkpoints"]
+                .as_array()
+                .expect("checkpoints")
+                .iter()
+                .map(|c| c["state"].clone())
+                .collect()
+        };
+        for (old, new) in states(&v1).into_iter().zip(states(&v2)) {
+            assert!(
+                old.get("v").is_none(),
+                "{name}: version 1 states have no version"
+            );
+            let migrated = RunState::decode(old).expect("a version 1 state decodes");
+            assert_eq!(
+                serde_json::to_value(&migrated).expect("state"),
+                new,
+                "{name}"
+            );
+        }
+    }
 }
 
 /// What the recorded runs did, in words: a change here is a change of the world or the flows, not of
 /// the engine, and means the fixtures no longer test what they say.
 #[test]
 fn the_recorded_runs_cover_what_they_claim() {
-    let dir = fixtures().join("v1");
+    for version in ["v1", "v2"] {
+        recorded_runs_cover_what_they_claim(version);
+    }
+}
+
+fn recorded_runs_cover_what_they_claim(version: &str) {
+    let dir = fixtures().join(version);
     let read = |name: &str| -> Value {
         let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("fixture");
         serde_json::from_str(&text).expect("json")
@@ -468,4 +538,232 @@ fn the_recorded_runs_cover_what_they_claim() {
     );
     let timeout = read("timeout");
     assert_eq!(timeout["outcome"]["failed"]["code"], json!("timeout"));
+}
+
+/// One step of a path into a JSON value.
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Every place in `value` (objects' entries and lists' items, at any depth), as paths.
+fn places(value: &Value, path: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                path.push(Seg::Key(key.clone()));
+                out.push(path.clone());
+                places(item, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                path.push(Seg::Index(index));
+                out.push(path.clone());
+                places(item, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at<'v>(value: &'v Value, path: &[Seg]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, seg| match (seg, v) {
+        (Seg::Key(k), Value::Object(map)) => map.get(k),
+        (Seg::Index(i), Value::Array(items)) => items.get(*i),
+        _ => None,
+    })
+}
+
+/// Replaces the value at `path` with `with`, or removes it (`None`).
+fn mutate(root: &mut Value, path: &[Seg], with: Option<Value>) {
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let parent = parent.iter().try_fold(root, |v, seg| match (seg, v) {
+        (Seg::Key(k), Value::Object(map)) => map.get_mut(k),
+        (Seg::Index(i), Value::Array(items)) => items.get_mut(*i),
+        _ => None,
+    });
+    match (parent, last, with) {
+        (Some(Value::Object(map)), Seg::Key(k), None) => {
+            map.shift_remove(k);
+        }
+        (Some(Value::Object(map)), Seg::Key(k), Some(v)) => {
+            map.insert(k.clone(), v);
+        }
+        (Some(Value::Array(items)), Seg::Index(i), None) if *i < items.len() => {
+            items.remove(*i);
+        }
+        (Some(Value::Array(items)), Seg::Index(i), Some(v)) if *i < items.len() => {
+            items[*i] = v;
+        }
+        _ => {}
+    }
+}
+
+/// What a place may be changed into: removed, another type, numbers off by one or out of every
+/// range, and the other tags of the state's enums.
+fn variants(path: &[Seg], original: &Value) -> Vec<Option<Value>> {
+    let mut out = vec![
+        None,
+        Some(Value::Null),
+        Some(json!(0)),
+        Some(json!(-1)),
+        Some(json!(u64::MAX)),
+        Some(json!(u32::MAX)),
+        Some(json!("x")),
+        Some(json!([])),
+        Some(json!({})),
+    ];
+    if let Some(n) = original.as_u64() {
+        out.push(Some(json!(n.saturating_add(1))));
+        out.push(Some(json!(n.saturating_add(7))));
+        out.push(Some(json!(n.saturating_sub(1))));
+    }
+    let tag = matches!(path.last(), Some(Seg::Key(k)) if k == "frame" || k == "kind" || k == "in");
+    if tag {
+        for other in [
+            "seq", "loop", "try", "on_error", "stream", "card", "retry", "child", "wait", "root",
+            "then", "else", "body", "catch",
+        ] {
+            out.push(Some(json!(other)));
+        }
+    }
+    out
+}
+
+/// A small deterministic generator, so a failing case can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// Every real checkpoint of the current version's fixtures: the flow, its input, the time and the
+/// state. (Older versions' differ only in what their migrations rewrite.)
+fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value)> {
+    let mut out = Vec::new();
+    let dir = fixtures().join(format!("v{}", engine::STATE_VERSION));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut files: Vec<PathBuf> = entries.map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("fixture");
+            let fixture: Value = serde_json::from_str(&text).expect("json");
+            let name = fixture["flow"].as_str().expect("flow").to_owned();
+            for checkpoint in fixture["checkpoints"].as_array().expect("checkpoints") {
+                let now = serde_json::from_value(checkpoint["now"].clone()).expect("now");
+                out.push((
+                    name.clone(),
+                    fixture["input"].clone(),
+                    now,
+                    checkpoint["state"].clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Restores `state` (a mutated checkpoint) and runs it to its end. A state that does not decode is
+/// fine; one that decodes must never panic, and its run must end (a corrupt one with a clear error)
+/// or go on, never wait on nothing.
+fn survives(
+    flows: &BTreeMap<String, CompiledFlow>,
+    flow: &CompiledFlow,
+    ctx: &RunContext,
+    now: DateTime<Utc>,
+    state: Value,
+) -> Result<(), String> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Ok(mut restored) = serde_json::from_value::<RunState>(state) else {
+            return Ok(());
+        };
+        drive(
+            flows,
+            flow,
+            ctx,
+            &mut restored,
+            Event::Resume,
+            now,
+            &mut Vec::new(),
+        )
+        .map(|_| ())
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(format!(
+            "panicked: {}",
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("?")
+        )),
+    }
+}
+
+/// Property: no saved state, however corrupted, makes the engine panic or strand a run. Every
+/// place of every real checkpoint is changed in every listed way, one at a time; then random
+/// combinations of several changes are tried.
+#[test]
+fn corrupted_checkpoints_never_panic_or_strand_the_run() {
+    let flows = flows();
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for (name, input, now, state) in real_checkpoints() {
+        let flow = &flows[&name];
+        let ctx = context(flow, "01FIXTURE", t0(), input);
+        let mut all = Vec::new();
+        places(&state, &mut Vec::new(), &mut all);
+        for path in &all {
+            let original = at(&state, path).cloned().unwrap_or(Value::Null);
+            for with in variants(path, &original) {
+                let mut mutated = state.clone();
+                mutate(&mut mutated, path, with.clone());
+                tried += 1;
+                if let Err(e) = survives(&flows, flow, &ctx, now, mutated) {
+                    failures.push(format!("{name}: {path:?} = {with:?}: {e}"));
+                }
+            }
+        }
+        for _ in 0..40 {
+            let mut mutated = state.clone();
+            let mut applied = Vec::new();
+            for _ in 0..3 {
+                let path = &all[rng.below(all.len())];
+                let original = at(&mutated, path).cloned().unwrap_or(Value::Null);
+                let options = variants(path, &original);
+                let with = options[rng.below(options.len())].clone();
+                mutate(&mut mutated, path, with.clone());
+                applied.push(format!("{path:?} = {with:?}"));
+            }
+            tried += 1;
+            if let Err(e) = survives(&flows, flow, &ctx, now, mutated) {
+                failures.push(format!("{name}: {}: {e}", applied.join(", ")));
+            }
+        }
+    }
+    assert!(tried > 10_000, "only {tried} states tried");
+    assert!(
+        failures.is_empty(),
+        "{} of {tried} corrupted states broke the engine, such as:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
