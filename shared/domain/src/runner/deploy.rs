@@ -24,6 +24,16 @@ pub struct SyncReport {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl SyncReport {
+    /// Whether the deploy added, updated or removed a flow, or found a broken file.
+    pub fn changed_anything(&self) -> bool {
+        !(self.added.is_empty()
+            && self.updated.is_empty()
+            && self.removed.is_empty()
+            && self.diagnostics.is_empty())
+    }
+}
+
 /// Deploys the valid flows of a loaded project into a store and removes flows whose files are gone.
 pub async fn sync_flows(
     store: &dyn FlowStore,

@@ -19,8 +19,7 @@ use crate::ports::{Checkpoint, Created, Delivery, QueueMessage, SecretError, Sto
 use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, TriggerInfo};
 
 use super::driver::{
-    CardCalls, ChildRuns, DriveOptions, Parked, Restore, RunDriver, RunHost, execute_card,
-    restore_state, to_std,
+    CardCalls, ChildRuns, DriveOptions, Parked, Restore, RunDriver, RunHost, execute_card, to_std,
 };
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
@@ -216,13 +215,8 @@ impl Runtime {
         );
         let (mut state, first) = match &run.state {
             None => (RunState::new(), Event::Start),
-            Some(saved) => {
-                let state = restore_state(saved).map_err(|source| RunnerError::CorruptState {
-                    run: run.id,
-                    source,
-                })?;
-                (state, Event::Resume)
-            }
+            // Through the checkpoint versions; a state that cannot be read fails the run with why.
+            Some(saved) => (RunState::restore(saved.clone()), Event::Resume),
         };
         let driver = RunDriver {
             flow: &flow,

@@ -28,7 +28,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use crate::cards::{CardCall, CardError, CardExecutor};
-use crate::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
+use crate::engine::{
+    self, CompiledFlow, Effect, Event, Progress, RunContext, RunState, StateError,
+};
 use crate::model::{ProjectConfig, Trigger};
 use crate::ports::Clock;
 use crate::run::{RunError, RunId, StepRecord};
@@ -38,10 +40,11 @@ pub fn checkpoint_state(state: &RunState) -> Result<Value, DriveError> {
     serde_json::to_value(state).map_err(DriveError::Encode)
 }
 
-/// Reads a run state back from a checkpoint. Every restore goes through here: a delivery resuming a
-/// run, and a flow test at every step.
-pub fn restore_state(saved: &Value) -> Result<RunState, serde_json::Error> {
-    serde_json::from_value(saved.clone())
+/// Reads a run state back from a checkpoint, through the checkpoint format's versions and
+/// migrations ([`RunState::decode`]), as a flow test does at every step. A worker resuming a run
+/// uses [`RunState::restore`], the same decoding that turns an unreadable state into a failed run.
+pub fn restore_state(saved: &Value) -> Result<RunState, StateError> {
+    RunState::decode(saved.clone())
 }
 
 /// Which flows a helper call (`flow.call`, a loop over a flow, a stream) may start: helper flows,
@@ -171,11 +174,19 @@ pub struct DriveOptions {
 pub enum DriveError {
     #[error("the run state cannot be written as a checkpoint")]
     Encode(#[source] serde_json::Error),
+    /// The checkpoint's text is not JSON a reader takes (nested too deep, for one).
     #[error("the checkpoint of `{flow}` cannot be read back")]
     Decode {
         flow: String,
         #[source]
         source: serde_json::Error,
+    },
+    /// The checkpoint reads back as JSON but not as a run state of a format this release knows.
+    #[error("the checkpoint of `{flow}` cannot be restored")]
+    Restore {
+        flow: String,
+        #[source]
+        source: StateError,
     },
     /// A resume from a checkpoint would not do what the run in memory does.
     #[error("run of `{flow}` cannot resume from its checkpoint {at}: {problem}")]
@@ -240,7 +251,7 @@ where
                 && let Some(saved) = host.reread().await?
             {
                 // Go on from the checkpoint as it reads back, as a worker resuming the run would.
-                *state = restore_state(&saved).map_err(|source| DriveError::Decode {
+                *state = restore_state(&saved).map_err(|source| DriveError::Restore {
                     flow: flow.flow.name.clone(),
                     source,
                 })?;

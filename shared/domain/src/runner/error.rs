@@ -4,6 +4,7 @@ use crate::ports::{QueueError, SecretError, StoreError};
 use crate::run::RunId;
 
 use super::driver::DriveError;
+use crate::budget::MAX_INPUT_DEPTH;
 
 /// Errors of the runner layer.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,10 @@ pub enum RunnerError {
         #[source]
         source: serde_json::Error,
     },
+    /// The input nests deeper than [`MAX_INPUT_DEPTH`]: the caller's mistake, refused before anything
+    /// is written.
+    #[error("the run input is nested {depth} levels deep; at most {MAX_INPUT_DEPTH} are accepted")]
+    InputTooDeep { depth: usize },
 }
 
 impl RunnerError {

@@ -32,6 +32,8 @@ pub mod runtime;
 pub mod start;
 pub mod worker;
 
+/// The deepest run input a start accepts (kept here too, where callers of the runner look).
+pub use crate::budget::MAX_INPUT_DEPTH;
 pub use deploy::{SyncReport, sync_flows};
 pub use drive::{Disposition, MAX_QUEUE_DELAY};
 pub use error::RunnerError;

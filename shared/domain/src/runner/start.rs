@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::budget::MAX_INPUT_DEPTH;
 use crate::engine::CompiledFlow;
 use crate::ports::Created;
 use crate::run::{Run, RunId, RunStatus, TriggerInfo};
@@ -51,6 +52,10 @@ impl Runtime {
         dedupe_key: Option<&str>,
         parent: Option<&Run>,
     ) -> Result<(RunId, Created), RunnerError> {
+        let depth = crate::budget::json_depth(&input);
+        if depth > MAX_INPUT_DEPTH {
+            return Err(RunnerError::InputTooDeep { depth });
+        }
         let now = self.clock.now();
         let run = Run {
             id: RunId::new_at(now),
