@@ -22,9 +22,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::base_step;
 use super::format::{Answer, Stub};
-use super::matching::matches;
+use super::matching::{base_step, matches};
 use super::project::TestProject;
 use crate::cards::{self, CardCall, CardError, CardKind};
 use crate::clock::ManualClock;

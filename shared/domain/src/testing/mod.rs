@@ -43,7 +43,7 @@ pub use format::{
     flow_name_from_file, parse_test_file,
 };
 pub use harness::{MAX_DEPTH, step_matches, stub_matches};
-pub use matching::{Mismatch, diff, matches};
+pub use matching::{Mismatch, base_step, diff, matches};
 pub use project::{StepInfo, TestProject};
 pub use record::{RecordError, Recorded, append_case, record_case};
 pub use runner::{CaseReport, DEFAULT_NOW, Outcome, run_case, run_file, selected};
@@ -152,20 +152,4 @@ pub fn run_tests(
         run.reports.extend(run_file(&project, &file, filter));
     }
     run
-}
-
-/// The step a history name refers to: `each[2].call` → `call`, `digests[0]` (a helper run of a loop)
-/// → `digests`, `s0[1].s0.steps.0` → `s0.steps.0`.
-pub fn base_step(name: &str) -> &str {
-    let tail = match name.rfind("].") {
-        Some(cut) => &name[cut + 2..],
-        None => name,
-    };
-    match tail
-        .strip_suffix(']')
-        .and_then(|t| t.rfind('[').map(|i| &t[..i]))
-    {
-        Some(stem) if !stem.is_empty() => stem,
-        _ => tail,
-    }
 }
