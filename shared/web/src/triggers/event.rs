@@ -204,6 +204,52 @@ mod tests {
         );
     }
 
+    /// Version A: locked accounts are reported.
+    const REPORT: &str = "name: on-lock\ntrigger: { event: { okta: [user.account.lock] } }\nsteps:\n  - card: text.compose\n    with: { text: reported }\n";
+    /// Version B: locked accounts are suspended, and only in one department.
+    const SUSPEND: &str = "name: on-lock\ntrigger: { event: { okta: [user.account.lock], filter: \"{{ event.target[0].department == 'ops' }}\" } }\nsteps:\n  - card: text.compose\n    with: { text: suspended }\n";
+
+    #[tokio::test]
+    async fn an_event_starts_the_version_whose_filter_passed_whatever_was_deployed_since() {
+        use crate::triggers::test_support::{DeployAfterFirstLookup, stored};
+        let deploy =
+            DeployAfterFirstLookup::new(stored("on-lock", REPORT), stored("on-lock", SUSPEND));
+        let (runtime, _) = deploy.runtime(Default::default(), ".").await;
+        let accepted = accept(&runtime, vec![lock_event("u1")], json!({}))
+            .await
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            accepted,
+            Ok(Accepted {
+                events: 1,
+                started: 1,
+                duplicates: 0
+            })
+        );
+        // B is current now (its filter would have refused this event), yet the run is of A.
+        let current = runtime
+            .current_flow("on-lock")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(current.flow.version, domain::flowfile::version_of(SUSPEND));
+        let page = runtime
+            .list_runs(
+                domain::run::RunQuery {
+                    flow: Some("on-lock".into()),
+                    status: None,
+                    since: None,
+                    until: None,
+                    limit: 10,
+                    cursor: None,
+                },
+                &domain::runner::RunFilter::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let versions: Vec<&str> = page.runs.iter().map(|r| r.flow_version.as_str()).collect();
+        assert_eq!(versions, [domain::flowfile::version_of(REPORT).as_str()]);
+    }
+
     fn check(body: &str, expected: Result<(usize, Value), &str>) {
         let got =
             parse_delivery(body.as_bytes()).map(|(events, delivery)| (events.len(), delivery));

@@ -100,6 +100,16 @@ impl DeployAfterFirstLookup {
     }
 }
 
+impl DeployAfterFirstLookup {
+    /// Deploys `next`, the first time only.
+    async fn deploy_once(&self) -> Result<(), StoreError> {
+        if !self.deployed.swap(true, Ordering::SeqCst) {
+            self.inner.put(&self.next).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl FlowStore for DeployAfterFirstLookup {
     async fn put(&self, flow: &StoredFlow) -> Result<PutOutcome, StoreError> {
@@ -108,9 +118,7 @@ impl FlowStore for DeployAfterFirstLookup {
 
     async fn current(&self, name: &str) -> Result<Option<StoredFlow>, StoreError> {
         let found = self.inner.current(name).await?;
-        if !self.deployed.swap(true, Ordering::SeqCst) {
-            self.inner.put(&self.next).await?;
-        }
+        self.deploy_once().await?;
         Ok(found)
     }
 
@@ -119,7 +127,9 @@ impl FlowStore for DeployAfterFirstLookup {
     }
 
     async fn list(&self) -> Result<Vec<StoredFlow>, StoreError> {
-        self.inner.list().await
+        let found = self.inner.list().await?;
+        self.deploy_once().await?;
+        Ok(found)
     }
 
     async fn remove(&self, name: &str) -> Result<bool, StoreError> {
