@@ -32,12 +32,13 @@ pub trait StandardExecutors: Sized {
 impl StandardExecutors for Runtime {
     fn with_standard_executors(self) -> Result<Runtime, reqwest::Error> {
         let http = cards::http::HttpExecutor::new()?;
+        let ports = self.adapter_ports();
         let okta = Arc::new(okta::OktaExecutor::with_ports(
-            self.secrets.clone(),
-            self.clock.clone(),
+            ports.secrets.clone(),
+            ports.clock.clone(),
         )?);
-        let slack = cards::slack::SlackExecutor::new(self.secrets.clone())?;
-        let email = cards::email::EmailExecutor::new(self.secrets.clone());
+        let slack = cards::slack::SlackExecutor::new(ports.secrets.clone())?;
+        let email = cards::email::EmailExecutor::new(ports.secrets);
         Ok(self
             .with_executor("http", Arc::new(http))
             .with_executor("okta", okta.clone())
