@@ -324,6 +324,17 @@ impl Runtime {
                             events.push(event);
                         }
                     }
+                    Effect::StartDetached {
+                        effect,
+                        step,
+                        flow: helper,
+                        input,
+                    } => {
+                        events.push(
+                            self.start_detached(run, effect, &step, &helper, input)
+                                .await?,
+                        );
+                    }
                     Effect::Timer { effect, until } => {
                         let now = self.clock.now();
                         if until <= now {
@@ -404,33 +415,10 @@ impl Runtime {
         helper: &str,
         input: Value,
     ) -> Result<Option<Event>, RunnerError> {
-        let compiled = match self.current_flow(helper).await {
-            Ok(c) => c,
-            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                return Ok(Some(Event::ChildDone {
-                    effect,
-                    result: Err(RunError {
-                        code: "flow_unavailable".into(),
-                        message: error.to_string(),
-                        step: None,
-                    }),
-                }));
-            }
-            Err(other) => return Err(other),
+        let compiled = match self.helper_flow(effect, helper).await? {
+            Ok(compiled) => compiled,
+            Err(refused) => return Ok(Some(refused)),
         };
-        if !matches!(compiled.flow.trigger, Trigger::Helper(_) | Trigger::Manual) {
-            return Ok(Some(Event::ChildDone {
-                effect,
-                result: Err(RunError {
-                    code: "not_a_helper".into(),
-                    message: format!(
-                        "flow `{helper}` has a {} trigger; only helper flows can be called",
-                        compiled.flow.trigger.kind()
-                    ),
-                    step: None,
-                }),
-            }));
-        }
         let key = format!("child:{}:{effect}", parent.id);
         let trigger = TriggerInfo::Helper {
             parent: parent.id,
@@ -445,6 +433,72 @@ impl Runtime {
             return Ok(child_result(effect, &run));
         }
         Ok(None)
+    }
+
+    /// Creates (idempotently) and queues a helper run that `parent` does not wait for
+    /// (`flow.start`), and answers at once with its id. The helper run names its starter in its
+    /// trigger but is not its child: its end does not wake the starter, which may have ended.
+    async fn start_detached(
+        &self,
+        parent: &Run,
+        effect: u64,
+        step: &str,
+        helper: &str,
+        input: Value,
+    ) -> Result<Event, RunnerError> {
+        let compiled = match self.helper_flow(effect, helper).await? {
+            Ok(compiled) => compiled,
+            Err(refused) => return Ok(refused),
+        };
+        let key = format!("child:{}:{effect}", parent.id);
+        let trigger = TriggerInfo::Helper {
+            parent: parent.id,
+            step: step.to_owned(),
+        };
+        let (child, _) = self
+            .start_compiled(&compiled, input, trigger, Some(&key), None)
+            .await?;
+        Ok(Event::ChildDone {
+            effect,
+            result: Ok(serde_json::json!({ "run_id": child.to_string() })),
+        })
+    }
+
+    /// The current version of the helper flow `helper`, or the event that fails the step calling
+    /// it (unknown, invalid, or not a helper).
+    async fn helper_flow(
+        &self,
+        effect: u64,
+        helper: &str,
+    ) -> Result<Result<Arc<CompiledFlow>, Event>, RunnerError> {
+        let compiled = match self.current_flow(helper).await {
+            Ok(c) => c,
+            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
+                return Ok(Err(Event::ChildDone {
+                    effect,
+                    result: Err(RunError {
+                        code: "flow_unavailable".into(),
+                        message: error.to_string(),
+                        step: None,
+                    }),
+                }));
+            }
+            Err(other) => return Err(other),
+        };
+        if !matches!(compiled.flow.trigger, Trigger::Helper(_) | Trigger::Manual) {
+            return Ok(Err(Event::ChildDone {
+                effect,
+                result: Err(RunError {
+                    code: "not_a_helper".into(),
+                    message: format!(
+                        "flow `{helper}` has a {} trigger; only helper flows can be called",
+                        compiled.flow.trigger.kind()
+                    ),
+                    step: None,
+                }),
+            }));
+        }
+        Ok(Ok(compiled))
     }
 
     fn checkpoint_of(

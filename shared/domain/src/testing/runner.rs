@@ -478,6 +478,28 @@ impl Harness<'_> {
                         let result = self.child(&flow.flow.name, &step, &helper, input, depth)?;
                         events.push(Event::ChildDone { effect, result });
                     }
+                    Effect::StartDetached {
+                        effect,
+                        step,
+                        flow: helper,
+                        input,
+                    } => {
+                        // The helper runs to its end here (a test sees what it does), but as in
+                        // `idflow serve` only a helper that cannot start fails the step.
+                        let result =
+                            match self.child(&flow.flow.name, &step, &helper, input, depth)? {
+                                Err(error)
+                                    if matches!(
+                                        error.code.as_str(),
+                                        "flow_unavailable" | "not_a_helper"
+                                    ) =>
+                                {
+                                    Err(error)
+                                }
+                                _ => Ok(json!({ "run_id": format!("test-run-of-{helper}") })),
+                            };
+                        events.push(Event::ChildDone { effect, result });
+                    }
                     Effect::Timer { effect, until } => timers.push((until, effect)),
                 }
             }
