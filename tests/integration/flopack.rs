@@ -23,7 +23,10 @@ fn template(name: &str) -> Option<PathBuf> {
         return Some(file);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing; the template test cannot run (CI=true)", file.display());
+        panic!(
+            "{} is missing; the template test cannot run (CI=true)",
+            file.display()
+        );
     }
     eprintln!(
         "\n!!!!!!!! SKIPPED: template test — {} not found (set FLOPACK_DEVSET_DIR) !!!!!!!!\n",
@@ -34,7 +37,10 @@ fn template(name: &str) -> Option<PathBuf> {
 
 /// Imports the template and returns the written project's files (path under the flows directory,
 /// content), with `idflow.yaml` pointed at okta-sim.
-fn imported(name: &str, sim: Option<&SimHandle>) -> Option<(flopack::Report, BTreeMap<String, String>)> {
+fn imported(
+    name: &str,
+    sim: Option<&SimHandle>,
+) -> Option<(flopack::Report, BTreeMap<String, String>)> {
     let file = template(name)?;
     let import = flopack::import_paths(&[file]).expect("the template imports");
     let out = TempDir::new(&format!("template-{name}"));
@@ -45,7 +51,10 @@ fn imported(name: &str, sim: Option<&SimHandle>) -> Option<(flopack::Report, BTr
     if let Some(sim) = sim {
         let config = files.get("idflow.yaml").cloned().unwrap_or_default();
         let config = config
-            .replace("https://example.okta.com", sim.base_url().trim_end_matches('/'))
+            .replace(
+                "https://example.okta.com",
+                sim.base_url().trim_end_matches('/'),
+            )
             .replace("env:OKTA_API_TOKEN", "file:./okta.token");
         files.insert("idflow.yaml".into(), config);
         files.insert("okta.token".into(), sim.api_token().to_owned());
@@ -59,14 +68,21 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
         if path.is_dir() {
             collect(root, &path, files);
         } else if let Ok(text) = std::fs::read_to_string(&path) {
-            let name = path.strip_prefix(root).expect("inside").to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(root)
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned();
             files.insert(name, text);
         }
     }
 }
 
 async fn serve(files: &BTreeMap<String, String>) -> TestServer {
-    let pairs: Vec<(&str, &str)> = files.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     TestServer::start(&pairs).await
 }
 
@@ -98,7 +114,10 @@ async fn registration_inline_hook_allows_listed_domains_and_denies_others() {
     else {
         return;
     };
-    assert!(report.flows.iter().all(|f| f.unconverted.is_empty()), "{report:?}");
+    assert!(
+        report.flows.iter().all(|f| f.unconverted.is_empty()),
+        "{report:?}"
+    );
     let flow = "validate-email-domains-during-registration";
     let yaml = files[&format!("{flow}.yaml")].replace(
         "env:VALIDATE_EMAIL_DOMAINS_DURING_REGISTRATION_CLIENT_TOKEN",
@@ -142,8 +161,7 @@ async fn registration_inline_hook_allows_listed_domains_and_denies_others() {
         .await
         .expect("json");
     assert_eq!(
-        denied["error"]["errorCauses"][0]["reason"],
-        "INVALID_EMAIL_DOMAIN",
+        denied["error"]["errorCauses"][0]["reason"], "INVALID_EMAIL_DOMAIN",
         "{denied}"
     );
     server.stop().await;
@@ -159,7 +177,8 @@ async fn group_helper_adds_and_removes_a_user_by_group_name() {
         .start()
         .await
         .expect("okta-sim starts");
-    let Some((_, files)) = imported("manage_group_members_using_profile_attributes", Some(&sim)) else {
+    let Some((_, files)) = imported("manage_group_members_using_profile_attributes", Some(&sim))
+    else {
         return;
     };
     let server = serve(&files).await;
@@ -208,15 +227,18 @@ async fn vendor() -> (String, Seen) {
             let record = record.clone();
             async move {
                 let body = serde_json::from_str(&body).unwrap_or(Value::Null);
-                record
-                    .lock()
-                    .expect("lock")
-                    .push((method.to_string(), uri.path().to_owned(), body));
+                record.lock().expect("lock").push((
+                    method.to_string(),
+                    uri.path().to_owned(),
+                    body,
+                ));
                 axum::Json(json!({}))
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr.to_string(), seen)
@@ -289,14 +311,21 @@ async fn profile_update_event_updates_the_shopify_customer_of_a_member() {
         .start()
         .await
         .expect("okta-sim starts");
-    let Some((report, mut files)) = imported("automatically_sync_shopify_customer_identity", Some(&sim))
+    let Some((report, mut files)) =
+        imported("automatically_sync_shopify_customer_identity", Some(&sim))
     else {
         return;
     };
-    assert!(report.flows.iter().all(|f| f.unconverted.is_empty()), "{report:?}");
+    assert!(
+        report.flows.iter().all(|f| f.unconverted.is_empty()),
+        "{report:?}"
+    );
     let (shop, seen) = vendor().await;
     let config = files["idflow.yaml"]
-        .replace("https://YOUR-SHOP.myshopify.com/admin/api/2024-01", &format!("http://{shop}/admin"))
+        .replace(
+            "https://YOUR-SHOP.myshopify.com/admin/api/2024-01",
+            &format!("http://{shop}/admin"),
+        )
         .replace("env:SHOPIFY_ACCESS_TOKEN", "file:./shopify.token")
         .replace("env:OKTA_EVENT_HOOK_SECRET", "file:./hook.secret")
         + &format!("egress:\n  allow: [\"{shop}\"]\n");
@@ -313,8 +342,14 @@ async fn profile_update_event_updates_the_shopify_customer_of_a_member() {
             .await
             .expect("seed the monitored attributes");
     }
-    let member = sim.user("user1@example.com").expect("user")["id"].as_str().expect("id").to_owned();
-    let outsider = sim.user("user2@example.com").expect("user")["id"].as_str().expect("id").to_owned();
+    let member = sim.user("user1@example.com").expect("user")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let outsider = sim.user("user2@example.com").expect("user")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     assert!(sim.add_to_group(&sim.group_id("Shopify").expect("group"), &member));
     let deliver = |body: Value| {
         server
@@ -326,16 +361,29 @@ async fn profile_update_event_updates_the_shopify_customer_of_a_member() {
     };
     let changed = json!({ "changedAttributes": "firstName,title" });
     for (uuid, user) in [("e-member", &member), ("e-outsider", &outsider)] {
-        let response = deliver(okta_event(uuid, "user.account.update_profile", user, changed.clone()))
-            .await
-            .expect("deliver");
+        let response = deliver(okta_event(
+            uuid,
+            "user.account.update_profile",
+            user,
+            changed.clone(),
+        ))
+        .await
+        .expect("deliver");
         assert_eq!(response.status(), 200);
     }
     let runs = ended_runs(&server, "2-update-customer-in-shopify", 2).await;
-    assert!(runs.iter().all(|r| r.status.as_str() == "succeeded"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r.status.as_str() == "succeeded"),
+        "{runs:?}"
+    );
     // Only the member's run starts the profile helper, without waiting for it.
     let helpers = ended_runs(&server, "2-1-update-customer-profile-in-shopify", 1).await;
-    assert_eq!(helpers[0].status.as_str(), "succeeded", "{:?}", helpers[0].error);
+    assert_eq!(
+        helpers[0].status.as_str(),
+        "succeeded",
+        "{:?}",
+        helpers[0].error
+    );
     assert_eq!(helpers[0].input, json!({ "ID": member }));
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
@@ -364,7 +412,10 @@ async fn schedule_creates_the_accounts_of_employees_whose_start_date_has_come() 
     // The cron is 09:00 on the 3rd of each month in Los Angeles: 17:00 UTC on 2026-03-03 (PST).
     let start: DateTime<Utc> = "2026-03-03T16:59:00Z".parse().expect("time");
     let clock = ManualClock::new(start);
-    let pairs: Vec<(&str, &str)> = files.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let server = TestServer::start_with_clock(&pairs, Arc::new(clock.clone())).await;
     let mut keys = BTreeMap::new();
     for (first, last, start_date, created) in [
@@ -402,7 +453,12 @@ async fn schedule_creates_the_accounts_of_employees_whose_start_date_has_come() 
             break run;
         }
     };
-    assert_eq!(scheduled.status.as_str(), "succeeded", "{:?}", scheduled.error);
+    assert_eq!(
+        scheduled.status.as_str(),
+        "succeeded",
+        "{:?}",
+        scheduled.error
+    );
     let ada = sim
         .user("Ada.Lovelace@justatestcompany.com")
         .expect("Ada's account is created");
@@ -410,10 +466,19 @@ async fn schedule_creates_the_accounts_of_employees_whose_start_date_has_come() 
     // set one from the activation email.
     assert_eq!(ada["status"], "PROVISIONED");
     assert_eq!(ada["profile"]["firstName"], "Ada");
-    assert!(sim.user("Bob.Later@justatestcompany.com").is_none(), "Bob starts later");
-    assert!(sim.user("Cy.Done@justatestcompany.com").is_none(), "Cy's account exists already");
+    assert!(
+        sim.user("Bob.Later@justatestcompany.com").is_none(),
+        "Bob starts later"
+    );
+    assert!(
+        sim.user("Cy.Done@justatestcompany.com").is_none(),
+        "Cy's account exists already"
+    );
     let rows = server
-        .table("table.search_rows", json!({ "table": "new_employees", "limit": 10 }))
+        .table(
+            "table.search_rows",
+            json!({ "table": "new_employees", "limit": 10 }),
+        )
         .await
         .expect("read the table");
     let created: BTreeMap<String, bool> = rows["rows"]
@@ -422,14 +487,170 @@ async fn schedule_creates_the_accounts_of_employees_whose_start_date_has_come() 
         .iter()
         .map(|r| {
             (
-                r["row"]["first_name"].as_str().unwrap_or_default().to_owned(),
+                r["row"]["first_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 r["row"]["account_created"].as_bool().unwrap_or_default(),
             )
         })
         .collect();
     assert_eq!(
         created,
-        BTreeMap::from([("Ada".into(), true), ("Bob".into(), false), ("Cy".into(), true)])
+        BTreeMap::from([
+            ("Ada".into(), true),
+            ("Bob".into(), false),
+            ("Cy".into(), true)
+        ])
+    );
+    server.stop().await;
+}
+
+/// "How To: Catch an error within a Workflow" (If Error): the flow creates a user; when Okta
+/// refuses, the If Error card "traps" the error and the flow goes on with a message saying so.
+#[tokio::test]
+async fn if_error_traps_a_refused_user_creation_and_the_flow_goes_on() {
+    let sim = Sim::builder().start().await.expect("okta-sim starts");
+    let Some((_, files)) = imported("workflows_tutorials", Some(&sim)) else {
+        return;
+    };
+    let server = serve(&files).await;
+    let flow = "how-to-catch-an-error-within-a-workflow";
+    let input =
+        json!({ "first_name": "Grace", "last_name": "Hopper", "Email": "grace@example.com" });
+    let first = run(&server, flow, input.clone()).await;
+    assert_eq!(first.status.as_str(), "succeeded", "{:?}", first.error);
+    assert_eq!(
+        first.output.expect("output")["body"]["Message"],
+        "No errors creating user Grace Hopper (grace@example.com)."
+    );
+    assert_eq!(
+        sim.user("grace@example.com").expect("created")["status"],
+        "STAGED"
+    );
+    // The same login again: Okta refuses it, the handler runs, and the run still succeeds.
+    let second = run(&server, flow, input).await;
+    assert_eq!(second.status.as_str(), "succeeded", "{:?}", second.error);
+    let message = second.output.expect("output")["body"]["Message"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        message.starts_with(
+            "Uh-oh, there was an error trying to create user Grace Hopper (grace@example.com):"
+        ) && message.contains("the flow continues"),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+/// "REPT30d - Find a secret" (delegated flow, table, helper fan-out through Filter Custom): run
+/// from the Admin Console with a search text, it "finds a secret by name (or part of name) across
+/// all folders and returns the found secrets with breadcrumbs in an email".
+#[tokio::test]
+async fn delegated_search_mails_and_returns_the_breadcrumbs_of_matching_secrets() {
+    use domain::conformance::smtp::SmtpServer;
+
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let Some((_, mut files)) = imported("okta_privileged_access_secrets_utilities", None) else {
+        return;
+    };
+    let config = files["idflow.yaml"]
+        .replace(
+            "    smtp:\n      host: smtp.example.com\n      port: 587\n      tls: starttls\n      username: \"idflow@example.com\"\n      password: \"env:SMTP_PASSWORD\"\n",
+            &format!("    smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n", smtp.port),
+        )
+        .replace(
+            "  okta-delegated:\n    jwt:\n      issuer: \"https://example.okta.com/oauth2/default\"\n      audience: \"api://idflow\"\n",
+            "  okta-delegated:\n    token: \"file:./caller.token\"\n",
+        );
+    assert!(
+        config.contains("caller.token") && config.contains("tls: none"),
+        "{config}"
+    );
+    files.insert("idflow.yaml".into(), config);
+    files.insert("caller.token".into(), "admin-console-caller".into());
+    let server = serve(&files).await;
+    for (name, breadcrumb, kind) in [
+        (
+            "prod-db-password",
+            "Infra / Databases / prod-db-password",
+            "Secret",
+        ),
+        (
+            "staging-db-password",
+            "Infra / Staging / staging-db-password",
+            "Secret",
+        ),
+        ("api-key", "Apps / api-key", "Secret"),
+        (
+            "prod-db-password-folder",
+            "Infra / prod-db-password-folder",
+            "Folder",
+        ),
+    ] {
+        server
+            .table(
+                "table.create_row",
+                json!({ "table": "policy_rule_attach", "row": {
+                    "item_type": kind, "item_name": name, "item_breadcrumb": breadcrumb,
+                } }),
+            )
+            .await
+            .expect("seed a secret");
+    }
+    let response = server
+        .http
+        .post(server.url("/api/delegated/flows/rept30d-find-a-secret/run"))
+        .bearer_auth("admin-console-caller")
+        .json(&json!({ "searchArgument": "db-password", "emailRecipient": "secops@example.com" }))
+        .send()
+        .await
+        .expect("run");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    let id = body["runId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not started ({status}): {body}"))
+        .to_owned();
+    let ended = server.wait_run(&id).await;
+    assert_eq!(ended.status.as_str(), "succeeded", "{:?}", ended.error);
+    let result = ended.output.expect("output")["body"]["Result"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        result.starts_with(
+            "The search string \"db-password\" was found in the following folders/secrets:"
+        ),
+        "{result}"
+    );
+    assert!(
+        result.contains("Infra / Databases / prod-db-password"),
+        "{result}"
+    );
+    assert!(
+        result.contains("Infra / Staging / staging-db-password"),
+        "{result}"
+    );
+    assert!(
+        !result.contains("api-key") && !result.contains("-folder"),
+        "{result}"
+    );
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["rcpt_tos"], json!(["secops@example.com"]));
+    assert_eq!(
+        mail[0]["headers"]["Subject"],
+        "REPT30 - Search for \"db-password\" in Secret names"
+    );
+    assert!(
+        mail[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Infra / Staging / staging-db-password")),
+        "{mail:?}"
     );
     server.stop().await;
 }
