@@ -453,6 +453,28 @@ impl ChildRuns<RunnerError> for QueuedChildren<'_> {
         }
         Ok(None)
     }
+
+    async fn start_detached(
+        &self,
+        effect: u64,
+        step: &str,
+        helper: &CompiledFlow,
+        input: Value,
+    ) -> Result<Result<Value, RunError>, RunnerError> {
+        // The same key as `flow.call`: one helper run per starter and effect. The helper run names
+        // its starter in its trigger but has no parent, so its end wakes nobody (the starter may
+        // have ended long before).
+        let key = format!("child:{}:{effect}", self.parent.id);
+        let trigger = TriggerInfo::Helper {
+            parent: self.parent.id,
+            step: step.to_owned(),
+        };
+        let (child, _) = self
+            .runtime
+            .start_compiled(helper, input, trigger, Some(&key), None)
+            .await?;
+        Ok(Ok(serde_json::json!({ "run_id": child.to_string() })))
+    }
 }
 
 /// A claimed run's progress goes to the run store, fenced by its lease; a parked run is woken

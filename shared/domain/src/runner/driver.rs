@@ -103,6 +103,17 @@ pub trait ChildRuns<E>: Send + Sync {
         helper: &CompiledFlow,
         input: Value,
     ) -> Result<Option<Result<Value, RunError>>, E>;
+
+    /// Starts the helper run of `effect` with `input` without waiting for it (`flow.start`), at
+    /// most once per run and effect, and answers at once: the step's output (`{"run_id": …}`), or
+    /// why the helper could not start. The helper run's end never wakes this run.
+    async fn start_detached(
+        &self,
+        effect: u64,
+        step: &str,
+        helper: &CompiledFlow,
+        input: Value,
+    ) -> Result<Result<Value, RunError>, E>;
 }
 
 /// Where a run's progress goes.
@@ -362,6 +373,15 @@ where
                         .push(futures::future::ready(Event::ChildDone { effect, result }).boxed());
                 }
             }
+            Effect::StartDetached {
+                effect,
+                step,
+                flow,
+                input,
+            } => {
+                let result = self.start_detached(effect, &step, &flow, input).await?;
+                in_flight.push(futures::future::ready(Event::ChildDone { effect, result }).boxed());
+            }
             Effect::Timer { effect, until } => {
                 let now = self.clock.now();
                 if until <= now {
@@ -398,6 +418,36 @@ where
             return Ok(None);
         };
         self.children.start(effect, step, &compiled, input).await
+    }
+
+    /// Starts a helper run that this run does not wait for, under [`helper_policy`]; answers at once.
+    async fn start_detached(
+        &self,
+        effect: u64,
+        step: &str,
+        helper: &str,
+        input: Value,
+    ) -> Result<Result<Value, RunError>, E> {
+        if let Some(answer) = self.children.answer(step, helper, &input)? {
+            return Ok(answer);
+        }
+        let found = self.children.helper(helper).await?;
+        if let Err(refused) = helper_policy(helper, found.as_deref().map_err(Clone::clone)) {
+            return Ok(Err(refused));
+        }
+        match found {
+            Ok(compiled) => {
+                self.children
+                    .start_detached(effect, step, &compiled, input)
+                    .await
+            }
+            // helper_policy refuses every missing helper; kept total without a panic.
+            Err(message) => Ok(Err(RunError {
+                code: "flow_unavailable".to_owned(),
+                message,
+                step: None,
+            })),
+        }
     }
 
     /// [`Restore::EveryStep`]: checks that a resume from the restored `state` would re-issue exactly
@@ -489,6 +539,20 @@ fn same_effect(first: &Effect, again: &Effect) -> bool {
                 ..
             },
         ) => effect == effect_again && flow == flow_again && input == input_again,
+        (
+            Effect::StartDetached {
+                effect,
+                flow,
+                input,
+                ..
+            },
+            Effect::StartDetached {
+                effect: effect_again,
+                flow: flow_again,
+                input: input_again,
+                ..
+            },
+        ) => effect == effect_again && flow == flow_again && input == input_again,
         _ => first == again,
     }
 }
@@ -499,6 +563,9 @@ fn describe(effect: &Effect) -> String {
         Effect::Card { step, card, .. } => format!("the `{card}` call of step `{step}`"),
         Effect::StartChild { step, flow, .. } => {
             format!("the helper run of `{flow}` of step `{step}`")
+        }
+        Effect::StartDetached { step, flow, .. } => {
+            format!("the detached helper run of `{flow}` of step `{step}`")
         }
         Effect::Timer { effect, .. } => format!("timer {effect}"),
     }
@@ -593,6 +660,16 @@ steps:
             _: Value,
         ) -> Result<Option<Result<Value, RunError>>, DriveError> {
             Ok(None)
+        }
+
+        async fn start_detached(
+            &self,
+            _: u64,
+            _: &str,
+            _: &CompiledFlow,
+            _: Value,
+        ) -> Result<Result<Value, RunError>, DriveError> {
+            Ok(Ok(Value::Null))
         }
     }
 
