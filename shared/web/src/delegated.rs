@@ -162,7 +162,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
                             &source,
                             token,
                             &expected,
-                            runtime.clock.now(),
+                            runtime.clock.as_ref(),
                         )
                         .await
                     }
