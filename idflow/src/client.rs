@@ -1,4 +1,4 @@
-//! A small client of the admin API, used by `run`, `runs` and `show`.
+//! A small client of the admin API, used by `run`, `runs`, `show`, `rerun`, `cancel` and `record`.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ pub struct ServerArgs {
     pub token: Option<String>,
 }
 
+/// The admin API's client.
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -74,22 +75,34 @@ impl Client {
             .await
     }
 
-    pub async fn list_runs(
-        &self,
-        flow: Option<&str>,
-        status: Option<&str>,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<Value> {
-        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-        if let Some(f) = flow {
-            query.push(("flow", f.to_owned()));
-        }
-        if let Some(s) = status {
-            query.push(("status", s.to_owned()));
-        }
-        if let Some(c) = cursor {
-            query.push(("cursor", c.to_owned()));
+    /// Starts a new run with the input of run `id`; returns the new run's id.
+    pub async fn rerun(&self, id: &str) -> Result<String> {
+        let body = self
+            .send(self.request(reqwest::Method::POST, &format!("/api/runs/{id}/rerun")))
+            .await?;
+        body["runId"]
+            .as_str()
+            .map(str::to_owned)
+            .context("server did not return a run id")
+    }
+
+    /// Cancels run `id`; returns the run as it now stands.
+    pub async fn cancel(&self, id: &str) -> Result<Value> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/runs/{id}/cancel")))
+            .await
+    }
+
+    pub async fn list_runs(&self, filter: &RunFilter<'_>) -> Result<Value> {
+        let mut query: Vec<(&str, String)> = vec![("limit", filter.limit.to_string())];
+        for (name, value) in [
+            ("flow", filter.flow),
+            ("status", filter.status),
+            ("parent", filter.parent),
+            ("cursor", filter.cursor),
+        ] {
+            if let Some(value) = value {
+                query.push((name, value.to_owned()));
+            }
         }
         self.send(
             self.request(reqwest::Method::GET, "/api/runs")
@@ -98,8 +111,9 @@ impl Client {
         .await
     }
 
-    /// Waits for the run to end with the server's long poll (`?wait=`), in rounds of up to 30 s.
-    pub async fn wait_run(&self, id: &str, timeout: Duration) -> Result<Value> {
+    /// Waits for the run to end with the server's long poll (`?wait=`), in rounds of up to 30 s;
+    /// after `timeout`, returns the run as it stands.
+    pub async fn wait_run(&self, id: &str, timeout: Duration) -> Result<Waited> {
         let started = Instant::now();
         loop {
             let left = timeout.saturating_sub(started.elapsed()).as_secs().min(30);
@@ -109,12 +123,30 @@ impl Client {
                 run["status"].as_str(),
                 Some("succeeded" | "failed" | "cancelled")
             ) {
-                return Ok(run);
+                return Ok(Waited::Ended(run));
             }
             if left == 0 {
-                let status = run["status"].as_str().unwrap_or("?");
-                bail!("run {id} is still {status} after {}s", timeout.as_secs());
+                return Ok(Waited::StillGoing(run));
             }
         }
     }
+}
+
+/// What `wait_run` saw.
+pub enum Waited {
+    /// The run ended (succeeded, failed or cancelled).
+    Ended(Value),
+    /// The timeout passed first; the run goes on.
+    StillGoing(Value),
+}
+
+/// Which runs `list_runs` asks for.
+#[derive(Debug, Default)]
+pub struct RunFilter<'a> {
+    pub flow: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Only the helper runs this run started.
+    pub parent: Option<&'a str>,
+    pub limit: u32,
+    pub cursor: Option<&'a str>,
 }

@@ -1,14 +1,21 @@
-//! `idflow`: the command line. It parses arguments and calls into the `shared` crate (serve,
-//! validate, test, deploy), the `flopack` crate (import), or the admin API of a running server
-//! (run, runs, show, record).
+//! `idflow`: the command line. It parses arguments and calls into the crates under `shared/`
+//! (serve, validate, test, tables, deploy), the `flopack` crate (import), or the admin API of a
+//! running server (run, runs, show, rerun, cancel, record).
+//!
+//! Exit codes (see [`EXIT_CODES`]): 0 success; 1 what the command checked or ran failed (invalid
+//! flows, failing tests, a failed or cancelled run); 2 the command could not do its job (bad
+//! arguments, and for the commands that talk to a server, a server that is unreachable or
+//! refuses); 3 `run --wait` / `rerun --wait` gave up at `--timeout` while the run goes on.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::Value;
 
 mod client;
@@ -23,10 +30,35 @@ mod test_cmd;
 #[global_allocator]
 static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;
 
+/// What `idflow --help` and `idflow run --help` say about exit codes.
+const EXIT_CODES: &str = "Exit codes:
+  0  success (run --wait: the run succeeded)
+  1  what the command checked or ran failed: invalid flows, failing tests, a failed or cancelled run
+  2  the command could not do its job: bad arguments, or (run, rerun, runs, show, cancel, record)
+     a server that is unreachable or refuses, such as an unknown flow or run
+  3  run --wait / rerun --wait: the run had not ended when --timeout passed (it goes on)";
+
+/// A run the command waited for failed or was cancelled.
+const EXIT_FAILED: u8 = 1;
+/// The command could not do its job.
+const EXIT_ERROR: u8 = 2;
+/// `--wait` gave up at `--timeout`; the run goes on.
+const EXIT_STILL_RUNNING: u8 = 3;
+
+/// The statuses a run can have, as `runs --status` takes them.
+const RUN_STATUSES: [&str; 6] = [
+    "queued",
+    "running",
+    "waiting",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
+
 /// Self-hosted identity automation: flows in git, triggered by schedules, Okta events, HTTP calls
 /// and other flows, with a step-by-step history.
 #[derive(Debug, Parser)]
-#[command(name = "idflow", version, about)]
+#[command(name = "idflow", version, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,45 +111,79 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Starts a run of a flow with the given input.
+    /// Starts a run of a flow with the given input and prints its id, or with --wait, the run
+    /// card by card once it ends.
+    #[command(after_help = EXIT_CODES)]
     Run {
         /// The flow's name.
         name: String,
         /// The run input, as JSON.
         #[arg(long, default_value = "{}")]
         input: String,
-        /// Wait for the run to end and print it card by card.
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits, in seconds.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
         #[command(flatten)]
         server: client::ServerArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Lists runs, newest first.
+    /// Lists runs, newest first: id, flow, status, trigger, when it was created (UTC) and how
+    /// long it took.
     Runs {
+        /// Only runs of this flow.
         #[arg(long)]
         flow: Option<String>,
-        #[arg(long)]
+        /// Only runs with this status.
+        #[arg(long, value_parser = RUN_STATUSES)]
         status: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// Only the helper runs this run started (`flow.call`, `for_each` and `map` over a flow).
+        #[arg(long, value_name = "RUN_ID")]
+        parent: Option<String>,
+        /// Runs per page, from 1 to 500.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
+        /// Where the previous page ended: the value its `more: --cursor …` line gave.
         #[arg(long)]
         cursor: Option<String>,
         #[command(flatten)]
         server: client::ServerArgs,
+        /// Print the page as JSON (the admin API's answer).
         #[arg(long)]
         json: bool,
     },
-    /// Shows one run card by card.
+    /// Shows one run: a summary of its input, each step with its input, output and error, and its
+    /// helper runs.
     Show {
+        /// The run's id (from `idflow runs`).
         run_id: String,
         #[command(flatten)]
         server: client::ServerArgs,
+        /// Print the run as JSON, the whole input included.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts a new run of a run's flow with the same input (a failed run, say) and prints its id.
+    #[command(after_help = EXIT_CODES)]
+    Rerun {
+        /// The run to run again.
+        run_id: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        server: client::ServerArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels a run that has not ended (queued, running or waiting); a run that ended is left
+    /// as it is (exit 2).
+    Cancel {
+        /// The run to cancel.
+        run_id: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+        /// Print the cancelled run as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -147,6 +213,7 @@ enum Command {
     },
     /// Writes a test case from a run in history: its input, card outputs as stubs, its result.
     Record {
+        /// The run to turn into a test case.
         run_id: String,
         /// Test file to create or append to (default: print to stdout).
         #[arg(long)]
@@ -154,6 +221,26 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Prints the completion script of a shell (bash, zsh or fish).
+    ///
+    /// Install it where the shell looks: `idflow completions bash > /etc/bash_completion.d/idflow`,
+    /// `idflow completions zsh > "${fpath[1]}/_idflow"`,
+    /// `idflow completions fish > ~/.config/fish/completions/idflow.fish`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--wait` and `--timeout` of `run` and `rerun`.
+#[derive(Debug, clap::Args)]
+struct WaitArgs {
+    /// Wait for the run to end and print it card by card; the exit code says how it ended.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, in seconds; past it the command exits 3 and the run goes on.
+    #[arg(long, default_value_t = 60, requires = "wait")]
+    timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -168,12 +255,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The commands that talk to a server exit 2 when they cannot, so a script tells "the run
+    // failed" (1) from "the run could not be started or followed"; the others keep 1.
+    let error_code = if cli.command.talks_to_a_server() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::FAILURE
+    };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            error_code
         }
+    }
+}
+
+impl Command {
+    fn talks_to_a_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Runs { .. }
+                | Command::Show { .. }
+                | Command::Rerun { .. }
+                | Command::Cancel { .. }
+                | Command::Record { .. }
+        )
     }
 }
 
@@ -218,38 +326,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             name,
             input,
             wait,
-            timeout,
             server,
             json,
         } => {
             let input: Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
             let client = client::Client::new(&server)?;
             let run_id = client.start_run(&name, &input).await?;
-            if !wait {
-                if json {
-                    println!("{}", serde_json::json!({ "runId": run_id }));
-                } else {
-                    println!("{run_id}");
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let run = client
-                .wait_run(&run_id, Duration::from_secs(timeout))
-                .await?;
+            follow(&client, &run_id, &wait, json).await
+        }
+        Command::Rerun {
+            run_id,
+            wait,
+            server,
+            json,
+        } => {
+            let client = client::Client::new(&server)?;
+            let new_id = client.rerun(&run_id).await?;
+            follow(&client, &new_id, &wait, json).await
+        }
+        Command::Cancel {
+            run_id,
+            server,
+            json,
+        } => {
+            let client = client::Client::new(&server)?;
+            let run = client.cancel(&run_id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
-                print!("{}", render::run_card(&run, render::colors()));
+                println!("cancelled run {run_id} of {}", render::plain(&run["flow"]));
             }
-            Ok(if run["status"] == "succeeded" {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(ExitCode::SUCCESS)
         }
         Command::Runs {
             flow,
             status,
+            parent,
             limit,
             cursor,
             server,
@@ -257,12 +369,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let client = client::Client::new(&server)?;
             let page = client
-                .list_runs(flow.as_deref(), status.as_deref(), limit, cursor.as_deref())
+                .list_runs(&client::RunFilter {
+                    flow: flow.as_deref(),
+                    status: status.as_deref(),
+                    parent: parent.as_deref(),
+                    limit,
+                    cursor: cursor.as_deref(),
+                })
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
-                print!("{}", render::runs_table(&page));
+                print!("{}", render::runs_table(&page, render::colors()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -276,8 +394,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
-                print!("{}", render::run_card(&run, render::colors()));
+                let helpers = helper_runs(&client, &run_id).await?;
+                print!("{}", render::run_card(&run, &helpers, render::colors()));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "idflow", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::Test {
@@ -297,6 +420,64 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// After a run started: prints its id, or with `--wait`, the run once it ends (exit 0 succeeded,
+/// 1 failed or cancelled) or as it stands at `--timeout` (exit 3).
+async fn follow(
+    client: &client::Client,
+    run_id: &str,
+    wait: &WaitArgs,
+    json: bool,
+) -> Result<ExitCode> {
+    if !wait.wait {
+        if json {
+            println!("{}", serde_json::json!({ "runId": run_id }));
+        } else {
+            println!("{run_id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (run, ended) = match client
+        .wait_run(run_id, Duration::from_secs(wait.timeout))
+        .await?
+    {
+        client::Waited::Ended(run) => (run, true),
+        client::Waited::StillGoing(run) => (run, false),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        let helpers = helper_runs(client, run_id).await?;
+        print!("{}", render::run_card(&run, &helpers, render::colors()));
+    }
+    if !ended {
+        eprintln!(
+            "run {run_id} is still {} after {}s; it goes on (follow it with `idflow show {run_id}`)",
+            render::plain(&run["status"]),
+            wait.timeout
+        );
+        return Ok(ExitCode::from(EXIT_STILL_RUNNING));
+    }
+    Ok(if run["status"] == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+/// The helper runs `run_id` started, oldest first (the first 100).
+async fn helper_runs(client: &client::Client, run_id: &str) -> Result<Vec<Value>> {
+    let page = client
+        .list_runs(&client::RunFilter {
+            parent: Some(run_id),
+            limit: 100,
+            ..client::RunFilter::default()
+        })
+        .await?;
+    let mut runs = page["runs"].as_array().cloned().unwrap_or_default();
+    runs.reverse();
+    Ok(runs)
+}
+
 fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("./flows")]
@@ -305,8 +486,16 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     };
     let mut diagnostics = Vec::new();
     let mut flows = 0usize;
+    let mut warnings = Vec::new();
     for path in &paths {
         if path.is_dir() {
+            if let Some(stray) = domain::flowfile::misplaced_project_file(path) {
+                warnings.push(format!(
+                    "{} is not read: the project config belongs inside the flows directory, as {}",
+                    stray.display(),
+                    path.join(domain::flowfile::PROJECT_FILE).display()
+                ));
+            }
             let project = domain::flowfile::load_dir(path);
             flows += project.flows.iter().filter(|f| f.result.is_ok()).count();
             diagnostics.extend(project.all_diagnostics());
@@ -322,10 +511,13 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "valid": diagnostics.is_empty(), "flows": flows, "errors": diagnostics })
+            serde_json::json!({ "valid": diagnostics.is_empty(), "flows": flows, "errors": diagnostics, "warnings": warnings })
         );
     } else {
         let colors = render::colors_stderr();
+        for warning in &warnings {
+            eprintln!("{}warning{}: {warning}", colors.yellow, colors.reset);
+        }
         for d in &diagnostics {
             eprintln!("{}{}{}", colors.red, d, colors.reset);
         }
@@ -353,8 +545,11 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log redirected to a file or a pipe stays plain.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

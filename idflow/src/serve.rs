@@ -52,6 +52,15 @@ use web::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, BodyRea
 /// Errors starting the local server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// `--flows` names no directory: nothing could be served.
+    #[error(
+        "the flows directory {path} does not exist (give the directory of your flow files and idflow.yaml with --flows)"
+    )]
+    FlowsDirMissing { path: PathBuf },
+    #[error(
+        "the flows directory {path} is not a directory (give the directory of your flow files and idflow.yaml with --flows)"
+    )]
+    FlowsNotADir { path: PathBuf },
     #[error("cannot open the data directory {path}")]
     DataDir {
         path: PathBuf,
@@ -231,6 +240,17 @@ impl Server {
                 return Err(ServeError::ZeroOption { option });
             }
         }
+        // A mistyped --flows would otherwise serve an empty instance: refuse, as validate does.
+        if !options.flows_dir.exists() {
+            return Err(ServeError::FlowsDirMissing {
+                path: options.flows_dir.clone(),
+            });
+        }
+        if !options.flows_dir.is_dir() {
+            return Err(ServeError::FlowsNotADir {
+                path: options.flows_dir.clone(),
+            });
+        }
         std::fs::create_dir_all(&options.data_dir).map_err(|source| ServeError::DataDir {
             path: options.data_dir.clone(),
             source,
@@ -275,7 +295,8 @@ impl Server {
 
         let project = flowfile::load_dir(&options.flows_dir);
         let report = sync_flows(flows.as_ref(), &project, clock.now()).await?;
-        print_report(&options.flows_dir, &report);
+        print_report(&options.flows_dir, &report, true);
+        warn_before_serving(&options.flows_dir, &project, secrets.as_ref()).await;
 
         let exposure = if options.addr.ip().is_loopback() {
             AdminExposure::Loopback
@@ -594,19 +615,60 @@ impl HttpBody for DeadlineBody {
     }
 }
 
-fn print_report(dir: &Path, report: &SyncReport) {
+/// Logs what a deploy changed: at info level at start and when something changed, at debug level
+/// when a reload changed nothing (so an idle server stays quiet).
+fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
     for d in &report.diagnostics {
         tracing::error!("{d}");
     }
-    tracing::info!(
-        dir = %dir.display(),
-        added = report.added.len(),
-        updated = report.updated.len(),
-        removed = report.removed.len(),
-        unchanged = report.unchanged.len(),
-        invalid = report.diagnostics.len(),
-        "flows deployed"
-    );
+    macro_rules! deployed {
+        ($level:ident) => {
+            tracing::$level!(
+                dir = %dir.display(),
+                added = report.added.len(),
+                updated = report.updated.len(),
+                removed = report.removed.len(),
+                unchanged = report.unchanged.len(),
+                invalid = report.diagnostics.len(),
+                "flows deployed"
+            )
+        };
+    }
+    if at_start || report.changed_anything() {
+        deployed!(info);
+    } else {
+        deployed!(debug);
+    }
+}
+
+impl SyncReport {
+    /// Whether the deploy added, updated or removed a flow, or found a broken file.
+    pub fn changed_anything(&self) -> bool {
+        !(self.added.is_empty()
+            && self.updated.is_empty()
+            && self.removed.is_empty()
+            && self.diagnostics.is_empty())
+    }
+}
+
+/// Warns about what would make flows fail without a word at start: a project config where
+/// nothing reads it, and each flow's secrets that do not resolve (by name and reference, never a
+/// value).
+async fn warn_before_serving(dir: &Path, project: &LoadedProject, secrets: &dyn Secrets) {
+    if let Some(stray) = flowfile::misplaced_project_file(dir) {
+        tracing::warn!(
+            "{} is not read: the project config belongs inside the flows directory, as {}",
+            stray.display(),
+            dir.join(flowfile::PROJECT_FILE).display()
+        );
+    }
+    for unresolved in crate::preflight::unresolved_secrets(project, secrets).await {
+        tracing::warn!(
+            flow = %unresolved.flow,
+            secret = %unresolved.name,
+            "{unresolved}"
+        );
+    }
 }
 
 /// A schedule flow's parsed schedule.
@@ -730,7 +792,7 @@ impl Reloader {
             )
             .await
             {
-                Ok(report) => print_report(&self.dir, &report),
+                Ok(report) => print_report(&self.dir, &report, false),
                 Err(error) => {
                     tracing::error!(error = %error, "reload failed");
                     continue;
@@ -750,7 +812,19 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
         let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
         };
-        for entry in entries.flatten() {
+        // Only the files a deploy reads: a log file, an editor's swap file or a data directory
+        // kept in the flows directory changes all the time and would redeploy every second.
+        let deployable = |name: &str| {
+            let lower = name.to_ascii_lowercase();
+            !name.starts_with('.')
+                && [".yaml", ".yml", ".json"]
+                    .iter()
+                    .any(|ext| lower.ends_with(ext))
+        };
+        for entry in entries
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(deployable))
+        {
             if let Ok(meta) = entry.metadata() {
                 out.push((
                     entry.path(),
@@ -771,7 +845,39 @@ pub fn system_clock() -> Arc<dyn Clock> {
 
 #[cfg(test)]
 mod tests {
-    use super::fingerprint;
+    use super::{SyncReport, fingerprint};
+
+    #[test]
+    fn a_file_no_deploy_reads_leaves_the_fingerprint_alone() {
+        let dir = std::env::temp_dir().join(format!("idflow-fingerprint-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(dir.join(".idflow")).expect("dirs");
+        std::fs::write(dir.join("hello.yaml"), "name: hello\nsteps: []\n").expect("write");
+        let before = fingerprint(&dir);
+        // A log redirected into the flows directory, an editor's swap file, the data directory.
+        std::fs::write(dir.join("serve.log"), "flows deployed\n").expect("write");
+        std::fs::write(dir.join(".hello.yaml.swp"), "x").expect("write");
+        std::fs::write(dir.join(".idflow/idflow.db-wal"), "x").expect("write");
+        let after = fingerprint(&dir);
+        std::fs::write(dir.join("other.json"), "{}").expect("write");
+        let with_flow = fingerprint(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(before, after);
+        assert_ne!(after, with_flow);
+    }
+
+    #[test]
+    fn a_reload_that_changed_nothing_is_not_news() {
+        let unchanged = SyncReport {
+            unchanged: vec!["hello".into()],
+            ..SyncReport::default()
+        };
+        assert!(!unchanged.changed_anything());
+        let updated = SyncReport {
+            updated: vec!["hello".into()],
+            ..unchanged.clone()
+        };
+        assert!(updated.changed_anything());
+    }
 
     #[test]
     fn a_changed_table_file_changes_the_fingerprint_the_reloader_watches() {

@@ -252,7 +252,7 @@ async fn show(
     } else if conditions.is_none() && shown != total {
         eprintln!("{shown} of {total} rows");
     } else {
-        eprintln!("{shown} row(s)");
+        eprintln!("{shown} {}", if shown == 1 { "row" } else { "rows" });
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -370,8 +370,9 @@ impl Progress {
         self.clear();
         let elapsed = self.started.elapsed();
         eprintln!(
-            "imported {} rows into {} in {:.1}s ({} rows/s)",
+            "imported {} {} into {} in {:.1}s ({} rows/s)",
             thousands(rows),
+            if rows == 1 { "row" } else { "rows" },
             self.table,
             elapsed.as_secs_f64(),
             thousands(rate(rows, elapsed))

@@ -90,8 +90,10 @@ pub fn test(
 }
 
 fn print_suite(suite: &SuiteRun, c: Colors) {
+    // Standard error gets its own colours: it may be a terminal while standard output is piped.
+    let e = render::colors_stderr();
     for d in &suite.diagnostics {
-        eprintln!("{}error{}: {d}", c.red, c.reset);
+        eprintln!("{}error{}: {d}", e.red, e.reset);
     }
     let mut current_file: Option<&str> = None;
     for report in &suite.reports {

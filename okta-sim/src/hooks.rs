@@ -5,11 +5,14 @@
 //! `com.okta.event_hook` envelope with the configured `Authorization` value, waits 3 seconds for
 //! an answer, and retries a batch once after a timeout or a 5xx.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::clock::{lock, okta_time};
+use crate::context::Shared;
 use crate::error::HookError;
-use crate::server::SimHandle;
+use crate::state::LoggedEvent;
 
 /// How one batch went.
 #[derive(Debug)]
@@ -43,19 +46,15 @@ impl DeliveryReport {
     }
 }
 
-fn client(sim: &SimHandle) -> Result<reqwest::Client, reqwest::Error> {
-    let timeout = *lock(&sim.shared.hook_timeout);
+fn client(sim: &Shared) -> Result<reqwest::Client, reqwest::Error> {
+    let timeout = *lock(&sim.hook_timeout);
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent("Okta Event Hooks (okta-sim)")
         .build()
 }
 
-pub(crate) async fn verify(
-    sim: &SimHandle,
-    url: &str,
-    authorization: &str,
-) -> Result<(), HookError> {
+pub(crate) async fn verify(sim: &Shared, url: &str, authorization: &str) -> Result<(), HookError> {
     let transport = |source| HookError::Transport {
         url: url.to_string(),
         source,
@@ -122,7 +121,7 @@ async fn post_once(
 }
 
 pub(crate) async fn deliver(
-    sim: &SimHandle,
+    sim: &Shared,
     url: &str,
     authorization: &str,
     events: Vec<Value>,
@@ -151,7 +150,7 @@ pub(crate) async fn deliver(
             "eventType": "com.okta.event_hook",
             "eventTypeVersion": "1.0",
             "cloudEventsVersion": "0.1",
-            "source": format!("{}/api/v1/eventHooks/who{hook_id}", sim.base_url()),
+            "source": format!("{}/api/v1/eventHooks/who{hook_id}", sim.base_url),
             "eventId": event_id,
             "data": { "events": batch },
             "eventTime": okta_time(sim.clock_now()),
@@ -171,4 +170,71 @@ pub(crate) async fn deliver(
         });
     }
     report
+}
+
+/// Events per delivery, as Okta batches them.
+const FORWARD_BATCH: usize = 50;
+
+/// A running event hook: delivers the System Log events logged after it started, as they are
+/// logged. Delivery stops when it is dropped.
+pub struct EventForwarder {
+    reports: tokio::sync::mpsc::UnboundedReceiver<BatchReport>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EventForwarder {
+    pub(crate) fn start(shared: Arc<Shared>, url: &str, authorization: &str) -> EventForwarder {
+        let (mut tail, mut last) = {
+            let inner = lock(&shared.inner);
+            (
+                inner.org.log_tail.subscribe(),
+                inner.org.events.last().map_or(0, |e| e.seq),
+            )
+        };
+        let (sender, reports) = tokio::sync::mpsc::unbounded_channel();
+        let url = url.to_owned();
+        let authorization = authorization.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                let batch: Vec<Value> = {
+                    let inner = lock(&shared.inner);
+                    let new: Vec<&LoggedEvent> =
+                        inner.org.events.iter().filter(|e| e.seq > last).collect();
+                    if let Some(newest) = new.last() {
+                        last = newest.seq;
+                    }
+                    new.into_iter().map(|e| e.event.clone()).collect()
+                };
+                if batch.is_empty() {
+                    // Marks the tail seen before waiting, so an event logged meanwhile wakes us.
+                    tail.borrow_and_update();
+                    let waiting = { lock(&shared.inner).org.events.last().map_or(0, |e| e.seq) };
+                    if waiting > last {
+                        continue;
+                    }
+                    if tail.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let report = deliver(&shared, &url, &authorization, batch, FORWARD_BATCH).await;
+                for batch in report.batches {
+                    // Nobody reading the reports is fine: delivery goes on.
+                    let _ = sender.send(batch);
+                }
+            }
+        });
+        EventForwarder { reports, task }
+    }
+
+    /// How the next batch went, once it has been delivered (or has failed).
+    pub async fn next_report(&mut self) -> Option<BatchReport> {
+        self.reports.recv().await
+    }
+}
+
+impl Drop for EventForwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -25,11 +25,16 @@
 //! - `governance`: OIG v1/v2 access requests and their seeds.
 //! - `filter`: SCIM filter expressions (`search`, `filter`).
 //! - `limits`: endpoint families, rate limits, fault injection.
-//! - `hooks`: event hook verification and delivery, Okta's side.
+//! - `hooks`: event hook verification and delivery, Okta's side, and [`EventForwarder`], a hook
+//!   that receives every event as it is logged.
+//! - `demo`: the `--demo` org ([`SimBuilder::demo`], [`SimHandle::play_demo_activity`]).
+//! - `sink`: [`WebhookSink`], a stand-in for the Slack incoming webhook the demo flows post to.
 //! - `clock`, `ids`, `journal`, `error`: time, deterministic ids, request log, errors.
 
 mod auth;
 mod clock;
+mod context;
+mod demo;
 mod error;
 mod filter;
 mod governance;
@@ -39,14 +44,16 @@ mod journal;
 mod limits;
 mod routes;
 mod server;
+mod sink;
 mod state;
 
 pub use auth::{ClientKey, DEFAULT_API_TOKEN, KNOWN_SCOPES, OAuthClient, jwk_thumbprint};
 pub use clock::{Clock, ManualClock, SystemClock, okta_time};
 pub use error::{HookError, SimError};
 pub use governance::RequestSeed;
-pub use hooks::{BatchReport, DeliveryReport};
+pub use hooks::{BatchReport, DeliveryReport, EventForwarder};
 pub use journal::JournalEntry;
 pub use limits::{Family, Faults, RateLimit};
 pub use server::{Sim, SimBuilder, SimHandle};
+pub use sink::WebhookSink;
 pub use state::{RequestMessage, UserStatus};

@@ -1,10 +1,16 @@
-//! `okta-sim`: runs the Okta simulator until Ctrl-C and prints its URL.
+//! `okta-sim`: runs the Okta simulator until Ctrl-C and prints its URL; with `--demo`, the demo
+//! org, with `--event-hook`, a hook that receives its events as they happen, and with
+//! `--slack-sink`, a stand-in for the Slack webhook the demo flows post to.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use okta_sim::{ClientKey, Family, Faults, OAuthClient, RateLimit, Sim};
+use okta_sim::{
+    ClientKey, DEFAULT_API_TOKEN, Family, Faults, OAuthClient, RateLimit, Sim, SimHandle,
+    WebhookSink,
+};
+use serde_json::Value;
 
 /// A local Okta org for tests, benchmarks and demos.
 #[derive(Debug, Parser)]
@@ -25,9 +31,33 @@ struct Args {
     /// Seed for deterministic ids.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Another accepted SSWS token (the default token is always accepted).
+    /// The org's SSWS API token, which requests must carry (default `00sim-default-api-token`).
+    /// Taken from OKTA_API_TOKEN when set, so idflow's `env:OKTA_API_TOKEN` and the simulator
+    /// agree on one value.
+    #[arg(long, env = "OKTA_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Another accepted SSWS token. Repeatable.
     #[arg(long = "api-token")]
     api_tokens: Vec<String>,
+    /// Start with the demo org: eleven people, five groups (one is "No-Code Builders"), four apps,
+    /// three access requests, and a System Log with a few days of history, the last day's sign-ins
+    /// (failed ones included), a lockout and a breached credential. Its live activity (a new hire
+    /// activated, group additions, a breached credential, new access requests) is logged once
+    /// the --event-hook is verified, or at start without one.
+    #[arg(long)]
+    demo: bool,
+    /// An event hook to deliver every System Log event to as it is logged, such as
+    /// `http://127.0.0.1:8080/hooks/okta`. Verified first, and again every second until it answers
+    /// (so idflow may start after the simulator).
+    #[arg(long, requires = "event_hook_secret")]
+    event_hook: Option<String>,
+    /// The event hook's Authorization header value (idflow's `hooks.okta.secret`).
+    #[arg(long, env = "OKTA_EVENT_HOOK_SECRET", hide_env_values = true)]
+    event_hook_secret: Option<String>,
+    /// Also listen here as the Slack incoming webhook the demo flows post to (their
+    /// `vars.slackWebhook`, `127.0.0.1:8026`), printing each message.
+    #[arg(long)]
+    slack_sink: Option<SocketAddr>,
     /// A family's budget, e.g. `users=600/60s` or `logs=5/1s` (families: users, groups, apps,
     /// logs, governance, token, other). Repeatable.
     #[arg(long = "rate-limit", value_parser = parse_rate_limit)]
@@ -79,6 +109,12 @@ async fn main() -> std::process::ExitCode {
         .addr(args.addr)
         .seed(args.seed)
         .seed_users(args.seed_users);
+    if let Some(token) = &args.token {
+        builder = builder.token(token.clone());
+    }
+    if args.demo {
+        builder = builder.demo();
+    }
     for group in args.groups {
         builder = builder.group(group);
     }
@@ -106,16 +142,122 @@ async fn main() -> std::process::ExitCode {
         throttle_every: args.throttle_every,
         path_prefix: None,
     });
-    match builder.start().await {
-        Ok(sim) => {
-            println!("okta-sim listening on {}", sim.base_url());
-            println!("Authorization: {}", sim.ssws_header());
-            sim.serve_until_ctrl_c().await;
-            std::process::ExitCode::SUCCESS
-        }
+    let sim = match builder.start().await {
+        Ok(sim) => sim,
         Err(error) => {
             eprintln!("okta-sim: {error}");
-            std::process::ExitCode::FAILURE
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("okta-sim listening on {}", sim.base_url());
+    // Only the well-known default is printed: a token given by the user may be a real one.
+    if sim.api_token() == DEFAULT_API_TOKEN {
+        println!("Authorization: {}", sim.ssws_header());
+    } else {
+        println!("Authorization: SSWS <the token of --token or OKTA_API_TOKEN>");
+    }
+    if args.demo {
+        println!("{}", demo_summary(&sim));
+    }
+    let _sink = match args.slack_sink {
+        Some(addr) => match WebhookSink::start(addr, print_slack_message).await {
+            Ok(sink) => {
+                println!(
+                    "slack webhook sink listening on http://{}",
+                    sink.local_addr()
+                );
+                Some(sink)
+            }
+            Err(error) => {
+                eprintln!("okta-sim: --slack-sink: {error}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let activity = async {
+        match (&args.event_hook, &args.event_hook_secret) {
+            (Some(url), Some(secret)) => run_event_hook(&sim, url, secret, args.demo).await,
+            _ => {
+                if args.demo {
+                    let events = sim.play_demo_activity();
+                    println!("demo activity: {} events logged", events.len());
+                }
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = activity => {}
+    }
+    sim.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+/// One line about the demo org, so a user knows what is there to find.
+fn demo_summary(sim: &SimHandle) -> String {
+    let events = sim.events();
+    let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);
+    let failed = events
+        .iter()
+        .filter(|e| e["eventType"] == "user.session.start" && e["outcome"]["result"] == "FAILURE")
+        .filter(|e| {
+            e["published"]
+                .as_str()
+                .and_then(|p| chrono::DateTime::parse_from_rfc3339(p).ok())
+                .is_some_and(|p| p > day_ago)
+        })
+        .count();
+    format!(
+        "demo org: people like ada.lovelace@example.com, groups like \"No-Code Builders\", {} System Log events ({failed} failed sign-ins in the last 24 hours)",
+        events.len()
+    )
+}
+
+fn print_slack_message(path: &str, message: Value) {
+    let text = message["text"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| message.to_string());
+    println!("slack {path}: {text}");
+}
+
+/// Verifies the hook (again every second until it answers), plays the demo's activity, then
+/// reports each delivery until the process ends.
+async fn run_event_hook(sim: &SimHandle, url: &str, secret: &str, demo: bool) {
+    let mut waiting = false;
+    loop {
+        match sim.verify_event_hook(url, secret).await {
+            Ok(()) => break,
+            Err(error) => {
+                if !waiting {
+                    println!("event hook {url}: not verified yet ({error}); trying every second");
+                    waiting = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    println!("event hook {url}: verified; delivering every event from now on");
+    let mut forwarder = sim.forward_events(url, secret);
+    if demo {
+        let events = sim.play_demo_activity();
+        println!("demo activity: {} events logged", events.len());
+    }
+    while let Some(batch) = forwarder.next_report().await {
+        match batch.outcome {
+            Ok(status) => println!(
+                "event hook: delivered {} event{} ({status})",
+                batch.events,
+                if batch.events == 1 { "" } else { "s" }
+            ),
+            Err(error) => println!(
+                "event hook: {} event{} not delivered after {} attempts: {error}",
+                batch.events,
+                if batch.events == 1 { "" } else { "s" },
+                batch.attempts
+            ),
         }
     }
 }

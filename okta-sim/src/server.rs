@@ -20,48 +20,17 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{self, AuthState, DEFAULT_API_TOKEN, OAuthClient, ResourceRequest, TokenRequest};
 use crate::clock::{Clock, SystemClock, lock};
+use crate::context::{Ctx, Inner, Shared};
 use crate::error::{ApiError, SimError};
 use crate::governance::RequestSeed;
 use crate::hooks;
 use crate::journal::{JOURNALED_HEADERS, JournalEntry};
 use crate::limits::{Family, Faults, RateLimit, RateLimiter};
-use crate::routes::{self, Ctx};
+use crate::routes;
 use crate::state::{NewUser, Org, Principal, RequestMessage, UserStatus};
 
 /// Largest request body the simulator reads (Okta refuses far smaller ones; this only bounds memory).
 const MAX_BODY: usize = 10 * 1024 * 1024;
-
-/// Mutable simulator state behind one lock; handlers hold it briefly and never across an await.
-pub(crate) struct Inner {
-    pub(crate) org: Org,
-    pub(crate) auth: AuthState,
-    limiter: RateLimiter,
-    faults: Faults,
-    fault_counter: u64,
-    journal: VecDeque<JournalEntry>,
-    journal_capacity: Option<usize>,
-}
-
-/// What every handler shares.
-pub(crate) struct Shared {
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) inner: Mutex<Inner>,
-    pub(crate) base_url: String,
-    pub(crate) hook_timeout: Mutex<Duration>,
-}
-
-impl Shared {
-    /// Runs `f` on the org with the current request's id recorded for System Log events.
-    pub(crate) fn org<R>(&self, ctx: &Ctx, f: impl FnOnce(&mut Org) -> R) -> R {
-        let mut inner = lock(&self.inner);
-        inner.org.current_request_id = Some(ctx.request_id.clone());
-        inner.org.current_request_uri = ctx.path.clone();
-        let result = f(&mut inner.org);
-        inner.org.current_request_id = None;
-        inner.org.current_request_uri.clear();
-        result
-    }
-}
 
 /// Starts a [`Sim`]: `Sim::builder().seed_users(10).start().await`.
 pub struct Sim;
@@ -74,8 +43,10 @@ impl Sim {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 1,
             clock: Arc::new(SystemClock),
-            api_tokens: vec![DEFAULT_API_TOKEN.to_string()],
+            token: DEFAULT_API_TOKEN.to_string(),
+            api_tokens: Vec::new(),
             seed_users: 0,
+            demo: false,
             groups: Vec::new(),
             apps: Vec::new(),
             rate_limits: Vec::new(),
@@ -92,8 +63,10 @@ pub struct SimBuilder {
     addr: SocketAddr,
     seed: u64,
     clock: Arc<dyn Clock>,
+    token: String,
     api_tokens: Vec<String>,
     seed_users: usize,
+    demo: bool,
     groups: Vec<String>,
     apps: Vec<String>,
     rate_limits: Vec<(Family, RateLimit)>,
@@ -129,9 +102,24 @@ impl SimBuilder {
         self
     }
 
+    /// The org's SSWS token, in place of [`DEFAULT_API_TOKEN`]: what [`SimHandle::api_token`]
+    /// returns and requests must carry.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
+    }
+
     /// Accepts another SSWS token.
     pub fn api_token(mut self, token: impl Into<String>) -> Self {
         self.api_tokens.push(token.into());
+        self
+    }
+
+    /// Starts with the demo org: people, groups, apps, access requests and a few days of System
+    /// Log history (sign-ins, failed ones included, a lockout, a breached credential); see
+    /// [`SimHandle::play_demo_activity`] for what happens next.
+    pub fn demo(mut self) -> Self {
+        self.demo = true;
         self
     }
 
@@ -195,11 +183,15 @@ impl SimBuilder {
         let mut org = Org::new(self.seed, now);
         org.base_url = base_url.clone();
         let mut auth = AuthState::new(&mut org.ids);
+        auth.api_tokens.insert(self.token.clone());
         auth.api_tokens.extend(self.api_tokens);
         for client in self.clients {
             auth.register(client)?;
         }
         seed_org(&mut org, now, self.seed_users, &self.groups, &self.apps);
+        if self.demo {
+            crate::demo::seed(&mut org, now);
+        }
         let mut limiter = RateLimiter::default();
         for (family, limit) in self.rate_limits {
             limiter.set(family, limit);
@@ -232,6 +224,7 @@ impl SimBuilder {
         Ok(SimHandle {
             shared,
             base_url,
+            api_token: self.token,
             local_addr: local,
             stop: Some(stop),
             task: Some(task),
@@ -556,6 +549,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
 pub struct SimHandle {
     pub(crate) shared: Arc<Shared>,
     base_url: String,
+    api_token: String,
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -577,14 +571,14 @@ impl SimHandle {
         format!("{}/oauth2/v1/token", self.base_url)
     }
 
-    /// The default SSWS token ([`DEFAULT_API_TOKEN`]).
-    pub fn api_token(&self) -> &'static str {
-        DEFAULT_API_TOKEN
+    /// The org's SSWS token: [`DEFAULT_API_TOKEN`] unless [`SimBuilder::token`] set another.
+    pub fn api_token(&self) -> &str {
+        &self.api_token
     }
 
-    /// `SSWS <default token>`, ready for an `Authorization` header.
+    /// `SSWS <the org's token>`, ready for an `Authorization` header.
     pub fn ssws_header(&self) -> String {
-        format!("SSWS {DEFAULT_API_TOKEN}")
+        format!("SSWS {}", self.api_token)
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -838,7 +832,7 @@ impl SimHandle {
         url: &str,
         authorization: &str,
     ) -> Result<(), crate::HookError> {
-        hooks::verify(self, url, authorization).await
+        hooks::verify(&self.shared, url, authorization).await
     }
 
     /// Delivers events like Okta: batches of at most `batch_size` in the
@@ -851,19 +845,24 @@ impl SimHandle {
         events: Vec<Value>,
         batch_size: usize,
     ) -> hooks::DeliveryReport {
-        hooks::deliver(self, url, authorization, events, batch_size).await
+        hooks::deliver(&self.shared, url, authorization, events, batch_size).await
     }
 
-    pub(crate) fn next_token(&self, len: usize) -> String {
-        self.inner().org.ids.token(len)
+    /// Delivers every System Log event logged from now on to an event hook at `url`, as Okta does
+    /// once a hook is verified: in the `com.okta.event_hook` envelope, in batches, each retried
+    /// once after a timeout or a 5xx. Delivery goes on in the background until the returned
+    /// [`EventForwarder`] is dropped; its reports say how each batch went.
+    pub fn forward_events(&self, url: &str, authorization: &str) -> hooks::EventForwarder {
+        hooks::EventForwarder::start(self.shared.clone(), url, authorization)
     }
 
-    pub(crate) fn next_uuid(&self) -> String {
-        self.inner().org.ids.uuid()
-    }
-
-    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
-        self.now()
+    /// Plays the demo org's live activity now (a [`SimBuilder::demo`] org; on another org only
+    /// what applies): the new hire is activated and joins Engineering, Ada Lovelace joins
+    /// "No-Code Builders", a breached credential is detected, and each seeded access request is
+    /// created. Returns the uuids of the events logged, oldest first.
+    pub fn play_demo_activity(&self) -> Vec<String> {
+        let now = self.now();
+        crate::demo::activity(&mut self.inner().org, now)
     }
 
     /// Stops serving and waits for in-flight requests.

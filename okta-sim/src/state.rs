@@ -187,6 +187,8 @@ pub(crate) struct Org {
     /// Path of the HTTP request being served, for events' `debugContext.debugData.requestUri`.
     pub(crate) current_request_uri: String,
     pub(crate) seen_event_uuids: HashSet<String>,
+    /// The sequence number of the newest System Log event, for event hook forwarders to wait on.
+    pub(crate) log_tail: tokio::sync::watch::Sender<u64>,
 }
 
 /// What to create a user with.
@@ -225,6 +227,7 @@ impl Org {
             current_request_id: None,
             current_request_uri: String::new(),
             seen_event_uuids: HashSet::new(),
+            log_tail: tokio::sync::watch::channel(0).0,
         };
         // Every org has the built-in Everyone group.
         org.insert_group(
@@ -575,7 +578,7 @@ impl Org {
         })
     }
 
-    fn user_target(&self, seq: u64) -> Value {
+    pub(crate) fn user_target(&self, seq: u64) -> Value {
         match self.users.rows.get(&seq) {
             Some(user) => {
                 let profile = &user.profile;
@@ -935,6 +938,7 @@ impl Org {
             published,
             event,
         });
+        self.log_tail.send_replace(seq);
         uuid
     }
 

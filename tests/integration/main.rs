@@ -7,6 +7,7 @@ mod delegated;
 mod deploy;
 mod egress;
 mod functions;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod hooks;

@@ -724,3 +724,175 @@ async fn the_daily_search_saves_exports_and_mails_the_last_24_hours_of_failed_lo
     server.stop().await;
     sim.shutdown().await;
 }
+
+/// okta-sim's demo org (`okta-sim --demo`, the README's demo) gives seed 004's daily search
+/// something to find: the flow saves and mails the last day's failed sign-ins.
+#[tokio::test]
+async fn the_daily_search_saves_the_demo_orgs_failed_logins() {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let sim = sim(Sim::builder().demo()).await;
+    let sink = Sink::start().await;
+    let server = serve_with_mail(
+        &sim,
+        &sink,
+        Some(&smtp),
+        &[
+            ("failed-logins.yaml", FAILED_LOGINS),
+            ("tables/failed-logins.yaml", FAILED_LOGINS_TABLE),
+        ],
+    )
+    .await;
+    let scheduled_for = chrono::Utc::now().to_rfc3339();
+    let started: Value = server
+        .http
+        .post(server.url("/api/flows/failed-logins/runs"))
+        .json(&json!({ "scheduled_for": scheduled_for }))
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let run = server
+        .wait_run(started["runId"].as_str().expect("runId"))
+        .await;
+    assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
+    let body = &run.output.expect("output")["body"];
+    assert_eq!(body["failures"], 8, "{body}");
+    assert_eq!(
+        body["users"],
+        json!([
+            "ada.lovelace@example.com",
+            "alan.turing@example.com",
+            "katherine.johnson@example.com",
+            "kim.park@example.com",
+            "root@example.com"
+        ])
+    );
+    let saved = server
+        .table("table.search_rows", json!({ "table": "failed_logins" }))
+        .await
+        .expect("rows");
+    assert_eq!(saved["rows"].as_array().map(Vec::len), Some(8), "{saved}");
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(
+        mail[0]["headers"]["Subject"],
+        "Failed logins in the last 24 hours: 8"
+    );
+    let csv = mail[0]["attachments"][0]["content"].as_str().expect("csv");
+    assert_eq!(
+        csv.split("\r\n").filter(|l| !l.is_empty()).count(),
+        9,
+        "{csv}"
+    );
+    server.stop().await;
+    sim.shutdown().await;
+}
+
+/// The demo org's live activity, delivered by okta-sim's event hook as it happens, starts every
+/// event flow of the examples, and each does what its seed scenario says.
+#[tokio::test]
+async fn the_demo_orgs_activity_runs_every_event_flow() {
+    let sim = sim(Sim::builder().demo()).await;
+    let sink = Sink::start().await;
+    let server = serve(
+        &sim,
+        &sink,
+        &[
+            ("is-member-of-group.yaml", MEMBER),
+            ("user-activated-slack.yaml", ACTIVATED),
+            ("breached-password.yaml", BREACHED),
+            ("no-code-builders.yaml", NO_CODE),
+            ("request-enrichment.yaml", ENRICH),
+            ("tables/settings.yaml", SETTINGS_TABLE),
+        ],
+    )
+    .await;
+    server
+        .table(
+            "table.create_row",
+            json!({ "table": "settings", "row": { "name": "okta_domain", "value": sim.base_url() } }),
+        )
+        .await
+        .expect("the settings row");
+    let hook_url = server.url("/hooks/okta");
+    sim.verify_event_hook(&hook_url, HOOK_SECRET)
+        .await
+        .expect("the hook verifies");
+    let mut hook = sim.forward_events(&hook_url, HOOK_SECRET);
+    let played = sim.play_demo_activity();
+    let mut delivered = 0;
+    while delivered < played.len() {
+        let batch = hook.next_report().await.expect("a delivery");
+        assert!(batch.outcome.is_ok(), "{batch:?}");
+        delivered += batch.events;
+    }
+
+    for (flow, count) in [
+        ("is-member-of-group", 2),
+        ("user-activated-slack", 1),
+        ("breached-password", 1),
+        ("no-code-builders", 1),
+        ("request-enrichment", 1),
+    ] {
+        let runs = ended_runs(&server, flow).await;
+        assert_eq!(runs.len(), count, "{flow}");
+        for run in &runs {
+            assert_eq!(run.status.as_str(), "succeeded", "{flow}: {:?}", run.error);
+        }
+    }
+    // Seed 002: both people added to a group are marked.
+    for login in ["ken.thompson@example.com", "ada.lovelace@example.com"] {
+        let user = sim.user(login).expect("user");
+        assert_eq!(user["profile"]["isMemberOfGroup"], true, "{login}");
+    }
+    // Seed 004: the new hire's activation, the breached credential and the No-Code Builders
+    // welcome reach Slack; the Engineering addition does not welcome anyone.
+    let mut texts: Vec<String> = sink
+        .at("slack")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    texts.sort();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(
+        texts[0].starts_with(":rotating_light: A breached credential was used by Katherine Johnson (katherine.johnson@example.com) from 198.51.100.23 at "),
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts[1],
+        ":white_check_mark: Ken Thompson (ken.thompson@example.com) was activated by Sim Admin"
+    );
+    assert_eq!(texts[2], "Welcome to No-Code Builders, Ada Lovelace!");
+    // Seed 001: the building access request gets the requester's profile; the others are not
+    // among the subjects the test's config enriches.
+    let api = reqwest::Client::new();
+    let requests: Value = api
+        .get(format!("{}/governance/api/v1/requests", sim.base_url()))
+        .header("authorization", sim.ssws_header())
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    let mut posted = Vec::new();
+    for request in requests["data"].as_array().expect("requests") {
+        let id = request["id"].as_str().expect("id");
+        for message in sim.request_messages(id) {
+            posted.push((request["subject"].clone(), message.message));
+        }
+    }
+    assert_eq!(
+        posted,
+        vec![(
+            json!("Building access"),
+            "About the requester:\nName: Kim Park\nTitle: Financial Analyst\nDepartment: Finance\nManager: Lee Chen".to_owned()
+        )]
+    );
+    server.stop().await;
+    sim.shutdown().await;
+}

@@ -38,6 +38,46 @@ pub async fn serve(flows: &std::path::Path, data: &std::path::Path) -> (Child, S
     (child, base)
 }
 
+/// Starts `idflow serve` like [`serve`], with `IDFLOW_LOG=info`, extra environment variables and
+/// no `NO_COLOR`, and returns what it logged before listening (its start-up warnings).
+pub async fn serve_logging(
+    flows: &std::path::Path,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Child, String, Vec<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idflow"));
+    command
+        .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
+        .arg(flows)
+        .arg("--data")
+        .arg(data)
+        .env("IDFLOW_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("idflow starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut logged = Vec::new();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read stderr")
+            .unwrap_or_else(|| panic!("idflow exited before listening:\n{}", logged.join("\n")));
+        if let Some(url) = line.strip_prefix("idflow listening on ") {
+            break url.trim().to_owned();
+        }
+        logged.push(line);
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base, logged)
+}
+
 /// A fresh, empty directory under the system's temp dir.
 pub fn temp_dir(label: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("idflow-cli-{label}-{}", ulid::Ulid::new()));

@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod demo;
 mod governance;
 mod groups;
 mod hooks;

@@ -156,6 +156,26 @@ pub fn json_size(value: &serde_json::Value, limit: u64) -> u64 {
     total
 }
 
+/// How deeply a value nests lists and objects (a scalar is 0, `[]` and `{}` are 1). Iterative, so
+/// any value can be measured.
+pub fn json_depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => Box::new(map.values()),
+            _ => {
+                deepest = deepest.max(depth);
+                continue;
+            }
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +205,16 @@ mod tests {
         std::hint::black_box(&big);
         assert!(allocated_bytes() - before >= 1 << 20);
         assert!(is_counting());
+    }
+
+    #[test]
+    fn json_depth_counts_nested_lists_and_objects() {
+        assert_eq!(json_depth(&serde_json::json!(1)), 0);
+        assert_eq!(json_depth(&serde_json::json!([])), 1);
+        assert_eq!(
+            json_depth(&serde_json::json!({ "a": [1, { "b": [] }], "c": 2 })),
+            4
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::ports::Created;
 use crate::run::TriggerInfo;
 use crate::runner::error::RunnerError;
 use crate::runner::runtime::Runtime;
+use crate::runner::start::MAX_INPUT_DEPTH;
 use crate::template::{self, Compiled};
 
 /// What a delivery did, as answered to Okta (which ignores the body) and to tests.
@@ -51,6 +52,13 @@ pub fn parse_delivery(bytes: &[u8]) -> Result<(Vec<HookEvent>, Value), String> {
         Some(_) => return Err("`data.events` must be a list".into()),
         None => return Err("the delivery has no `data.events` list".into()),
     };
+    let depth = crate::budget::json_depth(&envelope);
+    if depth >= MAX_INPUT_DEPTH {
+        return Err(format!(
+            "the delivery is nested {depth} levels deep; at most {} are accepted",
+            MAX_INPUT_DEPTH - 1
+        ));
+    }
     let mut parsed = Vec::with_capacity(events.len());
     for (index, event) in events.into_iter().enumerate() {
         let text = |key: &str| {
@@ -63,6 +71,14 @@ pub fn parse_delivery(bytes: &[u8]) -> Result<(Vec<HookEvent>, Value), String> {
         };
         if !event.is_object() {
             return Err(format!("`data.events[{index}]` must be an object"));
+        }
+        // The run input is `{"event": …, "delivery": …}`, one level above each.
+        let depth = crate::budget::json_depth(&event);
+        if depth >= MAX_INPUT_DEPTH {
+            return Err(format!(
+                "`data.events[{index}]` is nested {depth} levels deep; at most {} are accepted",
+                MAX_INPUT_DEPTH - 1
+            ));
         }
         let uuid = text("uuid")?;
         let event_type = text("eventType")?;
@@ -100,7 +116,7 @@ pub async fn accept(
         };
         let mut context = None;
         for subscriber in subscribers {
-            if !seen.insert((event.uuid.as_str(), subscriber.flow.as_str())) {
+            if seen.contains(&(event.uuid.as_str(), subscriber.flow.as_str())) {
                 // The same event twice in one batch: the dedupe key would catch it too, but there
                 // is no need to ask the store.
                 accepted.duplicates += 1;
@@ -119,6 +135,10 @@ pub async fn accept(
                     continue;
                 }
             }
+            // Only a copy that starts a run hides the later ones: a copy the filter skipped leaves
+            // the next copy of the uuid to be judged on its own, as it would be in a later batch
+            // (found by fuzzing: a skipped copy used to hide a passing one of the same batch).
+            seen.insert((event.uuid.as_str(), subscriber.flow.as_str()));
             let key = format!("event:{}:{}", event.uuid, subscriber.flow);
             let input = json!({ "event": event.event, "delivery": delivery });
             let trigger = TriggerInfo::Event {
@@ -137,8 +157,13 @@ pub async fn accept(
         match result {
             Ok((_, Created::New)) => accepted.started += 1,
             Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
-            // Removed or broken since the index was built: nothing to start, nothing to retry.
-            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
+            // Removed or broken since the index was built, or an input no retry can fix: nothing
+            // to start, nothing to retry.
+            Err(
+                error @ (RunnerError::UnknownFlow(_)
+                | RunnerError::InvalidFlow { .. }
+                | RunnerError::InputTooDeep { .. }),
+            ) => {
                 tracing::warn!(%flow, error = %error, "event not delivered to flow");
             }
             Err(error) => {

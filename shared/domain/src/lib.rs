@@ -24,6 +24,8 @@
 //! - [`email`]: email messages and the [`email::EmailSender`] port.
 //! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`run`]: runs and step records as stored and shown.
+//! - [`fuzzing`] (feature `fuzzing`, tests only): the property-test runner and generators of the fuzz
+//!   targets.
 //! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
 //!   recording a run from history as a test case.
 //! - [`conformance`] (feature `conformance`): the suites every adapter of a port passes.
@@ -42,6 +44,8 @@ pub mod email;
 pub mod engine;
 pub mod events;
 pub mod flowfile;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod jwks;
 pub mod model;
 pub mod ports;

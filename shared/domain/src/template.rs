@@ -30,7 +30,8 @@
 //! rendered value (text is written into a capped buffer, so it stops as soon as it passes), and
 //! `alloc_bytes` bounds what the render allocates in all (through [`crate::budget`]'s counting
 //! allocator, checked whenever idflow's own code runs during the render: the writer, the formatter,
-//! the functions and filters, and after each expression). Exceeding one fails the render with a
+//! the functions and filters, every item of a loop over the render's data or a `range`, and after
+//! each expression). Exceeding one fails the render with a
 //! [`TemplateErrorKind::Budget`] error naming the budget, never the process.
 //!
 //! # Undefined values
@@ -83,6 +84,7 @@ fn build_environment() -> Environment<'static> {
     env.set_debug(false);
     env.set_formatter(strict_formatter);
     env.remove_global("debug");
+    env.add_function("range", range_function);
     env.add_function("now", now_function);
     env.add_function("secret", secret_function);
     env.add_filter("tojson", tojson_filter);
@@ -393,14 +395,14 @@ impl Compiled {
             Node::Expression { expr, source, path } => {
                 let (result, read_secret) = watch_secrets(|| {
                     within_budget(limits, || {
-                        let value = expr
-                            .eval(ctx)
+                        let value = contain_panic(|| expr.eval(ctx))
                             .and_then(|value| {
                                 check_alloc()?;
                                 Ok(value)
                             })
                             .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
-                        let json = value_to_json(&value)
+                        // Lazy sequences are iterated here, still inside minijinja's code.
+                        let json = contain_panic(|| value_to_json(&value))
                             .map_err(|err| error_from(&err, path, source, Some(ctx)))?;
                         if budget::json_size(&json, limits.output_bytes) > limits.output_bytes {
                             return Err(budget_error(path, BudgetHit::Output(limits.output_bytes)));
@@ -425,14 +427,17 @@ impl Compiled {
                             buffer: Vec::new(),
                             limit: limits.output_bytes,
                         };
-                        template
-                            .render_captured_to(ctx, &mut out)
-                            .map(|_| {
-                                serde_json::Value::String(
-                                    String::from_utf8_lossy(&out.buffer).into_owned(),
-                                )
-                            })
-                            .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
+                        // The last check: a render that wrote nothing after passing its budget.
+                        contain_panic(|| {
+                            template.render_captured_to(ctx, &mut out)?;
+                            check_alloc()
+                        })
+                        .map(|()| {
+                            serde_json::Value::String(
+                                String::from_utf8_lossy(&out.buffer).into_owned(),
+                            )
+                        })
+                        .map_err(|err| error_from(&err, path, template.source(), Some(ctx)))
                     })
                 });
                 finish_leaf(result, read_secret, at, secret_paths)
@@ -459,6 +464,20 @@ impl Compiled {
             }
         }
     }
+}
+
+/// Runs one minijinja evaluation, turning a panic inside it into an error. minijinja 2.24 panics on
+/// some inputs (a reversed slice of an empty sequence, `{{ [][::-1] | list }}`, indexes an empty
+/// vector), and template inputs come from callers: one request must fail its step, not unwind
+/// through a worker. Nothing is shared with the evaluation but the context, which it only reads, so
+/// no state is left half-changed.
+fn contain_panic<R>(evaluate: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(evaluate)).unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "the template engine failed on this value (an internal error, reported to idflow)",
+        ))
+    })
 }
 
 /// Records a leaf that read a secret, and keeps the details of its errors out of sight: a failing
@@ -701,11 +720,15 @@ pub fn eval_expression(expr: &str, ctx: &Value) -> Result<serde_json::Value, Tem
     // Errors are explained against the `{{ }}` form so the undefined-path search reads it as an
     // expression.
     let explain = |err: Error| error_from(&err, "", &format!("{{{{ {source} }}}}"), Some(ctx));
-    within_budget(&Limits::default(), || {
-        let value = compiled.eval(ctx).map_err(explain)?;
-        check_alloc().map_err(explain)?;
-        value_to_json(&value).map_err(explain)
-    })
+    let (result, read_secret) = watch_secrets(|| {
+        within_budget(&Limits::default(), || {
+            let value = contain_panic(|| compiled.eval(ctx)).map_err(explain)?;
+            check_alloc().map_err(explain)?;
+            contain_panic(|| value_to_json(&value)).map_err(explain)
+        })
+    });
+    // As for a leaf of a tree: a failing filter could quote the secret it was given.
+    finish_leaf(result, read_secret, &Vec::new(), &mut Vec::new())
 }
 
 /// Adds variables (a loop's `item`, a predicate's `index`) on top of a context.
@@ -766,13 +789,88 @@ pub fn secret_names(source: &str) -> Result<Vec<String>, TemplateError> {
 }
 
 /// Converts JSON into a template value. Integers stay integers and key order is kept.
+///
+/// Lists become [`CheckedList`]s: a loop over data that came from a caller checks the render's
+/// memory budget at every item, so a template that builds text item by item stops at the budget
+/// instead of after the whole list.
 pub fn to_value(json: &serde_json::Value) -> Value {
-    Value::from_serialize(json)
+    match json {
+        serde_json::Value::Array(items) => {
+            Value::from_object(CheckedList(items.iter().map(to_value).collect()))
+        }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(key, item)| (Value::from(key.as_str()), to_value(item)))
+            .collect(),
+        scalar => Value::from_serialize(scalar),
+    }
+}
+
+/// A list of the render's data. It reads like minijinja's own lists, but hands out each item only
+/// while the render is within its memory budget: minijinja runs no idflow code between the
+/// iterations of a loop, and `{% set ns.s = ns.s ~ item %}` copies the whole text on each one, so
+/// without this check a long list made a render copy gigabytes before the budget was looked at
+/// (found by fuzzing). Past the budget the item is an invalid value, which stops the loop with
+/// the budget's error.
+#[derive(Debug)]
+pub struct CheckedList(Vec<Value>);
+
+impl Object for CheckedList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Err(error) = check_alloc() {
+            return Some(Value::from(error));
+        }
+        self.0.get(key.as_usize()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Seq(self.0.len())
+    }
+}
+
+/// `range(…)`: minijinja's, checking the memory budget at every step as a [`CheckedList`] does.
+fn range_function(lower: isize, upper: Option<isize>, step: Option<isize>) -> Result<Value, Error> {
+    let range = minijinja::functions::range(lower, upper, step)?;
+    Ok(Value::from_object(CheckedRange(range)))
+}
+
+/// minijinja's lazy `range`, handing out each number only while the render is within its memory
+/// budget.
+#[derive(Debug)]
+struct CheckedRange(Value);
+
+impl Object for CheckedRange {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.0.try_iter() {
+            Ok(numbers) => {
+                minijinja::value::Enumerator::Iter(Box::new(numbers.map(
+                    |number| match check_alloc() {
+                        Ok(()) => number,
+                        Err(error) => Value::from(error),
+                    },
+                )))
+            }
+            Err(_) => minijinja::value::Enumerator::Empty,
+        }
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        self.0.len()
+    }
 }
 
 /// Converts a template value into JSON. Undefined values are an error.
 pub fn to_json(value: &Value) -> Result<serde_json::Value, TemplateError> {
-    value_to_json(value).map_err(|err| TemplateError::new("", error_message(&err)))
+    contain_panic(|| value_to_json(value))
+        .map_err(|err| TemplateError::new("", error_message(&err)))
 }
 
 /// The value to put in the context under [`SECRETS_KEY`]: readable one name at a time through
@@ -1068,7 +1166,8 @@ fn tag_end(body: &str, closer: &str) -> Option<usize> {
             at += 1;
             continue;
         }
-        if depth == 0 && body[at..].starts_with(closer) {
+        // Bytes, not `body[at..]`: `at` steps one byte at a time and may sit inside a character.
+        if depth == 0 && bytes[at..].starts_with(closer.as_bytes()) {
             return Some(at);
         }
         match byte {
@@ -1354,6 +1453,9 @@ fn date_filter(value: &Value, format: Option<&str>, tz: Option<&str>) -> Result<
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -1387,6 +1489,90 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn text_outside_ascii_inside_a_tag_is_read_not_a_panic() {
+        // Found by fuzzing: the tag scanner sliced text inside a multi-byte character.
+        assert!(eval_expression("ଅ", &context()).is_err());
+        check(
+            json!("{{ input.n ~ 'é' }}{{ é }}"),
+            Err("syntax error: unexpected character"),
+        );
+        check(json!("{{ {'é': 1} }}"), Ok(json!({ "é": 1 })));
+    }
+
+    #[test]
+    fn building_a_string_in_a_loop_over_caller_data_is_held_to_the_memory_budget() {
+        // Found by fuzzing: each `~` copies the whole string so far, and no idflow code ran between
+        // iterations, so a list from the caller made the render copy gigabytes before any check.
+        let users: Vec<String> = (0..20_000).map(|i| format!("user{i:05}")).collect();
+        let ctx = to_value(&json!({ "input": { "users": users } }));
+        let limits = Limits {
+            output_bytes: 1 << 20,
+            alloc_bytes: 16 << 20,
+        };
+        for source in [
+            "{% set ns = namespace(s='') %}{% for u in input.users %}{% set ns.s = ns.s ~ u ~ ',' %}{% endfor %}{{ ns.s | length }}",
+            "{% set ns = namespace(s='') %}{% for i in range(input.users | length) %}{% set ns.s = ns.s ~ input.users[i] %}{% endfor %}{{ ns.s | length }}",
+        ] {
+            let before = budget::allocated_bytes();
+            let result = Compiled::text(source)
+                .expect("compiles")
+                .render_within(&ctx, &limits);
+            let used = budget::allocated_bytes() - before;
+            let error = result.expect_err(source);
+            assert_eq!(error.kind, TemplateErrorKind::Budget, "{source}: {error}");
+            assert!(
+                used < 2 * limits.alloc_bytes,
+                "{source}: {}",
+                format_size(used)
+            );
+        }
+    }
+
+    #[test]
+    fn an_expression_that_fails_after_reading_a_secret_keeps_it_out_of_the_error() {
+        // Found by fuzzing: `date` quotes the text it cannot read, and eval_expression passed
+        // that message on.
+        for expr in [
+            "secret('okta-token') | date",
+            "(secret('okta-token') | trim) | date",
+            "secret('okta-token') | fromjson",
+            "{{ secret('okta-token') ~ 'x' | date }}",
+        ] {
+            let (result, read) = watch_secrets(|| eval_expression(expr, &context()));
+            let error = result.expect_err(expr);
+            assert!(read, "{expr}");
+            assert!(!error.to_string().contains("s3cr3t"), "{expr}: {error}");
+            assert!(
+                error.message.contains("details withheld"),
+                "{expr}: {error}"
+            );
+        }
+        // Errors that read no secret keep their details.
+        let error = eval_expression("'soon' | date", &context()).expect_err("not a date");
+        assert!(error.message.contains("soon"), "{error}");
+    }
+
+    #[test]
+    fn a_panic_inside_minijinja_fails_the_render_not_the_worker() {
+        // Found by fuzzing: minijinja 2.24 panics iterating a reversed slice of an empty sequence.
+        let message = "the template engine failed on this value";
+        check(json!("{{ [][::-1] | list }}"), Err(message));
+        check(json!("{{ steps.nope[::-1][::-1] }}"), Err(message));
+        check(
+            json!("{% for x in [][::-1] %}{{ x }}{% endfor %}"),
+            Err(message),
+        );
+        assert!(
+            eval_expression("[][::-1] | list", &context())
+                .expect_err("panics inside")
+                .message
+                .contains(message)
+        );
+        // A reversed slice with items is unaffected.
+        check(json!("{{ input.tags[::-1] }}"), Ok(json!(["b", "a"])));
     }
 
     #[test]
@@ -1492,6 +1678,13 @@ mod tests {
         check(
             json!(
                 "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            ),
+            // Every inner loop allocates its iterator; whichever budget runs out first stops it.
+            Err("budget)"),
+        );
+        check(
+            json!(
+                "{% for i in range(100000) %}{{ i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i + i }}{% endfor %}"
             ),
             Err("fuel"),
         );
@@ -1801,7 +1994,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(fuel.kind, TemplateErrorKind::Budget);
-        assert!(fuel.message.contains("fuel"), "{fuel}");
+        // Each inner loop allocates its iterator, and a range checks the memory budget at every
+        // step: the memory budget may run out before the fuel does.
+        assert!(
+            fuel.message.contains("fuel") || fuel.message.contains("memory budget"),
+            "{fuel}"
+        );
     }
 
     #[test]

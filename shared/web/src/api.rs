@@ -222,6 +222,8 @@ impl From<RunnerError> for ApiError {
             RunnerError::UnknownRun(id) => ApiError::NotFound(format!("run {id} does not exist")),
             RunnerError::Store(e) => e.into(),
             RunnerError::Secret(e) => ApiError::Internal(Box::new(e)),
+            // The caller's input, not the server: a 400 that says how deep it may go.
+            error @ RunnerError::InputTooDeep { .. } => ApiError::BadRequest(error.to_string()),
             other if other.is_retryable() => ApiError::Unavailable(Box::new(other)),
             other => ApiError::Internal(Box::new(other)),
         }

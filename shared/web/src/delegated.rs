@@ -300,7 +300,12 @@ async fn run(
     };
     let (run_id, _) = runtime
         .start_run(&name, input, trigger_info, dedupe.as_deref())
-        .await?;
+        .await
+        .map_err(|error| match error {
+            // The caller's inputs, not the server: a 400 that says how deep they may go.
+            RunnerError::InputTooDeep { .. } => ApiError::BadRequest(error.to_string()),
+            other => other.into(),
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "runId": run_id.to_string() })),

@@ -15,12 +15,14 @@
 //! `email_rejected` (retryable when the server said to try later, SMTP 4xx); an unreachable server
 //! is a network error (retryable).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::smtp::SmtpSender;
+use domain::cards::fields::{Fields, invalid, wrong};
 use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::email::{
     Attachment, Email, EmailConnection, EmailError, EmailSender, Transport, UserName,
@@ -54,13 +56,9 @@ impl EmailExecutor {
     }
 
     async fn send(&self, call: &CardCall) -> Result<Value, CardError> {
-        let empty = Map::new();
-        let input = call.input.as_object().unwrap_or(&empty);
-        let name = match input.get("connection") {
-            None | Some(Value::Null) => DEFAULT_CONNECTION,
-            Some(Value::String(name)) => name.as_str(),
-            Some(_) => return Err(invalid("connection", "expected a connection name")),
-        };
+        let input = Fields::of_call(&call.input)?;
+        let name = input.optional_text("connection")?;
+        let name = name.as_deref().unwrap_or(DEFAULT_CONNECTION);
         let config = call.project.connections.get(name).ok_or_else(|| {
             failed(
                 "no_connection",
@@ -71,7 +69,7 @@ impl EmailExecutor {
         })?;
         let connection = EmailConnection::from_config(name, config)
             .map_err(|message| failed("invalid_connection", message))?;
-        let email = message(input, &connection)?;
+        let email = message(&input, &connection)?;
         let recipients = email.to.len() + email.cc.len() + email.bcc.len();
         let sent = match &connection.transport {
             Transport::Smtp(settings) => {
@@ -127,7 +125,7 @@ impl CardExecutor for EmailExecutor {
 }
 
 /// The message a step asks for, from the connection's sender.
-fn message(input: &Map<String, Value>, connection: &EmailConnection) -> Result<Email, CardError> {
+fn message(input: &Fields<'_>, connection: &EmailConnection) -> Result<Email, CardError> {
     let to = addresses(input, "to")?;
     if to.is_empty() {
         return Err(invalid("to", "expected at least one recipient"));
@@ -140,7 +138,8 @@ fn message(input: &Map<String, Value>, connection: &EmailConnection) -> Result<E
             format!("at most {MAX_RECIPIENTS} recipients in all (to, cc and bcc)"),
         ));
     }
-    let subject = text(input, "subject")?
+    let subject = input
+        .optional_text("subject")?
         .map(|s| s.replace(['\r', '\n'], " ").trim().to_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("subject", "expected a subject"))?;
@@ -170,43 +169,36 @@ fn message(input: &Map<String, Value>, connection: &EmailConnection) -> Result<E
         subject,
         text: text_body,
         html,
-        attachments: attachments(input.get("attachments"))?,
+        attachments: attachments(input)?,
     })
 }
 
-fn text(input: &Map<String, Value>, field: &str) -> Result<Option<String>, CardError> {
-    match input.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(invalid(field, "expected text")),
-    }
+/// A text field; blank counts as absent.
+fn text(input: &Fields<'_>, field: &str) -> Result<Option<String>, CardError> {
+    Ok(input.optional_text(field)?.map(Cow::into_owned))
 }
 
 /// Addresses as a list, or text with several separated by `,` or `;` (outside quotes and `<>`).
-fn addresses(input: &Map<String, Value>, field: &str) -> Result<Vec<String>, CardError> {
+fn addresses(input: &Fields<'_>, field: &str) -> Result<Vec<String>, CardError> {
     let mut out = Vec::new();
-    match input.get(field) {
-        None | Some(Value::Null) => {}
+    match input.value(field) {
+        None => {}
         Some(Value::String(text)) => out.extend(split_addresses(text)),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Value::String(text) => out.extend(split_addresses(text)),
-                    _ => {
-                        return Err(invalid(
-                            &format!("{field}[{i}]"),
-                            "expected an email address",
-                        ));
+                    other => {
+                        return Err(wrong(&format!("{field}[{i}]"), "an email address", other));
                     }
                 }
             }
         }
-        Some(_) => {
-            return Err(invalid(
+        Some(other) => {
+            return Err(wrong(
                 field,
-                "expected an email address, several separated by commas, or a list",
+                "an email address, several separated by commas, or a list",
+                other,
             ));
         }
     }
@@ -238,52 +230,46 @@ fn split_addresses(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn attachments(value: Option<&Value>) -> Result<Vec<Attachment>, CardError> {
-    let items: Vec<(String, &Value)> = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+/// `attachments`: one `{ filename, content, content_type }` or a list of them.
+fn attachments(input: &Fields<'_>) -> Result<Vec<Attachment>, CardError> {
+    let items: Vec<(String, &Value)> = match input.value("attachments") {
+        None => return Ok(Vec::new()),
         Some(object @ Value::Object(_)) => vec![("attachments".to_owned(), object)],
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
             .map(|(i, item)| (format!("attachments[{i}]"), item))
             .collect(),
-        Some(_) => {
-            return Err(invalid(
+        Some(other) => {
+            return Err(wrong(
                 "attachments",
-                "expected `{ filename, content }` or a list of them",
+                "`{ filename, content }` or a list of them",
+                other,
             ));
         }
     };
     let mut out = Vec::with_capacity(items.len());
     let mut total = 0usize;
     for (path, item) in items {
-        let Some(item) = item.as_object() else {
-            return Err(invalid(&path, "expected `{ filename, content }`"));
+        let Value::Object(item) = item else {
+            return Err(wrong(&path, "`{ filename, content }`", item));
         };
-        let filename = match item.get("filename") {
-            Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_owned(),
-            _ => return Err(invalid(&format!("{path}.filename"), "expected a file name")),
-        };
+        let item = input.within(item, &path);
+        let filename = item
+            .optional_text("filename")?
+            .map(|name| name.trim().to_owned())
+            .ok_or_else(|| item.invalid("filename", "expected a file name"))?;
         if filename.contains(['/', '\\', '\r', '\n']) {
-            return Err(invalid(
-                &format!("{path}.filename"),
-                "a file name, without folders or line breaks",
-            ));
+            return Err(item.invalid("filename", "a file name, without folders or line breaks"));
         }
-        let content = match item.get("content") {
+        let content = match item.value("content") {
             Some(Value::String(text)) => text.clone().into_bytes(),
-            None | Some(Value::Null) => {
-                return Err(invalid(
-                    &format!("{path}.content"),
-                    "expected the file's content (text)",
-                ));
-            }
+            None => return Err(item.invalid("content", "expected the file's content (text)")),
             Some(other) => other.to_string().into_bytes(),
         };
-        let content_type = match item.get("content_type") {
-            Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
-            _ => content_type_of(&filename).to_owned(),
-        };
+        let content_type = item
+            .optional_text("content_type")?
+            .map_or_else(|| content_type_of(&filename).to_owned(), Cow::into_owned);
         total += content.len();
         if total > MAX_ATTACHMENT_BYTES {
             return Err(invalid(
@@ -315,13 +301,6 @@ fn content_type_of(filename: &str) -> &'static str {
         "html" | "htm" => "text/html; charset=utf-8",
         "xml" => "application/xml",
         _ => "application/octet-stream",
-    }
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> CardError {
-    CardError::InvalidInput {
-        field: field.to_owned(),
-        message: message.into(),
     }
 }
 

@@ -13,6 +13,7 @@
 //! Client-credentials tokens are cached per executor until shortly before they expire, measured on
 //! the [`Clock`] port's monotonic reading.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{self, ReadError};
 use crate::egress::{CheckedClients, EgressDenied, EgressPolicy, Lookup};
+use domain::cards::fields::{Fields, invalid};
 use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::ports::Clock;
 
@@ -319,44 +321,13 @@ enum Auth {
     ClientCredentials(ClientCredentials),
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> CardError {
-    CardError::InvalidInput {
-        field: field.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn scalar_text(value: &Value, field: &str) -> Result<String, CardError> {
-    match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Number(number) => Ok(number.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Null => Err(invalid(field, "is required")),
-        Value::Array(_) => Err(invalid(field, "expected text, got a list")),
-        Value::Object(_) => Err(invalid(field, "expected text, got an object")),
-    }
-}
-
-fn object_field<'a>(
-    input: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a Map<String, Value>>, CardError> {
-    match input.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(invalid(field, "expected an object")),
-    }
-}
-
 impl Request {
     fn from_input(input: &Value) -> Result<Request, CardError> {
-        let Value::Object(input) = input else {
-            return Err(invalid("with", "expected an object"));
-        };
-        let method = match input.get("method") {
-            None | Some(Value::Null) => Method::GET,
-            Some(value) => {
-                let name = scalar_text(value, "method")?.trim().to_ascii_uppercase();
+        let input = Fields::of_call(input)?;
+        let method = match input.optional_text("method")? {
+            None => Method::GET,
+            Some(name) => {
+                let name = name.trim().to_ascii_uppercase();
                 match name.as_str() {
                     "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
                         Method::from_bytes(name.as_bytes())
@@ -374,8 +345,7 @@ impl Request {
             }
         };
 
-        let url_text = scalar_text(input.get("url").unwrap_or(&Value::Null), "url")?;
-        let mut url = Url::parse(url_text.trim())
+        let mut url = Url::parse(input.text("url")?.trim())
             .map_err(|err| invalid("url", format!("not a valid URL: {err}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(
@@ -387,43 +357,28 @@ impl Request {
             ));
         }
 
-        if let Some(query) = object_field(input, "query")? {
-            let mut pairs = Vec::new();
-            for (name, value) in query {
-                let field = format!("query.{name}");
-                match value {
-                    Value::Null => {}
-                    Value::Array(items) => {
-                        for item in items.iter().filter(|item| !item.is_null()) {
-                            pairs.push((name.clone(), scalar_text(item, &field)?));
-                        }
-                    }
-                    other => pairs.push((name.clone(), scalar_text(other, &field)?)),
-                }
-            }
-            if !pairs.is_empty() {
-                url.query_pairs_mut().extend_pairs(pairs);
-            }
+        if let Some(pairs) = input.optional_pairs("query")?
+            && !pairs.is_empty()
+        {
+            url.query_pairs_mut().extend_pairs(pairs);
         }
 
         let mut headers = HeaderMap::new();
-        if let Some(given) = object_field(input, "headers")? {
-            for (name, value) in given {
-                if value.is_null() {
-                    continue;
-                }
-                let field = format!("headers.{name}");
-                let header = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| invalid(&field, "not a valid header name"))?;
-                let text = scalar_text(value, &field)?;
-                let value = HeaderValue::from_str(&text)
-                    .map_err(|_| invalid(&field, "not a valid header value"))?;
-                headers.append(header, value);
-            }
+        for (name, text) in input.optional_pairs("headers")?.unwrap_or_default() {
+            let field = format!("headers.{name}");
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(&field, "not a valid header name"))?;
+            let value = HeaderValue::from_str(&text)
+                .map_err(|_| invalid(&field, "not a valid header value"))?;
+            headers.append(header, value);
         }
 
         let mut client_credentials = None;
-        match object_field(input, "auth")?.map(auth_plan).transpose()? {
+        match input
+            .nested("auth")?
+            .map(|auth| auth_plan(&auth))
+            .transpose()?
+        {
             None => {}
             Some(Auth::Header(name, value)) => {
                 let mut value = HeaderValue::from_str(&value)
@@ -434,21 +389,17 @@ impl Request {
             Some(Auth::ClientCredentials(credentials)) => client_credentials = Some(credentials),
         }
 
-        let body = match (
-            input.get("body").filter(|body| !body.is_null()),
-            object_field(input, "form")?,
-        ) {
+        let body = match (input.value("body"), input.optional_pairs("form")?) {
             (Some(_), Some(_)) => {
                 return Err(invalid("form", "give either `body` or `form`, not both"));
             }
             (None, None) => None,
             (None, Some(form)) => {
                 let mut pairs = Vec::new();
-                for (name, value) in form.iter().filter(|(_, value)| !value.is_null()) {
-                    let text = scalar_text(value, &format!("form.{name}"))?;
+                for (name, text) in form {
                     pairs.push(format!(
                         "{}={}",
-                        domain::template::percent_encode(name),
+                        domain::template::percent_encode(&name),
                         domain::template::percent_encode(&text)
                     ));
                 }
@@ -481,27 +432,16 @@ fn set_default(headers: &mut HeaderMap, content_type: &'static str) {
     }
 }
 
-fn auth_plan(auth: &Map<String, Value>) -> Result<Auth, CardError> {
-    let part = |name: &str| -> Result<String, CardError> {
-        scalar_text(
-            auth.get(name).unwrap_or(&Value::Null),
-            &format!("auth.{name}"),
-        )
-    };
-    let optional_part = |name: &str| -> Result<Option<String>, CardError> {
-        auth.get(name)
-            .filter(|value| !value.is_null())
-            .map(|value| scalar_text(value, &format!("auth.{name}")))
-            .transpose()
-    };
-    let kind = part("type")?;
-    match kind.as_str() {
+/// What `auth:` asks for; `auth` reads its fields, so errors name `auth.<field>`.
+fn auth_plan(auth: &Fields<'_>) -> Result<Auth, CardError> {
+    let kind = auth.text("type")?;
+    match kind.as_ref() {
         "bearer" => Ok(Auth::Header(
             AUTHORIZATION,
-            format!("Bearer {}", part("token")?),
+            format!("Bearer {}", auth.text("token")?),
         )),
         "basic" => {
-            let credentials = format!("{}:{}", part("username")?, part("password")?);
+            let credentials = format!("{}:{}", auth.text("username")?, auth.text("password")?);
             Ok(Auth::Header(
                 AUTHORIZATION,
                 format!(
@@ -511,41 +451,37 @@ fn auth_plan(auth: &Map<String, Value>) -> Result<Auth, CardError> {
             ))
         }
         "header" => {
-            let name = part("name")?;
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| invalid("auth.name", "not a valid header name"))?;
-            Ok(Auth::Header(header, part("value")?))
+            let header = HeaderName::from_bytes(auth.text("name")?.as_bytes())
+                .map_err(|_| auth.invalid("name", "not a valid header name"))?;
+            Ok(Auth::Header(header, auth.text("value")?.into_owned()))
         }
         "client_credentials" => {
-            let token_url = Url::parse(part("token_url")?.trim())
-                .map_err(|err| invalid("auth.token_url", format!("not a valid URL: {err}")))?;
+            let token_url = Url::parse(auth.text("token_url")?.trim())
+                .map_err(|err| auth.invalid("token_url", format!("not a valid URL: {err}")))?;
             if !matches!(token_url.scheme(), "http" | "https") {
-                return Err(invalid(
-                    "auth.token_url",
-                    "only http and https URLs are allowed",
-                ));
+                return Err(auth.invalid("token_url", "only http and https URLs are allowed"));
             }
-            let secret_in_body = match optional_part("client_auth")?.as_deref() {
+            let secret_in_body = match auth.optional_text("client_auth")?.as_deref() {
                 None | Some("basic") => false,
                 Some("body") => true,
                 Some(other) => {
-                    return Err(invalid(
-                        "auth.client_auth",
+                    return Err(auth.invalid(
+                        "client_auth",
                         format!("unknown client auth `{other}`; expected basic or body"),
                     ));
                 }
             };
             Ok(Auth::ClientCredentials(ClientCredentials {
                 token_url,
-                client_id: part("client_id")?,
-                client_secret: part("client_secret")?,
-                scope: optional_part("scope")?,
-                audience: optional_part("audience")?,
+                client_id: auth.text("client_id")?.into_owned(),
+                client_secret: auth.text("client_secret")?.into_owned(),
+                scope: auth.optional_text("scope")?.map(Cow::into_owned),
+                audience: auth.optional_text("audience")?.map(Cow::into_owned),
                 secret_in_body,
             }))
         }
-        other => Err(invalid(
-            "auth.type",
+        other => Err(auth.invalid(
+            "type",
             format!(
                 "unknown auth type `{other}`; expected bearer, basic, header or client_credentials"
             ),

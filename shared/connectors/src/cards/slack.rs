@@ -16,6 +16,7 @@
 //! answer can carry the token anywhere else. Answers are read and their waits worked out by
 //! [`crate::client`], as for the other connectors.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use crate::client::{self, ReadError};
+use domain::cards::fields::{Fields, invalid};
 use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::model::SecretRef;
 use domain::ports::{Clock, Secrets};
@@ -67,14 +69,10 @@ impl SlackExecutor {
     }
 
     async fn post(&self, call: &CardCall) -> Result<Value, CardError> {
-        let empty = Map::new();
-        let input = call.input.as_object().unwrap_or(&empty);
-        let message = Message::from_input(input)?;
-        let name = match input.get("connection") {
-            None | Some(Value::Null) => DEFAULT_CONNECTION,
-            Some(Value::String(name)) => name.as_str(),
-            Some(_) => return Err(invalid("connection", "expected a connection name")),
-        };
+        let input = Fields::of_call(&call.input)?;
+        let message = Message::from_input(&input)?;
+        let name = input.optional_text("connection")?;
+        let name = name.as_deref().unwrap_or(DEFAULT_CONNECTION);
         let connection = call.project.connections.get(name).ok_or_else(|| {
             failed(
                 "no_connection",
@@ -291,29 +289,21 @@ struct Message {
 }
 
 impl Message {
-    fn from_input(input: &Map<String, Value>) -> Result<Message, CardError> {
+    fn from_input(input: &Fields<'_>) -> Result<Message, CardError> {
         let text_field = |field: &str| -> Result<Option<String>, CardError> {
-            match input.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) if text.is_empty() => Ok(None),
-                Some(Value::String(text)) => Ok(Some(text.clone())),
-                Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(_) => Err(invalid(field, "expected text")),
-            }
+            Ok(input.optional_text(field)?.map(Cow::into_owned))
         };
-        let blocks = match input.get("blocks") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(items)) if items.is_empty() => None,
-            Some(blocks @ Value::Array(items)) => {
+        let blocks = match input.optional_list("blocks")? {
+            None | Some([]) => None,
+            Some(items) => {
                 if let Some(i) = items.iter().position(|b| !b.is_object()) {
                     return Err(invalid(
                         &format!("blocks[{i}]"),
                         "expected a Block Kit block (an object with a `type`)",
                     ));
                 }
-                Some(blocks.clone())
+                Some(Value::Array(items.to_vec()))
             }
-            Some(_) => return Err(invalid("blocks", "expected a list of Block Kit blocks")),
         };
         let message = Message {
             channel: text_field("channel")?,
@@ -325,13 +315,6 @@ impl Message {
             return Err(invalid("text", "a message needs `text` or `blocks`"));
         }
         Ok(message)
-    }
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> CardError {
-    CardError::InvalidInput {
-        field: field.to_owned(),
-        message: message.into(),
     }
 }
 

@@ -9,15 +9,17 @@
 //! `null` for the first page, then the previous answer's `next`. In that mode the card answers one
 //! page, `{ "records": [...], "next": <opaque JSON or null> }`, and follows no further link.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use http::Method;
 use serde_json::{Map, Value, json};
 
 use super::connection::{Connection, DEFAULT_CONNECTION};
 use super::{OktaApi, OktaRequest, OktaResponse};
+use domain::cards::fields::{Fields, invalid};
 use domain::cards::okta::{DEFAULT_MAX_RECORDS, MAX_MESSAGE_CHARS};
 use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::ports::{Clock, Secrets};
@@ -47,14 +49,11 @@ impl OktaExecutor {
 #[async_trait]
 impl CardExecutor for OktaExecutor {
     async fn execute(&self, call: &CardCall) -> Result<Value, CardError> {
-        let Value::Object(input) = &call.input else {
-            return Err(invalid("with", "expected an object"));
-        };
-        let input = Input(input);
+        let input = Fields::of_call(&call.input)?;
         let action = Action::read(&call.card, &input)?;
         let name = input
-            .text("connection")?
-            .unwrap_or_else(|| DEFAULT_CONNECTION.to_owned());
+            .optional_text("connection")?
+            .map_or_else(|| DEFAULT_CONNECTION.to_owned(), Cow::into_owned);
         let connection = Connection::from_project(&call.project, &name)?;
         let run = Runner {
             api: self.api.as_ref(),
@@ -106,11 +105,11 @@ enum Page {
 }
 
 impl Action {
-    fn read(card: &str, input: &Input<'_>) -> Result<Action, CardError> {
+    fn read(card: &str, input: &Fields<'_>) -> Result<Action, CardError> {
         let user_path = |suffix: &str| -> Result<String, CardError> {
             Ok(format!(
                 "/api/v1/users/{}{suffix}",
-                segment(&input.required_text("user")?)
+                segment(&input.text("user")?)
             ))
         };
         let lifecycle = |operation: &str, send_email: Option<bool>| -> Result<Action, CardError> {
@@ -133,7 +132,7 @@ impl Action {
                 let mut request = OktaRequest::get("/api/v1/users");
                 let mut given = Vec::new();
                 for name in ["search", "filter", "q"] {
-                    if let Some(text) = input.text(name)? {
+                    if let Some(text) = input.optional_text(name)? {
                         request = request.query(name, text);
                         given.push(name);
                     }
@@ -150,14 +149,12 @@ impl Action {
                 Action::List(Listing::read(input, request, 200, false, true)?)
             }
             "okta.create_user" => {
-                let profile = input
-                    .object("profile")?
-                    .ok_or_else(|| invalid("profile", "is required"))?;
+                let profile = input.object("profile")?;
                 let mut body = json!({ "profile": profile });
-                if let Some(password) = input.text("password")? {
+                if let Some(password) = input.optional_text("password")? {
                     body["credentials"] = json!({ "password": { "value": password } });
                 }
-                if let Some(groups) = input.list("groups")? {
+                if let Some(groups) = input.optional_list("groups")? {
                     let ids = groups
                         .iter()
                         .map(|id| id.as_str().map(str::to_owned))
@@ -165,7 +162,7 @@ impl Action {
                         .ok_or_else(|| invalid("groups", "expected a list of group ids"))?;
                     body["groupIds"] = json!(ids);
                 }
-                let activate = input.boolean("activate")?.unwrap_or(true);
+                let activate = input.boolean_or("activate", true)?;
                 Action::Call {
                     request: OktaRequest::post("/api/v1/users", body)
                         .query("activate", activate.to_string()),
@@ -173,27 +170,27 @@ impl Action {
                 }
             }
             "okta.update_user" => {
-                let profile = input
-                    .object("profile")?
-                    .ok_or_else(|| invalid("profile", "is required"))?;
+                let profile = input.object("profile")?;
                 Action::Call {
                     request: OktaRequest::post(user_path("")?, json!({ "profile": profile })),
                     empty: false,
                 }
             }
             "okta.activate_user" => {
-                let mut action = lifecycle("activate", input.boolean("send_email")?)?;
+                let mut action = lifecycle("activate", input.optional_boolean("send_email")?)?;
                 // Without the email, Okta hands back the activation link: keep it.
                 if let Action::Call { empty, .. } = &mut action {
                     *empty = false;
                 }
                 action
             }
-            "okta.deactivate_user" => lifecycle("deactivate", input.boolean("send_email")?)?,
+            "okta.deactivate_user" => {
+                lifecycle("deactivate", input.optional_boolean("send_email")?)?
+            }
             "okta.suspend_user" => lifecycle("suspend", None)?,
             "okta.unsuspend_user" => lifecycle("unsuspend", None)?,
             "okta.add_user_to_group" | "okta.remove_user_from_group" => Action::OnUserId {
-                user: input.required_text("user")?,
+                user: input.text("user")?.into_owned(),
                 method: if card == "okta.add_user_to_group" {
                     Method::PUT
                 } else {
@@ -201,13 +198,13 @@ impl Action {
                 },
                 path: format!(
                     "/api/v1/groups/{}/users/{{user}}",
-                    segment(&input.required_text("group")?)
+                    segment(&input.text("group")?)
                 ),
                 body: None,
                 empty: true,
             },
             "okta.list_group_members" => {
-                let group = segment(&input.required_text("group")?);
+                let group = segment(&input.text("group")?);
                 Action::List(Listing::read(
                     input,
                     OktaRequest::get(format!("/api/v1/groups/{group}/users")),
@@ -225,19 +222,16 @@ impl Action {
             }
             "okta.assign_user_to_app" => {
                 let mut body = json!({ "scope": "USER" });
-                if let Some(profile) = input.object("profile")? {
+                if let Some(profile) = input.optional_object("profile")? {
                     body["profile"] = Value::Object(profile.clone());
                 }
-                if let Some(user_name) = input.text("user_name")? {
+                if let Some(user_name) = input.optional_text("user_name")? {
                     body["credentials"] = json!({ "userName": user_name });
                 }
                 Action::OnUserId {
-                    user: input.required_text("user")?,
+                    user: input.text("user")?.into_owned(),
                     method: Method::POST,
-                    path: format!(
-                        "/api/v1/apps/{}/users",
-                        segment(&input.required_text("app")?)
-                    ),
+                    path: format!("/api/v1/apps/{}/users", segment(&input.text("app")?)),
                     body: Some(body),
                     empty: false,
                 }
@@ -245,17 +239,19 @@ impl Action {
             "okta.search_system_log" => {
                 let mut request = OktaRequest::get("/api/v1/logs");
                 for name in ["filter", "q"] {
-                    if let Some(text) = input.text(name)? {
+                    if let Some(text) = input.optional_text(name)? {
                         request = request.query(name, text);
                     }
                 }
                 for name in ["since", "until"] {
-                    if let Some(at) = input.datetime(name)? {
-                        request =
-                            request.query(name, at.to_rfc3339_opts(SecondsFormat::Millis, true));
+                    if let Some(at) = input.optional_datetime(name)? {
+                        request = request.query(
+                            name,
+                            at.to_utc().to_rfc3339_opts(SecondsFormat::Millis, true),
+                        );
                     }
                 }
-                if let Some(order) = input.text("sort_order")? {
+                if let Some(order) = input.optional_text("sort_order")? {
                     let order = order.to_ascii_uppercase();
                     if order != "ASCENDING" && order != "DESCENDING" {
                         return Err(invalid(
@@ -268,7 +264,7 @@ impl Action {
                 Action::List(Listing::read(input, request, 1000, false, true)?)
             }
             "okta.api" => {
-                let method = match input.text("method")? {
+                let method = match input.optional_text("method")? {
                     None => Method::GET,
                     Some(text) => match text.trim().to_ascii_uppercase().as_str() {
                         "GET" => Method::GET,
@@ -286,7 +282,7 @@ impl Action {
                         }
                     },
                 };
-                let path = input.required_text("path")?;
+                let path = input.text("path")?;
                 if !path.starts_with('/') || path.starts_with("//") {
                     return Err(invalid(
                         "path",
@@ -294,43 +290,34 @@ impl Action {
                     ));
                 }
                 let mut request = OktaRequest::new(method, path);
-                if let Some(query) = input.object("query")? {
-                    for (name, value) in query {
-                        let field = format!("query.{name}");
-                        match value {
-                            Value::Null => {}
-                            Value::Array(items) => {
-                                for item in items.iter().filter(|item| !item.is_null()) {
-                                    request = request.query(name, scalar_text(item, &field)?);
-                                }
-                            }
-                            other => request = request.query(name, scalar_text(other, &field)?),
-                        }
-                    }
+                for (name, value) in input.optional_pairs("query")?.unwrap_or_default() {
+                    request = request.query(name, value);
                 }
-                if let Some(body) = input.get("body") {
+                if let Some(body) = input.value("body") {
                     request = request.body(body.clone());
                 }
                 Action::Custom(request)
             }
             "oig.get_request" => Action::Call {
-                request: OktaRequest::get(request_path(&input.required_text("request")?)?),
+                request: OktaRequest::get(request_path(&input.text("request")?)?),
                 empty: false,
             },
             "oig.list_requests" => {
-                let version = input.text("version")?.unwrap_or_else(|| "v1".into());
+                let version = input
+                    .optional_text("version")?
+                    .unwrap_or(Cow::Borrowed("v1"));
                 if version != "v1" && version != "v2" {
                     return Err(invalid("version", "expected `v1` or `v2`"));
                 }
                 let mut request = OktaRequest::get(format!("/governance/api/{version}/requests"));
-                if let Some(filter) = input.text("filter")? {
+                if let Some(filter) = input.optional_text("filter")? {
                     request = request.query("filter", filter);
                 }
                 Action::List(Listing::read(input, request, 200, true, false)?)
             }
             "oig.create_request_message" => {
-                let path = request_path(&input.required_text("request")?)?;
-                let message = input.required_text("message")?;
+                let path = request_path(&input.text("request")?)?;
+                let message = input.text("message")?;
                 if message.chars().count() > MAX_MESSAGE_CHARS {
                     return Err(invalid(
                         "message",
@@ -363,18 +350,18 @@ impl Listing {
     /// Reads `limit`, `pages` and (for streamable cards) `__page`; `page_size` is the endpoint's
     /// largest page.
     fn read(
-        input: &Input<'_>,
+        input: &Fields<'_>,
         mut first: OktaRequest,
         page_size: usize,
         in_data: bool,
         streamable: bool,
     ) -> Result<Listing, CardError> {
-        let limit = match input.integer("limit")? {
-            Some(0) => return Err(invalid("limit", "must be at least 1")),
+        let limit = match input.optional_integer("limit")? {
+            Some(n) if n < 1 => return Err(invalid("limit", "must be at least 1")),
             Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
             None => None,
         };
-        let all_pages = match input.text("pages")?.as_deref() {
+        let all_pages = match input.optional_text("pages")?.as_deref() {
             None | Some("all") => true,
             Some("first") => false,
             Some(other) => {
@@ -384,7 +371,7 @@ impl Listing {
                 ));
             }
         };
-        let page = match (streamable, input.0.get("__page")) {
+        let page = match (streamable, input.map().get("__page")) {
             (false, _) | (true, None) => None,
             (true, Some(Value::Null)) => Some(Page::First),
             (true, Some(Value::Object(next))) => match next.get("url").and_then(Value::as_str) {
@@ -610,129 +597,6 @@ fn segment(text: &str) -> String {
     domain::template::percent_encode(text)
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> CardError {
-    CardError::InvalidInput {
-        field: field.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn scalar_text(value: &Value, field: &str) -> Result<String, CardError> {
-    match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Number(number) => Ok(number.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Null => Err(invalid(field, "is required")),
-        Value::Array(_) => Err(invalid(field, "expected text, got a list")),
-        Value::Object(_) => Err(invalid(field, "expected text, got an object")),
-    }
-}
-
-/// Typed access to a card's rendered `with:`.
-struct Input<'a>(&'a Map<String, Value>);
-
-impl Input<'_> {
-    /// The field unless absent or `null`.
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).filter(|value| !value.is_null())
-    }
-
-    /// Text (numbers and booleans become text); empty text counts as absent, as a template over a
-    /// missing value renders to it.
-    fn text(&self, name: &str) -> Result<Option<String>, CardError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(value) => {
-                let text = scalar_text(value, name)?;
-                Ok((!text.trim().is_empty()).then_some(text))
-            }
-        }
-    }
-
-    fn required_text(&self, name: &str) -> Result<String, CardError> {
-        self.text(name)?.ok_or_else(|| invalid(name, "is required"))
-    }
-
-    fn integer(&self, name: &str) -> Result<Option<u64>, CardError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .or_else(|| {
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                        .map(|f| f as u64)
-                })
-                .map(Some)
-                .ok_or_else(|| invalid(name, "expected a whole number of at least 0")),
-            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
-            Some(Value::String(text)) => text
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid(name, format!("expected a whole number, got `{text}`"))),
-            Some(_) => Err(invalid(name, "expected a whole number")),
-        }
-    }
-
-    fn boolean(&self, name: &str) -> Result<Option<bool>, CardError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(text)) => match text.trim() {
-                "true" => Ok(Some(true)),
-                "false" => Ok(Some(false)),
-                "" => Ok(None),
-                other => Err(invalid(
-                    name,
-                    format!("expected true or false, got `{other}`"),
-                )),
-            },
-            Some(_) => Err(invalid(name, "expected true or false")),
-        }
-    }
-
-    fn object(&self, name: &str) -> Result<Option<&Map<String, Value>>, CardError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(map)),
-            Some(_) => Err(invalid(name, "expected an object")),
-        }
-    }
-
-    fn list(&self, name: &str) -> Result<Option<&Vec<Value>>, CardError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Array(items)) => Ok(Some(items)),
-            Some(_) => Err(invalid(name, "expected a list")),
-        }
-    }
-
-    /// An RFC 3339 time, or Unix seconds.
-    fn datetime(&self, name: &str) -> Result<Option<DateTime<Utc>>, CardError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
-            Some(Value::String(text)) => DateTime::parse_from_rfc3339(text.trim())
-                .map(|at| Some(at.to_utc()))
-                .map_err(|_| {
-                    invalid(
-                        name,
-                        format!(
-                            "expected a date and time such as `2025-01-31T08:00:00Z`, got `{text}`"
-                        ),
-                    )
-                }),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .and_then(|secs| DateTime::from_timestamp(secs, 0))
-                .map(Some)
-                .ok_or_else(|| invalid(name, "expected Unix seconds")),
-            Some(_) => Err(invalid(name, "expected a date and time")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,7 +610,7 @@ mod tests {
         let Value::Object(map) = &input else {
             panic!("input must be an object");
         };
-        let got = Action::read(card, &Input(map));
+        let got = Action::read(card, &Fields::lenient(map));
         let request = match &got {
             Ok(Action::Call { request, .. }) | Ok(Action::Custom(request)) => Some(request.clone()),
             Ok(Action::List(listing)) => Some(listing.first.clone()),

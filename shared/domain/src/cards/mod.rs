@@ -5,8 +5,10 @@
 //! - [`spec`]: the contract every card follows (specs, errors, the executor port).
 //! - [`registry`]: every card's name, fields and output, the single source the validator, the engine
 //!   and `docs/flow-reference.md` rely on.
-//! - `functions`: text, json, object, list, date, number and boolean cards. Pure: they run inside the
-//!   engine with no I/O.
+//! - [`fields`]: the one reader of a card's `with:` object every card uses, pure or I/O, so a field
+//!   of the wrong shape is reported the same way everywhere.
+//! - [`functions`]: the pure cards, one module a family (text, json, object, list, date, number,
+//!   boolean, `flow.assign`). They run inside the engine with no I/O.
 //! - [`http`], [`okta`], [`slack`], [`email`]: the specs of the I/O cards whose executors live in the
 //!   `connectors` crate.
 //! - [`table`]: the `table.*` cards and their executor over the [`TableStore`](crate::tables::TableStore)
@@ -15,6 +17,7 @@
 
 pub mod doc;
 pub mod email;
+pub mod fields;
 pub mod functions;
 pub mod http;
 pub mod okta;

@@ -59,14 +59,7 @@ const fn user_card(
     output: &'static str,
     fields: &'static [FieldSpec],
 ) -> CardSpec {
-    CardSpec {
-        name,
-        summary,
-        fields,
-        output,
-        kind: CardKind::Io,
-        open: false,
-    }
+    CardSpec::io(name, summary, fields, output)
 }
 
 /// The `okta.*` cards.

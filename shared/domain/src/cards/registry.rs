@@ -79,7 +79,9 @@ const FLOW_CARDS: &[CardSpec] = &[
 static REGISTRY: std::sync::LazyLock<Vec<CardSpec>> = std::sync::LazyLock::new(|| {
     let mut cards: Vec<CardSpec> = Vec::new();
     cards.extend_from_slice(FLOW_CARDS);
-    cards.extend_from_slice(super::functions::CARDS);
+    for family in super::functions::FAMILIES {
+        cards.extend_from_slice(family);
+    }
     cards.extend_from_slice(super::http::CARDS);
     cards.extend_from_slice(super::okta::CARDS);
     cards.extend_from_slice(super::okta::OIG_CARDS);
@@ -102,4 +104,29 @@ pub fn lookup(name: &str) -> Option<&'static CardSpec> {
         .binary_search_by(|c| c.name.cmp(name))
         .ok()
         .map(|i| &cards[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup;
+
+    #[test]
+    fn every_function_card_is_registered_under_its_family() {
+        for family in super::super::functions::FAMILIES {
+            let name = family.first().map(|card| card.family());
+            for card in family.iter() {
+                assert_eq!(
+                    Some(card.family()),
+                    name,
+                    "{} is in another family's module",
+                    card.name
+                );
+                assert!(
+                    lookup(card.name).is_some(),
+                    "{} is not in the registry",
+                    card.name
+                );
+            }
+        }
+    }
 }

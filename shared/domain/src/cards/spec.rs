@@ -13,12 +13,7 @@ use crate::run::{RunId, StepError};
 #[derive(Clone, Copy)]
 pub enum CardKind {
     /// Runs inside the engine: no I/O, deterministic given its input and the step time.
-    Pure(
-        fn(
-            &serde_json::Map<String, serde_json::Value>,
-            &PureContext<'_>,
-        ) -> Result<serde_json::Value, CardError>,
-    ),
+    Pure(PureFn),
     /// Runs through a [`super::CardExecutor`] of the card's family.
     Io,
     /// Handled by the engine itself (`flow.call`, `flow.return`, `flow.fail`).
@@ -34,6 +29,28 @@ pub struct FieldSpec {
     pub kind: &'static str,
     pub required: bool,
     pub doc: &'static str,
+}
+
+impl FieldSpec {
+    /// A field the card cannot run without.
+    pub const fn required(name: &'static str, kind: &'static str, doc: &'static str) -> FieldSpec {
+        FieldSpec {
+            name,
+            kind,
+            required: true,
+            doc,
+        }
+    }
+
+    /// A field the card can run without.
+    pub const fn optional(name: &'static str, kind: &'static str, doc: &'static str) -> FieldSpec {
+        FieldSpec {
+            name,
+            kind,
+            required: false,
+            doc,
+        }
+    }
 }
 
 /// A card.
@@ -59,6 +76,44 @@ impl std::fmt::Debug for CardSpec {
 }
 
 impl CardSpec {
+    /// A pure card whose fields are all listed.
+    pub const fn pure(
+        name: &'static str,
+        summary: &'static str,
+        fields: &'static [FieldSpec],
+        output: &'static str,
+        run: PureFn,
+    ) -> CardSpec {
+        CardSpec::closed(name, summary, fields, output, CardKind::Pure(run))
+    }
+
+    /// An I/O card whose fields are all listed.
+    pub const fn io(
+        name: &'static str,
+        summary: &'static str,
+        fields: &'static [FieldSpec],
+        output: &'static str,
+    ) -> CardSpec {
+        CardSpec::closed(name, summary, fields, output, CardKind::Io)
+    }
+
+    const fn closed(
+        name: &'static str,
+        summary: &'static str,
+        fields: &'static [FieldSpec],
+        output: &'static str,
+        kind: CardKind,
+    ) -> CardSpec {
+        CardSpec {
+            name,
+            summary,
+            fields,
+            output,
+            kind,
+            open: false,
+        }
+    }
+
     /// Whether `secret('…')` may appear in this card's fields: only cards that send their input to
     /// an outside service (I/O cards), and not the `table` cards, which store it in idflow's own
     /// tables where the console and CLI show it. Everywhere else a secret would end up in history,
@@ -209,3 +264,6 @@ pub trait CardExecutor: Send + Sync {
 
 /// Result type of pure cards.
 pub type PureResult = Result<serde_json::Value, CardError>;
+
+/// A pure card: its rendered `with:` object and the context in, its output out.
+pub type PureFn = fn(&serde_json::Map<String, serde_json::Value>, &PureContext<'_>) -> PureResult;

@@ -9,9 +9,12 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::fields::{Fields, invalid};
 use super::spec::{CardCall, CardError, CardExecutor, CardKind, CardSpec, FieldSpec};
 use crate::tables::csv::{ExportOptions, export};
 use crate::tables::{OnDuplicate, RowQuery, TableError, TableSchema, TableStore, schema};
@@ -188,18 +191,14 @@ impl TableExecutor {
     }
 
     async fn run(&self, call: &CardCall) -> Result<Value, CardError> {
-        let empty = Map::new();
-        let input = call.input.as_object().unwrap_or(&empty);
-        let name = match input.get("table") {
-            Some(Value::String(name)) if !name.is_empty() => name,
-            _ => return Err(invalid("table", "expected the name of a table")),
-        };
-        let table = schema(&call.project, name).map_err(|e| card_error(e, "row"))?;
+        let input = Fields::of_call(&call.input)?;
+        let name = input.text("table")?;
+        let table = schema(&call.project, &name).map_err(|e| card_error(e, "row"))?;
         let store = self.store.as_ref();
         match call.card.as_str() {
             "table.create_row" => {
-                let row = object(input, "row")?;
-                let on_duplicate = if flag(input, "replace")? {
+                let row = input.object("row")?;
+                let on_duplicate = if input.boolean_or("replace", false)? {
                     OnDuplicate::Replace
                 } else {
                     OnDuplicate::Fail
@@ -211,14 +210,14 @@ impl TableExecutor {
                 Ok(row.to_json(&table))
             }
             "table.read_row" => {
-                let key = key(&table, input)?;
+                let key = key(&table, &input)?;
                 match store
                     .get(&table, &key)
                     .await
                     .map_err(|e| card_error(e, "key"))?
                 {
                     Some(row) => Ok(row.to_json(&table)),
-                    None if flag(input, "optional")? => Ok(Value::Null),
+                    None if input.boolean_or("optional", false)? => Ok(Value::Null),
                     None => Err(card_error(
                         TableError::NotFound {
                             table: table.name.clone(),
@@ -229,11 +228,12 @@ impl TableExecutor {
                 }
             }
             "table.search_rows" => {
+                let raw = input.map();
                 let query = RowQuery::parse(
                     &table,
-                    input.get("where"),
-                    input.get("limit"),
-                    input.get("cursor"),
+                    raw.get("where"),
+                    raw.get("limit"),
+                    raw.get("cursor"),
                 )
                 .map_err(|e| card_error(e, "where"))?;
                 let page = store
@@ -244,9 +244,9 @@ impl TableExecutor {
                 Ok(json!({ "rows": rows, "cursor": page.cursor }))
             }
             "table.update_row" => {
-                let key = key(&table, input)?;
-                let changes = object(input, "row")?;
-                let version = version(input)?;
+                let key = key(&table, &input)?;
+                let changes = input.object("row")?;
+                let version = version(&input)?;
                 let row = store
                     .update(&table, &key, changes, version)
                     .await
@@ -254,8 +254,8 @@ impl TableExecutor {
                 Ok(row.to_json(&table))
             }
             "table.delete_row" => {
-                let key = key(&table, input)?;
-                let version = version(input)?;
+                let key = key(&table, &input)?;
+                let version = version(&input)?;
                 let deleted = store
                     .delete(&table, &key, version)
                     .await
@@ -270,22 +270,11 @@ impl TableExecutor {
                 Ok(json!({ "deleted": deleted }))
             }
             "table.export_csv" => {
-                let query = RowQuery::parse(&table, input.get("where"), None, None)
+                let query = RowQuery::parse(&table, input.map().get("where"), None, None)
                     .map_err(|e| card_error(e, "where"))?;
-                let columns = match input.get("columns") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::Array(items)) => Some(
-                        items
-                            .iter()
-                            .map(|item| {
-                                item.as_str().map(str::to_owned).ok_or_else(|| {
-                                    invalid("columns", "expected a list of column names")
-                                })
-                            })
-                            .collect::<Result<Vec<_>, _>>()?,
-                    ),
-                    Some(_) => return Err(invalid("columns", "expected a list of column names")),
-                };
+                let columns = input
+                    .optional_texts("columns")?
+                    .map(|names| names.into_iter().map(Cow::into_owned).collect());
                 let options = ExportOptions {
                     guard_formulas: true,
                     max_bytes: Some(self.max_export),
@@ -314,48 +303,29 @@ impl CardExecutor for TableExecutor {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> CardError {
-    CardError::InvalidInput {
-        field: field.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn object<'a>(
-    input: &'a Map<String, Value>,
-    field: &str,
-) -> Result<&'a Map<String, Value>, CardError> {
-    input
-        .get(field)
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid(field, "expected an object of values by column"))
-}
-
-fn flag(input: &Map<String, Value>, field: &str) -> Result<bool, CardError> {
-    match input.get(field) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(invalid(field, "expected true or false")),
-    }
-}
-
-fn key(table: &TableSchema, input: &Map<String, Value>) -> Result<String, CardError> {
-    let value = input.get("key").unwrap_or(&Value::Null);
+fn key(table: &TableSchema, input: &Fields<'_>) -> Result<String, CardError> {
+    let value = input.value("key").unwrap_or(&Value::Null);
     table.key_from_input(value).map_err(|error| match error {
         TableError::InvalidValue { message, .. } => invalid("key", message),
         other => card_error(other, "key"),
     })
 }
 
-fn version(input: &Map<String, Value>) -> Result<Option<u64>, CardError> {
-    match input.get("version") {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .filter(|v| *v >= 1)
-            .map(Some)
-            .ok_or_else(|| invalid("version", "expected a row version (a whole number from 1)")),
-    }
+fn version(input: &Fields<'_>) -> Result<Option<u64>, CardError> {
+    input
+        .optional_integer("version")?
+        .map(|version| {
+            u64::try_from(version)
+                .ok()
+                .filter(|version| *version >= 1)
+                .ok_or_else(|| {
+                    invalid(
+                        "version",
+                        format!("expected a row version (a whole number from 1), got {version}"),
+                    )
+                })
+        })
+        .transpose()
 }
 
 /// A table error as a card error. `values` names the input field the column values came from.

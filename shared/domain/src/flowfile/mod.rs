@@ -12,11 +12,12 @@
 //! - `project`: the trees of `idflow.yaml` and the table files to [`ProjectConfig`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::diag::Diagnostic;
+use crate::engine::CompiledFlow;
 use crate::model::{Flow, Location, ProjectConfig};
 
 mod check;
@@ -25,6 +26,8 @@ mod project;
 mod secrets;
 mod tree;
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
 
@@ -339,6 +342,27 @@ pub fn load_dir(dir: &Path) -> LoadedProject {
     project
 }
 
+/// A project config nothing reads: an `idflow.yaml` (or `idflow.yml`) in the parent of a flow
+/// directory that has none of its own, or an `idflow.yml` inside it. The project config belongs
+/// inside the flow directory, beside the flows, as [`PROJECT_FILE`]; [`load_dir`] reads nothing
+/// else, so `idflow serve` and `idflow validate` name such a file instead of silently running
+/// without it. `None` when the directory has its `idflow.yaml`, or no stray file is found.
+pub fn misplaced_project_file(dir: &Path) -> Option<PathBuf> {
+    if dir.join(PROJECT_FILE).is_file() {
+        return None;
+    }
+    let inside = dir.join("idflow.yml");
+    if inside.is_file() {
+        return Some(inside);
+    }
+    // Canonical, so `.` and `flows/` have a parent to look in.
+    let parent = dir.canonicalize().ok()?.parent()?.to_path_buf();
+    [PROJECT_FILE, "idflow.yml"]
+        .into_iter()
+        .map(|name| parent.join(name))
+        .find(|path| path.is_file())
+}
+
 /// Whether a directory entry is a flow file.
 fn is_flow_file_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -402,7 +426,13 @@ fn flow_with_facts(file_label: &str, source: &str) -> (Result<Flow, Vec<Diagnost
     let (flow, facts) = flow::decode_flow(&mut ctx, &root, version_of(source));
     secrets::check(&mut ctx, &root);
     match flow {
-        Some(flow) if ctx.is_clean() => (Ok(flow), facts),
+        // The engine compiles every template when a run starts; compiling here too makes a template
+        // that cannot compile (`Hello {{{ input.name }}`) a diagnostic of `idflow validate` at its
+        // step, instead of a flow that validates, deploys, and then fails every run.
+        Some(flow) if ctx.is_clean() => match CompiledFlow::new(flow.clone(), file_label) {
+            Ok(_) => (Ok(flow), facts),
+            Err(diagnostics) => (Err(sorted(diagnostics)), facts),
+        },
         _ => (Err(sorted(ctx.diagnostics)), facts),
     }
 }

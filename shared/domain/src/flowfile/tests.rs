@@ -1505,3 +1505,45 @@ fn limits_take_sizes() {
         &["flow.yaml:2:19: limits.memory: expected a size from 1 MiB to 4 GiB, got `10KiB`"],
     );
 }
+
+#[test]
+fn a_template_that_does_not_compile_is_reported_when_the_flow_loads() {
+    // Found by fuzzing: such a flow validated and deployed, then failed every run.
+    check(
+        "name: t\nsteps:\n  - id: greeting\n    card: text.compose\n    with: { text: \"Hello {{{ input.name }}!\" }\n",
+        &[
+            "flow.yaml:3:5: step `greeting`: with.text: syntax error: unexpected `}`, expected `:` in `Hello {{{ input.name }}!`",
+        ],
+    );
+}
+
+#[test]
+fn a_project_config_beside_the_flow_directory_is_named_as_misplaced() {
+    let dir = TempDir::new(
+        "misplaced",
+        &[
+            ("idflow.yaml", "vars: {}\n"),
+            ("flows/a.yaml", "name: a\nsteps: []\n"),
+        ],
+    );
+    let flows = dir.0.join("flows");
+    let found = misplaced_project_file(&flows).expect("the parent's idflow.yaml");
+    assert_eq!(
+        found.file_name().and_then(|n| n.to_str()),
+        Some("idflow.yaml")
+    );
+    assert_eq!(
+        found.parent().and_then(|p| p.canonicalize().ok()),
+        dir.0.canonicalize().ok()
+    );
+    // Once the flow directory has its own, the parent's is someone else's business.
+    std::fs::write(flows.join("idflow.yaml"), "vars: {}\n").expect("write");
+    assert_eq!(misplaced_project_file(&flows), None);
+    // `idflow.yml` is never read, inside or beside.
+    std::fs::remove_file(flows.join("idflow.yaml")).expect("remove");
+    std::fs::write(flows.join("idflow.yml"), "vars: {}\n").expect("write");
+    assert_eq!(
+        misplaced_project_file(&flows),
+        Some(flows.join("idflow.yml"))
+    );
+}

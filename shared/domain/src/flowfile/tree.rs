@@ -160,17 +160,60 @@ fn location(mark: &Marker) -> Location {
     }
 }
 
+/// Moves a syntax error's position into the file. At the end of the text yaml-rust2 starts a line
+/// that is not there (its scanner ends every stream with a line break), and serde_json counts the
+/// column of a line break as 0; a diagnostic must point at a line and column of the file, so the
+/// first becomes the end of the last line and the second column 1.
+fn inside(source: &str, at: Location) -> Location {
+    clamp(at, end_of(source))
+}
+
+/// The last line of a text (lines as YAML counts them: `\r\n`, `\r` and `\n` each end one; JSON
+/// counts fewer lines, never more) and the column just past its end.
+fn end_of(source: &str) -> Location {
+    let mut line: u32 = 1;
+    let mut width: u32 = 0;
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() == Some(&'\n') {
+            continue;
+        }
+        if c == '\n' || c == '\r' {
+            line = line.saturating_add(1);
+            width = 0;
+        } else {
+            width = width.saturating_add(1);
+        }
+    }
+    Location {
+        line,
+        column: width.saturating_add(1),
+    }
+}
+
+fn clamp(at: Location, end: Location) -> Location {
+    if at.line > end.line {
+        return end;
+    }
+    Location {
+        line: at.line.max(1),
+        column: at.column.max(1),
+    }
+}
+
 /// Parses YAML text into a tree. An empty document is a `Null` node at 1:1.
 pub(crate) fn parse_yaml(source: &str) -> Result<Node, Vec<TreeError>> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
     let mut documents = 0;
+    // Nodes that start at the end of the text (an empty value) are placed there, not past it.
+    let end = end_of(source);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
             Err(error) => {
                 builder.errors.push(TreeError {
-                    location: location(error.marker()),
+                    location: clamp(location(error.marker()), end),
                     path: String::new(),
                     message: format!("invalid YAML: {}", error.info()),
                     syntax: true,
@@ -178,7 +221,7 @@ pub(crate) fn parse_yaml(source: &str) -> Result<Node, Vec<TreeError>> {
                 break;
             }
         };
-        let at = location(&mark);
+        let at = clamp(location(&mark), end);
         match event {
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
             Event::StreamEnd => break,
@@ -316,10 +359,13 @@ pub(crate) fn parse_json(source: &str) -> Result<Node, Vec<TreeError>> {
                 None => message,
             };
             return Err(vec![TreeError {
-                location: Location {
-                    line: u32::try_from(error.line()).unwrap_or(u32::MAX),
-                    column: u32::try_from(error.column()).unwrap_or(u32::MAX),
-                },
+                location: inside(
+                    source,
+                    Location {
+                        line: u32::try_from(error.line()).unwrap_or(u32::MAX),
+                        column: u32::try_from(error.column()).unwrap_or(u32::MAX),
+                    },
+                ),
                 path: String::new(),
                 message: format!("invalid JSON: {message}"),
                 syntax: true,
@@ -729,6 +775,25 @@ mod tests {
         assert_eq!(errors[0].message, "invalid JSON: trailing comma");
         let errors = parse_json("{\"a\": 1, \"a\": 2}").expect_err("duplicate");
         assert_eq!(errors[0].message, "duplicate key `a` (first at line 1)");
+    }
+
+    #[test]
+    fn syntax_errors_at_the_end_of_the_text_point_inside_the_file() {
+        // Found by fuzzing: yaml-rust2 reported an unclosed mapping at the end of a file without a
+        // final newline on a line past the end, and serde_json put errors at column 0.
+        let at = |errors: Vec<TreeError>| (errors[0].location.line, errors[0].location.column);
+        assert_eq!(at(parse_yaml("a: 1\nb: {c: 2").expect_err("open")), (2, 9));
+        assert_eq!(at(parse_yaml("a: 1\r\nb: [").expect_err("open")), (2, 5));
+        assert_eq!(at(parse_json("").expect_err("empty")), (1, 1));
+        assert_eq!(
+            at(parse_json("{\"a\": \"x\ny\"}").expect_err("raw newline")),
+            (2, 1)
+        );
+        // A key with no value at the very end sits at the end of the last line.
+        let node = parse_yaml("? \0").expect("a mapping with an empty key");
+        let mut locations = BTreeMap::new();
+        node.collect_locations("", &mut locations);
+        assert!(locations.values().all(|l| l.line == 1), "{locations:?}");
     }
 
     #[test]

@@ -211,15 +211,8 @@ impl Runtime {
         );
         let (mut state, first) = match &run.state {
             None => (RunState::new(), Event::Start),
-            Some(saved) => {
-                let state: RunState = serde_json::from_value(saved.clone()).map_err(|source| {
-                    RunnerError::CorruptState {
-                        run: run.id,
-                        source,
-                    }
-                })?;
-                (state, Event::Resume)
-            }
+            // Through the checkpoint versions; a state that cannot be read fails the run with why.
+            Some(saved) => (RunState::restore(saved.clone()), Event::Resume),
         };
         self.drive(&run, &flow, &ctx, &mut state, first).await
     }

@@ -3,6 +3,8 @@
 use crate::ports::{QueueError, SecretError, StoreError};
 use crate::run::RunId;
 
+use super::start::MAX_INPUT_DEPTH;
+
 /// Errors of the runner layer.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -24,6 +26,10 @@ pub enum RunnerError {
         #[source]
         source: serde_json::Error,
     },
+    /// The input nests deeper than [`MAX_INPUT_DEPTH`]: the caller's mistake, refused before anything
+    /// is written.
+    #[error("the run input is nested {depth} levels deep; at most {MAX_INPUT_DEPTH} are accepted")]
+    InputTooDeep { depth: usize },
 }
 
 impl RunnerError {

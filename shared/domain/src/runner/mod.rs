@@ -26,5 +26,5 @@ pub mod worker;
 pub use drive::{Disposition, MAX_QUEUE_DELAY};
 pub use error::RunnerError;
 pub use runtime::{RunEnded, RunnerConfig, Runtime};
-pub use start::{scheduled_run_key, start_scheduled_run};
+pub use start::{MAX_INPUT_DEPTH, scheduled_run_key, start_scheduled_run};
 pub use worker::Worker;

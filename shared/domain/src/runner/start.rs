@@ -11,6 +11,12 @@ use crate::run::{Run, RunId, RunStatus, TriggerInfo};
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
 
+/// The deepest run input accepted. A stored run is decoded with serde_json's recursion limit (128
+/// levels, counting the record around the input); an input near that limit was written but could
+/// never be read again, so one request with a 127-level JSON body broke the run list for everyone
+/// (found by fuzzing). 64 leaves room for any wrapping and for every flow seen.
+pub const MAX_INPUT_DEPTH: usize = 64;
+
 impl Runtime {
     /// Creates a queued run of the current version of `flow` and sends it to the queue. Both are
     /// durable when this returns. With a dedupe key, a repeated start returns the first run's id and
@@ -35,6 +41,10 @@ impl Runtime {
         dedupe_key: Option<&str>,
         parent: Option<&Run>,
     ) -> Result<(RunId, Created), RunnerError> {
+        let depth = crate::budget::json_depth(&input);
+        if depth > MAX_INPUT_DEPTH {
+            return Err(RunnerError::InputTooDeep { depth });
+        }
         let now = self.clock.now();
         let run = Run {
             id: RunId::new_at(now),

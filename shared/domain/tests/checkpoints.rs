@@ -1,0 +1,769 @@
+//! Checkpoints written by earlier releases resume with this one.
+//!
+//! A run may wait up to 30 days, so a checkpoint written before an upgrade is restored by the release
+//! after it. `fixtures/checkpoints/v<N>/<flow>.json` holds every checkpoint of one run of
+//! `fixtures/checkpoints/flows/<flow>.yaml` exactly as the release writing format version N wrote
+//! it, and how that run went on from there: its step records and its outcome. The tests restore each
+//! checkpoint with today's engine, finish the run against the same scripted world ([`world`]), and
+//! expect the step records written after the checkpoint and the outcome to be the ones recorded.
+//!
+//! The fixtures of a version are written once, by the release that introduced it, and never again:
+//! they are what that release left in stores. Write the current version's with
+//!
+//! ```text
+//! cargo test -p domain --test checkpoints -- --ignored write_fixtures
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use domain::cards::CardError;
+use domain::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
+use domain::run::{RunError, StepRecord};
+use serde_json::{Value, json};
+
+/// The run's secret `api`; the fixtures must never contain it.
+const SECRET: &str = "s3cr3t-value";
+
+/// One recorded run: the flow, its input, and its scenario's checkpoints and results.
+struct Scenario {
+    flow: &'static str,
+    input: Value,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            flow: "wait",
+            input: json!({ "user": "ada", "at": "2026-01-10T08:00:00Z" }),
+        },
+        Scenario {
+            flow: "retry-secret",
+            input: json!({ "id": "r-1" }),
+        },
+        Scenario {
+            flow: "for-each",
+            input: json!({ "users": ["ann", "bob", "cy", "dee", "eve"] }),
+        },
+        Scenario {
+            flow: "map-helper",
+            input: json!({ "users": ["ann", "bob", "cy"] }),
+        },
+        Scenario {
+            flow: "stream",
+            input: json!({}),
+        },
+        Scenario {
+            flow: "try-catch",
+            input: json!({}),
+        },
+        Scenario {
+            flow: "on-error",
+            input: json!({}),
+        },
+        Scenario {
+            flow: "timeout",
+            input: json!({}),
+        },
+    ]
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints")
+}
+
+/// Every flow of `fixtures/checkpoints/flows`, compiled, by name.
+fn flows() -> BTreeMap<String, CompiledFlow> {
+    let dir = fixtures().join("flows");
+    let mut flows = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("flows folder") {
+        let path = entry.expect("entry").path();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).expect("flow file");
+        let flow = domain::flowfile::parse_flow(&file, &text)
+            .unwrap_or_else(|e| panic!("{file} does not parse: {e:?}"));
+        let compiled = CompiledFlow::new(flow, &file).unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        flows.insert(compiled.flow.name.clone(), compiled);
+    }
+    flows
+}
+
+fn context(
+    flow: &CompiledFlow,
+    run_id: &str,
+    started_at: DateTime<Utc>,
+    input: Value,
+) -> RunContext {
+    RunContext::new(
+        run_id.into(),
+        flow.flow.name.clone(),
+        started_at,
+        input,
+        json!({ "org": "acme" }),
+        BTreeMap::from([("api".to_owned(), SECRET.to_owned())]),
+        flow.flow.history,
+    )
+}
+
+/// `Authorization` as `retry-secret` builds it from the secret.
+fn basic_auth() -> String {
+    format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("svc:{SECRET}")
+        )
+    )
+}
+
+/// The outside world the fixtures' runs talk to. Deterministic: the same call gets the same answer,
+/// so a restored run can only differ from the recorded one through the engine.
+fn world(card: &str, input: &Value, attempt: u32) -> Result<Value, CardError> {
+    match card {
+        "http.request" => {
+            let url = input["url"].as_str().unwrap_or_default();
+            let auth = input.pointer("/headers/Authorization");
+            // A re-issued call must carry the real secret-derived value, not its mask.
+            if auth.is_some_and(|a| a.as_str() != Some(basic_auth().as_str())) {
+                return Err(CardError::Status {
+                    status: 401,
+                    message: "bad credentials".into(),
+                    detail: None,
+                    retry_after: None,
+                });
+            }
+            if url.ends_with("/flaky") && attempt == 1 {
+                return Err(CardError::Status {
+                    status: 503,
+                    message: "unavailable".into(),
+                    detail: None,
+                    retry_after: None,
+                });
+            }
+            if url.ends_with("fail") {
+                return Err(CardError::Status {
+                    status: 500,
+                    message: "boom".into(),
+                    detail: Some(json!({ "reason": "down" })),
+                    retry_after: None,
+                });
+            }
+            Ok(json!({
+                "status": 200,
+                "headers": {},
+                "body": {
+                    "url": url,
+                    "request": input.pointer("/headers/X-Request"),
+                    // An echoing server: the engine must scrub this before it is kept.
+                    "sent_auth": auth,
+                    "received": input.get("body"),
+                }
+            }))
+        }
+        "okta.find_users" => {
+            let user = |login: &str| json!({ "id": format!("00u-{login}"), "login": login });
+            match input.get("__page").and_then(Value::as_str) {
+                None => {
+                    Ok(json!({ "records": [user("ann"), user("bob"), user("cy")], "next": "p2" }))
+                }
+                Some("p2") => {
+                    Ok(json!({ "records": [user("dee-fail"), user("eve")], "next": "p3" }))
+                }
+                Some(_) => Ok(json!({ "records": [user("fay")], "next": null })),
+            }
+        }
+        other => Err(CardError::Failed {
+            code: "unexpected".into(),
+            message: format!("the fixtures' world has no card `{other}`"),
+            retryable: false,
+        }),
+    }
+}
+
+/// A checkpoint as a runner writes it after each advance.
+struct Checkpoint {
+    now: DateTime<Utc>,
+    state: Value,
+}
+
+/// How a run ended, in the fixtures' JSON.
+fn outcome_json(progress: &Progress) -> Value {
+    match progress {
+        Progress::Succeeded(output) => json!({ "succeeded": output }),
+        Progress::Failed(error) => json!({ "failed": error }),
+        Progress::Pending => json!("pending"),
+    }
+}
+
+/// Drives a run to its end like the runner does: advance, checkpoint, execute every effect. Card
+/// calls and helper runs are answered at once, in effect order; when only timers remain, time jumps
+/// to the earliest (or to the flow's deadline when that comes first). The order depends only on the
+/// state, so a run restored from any checkpoint goes on exactly as the uninterrupted run did.
+///
+/// Fails (without panicking, for the property test) when the run waits on nothing, or has not ended
+/// after a thousand rounds.
+fn drive(
+    flows: &BTreeMap<String, CompiledFlow>,
+    flow: &CompiledFlow,
+    ctx: &RunContext,
+    state: &mut RunState,
+    first: Event,
+    mut now: DateTime<Utc>,
+    checkpoints: &mut Vec<Checkpoint>,
+) -> Result<(Progress, Vec<StepRecord>), String> {
+    let mut records = Vec::new();
+    let mut outstanding: BTreeMap<u64, Effect> = BTreeMap::new();
+    let mut events = vec![first];
+    for _ in 0..1_000 {
+        let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
+        records.extend(decision.records);
+        if decision.progress != Progress::Pending {
+            return Ok((decision.progress, records));
+        }
+        let saved = serde_json::to_value(&*state).map_err(|e| format!("state: {e}"))?;
+        *state = serde_json::from_value(saved.clone()).map_err(|e| format!("restore: {e}"))?;
+        checkpoints.push(Checkpoint { now, state: saved });
+        outstanding.extend(decision.effects.into_iter().map(|e| (e.id(), e)));
+        let answerable: Vec<u64> = outstanding
+            .iter()
+            .filter(|(_, e)| !matches!(e, Effect::Timer { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in answerable {
+            match outstanding.remove(&id) {
+                Some(Effect::Card {
+                    effect,
+                    card,
+                    input,
+                    attempt,
+                    ..
+                }) => events.push(Event::CardDone {
+                    effect,
+                    result: world(&card, &input, attempt),
+                }),
+                Some(Effect::StartChild {
+                    effect,
+                    flow: name,
+                    input,
+                    ..
+                }) => {
+                    let result = match flows.get(&name) {
+                        Some(helper) => {
+                            let run_id = format!("{}-{effect}", ctx.run_id);
+                            let child_ctx = context(helper, &run_id, now, input);
+                            let mut child = RunState::new();
+                            let (progress, _) = drive(
+                                flows,
+                                helper,
+                                &child_ctx,
+                                &mut child,
+                                Event::Start,
+                                now,
+                                &mut Vec::new(),
+                            )?;
+                            match progress {
+                                Progress::Succeeded(output) => Ok(output["body"].clone()),
+                                Progress::Failed(error) => Err(error),
+                                Progress::Pending => return Err("a helper run is pending".into()),
+                            }
+                        }
+                        None => Err(RunError {
+                            code: "flow_unavailable".into(),
+                            message: format!("flow `{name}` is not deployed"),
+                            step: None,
+                        }),
+                    };
+                    events.push(Event::ChildDone { effect, result });
+                }
+                _ => {}
+            }
+        }
+        if !events.is_empty() {
+            continue;
+        }
+        let next = outstanding
+            .values()
+            .filter_map(|e| match e {
+                Effect::Timer { until, .. } => Some(*until),
+                _ => None,
+            })
+            .min();
+        if let Some(deadline) = flow.deadline(ctx.started_at)
+            && next.is_none_or(|until| deadline < until)
+        {
+            now = now.max(deadline);
+            continue;
+        }
+        let Some(until) = next else {
+            return Err(format!("the run of `{}` waits on nothing", flow.flow.name));
+        };
+        now = now.max(until);
+        let due: Vec<u64> = outstanding
+            .iter()
+            .filter(|(_, e)| matches!(e, Effect::Timer { until, .. } if *until <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for effect in due {
+            outstanding.remove(&effect);
+            events.push(Event::TimerFired { effect });
+        }
+    }
+    Err(format!("the run of `{}` did not finish", flow.flow.name))
+}
+
+/// Writes the current format's fixtures: every checkpoint of each scenario's run and how it ended.
+#[test]
+#[ignore = "writes fixtures; run once when a new checkpoint format version is introduced"]
+fn write_fixtures() {
+    let flows = flows();
+    // Only the current version's: older ones are what older releases wrote, kept as they were.
+    let dir = fixtures().join(format!("v{}", engine::STATE_VERSION));
+    std::fs::create_dir_all(&dir).expect("fixtures folder");
+    for scenario in scenarios() {
+        let flow = &flows[scenario.flow];
+        let ctx = context(flow, "01FIXTURE", t0(), scenario.input.clone());
+        let mut checkpoints = Vec::new();
+        let (progress, records) = drive(
+            &flows,
+            flow,
+            &ctx,
+            &mut RunState::new(),
+            Event::Start,
+            t0(),
+            &mut checkpoints,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", scenario.flow));
+        let fixture = json!({
+            "flow": scenario.flow,
+            "input": scenario.input,
+            "started_at": t0(),
+            "outcome": outcome_json(&progress),
+            "records": records,
+            "checkpoints": checkpoints
+                .iter()
+                .map(|c| json!({ "now": c.now, "state": c.state }))
+                .collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&fixture).expect("fixture serializes") + "\n";
+        assert!(!text.contains(SECRET), "a checkpoint holds the secret");
+        std::fs::write(dir.join(format!("{}.json", scenario.flow)), text).expect("write fixture");
+    }
+}
+
+/// Restores every checkpoint of every fixture in `version`'s folder and finishes its run.
+fn restore_all(version: &str) -> usize {
+    let flows = flows();
+    let dir = fixtures().join(version);
+    let mut restored = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        assert!(
+            !text.contains(SECRET),
+            "{} holds the secret",
+            path.display()
+        );
+        let fixture: Value = serde_json::from_str(&text).expect("fixture is JSON");
+        let name = fixture["flow"].as_str().expect("flow name");
+        let flow = &flows[name];
+        let started_at: DateTime<Utc> =
+            serde_json::from_value(fixture["started_at"].clone()).expect("started_at");
+        let ctx = context(flow, "01FIXTURE", started_at, fixture["input"].clone());
+        let records: Vec<StepRecord> =
+            serde_json::from_value(fixture["records"].clone()).expect("records");
+        let checkpoints = fixture["checkpoints"].as_array().expect("checkpoints");
+        assert!(!checkpoints.is_empty(), "{name}: no checkpoint");
+        for (n, checkpoint) in checkpoints.iter().enumerate() {
+            let now: DateTime<Utc> =
+                serde_json::from_value(checkpoint["now"].clone()).expect("now");
+            let mut state: RunState = serde_json::from_value(checkpoint["state"].clone())
+                .unwrap_or_else(|e| panic!("{name} checkpoint {n} does not restore: {e}"));
+            // Restored and written again, a state is in the current version, and says so.
+            let written = serde_json::to_value(&state).expect("state serializes");
+            assert_eq!(written["v"], json!(engine::STATE_VERSION));
+            let seq = state.seq as usize;
+            let (progress, after) = drive(
+                &flows,
+                flow,
+                &ctx,
+                &mut state,
+                Event::Resume,
+                now,
+                &mut Vec::new(),
+            )
+            .unwrap_or_else(|e| panic!("{name} checkpoint {n}: {e}"));
+            assert_eq!(
+                outcome_json(&progress),
+                fixture["outcome"],
+                "{name} checkpoint {n}: outcome"
+            );
+            assert_eq!(
+                after,
+                records[seq..],
+                "{name} checkpoint {n}: the steps after the checkpoint"
+            );
+            restored += 1;
+        }
+    }
+    restored
+}
+
+#[test]
+fn checkpoints_of_format_v1_resume_and_finish() {
+    let restored = restore_all("v1");
+    assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+#[test]
+fn checkpoints_of_format_v2_resume_and_finish() {
+    let restored = restore_all("v2");
+    assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+/// Version 2 only added `"v"`: every version 1 checkpoint, migrated, is its version 2 twin.
+#[test]
+fn version_1_checkpoints_migrate_to_their_version_2_twins() {
+    for name in [
+        "wait",
+        "retry-secret",
+        "for-each",
+        "map-helper",
+        "stream",
+        "try-catch",
+        "on-error",
+        "timeout",
+    ] {
+        let read = |version: &str| -> Value {
+            let path = fixtures().join(version).join(format!("{name}.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+        };
+        let (v1, v2) = (read("v1"), read("v2"));
+        assert_eq!(v1["records"], v2["records"], "{name}: the same run");
+        let states = |fixture: &Value| -> Vec<Value> {
+            fixture["checkpoints"]
+                .as_array()
+                .expect("checkpoints")
+                .iter()
+                .map(|c| c["state"].clone())
+                .collect()
+        };
+        for (old, new) in states(&v1).into_iter().zip(states(&v2)) {
+            assert!(
+                old.get("v").is_none(),
+                "{name}: version 1 states have no version"
+            );
+            let migrated = RunState::decode(old).expect("a version 1 state decodes");
+            assert_eq!(
+                serde_json::to_value(&migrated).expect("state"),
+                new,
+                "{name}"
+            );
+        }
+    }
+}
+
+/// What the recorded runs did, in words: a change here is a change of the world or the flows, not of
+/// the engine, and means the fixtures no longer test what they say.
+#[test]
+fn the_recorded_runs_cover_what_they_claim() {
+    for version in ["v1", "v2"] {
+        recorded_runs_cover_what_they_claim(version);
+    }
+}
+
+fn recorded_runs_cover_what_they_claim(version: &str) {
+    let dir = fixtures().join(version);
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("fixture");
+        serde_json::from_str(&text).expect("json")
+    };
+    let summary = |fixture: &Value| -> Vec<String> {
+        fixture["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    r["step"].as_str().unwrap_or(""),
+                    r["card"].as_str().unwrap_or(""),
+                    r["status"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    let wait = read("wait");
+    assert_eq!(
+        wait["outcome"]["succeeded"]["body"],
+        json!({ "greeting": "hello ada", "napped": "2026-01-08T08:00:00+00:00", "until": "2026-01-10T08:00:00+00:00" })
+    );
+    let retry = read("retry-secret");
+    assert_eq!(retry["records"][0]["attempts"], json!(2));
+    assert_eq!(
+        retry["records"][1]["output"],
+        json!("sent [redacted] for r-1")
+    );
+    let each = read("for-each");
+    assert!(summary(&each).contains(&"each[4].note text.compose succeeded".to_owned()));
+    let map = read("map-helper");
+    assert_eq!(
+        map["outcome"]["succeeded"]["body"],
+        json!({ "each": ["hi ann (0)", "hi bob (1)", "hi cy (2)"], "all": "hi everyone (-1)" })
+    );
+    let stream = read("stream");
+    assert_eq!(
+        stream["outcome"]["succeeded"]["body"],
+        json!({ "count": 6, "failed": 1 })
+    );
+    let caught = read("try-catch");
+    assert_eq!(
+        caught["outcome"]["succeeded"]["body"],
+        json!("caught http_status at call")
+    );
+    let handled = read("on-error");
+    assert_eq!(
+        handled["outcome"]["succeeded"]["body"],
+        json!("http_status after 2026-01-05T08:10:00+00:00")
+    );
+    let timeout = read("timeout");
+    assert_eq!(timeout["outcome"]["failed"]["code"], json!("timeout"));
+}
+
+/// One step of a path into a JSON value.
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Every place in `value` (objects' entries and lists' items, at any depth), as paths.
+fn places(value: &Value, path: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                path.push(Seg::Key(key.clone()));
+                out.push(path.clone());
+                places(item, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                path.push(Seg::Index(index));
+                out.push(path.clone());
+                places(item, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at<'v>(value: &'v Value, path: &[Seg]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, seg| match (seg, v) {
+        (Seg::Key(k), Value::Object(map)) => map.get(k),
+        (Seg::Index(i), Value::Array(items)) => items.get(*i),
+        _ => None,
+    })
+}
+
+/// Replaces the value at `path` with `with`, or removes it (`None`).
+fn mutate(root: &mut Value, path: &[Seg], with: Option<Value>) {
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let parent = parent.iter().try_fold(root, |v, seg| match (seg, v) {
+        (Seg::Key(k), Value::Object(map)) => map.get_mut(k),
+        (Seg::Index(i), Value::Array(items)) => items.get_mut(*i),
+        _ => None,
+    });
+    match (parent, last, with) {
+        (Some(Value::Object(map)), Seg::Key(k), None) => {
+            map.shift_remove(k);
+        }
+        (Some(Value::Object(map)), Seg::Key(k), Some(v)) => {
+            map.insert(k.clone(), v);
+        }
+        (Some(Value::Array(items)), Seg::Index(i), None) if *i < items.len() => {
+            items.remove(*i);
+        }
+        (Some(Value::Array(items)), Seg::Index(i), Some(v)) if *i < items.len() => {
+            items[*i] = v;
+        }
+        _ => {}
+    }
+}
+
+/// What a place may be changed into: removed, another type, numbers off by one or out of every
+/// range, and the other tags of the state's enums.
+fn variants(path: &[Seg], original: &Value) -> Vec<Option<Value>> {
+    let mut out = vec![
+        None,
+        Some(Value::Null),
+        Some(json!(0)),
+        Some(json!(-1)),
+        Some(json!(u64::MAX)),
+        Some(json!(u32::MAX)),
+        Some(json!("x")),
+        Some(json!([])),
+        Some(json!({})),
+    ];
+    if let Some(n) = original.as_u64() {
+        out.push(Some(json!(n.saturating_add(1))));
+        out.push(Some(json!(n.saturating_add(7))));
+        out.push(Some(json!(n.saturating_sub(1))));
+    }
+    let tag = matches!(path.last(), Some(Seg::Key(k)) if k == "frame" || k == "kind" || k == "in");
+    if tag {
+        for other in [
+            "seq", "loop", "try", "on_error", "stream", "card", "retry", "child", "wait", "root",
+            "then", "else", "body", "catch",
+        ] {
+            out.push(Some(json!(other)));
+        }
+    }
+    out
+}
+
+/// A small deterministic generator, so a failing case can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// Every real checkpoint of the current version's fixtures: the flow, its input, the time and the
+/// state. (Older versions' differ only in what their migrations rewrite.)
+fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value)> {
+    let mut out = Vec::new();
+    let dir = fixtures().join(format!("v{}", engine::STATE_VERSION));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut files: Vec<PathBuf> = entries.map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("fixture");
+            let fixture: Value = serde_json::from_str(&text).expect("json");
+            let name = fixture["flow"].as_str().expect("flow").to_owned();
+            for checkpoint in fixture["checkpoints"].as_array().expect("checkpoints") {
+                let now = serde_json::from_value(checkpoint["now"].clone()).expect("now");
+                out.push((
+                    name.clone(),
+                    fixture["input"].clone(),
+                    now,
+                    checkpoint["state"].clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Restores `state` (a mutated checkpoint) and runs it to its end. A state that does not decode is
+/// fine; one that decodes must never panic, and its run must end (a corrupt one with a clear error)
+/// or go on, never wait on nothing.
+fn survives(
+    flows: &BTreeMap<String, CompiledFlow>,
+    flow: &CompiledFlow,
+    ctx: &RunContext,
+    now: DateTime<Utc>,
+    state: Value,
+) -> Result<(), String> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Ok(mut restored) = serde_json::from_value::<RunState>(state) else {
+            return Ok(());
+        };
+        drive(
+            flows,
+            flow,
+            ctx,
+            &mut restored,
+            Event::Resume,
+            now,
+            &mut Vec::new(),
+        )
+        .map(|_| ())
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(format!(
+            "panicked: {}",
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("?")
+        )),
+    }
+}
+
+/// Property: no saved state, however corrupted, makes the engine panic or strand a run. Every
+/// place of every real checkpoint is changed in every listed way, one at a time; then random
+/// combinations of several changes are tried.
+#[test]
+fn corrupted_checkpoints_never_panic_or_strand_the_run() {
+    let flows = flows();
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for (name, input, now, state) in real_checkpoints() {
+        let flow = &flows[&name];
+        let ctx = context(flow, "01FIXTURE", t0(), input);
+        let mut all = Vec::new();
+        places(&state, &mut Vec::new(), &mut all);
+        for path in &all {
+            let original = at(&state, path).cloned().unwrap_or(Value::Null);
+            for with in variants(path, &original) {
+                let mut mutated = state.clone();
+                mutate(&mut mutated, path, with.clone());
+                tried += 1;
+                if let Err(e) = survives(&flows, flow, &ctx, now, mutated) {
+                    failures.push(format!("{name}: {path:?} = {with:?}: {e}"));
+                }
+            }
+        }
+        for _ in 0..40 {
+            let mut mutated = state.clone();
+            let mut applied = Vec::new();
+            for _ in 0..3 {
+                let path = &all[rng.below(all.len())];
+                let original = at(&mutated, path).cloned().unwrap_or(Value::Null);
+                let options = variants(path, &original);
+                let with = options[rng.below(options.len())].clone();
+                mutate(&mut mutated, path, with.clone());
+                applied.push(format!("{path:?} = {with:?}"));
+            }
+            tried += 1;
+            if let Err(e) = survives(&flows, flow, &ctx, now, mutated) {
+                failures.push(format!("{name}: {}: {e}", applied.join(", ")));
+            }
+        }
+    }
+    assert!(tried > 10_000, "only {tried} states tried");
+    assert!(
+        failures.is_empty(),
+        "{} of {tried} corrupted states broke the engine, such as:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
