@@ -8,11 +8,21 @@ SDK clients built, project configuration loaded from DynamoDB. Then it hands the
 and prints the answer.
 
     python3 bench/lambda-start.py target/release/api /tmp/idflow-lambda.env events/api-invoke.json
+
+With `--baseline OTHER_BINARY` (the same function built from another commit), it starts the two
+binaries in turn, `--rounds` times each (default 7), and prints each one's median with the ratio
+of the binary's median to the baseline's, so both are measured on the same machine, moto and file
+cache in the same run:
+
+    python3 bench/lambda-start.py --baseline /tmp/main/release/api target/release/api \
+        /tmp/idflow-lambda.env events/api-invoke.json
 """
 
+import argparse
 import http.server
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -22,18 +32,48 @@ PREFIX = "/2018-06-01/runtime"
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    binary, env_file, event_file = sys.argv[1:]
-    with open(event_file, "rb") as f:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("binary")
+    parser.add_argument("env_file")
+    parser.add_argument("event_file")
+    parser.add_argument("--baseline", help="the same function built from another commit")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    with open(args.event_file, "rb") as f:
         event = f.read()
     env = dict(os.environ)
-    with open(env_file) as f:
+    with open(args.env_file) as f:
         for line in f:
             if "=" in line:
                 key, value = line.strip().split("=", 1)
                 env[key] = value
 
+    if args.baseline is None:
+        ready_ms, response = start_once(args.binary, env, event)
+        name = os.path.basename(args.binary)
+        print(f"{name}: process start -> first invocation ready: {ready_ms:.0f} ms")
+        print("answer:", response.decode(errors="replace"))
+        return
+    times = {args.binary: [], args.baseline: []}
+    # Alternating, so that a change in the machine's load during the run reaches both alike; the
+    # first start of each warms the file cache and is not counted.
+    for counted in [False] + [True] * args.rounds:
+        for binary in (args.baseline, args.binary):
+            ready_ms, response = start_once(binary, env, event)
+            if counted:
+                times[binary].append(ready_ms)
+    print("answer:", response.decode(errors="replace"))
+    baseline = statistics.median(times[args.baseline])
+    measured = statistics.median(times[args.binary])
+    for binary, label in ((args.baseline, "baseline"), (args.binary, "binary")):
+        ms = ", ".join(f"{t:.0f}" for t in times[binary])
+        print(f"{label} {binary}: median {statistics.median(times[binary]):.1f} ms ({ms})")
+    print(f"ratio (binary / baseline): {measured / baseline:.2f}")
+
+
+def start_once(binary, env, event):
+    """Starts `binary` under a fresh Runtime API, hands it `event`; returns (ready ms, answer)."""
+    env = dict(env)
     state = {"first_next": None, "served": False, "response": None, "error": None}
     done = threading.Event()
 
@@ -100,10 +140,11 @@ def main():
     if state["first_next"] is None:
         sys.exit("the binary never asked for an invocation")
     ready_ms = (state["first_next"] - started) * 1000
-    print(f"{os.path.basename(binary)}: process start -> first invocation ready: {ready_ms:.0f} ms")
+    # An invocation error is an answer too (the function was ready to take it); it is shown as
+    # such, and the start is measured all the same.
     if state["error"] is not None:
-        sys.exit("invocation error: " + state["error"].decode(errors="replace"))
-    print("answer:", state["response"].decode(errors="replace"))
+        return ready_ms, b"invocation error: " + state["error"]
+    return ready_ms, state["response"]
 
 
 if __name__ == "__main__":

@@ -506,6 +506,9 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     set("x-rate-limit-limit", budget.limit.to_string());
     set("x-rate-limit-remaining", budget.remaining.to_string());
     set("x-rate-limit-reset", budget.reset.to_string());
+    // Okta dates its answers; clients measure `X-Rate-Limit-Reset` against this `Date` rather than
+    // their own clock, so it must come from the simulator's clock (hyper's would be the host's).
+    set("date", now.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
 
     let journaled = JOURNALED_HEADERS
         .iter()

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use aws::{DynamoFlowStore, DynamoRunStore, SqsRunQueue};
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_sdk_dynamodb::config::Credentials;
 use domain::ports::{FlowStore, StoredFlow};
 
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         .context("usage: lambda_stack <env file to write>")?;
     let endpoint =
         std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5005".to_owned());
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let sdk = aws::sdk_defaults()
         .region(Region::new("us-east-1"))
         .endpoint_url(&endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))

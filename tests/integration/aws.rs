@@ -12,7 +12,7 @@ use aws::{
     DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerSchedules, SecretsManagerSecrets,
     SqsRunQueue,
 };
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use domain::clock::ManualClock;
 use domain::conformance::{LEASE, queued_run, step_record, t0};
@@ -39,7 +39,7 @@ pub async fn emulator() -> Option<SdkConfig> {
         eprintln!("SKIPPED: no AWS emulator at {endpoint} (start one with `moto_server -p 5005`)");
         return None;
     }
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    let config = aws::sdk_defaults()
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))

@@ -525,7 +525,7 @@ pub struct Target {
 impl Target {
     /// Resolves `args` (flags first, then the stack's outputs) and builds the clients.
     pub async fn connect(args: &TargetArgs) -> Result<Target, DeployError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = super::sdk_defaults();
         if let Some(region) = &args.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }

@@ -270,19 +270,31 @@ impl LambdaConfig {
 /// configuration from the environment, and the runtime on clients built once for this cold start.
 pub async fn cold_start() -> Result<(LambdaConfig, aws_config::SdkConfig, Runtime), ColdStartError>
 {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(true)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .finish()
+        .with(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .init();
     let config = LambdaConfig::from_env()?;
     let sdk = super::sdk_config().await;
     let runtime = config.runtime(&sdk).await?;
     Ok((config, sdk, runtime))
+}
+
+/// The log filter of `RUST_LOG`: comma-separated `level` and `target=level` directives
+/// (`info,aws_smithy_runtime=debug`), `info` when unset or unreadable. `Targets` rather than
+/// `EnvFilter`: the same directives without span-field matching, and no regex engine in every
+/// function.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    rust_log
+        .filter(|text| !text.trim().is_empty())
+        .and_then(|text| text.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// A cold start that cannot go on: the function exits with this message.
@@ -343,6 +355,24 @@ mod tests {
         ("IDFLOW_QUEUE_URL", "https://sqs/q"),
         ("IDFLOW_DLQ_URL", "https://sqs/dlq"),
     ];
+
+    #[test]
+    fn rust_log_sets_levels_per_target_and_defaults_to_info() {
+        use tracing::Level;
+        let enables = |rust_log: Option<&str>, target: &str, level: Level| {
+            log_filter(rust_log).would_enable(target, &level)
+        };
+        for unset in [None, Some(""), Some("  "), Some("=nonsense=")] {
+            assert!(enables(unset, "domain::runner", Level::INFO), "{unset:?}");
+            assert!(!enables(unset, "domain::runner", Level::DEBUG), "{unset:?}");
+        }
+        let per_target = Some("warn,domain=debug");
+        assert!(enables(per_target, "domain::runner", Level::DEBUG));
+        assert!(!enables(per_target, "domain::runner", Level::TRACE));
+        assert!(!enables(per_target, "aws_smithy_runtime", Level::INFO));
+        assert!(enables(per_target, "aws_smithy_runtime", Level::WARN));
+        assert!(enables(Some("debug"), "lambda_runtime", Level::DEBUG));
+    }
 
     #[test]
     fn optional_adapters_are_on_only_when_configured() {

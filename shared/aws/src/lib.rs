@@ -23,7 +23,8 @@
 //!
 //! # Configuration
 //! [`sdk_config`] loads region and credentials the standard way (environment, profile, the Lambda
-//! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests.
+//! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests. Every SDK configuration
+//! starts from [`sdk_defaults`], which gives the clients their HTTPS client.
 
 pub mod deploy;
 pub mod dynamo_flows;
@@ -52,9 +53,34 @@ use domain::ports::{QueueError, StoreError};
 
 /// The shared SDK configuration: loaded once per cold start and used to build every client.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    sdk_defaults().load().await
+}
+
+/// The SDK's defaults (latest behaviour version) with its default HTTPS client — hyper, rustls,
+/// the system's trust roots, proxy settings from the environment — on `ring` instead of `aws-lc`.
+///
+/// `ring` is already linked (reqwest's TLS, JWT signatures), and the SDK's default would add
+/// `aws-lc` beside it, about 2 MiB more in every function. What that gives up is the hybrid
+/// post-quantum key exchange `aws-lc` offers first, on connections that stay inside AWS.
+/// The SDK crates are built without `default-https-client`, so a configuration that does not
+/// start here has no HTTP client and its first call fails.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    // The same connector the SDK builds by default (aws-smithy-runtime's `default_https_client`),
+    // down to the connector settings, the sleep implementation and the proxy from the environment.
+    let client = Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    });
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(client)
 }
 
 /// Error codes after which the same call may succeed: throttling and server-side trouble.

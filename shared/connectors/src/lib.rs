@@ -9,6 +9,8 @@
 //! - [`smtp`]: [`smtp::SmtpSender`], the SMTP implementation of the `EmailSender` port.
 //! - [`egress`]: the egress policy wired into reqwest (a resolver that checks the addresses it
 //!   connects to, and every redirect).
+//! - [`client`]: what all of them do with an answer: one capped body reader and one reading of
+//!   `Retry-After`/`X-Rate-Limit-Reset` on the [`Clock`](domain::ports::Clock) port.
 //!
 //! [`StandardExecutors::with_standard_executors`] registers them all on a runtime.
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use domain::runner::Runtime;
 
 pub mod cards;
+pub mod client;
 pub mod egress;
 pub mod okta;
 pub mod smtp;
@@ -31,13 +34,13 @@ pub trait StandardExecutors: Sized {
 
 impl StandardExecutors for Runtime {
     fn with_standard_executors(self) -> Result<Runtime, reqwest::Error> {
-        let http = cards::http::HttpExecutor::new()?;
         let ports = self.adapter_ports();
+        let http = cards::http::HttpExecutor::new(ports.clock.clone())?;
         let okta = Arc::new(okta::OktaExecutor::with_ports(
             ports.secrets.clone(),
             ports.clock.clone(),
         )?);
-        let slack = cards::slack::SlackExecutor::new(ports.secrets.clone())?;
+        let slack = cards::slack::SlackExecutor::new(ports.secrets.clone(), ports.clock.clone())?;
         let email = cards::email::EmailExecutor::new(ports.secrets);
         let signing = Arc::new(cards::signing::SigningExecutor::new(ports.clock));
         Ok(self

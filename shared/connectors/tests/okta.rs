@@ -69,6 +69,11 @@ impl Clock for TestClock {
         *self.now.lock().expect("clock")
     }
 
+    /// Time only moves forward here, so the time since `t0` is a monotonic reading.
+    fn monotonic(&self) -> Duration {
+        (self.now() - t0()).to_std().unwrap_or_default()
+    }
+
     async fn sleep_until(&self, deadline: DateTime<Utc>) {
         let mut now = self.now.lock().expect("clock");
         if deadline > *now {

@@ -26,7 +26,7 @@
 //! - [`run`]: runs and step records as stored and shown.
 //! - [`fuzzing`] (feature `fuzzing`, tests only): the property-test runner and generators of the fuzz
 //!   targets.
-//! - [`testing`]: flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
+//! - [`testing`] (feature `testing`, the CLI only): flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
 //!   recording a run from history as a test case.
 //! - [`conformance`] (feature `conformance`): the suites every adapter of a port passes.
 
@@ -54,6 +54,7 @@ pub mod runner;
 pub mod schedule;
 pub mod tables;
 pub mod template;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 /// The unit tests count allocations like the binaries do, so render budgets are exercised.

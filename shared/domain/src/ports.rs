@@ -266,10 +266,17 @@ pub trait Wakeups: Send + Sync {
     ) -> Result<(), QueueError>;
 }
 
-/// Time, injected so that tests are instant and deterministic.
+/// Time, injected so that tests are instant and deterministic. Nothing outside a clock adapter
+/// reads the system's clocks: wall time, ages and deadlines all come from here.
 #[async_trait]
 pub trait Clock: Send + Sync {
+    /// Wall time: what a run records, what a token's `exp` and a server's `Date` are compared
+    /// with, when a schedule fires.
     fn now(&self) -> DateTime<Utc>;
+    /// Time elapsed since an arbitrary origin fixed by the clock. It never goes backwards, whatever
+    /// happens to the wall clock (NTP steps, a manual clock set back), so ages and cache lifetimes are
+    /// measured with it; readings of different clocks are not comparable.
+    fn monotonic(&self) -> Duration;
     /// Returns once `now() >= deadline`.
     async fn sleep_until(&self, deadline: DateTime<Utc>);
 }

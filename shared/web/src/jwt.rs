@@ -14,13 +14,14 @@
 //!   content, so a rotated file takes effect at once;
 //! - an `https://` URL (or `http://` on a loopback address, for tests), fetched and cached for
 //!   [`URL_TTL`], fetched again early (at most once per [`REFETCH_INTERVAL`]) when a token names an
-//!   unknown `kid`, which is how key rotation shows up;
+//!   unknown `kid`, which is how key rotation shows up. Ages are the [`Clock`] port's monotonic
+//!   readings;
 //! - when nothing is configured, OpenID discovery: `<issuer>/.well-known/openid-configuration` names
 //!   the `jwks_uri`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -31,7 +32,7 @@ use serde_json::Value;
 pub use domain::jwks::JwksSource;
 use domain::jwks::{check_url, discovery_url};
 use domain::model::ProjectConfig;
-use domain::ports::{SecretError, Secrets};
+use domain::ports::{Clock, SecretError, Secrets};
 
 use crate::error::ApiError;
 
@@ -184,24 +185,25 @@ impl From<JwtError> for ApiError {
     }
 }
 
-/// Verifies a bearer JWT and returns its claims.
+/// Verifies a bearer JWT and returns its claims; `clock` tells the time the claims are checked
+/// against and the age of cached keys.
 pub async fn verify(
     secrets: &dyn Secrets,
     source: &JwksSource,
     token: &str,
     expected: &Expected<'_>,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
 ) -> Result<Value, JwtError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
     let algorithm = header.alg;
     let family =
         family_of(algorithm).ok_or_else(|| JwtError::Algorithm(format!("{algorithm:?}")))?;
     let kid = header.kid.as_deref();
-    let mut keys = load(secrets, source, false).await?;
+    let mut keys = load(secrets, source, false, clock).await?;
     let mut candidates = keys.matching(kid, family, algorithm);
     if candidates.is_empty() && kid.is_some() && source.is_remote() {
         // A key id we have not seen: the issuer may have rotated its keys.
-        keys = load(secrets, source, true).await?;
+        keys = load(secrets, source, true, clock).await?;
         candidates = keys.matching(kid, family, algorithm);
     }
     if candidates.is_empty() {
@@ -223,7 +225,7 @@ pub async fn verify(
         }
     }
     let claims = claims.ok_or(JwtError::Signature)?;
-    check_claims(&claims, expected, now)?;
+    check_claims(&claims, expected, clock.now())?;
     Ok(claims)
 }
 
@@ -364,38 +366,36 @@ impl KeySet {
 
 struct Cached {
     keys: Arc<KeySet>,
-    fetched: Instant,
+    /// The clock's monotonic reading when the keys were fetched.
+    fetched: Duration,
 }
 
 /// Parsed key sets: by content hash for secret-held documents, by URL (or discovery URL) for
-/// fetched ones. Process-wide, like the HTTP connection pools it sits beside; bounded.
+/// fetched ones. Process-wide, like the HTTP connection pools it sits beside; bounded. Ages are
+/// measured on the clock of the caller, which is one per process outside tests (the runtime's); a
+/// reading earlier than an entry's, from another clock, counts as age zero.
 static CACHE: LazyLock<Mutex<HashMap<String, Cached>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 const CACHE_ENTRIES: usize = 64;
 
-fn cached(key: &str) -> Option<(Arc<KeySet>, Instant)> {
+fn cached(key: &str) -> Option<(Arc<KeySet>, Duration)> {
     let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     cache.get(key).map(|c| (c.keys.clone(), c.fetched))
 }
 
-fn remember(key: String, keys: Arc<KeySet>) {
+fn remember(key: String, keys: Arc<KeySet>, fetched: Duration) {
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= CACHE_ENTRIES && !cache.contains_key(&key) {
         cache.clear();
     }
-    cache.insert(
-        key,
-        Cached {
-            keys,
-            fetched: Instant::now(),
-        },
-    );
+    cache.insert(key, Cached { keys, fetched });
 }
 
 async fn load(
     secrets: &dyn Secrets,
     source: &JwksSource,
     refresh: bool,
+    clock: &dyn Clock,
 ) -> Result<Arc<KeySet>, JwtError> {
     let jwks_error = |message: String| JwtError::Jwks {
         source_name: source.name(),
@@ -426,13 +426,13 @@ async fn load(
                 source_name: reference.to_string(),
                 message,
             })?);
-            remember(key, keys.clone());
+            remember(key, keys.clone(), clock.monotonic());
             Ok(keys)
         }
         JwksSource::Url(_) | JwksSource::Discovery { .. } => {
             let key = format!("url:{}", source.name());
             if let Some((keys, fetched)) = cached(&key) {
-                let age = fetched.elapsed();
+                let age = clock.monotonic().saturating_sub(fetched);
                 if age < URL_TTL && (!refresh || age < REFETCH_INTERVAL) {
                     return Ok(keys);
                 }
@@ -446,7 +446,7 @@ async fn load(
             };
             let text = fetch(&url).await.map_err(jwks_error)?;
             let keys = Arc::new(KeySet::parse(&text).map_err(jwks_error)?);
-            remember(key, keys.clone());
+            remember(key, keys.clone(), clock.monotonic());
             Ok(keys)
         }
     }
@@ -585,6 +585,77 @@ mod tests {
         assert!(looks_like_jwt("eyJh.eyJi.c2ln"));
         assert!(!looks_like_jwt("plain-token"));
         assert!(!looks_like_jwt("a.b"));
+    }
+
+    /// A JWKS endpoint on a fresh local port holding one EC signing key `k1`, and the count of
+    /// fetches it served.
+    async fn jwks_server() -> (JwksSource, Arc<std::sync::atomic::AtomicUsize>) {
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async {
+                    r#"{"keys":[{"kty":"EC","crv":"P-256","use":"sig","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let source =
+            JwksSource::parse(&format!("http://{address}/jwks")).unwrap_or_else(|e| panic!("{e}"));
+        (source, fetches)
+    }
+
+    /// An ES256 token naming `kid`, with a signature no key makes: verifying it loads the keys
+    /// (which is what these tests count) and then fails.
+    fn token_with_kid(kid: &str) -> String {
+        use base64::Engine;
+        let encode = |value: Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+        };
+        format!(
+            "{}.{}.c2ln",
+            encode(json!({ "alg": "ES256", "typ": "JWT", "kid": kid })),
+            encode(json!({ "iss": EXPECTED.issuer }))
+        )
+    }
+
+    #[tokio::test]
+    async fn fetched_keys_expire_on_the_clock_and_unknown_kids_refetch_at_most_every_interval() {
+        let (source, fetches) = jwks_server().await;
+        let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
+        let secrets = local::secrets::LocalSecrets::new(".");
+        let clock = domain::clock::ManualClock::new(now());
+        let check = |kid: &'static str| {
+            let (secrets, source, clock) = (&secrets, &source, &clock);
+            async move {
+                verify(secrets, source, &token_with_kid(kid), &EXPECTED, clock)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let bad_signature = Err("the JWT signature is invalid".to_owned());
+        assert_eq!(check("k1").await, bad_signature);
+        assert_eq!(fetched(), 1);
+        clock.advance(URL_TTL - Duration::from_secs(1));
+        assert_eq!(check("k1").await, bad_signature);
+        assert_eq!(fetched(), 1, "the keys are used for their whole lifetime");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(check("k1").await, bad_signature);
+        assert_eq!(fetched(), 2, "and fetched again once it is over");
+
+        // A key id never seen may mean a rotation, but refetches are spaced out.
+        let unknown = Err("no JWKS key matches the token's key id `k2`".to_owned());
+        assert_eq!(check("k2").await, unknown);
+        assert_eq!(fetched(), 2, "fetched too recently to fetch again");
+        clock.advance(REFETCH_INTERVAL);
+        assert_eq!(check("k2").await, unknown);
+        assert_eq!(fetched(), 3);
     }
 
     #[test]

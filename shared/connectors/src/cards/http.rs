@@ -9,27 +9,28 @@
 //! is [`CardError::Network`], a destination the policy refuses is a non-retryable
 //! [`CardError::Failed`] with code `egress_denied` (see [`crate::egress`]), and a call that outlives
 //! the step timeout is [`CardError::Timeout`]. Responses larger than [`MAX_RESPONSE_BYTES`] are
-//! refused rather than held in memory. Client-credentials tokens are cached per executor until
-//! shortly before they expire.
+//! refused rather than held in memory ([`crate::client`], shared with the other connectors).
+//! Client-credentials tokens are cached per executor until shortly before they expire, measured on
+//! the [`Clock`] port's monotonic reading.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::{Map, Value, json};
 
+use crate::client::{self, ReadError};
 use crate::egress::{CheckedClients, EgressDenied, EgressPolicy, Lookup};
 use domain::cards::fields::{Fields, invalid};
 use domain::cards::{CardCall, CardError, CardExecutor};
+use domain::ports::Clock;
 
-/// The largest response body read, in bytes (10 MiB).
-pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+pub use crate::client::MAX_RESPONSE_BYTES;
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -37,8 +38,11 @@ pub const MAX_REDIRECTS: usize = 5;
 pub struct HttpExecutor {
     /// Clients that enforce the egress policy of the calling project.
     clients: CheckedClients,
-    /// Client-credentials access tokens by token request, with the instant they stop being used.
-    tokens: Mutex<HashMap<ClientCredentials, (String, Instant)>>,
+    /// Reads `Retry-After` dates and ages the token cache.
+    clock: Arc<dyn Clock>,
+    /// Client-credentials access tokens by token request, with the clock's monotonic reading at
+    /// which they stop being used.
+    tokens: Mutex<HashMap<ClientCredentials, (String, Duration)>>,
 }
 
 /// A token is dropped this long before the provider says it expires, so it never expires in flight.
@@ -47,24 +51,29 @@ const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 impl HttpExecutor {
     /// An executor with rustls, user agent `idflow/<version>`, at most [`MAX_REDIRECTS`] redirects
     /// and the system resolver, under the egress policy of each call's project.
-    pub fn new() -> Result<HttpExecutor, reqwest::Error> {
-        Ok(HttpExecutor::with_clients(CheckedClients::new(
-            MAX_REDIRECTS,
-        )?))
+    pub fn new(clock: Arc<dyn Clock>) -> Result<HttpExecutor, reqwest::Error> {
+        Ok(HttpExecutor::with_clients(
+            CheckedClients::new(MAX_REDIRECTS)?,
+            clock,
+        ))
     }
 
     /// The same, resolving names through `lookup` (tests give names fixed addresses).
-    pub fn with_lookup(lookup: Arc<dyn Lookup>) -> Result<HttpExecutor, reqwest::Error> {
-        Ok(HttpExecutor::with_clients(CheckedClients::with_lookup(
-            lookup,
-            MAX_REDIRECTS,
-        )?))
+    pub fn with_lookup(
+        lookup: Arc<dyn Lookup>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<HttpExecutor, reqwest::Error> {
+        Ok(HttpExecutor::with_clients(
+            CheckedClients::with_lookup(lookup, MAX_REDIRECTS)?,
+            clock,
+        ))
     }
 
     /// An executor over clients built elsewhere (fixed own addresses in tests).
-    pub fn with_clients(clients: CheckedClients) -> HttpExecutor {
+    pub fn with_clients(clients: CheckedClients, clock: Arc<dyn Clock>) -> HttpExecutor {
         HttpExecutor {
             clients,
+            clock,
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -88,16 +97,16 @@ impl HttpExecutor {
         if let Some(body) = body {
             builder = builder.body(body);
         }
-        let response = builder.send().await.map_err(send_error)?;
-        let status = response.status();
-        let response_headers = headers_json(response.headers());
-        let retry_after = retry_after(response.headers());
-        let is_json = response
-            .headers()
+        let answer = client::send(builder).await.map_err(read_error)?;
+        let status = answer.status;
+        let response_headers = headers_json(&answer.headers);
+        let retry_after = answer.retry_after(self.clock.as_ref());
+        let is_json = answer
+            .headers
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
-        let bytes = read_body(response).await?;
+        let bytes = answer.body;
         let body = if bytes.is_empty() {
             Value::Null
         } else if is_json {
@@ -145,7 +154,7 @@ impl HttpExecutor {
             .get(credentials)
             .cloned();
         if let Some((token, until)) = cached
-            && Instant::now() < until
+            && self.clock.monotonic() < until
         {
             return Ok(token);
         }
@@ -173,10 +182,10 @@ impl HttpExecutor {
         if !credentials.secret_in_body {
             request = request.basic_auth(&credentials.client_id, Some(&credentials.client_secret));
         }
-        let response = request.send().await.map_err(send_error)?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = read_body(response).await?;
+        let response = client::send(request).await.map_err(read_error)?;
+        let status = response.status;
+        let retry_after = response.retry_after(self.clock.as_ref());
+        let bytes = response.body;
         let answer: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         let target = format!(
@@ -211,14 +220,15 @@ impl HttpExecutor {
             .checked_sub(TOKEN_EXPIRY_MARGIN)
             .filter(|usable| !usable.is_zero())
         {
+            let now = self.clock.monotonic();
             let mut tokens = self
                 .tokens
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            tokens.retain(|_, (_, until)| Instant::now() < *until);
+            tokens.retain(|_, (_, until)| now < *until);
             tokens.insert(
                 credentials.clone(),
-                (token.clone(), Instant::now() + usable),
+                (token.clone(), now.saturating_add(usable)),
             );
         }
         Ok(token)
@@ -492,57 +502,12 @@ fn headers_json(headers: &HeaderMap) -> Value {
     Value::Object(map)
 }
 
-/// How long the server asked us to wait: `Retry-After` in seconds or as an HTTP date, else Okta's
-/// `X-Rate-Limit-Reset` (Unix seconds). Dates are measured against the response's own `Date` header
-/// when it has one, so clock skew between us and the server does not matter.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    };
-    let server_now = || {
-        text("date")
-            .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
-            .map_or_else(Utc::now, |date| date.with_timezone(&Utc))
-    };
-    let until = |at: DateTime<Utc>| (at - server_now()).to_std().unwrap_or(Duration::ZERO);
-    if let Some(value) = text("retry-after") {
-        if let Ok(seconds) = value.parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
-        }
-        return DateTime::parse_from_rfc2822(value)
-            .ok()
-            .map(|at| until(at.with_timezone(&Utc)));
+/// A failed send or read: an oversized answer, or a transport error ([`send_error`]).
+fn read_error(error: ReadError) -> CardError {
+    match error {
+        ReadError::TooLarge(too_large) => too_large.into(),
+        ReadError::Transport(error) => send_error(error),
     }
-    let reset = text("x-rate-limit-reset")?.parse::<i64>().ok()?;
-    DateTime::from_timestamp(reset, 0).map(until)
-}
-
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CardError> {
-    let too_large = || CardError::Failed {
-        code: "response_too_large".into(),
-        message: format!(
-            "the response is larger than {} MiB",
-            MAX_RESPONSE_BYTES / (1024 * 1024)
-        ),
-        retryable: false,
-    };
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(send_error)? {
-        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }
 
 /// Classifies a transport error. The URL is removed (its query may hold a token) and the causes are
@@ -583,8 +548,19 @@ mod tests {
     use axum::routing::{any, get};
 
     use crate::egress::Allow;
+    use chrono::{DateTime, Utc};
+    use domain::clock::{ManualClock, SystemClock};
     use domain::model::ProjectConfig;
     use domain::run::RunId;
+
+    /// The clock of tests that run against a live local server and need no control of time.
+    fn system() -> Arc<dyn Clock> {
+        Arc::new(SystemClock)
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_750_000_000, 0).unwrap_or_default()
+    }
 
     async fn echo(
         method: AxumMethod,
@@ -713,7 +689,7 @@ mod tests {
     /// Runs `http.request` with `input` in a project that allows the test server at `base`.
     async fn call(base: &str, input: Value, timeout: Duration) -> Result<Value, CardError> {
         run(
-            &HttpExecutor::new().unwrap(),
+            &HttpExecutor::new(system()).unwrap(),
             allowing(base),
             input,
             timeout,
@@ -731,7 +707,7 @@ mod tests {
             card: "http.request".into(),
             input,
             timeout,
-            run_id: RunId::new_at(Utc::now()),
+            run_id: RunId::new_at(t0()),
             step: "s1".into(),
             attempt: 1,
             project,
@@ -895,13 +871,13 @@ mod tests {
     #[tokio::test]
     async fn fetches_and_caches_client_credentials_tokens() {
         let base = server().await;
-        let executor = HttpExecutor::new().unwrap();
+        let executor = HttpExecutor::new(system()).unwrap();
         let run = |auth: Value| {
             let call = CardCall {
                 card: "http.request".into(),
                 input: json!({ "url": format!("{base}/echo"), "auth": auth }),
                 timeout: Duration::from_secs(5),
-                run_id: RunId::new_at(Utc::now()),
+                run_id: RunId::new_at(t0()),
                 step: "s1".into(),
                 attempt: 1,
                 project: allowing(&base),
@@ -1128,7 +1104,7 @@ mod tests {
         let recorder = Recorder::new();
         let port = recorder.port();
         let lookup = FixedLookup::with(&[("rebind.test", "127.0.0.1")]);
-        let executor = HttpExecutor::with_lookup(lookup.clone()).unwrap();
+        let executor = HttpExecutor::with_lookup(lookup.clone(), system()).unwrap();
         let secret = json!({ "type": "bearer", "token": "s3cr3t" });
         for url in [
             format!("http://127.0.0.1:{port}/"),
@@ -1181,7 +1157,7 @@ mod tests {
         let recorder = Recorder::new();
         let port = recorder.port();
         let lookup = FixedLookup::with(&[("rebind.test", "127.0.0.1"), ("echo.test", "127.0.0.1")]);
-        let executor = HttpExecutor::with_lookup(lookup).unwrap();
+        let executor = HttpExecutor::with_lookup(lookup, system()).unwrap();
         // The first hop is allowed (it stands for a public host); where it redirects is not.
         for target in [
             format!("http://127.0.0.1:{port}/"),
@@ -1226,7 +1202,7 @@ mod tests {
     #[tokio::test]
     async fn follows_the_egress_config_of_each_calls_project() {
         let base = server().await;
-        let executor = HttpExecutor::new().unwrap();
+        let executor = HttpExecutor::new(system()).unwrap();
         let input = json!({ "url": format!("{base}/text") });
         let timeout = Duration::from_secs(5);
         let denied = run(&executor, allowing(""), input.clone(), timeout).await;
@@ -1248,7 +1224,7 @@ mod tests {
             json!({ "domain": base, "auth": { "type": "ssws", "token": "env:T" } }),
         );
         let got = run(
-            &HttpExecutor::new().unwrap(),
+            &HttpExecutor::new(system()).unwrap(),
             Arc::new(project),
             json!({ "url": format!("{base}/text") }),
             Duration::from_secs(5),
@@ -1334,34 +1310,37 @@ mod tests {
         .await;
     }
 
-    #[test]
-    fn retry_after_reads_seconds_dates_and_okta_reset() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(*name, HeaderValue::from_static(value));
+    #[tokio::test]
+    async fn a_cached_token_is_fetched_again_once_the_clock_passes_its_lifetime() {
+        let base = server().await;
+        let clock = ManualClock::new(t0());
+        let executor = HttpExecutor::new(Arc::new(clock.clone())).unwrap();
+        // The endpoint answers `expires_in: 3600` for this scope: usable for 3570 s, less the margin.
+        let auth = json!({ "type": "client_credentials", "token_url": format!("{base}/token"), "client_id": "app", "client_secret": "pw", "scope": "long" });
+        let sent_token = || {
+            let input = json!({ "url": format!("{base}/echo"), "auth": auth });
+            let (executor, project) = (&executor, allowing(&base));
+            async move {
+                run(executor, project, input, Duration::from_secs(5))
+                    .await
+                    .unwrap()["body"]["authorization"]
+                    .clone()
             }
-            map
         };
+        let first = sent_token().await;
+        clock.advance(Duration::from_secs(3600) - TOKEN_EXPIRY_MARGIN - Duration::from_secs(1));
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "30")])),
-            Some(Duration::from_secs(30))
+            sent_token().await,
+            first,
+            "the token is still in its lifetime"
         );
+        clock.advance(Duration::from_secs(1));
+        let renewed = sent_token().await;
+        assert_ne!(renewed, first, "the token was used past its lifetime");
         assert_eq!(
-            retry_after(&headers(&[
-                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
-                ("retry-after", "Wed, 21 Oct 2015 07:28:45 GMT")
-            ])),
-            Some(Duration::from_secs(45))
+            sent_token().await,
+            renewed,
+            "the new token is cached in turn"
         );
-        assert_eq!(
-            retry_after(&headers(&[
-                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
-                ("x-rate-limit-reset", "1445412500")
-            ])),
-            Some(Duration::from_secs(20))
-        );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
-        assert_eq!(retry_after(&headers(&[])), None);
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! Every destination comes from `idflow.yaml` (the `base_url` and the webhook secret), so the egress
 //! policy trusts it; the client never follows a redirect ([`crate::egress::configured_client`]), so no
-//! answer can carry the token anywhere else.
+//! answer can carry the token anywhere else. Answers are read and their waits worked out by
+//! [`crate::client`], as for the other connectors.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,10 +24,11 @@ use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Map, Value, json};
 
+use crate::client::{self, ReadError};
 use domain::cards::fields::{Fields, invalid};
 use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::model::SecretRef;
-use domain::ports::Secrets;
+use domain::ports::{Clock, Secrets};
 
 /// The Web API base URL when the connection does not set `base_url`.
 pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
@@ -34,8 +36,6 @@ pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
 pub const DEFAULT_CONNECTION: &str = "slack";
 /// A 429 asking to wait longer than this parks the run ([`CardError::Throttled`]).
 pub const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// The largest Slack answer read.
-const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Slack errors worth trying again.
 const TRANSIENT_ERRORS: &[&str] = &[
     "ratelimited",
@@ -49,14 +49,23 @@ const TRANSIENT_ERRORS: &[&str] = &[
 pub struct SlackExecutor {
     client: reqwest::Client,
     secrets: Arc<dyn Secrets>,
+    /// Reads `Retry-After` dates.
+    clock: Arc<dyn Clock>,
 }
 
 impl SlackExecutor {
     /// An executor with its own HTTP client (rustls, no redirects: Slack does not redirect API calls,
     /// and a redirect must not carry the token elsewhere).
-    pub fn new(secrets: Arc<dyn Secrets>) -> Result<SlackExecutor, reqwest::Error> {
+    pub fn new(
+        secrets: Arc<dyn Secrets>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SlackExecutor, reqwest::Error> {
         let client = crate::egress::configured_client()?;
-        Ok(SlackExecutor { client, secrets })
+        Ok(SlackExecutor {
+            client,
+            secrets,
+            clock,
+        })
     }
 
     async fn post(&self, call: &CardCall) -> Result<Value, CardError> {
@@ -160,18 +169,19 @@ impl SlackExecutor {
             )
         })?;
         auth.set_sensitive(true);
-        let response = self
+        let request = self
             .client
             .post(url)
             .header(AUTHORIZATION, auth)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .body(Value::Object(body).to_string())
-            .send()
-            .await
-            .map_err(network)?;
-        let status = response.status();
-        let retry = retry_after(response.headers());
-        let bytes = read(response).await?;
+            .body(Value::Object(body).to_string());
+        let answer = client::send(request).await.map_err(|error| match error {
+            ReadError::TooLarge(too_large) => too_large.into(),
+            ReadError::Transport(error) => network(error),
+        })?;
+        let status = answer.status;
+        let retry = answer.retry_after(self.clock.as_ref());
+        let bytes = answer.body;
         if !status.is_success() {
             return Err(status_error(
                 status.as_u16(),
@@ -225,18 +235,19 @@ impl SlackExecutor {
         if let Some(blocks) = &message.blocks {
             body.insert("blocks".into(), blocks.clone());
         }
-        let response = self
+        let request = self
             .client
             .post(url)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .body(Value::Object(body).to_string())
-            .send()
-            .await
+            .body(Value::Object(body).to_string());
+        let answer = client::send(request).await.map_err(|error| match error {
+            ReadError::TooLarge(too_large) => too_large.into(),
             // The URL is the secret: never show it.
-            .map_err(|error| network(error.without_url()))?;
-        let status = response.status();
-        let retry = retry_after(response.headers());
-        let bytes = read(response).await?;
+            ReadError::Transport(error) => network(error.without_url()),
+        })?;
+        let status = answer.status;
+        let retry = answer.retry_after(self.clock.as_ref());
+        let bytes = answer.body;
         if status.is_success() {
             return Ok(json!({ "ok": true }));
         }
@@ -349,32 +360,6 @@ fn status_error(status: u16, retry: Option<Duration>, body: &[u8], what: &str) -
         detail: (!text.is_empty()).then_some(Value::String(text)),
         retry_after: retry,
     }
-}
-
-/// `Retry-After` in seconds, as Slack sends it.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get("retry-after")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
-
-async fn read(mut response: reqwest::Response) -> Result<Vec<u8>, CardError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| network(error.without_url()))?
-    {
-        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(CardError::Network(
-                "slack's answer is larger than 1 MiB".into(),
-            ));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //!   `X-Rate-Limit-Reset`; a 429 does too and is retried after the reset plus jitter. Waits longer
 //!   than `max_wait` become [`OktaError::Throttled`] so the engine parks the run instead of a worker.
 //!
-//! Every wait goes through the [`Clock`] port.
+//! Every wait and every age goes through the [`Clock`] port; answers are read, and their waits worked
+//! out (against the org's `Date`), by [`crate::client`], as for the other connectors.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +30,9 @@ use tokio::sync::Semaphore;
 use super::auth::{AssertionKey, DpopKey, JWT_BEARER, random_id};
 use super::connection::{Connection, ConnectionAuth, OAuthSettings};
 use super::{ApiError, OktaApi, OktaError, OktaRequest, OktaResponse, header_text};
+use crate::client::{self, Answer, ReadError};
 use domain::ports::{Clock, Secrets};
 
-/// The largest response body read, in bytes (10 MiB).
-pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 /// An access token is not used in its last minute, so it never expires in flight.
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// 429s waited out for one request before it is handed back as [`OktaError::Throttled`].
@@ -75,14 +75,8 @@ struct AccessToken {
     value: String,
     /// `Bearer` or `DPoP`.
     scheme: String,
-    usable_until: DateTime<Utc>,
-}
-
-/// One answered request, before it is judged.
-struct Raw {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
+    /// The clock's monotonic reading from which the token is no longer used.
+    usable_until: Duration,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -220,20 +214,20 @@ impl OktaClient {
         &self,
         state: &ConnectionState,
         bucket: &str,
-        raw: &Raw,
+        raw: &Answer,
         waits: u32,
     ) -> Result<(), OktaError> {
         let now = self.clock.now();
-        let reset = reset_time(&raw.headers, now);
-        let until = reset.max(
-            now + chrono::Duration::from_std(MIN_THROTTLE_WAIT).unwrap_or(chrono::Duration::zero()),
-        );
+        let wait = raw
+            .retry_after(self.clock.as_ref())
+            .unwrap_or(Duration::ZERO)
+            .max(MIN_THROTTLE_WAIT);
+        let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
         {
             let mut blocked = lock(&state.blocked);
             let entry = blocked.entry(bucket.to_owned()).or_insert(until);
             *entry = (*entry).max(until);
         }
-        let wait = (until - now).to_std().unwrap_or(MIN_THROTTLE_WAIT);
         if waits > MAX_THROTTLE_WAITS {
             return Err(OktaError::Throttled {
                 after: wait + self.jitter(wait),
@@ -251,36 +245,32 @@ impl OktaClient {
         bucket: &str,
         request: reqwest::RequestBuilder,
         nonce_slot: &Mutex<Option<String>>,
-    ) -> Result<Raw, OktaError> {
+    ) -> Result<Answer, OktaError> {
         let raw = {
             // The semaphore is never closed, so acquiring fails only if it were; then go uncapped
             // rather than fail the step.
             let _permit = state.permits.acquire().await.ok();
-            let response = request.send().await.map_err(network_error)?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = read_body(response).await?;
-            Raw {
-                status,
-                headers,
-                body,
-            }
+            client::send(request).await.map_err(|error| match error {
+                ReadError::TooLarge(too_large) => OktaError::TooLarge(too_large),
+                ReadError::Transport(error) => network_error(error),
+            })?
         };
         if let Some(nonce) = header_text(&raw.headers, DPOP_NONCE) {
             *lock(nonce_slot) = Some(nonce.to_owned());
         }
-        if raw.status != 429
+        if raw.status.as_u16() != 429
             && header_text(&raw.headers, "x-rate-limit-remaining")
                 .and_then(|text| text.trim().parse::<u64>().ok())
                 == Some(0)
+            && let Some(wait) = raw
+                .retry_after(self.clock.as_ref())
+                .filter(|wait| !wait.is_zero())
         {
-            let now = self.clock.now();
-            let reset = reset_time(&raw.headers, now);
-            if reset > now {
-                let mut blocked = lock(&state.blocked);
-                let entry = blocked.entry(bucket.to_owned()).or_insert(reset);
-                *entry = (*entry).max(reset);
-            }
+            let reset = self.clock.now()
+                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            let mut blocked = lock(&state.blocked);
+            let entry = blocked.entry(bucket.to_owned()).or_insert(reset);
+            *entry = (*entry).max(reset);
         }
         Ok(raw)
     }
@@ -293,12 +283,12 @@ impl OktaClient {
     ) -> Result<AccessToken, OktaError> {
         let mut slot = state.token.lock().await;
         if let Some(token) = slot.as_ref()
-            && self.clock.now() < token.usable_until
+            && self.clock.monotonic() < token.usable_until
         {
             return Ok(token.clone());
         }
         let token = self.fetch_token(state, settings).await?;
-        *slot = (self.clock.now() < token.usable_until).then(|| token.clone());
+        *slot = (self.clock.monotonic() < token.usable_until).then(|| token.clone());
         Ok(token)
     }
 
@@ -364,19 +354,23 @@ impl OktaClient {
                 .transmit(state, bucket, request, &state.auth_nonce)
                 .await?;
             let body: Value = serde_json::from_slice(&raw.body).unwrap_or(Value::Null);
-            if raw.status == 429 {
+            if raw.status.as_u16() == 429 {
                 waits += 1;
                 self.throttled(state, bucket, &raw, waits).await?;
                 continue;
             }
-            if !(200..300).contains(&raw.status) {
+            if !raw.status.is_success() {
                 let error = body.get("error").and_then(Value::as_str);
                 if error == Some("use_dpop_nonce") && state.dpop.is_some() && !nonce_retried {
                     // `transmit` kept the nonce from the `DPoP-Nonce` header; prove again with it.
                     nonce_retried = true;
                     continue;
                 }
-                return Err(api_error(&raw, "POST /oauth2/v1/token"));
+                return Err(api_error(
+                    &raw,
+                    "POST /oauth2/v1/token",
+                    self.clock.as_ref(),
+                ));
             }
             let Some(value) = body.get("access_token").and_then(Value::as_str) else {
                 return Err(OktaError::Response(
@@ -387,15 +381,20 @@ impl OktaClient {
                 Some(kind) if kind.eq_ignore_ascii_case("dpop") => "DPoP",
                 _ => "Bearer",
             };
+            // A lifetime within the margin (or negative) leaves the token unusable from the start:
+            // it serves this request and is not cached.
             let lifetime = body
                 .get("expires_in")
                 .and_then(Value::as_i64)
                 .unwrap_or(3600);
-            let margin = i64::try_from(TOKEN_EXPIRY_MARGIN.as_secs()).unwrap_or(60);
+            let usable = u64::try_from(lifetime)
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::ZERO)
+                .saturating_sub(TOKEN_EXPIRY_MARGIN);
             return Ok(AccessToken {
                 value: value.to_owned(),
                 scheme: scheme.to_owned(),
-                usable_until: self.clock.now() + chrono::Duration::seconds(lifetime - margin),
+                usable_until: self.clock.monotonic().saturating_add(usable),
             });
         }
     }
@@ -466,12 +465,12 @@ impl OktaApi for OktaClient {
             let raw = self
                 .transmit(&state, &bucket, request, &state.api_nonce)
                 .await?;
-            if raw.status == 429 {
+            if raw.status.as_u16() == 429 {
                 waits += 1;
                 self.throttled(&state, &bucket, &raw, waits).await?;
                 continue;
             }
-            if raw.status == 401
+            if raw.status.as_u16() == 401
                 && let Some(used) = &used_token
             {
                 let challenge = header_text(&raw.headers, WWW_AUTHENTICATE.as_str()).unwrap_or("");
@@ -487,8 +486,8 @@ impl OktaApi for OktaClient {
                 }
             }
             let target = format!("{method} {}", url.path());
-            if !(200..300).contains(&raw.status) {
-                return Err(api_error(&raw, &target));
+            if !raw.status.is_success() {
+                return Err(api_error(&raw, &target, self.clock.as_ref()));
             }
             let body = if raw.body.is_empty() {
                 Value::Null
@@ -498,7 +497,7 @@ impl OktaApi for OktaClient {
                 })
             };
             return Ok(OktaResponse {
-                status: raw.status,
+                status: raw.status.as_u16(),
                 headers: raw.headers,
                 body,
             });
@@ -518,19 +517,6 @@ fn bucket_of(path: &str) -> String {
     format!("/{}", kept.join("/"))
 }
 
-/// `X-Rate-Limit-Reset` (Unix seconds), else `Retry-After` seconds from now, else now.
-fn reset_time(headers: &HeaderMap, now: DateTime<Utc>) -> DateTime<Utc> {
-    if let Some(reset) = header_text(headers, "x-rate-limit-reset")
-        .and_then(|text| text.trim().parse::<i64>().ok())
-        .and_then(|secs| DateTime::from_timestamp(secs, 0))
-    {
-        return reset;
-    }
-    header_text(headers, "retry-after")
-        .and_then(|text| text.trim().parse::<i64>().ok())
-        .map_or(now, |secs| now + chrono::Duration::seconds(secs))
-}
-
 fn header_value(text: &str) -> Result<HeaderValue, OktaError> {
     HeaderValue::from_str(text).map_err(|_| {
         OktaError::Key("a credential contains characters not allowed in a header".into())
@@ -543,22 +529,9 @@ fn network_error(error: reqwest::Error) -> OktaError {
     OktaError::Network(error.to_string())
 }
 
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, OktaError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(network_error)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(OktaError::Response(format!(
-                "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// An error answer as [`OktaError::Api`]: Okta's fields, or OAuth's `error` and
 /// `error_description`, or the status when the body is neither.
-fn api_error(raw: &Raw, target: &str) -> OktaError {
+fn api_error(raw: &Answer, target: &str, clock: &dyn Clock) -> OktaError {
     let body: Option<Value> = serde_json::from_slice(&raw.body).ok();
     let text = |name: &str| {
         body.as_ref()
@@ -573,23 +546,25 @@ fn api_error(raw: &Raw, target: &str) -> OktaError {
             text("error_description").unwrap_or_default(),
             true,
         ),
-        (None, None) => (None, format!("{target} answered {}", raw.status), false),
+        (None, None) => (
+            None,
+            format!("{target} answered {}", raw.status.as_u16()),
+            false,
+        ),
     };
     let causes = body
         .as_ref()
         .and_then(|b| b.get("errorCauses"))
         .cloned()
         .unwrap_or_else(|| Value::Array(Vec::new()));
-    let retry_after = header_text(&raw.headers, "retry-after")
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = raw.retry_after(clock);
     let leftover = if shaped || raw.body.is_empty() {
         None
     } else {
         Some(body.unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw.body).into_owned())))
     };
     OktaError::Api(Box::new(ApiError {
-        status: raw.status,
+        status: raw.status.as_u16(),
         code,
         summary,
         causes,
@@ -603,6 +578,7 @@ fn api_error(raw: &Raw, target: &str) -> OktaError {
 mod tests {
     use super::*;
     use crate::okta::connection::Connection;
+    use domain::cards::CardError;
     use domain::model::SecretRef;
     use domain::ports::{SecretError, SecretValue};
 
@@ -652,6 +628,75 @@ mod tests {
             elsewhere.accept().is_err(),
             "nothing (no SSWS token) was sent where the redirect pointed"
         );
+    }
+
+    /// An org at a fresh local address answering every request with `answer`; an SSWS connection
+    /// to it with `max_wait: 10s`.
+    async fn org(answer: axum::Router) -> Connection {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let domain = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, answer).await });
+        Connection::parse(
+            "okta",
+            &serde_json::json!({ "domain": domain, "max_wait": "10s", "auth": { "type": "ssws", "token": "env:T" } }),
+        )
+        .unwrap()
+    }
+
+    /// The client measured `X-Rate-Limit-Reset` against its own clock: an hour behind the org's, a
+    /// 20 s reset looked like a wait of an hour. It now measures against the org's `Date`.
+    #[tokio::test]
+    async fn a_rate_limit_reset_is_measured_on_the_orgs_clock() {
+        let connection = org(axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                    ("x-rate-limit-remaining", "0"),
+                    ("x-rate-limit-reset", "1445412500"),
+                ],
+            )
+        }))
+        .await;
+        let an_hour_behind = DateTime::from_timestamp(1_445_412_480 - 3600, 0).unwrap();
+        let clock = domain::clock::ManualClock::new(an_hour_behind);
+        let client = OktaClient::new(Arc::new(TokenSecrets), Arc::new(clock)).unwrap();
+        // 20 s is over `max_wait`, so the wait is handed back instead of held: its length shows.
+        match client
+            .send(&connection, OktaRequest::get("/api/v1/users/me"))
+            .await
+        {
+            Err(OktaError::Throttled { after, bucket }) => {
+                assert_eq!(bucket, "/api/v1/users");
+                assert!(
+                    after >= Duration::from_secs(20) && after <= Duration::from_secs(21),
+                    "{after:?}"
+                );
+            }
+            other => panic!("expected Throttled, got {other:?}"),
+        }
+    }
+
+    /// The client stopped at 10 MiB with a retryable "unusable answer"; now the one error of every
+    /// connector, not retried.
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused_and_not_retried() {
+        let connection = org(axum::Router::new()
+            .fallback(|| async { vec![b' '; crate::client::MAX_RESPONSE_BYTES + 1] }))
+        .await;
+        let client =
+            OktaClient::new(Arc::new(TokenSecrets), Arc::new(domain::clock::SystemClock)).unwrap();
+        let error = client
+            .send(&connection, OktaRequest::get("/api/v1/users/me"))
+            .await
+            .unwrap_err();
+        assert!(!error.is_retryable(), "{error:?}");
+        match CardError::from(error) {
+            CardError::Failed {
+                code, retryable, ..
+            } => assert_eq!((code.as_str(), retryable), ("response_too_large", false)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -152,9 +152,12 @@ pub enum OktaError {
     #[error("network error: {0}")]
     Network(String),
     /// Okta answered something this client cannot use (a next link to another origin, a token
-    /// answer without `access_token`, an oversized body).
+    /// answer without `access_token`).
     #[error("unusable answer: {0}")]
     Response(String),
+    /// The answer is over the size every connector reads ([`crate::client::MAX_RESPONSE_BYTES`]).
+    #[error(transparent)]
+    TooLarge(#[from] crate::client::ResponseTooLarge),
 }
 
 /// An error answer of Okta. For the token endpoint, `code` is OAuth's `error` and `summary` its
@@ -187,7 +190,7 @@ impl OktaError {
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
         match self {
-            OktaError::Connection { .. } | OktaError::Key(_) => false,
+            OktaError::Connection { .. } | OktaError::Key(_) | OktaError::TooLarge(_) => false,
             OktaError::Secret(error) => matches!(error, SecretError::Unreadable { .. }),
             OktaError::Api(error) => error.status == 429 || error.status >= 500,
             OktaError::Throttled { .. } | OktaError::Network(_) | OktaError::Response(_) => true,
@@ -231,6 +234,7 @@ impl From<OktaError> for CardError {
                 message: format!("okta rate limit on {bucket}"),
             },
             OktaError::Network(message) => CardError::Network(message),
+            OktaError::TooLarge(too_large) => too_large.into(),
             other => {
                 let code = match &other {
                     OktaError::Connection { .. } => "okta_connection",

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::engine::CompiledFlow;
 use crate::model::Trigger;
-use crate::ports::{FlowStore, StoredFlow};
+use crate::ports::{Clock, FlowStore, StoredFlow};
 use crate::template::Compiled;
 
 use super::error::RunnerError;
@@ -82,7 +82,8 @@ pub struct TriggerIndex {
     /// Bumped by every [`TriggerIndex::clear`], so an index built from a listing made before a
     /// deploy is never stored after it.
     generation: AtomicU64,
-    slot: Mutex<Option<(u64, Instant, Arc<FlowIndex>)>>,
+    /// The index, the generation it was built for and the clock's monotonic reading when built.
+    slot: Mutex<Option<(u64, Duration, Arc<FlowIndex>)>>,
 }
 
 impl TriggerIndex {
@@ -93,10 +94,11 @@ impl TriggerIndex {
     }
 
     /// The index, rebuilt from `flows` (each compiled with `compile`) when cleared or older than
-    /// `max_age`.
+    /// `max_age` by `clock`'s monotonic reading.
     pub async fn get(
         &self,
         flows: &dyn FlowStore,
+        clock: &dyn Clock,
         max_age: Duration,
         compile: impl Fn(&StoredFlow) -> Result<Arc<CompiledFlow>, RunnerError>,
     ) -> Result<Arc<FlowIndex>, RunnerError> {
@@ -105,15 +107,16 @@ impl TriggerIndex {
             let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((built_for, at, index)) = slot.as_ref()
                 && *built_for == generation
-                && at.elapsed() < max_age
+                && clock.monotonic().saturating_sub(*at) < max_age
             {
                 return Ok(index.clone());
             }
         }
         let index = Arc::new(FlowIndex::build(flows, compile).await?);
+        let built = clock.monotonic();
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         if self.generation.load(Ordering::SeqCst) == generation {
-            *slot = Some((generation, Instant::now(), index.clone()));
+            *slot = Some((generation, built, index.clone()));
         }
         Ok(index)
     }

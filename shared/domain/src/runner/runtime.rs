@@ -86,8 +86,9 @@ pub struct Runtime {
     pub(super) config: RunnerConfig,
     pub(super) project: RwLock<Arc<ProjectConfig>>,
     pub(super) compiled: Mutex<HashMap<(String, String), Arc<CompiledFlow>>>,
-    /// Current versions by flow name, fetched at the given instant (see [`RunnerConfig::flow_cache`]).
-    pub(super) current: Mutex<HashMap<String, (Arc<CompiledFlow>, std::time::Instant)>>,
+    /// Current versions by flow name, with the clock's monotonic reading when each was fetched (see
+    /// [`RunnerConfig::flow_cache`]).
+    pub(super) current: Mutex<HashMap<String, (Arc<CompiledFlow>, Duration)>>,
     pub(super) ended: broadcast::Sender<RunEnded>,
     /// Event-type and delegated-flow index of the current flows (see [`crate::events`]); cleared
     /// with the current-version cache.
@@ -216,8 +217,8 @@ impl Runtime {
     pub async fn current_flow(&self, name: &str) -> Result<Arc<CompiledFlow>, RunnerError> {
         {
             let cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((flow, at)) = cache.get(name)
-                && at.elapsed() < self.config.flow_cache
+            if let Some((flow, fetched)) = cache.get(name)
+                && self.clock.monotonic().saturating_sub(*fetched) < self.config.flow_cache
             {
                 return Ok(flow.clone());
             }
@@ -228,11 +229,9 @@ impl Runtime {
             .await?
             .ok_or_else(|| RunnerError::UnknownFlow(name.to_owned()))?;
         let compiled = self.compile(&stored.name, &stored.version, &stored.path, &stored.source)?;
+        let fetched = self.clock.monotonic();
         let mut cache = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(
-            name.to_owned(),
-            (compiled.clone(), std::time::Instant::now()),
-        );
+        cache.insert(name.to_owned(), (compiled.clone(), fetched));
         Ok(compiled)
     }
 
@@ -292,9 +291,12 @@ impl Runtime {
     /// flows changed in this process or it is older than [`RunnerConfig::flow_cache`].
     pub async fn trigger_index(&self) -> Result<Arc<FlowIndex>, RunnerError> {
         self.trigger_index
-            .get(self.flows.as_ref(), self.config.flow_cache, |stored| {
-                self.compile(&stored.name, &stored.version, &stored.path, &stored.source)
-            })
+            .get(
+                self.flows.as_ref(),
+                self.clock.as_ref(),
+                self.config.flow_cache,
+                |stored| self.compile(&stored.name, &stored.version, &stored.path, &stored.source),
+            )
             .await
     }
 }

@@ -231,7 +231,7 @@ async fn authenticate_jwt(
         &source,
         token,
         &expected,
-        runtime.now(),
+        ports.clock.as_ref(),
     )
     .await
     .inspect_err(|error| {

@@ -155,7 +155,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
                             &source,
                             token,
                             &expected,
-                            runtime.now(),
+                            ports.clock.as_ref(),
                         )
                         .await
                     }

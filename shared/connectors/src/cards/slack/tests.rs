@@ -14,7 +14,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::SlackExecutor;
+use chrono::DateTime;
 use domain::cards::{CardCall, CardError, CardExecutor};
+use domain::clock::ManualClock;
 use domain::model::{ProjectConfig, SecretRef};
 use domain::ports::{SecretError, SecretValue, Secrets};
 use domain::run::RunId;
@@ -69,6 +71,17 @@ async fn post_message(seen: Seen, headers: HeaderMap, body: Bytes) -> Response {
         "#missing" => axum::Json(json!({ "ok": false, "error": "channel_not_found" })).into_response(),
         "#broken" => axum::Json(json!({ "ok": false, "error": "invalid_blocks", "response_metadata": { "messages": ["[ERROR] missing required field: text [json-pointer:/blocks/0/text]"] } })).into_response(),
         "#down" => (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response(),
+        // Retry-After as an HTTP date, two minutes after the server's own `Date`.
+        "#later" => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("retry-after", "Wed, 21 Oct 2015 07:30:00 GMT"),
+            ],
+            "",
+        )
+            .into_response(),
+        "#huge" => vec![b' '; crate::client::MAX_RESPONSE_BYTES + 1].into_response(),
         _ => axum::Json(json!({ "ok": true, "channel": "C0123", "ts": "1700000000.000100", "message": { "text": body["text"] } })).into_response(),
     }
 }
@@ -112,7 +125,9 @@ fn executor(base: &str) -> SlackExecutor {
             format!("{base}/services/T0/B0/secret"),
         ),
     ]);
-    SlackExecutor::new(Arc::new(FixedSecrets(secrets))).unwrap()
+    // A clock far from the stand-in's `Date`: waits are measured on the server's clock.
+    let clock = ManualClock::new(DateTime::from_timestamp(1_750_000_000, 0).unwrap());
+    SlackExecutor::new(Arc::new(FixedSecrets(secrets)), Arc::new(clock)).unwrap()
 }
 
 async fn call(base: &str, input: Value) -> Result<Value, CardError> {
@@ -246,6 +261,27 @@ async fn slack_errors_become_step_errors_with_slacks_code() {
             message: "slack chat.postMessage answered 503".into(),
             detail: Some(json!("upstream down")),
             retry_after: None,
+        },
+    )
+    .await;
+    // Slack's reader took `Retry-After` in seconds only: a date gave no wait, and the run retried
+    // after a second instead of parking until the date.
+    check(
+        "#later",
+        CardError::Throttled {
+            after: Duration::from_secs(120),
+            message: "slack rate limit on chat.postMessage".into(),
+        },
+    )
+    .await;
+    // Slack's reader stopped at 1 MiB with a retryable network error; now the one cap and error of
+    // every connector.
+    check(
+        "#huge",
+        CardError::Failed {
+            code: "response_too_large".into(),
+            message: "the response is larger than 10 MiB".into(),
+            retryable: false,
         },
     )
     .await;
