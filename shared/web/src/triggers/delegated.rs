@@ -41,6 +41,13 @@ use crate::jwt::{self, Expected, JwtError};
 use crate::state::ApiState;
 
 /// `GET /api/delegated/flows` and `POST /api/delegated/flows/{name}/run`.
+/// The routes [`router`] serves, as `(method, path, behind the admin JWT authorizer)`: what the
+/// deployment template must route to the `api` Lambda (`tests/integration/template.rs` checks it).
+pub const ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/api/delegated/flows", true),
+    ("POST", "/api/delegated/flows/{name}/run", true),
+];
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/delegated/flows", get(list))
