@@ -31,19 +31,24 @@ pub trait StandardExecutors: Sized {
 
 impl StandardExecutors for Runtime {
     fn with_standard_executors(self) -> Result<Runtime, reqwest::Error> {
-        let http = cards::http::HttpExecutor::new()?;
-        let ports = self.adapter_ports();
-        let okta = Arc::new(okta::OktaExecutor::with_ports(
-            ports.secrets.clone(),
-            ports.clock.clone(),
-        )?);
-        let slack = cards::slack::SlackExecutor::new(ports.secrets.clone())?;
-        let email = cards::email::EmailExecutor::new(ports.secrets);
-        Ok(self
-            .with_executor("http", Arc::new(http))
-            .with_executor("okta", okta.clone())
-            .with_executor("oig", okta)
-            .with_executor("slack", Arc::new(slack))
-            .with_executor("email", Arc::new(email)))
+        self.with_adapters(|ports| {
+            let http = cards::http::HttpExecutor::new()?;
+            let okta = Arc::new(okta::OktaExecutor::with_ports(
+                ports.secrets.clone(),
+                ports.clock.clone(),
+            )?);
+            let slack = cards::slack::SlackExecutor::new(ports.secrets.clone())?;
+            let email = cards::email::EmailExecutor::new(ports.secrets);
+            Ok(vec![
+                (
+                    "http",
+                    Arc::new(http) as Arc<dyn domain::cards::CardExecutor>,
+                ),
+                ("okta", okta.clone()),
+                ("oig", okta),
+                ("slack", Arc::new(slack)),
+                ("email", Arc::new(email)),
+            ])
+        })
     }
 }

@@ -232,20 +232,13 @@ async fn authenticate_jwt(
         audience,
         subject: None,
     };
-    let ports = runtime.adapter_ports();
-    let claims = jwt::verify(
-        ports.secrets.as_ref(),
-        &source,
-        token,
-        &expected,
-        runtime.now(),
-    )
-    .await
-    .inspect_err(|error| {
-        if error.is_config() {
-            tracing::error!(%issuer, error = %error, "JWT endpoint cannot verify tokens");
-        }
-    })?;
+    let claims = jwt::verify(runtime, &source, token, &expected, runtime.now())
+        .await
+        .inspect_err(|error| {
+            if error.is_config() {
+                tracing::error!(%issuer, error = %error, "JWT endpoint cannot verify tokens");
+            }
+        })?;
     Ok(claims)
 }
 

@@ -156,15 +156,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
                     jwks.as_deref(),
                 ) {
                     Ok(source) => {
-                        let ports = runtime.adapter_ports();
-                        jwt::verify(
-                            ports.secrets.as_ref(),
-                            &source,
-                            token,
-                            &expected,
-                            runtime.now(),
-                        )
-                        .await
+                        jwt::verify(runtime, &source, token, &expected, runtime.now()).await
                     }
                     Err(error) => Err(error),
                 };
