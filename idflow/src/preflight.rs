@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use domain::flowfile::LoadedProject;
 use domain::model::{
-    ApiAuth, Flow, LoopBody, OnError, ProjectConfig, SecretRef, Step, StepKind, Trigger,
+    Flow, LoopBody, OnError, ProjectConfig, SecretRef, Step, StepKind, TriggerSecret,
 };
 use domain::ports::{SecretError, Secrets};
 
@@ -61,54 +61,20 @@ impl std::fmt::Display for UnresolvedSecret {
 /// The secrets `flow` needs, each once, sorted by name.
 pub fn secret_uses(flow: &Flow, config: &ProjectConfig) -> Vec<SecretUse> {
     let mut uses = BTreeSet::new();
-    let mut direct = |name: String, reference: SecretRef| {
-        uses.insert(SecretUse {
-            name,
-            reference: Some(reference),
-        });
-    };
-    match &flow.trigger {
-        Trigger::Event(_) => match &config.okta_hook_secret {
-            Some(reference) => direct("hooks.okta.secret".into(), reference.clone()),
-            None => {
-                uses.insert(SecretUse {
-                    name: "hooks.okta.secret".into(),
-                    reference: None,
-                });
+    for need in flow.trigger.secrets(&flow.name, config) {
+        match need {
+            TriggerSecret::Named { name, reference } => {
+                uses.insert(SecretUse { name, reference });
             }
-        },
-        Trigger::Api(api) => match &api.auth {
-            ApiAuth::Token { token: Some(token) } => {
-                direct("trigger.api.token".into(), token.clone())
-            }
-            ApiAuth::Token { token: None } => {
-                if let Some(token) = config.api_tokens.get(&flow.name) {
-                    direct(format!("api.tokens.{}", flow.name), token.clone());
-                }
-            }
-            ApiAuth::Hmac(hmac) => direct("trigger.api.hmac.secret".into(), hmac.secret.clone()),
-            ApiAuth::Jwt { issuer, .. } => {
-                if let Some(reference) = config
-                    .jwks
-                    .get(issuer)
-                    .and_then(|jwks| SecretRef::parse(jwks).ok())
-                {
-                    direct(format!("jwks.{issuer}"), reference);
-                }
-            }
-            ApiAuth::Public => {}
-        },
-        Trigger::Delegated(delegated) => {
-            for caller in &delegated.callers {
-                if let Some(declared) = config.callers.get(caller) {
+            TriggerSecret::Caller(caller) => {
+                if let Some(declared) = config.callers.get(&caller) {
                     references_in(declared, &format!("callers.{caller}"), &mut uses);
                 }
             }
-            if delegated.report_to_request {
-                connection_uses(config, "okta", &mut uses);
+            TriggerSecret::Connection(connection) => {
+                connection_uses(config, &connection, &mut uses)
             }
         }
-        Trigger::Manual | Trigger::Schedule(_) | Trigger::Helper(_) => {}
     }
     let mut names = BTreeSet::new();
     let mut connections = BTreeSet::new();

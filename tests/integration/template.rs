@@ -169,16 +169,11 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
         .into_iter()
         .map(|(method, path, _)| (method.to_string(), path.to_owned(), true))
         .collect();
-    expected.extend([
-        ("GET".into(), "/api/delegated/flows".into(), true),
-        (
-            "POST".into(),
-            "/api/delegated/flows/{name}/run".into(),
-            true,
-        ),
-        ("GET".into(), "/api/flows/{name}/invoke".into(), false),
-        ("POST".into(), "/api/flows/{name}/invoke".into(), false),
-    ]);
+    expected.extend(
+        web::triggers::api_route_table()
+            .into_iter()
+            .map(|(method, path, jwt)| (method.to_owned(), path.to_owned(), jwt)),
+    );
     for (method, path, jwt) in expected {
         assert_eq!(
             api.get(&(method.clone(), path.clone())),
@@ -187,12 +182,12 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
         );
     }
     let hooks = routes(functions["event-hook"].1);
-    for method in ["GET", "POST"] {
+    for (method, path, jwt) in web::triggers::hook_route_table() {
         // Okta authenticates with the hook secret, checked by the function, not with a JWT.
         assert_eq!(
-            hooks.get(&(method.to_owned(), "/hooks/okta".to_owned())),
-            Some(&false),
-            "{method} /hooks/okta"
+            hooks.get(&(method.to_owned(), path.to_owned())),
+            Some(&jwt),
+            "event-hook route {method} {path} (JWT authorizer: {jwt})"
         );
     }
     let authorizer = &of_type(&template, "AWS::Serverless::HttpApi")["HttpApi"]["Properties"]["Auth"]

@@ -32,7 +32,7 @@ use web::state::ApiState;
 /// once per cold start (through Secrets Manager), if one is configured.
 pub async fn state(runtime: Arc<Runtime>) -> Result<ApiState, AdminTokenError> {
     let admin = auth::admin_access(
-        runtime.adapter_ports().secrets.as_ref(),
+        runtime.as_ref(),
         runtime.project().admin_token.as_ref(),
         AdminExposure::Network,
     )

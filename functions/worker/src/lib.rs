@@ -28,6 +28,7 @@ use aws::sqs::parse_body;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use connectors::StandardExecutors;
 use connectors::cards::email::EmailExecutor;
+use domain::cards::CardExecutor;
 use domain::cards::table::TableExecutor;
 use domain::ports::Delivery;
 use domain::runner::{Disposition, Runtime};
@@ -46,8 +47,10 @@ pub fn equip(
         runtime = runtime.with_executor("table", Arc::new(TableExecutor::new(store)));
     }
     if let Some(ses) = config.ses(sdk) {
-        let email = EmailExecutor::new(runtime.adapter_ports().secrets).with_ses(ses);
-        runtime = runtime.with_executor("email", Arc::new(email));
+        runtime = runtime.with_adapters(|ports| {
+            let email = EmailExecutor::new(ports.secrets).with_ses(ses);
+            Ok::<_, reqwest::Error>(vec![("email", Arc::new(email) as Arc<dyn CardExecutor>)])
+        })?;
     }
     if let Some(wakeups) = config.wakeups(sdk) {
         runtime = runtime.with_wakeups(wakeups);

@@ -34,22 +34,28 @@ pub trait StandardExecutors: Sized {
 
 impl StandardExecutors for Runtime {
     fn with_standard_executors(self) -> Result<Runtime, reqwest::Error> {
-        let ports = self.adapter_ports();
-        let http = cards::http::HttpExecutor::new(ports.clock.clone())?;
-        let okta = Arc::new(okta::OktaExecutor::with_ports(
-            ports.secrets.clone(),
-            ports.clock.clone(),
-        )?);
-        let slack = cards::slack::SlackExecutor::new(ports.secrets.clone(), ports.clock.clone())?;
-        let email = cards::email::EmailExecutor::new(ports.secrets);
-        let signing = Arc::new(cards::signing::SigningExecutor::new(ports.clock));
-        Ok(self
-            .with_executor("http", Arc::new(http))
-            .with_executor("okta", okta.clone())
-            .with_executor("oig", okta)
-            .with_executor("slack", Arc::new(slack))
-            .with_executor("email", Arc::new(email))
-            .with_executor("crypto", signing.clone())
-            .with_executor("jwt", signing))
+        self.with_adapters(|ports| {
+            let http = cards::http::HttpExecutor::new(ports.clock.clone())?;
+            let okta = Arc::new(okta::OktaExecutor::with_ports(
+                ports.secrets.clone(),
+                ports.clock.clone(),
+            )?);
+            let slack =
+                cards::slack::SlackExecutor::new(ports.secrets.clone(), ports.clock.clone())?;
+            let email = cards::email::EmailExecutor::new(ports.secrets);
+            let signing = Arc::new(cards::signing::SigningExecutor::new(ports.clock));
+            Ok(vec![
+                (
+                    "http",
+                    Arc::new(http) as Arc<dyn domain::cards::CardExecutor>,
+                ),
+                ("okta", okta.clone()),
+                ("oig", okta),
+                ("slack", Arc::new(slack)),
+                ("email", Arc::new(email)),
+                ("crypto", signing.clone()),
+                ("jwt", signing),
+            ])
+        })
     }
 }

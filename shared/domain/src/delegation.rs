@@ -237,8 +237,7 @@ pub async fn send_report(runtime: &Runtime, report: PendingReport) {
             attempt,
             project: runtime.project(),
         };
-        let result =
-            execute_card(Some(executor.clone()), call, runtime.adapter_ports().clock).await;
+        let result = execute_card(Some(executor.clone()), call, runtime.clock()).await;
         match result {
             Ok(_) => {
                 tracing::info!(run_id = %report.run_id, request = %report.request, "outcome posted to the access request");

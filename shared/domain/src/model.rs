@@ -96,17 +96,206 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// The trigger kind as written in flow files and shown by the CLI and API.
-    pub fn kind(&self) -> &'static str {
+    /// Every trigger kind, `manual` (a flow without `trigger:`) first.
+    pub const KINDS: &'static [TriggerKind] = &[MANUAL, SCHEDULE, EVENT, API, HELPER, DELEGATED];
+
+    /// This trigger's row of [`Trigger::KINDS`].
+    pub fn info(&self) -> &'static TriggerKind {
         match self {
-            Trigger::Manual => "manual",
-            Trigger::Schedule(_) => "schedule",
-            Trigger::Event(_) => "event",
-            Trigger::Api(_) => "api",
-            Trigger::Helper(_) => "helper",
-            Trigger::Delegated(_) => "delegated",
+            Trigger::Manual => &MANUAL,
+            Trigger::Schedule(_) => &SCHEDULE,
+            Trigger::Event(_) => &EVENT,
+            Trigger::Api(_) => &API,
+            Trigger::Helper(_) => &HELPER,
+            Trigger::Delegated(_) => &DELEGATED,
         }
     }
+
+    /// The trigger kind as written in flow files and shown by the CLI and API.
+    pub fn kind(&self) -> &'static str {
+        self.info().name
+    }
+
+    /// A one-line summary of this trigger's settings, as the console and the admin API show it.
+    pub fn summary(&self) -> String {
+        match self {
+            Trigger::Manual => "started by hand".to_owned(),
+            Trigger::Schedule(s) => match &s.timezone {
+                Some(tz) => format!("{} ({tz})", s.expression),
+                None => s.expression.clone(),
+            },
+            Trigger::Event(e) => e.okta.join(", "),
+            Trigger::Api(a) => format!(
+                "/api/flows/…/invoke, {} response",
+                match a.respond {
+                    Respond::Async => "async",
+                    Respond::Sync => "sync",
+                }
+            ),
+            Trigger::Helper(h) => format!(
+                "inputs: {}",
+                h.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Trigger::Delegated(d) => format!(
+                "inputs: {}",
+                d.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// The secrets this trigger's authentication needs for flow `flow` under `config`.
+    pub fn secrets(&self, flow: &str, config: &ProjectConfig) -> Vec<TriggerSecret> {
+        let named =
+            |name: String, reference: Option<SecretRef>| TriggerSecret::Named { name, reference };
+        match self {
+            Trigger::Event(_) => vec![named(
+                "hooks.okta.secret".into(),
+                config.okta_hook_secret.clone(),
+            )],
+            Trigger::Api(api) => match &api.auth {
+                ApiAuth::Token { token: Some(token) } => {
+                    vec![named("trigger.api.token".into(), Some(token.clone()))]
+                }
+                ApiAuth::Token { token: None } => config
+                    .api_tokens
+                    .get(flow)
+                    .map(|token| named(format!("api.tokens.{flow}"), Some(token.clone())))
+                    .into_iter()
+                    .collect(),
+                ApiAuth::Hmac(hmac) => vec![named(
+                    "trigger.api.hmac.secret".into(),
+                    Some(hmac.secret.clone()),
+                )],
+                ApiAuth::Jwt { issuer, .. } => config
+                    .jwks
+                    .get(issuer)
+                    .and_then(|jwks| SecretRef::parse(jwks).ok())
+                    .map(|reference| named(format!("jwks.{issuer}"), Some(reference)))
+                    .into_iter()
+                    .collect(),
+                ApiAuth::Public => Vec::new(),
+            },
+            Trigger::Delegated(delegated) => {
+                let mut needs: Vec<_> = delegated
+                    .callers
+                    .iter()
+                    .map(|caller| TriggerSecret::Caller(caller.clone()))
+                    .collect();
+                if delegated.report_to_request {
+                    needs.push(TriggerSecret::Connection("okta".into()));
+                }
+                needs
+            }
+            Trigger::Manual | Trigger::Schedule(_) | Trigger::Helper(_) => Vec::new(),
+        }
+    }
+
+    /// What a flow test (`idflow test`) starts a run of this trigger with before the case's own
+    /// `input:` is laid over it, as the trigger itself fills it in (`now` is the test's clock);
+    /// `None` when the case's input is the run's input as written. Event flows are tested with an
+    /// `event:`, built by the flow-test runner.
+    pub fn test_input_defaults(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<serde_json::Value> {
+        match self {
+            Trigger::Schedule(_) => Some(serde_json::json!({ "scheduled_for": now.to_rfc3339() })),
+            Trigger::Api(_) => Some(
+                serde_json::json!({ "method": "POST", "body": null, "query": {}, "headers": {} }),
+            ),
+            Trigger::Manual | Trigger::Event(_) | Trigger::Helper(_) | Trigger::Delegated(_) => {
+                None
+            }
+        }
+    }
+
+    /// Checks a flow test case's input as the trigger checks a real caller's: the error says why a
+    /// caller could not start this run with it.
+    pub fn check_test_input(&self, input: &serde_json::Value) -> Result<(), String> {
+        match self {
+            Trigger::Delegated(trigger) => {
+                for (name, declared) in &trigger.inputs {
+                    let given = input.get(name).is_some_and(|v| !v.is_null());
+                    if declared.required && !given {
+                        return Err(format!(
+                            "delegated input `{name}` is required; a caller could not start this run without it"
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Trigger::Manual
+            | Trigger::Schedule(_)
+            | Trigger::Event(_)
+            | Trigger::Api(_)
+            | Trigger::Helper(_) => Ok(()),
+        }
+    }
+}
+
+/// One kind of trigger, as flow files write it and the admin API lists it.
+///
+/// [`Trigger::KINDS`] is the one list of trigger kinds: the flow parser accepts its names, the admin
+/// API's OpenAPI schema enumerates them, and the console's trigger filter reads them from that
+/// schema. A new kind is a row there, a [`Trigger`] variant, and the arms the compiler then asks for
+/// (in this file: [`Trigger::kind`], [`Trigger::summary`], [`Trigger::secrets`] and the flow-test
+/// input of [`Trigger::test_input_defaults`] and [`Trigger::check_test_input`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TriggerKind {
+    /// The name flow files write (`trigger: { <name>: ... }`) and the API shows.
+    pub name: &'static str,
+    /// What starts such a run, in one sentence.
+    pub description: &'static str,
+    /// A smallest `trigger:` as a flow file writes it, for docs and for the tests that load one
+    /// flow of every kind.
+    pub example: &'static str,
+}
+
+const MANUAL: TriggerKind = TriggerKind {
+    name: "manual",
+    description: "started by hand (CLI, console, admin API); a flow without `trigger:`",
+    example: "trigger: manual",
+};
+const SCHEDULE: TriggerKind = TriggerKind {
+    name: "schedule",
+    description: "started on a cron, rate or one-time schedule",
+    example: "trigger: { schedule: { cron: \"0 9 * * ? *\" } }",
+};
+const EVENT: TriggerKind = TriggerKind {
+    name: "event",
+    description: "started by Okta event hook deliveries",
+    example: "trigger: { event: { okta: [user.lifecycle.activate] } }",
+};
+const API: TriggerKind = TriggerKind {
+    name: "api",
+    description: "started by callers of GET|POST /api/flows/{name}/invoke",
+    example: "trigger: { api: { auth: public } }",
+};
+const HELPER: TriggerKind = TriggerKind {
+    name: "helper",
+    description: "started by another flow (flow.call, for_each, map, streams)",
+    example: "trigger: { helper: { inputs: { a: text } } }",
+};
+const DELEGATED: TriggerKind = TriggerKind {
+    name: "delegated",
+    description: "started by delegated callers such as OIG Access Requests",
+    example: "trigger: { delegated: { inputs: { a: text }, callers: [bot] } }",
+};
+
+/// A secret a trigger's authentication needs, so `idflow serve` can check it resolves before it
+/// starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerSecret {
+    /// A reference the trigger or `idflow.yaml` names at `name` (`trigger.api.token`,
+    /// `hooks.okta.secret`, ...); `None` when the setting it needs is missing.
+    Named {
+        name: String,
+        reference: Option<SecretRef>,
+    },
+    /// The references in the declaration of this caller in `idflow.yaml` (`callers.<name>`).
+    Caller(String),
+    /// The secrets of this connection (`connections.<name>`).
+    Connection(String),
 }
 
 /// `trigger: { schedule: { cron | rate | at, timezone } }`.
@@ -466,4 +655,49 @@ pub struct EgressConfig {
     /// Hosts, `host:port`s, addresses and CIDR blocks that flows' requests may reach although the
     /// default rules refuse them (loopback, private ranges, ...).
     pub allow: Vec<crate::egress::Allow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each trigger kind has one row, its name unique, and each variant's row is in the table the
+    /// parser, the API schema and the console read.
+    #[test]
+    fn every_trigger_kind_has_one_row_in_the_table() {
+        let names: std::collections::BTreeSet<_> = Trigger::KINDS.iter().map(|k| k.name).collect();
+        assert_eq!(names.len(), Trigger::KINDS.len(), "kind names are unique");
+        let every = [
+            Trigger::Manual,
+            Trigger::Schedule(ScheduleTrigger {
+                expression: "rate(1 hour)".into(),
+                timezone: None,
+            }),
+            Trigger::Event(EventTrigger {
+                okta: vec![],
+                filter: None,
+            }),
+            Trigger::Api(ApiTrigger {
+                auth: ApiAuth::Public,
+                respond: Respond::Async,
+                timeout: Duration::from_secs(30),
+            }),
+            Trigger::Helper(HelperTrigger {
+                inputs: BTreeMap::new(),
+            }),
+            Trigger::Delegated(DelegatedTrigger {
+                inputs: BTreeMap::new(),
+                callers: vec![],
+                report_to_request: false,
+            }),
+        ];
+        assert_eq!(every.len(), Trigger::KINDS.len());
+        for trigger in &every {
+            assert!(
+                Trigger::KINDS.contains(trigger.info()),
+                "{} is in Trigger::KINDS",
+                trigger.kind()
+            );
+        }
+    }
 }

@@ -7,30 +7,7 @@ use domain::model::{LoopBody, OnError, Step, StepKind, Trigger};
 
 /// The trigger as the console shows it: its kind and a one-line summary.
 pub fn trigger_json(trigger: &Trigger) -> Value {
-    let summary = match trigger {
-        Trigger::Manual => "started by hand".to_owned(),
-        Trigger::Schedule(s) => match &s.timezone {
-            Some(tz) => format!("{} ({tz})", s.expression),
-            None => s.expression.clone(),
-        },
-        Trigger::Event(e) => e.okta.join(", "),
-        Trigger::Api(a) => format!(
-            "/api/flows/…/invoke, {} response",
-            match a.respond {
-                domain::model::Respond::Async => "async",
-                domain::model::Respond::Sync => "sync",
-            }
-        ),
-        Trigger::Helper(h) => format!(
-            "inputs: {}",
-            h.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
-        Trigger::Delegated(d) => format!(
-            "inputs: {}",
-            d.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
-    };
-    json!({ "kind": trigger.kind(), "summary": summary })
+    json!({ "kind": trigger.kind(), "summary": trigger.summary() })
 }
 
 /// A flow's steps as a tree of boxes: `{key, kind, label, helper?, children: [{label, steps}]}`.

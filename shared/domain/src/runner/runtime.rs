@@ -49,7 +49,7 @@ impl Default for RunnerConfig {
     }
 }
 
-/// What adapters built on a [`Runtime`] share with it (see [`Runtime::adapter_ports`]).
+/// What adapters built on a [`Runtime`] share with it (see [`Runtime::with_adapters`]).
 #[derive(Clone)]
 pub struct AdapterPorts {
     pub secrets: Arc<dyn Secrets>,
@@ -68,8 +68,9 @@ pub struct RunEnded {
 /// The ports are private: triggers, the admin API and the Lambdas use the runtime's use-cases
 /// (start, get, list, steps, cancel, rerun, flow listing and detail, deploy), so every run is
 /// created, read and changed the same way whoever asks. Adapters built on top of the runtime
-/// (card executors, JWT verification) get the secrets and the clock through
-/// [`Runtime::adapter_ports`].
+/// (card executors) get the secrets and the clock once, at assembly, through
+/// [`Runtime::with_adapters`]; verifiers (JWT, admin token) use the runtime itself as their
+/// [`Secrets`], which resolves a reference and offers nothing else.
 pub struct Runtime {
     pub(super) flows: Arc<dyn FlowStore>,
     pub(super) runs: Arc<dyn RunStore>,
@@ -177,13 +178,29 @@ impl Runtime {
         self.clock.now()
     }
 
-    /// The ports an adapter built on the runtime may use: card executors and verifiers resolve
-    /// secrets and read the clock. The stores and the queue are not among them.
-    pub fn adapter_ports(&self) -> AdapterPorts {
-        AdapterPorts {
+    /// Adds card executors built on the runtime's secrets and clock, the only ports an adapter
+    /// gets (the stores and the queue are not among them): `build` receives them once, while the
+    /// deployment is assembled, and returns `(card family, executor)` pairs. Handlers never see
+    /// the ports; they resolve secrets through [`Runtime::resolve_secret`] (or the runtime as a
+    /// [`Secrets`]) and read the time through [`Runtime::now`].
+    pub fn with_adapters<E>(
+        self,
+        build: impl FnOnce(AdapterPorts) -> Result<Vec<(&'static str, Arc<dyn CardExecutor>)>, E>,
+    ) -> Result<Runtime, E> {
+        let ports = AdapterPorts {
             secrets: self.secrets.clone(),
             clock: self.clock.clone(),
-        }
+        };
+        Ok(build(ports)?
+            .into_iter()
+            .fold(self, |runtime, (family, executor)| {
+                runtime.with_executor(family, executor)
+            }))
+    }
+
+    /// The runtime's clock, for the domain's own use-cases that time a card call.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// Resolves a secret reference of the project (an auth check's token or signing secret).
@@ -298,5 +315,32 @@ impl Runtime {
                 |stored| self.compile(&stored.name, &stored.version, &stored.path, &stored.source),
             )
             .await
+    }
+}
+
+/// The runtime as a secret resolver, for verifiers that take a [`Secrets`] (JWT keys held in a
+/// secret, the admin token): it resolves a reference exactly as [`Runtime::resolve_secret`] does,
+/// and hands out no port.
+#[async_trait::async_trait]
+impl Secrets for Runtime {
+    async fn resolve(&self, reference: &SecretRef) -> Result<SecretValue, SecretError> {
+        self.resolve_secret(reference).await
+    }
+}
+
+/// The runtime as a clock, for verifiers that take a [`Clock`] (JWT `exp` and the age of cached
+/// keys): it tells the runtime's time and hands out no port.
+#[async_trait::async_trait]
+impl Clock for Runtime {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.clock.monotonic()
+    }
+
+    async fn sleep_until(&self, deadline: chrono::DateTime<chrono::Utc>) {
+        self.clock.sleep_until(deadline).await;
     }
 }

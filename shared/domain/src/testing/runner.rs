@@ -246,28 +246,15 @@ fn trigger_input(
             "flow `{}` is not an event flow: give the case an `input`",
             flow.flow.name
         )),
-        (Trigger::Schedule(_), CaseTrigger::Input(input)) => Ok(Start::Run(merged(
-            json!({ "scheduled_for": now.to_rfc3339() }),
-            input.as_ref(),
-        )?)),
-        (Trigger::Api(_), CaseTrigger::Input(input)) => Ok(Start::Run(merged(
-            json!({ "method": "POST", "body": null, "query": {}, "headers": {} }),
-            input.as_ref(),
-        )?)),
-        (Trigger::Delegated(trigger), CaseTrigger::Input(input)) => {
-            let input = input.clone().unwrap_or_else(|| json!({}));
-            for (name, declared) in &trigger.inputs {
-                let given = input.get(name).is_some_and(|v| !v.is_null());
-                if declared.required && !given {
-                    return Err(format!(
-                        "delegated input `{name}` is required; a caller could not start this run without it"
-                    ));
-                }
-            }
+        // Every other trigger: the case's input over what the trigger fills in itself, checked as
+        // the trigger checks a caller's (the trigger kind's own rules, in `model`).
+        (trigger, CaseTrigger::Input(input)) => {
+            let input = match trigger.test_input_defaults(now) {
+                Some(defaults) => merged(defaults, input.as_ref())?,
+                None => input.clone().unwrap_or_else(|| json!({})),
+            };
+            trigger.check_test_input(&input)?;
             Ok(Start::Run(input))
-        }
-        (Trigger::Manual | Trigger::Helper(_), CaseTrigger::Input(input)) => {
-            Ok(Start::Run(input.clone().unwrap_or_else(|| json!({}))))
         }
     }
 }

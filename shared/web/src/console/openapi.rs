@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value, json};
 
+use domain::model::Trigger;
+
 /// Where a parameter goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum In {
@@ -208,6 +210,20 @@ pub fn document() -> Value {
 
 fn schemas() -> Value {
     let time = json!({ "type": ["string", "null"], "format": "date-time" });
+    // Generated from the one table of trigger kinds; the console's trigger filter reads it from
+    // here, so neither lists the kinds itself. `invalid` is a deployed file that no longer loads.
+    let kinds = Trigger::KINDS;
+    let trigger_enum: Vec<&str> = kinds
+        .iter()
+        .map(|kind| kind.name)
+        .chain(["invalid"])
+        .collect();
+    let trigger_description = kinds
+        .iter()
+        .map(|kind| format!("`{}`: {}", kind.name, kind.description))
+        .chain(["`invalid`: the flow file no longer loads".to_owned()])
+        .collect::<Vec<_>>()
+        .join("; ");
     json!({
         "Error": {
             "type": "object",
@@ -228,7 +244,7 @@ fn schemas() -> Value {
                 "name": { "type": "string" },
                 "version": { "type": "string" },
                 "path": { "type": "string" },
-                "trigger": { "type": "string", "enum": ["manual", "schedule", "event", "api", "helper", "delegated", "invalid"] },
+                "trigger": { "type": "string", "enum": trigger_enum, "description": trigger_description },
                 "description": { "type": ["string", "null"] },
                 "deployedAt": time,
                 "lastRun": {

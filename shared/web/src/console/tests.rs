@@ -53,3 +53,30 @@ fn every_schema_reference_resolves() {
         assert!(!node.is_null(), "unresolved #/components/{reference}");
     }
 }
+
+/// The console's trigger filter offers what the OpenAPI document enumerates; that list is the
+/// kinds flow files really load as (each kind's example, parsed), plus `invalid`, and nothing else.
+#[test]
+fn the_documented_trigger_kinds_are_the_kinds_flows_load_as() {
+    let mut loaded = BTreeSet::new();
+    for kind in domain::model::Trigger::KINDS {
+        let source = format!(
+            "name: f\n{}\nsteps:\n  - {{ card: text.compose, with: {{ text: hi }} }}\n",
+            kind.example
+        );
+        let flow = domain::flowfile::parse_flow("f.yaml", &source)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", kind.name));
+        assert_eq!(flow.trigger.kind(), kind.name, "{}", kind.example);
+        loaded.insert(kind.name.to_owned());
+    }
+    loaded.insert("invalid".into());
+    let doc = document();
+    let documented: BTreeSet<String> =
+        doc["components"]["schemas"]["Flow"]["properties"]["trigger"]["enum"]
+            .as_array()
+            .expect("the Flow schema enumerates trigger kinds")
+            .iter()
+            .map(|kind| kind.as_str().expect("a kind is text").to_owned())
+            .collect();
+    assert_eq!(documented, loaded);
+}

@@ -29,6 +29,13 @@ use crate::jwt::{self, Expected, JwtError};
 use crate::state::ApiState;
 
 /// `GET|POST /api/flows/{name}/invoke`.
+/// The routes [`router`] serves, as `(method, path, behind the admin JWT authorizer)`: what the
+/// deployment template must route to the `api` Lambda (`tests/integration/template.rs` checks it).
+pub const ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/api/flows/{name}/invoke", false),
+    ("POST", "/api/flows/{name}/invoke", false),
+];
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/flows/{name}/invoke", get(invoke).post(invoke))
@@ -225,20 +232,13 @@ async fn authenticate_jwt(
         audience,
         subject: None,
     };
-    let ports = runtime.adapter_ports();
-    let claims = jwt::verify(
-        ports.secrets.as_ref(),
-        &source,
-        token,
-        &expected,
-        ports.clock.as_ref(),
-    )
-    .await
-    .inspect_err(|error| {
-        if error.is_config() {
-            tracing::error!(%issuer, error = %error, "JWT endpoint cannot verify tokens");
-        }
-    })?;
+    let claims = jwt::verify(runtime, &source, token, &expected, runtime)
+        .await
+        .inspect_err(|error| {
+            if error.is_config() {
+                tracing::error!(%issuer, error = %error, "JWT endpoint cannot verify tokens");
+            }
+        })?;
     Ok(claims)
 }
 

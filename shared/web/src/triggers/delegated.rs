@@ -41,6 +41,13 @@ use crate::jwt::{self, Expected, JwtError};
 use crate::state::ApiState;
 
 /// `GET /api/delegated/flows` and `POST /api/delegated/flows/{name}/run`.
+/// The routes [`router`] serves, as `(method, path, behind the admin JWT authorizer)`: what the
+/// deployment template must route to the `api` Lambda (`tests/integration/template.rs` checks it).
+pub const ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/api/delegated/flows", true),
+    ("POST", "/api/delegated/flows/{name}/run", true),
+];
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/delegated/flows", get(list))
@@ -149,15 +156,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
                     jwks.as_deref(),
                 ) {
                     Ok(source) => {
-                        let ports = runtime.adapter_ports();
-                        jwt::verify(
-                            ports.secrets.as_ref(),
-                            &source,
-                            token,
-                            &expected,
-                            ports.clock.as_ref(),
-                        )
-                        .await
+                        jwt::verify(runtime, &source, token, &expected, runtime).await
                     }
                     Err(error) => Err(error),
                 };

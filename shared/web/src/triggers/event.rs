@@ -34,6 +34,14 @@ use crate::state::ApiState;
 pub const CHALLENGE_HEADER: &str = "x-okta-verification-challenge";
 
 /// `GET|POST /hooks/okta`.
+/// The routes [`router`] serves, as `(method, path, behind the admin JWT authorizer)`: what the
+/// deployment template must route to the `event-hook` Lambda (`tests/integration/template.rs`
+/// checks it). Okta authenticates with the hook secret, checked here, not with a JWT.
+pub const ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/hooks/okta", false),
+    ("POST", "/hooks/okta", false),
+];
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/hooks/okta", get(verify).post(deliver))

@@ -4,7 +4,6 @@
 const TOKEN_KEY = "idflow.adminToken";
 const main = document.getElementById("main");
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const TRIGGERS = ["manual", "schedule", "event", "api", "helper", "delegated"];
 const STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
 
 // ---------- DOM helpers ----------
@@ -58,6 +57,21 @@ class ApiError extends Error {
     this.status = status;
     this.code = body?.error?.code;
   }
+}
+
+// The trigger kinds, read once from the OpenAPI document (generated from the server's one table of
+// kinds) so that a new kind needs no change here. Without it the filter offers "all triggers" only.
+let triggerKinds = null;
+async function triggers() {
+  if (!triggerKinds) {
+    const doc = await fetch("/api/openapi.json", { headers: { accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null);
+    const kinds = doc?.components?.schemas?.Flow?.properties?.trigger?.enum;
+    if (!Array.isArray(kinds)) return [];
+    triggerKinds = kinds.filter((t) => t !== "invalid");
+  }
+  return triggerKinds;
 }
 
 async function api(path, options = {}) {
@@ -140,13 +154,13 @@ async function flowsPage(params, mine) {
   const trigger = params.get("trigger") || "";
   const q = new URLSearchParams({ stats: "1" });
   if (trigger) q.set("trigger", trigger);
-  const { flows } = await api(`/api/flows?${q}`);
+  const [{ flows }, kinds] = await Promise.all([api(`/api/flows?${q}`), triggers()]);
   if (!current(mine)) return;
   const select = h(
     "select",
     { id: "trigger-filter", onchange: (e) => (location.hash = e.target.value ? `#/flows?trigger=${e.target.value}` : "#/flows") },
     h("option", { value: "" }, "all triggers"),
-    TRIGGERS.map((t) => h("option", { value: t, selected: t === trigger }, t)),
+    kinds.map((t) => h("option", { value: t, selected: t === trigger }, t)),
   );
   show(
     h("div", { class: "page-head" }, h("h1", {}, "Flows"), h("label", { class: "filter" }, "Trigger ", select)),
