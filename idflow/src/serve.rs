@@ -166,6 +166,8 @@ pub struct SyncReport {
     pub unchanged: Vec<String>,
     /// Files that did not load; their previously deployed version (if any) stays current.
     pub diagnostics: Vec<Diagnostic>,
+    /// What the checker finds suspicious in the flows that loaded (they are deployed).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Deploys the valid flows of a loaded project into a store and removes flows whose files are gone.
@@ -176,6 +178,7 @@ pub async fn sync_flows(
 ) -> Result<SyncReport, StoreError> {
     let mut report = SyncReport {
         diagnostics: project.all_diagnostics(),
+        warnings: project.all_warnings(),
         ..SyncReport::default()
     };
     let mut present = BTreeSet::new();
@@ -620,6 +623,19 @@ impl HttpBody for DeadlineBody {
 fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
     for d in &report.diagnostics {
         tracing::error!("{d}");
+    }
+    let mut failing: Vec<&str> = report.diagnostics.iter().map(|d| d.file.as_str()).collect();
+    failing.sort_unstable();
+    failing.dedup();
+    for file in failing {
+        tracing::warn!(
+            "{file} was not deployed: the version deployed before it (if any) keeps running until the file validates"
+        );
+    }
+    if at_start || report.changed_anything() {
+        for w in &report.warnings {
+            tracing::warn!("{w}");
+        }
     }
     macro_rules! deployed {
         ($level:ident) => {

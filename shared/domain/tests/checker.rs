@@ -115,3 +115,70 @@ fn the_flows_in_the_docs_have_no_error_and_no_warning() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The property names of schema `name` in an OpenAPI document, and whether it takes others
+/// (`additionalProperties`).
+fn schema_properties(spec: &yaml_rust2::Yaml, name: &str) -> Option<(Vec<String>, bool)> {
+    let schema = &spec["components"]["schemas"][name];
+    let properties = schema["properties"].as_hash()?;
+    let mut keys: Vec<String> = properties
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    keys.sort();
+    let open = match &schema["additionalProperties"] {
+        yaml_rust2::Yaml::Boolean(open) => *open,
+        yaml_rust2::Yaml::Hash(_) => true,
+        _ => false,
+    };
+    Some((keys, open))
+}
+
+#[test]
+fn the_okta_shapes_match_oktas_published_schemas() {
+    use domain::checker::shapes;
+    let dir = std::env::var_os("OKTA_SPEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo("../shared/okta"));
+    let path = dir.join("okta-management-openapi.yaml");
+    if !path.exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{} is missing; the shape test cannot run (CI=true)",
+            path.display()
+        );
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: Okta shape test — {} not found (set OKTA_SPEC_DIR) !!!!!!!!\n",
+            path.display()
+        );
+        return;
+    }
+    let text = std::fs::read_to_string(&path).expect("read the spec");
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("parse the spec");
+    let spec = &docs[0];
+    // (schema, the shape's fields, whether the shape is open)
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("User", shapes::USER_FIELDS, false),
+        ("UserProfile", shapes::USER_PROFILE_FIELDS, true),
+        ("Group", shapes::GROUP_FIELDS, false),
+        ("LogEvent", shapes::LOG_EVENT_FIELDS, false),
+        ("LogActor", shapes::LOG_ACTOR_FIELDS, false),
+        ("LogTarget", shapes::LOG_TARGET_FIELDS, false),
+        ("LogOutcome", shapes::LOG_OUTCOME_FIELDS, false),
+        ("LogClient", shapes::LOG_CLIENT_FIELDS, false),
+    ];
+    for (schema, fields, open) in cases {
+        let (properties, spec_open) = schema_properties(spec, schema)
+            .unwrap_or_else(|| panic!("schema {schema} not found in {}", path.display()));
+        let mut ours: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        ours.sort();
+        assert_eq!(ours, properties, "the fields of {schema}");
+        assert_eq!(*open, spec_open, "whether {schema} is open");
+    }
+    // Okta group profiles take custom attributes although the schema lists two properties: the
+    // shape is open on purpose.
+    let (group_profile, _) =
+        schema_properties(spec, "OktaUserGroupProfile").expect("OktaUserGroupProfile");
+    assert_eq!(group_profile, shapes::GROUP_PROFILE_FIELDS);
+}

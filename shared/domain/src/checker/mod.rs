@@ -30,6 +30,7 @@ use crate::flowfile::suggest;
 use crate::model::{Flow, Location, LoopBody, OnError, ProjectConfig, Step, StepKind, Trigger};
 
 mod scan;
+pub mod shapes;
 
 use scan::{At, Scan};
 
@@ -60,6 +61,7 @@ pub fn check_flow(flow: &Flow, source: &Source<'_>, project: Option<&ProjectConf
         findings: Findings::default(),
         ids: HashMap::new(),
         loop_vars: HashMap::new(),
+        shapes: HashMap::new(),
         order: 0,
     };
     checker.survey(&flow.steps, "");
@@ -147,6 +149,8 @@ struct Checker<'a> {
     ids: HashMap<String, Declared>,
     /// Loop variable name → the key of the loop that binds it.
     loop_vars: HashMap<String, String>,
+    /// Step id → the shape of its output, where the checker knows it.
+    shapes: HashMap<String, shapes::Shape>,
     order: usize,
 }
 
@@ -163,6 +167,11 @@ impl Checker<'_> {
                     order: self.order,
                     in_loop: (!in_loop.is_empty()).then(|| in_loop.to_owned()),
                 });
+                if let StepKind::Card { card, with } = &step.kind
+                    && let Some(shape) = shapes::card_output(card, with)
+                {
+                    self.shapes.insert(step.key.clone(), shape);
+                }
             }
             match &step.kind {
                 StepKind::If {
@@ -456,8 +465,20 @@ impl Checker<'_> {
                     self.error(at, label, message);
                 }
             }
+            "event" => {
+                self.shape_read(label, at, "`event`", Some(shapes::log_event()), &read.path);
+            }
             "input" => {
                 let Some(key) = read.path.first() else { return };
+                if key == "event" && matches!(self.flow.trigger, Trigger::Event(_)) {
+                    self.shape_read(
+                        label,
+                        at,
+                        "`input.event`",
+                        Some(shapes::log_event()),
+                        &read.path[1..],
+                    );
+                }
                 let Some(declared) = self.declared_inputs() else {
                     return;
                 };
@@ -497,6 +518,21 @@ impl Checker<'_> {
         }
     }
 
+    /// Warns about a read below a value whose shape is known and has no such field.
+    fn shape_read(
+        &mut self,
+        label: &str,
+        at: Location,
+        what: &str,
+        shape: Option<shapes::Shape>,
+        path: &[String],
+    ) {
+        let Some(shape) = shape else { return };
+        if let Some(problem) = shapes::check_path(&shape, path) {
+            self.warning(at, label, format!("{what}: {problem}"));
+        }
+    }
+
     fn unknown_root(&self, context: &Context, roots: &[&str], root: &str) -> String {
         if root == "error" {
             return "`error` is only defined in `catch:` and `on_error:` steps".into();
@@ -530,6 +566,15 @@ impl Checker<'_> {
 
     fn step_read(&mut self, context: &Context, label: &str, at: Location, read: &scan::Read) {
         let Some(id) = read.path.first() else { return };
+        if context.definite.contains(id) || context.possible.contains(id) {
+            self.shape_read(
+                label,
+                at,
+                &format!("step `{id}`"),
+                self.shapes.get(id).cloned(),
+                &read.path[1..],
+            );
+        }
         if context.definite.contains(id) {
             return;
         }
