@@ -53,7 +53,7 @@ fn every_broken_flow_of_the_table_is_reported_at_its_line() {
 fn the_examples_have_no_error_and_no_warning() {
     for dir in ["examples/flows", "docs/examples/failed-logins"] {
         let project = flowfile::load_dir(&repo(dir));
-        assert!(project.flows.len() > 0, "{dir} has no flows");
+        assert!(!project.flows.is_empty(), "{dir} has no flows");
         assert_eq!(project.all_diagnostics(), Vec::new(), "{dir}");
         assert_eq!(project.all_warnings(), Vec::new(), "{dir}");
     }

@@ -394,7 +394,9 @@ impl Checker<'_> {
         text: &str,
         expression: bool,
     ) {
-        if !expression && !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
+        // A string without a tag is a literal, as `template::Compiled` reads it.
+        let templated = ["{{", "{%", "{#"].iter().any(|tag| text.contains(tag));
+        if !expression && !templated {
             return;
         }
         let scan: Scan = if expression {
