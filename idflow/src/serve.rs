@@ -166,8 +166,6 @@ pub struct SyncReport {
     pub unchanged: Vec<String>,
     /// Files that did not load; their previously deployed version (if any) stays current.
     pub diagnostics: Vec<Diagnostic>,
-    /// What the checker finds suspicious in the flows that loaded (they are deployed).
-    pub warnings: Vec<Diagnostic>,
 }
 
 /// Deploys the valid flows of a loaded project into a store and removes flows whose files are gone.
@@ -178,7 +176,6 @@ pub async fn sync_flows(
 ) -> Result<SyncReport, StoreError> {
     let mut report = SyncReport {
         diagnostics: project.all_diagnostics(),
-        warnings: project.all_warnings(),
         ..SyncReport::default()
     };
     let mut present = BTreeSet::new();
@@ -632,11 +629,6 @@ fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
             "{file} was not deployed: the version deployed before it (if any) keeps running until the file validates"
         );
     }
-    if at_start || report.changed_anything() {
-        for w in &report.warnings {
-            tracing::warn!("{w}");
-        }
-    }
     macro_rules! deployed {
         ($level:ident) => {
             tracing::$level!(
@@ -671,6 +663,7 @@ impl SyncReport {
 /// nothing reads it, and each flow's secrets that do not resolve (by name and reference, never a
 /// value).
 async fn warn_before_serving(dir: &Path, project: &LoadedProject, secrets: &dyn Secrets) {
+    log_checker_warnings(project);
     if let Some(stray) = flowfile::misplaced_project_file(dir) {
         tracing::warn!(
             "{} is not read: the project config belongs inside the flows directory, as {}",
@@ -801,6 +794,7 @@ impl Reloader {
             }
             self.fingerprint = current;
             let project = flowfile::load_dir(&self.dir);
+            log_checker_warnings(&project);
             match sync_flows(
                 self.runtime.flows.as_ref(),
                 &project,
@@ -852,6 +846,14 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     }
     out.sort();
     out
+}
+
+/// Logs what the checker finds suspicious in the flows that loaded (they are deployed all the
+/// same; `idflow validate --strict` refuses them).
+fn log_checker_warnings(project: &LoadedProject) {
+    for warning in project.all_warnings() {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The system clock as a shared port.
