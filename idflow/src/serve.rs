@@ -794,7 +794,6 @@ impl Reloader {
             }
             self.fingerprint = current;
             let project = flowfile::load_dir(&self.dir);
-            log_checker_warnings(&project);
             match sync_flows(
                 self.runtime.flows.as_ref(),
                 &project,
@@ -848,8 +847,8 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     out
 }
 
-/// Logs what the checker finds suspicious in the flows that loaded (they are deployed all the
-/// same; `idflow validate --strict` refuses them).
+/// Logs what the checker finds suspicious in the flows that loaded at start (they are deployed all
+/// the same; `idflow validate --strict` refuses them).
 fn log_checker_warnings(project: &LoadedProject) {
     for warning in project.all_warnings() {
         tracing::warn!("{warning}");
