@@ -110,6 +110,9 @@ enum Command {
         /// Print the diagnostics as JSON.
         #[arg(long)]
         json: bool,
+        /// Treat warnings (such as reading a step that may not have run) as errors.
+        #[arg(long)]
+        strict: bool,
     },
     /// Starts a run of a flow with the given input and prints its id, or with --wait, the run
     /// card by card once it ends.
@@ -321,7 +324,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             server.stop().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { paths, json } => validate(paths, json),
+        Command::Validate {
+            paths,
+            json,
+            strict,
+        } => validate(paths, json, strict),
         Command::Run {
             name,
             input,
@@ -478,7 +485,7 @@ async fn helper_runs(client: &client::Client, run_id: &str) -> Result<Vec<Value>
     Ok(runs)
 }
 
-fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
+fn validate(paths: Vec<PathBuf>, json: bool, strict: bool) -> Result<ExitCode> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("./flows")]
     } else {
@@ -487,6 +494,8 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
     let mut diagnostics = Vec::new();
     let mut flows = 0usize;
     let mut warnings = Vec::new();
+    // The checker's warnings: suspicious but possible, errors under `--strict`.
+    let mut checks = Vec::new();
     for path in &paths {
         if path.is_dir() {
             if let Some(stray) = domain::flowfile::misplaced_project_file(path) {
@@ -499,14 +508,23 @@ fn validate(paths: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
             let project = domain::flowfile::load_dir(path);
             flows += project.flows.iter().filter(|f| f.result.is_ok()).count();
             diagnostics.extend(project.all_diagnostics());
+            checks.extend(project.all_warnings());
         } else if path.is_file() {
-            match domain::flowfile::load_file(path) {
+            let (result, found) = domain::flowfile::load_file_checked(path);
+            match result {
                 Ok(_) => flows += 1,
                 Err(errors) => diagnostics.extend(errors),
             }
+            checks.extend(found);
         } else {
             bail!("{} does not exist", path.display());
         }
+    }
+    if strict {
+        diagnostics.append(&mut checks);
+        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    } else {
+        warnings.extend(checks.iter().map(ToString::to_string));
     }
     if json {
         println!(

@@ -575,6 +575,14 @@ fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
     for d in &report.diagnostics {
         tracing::error!("{d}");
     }
+    let mut failing: Vec<&str> = report.diagnostics.iter().map(|d| d.file.as_str()).collect();
+    failing.sort_unstable();
+    failing.dedup();
+    for file in failing {
+        tracing::warn!(
+            "{file} was not deployed: the version deployed before it (if any) keeps running until the file validates"
+        );
+    }
     macro_rules! deployed {
         ($level:ident) => {
             tracing::$level!(
@@ -599,6 +607,7 @@ fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
 /// nothing reads it, and each flow's secrets that do not resolve (by name and reference, never a
 /// value).
 async fn warn_before_serving(dir: &Path, project: &LoadedProject, secrets: &dyn Secrets) {
+    log_checker_warnings(project);
     if let Some(stray) = flowfile::misplaced_project_file(dir) {
         tracing::warn!(
             "{} is not read: the project config belongs inside the flows directory, as {}",
@@ -773,6 +782,14 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     }
     out.sort();
     out
+}
+
+/// Logs what the checker finds suspicious in the flows that loaded at start (they are deployed all
+/// the same; `idflow validate --strict` refuses them).
+fn log_checker_warnings(project: &LoadedProject) {
+    for warning in project.all_warnings() {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The system clock as a shared port.

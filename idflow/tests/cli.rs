@@ -51,6 +51,53 @@ fn validate_prints_every_error_with_its_position_and_exits_1() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn validate_checks_templates_and_strict_makes_warnings_errors() {
+    let dir = temp_dir("validate-checker");
+    std::fs::write(dir.join("idflow.yaml"), "vars: { org: Example }\n").unwrap();
+    // An error the checker finds (a var idflow.yaml does not declare), and a flow that only
+    // warns (a step read that may not have run).
+    std::fs::write(
+        dir.join("typo.yaml"),
+        "name: typo\nsteps:\n  - { card: text.compose, with: { text: \"{{ vars.orgg }}\" } }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("maybe.yaml"),
+        "name: maybe\nsteps:\n  - if: \"{{ input.go }}\"\n    then: [{ id: a, card: text.compose, with: { text: hi } }]\n  - { card: flow.return, with: { body: \"{{ steps.a }}\" } }\n",
+    )
+    .unwrap();
+    let out = idflow(&["validate", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("typo.yaml:3:45: step `s0`: with.text: unknown var `orgg`: idflow.yaml declares no `vars.orgg`; did you mean `org`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: maybe.yaml:5:44: step `s1`: with.body: step `a` may not have run here"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 error(s); 1 flow(s) valid"), "{stderr}");
+
+    std::fs::remove_file(dir.join("typo.yaml")).unwrap();
+    let out = idflow(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = idflow(&["validate", "--strict", "--json", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"][0]["file"], "maybe.yaml");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn run_wait_runs_and_show_read_history_card_by_card() {
     let dir = temp_dir("run");

@@ -9,6 +9,8 @@
 //! - [`model`]: what a flow means (flows, triggers, steps, project config). No behaviour.
 //! - [`flowfile`]: reads flow files and `idflow.yaml` (YAML or JSON) into the model, with file, line,
 //!   column and field path on every error.
+//! - [`checker`]: the static checker of every template and expression in a flow (names, steps,
+//!   vars, secrets, inputs, filters), run wherever a flow is loaded.
 //! - [`template`]: the sandboxed minijinja environment, type-preserving rendering, secret taint and
 //!   render budgets; [`budget`]: allocation counting and sizes.
 //! - [`cards`]: the card registry (every card's name, fields and output), the pure function cards,
@@ -32,6 +34,7 @@
 
 pub mod budget;
 pub mod cards;
+pub mod checker;
 pub mod clock;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -96,6 +96,144 @@ fn build_environment() -> Environment<'static> {
     env
 }
 
+/// Filter names a did-you-mean may offer: minijinja's built-in filters and idflow's own. Only those
+/// the environment really has are offered ([`filter_names`]).
+const KNOWN_FILTERS: &[&str] = &[
+    "safe",
+    "escape",
+    "e",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "replace",
+    "length",
+    "count",
+    "dictsort",
+    "items",
+    "reverse",
+    "trim",
+    "join",
+    "split",
+    "lines",
+    "default",
+    "d",
+    "round",
+    "abs",
+    "int",
+    "float",
+    "attr",
+    "first",
+    "last",
+    "min",
+    "max",
+    "sort",
+    "list",
+    "string",
+    "bool",
+    "batch",
+    "slice",
+    "sum",
+    "indent",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "groupby",
+    "unique",
+    "chain",
+    "zip",
+    "pprint",
+    "format",
+    "tojson",
+    "fromjson",
+    "b64encode",
+    "b64decode",
+    "urlencode",
+    "date",
+];
+/// Test names a did-you-mean may offer (see [`test_names`]).
+const KNOWN_TESTS: &[&str] = &[
+    "undefined",
+    "defined",
+    "none",
+    "safe",
+    "escaped",
+    "boolean",
+    "odd",
+    "even",
+    "divisibleby",
+    "number",
+    "integer",
+    "int",
+    "float",
+    "string",
+    "sequence",
+    "iterable",
+    "mapping",
+    "startingwith",
+    "endingwith",
+    "lower",
+    "upper",
+    "sameas",
+    "eq",
+    "equalto",
+    "ne",
+    "lt",
+    "lessthan",
+    "le",
+    "gt",
+    "greaterthan",
+    "ge",
+    "in",
+    "true",
+    "false",
+    "filter",
+    "test",
+];
+
+/// Whether the template environment has a filter of this name. Asked of the environment itself
+/// (minijinja's `is filter` test), so the answer cannot drift from what renders.
+pub fn has_filter(name: &str) -> bool {
+    ENV.empty_state()
+        .perform_test("filter", &[Value::from(name)])
+        .unwrap_or(false)
+}
+
+/// Whether the template environment has a test of this name (see [`has_filter`]).
+pub fn has_test(name: &str) -> bool {
+    ENV.empty_state()
+        .perform_test("test", &[Value::from(name)])
+        .unwrap_or(false)
+}
+
+/// Whether the template environment has a global function of this name (`range`, `now`,
+/// `secret`, ...).
+pub fn has_function(name: &str) -> bool {
+    ENV.globals().any(|(global, _)| global == name)
+}
+
+/// The filters templates may use, for suggestions.
+pub fn filter_names() -> impl Iterator<Item = &'static str> {
+    KNOWN_FILTERS
+        .iter()
+        .copied()
+        .filter(|name| has_filter(name))
+}
+
+/// The tests templates may use, for suggestions.
+pub fn test_names() -> impl Iterator<Item = &'static str> {
+    KNOWN_TESTS.iter().copied().filter(|name| has_test(name))
+}
+
+/// The global functions templates may call, sorted.
+pub fn function_names() -> impl Iterator<Item = &'static str> {
+    let mut names: Vec<&'static str> = ENV.globals().map(|(name, _)| name).collect();
+    names.sort_unstable();
+    names.into_iter()
+}
+
 /// Default of [`Limits::output_bytes`]: 10 MiB.
 pub const DEFAULT_OUTPUT_BYTES: u64 = 10 << 20;
 /// Default of [`Limits::alloc_bytes`]: 256 MiB.
@@ -1035,7 +1173,7 @@ fn error_message(err: &Error) -> String {
     }
 }
 
-fn preview(source: &str) -> Cow<'_, str> {
+pub(crate) fn preview(source: &str) -> Cow<'_, str> {
     const MAX: usize = 120;
     let source = source.trim();
     if source.chars().count() <= MAX {

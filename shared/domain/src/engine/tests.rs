@@ -588,12 +588,12 @@ steps:
     assert!(kept.contains("got [redacted]"), "{kept}");
 }
 
-/// Compiles a flow skipping the file checks, with `SECRET_PLACEHOLDER` in its strings replaced by a
+/// Compiles a flow skipping the file checks, with `vars.SECRET_PLACEHOLDER` in its strings replaced by a
 /// `secret('api')` call: what a flow that bypassed `idflow validate` would do.
 fn compile_unchecked(yaml: &str) -> CompiledFlow {
     fn swap(value: &mut Value) {
         match value {
-            Value::String(text) => *text = text.replace("SECRET_PLACEHOLDER", "secret('api')"),
+            Value::String(text) => *text = text.replace("vars.SECRET_PLACEHOLDER", "secret('api')"),
             Value::Array(items) => items.iter_mut().for_each(swap),
             Value::Object(map) => map.values_mut().for_each(swap),
             _ => {}
@@ -602,7 +602,7 @@ fn compile_unchecked(yaml: &str) -> CompiledFlow {
     fn walk(steps: &mut [Step]) {
         for step in steps {
             if let Some(guard) = &mut step.guard {
-                *guard = guard.replace("SECRET_PLACEHOLDER", "secret('api')");
+                *guard = guard.replace("vars.SECRET_PLACEHOLDER", "secret('api')");
             }
             match &mut step.kind {
                 StepKind::Card { with, .. } => swap(with),
@@ -611,7 +611,7 @@ fn compile_unchecked(yaml: &str) -> CompiledFlow {
                     then,
                     otherwise,
                 } => {
-                    *condition = condition.replace("SECRET_PLACEHOLDER", "secret('api')");
+                    *condition = condition.replace("vars.SECRET_PLACEHOLDER", "secret('api')");
                     walk(then);
                     walk(otherwise);
                 }
@@ -629,23 +629,23 @@ fn compile_unchecked(yaml: &str) -> CompiledFlow {
 fn a_flow_that_bypassed_validation_still_cannot_leak_a_secret() {
     for (yaml, what) in [
         (
-            "name: f\nsteps:\n  - { id: a, card: text.compose, with: { text: \"k={{ SECRET_PLACEHOLDER }}\" } }\n",
+            "name: f\nsteps:\n  - { id: a, card: text.compose, with: { text: \"k={{ vars.SECRET_PLACEHOLDER }}\" } }\n",
             "text.compose",
         ),
         (
-            "name: f\nsteps:\n  - { card: flow.return, with: { body: \"{{ SECRET_PLACEHOLDER | upper }}\" } }\n",
+            "name: f\nsteps:\n  - { card: flow.return, with: { body: \"{{ vars.SECRET_PLACEHOLDER | upper }}\" } }\n",
             "flow.return",
         ),
         (
-            "name: f\nsteps:\n  - { card: flow.fail, with: { message: \"{{ SECRET_PLACEHOLDER }}\" } }\n",
+            "name: f\nsteps:\n  - { card: flow.fail, with: { message: \"{{ vars.SECRET_PLACEHOLDER }}\" } }\n",
             "flow.fail",
         ),
         (
-            "name: f\nsteps:\n  - if: \"{{ SECRET_PLACEHOLDER < input.guess }}\"\n    then: [{ id: t, card: text.compose, with: { text: yes } }]\n",
+            "name: f\nsteps:\n  - if: \"{{ vars.SECRET_PLACEHOLDER < input.guess }}\"\n    then: [{ id: t, card: text.compose, with: { text: yes } }]\n",
             "condition",
         ),
         (
-            "name: f\nsteps:\n  - { id: l, card: list.filter, with: { list: [1], where: \"SECRET_PLACEHOLDER == 's3cr3t-value'\" } }\n",
+            "name: f\nsteps:\n  - { id: l, card: list.filter, with: { list: [1], where: \"vars.SECRET_PLACEHOLDER == 's3cr3t-value'\" } }\n",
             "expression",
         ),
     ] {

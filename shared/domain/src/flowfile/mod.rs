@@ -57,6 +57,9 @@ pub struct LoadedFlow {
     pub source: String,
     /// The flow, or every problem found in the file on its own.
     pub result: Result<Flow, Vec<Diagnostic>>,
+    /// What the checker finds suspicious but possible (a step read that may not have run); `idflow
+    /// validate --strict` treats these as errors.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// A flow directory: the project config, every flow file, and the problems that span files.
@@ -84,6 +87,14 @@ impl LoadedProject {
         }
         all.extend(self.errors.iter().cloned());
         all
+    }
+
+    /// Every warning of every flow file.
+    pub fn all_warnings(&self) -> Vec<Diagnostic> {
+        self.flows
+            .iter()
+            .flat_map(|f| f.warnings.iter().cloned())
+            .collect()
     }
 
     /// Whether the whole directory loaded without a single problem.
@@ -119,7 +130,18 @@ pub fn parse_document(file_label: &str, source: &str) -> Result<Document, Vec<Di
 /// Parses and validates one flow file's text. `file_label` names the file in diagnostics and picks
 /// the format: JSON when it ends in `.json`, YAML otherwise.
 pub fn parse_flow(file_label: &str, source: &str) -> Result<Flow, Vec<Diagnostic>> {
-    flow_with_facts(file_label, source).0
+    flow_with_facts(file_label, source, None).0
+}
+
+/// [`parse_flow`] with the checker's warnings, and with `vars.*` and `secret()` checked against
+/// `project` when given (a project config that loaded without errors).
+pub fn check_flow_source(
+    file_label: &str,
+    source: &str,
+    project: Option<&ProjectConfig>,
+) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
+    let (result, _, warnings) = flow_with_facts(file_label, source, project);
+    (result, warnings)
 }
 
 /// Parses and validates `idflow.yaml`'s text.
@@ -283,6 +305,15 @@ pub fn load_file(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
     }
 }
 
+/// [`load_file`] with the checker's warnings.
+pub fn load_file_checked(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
+    let label = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(source) => check_flow_source(&label, &source, None),
+        Err(error) => (Err(vec![unreadable(&label, &error)]), Vec::new()),
+    }
+}
+
 /// Loads a flow directory: the project files (see [`project_files`]; all optional) and every `*.yaml`, `*.yml` and `*.json` file at its
 /// top level except `idflow.yaml` itself and tests (`*.test.yaml`, `*.test.yml`, `*.test.json`).
 /// Hidden files are skipped. Files are read in name order and one bad file never stops the others.
@@ -292,6 +323,10 @@ pub fn load_dir(dir: &Path) -> LoadedProject {
     project.errors.extend(unreadable_files);
     let (config, project_facts, diagnostics) = project_from_files(&files);
     project.config = config;
+    // `vars.*` and `secret()` are checked against the project config only when it loaded whole:
+    // a config with errors would make every use of what it failed to declare an error too.
+    let checked_against =
+        (diagnostics.is_empty() && project.errors.is_empty()).then(|| project.config.clone());
     project.errors.extend(diagnostics);
     let mut names = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -317,11 +352,13 @@ pub fn load_dir(dir: &Path) -> LoadedProject {
         let path = dir.join(&name);
         match std::fs::read_to_string(&path) {
             Ok(source) => {
-                let (result, facts) = flow_with_facts(&name, &source);
+                let (result, facts, warnings) =
+                    flow_with_facts(&name, &source, checked_against.as_ref());
                 project.flows.push(LoadedFlow {
                     path: name,
                     source,
                     result,
+                    warnings,
                 });
                 all_facts.push(facts);
             }
@@ -331,6 +368,7 @@ pub fn load_dir(dir: &Path) -> LoadedProject {
                     path: name,
                     source: String::new(),
                     result,
+                    warnings: Vec::new(),
                 });
                 all_facts.push(FlowFacts::default());
             }
@@ -417,23 +455,48 @@ fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diagnostics
 }
 
-fn flow_with_facts(file_label: &str, source: &str) -> (Result<Flow, Vec<Diagnostic>>, FlowFacts) {
+/// One flow file: decoded, checked (see [`crate::checker`]) and compiled. Returns the flow or its
+/// errors, what the cross-file checks need, and the checker's warnings.
+fn flow_with_facts(
+    file_label: &str,
+    source: &str,
+    project: Option<&ProjectConfig>,
+) -> (Result<Flow, Vec<Diagnostic>>, FlowFacts, Vec<Diagnostic>) {
     let root = match read_tree(file_label, source) {
         Ok(root) => root,
-        Err(diagnostics) => return (Err(diagnostics), FlowFacts::default()),
+        Err(diagnostics) => return (Err(diagnostics), FlowFacts::default(), Vec::new()),
     };
     let mut ctx = Ctx::new(file_label);
     let (flow, facts) = flow::decode_flow(&mut ctx, &root, version_of(source));
     secrets::check(&mut ctx, &root);
-    match flow {
-        // The engine compiles every template when a run starts; compiling here too makes a template
-        // that cannot compile (`Hello {{{ input.name }}`) a diagnostic of `idflow validate` at its
-        // step, instead of a flow that validates, deploys, and then fails every run.
-        Some(flow) if ctx.is_clean() => match CompiledFlow::new(flow.clone(), file_label) {
-            Ok(_) => (Ok(flow), facts),
-            Err(diagnostics) => (Err(sorted(diagnostics)), facts),
+    let flow = match flow {
+        Some(flow) if ctx.is_clean() => flow,
+        _ => return (Err(sorted(ctx.diagnostics)), facts, Vec::new()),
+    };
+    // Every template is checked against the context it will render in, so a flow that reads a
+    // step that does not exist, a misspelt filter or an undeclared var fails here, at its line,
+    // instead of failing every run.
+    let mut locations = BTreeMap::new();
+    root.collect_locations("", &mut locations);
+    let findings = crate::checker::check_flow(
+        &flow,
+        &crate::checker::Source {
+            file: file_label,
+            text: source.strip_prefix('\u{feff}').unwrap_or(source),
+            locations: &locations,
         },
-        _ => (Err(sorted(ctx.diagnostics)), facts),
+        project,
+    );
+    if !findings.errors.is_empty() {
+        return (Err(findings.errors), facts, findings.warnings);
+    }
+    // The engine compiles every template when a run starts; compiling here too makes a template
+    // that cannot compile a diagnostic of `idflow validate` at its step, instead of a flow that
+    // validates, deploys, and then fails every run (the checker above reports syntax errors at
+    // their column; this is the backstop for what only compiling finds, such as `{% include %}`).
+    match CompiledFlow::new(flow.clone(), file_label) {
+        Ok(_) => (Ok(flow), facts, findings.warnings),
+        Err(diagnostics) => (Err(sorted(diagnostics)), facts, findings.warnings),
     }
 }
 

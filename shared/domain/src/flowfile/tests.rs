@@ -250,7 +250,7 @@ steps:
       - card: flow.return
   - map: \"{{ input.users }}\"
     flow: helper-one
-    with: { user: \"{{ user }}\" }
+    with: { user: \"{{ item }}\" }
   - try:
       - card: flow.return
     catch:
@@ -313,7 +313,7 @@ steps:
             concurrency: 10,
             body: LoopBody::Flow {
                 flow: "helper-one".into(),
-                with: Some(serde_json::json!({ "user": "{{ user }}" }))
+                with: Some(serde_json::json!({ "user": "{{ item }}" }))
             },
         })
     );
@@ -1512,7 +1512,7 @@ fn a_template_that_does_not_compile_is_reported_when_the_flow_loads() {
     check(
         "name: t\nsteps:\n  - id: greeting\n    card: text.compose\n    with: { text: \"Hello {{{ input.name }}!\" }\n",
         &[
-            "flow.yaml:3:5: step `greeting`: with.text: syntax error: unexpected `}`, expected `:` in `Hello {{{ input.name }}!`",
+            "flow.yaml:5:41: step `greeting`: with.text: syntax error: unexpected `}`, expected `:` in `Hello {{{ input.name }}!`",
         ],
     );
 }
