@@ -229,8 +229,15 @@ impl Checker<'_> {
                     &format!("{label}: with"),
                     with,
                     &|field| {
-                        spec.and_then(|s| s.fields.iter().find(|f| f.name == field))
-                            .is_some_and(|f| f.kind == "expression")
+                        let expression = spec
+                            .and_then(|s| s.fields.iter().find(|f| f.name == field))
+                            .is_some_and(|f| f.kind == "expression");
+                        // What the card binds while it evaluates the expression.
+                        match (expression, card.as_str()) {
+                            (false, _) => None,
+                            (true, "list.reduce") => Some(&["item", "index", "memo"][..]),
+                            (true, _) => Some(&["item", "index"][..]),
+                        }
                     },
                 );
             }
@@ -287,7 +294,7 @@ impl Checker<'_> {
                             &format!("{path}.with"),
                             &format!("{label}: with"),
                             with,
-                            &|_| false,
+                            &|_| None,
                         );
                     }
                     LoopBody::Flow { with: None, .. } => {}
@@ -344,14 +351,14 @@ impl Checker<'_> {
     }
 
     /// A JSON tree whose strings may be templates (`with:`). `expression_field` tells which
-    /// top-level fields are expressions the card evaluates itself.
+    /// top-level fields are expressions the card evaluates itself, and the names it binds there.
     fn value(
         &mut self,
         context: &Context,
         path: &str,
         label: &str,
         value: &Value,
-        expression_field: &dyn Fn(&str) -> bool,
+        expression_field: &dyn Fn(&str) -> Option<&'static [&'static str]>,
     ) {
         match value {
             Value::String(text) => self.template(context, path, label, text, false),
@@ -362,7 +369,7 @@ impl Checker<'_> {
                         &format!("{path}[{index}]"),
                         &format!("{label}[{index}]"),
                         item,
-                        &|_| false,
+                        &|_| None,
                     );
                 }
             }
@@ -371,16 +378,14 @@ impl Checker<'_> {
                     let item_path = format!("{path}.{key}");
                     let item_label = format!("{label}.{key}");
                     match item {
-                        Value::String(text) if expression_field(key) => {
+                        Value::String(text) if let Some(bound) = expression_field(key) => {
                             let mut inner = context.clone();
-                            inner.locals.push(("item".into(), Local::Expression));
-                            inner.locals.push(("index".into(), Local::Expression));
-                            // `list.reduce` also binds the value so far; the other expression
-                            // cards leave it undefined, which evaluates to nothing.
-                            inner.locals.push(("memo".into(), Local::Expression));
+                            for name in bound {
+                                inner.locals.push(((*name).into(), Local::Expression));
+                            }
                             self.template(&inner, &item_path, &item_label, text, true);
                         }
-                        _ => self.value(context, &item_path, &item_label, item, &|_| false),
+                        _ => self.value(context, &item_path, &item_label, item, &|_| None),
                     }
                 }
             }

@@ -155,9 +155,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
                     &expected_issuer,
                     jwks.as_deref(),
                 ) {
-                    Ok(source) => {
-                        jwt::verify(runtime, &source, token, &expected, runtime).await
-                    }
+                    Ok(source) => jwt::verify(runtime, &source, token, &expected, runtime).await,
                     Err(error) => Err(error),
                 };
                 match verified {
