@@ -46,7 +46,9 @@ use domain::ports::{Clock, FlowStore, PutOutcome, Secrets, StoreError, StoredFlo
 use domain::runner::{RunnerConfig, Runtime, Worker};
 use domain::schedule::Schedule;
 use local::secrets::LocalSecrets;
-use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore};
+use local::sqlite::{
+    SqliteBlobStore, SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore,
+};
 use web::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, BodyReadTimeout};
 
 /// Errors starting the local server.
@@ -339,6 +341,7 @@ impl Server {
             .with_standard_executors()
             .map_err(ServeError::HttpClient)?
             .with_executor("table", Arc::new(tables))
+            .with_blobs(Arc::new(SqliteBlobStore::new(db.clone())))
             .with_intake(queue_intake),
         );
         let recovered = runtime.recover().await.map_err(|e| match e {

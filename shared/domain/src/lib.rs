@@ -55,6 +55,7 @@ pub mod schedule;
 pub mod tables;
 pub mod template;
 pub mod testing;
+pub mod values;
 
 /// The unit tests count allocations like the binaries do, so render budgets are exercised.
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::run::{RunError, StepError};
 
 use super::advance::{Advance, Effect, StepOutcome};
 use super::compile::{Body, ListRef, Node, NodeId, NodeKind};
-use super::state::{Fiber, Frame, LoopFrame, Pending, PendingKind};
+use super::state::{Fiber, Frame, Held, LoopFrame, Pending, PendingKind};
 use super::unwind::template_step_error;
 
 impl Advance<'_> {
@@ -21,8 +21,8 @@ impl Advance<'_> {
         let count = items.len();
         let frame = LoopFrame {
             node: node_id,
-            results: vec![Value::Null; count],
-            items,
+            results: vec![Held::default(); count],
+            items: Held::new(Value::Array(items)),
             next: 0,
             running: 0,
             started_at: self.now,
@@ -90,11 +90,15 @@ impl Advance<'_> {
                 }
                 return;
             }
-            if frame.next >= frame.items.len() {
+            let items = frame.items.as_array().map_or(0, Vec::len);
+            if frame.next >= items {
                 if frame.running == 0 {
                     let started_at = frame.started_at;
-                    let count = frame.items.len();
-                    let results = std::mem::take(&mut frame.results);
+                    let count = items;
+                    let results: Vec<Value> = std::mem::take(&mut frame.results)
+                        .into_iter()
+                        .map(Held::into_value)
+                        .collect();
                     fiber.frames.pop();
                     fiber.blocked = false;
                     let output = if *collect {
@@ -140,9 +144,9 @@ impl Advance<'_> {
                                 list: ListRef::Body(node_id),
                                 index: 0,
                             }],
-                            outputs: Map::new(),
+                            outputs: Default::default(),
                             locals,
-                            last: Value::Null,
+                            last: Held::default(),
                             blocked: false,
                             bytes: 0,
                         },
@@ -238,7 +242,7 @@ impl Advance<'_> {
         match result {
             Ok(value) => {
                 if let Some(r) = frame.results.get_mut(slot) {
-                    *r = value;
+                    *r = Held::new(value);
                 }
             }
             Err(error) => {

@@ -214,6 +214,9 @@ impl Runtime {
             // Through the checkpoint versions; a state that cannot be read fails the run with why.
             Some(saved) => (RunState::restore(saved.clone()), Event::Resume),
         };
+        if let Some(blobs) = &self.blobs {
+            crate::values::load(blobs.as_ref(), run.id, &mut state).await?;
+        }
         self.drive(&run, &flow, &ctx, &mut state, first).await
     }
 
@@ -273,14 +276,16 @@ impl Runtime {
                 return Ok(Disposition::Done);
             }
             if !decision.records.is_empty() {
-                let checkpoint = self.checkpoint_of(
-                    run,
-                    state,
-                    decision.records,
-                    RunStatus::Running,
-                    None,
-                    false,
-                )?;
+                let checkpoint = self
+                    .checkpoint_of(
+                        run,
+                        state,
+                        decision.records,
+                        RunStatus::Running,
+                        None,
+                        false,
+                    )
+                    .await?;
                 if !self.write(checkpoint).await? {
                     return Ok(Disposition::Done);
                 }
@@ -374,14 +379,9 @@ impl Runtime {
                         (Some(at), Some(deadline)) => Some(at.min(deadline)),
                         (at, deadline) => at.or(deadline),
                     };
-                    let checkpoint = self.checkpoint_of(
-                        run,
-                        state,
-                        Vec::new(),
-                        RunStatus::Waiting,
-                        wake_at,
-                        true,
-                    )?;
+                    let checkpoint = self
+                        .checkpoint_of(run, state, Vec::new(), RunStatus::Waiting, wake_at, true)
+                        .await?;
                     if !self.write(checkpoint).await? {
                         return Ok(Disposition::Done);
                     }
@@ -447,15 +447,19 @@ impl Runtime {
         Ok(None)
     }
 
-    fn checkpoint_of(
+    /// A checkpoint of `state`, whose new large values are stored out of line first.
+    async fn checkpoint_of(
         &self,
         run: &Run,
-        state: &RunState,
+        state: &mut RunState,
         steps: Vec<crate::run::StepRecord>,
         status: RunStatus,
         wake_at: Option<DateTime<Utc>>,
         release: bool,
     ) -> Result<Checkpoint, RunnerError> {
+        if let Some(blobs) = &self.blobs {
+            crate::values::save(blobs.as_ref(), run.id, state).await?;
+        }
         let state_value =
             serde_json::to_value(state).map_err(|source| RunnerError::CorruptState {
                 run: run.id,
@@ -538,6 +542,10 @@ impl Runtime {
 
     /// Tells listeners and the parent run that a run ended.
     async fn ended(&self, run: &Run, status: RunStatus) {
+        // The state is dropped when a run ends, and its out-of-line values with it.
+        if let Some(blobs) = &self.blobs {
+            crate::values::forget(blobs.as_ref(), run.id).await;
+        }
         let _ = self.ended.send(RunEnded {
             run_id: run.id,
             status,

@@ -12,7 +12,7 @@ use crate::engine::CompiledFlow;
 use crate::flowfile;
 use crate::model::ProjectConfig;
 use crate::ports::{
-    Clock, FlowStore, RunIntake, RunQueue, RunStore, Secrets, StoreThenQueue, Wakeups,
+    BlobStore, Clock, FlowStore, RunIntake, RunQueue, RunStore, Secrets, StoreThenQueue, Wakeups,
 };
 use crate::run::{RunId, RunStatus};
 
@@ -67,6 +67,9 @@ pub struct Runtime {
     /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
     /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
     pub wakeups: Option<Arc<dyn Wakeups>>,
+    /// Where large values a run holds are saved out of line (see [`crate::values`]); `None` keeps
+    /// them inline in every checkpoint.
+    pub blobs: Option<Arc<dyn BlobStore>>,
     /// Executors of I/O cards by family (`http`, ...).
     pub executors: HashMap<String, Arc<dyn CardExecutor>>,
     pub config: RunnerConfig,
@@ -114,6 +117,7 @@ impl Runtime {
             trigger_index: TriggerIndex::default(),
             intake,
             wakeups: None,
+            blobs: None,
             ended,
             active: Mutex::new(HashMap::new()),
         }
@@ -129,6 +133,13 @@ impl Runtime {
     /// every 15 minutes.
     pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Runtime {
         self.wakeups = Some(wakeups);
+        self
+    }
+
+    /// Saves large values runs hold in `blobs`, referenced from checkpoints instead of repeated in
+    /// each (see [`crate::values`]).
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Runtime {
+        self.blobs = Some(blobs);
         self
     }
 
