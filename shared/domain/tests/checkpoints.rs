@@ -196,6 +196,13 @@ struct Checkpoint {
 /// Values saved out of line, by hash (a run's blob store).
 type Blobs = BTreeMap<String, Vec<u8>>;
 
+/// What a driven run saved: its checkpoints and the values they reference.
+#[derive(Default)]
+struct Saved {
+    checkpoints: Vec<Checkpoint>,
+    blobs: Blobs,
+}
+
 /// Fixtures save values longer than this out of line, so even their small runs have some: the
 /// runner's threshold is larger, but the format is the same.
 const OUT_OF_LINE_BYTES: usize = 24;
@@ -245,9 +252,9 @@ fn drive(
     state: &mut RunState,
     first: Event,
     mut now: DateTime<Utc>,
-    checkpoints: &mut Vec<Checkpoint>,
-    blobs: &mut Blobs,
+    saved: &mut Saved,
 ) -> Result<(Progress, Vec<StepRecord>), String> {
+    let Saved { checkpoints, blobs } = saved;
     let mut records = Vec::new();
     let mut outstanding: BTreeMap<u64, Effect> = BTreeMap::new();
     let mut events = vec![first];
@@ -301,8 +308,7 @@ fn drive(
                                 &mut child,
                                 Event::Start,
                                 now,
-                                &mut Vec::new(),
-                                &mut Blobs::new(),
+                                &mut Saved::default(),
                             )?;
                             match progress {
                                 Progress::Succeeded(output) => Ok(output["body"].clone()),
@@ -365,8 +371,7 @@ fn write_fixtures() {
     for scenario in scenarios() {
         let flow = &flows[scenario.flow];
         let ctx = context(flow, "01FIXTURE", t0(), scenario.input.clone());
-        let mut checkpoints = Vec::new();
-        let mut blobs = Blobs::new();
+        let mut saved = Saved::default();
         let (progress, records) = drive(
             &flows,
             flow,
@@ -374,8 +379,7 @@ fn write_fixtures() {
             &mut RunState::new(),
             Event::Start,
             t0(),
-            &mut checkpoints,
-            &mut blobs,
+            &mut saved,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", scenario.flow));
         let fixture = json!({
@@ -384,11 +388,13 @@ fn write_fixtures() {
             "started_at": t0(),
             "outcome": outcome_json(&progress),
             "records": records,
-            "checkpoints": checkpoints
+            "checkpoints": saved
+                .checkpoints
                 .iter()
                 .map(|c| json!({ "now": c.now, "state": c.state }))
                 .collect::<Vec<_>>(),
-            "blobs": blobs
+            "blobs": saved
+                .blobs
                 .iter()
                 .map(|(sha, json)| (sha.clone(), serde_json::from_slice(json).expect("json")))
                 .collect::<serde_json::Map<String, Value>>(),
@@ -426,7 +432,7 @@ fn restore_all(version: &str) -> usize {
             serde_json::from_value(fixture["records"].clone()).expect("records");
         let checkpoints = fixture["checkpoints"].as_array().expect("checkpoints");
         assert!(!checkpoints.is_empty(), "{name}: no checkpoint");
-        let mut blobs = fixture_blobs(&fixture);
+        let blobs = fixture_blobs(&fixture);
         for (n, checkpoint) in checkpoints.iter().enumerate() {
             let now: DateTime<Utc> =
                 serde_json::from_value(checkpoint["now"].clone()).expect("now");
@@ -444,8 +450,10 @@ fn restore_all(version: &str) -> usize {
                 &mut state,
                 Event::Resume,
                 now,
-                &mut Vec::new(),
-                &mut blobs,
+                &mut Saved {
+                    blobs: blobs.clone(),
+                    ..Saved::default()
+                },
             )
             .unwrap_or_else(|e| panic!("{name} checkpoint {n}: {e}"));
             assert_eq!(
@@ -872,8 +880,10 @@ fn survives(
             &mut restored,
             Event::Resume,
             now,
-            &mut Vec::new(),
-            &mut blobs.clone(),
+            &mut Saved {
+                blobs: blobs.clone(),
+                ..Saved::default()
+            },
         )
         .map(|_| ())
     }));

@@ -368,7 +368,7 @@ impl<'a> Advance<'a> {
                     .state
                     .cache
                     .entry((id, key.clone()))
-                    .or_insert_with(|| template::to_value(&**value))
+                    .or_insert_with(|| template::to_value(value))
                     .clone();
                 steps.insert(key.clone(), cached);
             }
