@@ -1211,3 +1211,91 @@ steps:
         again.effects
     );
 }
+
+/// A large step output is handed out to be saved once, then only referenced: later checkpoints
+/// carry its hash, not its data, and a state restored with the value loaded finishes as before.
+#[test]
+fn a_large_output_is_saved_once_out_of_line_and_then_only_referenced() {
+    let flow = compile(
+        r#"
+name: big
+steps:
+  - { id: big, card: text.compose, with: { text: "{{ 'x' * 5000 }}" } }
+  - { id: small, card: text.compose, with: { text: ok } }
+  - { id: nap, wait: 1h }
+  - { id: after, card: flow.return, with: { body: "{{ steps.big | length }} {{ steps.small }}" } }
+"#,
+    );
+    let ctx = RunContext::new(
+        "r".into(),
+        "big".into(),
+        t0(),
+        json!({}),
+        json!({}),
+        BTreeMap::new(),
+        HistoryMode::All,
+    );
+    let mut state = RunState::new();
+    advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
+    let blobs = state.take_unsaved(1024);
+    assert_eq!(blobs.len(), 1, "only the large output goes out of line");
+    let blob = &blobs[0];
+    assert!(blob.json.len() > 5000, "the value's whole JSON");
+    assert!(
+        state.take_unsaved(1024).is_empty(),
+        "a value is handed out once, not at every checkpoint"
+    );
+    let saved = serde_json::to_value(&state).expect("state serializes");
+    let text = saved.to_string();
+    assert!(
+        text.contains(&blob.sha256),
+        "the checkpoint references the value"
+    );
+    assert!(!text.contains(&"x".repeat(5000)), "and does not repeat it");
+    assert!(
+        text.contains(r#"{"inline":"ok"}"#),
+        "small values stay inline"
+    );
+
+    let mut restored = RunState::restore(saved.clone());
+    assert_eq!(restored.missing_blobs(), vec![blob.sha256.clone()]);
+    assert!(
+        restored.load_blob(&blob.sha256, b"\"tampered\"").is_err(),
+        "bytes that do not hash to the reference are refused"
+    );
+    restored
+        .load_blob(&blob.sha256, &blob.json)
+        .expect("the saved value loads");
+    assert!(restored.missing_blobs().is_empty());
+    let (progress, _) = finish(&flow, &ctx, serde_json::to_value(&restored).expect("state"));
+    // `finish` restores from JSON, which references the value: load it as a runner would.
+    assert!(
+        matches!(&progress, Progress::Failed(e) if e.code == "corrupt_state"),
+        "a state whose value was not loaded fails, not guesses: {progress:?}"
+    );
+    let later = t0() + chrono::Duration::hours(2);
+    let mut events = vec![Event::Resume];
+    let mut progress = Progress::Pending;
+    for _ in 0..3 {
+        let decision = advance(
+            &flow,
+            &mut restored,
+            &ctx,
+            std::mem::take(&mut events),
+            later,
+        );
+        progress = decision.progress;
+        if progress != Progress::Pending {
+            break;
+        }
+        for effect in decision.effects {
+            if let Effect::Timer { effect, .. } = effect {
+                events.push(Event::TimerFired { effect });
+            }
+        }
+    }
+    assert!(
+        matches!(&progress, Progress::Succeeded(out) if out["body"] == "5000 ok"),
+        "{progress:?}"
+    );
+}
