@@ -93,7 +93,8 @@ fn v1_to_v2(_state: &mut Map<String, Value>) -> Result<(), String> {
 /// Version 3 saves every value the run holds (step outputs, a fiber's last output, a loop's items
 /// and results) as `{"inline": value}` or `{"blob": {"sha256", "bytes"}}`, so large ones can live
 /// out of line. A version 2 state has them all inline: each is wrapped, and a loop's items become
-/// one value (the array).
+/// one value (the array). A loop's results become an object by item index holding the iterations
+/// that gave something (version 2 kept one entry per item, `null` until its iteration ended).
 fn v2_to_v3(state: &mut Map<String, Value>) -> Result<(), String> {
     let inline = |value: Value| serde_json::json!({ "inline": value });
     let Some(Value::Object(fibers)) = state.get_mut("fibers") else {
@@ -128,14 +129,17 @@ fn v2_to_v3(state: &mut Map<String, Value>) -> Result<(), String> {
                 return Err(format!("a loop frame of fiber {id} has no `items` list"));
             }
             frame.insert("items".into(), inline(items));
-            match frame.get_mut("results") {
-                Some(Value::Array(results)) => {
-                    for value in results.iter_mut() {
-                        *value = inline(value.take());
-                    }
-                }
+            let results = match frame.remove("results") {
+                Some(Value::Array(results)) => results,
                 _ => return Err(format!("a loop frame of fiber {id} has no `results` list")),
-            }
+            };
+            let by_slot: Map<String, Value> = results
+                .into_iter()
+                .enumerate()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(slot, value)| (slot.to_string(), inline(value)))
+                .collect();
+            frame.insert("results".into(), Value::Object(by_slot));
         }
     }
     Ok(())
@@ -334,17 +338,22 @@ fn check_frame(flow: &CompiledFlow, frame: &Frame) -> Result<(), String> {
                     step_text(flow, frame.node)
                 ));
             }
-            if frame.next > item_count(frame)
-                || frame.results.len() != item_count(frame)
-                || frame.running > frame.next
-            {
+            if frame.next > item_count(frame) || frame.running > frame.next {
                 return Err(format!(
-                    "the loop of {} has {} items and {} results, started {} and runs {}",
+                    "the loop of {} has {} items, started {} and runs {}",
                     step_text(flow, frame.node),
                     item_count(frame),
-                    frame.results.len(),
                     frame.next,
                     frame.running
+                ));
+            }
+            if let Some((&slot, _)) = frame.results.last_key_value()
+                && slot >= item_count(frame)
+            {
+                return Err(format!(
+                    "the loop of {} has {} items and a result for item {slot}",
+                    step_text(flow, frame.node),
+                    item_count(frame)
                 ));
             }
         }

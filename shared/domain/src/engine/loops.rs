@@ -21,7 +21,7 @@ impl Advance<'_> {
         let count = items.len();
         let frame = LoopFrame {
             node: node_id,
-            results: vec![Held::default(); count],
+            results: Default::default(),
             items: Held::new(Value::Array(items)),
             next: 0,
             running: 0,
@@ -95,10 +95,12 @@ impl Advance<'_> {
                 if frame.running == 0 {
                     let started_at = frame.started_at;
                     let count = items;
-                    let results: Vec<Value> = std::mem::take(&mut frame.results)
-                        .into_iter()
-                        .map(Held::into_value)
-                        .collect();
+                    let mut results = vec![Value::Null; count];
+                    for (slot, held) in std::mem::take(&mut frame.results) {
+                        if let Some(result) = results.get_mut(slot) {
+                            *result = held.into_value();
+                        }
+                    }
                     fiber.frames.pop();
                     fiber.blocked = false;
                     let output = if *collect {
@@ -232,6 +234,7 @@ impl Advance<'_> {
         slot: usize,
         result: Result<Value, Value>,
     ) {
+        let flow = self.flow;
         let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
             return;
         };
@@ -239,10 +242,14 @@ impl Advance<'_> {
             return;
         };
         frame.running = frame.running.saturating_sub(1);
+        let collect = matches!(
+            flow.node(frame.node).map(|n| &n.kind),
+            Some(NodeKind::Loop { collect: true, .. })
+        );
         match result {
             Ok(value) => {
-                if let Some(r) = frame.results.get_mut(slot) {
-                    *r = Held::new(value);
+                if collect && slot < frame.items.as_array().map_or(0, Vec::len) {
+                    frame.results.insert(slot, Held::new(value));
                 }
             }
             Err(error) => {

@@ -146,8 +146,11 @@ pub(super) struct LoopFrame {
     pub(super) next: usize,
     /// Iterations started and not yet ended.
     pub(super) running: usize,
-    /// One per item: what its iteration gave (`map`).
-    pub(super) results: Vec<Held>,
+    /// What each ended iteration gave, by item index: kept for `map` only (a `for_each` has no use
+    /// for them), and only for the iterations that ended, so a checkpoint of a loop over a directory
+    /// does not carry one entry per item.
+    #[serde(with = "by_slot")]
+    pub(super) results: BTreeMap<usize, Held>,
     pub(super) started_at: DateTime<Utc>,
     /// Set when an iteration failed: no new iteration starts and the loop fails once the running
     /// ones are accounted for.
@@ -306,7 +309,7 @@ impl RunState {
         self.fibers.values_mut().flat_map(|fiber| {
             let frames = fiber.frames.iter_mut().flat_map(|frame| match frame {
                 Frame::Loop(frame) => {
-                    Some(std::iter::once(&mut frame.items).chain(frame.results.iter_mut()))
+                    Some(std::iter::once(&mut frame.items).chain(frame.results.values_mut()))
                 }
                 _ => None,
             });
@@ -322,7 +325,7 @@ impl RunState {
         self.fibers.values().flat_map(|fiber| {
             let frames = fiber.frames.iter().flat_map(|frame| match frame {
                 Frame::Loop(frame) => {
-                    Some(std::iter::once(&frame.items).chain(frame.results.iter()))
+                    Some(std::iter::once(&frame.items).chain(frame.results.values()))
                 }
                 _ => None,
             });
@@ -438,4 +441,35 @@ fn hex_sha256(bytes: &[u8]) -> String {
         out.push_str(&format!("{byte:02x}"));
     }
     out
+}
+
+/// A loop's results as a JSON object keyed by item index. Frames are an internally tagged enum,
+/// whose fields serde reads through a buffer that keeps object keys as text, so the indexes are
+/// read as text and parsed here.
+mod by_slot {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Held;
+
+    pub(super) fn serialize<S: Serializer>(
+        results: &BTreeMap<usize, Held>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        results.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<usize, Held>, D::Error> {
+        let text = BTreeMap::<String, Held>::deserialize(deserializer)?;
+        text.into_iter()
+            .map(|(slot, held)| {
+                slot.parse::<usize>()
+                    .map(|slot| (slot, held))
+                    .map_err(|_| serde::de::Error::custom(format!("`{slot}` is not an item index")))
+            })
+            .collect()
+    }
 }

@@ -1000,11 +1000,14 @@ fn corrupt_restored_state_fails_the_run_with_what_is_wrong() {
         // A loop whose counters do not fit its items.
         (
             &[("/fibers/0/frames/1/next", Some(json!(7)))],
-            "the loop of step `each` (#1) has 3 items and 3 results, started 7 and runs 2",
+            "the loop of step `each` (#1) has 3 items, started 7 and runs 2",
         ),
         (
-            &[("/fibers/0/frames/1/results", Some(json!([])))],
-            "has 3 items and 0 results",
+            &[(
+                "/fibers/0/frames/1/results",
+                Some(json!({ "9": { "inline": 1 } })),
+            )],
+            "has 3 items and a result for item 9",
         ),
         // Fibers whose parent is missing, younger, or not looping.
         (
@@ -1138,9 +1141,13 @@ fn version_1_of(state: &Value) -> Value {
         for frame in fiber["frames"].as_array_mut().expect("frames") {
             if frame["frame"] == "loop" {
                 unwrap(&mut frame["items"]);
-                for result in frame["results"].as_array_mut().expect("results") {
-                    unwrap(result);
+                let count = frame["items"].as_array().map_or(0, Vec::len);
+                let mut results = vec![Value::Null; count];
+                for (slot, held) in frame["results"].as_object().expect("results") {
+                    let slot: usize = slot.parse().expect("an item index");
+                    results[slot] = held["inline"].clone();
                 }
+                frame["results"] = Value::Array(results);
             }
         }
     }
