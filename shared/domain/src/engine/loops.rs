@@ -18,7 +18,6 @@ impl Advance<'_> {
         node_id: NodeId,
         items: Vec<Value>,
     ) -> StepOutcome {
-        let count = items.len();
         let frame = LoopFrame {
             node: node_id,
             results: Default::default(),
