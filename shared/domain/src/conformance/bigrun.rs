@@ -94,13 +94,12 @@ pub async fn drive_to_end(runtime: &Runtime) -> BigRun {
     // few deliveries end it. The bound turns a run that never ends into a failure, not a hang.
     for _ in 0..1_000 {
         let run = runtime
-            .runs
-            .get(id)
+            .run(id)
             .await
             .expect("get succeeds")
             .expect("the run exists");
         if run.status.is_terminal() {
-            let steps = runtime.runs.steps(id).await.expect("steps succeed");
+            let steps = runtime.steps(id).await.expect("steps succeed");
             return BigRun { run, steps };
         }
         let deliveries = runtime

@@ -1,21 +1,17 @@
 //! Starting runs (manual, API, event, schedule, delegated and helper triggers all come here),
-//! re-running and cancelling.
+//! re-running and cancelling. The schedule trigger's start is here too
+//! ([`start_scheduled_run`]), shared by the local scheduler and the `schedule` Lambda.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::budget::MAX_INPUT_DEPTH;
 use crate::engine::CompiledFlow;
 use crate::ports::Created;
 use crate::run::{Run, RunId, RunStatus, TriggerInfo};
 
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
-
-/// The deepest run input accepted. A stored run is decoded with serde_json's recursion limit (128
-/// levels, counting the record around the input); an input near that limit was written but could
-/// never be read again, so one request with a 127-level JSON body broke the run list for everyone
-/// (found by fuzzing). 64 leaves room for any wrapping and for every flow seen.
-pub const MAX_INPUT_DEPTH: usize = 64;
 
 impl Runtime {
     /// Creates a queued run of the current version of `flow` and sends it to the queue. Both are
@@ -30,6 +26,21 @@ impl Runtime {
     ) -> Result<(RunId, Created), RunnerError> {
         let compiled = self.current_flow(flow).await?;
         self.start_compiled(&compiled, input, trigger, dedupe_key, None)
+            .await
+    }
+
+    /// Creates and queues a run of exactly `flow`, the compiled version a trigger looked up and
+    /// authenticated the caller against (or whose filter it evaluated). A deploy between the check
+    /// and the start cannot make the run take another version's steps under this version's
+    /// authentication: the run's `flow_version` is `flow`'s, and the worker advances that version.
+    pub async fn start_flow(
+        &self,
+        flow: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        dedupe_key: Option<&str>,
+    ) -> Result<(RunId, Created), RunnerError> {
+        self.start_compiled(flow, input, trigger, dedupe_key, None)
             .await
     }
 
