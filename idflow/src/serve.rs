@@ -45,7 +45,9 @@ use domain::ports::{Clock, FlowStore, Secrets, StoreError};
 use domain::runner::{RunnerConfig, RunnerError, Runtime, SyncReport, Worker};
 use domain::schedule::Schedule;
 use local::secrets::LocalSecrets;
-use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore};
+use local::sqlite::{
+    SqliteBlobStore, SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore,
+};
 use web::auth::{self, AdminAccess, AdminExposure, AdminTokenError};
 use web::body::BodyReadTimeout;
 use web::error::ApiError;
@@ -255,6 +257,7 @@ impl Server {
             .with_standard_executors()
             .map_err(ServeError::HttpClient)?
             .with_executor("table", Arc::new(tables))
+            .with_blobs(Arc::new(SqliteBlobStore::new(db.clone())))
             .with_intake(queue_intake),
         );
         let report = runtime.deploy(&project).await.map_err(runner_error)?;

@@ -2,6 +2,7 @@
 
 mod api;
 mod aws;
+mod bigrun;
 mod console;
 mod delegated;
 mod deploy;

@@ -126,6 +126,7 @@ fn every_variable_the_functions_read_is_set() {
     );
     for name in [
         "IDFLOW_TABLES_TABLE",
+        "IDFLOW_BLOBS_BUCKET",
         "IDFLOW_QUEUE_ARN",
         "IDFLOW_DLQ_ARN",
         "IDFLOW_SCHEDULE_GROUP",
@@ -323,6 +324,12 @@ fn each_function_may_touch_only_its_own_tables_and_queues() {
                             assert_eq!(named.len(), 1, "{name}: {resource} names one queue");
                             queues.extend(named);
                         }
+                        "s3" => assert!(
+                            named == BTreeSet::from(["BlobsBucket".to_owned()])
+                                && (resource == "BlobsBucket.Arn"
+                                    || resource == "${BlobsBucket.Arn}/runs/*"),
+                            "{name}: only the run values of the bucket: {resource}"
+                        ),
                         "secretsmanager" => assert!(
                             resource.contains(":secret:${SecretPrefix}*"),
                             "{name}: secrets only under the prefix: {resource}"
@@ -343,8 +350,9 @@ fn each_function_may_touch_only_its_own_tables_and_queues() {
             want_queues.iter().map(|s| s.to_string()).collect(),
             "{name}'s queues"
         );
-        // Only the worker creates one-time schedules (long waits) and sends email.
-        for service in ["scheduler", "iam", "ses"] {
+        // Only the worker creates one-time schedules (long waits), sends email and checkpoints
+        // runs (whose large values go to the bucket, and only under `runs/`).
+        for service in ["scheduler", "iam", "ses", "s3"] {
             assert_eq!(
                 services.contains(service),
                 name == "worker",

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod bigrun;
+
 use domain::ports::Clock;
 use domain::run::{Run, RunId};
 use idflow::serve::{ServeOptions, Server};

@@ -43,6 +43,9 @@ pub fn equip(
     sdk: &aws_config::SdkConfig,
 ) -> Result<Runtime, reqwest::Error> {
     let mut runtime = runtime.with_standard_executors()?;
+    if let Some(blobs) = config.blob_store(sdk) {
+        runtime = runtime.with_blobs(blobs);
+    }
     if let Some(store) = config.table_store(sdk) {
         runtime = runtime.with_executor("table", Arc::new(TableExecutor::new(store)));
     }

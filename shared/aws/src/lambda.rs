@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::emf::{self, MeteredRunStore};
 use super::{
-    DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerWakeups, SecretsManagerSecrets,
-    SesEmail, SqsRunQueue,
+    DynamoFlowStore, DynamoRunStore, DynamoTableStore, S3BlobStore, SchedulerWakeups,
+    SecretsManagerSecrets, SesEmail, SqsRunQueue,
 };
 use domain::clock::SystemClock;
 use domain::flowfile;
@@ -37,6 +37,10 @@ pub struct LambdaConfig {
     /// `IDFLOW_TABLES_TABLE` (optional): the DynamoDB table holding every idflow table's rows; without
     /// it the `table.*` cards fail with "no table store".
     pub tables_table: Option<String>,
+    /// `IDFLOW_BLOBS_BUCKET` (optional): the S3 bucket of the values runs hold out of line (the
+    /// worker's); without it a run keeps every value in its checkpoints, and a run holding more than
+    /// a DynamoDB item takes fails.
+    pub blobs_bucket: Option<String>,
     /// `IDFLOW_SES_IDENTITY` (optional): the verified SES identity (address, domain or ARN) `email.send`
     /// sends from; without it `email.send` uses the project's SMTP `email` connection.
     pub ses_identity: Option<String>,
@@ -124,6 +128,7 @@ impl LambdaConfig {
             dead_letter_url: required("IDFLOW_DLQ_URL")?,
             dead_letter_arn: optional("IDFLOW_DLQ_ARN"),
             tables_table: optional("IDFLOW_TABLES_TABLE"),
+            blobs_bucket: optional("IDFLOW_BLOBS_BUCKET"),
             ses_identity: optional("IDFLOW_SES_IDENTITY"),
             wakeups: {
                 let group = optional("IDFLOW_SCHEDULE_GROUP");
@@ -240,6 +245,14 @@ impl LambdaConfig {
                 table,
             ))
         })
+    }
+
+    /// S3 as the store of values runs hold out of line, when `IDFLOW_BLOBS_BUCKET` is set. Only
+    /// the worker checkpoints runs, so only it uses (and may use) the bucket.
+    pub fn blob_store(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<S3BlobStore>> {
+        self.blobs_bucket
+            .as_ref()
+            .map(|bucket| Arc::new(S3BlobStore::new(aws_sdk_s3::Client::new(sdk), bucket)))
     }
 
     /// SES as `email.send`'s sender, when `IDFLOW_SES_IDENTITY` is set.

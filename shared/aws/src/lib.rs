@@ -9,6 +9,7 @@
 //! - [`dynamo_flows`]: [`DynamoFlowStore`], deployed flows and every version they had.
 //! - [`dynamo_tables`]: [`DynamoTableStore`], the rows of every idflow table in one DynamoDB table,
 //!   versioned for optimistic concurrency.
+//! - [`s3_blobs`]: [`S3BlobStore`], values runs hold out of line, one object each, in one bucket.
 //! - [`sqs`]: [`SqsRunQueue`], the run queue on a standard SQS queue with a dead-letter queue.
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
@@ -32,6 +33,7 @@ pub mod dynamo_runs;
 pub mod dynamo_tables;
 pub mod emf;
 pub mod lambda;
+pub mod s3_blobs;
 pub mod scheduler;
 pub mod secrets;
 pub mod ses;
@@ -41,6 +43,7 @@ pub mod wakeups;
 pub use dynamo_flows::DynamoFlowStore;
 pub use dynamo_runs::DynamoRunStore;
 pub use dynamo_tables::DynamoTableStore;
+pub use s3_blobs::S3BlobStore;
 pub use scheduler::SchedulerSchedules;
 pub use secrets::SecretsManagerSecrets;
 pub use ses::SesEmail;

@@ -59,6 +59,7 @@ pub mod tables;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod values;
 
 /// The unit tests count allocations like the binaries do, so render budgets are exercised.
 #[cfg(test)]

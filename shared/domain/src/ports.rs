@@ -266,6 +266,21 @@ pub trait Wakeups: Send + Sync {
     ) -> Result<(), QueueError>;
 }
 
+/// Values kept out of line: large step outputs and loop items that the engine state references by
+/// content hash instead of repeating them in every checkpoint (S3 in AWS, SQLite locally).
+///
+/// Keys are opaque text chosen by the caller (`runs/<run id>/<sha-256>`); a value is written once and
+/// never changed, so `put` of an existing key may overwrite it with the same bytes.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` under `key`.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    /// The bytes under `key`, or `None` when there are none.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deletes every value whose key starts with `prefix`; returns how many there were.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
+}
+
 /// Time, injected so that tests are instant and deterministic. Nothing outside a clock adapter
 /// reads the system's clocks: wall time, ages and deadlines all come from here.
 #[async_trait]

@@ -193,6 +193,42 @@ struct Checkpoint {
     state: Value,
 }
 
+/// Values saved out of line, by hash (a run's blob store).
+type Blobs = BTreeMap<String, Vec<u8>>;
+
+/// What a driven run saved: its checkpoints and the values they reference.
+#[derive(Default)]
+struct Saved {
+    checkpoints: Vec<Checkpoint>,
+    blobs: Blobs,
+}
+
+/// Fixtures save values longer than this out of line, so even their small runs have some: the
+/// runner's threshold is larger, but the format is the same.
+const OUT_OF_LINE_BYTES: usize = 24;
+
+/// Loads a restored state's out-of-line values from `blobs`, as the runner does from its store.
+fn load(state: &mut RunState, blobs: &Blobs) {
+    for sha256 in state.missing_blobs() {
+        if let Some(json) = blobs.get(&sha256) {
+            let _ = state.load_blob(&sha256, json);
+        }
+    }
+}
+
+/// The out-of-line values of a fixture (`"blobs"`, by hash; absent before version 3).
+fn fixture_blobs(fixture: &Value) -> Blobs {
+    fixture["blobs"]
+        .as_object()
+        .map(|blobs| {
+            blobs
+                .iter()
+                .map(|(sha, value)| (sha.clone(), serde_json::to_vec(value).expect("json")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How a run ended, in the fixtures' JSON.
 fn outcome_json(progress: &Progress) -> Value {
     match progress {
@@ -216,8 +252,9 @@ fn drive(
     state: &mut RunState,
     first: Event,
     mut now: DateTime<Utc>,
-    checkpoints: &mut Vec<Checkpoint>,
+    saved: &mut Saved,
 ) -> Result<(Progress, Vec<StepRecord>), String> {
+    let Saved { checkpoints, blobs } = saved;
     let mut records = Vec::new();
     let mut outstanding: BTreeMap<u64, Effect> = BTreeMap::new();
     let mut events = vec![first];
@@ -227,8 +264,13 @@ fn drive(
         if decision.progress != Progress::Pending {
             return Ok((decision.progress, records));
         }
+        // As the runner does: new large values out of line first, then the state that names them.
+        for blob in state.take_unsaved(OUT_OF_LINE_BYTES) {
+            blobs.insert(blob.sha256, blob.json);
+        }
         let saved = serde_json::to_value(&*state).map_err(|e| format!("state: {e}"))?;
         *state = serde_json::from_value(saved.clone()).map_err(|e| format!("restore: {e}"))?;
+        load(state, blobs);
         checkpoints.push(Checkpoint { now, state: saved });
         outstanding.extend(decision.effects.into_iter().map(|e| (e.id(), e)));
         let answerable: Vec<u64> = outstanding
@@ -266,7 +308,7 @@ fn drive(
                                 &mut child,
                                 Event::Start,
                                 now,
-                                &mut Vec::new(),
+                                &mut Saved::default(),
                             )?;
                             match progress {
                                 Progress::Succeeded(output) => Ok(output["body"].clone()),
@@ -329,7 +371,7 @@ fn write_fixtures() {
     for scenario in scenarios() {
         let flow = &flows[scenario.flow];
         let ctx = context(flow, "01FIXTURE", t0(), scenario.input.clone());
-        let mut checkpoints = Vec::new();
+        let mut saved = Saved::default();
         let (progress, records) = drive(
             &flows,
             flow,
@@ -337,7 +379,7 @@ fn write_fixtures() {
             &mut RunState::new(),
             Event::Start,
             t0(),
-            &mut checkpoints,
+            &mut saved,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", scenario.flow));
         let fixture = json!({
@@ -346,10 +388,16 @@ fn write_fixtures() {
             "started_at": t0(),
             "outcome": outcome_json(&progress),
             "records": records,
-            "checkpoints": checkpoints
+            "checkpoints": saved
+                .checkpoints
                 .iter()
                 .map(|c| json!({ "now": c.now, "state": c.state }))
                 .collect::<Vec<_>>(),
+            "blobs": saved
+                .blobs
+                .iter()
+                .map(|(sha, json)| (sha.clone(), serde_json::from_slice(json).expect("json")))
+                .collect::<serde_json::Map<String, Value>>(),
         });
         let text = serde_json::to_string_pretty(&fixture).expect("fixture serializes") + "\n";
         assert!(!text.contains(SECRET), "a checkpoint holds the secret");
@@ -384,11 +432,13 @@ fn restore_all(version: &str) -> usize {
             serde_json::from_value(fixture["records"].clone()).expect("records");
         let checkpoints = fixture["checkpoints"].as_array().expect("checkpoints");
         assert!(!checkpoints.is_empty(), "{name}: no checkpoint");
+        let blobs = fixture_blobs(&fixture);
         for (n, checkpoint) in checkpoints.iter().enumerate() {
             let now: DateTime<Utc> =
                 serde_json::from_value(checkpoint["now"].clone()).expect("now");
             let mut state: RunState = serde_json::from_value(checkpoint["state"].clone())
                 .unwrap_or_else(|e| panic!("{name} checkpoint {n} does not restore: {e}"));
+            load(&mut state, &blobs);
             // Restored and written again, a state is in the current version, and says so.
             let written = serde_json::to_value(&state).expect("state serializes");
             assert_eq!(written["v"], json!(engine::STATE_VERSION));
@@ -400,7 +450,10 @@ fn restore_all(version: &str) -> usize {
                 &mut state,
                 Event::Resume,
                 now,
-                &mut Vec::new(),
+                &mut Saved {
+                    blobs: blobs.clone(),
+                    ..Saved::default()
+                },
             )
             .unwrap_or_else(|e| panic!("{name} checkpoint {n}: {e}"));
             assert_eq!(
@@ -429,6 +482,154 @@ fn checkpoints_of_format_v1_resume_and_finish() {
 fn checkpoints_of_format_v2_resume_and_finish() {
     let restored = restore_all("v2");
     assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+#[test]
+fn checkpoints_of_format_v3_resume_and_finish() {
+    let restored = restore_all("v3");
+    assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+/// The version 3 fixtures hold values out of line, and their states name them by hash only.
+#[test]
+fn version_3_checkpoints_reference_large_values_instead_of_repeating_them() {
+    let read = |name: &str| -> Value {
+        let path = fixtures().join("v3").join(format!("{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+    };
+    let fixture = read("for-each");
+    let blobs = fixture_blobs(&fixture);
+    assert!(!blobs.is_empty(), "the fixture saved values out of line");
+    let mut referenced = 0;
+    for checkpoint in fixture["checkpoints"].as_array().expect("checkpoints") {
+        let text = checkpoint["state"].to_string();
+        for (sha, json) in &blobs {
+            if text.contains(sha.as_str()) {
+                referenced += 1;
+                let json = String::from_utf8_lossy(json);
+                assert!(
+                    !text.contains(json.as_ref()),
+                    "a checkpoint references {sha} and repeats it"
+                );
+            }
+        }
+    }
+    assert!(referenced > 0, "no checkpoint references a saved value");
+    // A state whose value is gone fails its run, naming the value.
+    let state = fixture["checkpoints"]
+        .as_array()
+        .and_then(|c| {
+            c.iter().find(|c| {
+                blobs
+                    .keys()
+                    .any(|sha| c["state"].to_string().contains(sha.as_str()))
+            })
+        })
+        .map(|c| c["state"].clone())
+        .expect("a checkpoint with an out-of-line value");
+    let flows = flows();
+    let flow = &flows["for-each"];
+    let ctx = context(flow, "01FIXTURE", t0(), fixture["input"].clone());
+    let mut restored = RunState::restore(state);
+    let decision = engine::advance(flow, &mut restored, &ctx, vec![Event::Resume], t0());
+    match decision.progress {
+        Progress::Failed(error) => {
+            assert_eq!(error.code, "corrupt_state");
+            assert!(
+                error.message.contains("could not be loaded"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("a state missing a value went on: {other:?}"),
+    }
+}
+
+/// Version 3 wraps every held value (inline or out of line): every version 2 checkpoint, migrated,
+/// is its version 3 twin once that twin's values are loaded.
+#[test]
+fn version_2_checkpoints_migrate_to_their_version_3_twins() {
+    for name in [
+        "wait",
+        "retry-secret",
+        "for-each",
+        "map-helper",
+        "stream",
+        "try-catch",
+        "on-error",
+        "timeout",
+    ] {
+        let read = |version: &str| -> Value {
+            let path = fixtures().join(version).join(format!("{name}.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+        };
+        let (v2, v3) = (read("v2"), read("v3"));
+        assert_eq!(v2["records"], v3["records"], "{name}: the same run");
+        let blobs = fixture_blobs(&v3);
+        let states = |fixture: &Value| -> Vec<Value> {
+            fixture["checkpoints"]
+                .as_array()
+                .expect("checkpoints")
+                .iter()
+                .map(|c| c["state"].clone())
+                .collect()
+        };
+        for (old, new) in states(&v2).into_iter().zip(states(&v3)) {
+            assert_eq!(old["v"], json!(2), "{name}: version 2 states say so");
+            let migrated = RunState::decode(old).expect("a version 2 state decodes");
+            let (mut migrated, mut twin) = (
+                serde_json::to_value(&migrated).expect("state"),
+                inline(new, &blobs),
+            );
+            if name == "for-each" {
+                // Version 2 kept what every iteration of a `for_each` gave; version 3 keeps
+                // results for `map` only, so a migrated state has some the twin never had.
+                without_loop_results(&mut migrated);
+                without_loop_results(&mut twin);
+            }
+            assert_eq!(migrated, twin, "{name}");
+        }
+    }
+}
+
+/// `state` without the results of its loops.
+fn without_loop_results(state: &mut Value) {
+    for fiber in state["fibers"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|f| f.values_mut())
+    {
+        for frame in fiber["frames"].as_array_mut().into_iter().flatten() {
+            if let Some(frame) = frame.as_object_mut() {
+                frame.remove("results");
+            }
+        }
+    }
+}
+
+/// A saved state with every out-of-line value written inline, as a runner without a blob store
+/// writes it.
+fn inline(state: Value, blobs: &Blobs) -> Value {
+    match state {
+        Value::Object(map) => {
+            if let Some(sha) = map
+                .get("blob")
+                .and_then(|b| b.get("sha256"))
+                .and_then(Value::as_str)
+                && map.len() == 1
+            {
+                let json = blobs.get(sha).expect("the referenced value is saved");
+                return json!({ "inline": serde_json::from_slice::<Value>(json).expect("json") });
+            }
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, inline(v, blobs)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| inline(v, blobs)).collect()),
+        other => other,
+    }
 }
 
 /// Version 2 only added `"v"`: every version 1 checkpoint, migrated, is its version 2 twin.
@@ -463,10 +664,12 @@ fn version_1_checkpoints_migrate_to_their_version_2_twins() {
                 old.get("v").is_none(),
                 "{name}: version 1 states have no version"
             );
+            // Both migrate to the same current state.
             let migrated = RunState::decode(old).expect("a version 1 state decodes");
+            let twin = RunState::decode(new).expect("a version 2 state decodes");
             assert_eq!(
                 serde_json::to_value(&migrated).expect("state"),
-                new,
+                serde_json::to_value(&twin).expect("state"),
                 "{name}"
             );
         }
@@ -477,7 +680,7 @@ fn version_1_checkpoints_migrate_to_their_version_2_twins() {
 /// the engine, and means the fixtures no longer test what they say.
 #[test]
 fn the_recorded_runs_cover_what_they_claim() {
-    for version in ["v1", "v2"] {
+    for version in ["v1", "v2", "v3"] {
         recorded_runs_cover_what_they_claim(version);
     }
 }
@@ -650,7 +853,7 @@ impl XorShift {
 
 /// Every real checkpoint of the current version's fixtures: the flow, its input, the time and the
 /// state. (Older versions' differ only in what their migrations rewrite.)
-fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value)> {
+fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value, Blobs)> {
     let mut out = Vec::new();
     let dir = fixtures().join(format!("v{}", engine::STATE_VERSION));
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -667,6 +870,7 @@ fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value)> {
                     fixture["input"].clone(),
                     now,
                     checkpoint["state"].clone(),
+                    fixture_blobs(&fixture),
                 ));
             }
         }
@@ -683,11 +887,13 @@ fn survives(
     ctx: &RunContext,
     now: DateTime<Utc>,
     state: Value,
+    blobs: &Blobs,
 ) -> Result<(), String> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let Ok(mut restored) = serde_json::from_value::<RunState>(state) else {
             return Ok(());
         };
+        load(&mut restored, blobs);
         drive(
             flows,
             flow,
@@ -695,7 +901,10 @@ fn survives(
             &mut restored,
             Event::Resume,
             now,
-            &mut Vec::new(),
+            &mut Saved {
+                blobs: blobs.clone(),
+                ..Saved::default()
+            },
         )
         .map(|_| ())
     }));
@@ -721,7 +930,7 @@ fn corrupted_checkpoints_never_panic_or_strand_the_run() {
     let mut failures = Vec::new();
     let mut tried = 0;
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    for (name, input, now, state) in real_checkpoints() {
+    for (name, input, now, state, blobs) in real_checkpoints() {
         let flow = &flows[&name];
         let ctx = context(flow, "01FIXTURE", t0(), input);
         let mut all = Vec::new();
@@ -732,7 +941,7 @@ fn corrupted_checkpoints_never_panic_or_strand_the_run() {
                 let mut mutated = state.clone();
                 mutate(&mut mutated, path, with.clone());
                 tried += 1;
-                if let Err(e) = survives(&flows, flow, &ctx, now, mutated) {
+                if let Err(e) = survives(&flows, flow, &ctx, now, mutated, &blobs) {
                     failures.push(format!("{name}: {path:?} = {with:?}: {e}"));
                 }
             }
@@ -749,7 +958,7 @@ fn corrupted_checkpoints_never_panic_or_strand_the_run() {
                 applied.push(format!("{path:?} = {with:?}"));
             }
             tried += 1;
-            if let Err(e) = survives(&flows, flow, &ctx, now, mutated) {
+            if let Err(e) = survives(&flows, flow, &ctx, now, mutated, &blobs) {
                 failures.push(format!("{name}: {}: {e}", applied.join(", ")));
             }
         }

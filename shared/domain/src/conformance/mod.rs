@@ -3,6 +3,9 @@
 //!
 //! # Layout
 //! - [`runs`]: `run_store_*` checks for [`RunStore`](crate::ports::RunStore).
+//! - [`blobs`]: `blob_store_*` checks for [`BlobStore`](crate::ports::BlobStore).
+//! - [`bigrun`]: a run that holds a directory (5,000 users, then 300 effectful steps), driven through
+//!   a whole [`Runtime`](crate::runner::Runtime) on the adapters under test.
 //! - [`flows`]: `flow_store_*` checks for [`FlowStore`](crate::ports::FlowStore).
 //! - [`queue`]: `run_queue_*` checks for [`RunQueue`](crate::ports::RunQueue).
 //! - [`schedules`]: `schedules_*` checks for [`Schedules`](crate::ports::Schedules).
@@ -31,6 +34,8 @@ use chrono::{DateTime, Utc};
 
 use crate::run::{Run, RunId, RunStatus, StepRecord, StepStatus, TriggerInfo};
 
+pub mod bigrun;
+pub mod blobs;
 pub mod flows;
 pub mod queue;
 pub mod runs;
@@ -38,6 +43,7 @@ pub mod schedules;
 pub mod smtp;
 pub mod tables;
 
+pub use blobs::*;
 pub use flows::*;
 pub use queue::*;
 pub use runs::*;
@@ -145,6 +151,19 @@ macro_rules! run_store_conformance {
             run_store_cancel_fences_the_worker,
             run_store_cancel_keeps_ended_runs,
             run_store_lists_unfinished_oldest_first,
+        );
+    };
+}
+
+/// The [`BlobStore`](crate::ports::BlobStore) suite: one test per check. `make` as in
+/// [`run_store_conformance!`](crate::run_store_conformance).
+#[macro_export]
+macro_rules! blob_store_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!($make;
+            blob_store_round_trips_bytes,
+            blob_store_keeps_directory_sized_values,
+            blob_store_deletes_by_prefix,
         );
     };
 }

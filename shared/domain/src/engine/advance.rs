@@ -15,7 +15,7 @@ use crate::template::{self, Compiled, TemplateError, TemplateErrorKind};
 use super::checkpoint;
 use super::compile::{CompiledFlow, ListRef, Node, NodeId};
 use super::context::RunContext;
-use super::state::{Done, Fiber, Frame, RunState};
+use super::state::{Done, Fiber, Frame, Held, RunState};
 
 /// The longest `wait` / `wait_until`, in days.
 pub const MAX_WAIT_DAYS: i64 = 30;
@@ -194,9 +194,9 @@ impl<'a> Advance<'a> {
                         list: ListRef::Root,
                         index: 0,
                     }],
-                    outputs: serde_json::Map::new(),
+                    outputs: Default::default(),
                     locals: serde_json::Map::new(),
-                    last: Value::Null,
+                    last: Held::default(),
                     blocked: false,
                     bytes: 0,
                 },
@@ -288,10 +288,12 @@ impl<'a> Advance<'a> {
         match fiber.parent {
             None => {
                 self.state.done = Some(Done::Succeeded(
-                    json!({ "status": 200, "headers": {}, "body": fiber.last }),
+                    json!({ "status": 200, "headers": {}, "body": fiber.last.into_value() }),
                 ));
             }
-            Some((parent, slot)) => self.iteration_finished(parent, slot, Ok(fiber.last)),
+            Some((parent, slot)) => {
+                self.iteration_finished(parent, slot, Ok(fiber.last.into_value()))
+            }
         }
     }
 

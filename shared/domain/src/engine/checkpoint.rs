@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 use crate::run::RunError;
 
 use super::compile::{Body, CompiledFlow, ErrorPlan, ListRef, NodeId, NodeKind};
-use super::state::{Done, Fiber, Frame, Pending, PendingKind, RunState, STATE_VERSION, Version};
+use super::state::{
+    Done, Fiber, Frame, LoopFrame, Pending, PendingKind, RunState, STATE_VERSION, Version,
+};
 
 /// Why a saved run state cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +63,16 @@ struct Migration {
 }
 
 /// Every step from version 1 to [`STATE_VERSION`], in order, one per version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    from: 1,
-    apply: v1_to_v2,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 1,
+        apply: v1_to_v2,
+    },
+    Migration {
+        from: 2,
+        apply: v2_to_v3,
+    },
+];
 
 // The path has one step per version, in order: checked when the crate compiles.
 const _: () = {
@@ -79,6 +87,61 @@ const _: () = {
 /// Version 2 added the version field itself (`"v"`, removed before migrating); the shape is
 /// otherwise version 1's.
 fn v1_to_v2(_state: &mut Map<String, Value>) -> Result<(), String> {
+    Ok(())
+}
+
+/// Version 3 saves every value the run holds (step outputs, a fiber's last output, a loop's items
+/// and results) as `{"inline": value}` or `{"blob": {"sha256", "bytes"}}`, so large ones can live
+/// out of line. A version 2 state has them all inline: each is wrapped, and a loop's items become
+/// one value (the array). A loop's results become an object by item index holding the iterations
+/// that gave something (version 2 kept one entry per item, `null` until its iteration ended).
+fn v2_to_v3(state: &mut Map<String, Value>) -> Result<(), String> {
+    let inline = |value: Value| serde_json::json!({ "inline": value });
+    let Some(Value::Object(fibers)) = state.get_mut("fibers") else {
+        return Err("`fibers` is not an object".into());
+    };
+    for (id, fiber) in fibers.iter_mut() {
+        let Value::Object(fiber) = fiber else {
+            return Err(format!("fiber {id} is not an object"));
+        };
+        match fiber.get_mut("outputs") {
+            Some(Value::Object(outputs)) => {
+                for value in outputs.values_mut() {
+                    *value = inline(value.take());
+                }
+            }
+            _ => return Err(format!("fiber {id} has no `outputs` object")),
+        }
+        let last = fiber.remove("last").unwrap_or(Value::Null);
+        fiber.insert("last".into(), inline(last));
+        let Some(Value::Array(frames)) = fiber.get_mut("frames") else {
+            return Err(format!("fiber {id} has no `frames` list"));
+        };
+        for frame in frames {
+            if frame.get("frame").and_then(Value::as_str) != Some("loop") {
+                continue;
+            }
+            let Value::Object(frame) = frame else {
+                continue;
+            };
+            let items = frame.remove("items").unwrap_or(Value::Null);
+            if !items.is_array() {
+                return Err(format!("a loop frame of fiber {id} has no `items` list"));
+            }
+            frame.insert("items".into(), inline(items));
+            let results = match frame.remove("results") {
+                Some(Value::Array(results)) => results,
+                _ => return Err(format!("a loop frame of fiber {id} has no `results` list")),
+            };
+            let by_slot: Map<String, Value> = results
+                .into_iter()
+                .enumerate()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(slot, value)| (slot.to_string(), inline(value)))
+                .collect();
+            frame.insert("results".into(), Value::Object(by_slot));
+        }
+    }
     Ok(())
 }
 
@@ -172,6 +235,12 @@ impl<'de> Deserialize<'de> for RunState {
 /// place needs, every fiber's parent is an older fiber looping over it, every pending effect belongs
 /// to a fiber and a step that can have it, and no id is reused. Returns what is wrong.
 pub(super) fn check(flow: &CompiledFlow, state: &RunState) -> Result<(), String> {
+    if let Some(blob) = state.held().find_map(|held| held.missing()) {
+        return Err(format!(
+            "the saved value {} ({} bytes) it references could not be loaded",
+            blob.sha256, blob.bytes
+        ));
+    }
     if let Some((&last, _)) = state.fibers.last_key_value()
         && last >= state.next_fiber
     {
@@ -220,7 +289,7 @@ fn check_fiber(
                         body: Body::Steps(_),
                         ..
                     })
-                ) && slot < frame.items.len() => {}
+                ) && slot < item_count(frame) => {}
             _ => {
                 return Err(format!(
                     "its parent fiber {parent} is not looping over item {slot} of inline steps"
@@ -263,17 +332,28 @@ fn check_frame(flow: &CompiledFlow, frame: &Frame) -> Result<(), String> {
             if !matches!(kind(frame.node), Some(NodeKind::Loop { .. })) {
                 return Err(wrong("a loop frame", "a loop", frame.node));
             }
-            if frame.next > frame.items.len()
-                || frame.results.len() != frame.items.len()
-                || frame.running > frame.next
-            {
+            if !frame.items.is_array() {
                 return Err(format!(
-                    "the loop of {} has {} items and {} results, started {} and runs {}",
+                    "the loop of {} has no list of items",
+                    step_text(flow, frame.node)
+                ));
+            }
+            if frame.next > item_count(frame) || frame.running > frame.next {
+                return Err(format!(
+                    "the loop of {} has {} items, started {} and runs {}",
                     step_text(flow, frame.node),
-                    frame.items.len(),
-                    frame.results.len(),
+                    item_count(frame),
                     frame.next,
                     frame.running
+                ));
+            }
+            if let Some((&slot, _)) = frame.results.last_key_value()
+                && slot >= item_count(frame)
+            {
+                return Err(format!(
+                    "the loop of {} has {} items and a result for item {slot}",
+                    step_text(flow, frame.node),
+                    item_count(frame)
                 ));
             }
         }
@@ -340,7 +420,7 @@ fn check_pending(flow: &CompiledFlow, state: &RunState, pending: &Pending) -> Re
             },
         ) => matches!(
             fiber.frames.last(),
-            Some(Frame::Loop(frame)) if frame.node == pending.node && *slot < frame.items.len()
+            Some(Frame::Loop(frame)) if frame.node == pending.node && *slot < item_count(frame)
         ),
         (PendingKind::Child { slot: None, .. }, NodeKind::Card { .. }) => true,
         _ => false,
@@ -355,6 +435,11 @@ fn check_pending(flow: &CompiledFlow, state: &RunState, pending: &Pending) -> Re
             node.kind.label()
         ))
     }
+}
+
+/// How many items a loop iterates over (none when its items are not a list).
+fn item_count(frame: &LoopFrame) -> usize {
+    frame.items.as_array().map_or(0, Vec::len)
 }
 
 /// A step as the messages name it: its key when the flow has it, its number always.

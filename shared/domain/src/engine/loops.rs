@@ -8,7 +8,7 @@ use crate::run::{RunError, StepError};
 
 use super::advance::{Advance, Effect, StepOutcome};
 use super::compile::{Body, ListRef, Node, NodeId, NodeKind};
-use super::state::{Fiber, Frame, LoopFrame, Pending, PendingKind};
+use super::state::{Fiber, Frame, Held, LoopFrame, Pending, PendingKind};
 use super::unwind::template_step_error;
 
 impl Advance<'_> {
@@ -18,11 +18,10 @@ impl Advance<'_> {
         node_id: NodeId,
         items: Vec<Value>,
     ) -> StepOutcome {
-        let count = items.len();
         let frame = LoopFrame {
             node: node_id,
-            results: vec![Value::Null; count],
-            items,
+            results: Default::default(),
+            items: Held::new(Value::Array(items)),
             next: 0,
             running: 0,
             started_at: self.now,
@@ -90,11 +89,17 @@ impl Advance<'_> {
                 }
                 return;
             }
-            if frame.next >= frame.items.len() {
+            let items = frame.items.as_array().map_or(0, Vec::len);
+            if frame.next >= items {
                 if frame.running == 0 {
                     let started_at = frame.started_at;
-                    let count = frame.items.len();
-                    let results = std::mem::take(&mut frame.results);
+                    let count = items;
+                    let mut results = vec![Value::Null; count];
+                    for (slot, held) in std::mem::take(&mut frame.results) {
+                        if let Some(result) = results.get_mut(slot) {
+                            *result = held.into_value();
+                        }
+                    }
                     fiber.frames.pop();
                     fiber.blocked = false;
                     let output = if *collect {
@@ -140,9 +145,9 @@ impl Advance<'_> {
                                 list: ListRef::Body(node_id),
                                 index: 0,
                             }],
-                            outputs: Map::new(),
+                            outputs: Default::default(),
                             locals,
-                            last: Value::Null,
+                            last: Held::default(),
                             blocked: false,
                             bytes: 0,
                         },
@@ -228,6 +233,7 @@ impl Advance<'_> {
         slot: usize,
         result: Result<Value, Value>,
     ) {
+        let flow = self.flow;
         let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
             return;
         };
@@ -235,10 +241,14 @@ impl Advance<'_> {
             return;
         };
         frame.running = frame.running.saturating_sub(1);
+        let collect = matches!(
+            flow.node(frame.node).map(|n| &n.kind),
+            Some(NodeKind::Loop { collect: true, .. })
+        );
         match result {
             Ok(value) => {
-                if let Some(r) = frame.results.get_mut(slot) {
-                    *r = value;
+                if collect && slot < frame.items.as_array().map_or(0, Vec::len) {
+                    frame.results.insert(slot, Held::new(value));
                 }
             }
             Err(error) => {

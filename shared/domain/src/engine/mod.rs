@@ -69,4 +69,4 @@ pub use checkpoint::StateError;
 pub use compile::{CompiledFlow, DEFAULT_STEP_TIMEOUT};
 pub use context::RunContext;
 pub use scrub::redact_secrets;
-pub use state::{RunState, STATE_VERSION};
+pub use state::{Blob, BlobRef, RunState, STATE_VERSION};

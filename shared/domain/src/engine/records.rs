@@ -11,7 +11,7 @@ use crate::run::{StepError, StepRecord, StepStatus};
 use super::advance::Advance;
 use super::compile::NodeId;
 use super::scrub::{Scrubber, redact_secrets, redact_text};
-use super::state::Done;
+use super::state::{Done, Held};
 
 impl Advance<'_> {
     /// Records a successful step and makes its output visible, unless holding it would pass the
@@ -68,8 +68,8 @@ impl Advance<'_> {
             started_at,
         );
         if let Some(f) = self.state.fibers.get_mut(&fiber) {
-            f.outputs.insert(key.clone(), output.clone());
-            f.last = output;
+            f.outputs.insert(key.clone(), Held::new(output.clone()));
+            f.last = Held::new(output);
         }
         self.state.cache.remove(&(fiber, key));
     }

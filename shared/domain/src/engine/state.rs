@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
+use sha2::Digest;
 
 use crate::run::RunError;
 use crate::template::JsonPath;
@@ -18,7 +19,7 @@ use super::compile::{ListRef, NodeId};
 
 /// The checkpoint format this release writes, saved as `"v"` in every state. States saved before
 /// versions existed have no `"v"` and are version 1.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 /// A run's resumable state. Serialized into every checkpoint, with its format version.
 ///
@@ -78,11 +79,11 @@ pub(super) struct Fiber {
     pub(super) prefix: String,
     pub(super) frames: Vec<Frame>,
     /// Step outputs visible in this fiber (parents' outputs are visible too).
-    pub(super) outputs: Map<String, Value>,
+    pub(super) outputs: BTreeMap<String, Held>,
     /// Loop variable and `error`.
     pub(super) locals: Map<String, Value>,
     /// Output of the last step this fiber completed (a `map` iteration's result).
-    pub(super) last: Value,
+    pub(super) last: Held,
     /// Set while the fiber waits on an effect or on its loop.
     pub(super) blocked: bool,
     /// Approximate JSON size of `outputs`, for the run's working-memory budget.
@@ -139,13 +140,17 @@ pub(super) struct StreamFrame {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct LoopFrame {
     pub(super) node: NodeId,
-    pub(super) items: Vec<Value>,
+    /// The items, one JSON array.
+    pub(super) items: Held,
     /// The next item to start.
     pub(super) next: usize,
     /// Iterations started and not yet ended.
     pub(super) running: usize,
-    /// One per item: what its iteration gave (`map`).
-    pub(super) results: Vec<Value>,
+    /// What each ended iteration gave, by item index: kept for `map` only (a `for_each` has no use
+    /// for them), and only for the iterations that ended, so a checkpoint of a loop over a directory
+    /// does not carry one entry per item.
+    #[serde(with = "by_slot")]
+    pub(super) results: BTreeMap<usize, Held>,
     pub(super) started_at: DateTime<Utc>,
     /// Set when an iteration failed: no new iteration starts and the loop fails once the running
     /// ones are accounted for.
@@ -194,7 +199,210 @@ pub(super) enum PendingKind {
     },
 }
 
+/// Where a held value is saved in a checkpoint: inline, or out of line (in a [`BlobStore`]) under
+/// the SHA-256 of its JSON, so a value is written once however many checkpoints reference it.
+///
+/// [`BlobStore`]: crate::ports::BlobStore
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Lowercase hex SHA-256 of the value's compact JSON.
+    pub sha256: String,
+    /// Length of that JSON in bytes.
+    pub bytes: u64,
+}
+
+/// A value the run holds (a step output, loop items or results). In memory it is always the value;
+/// in a checkpoint it is `{"inline": value}` or `{"blob": BlobRef}`.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    value: Value,
+    place: Place,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Place {
+    /// Not saved yet: inline unless [`RunState::take_unsaved`] moves it out of line.
+    #[default]
+    New,
+    /// Small enough to stay inline.
+    Inline,
+    /// Saved out of line; the value is here too.
+    Blob(BlobRef),
+    /// Restored from a checkpoint and not loaded yet: the value is `null` until
+    /// [`RunState::load_blob`] gives it.
+    Missing(BlobRef),
+}
+
+impl Held {
+    pub(super) fn new(value: Value) -> Held {
+        Held {
+            value,
+            place: Place::New,
+        }
+    }
+
+    pub(super) fn into_value(self) -> Value {
+        self.value
+    }
+
+    /// The blob this value waits for, when it was restored and not loaded.
+    pub(super) fn missing(&self) -> Option<&BlobRef> {
+        match &self.place {
+            Place::Missing(blob) => Some(blob),
+            _ => None,
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum SavedHeld<'a> {
+    Inline(std::borrow::Cow<'a, Value>),
+    Blob(std::borrow::Cow<'a, BlobRef>),
+}
+
+impl Serialize for Held {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.place {
+            Place::New | Place::Inline => {
+                SavedHeld::Inline(std::borrow::Cow::Borrowed(&self.value)).serialize(serializer)
+            }
+            Place::Blob(blob) | Place::Missing(blob) => {
+                SavedHeld::Blob(std::borrow::Cow::Borrowed(blob)).serialize(serializer)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Held {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Held, D::Error> {
+        Ok(match SavedHeld::deserialize(deserializer)? {
+            SavedHeld::Inline(value) => Held {
+                value: value.into_owned(),
+                place: Place::Inline,
+            },
+            SavedHeld::Blob(blob) => Held {
+                value: Value::Null,
+                place: Place::Missing(blob.into_owned()),
+            },
+        })
+    }
+}
+
+/// A value to save out of line before the checkpoint that references it: its JSON, under its hash.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub sha256: String,
+    pub json: Vec<u8>,
+}
+
 impl RunState {
+    /// Every held value, to visit in place.
+    fn held_mut(&mut self) -> impl Iterator<Item = &mut Held> {
+        self.fibers.values_mut().flat_map(|fiber| {
+            let frames = fiber.frames.iter_mut().flat_map(|frame| match frame {
+                Frame::Loop(frame) => {
+                    Some(std::iter::once(&mut frame.items).chain(frame.results.values_mut()))
+                }
+                _ => None,
+            });
+            fiber
+                .outputs
+                .values_mut()
+                .chain(std::iter::once(&mut fiber.last))
+                .chain(frames.flatten())
+        })
+    }
+
+    pub(super) fn held(&self) -> impl Iterator<Item = &Held> {
+        self.fibers.values().flat_map(|fiber| {
+            let frames = fiber.frames.iter().flat_map(|frame| match frame {
+                Frame::Loop(frame) => {
+                    Some(std::iter::once(&frame.items).chain(frame.results.values()))
+                }
+                _ => None,
+            });
+            fiber
+                .outputs
+                .values()
+                .chain(std::iter::once(&fiber.last))
+                .chain(frames.flatten())
+        })
+    }
+
+    /// Decides where each value held since the last checkpoint is saved: a value whose JSON is
+    /// longer than `threshold` bytes goes out of line, and is returned (once per hash) for the
+    /// caller to store before it writes the checkpoint; smaller ones stay inline. A value is looked
+    /// at once, so a checkpoint costs what changed since the last one, not what the run holds.
+    pub fn take_unsaved(&mut self, threshold: usize) -> Vec<Blob> {
+        let mut blobs: Vec<Blob> = Vec::new();
+        for held in self.held_mut() {
+            if !matches!(held.place, Place::New) {
+                continue;
+            }
+            // Small values are common (most step outputs): size them without writing them out.
+            if crate::budget::json_size(&held.value, threshold as u64 + 1) <= threshold as u64 {
+                held.place = Place::Inline;
+                continue;
+            }
+            let json = match serde_json::to_vec(&held.value) {
+                Ok(json) => json,
+                // A `Value` always serializes; should it not, keeping it inline is still correct.
+                Err(_) => {
+                    held.place = Place::Inline;
+                    continue;
+                }
+            };
+            let sha256 = hex_sha256(&json);
+            held.place = Place::Blob(BlobRef {
+                sha256: sha256.clone(),
+                bytes: json.len() as u64,
+            });
+            if !blobs.iter().any(|b| b.sha256 == sha256) {
+                blobs.push(Blob { sha256, json });
+            }
+        }
+        blobs
+    }
+
+    /// Hashes of the out-of-line values a restored state references and has not loaded yet.
+    pub fn missing_blobs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for blob in self.held().filter_map(Held::missing) {
+            if !out.contains(&blob.sha256) {
+                out.push(blob.sha256.clone());
+            }
+        }
+        out
+    }
+
+    /// Gives the value of an out-of-line blob to every held value that references it. Bytes that
+    /// do not hash to `sha256` or are not JSON are refused, and those values stay missing (the
+    /// first advance then fails the run with `corrupt_state`).
+    pub fn load_blob(&mut self, sha256: &str, json: &[u8]) -> Result<(), String> {
+        if hex_sha256(json) != sha256 {
+            return Err(format!("the saved value {sha256} does not match its hash"));
+        }
+        let value: Value = serde_json::from_slice(json)
+            .map_err(|e| format!("the saved value {sha256} is not JSON: {e}"))?;
+        for held in self.held_mut() {
+            if let Place::Missing(blob) = &held.place
+                && blob.sha256 == sha256
+            {
+                held.place = Place::Blob(blob.clone());
+                held.value = value.clone();
+            }
+        }
+        Ok(())
+    }
+
     /// A fresh state for a run that has not started.
     pub fn new() -> RunState {
         RunState::default()
@@ -223,5 +431,45 @@ impl RunState {
             }
         }
         Some(earliest)
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// A loop's results as a JSON object keyed by item index. Frames are an internally tagged enum,
+/// whose fields serde reads through a buffer that keeps object keys as text, so the indexes are
+/// read as text and parsed here.
+mod by_slot {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Held;
+
+    pub(super) fn serialize<S: Serializer>(
+        results: &BTreeMap<usize, Held>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        results.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<usize, Held>, D::Error> {
+        let text = BTreeMap::<String, Held>::deserialize(deserializer)?;
+        text.into_iter()
+            .map(|(slot, held)| {
+                slot.parse::<usize>()
+                    .map(|slot| (slot, held))
+                    .map_err(|_| serde::de::Error::custom(format!("`{slot}` is not an item index")))
+            })
+            .collect()
     }
 }

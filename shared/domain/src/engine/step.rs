@@ -102,7 +102,7 @@ impl Advance<'_> {
                     .fibers
                     .get(&fiber)
                     .map(|f| f.last.clone())
-                    .unwrap_or(Value::Null);
+                    .unwrap_or_default();
                 self.complete(
                     fiber,
                     node_id,

@@ -1012,11 +1012,14 @@ fn corrupt_restored_state_fails_the_run_with_what_is_wrong() {
         // A loop whose counters do not fit its items.
         (
             &[("/fibers/0/frames/1/next", Some(json!(7)))],
-            "the loop of step `each` (#1) has 3 items and 3 results, started 7 and runs 2",
+            "the loop of step `each` (#1) has 3 items, started 7 and runs 2",
         ),
         (
-            &[("/fibers/0/frames/1/results", Some(json!([])))],
-            "has 3 items and 0 results",
+            &[(
+                "/fibers/0/frames/1/results",
+                Some(json!({ "9": { "inline": 1 } })),
+            )],
+            "has 3 items and a result for item 9",
         ),
         // Fibers whose parent is missing, younger, or not looping.
         (
@@ -1091,9 +1094,10 @@ fn a_state_of_a_newer_format_or_of_no_known_format_is_refused_not_guessed() {
     state["v"] = json!(99);
     let error = RunState::decode(state.clone()).expect_err("a newer version");
     assert!(
-        error
-            .to_string()
-            .contains("format version 99, newer than this release reads (up to 2)"),
+        error.to_string().contains(&format!(
+            "format version 99, newer than this release reads (up to {})",
+            super::state::STATE_VERSION
+        )),
         "{error}"
     );
     let (progress, records) = finish(&flow, &ctx, state.clone());
@@ -1128,11 +1132,44 @@ fn a_state_of_a_newer_format_or_of_no_known_format_is_refused_not_guessed() {
     );
 }
 
+/// A current state (its values inline) as version 1 wrote it: no `"v"`, and held values bare (a
+/// loop's items a plain list).
+fn version_1_of(state: &Value) -> Value {
+    let unwrap = |held: &mut Value| {
+        let inner = held.get("inline").cloned().expect("an inline value");
+        *held = inner;
+    };
+    let mut v1 = state.clone();
+    v1.as_object_mut().map(|m| m.shift_remove("v"));
+    for fiber in v1["fibers"].as_object_mut().expect("fibers").values_mut() {
+        for output in fiber["outputs"]
+            .as_object_mut()
+            .expect("outputs")
+            .values_mut()
+        {
+            unwrap(output);
+        }
+        unwrap(&mut fiber["last"]);
+        for frame in fiber["frames"].as_array_mut().expect("frames") {
+            if frame["frame"] == "loop" {
+                unwrap(&mut frame["items"]);
+                let count = frame["items"].as_array().map_or(0, Vec::len);
+                let mut results = vec![Value::Null; count];
+                for (slot, held) in frame["results"].as_object().expect("results") {
+                    let slot: usize = slot.parse().expect("an item index");
+                    results[slot] = held["inline"].clone();
+                }
+                frame["results"] = Value::Array(results);
+            }
+        }
+    }
+    v1
+}
+
 #[test]
 fn a_state_without_a_version_is_version_1_and_is_written_back_as_the_current_one() {
     let (flow, ctx, state) = parked_loop();
-    let mut v1 = state.clone();
-    v1.as_object_mut().map(|m| m.shift_remove("v"));
+    let v1 = version_1_of(&state);
     let restored = RunState::decode(v1).expect("version 1 decodes");
     assert_eq!(serde_json::to_value(&restored).expect("serializes"), state);
     let (progress, _) = finish(&flow, &ctx, serde_json::to_value(&restored).expect("state"));
@@ -1191,6 +1228,94 @@ steps:
         matches!(&again.effects[..], [Effect::StartChild { input, .. }] if *input == json!({ "n": 1 })),
         "{:?}",
         again.effects
+    );
+}
+
+/// A large step output is handed out to be saved once, then only referenced: later checkpoints
+/// carry its hash, not its data, and a state restored with the value loaded finishes as before.
+#[test]
+fn a_large_output_is_saved_once_out_of_line_and_then_only_referenced() {
+    let flow = compile(
+        r#"
+name: big
+steps:
+  - { id: big, card: text.compose, with: { text: "{{ 'x' * 5000 }}" } }
+  - { id: small, card: text.compose, with: { text: ok } }
+  - { id: nap, wait: 1h }
+  - { id: after, card: flow.return, with: { body: "{{ steps.big | length }} {{ steps.small }}" } }
+"#,
+    );
+    let ctx = RunContext::new(
+        "r".into(),
+        "big".into(),
+        t0(),
+        json!({}),
+        json!({}),
+        BTreeMap::new(),
+        HistoryMode::All,
+    );
+    let mut state = RunState::new();
+    advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
+    let blobs = state.take_unsaved(1024);
+    assert_eq!(blobs.len(), 1, "only the large output goes out of line");
+    let blob = &blobs[0];
+    assert!(blob.json.len() > 5000, "the value's whole JSON");
+    assert!(
+        state.take_unsaved(1024).is_empty(),
+        "a value is handed out once, not at every checkpoint"
+    );
+    let saved = serde_json::to_value(&state).expect("state serializes");
+    let text = saved.to_string();
+    assert!(
+        text.contains(&blob.sha256),
+        "the checkpoint references the value"
+    );
+    assert!(!text.contains(&"x".repeat(5000)), "and does not repeat it");
+    assert!(
+        text.contains(r#"{"inline":"ok"}"#),
+        "small values stay inline"
+    );
+
+    let mut restored = RunState::restore(saved.clone());
+    assert_eq!(restored.missing_blobs(), vec![blob.sha256.clone()]);
+    assert!(
+        restored.load_blob(&blob.sha256, b"\"tampered\"").is_err(),
+        "bytes that do not hash to the reference are refused"
+    );
+    restored
+        .load_blob(&blob.sha256, &blob.json)
+        .expect("the saved value loads");
+    assert!(restored.missing_blobs().is_empty());
+    let (progress, _) = finish(&flow, &ctx, serde_json::to_value(&restored).expect("state"));
+    // `finish` restores from JSON, which references the value: load it as a runner would.
+    assert!(
+        matches!(&progress, Progress::Failed(e) if e.code == "corrupt_state"),
+        "a state whose value was not loaded fails, not guesses: {progress:?}"
+    );
+    let later = t0() + chrono::Duration::hours(2);
+    let mut events = vec![Event::Resume];
+    let mut progress = Progress::Pending;
+    for _ in 0..3 {
+        let decision = advance(
+            &flow,
+            &mut restored,
+            &ctx,
+            std::mem::take(&mut events),
+            later,
+        );
+        progress = decision.progress;
+        if progress != Progress::Pending {
+            break;
+        }
+        for effect in decision.effects {
+            if let Effect::Timer { effect, .. } = effect {
+                events.push(Event::TimerFired { effect });
+            }
+        }
+    }
+    assert!(
+        matches!(&progress, Progress::Succeeded(out) if out["body"] == "5000 ok"),
+        "{progress:?}"
     );
 }
 

@@ -12,7 +12,7 @@ use crate::template::{TemplateError, TemplateErrorKind};
 use super::advance::{Advance, StepOutcome};
 use super::compile::{ErrorPlan, ListRef, NodeId};
 use super::scrub::Scrubber;
-use super::state::{Done, Frame, Pending, PendingKind};
+use super::state::{Done, Frame, Held, Pending, PendingKind};
 
 impl Advance<'_> {
     /// A step list ended; close the construct that pushed it.
@@ -35,7 +35,9 @@ impl Advance<'_> {
                     fiber.frames.pop();
                     fiber.locals.remove("error");
                     let key = handled.key.clone();
-                    fiber.outputs.insert(key.clone(), json!({ "error": error }));
+                    fiber
+                        .outputs
+                        .insert(key.clone(), Held::new(json!({ "error": error })));
                     self.state.cache.remove(&(fiber_id, key));
                 }
             }
@@ -100,13 +102,13 @@ impl Advance<'_> {
         };
         match fiber.parent {
             None => {
-                let last = fiber.last.clone();
+                let last = Value::clone(&fiber.last);
                 self.state.done = Some(Done::Succeeded(
                     json!({ "status": 200, "headers": {}, "body": last }),
                 ));
             }
             Some((parent, slot)) => {
-                let last = fiber.last.clone();
+                let last = Value::clone(&fiber.last);
                 self.drop_fiber(fiber_id);
                 self.iteration_finished(parent, slot, Ok(last));
             }
@@ -162,8 +164,8 @@ impl Advance<'_> {
                 let key = node.key.clone();
                 if let Some(f) = self.state.fibers.get_mut(&fiber) {
                     let output = json!({ "error": value });
-                    f.outputs.insert(key.clone(), output.clone());
-                    f.last = output;
+                    f.outputs.insert(key.clone(), Held::new(output.clone()));
+                    f.last = Held::new(output);
                 }
                 self.state.cache.remove(&(fiber, key));
                 StepOutcome::Next

@@ -218,6 +218,9 @@ impl Runtime {
             // Through the checkpoint versions; a state that cannot be read fails the run with why.
             Some(saved) => (RunState::restore(saved.clone()), Event::Resume),
         };
+        if let Some(blobs) = &self.blobs {
+            crate::values::load(blobs.as_ref(), run.id, &mut state).await?;
+        }
         let driver = RunDriver {
             flow: &flow,
             ctx: &ctx,
@@ -341,6 +344,10 @@ impl Runtime {
 
     /// Tells listeners and the parent run that a run ended.
     async fn ended(&self, run: &Run, status: RunStatus) {
+        // The state is dropped when a run ends, and its out-of-line values with it.
+        if let Some(blobs) = &self.blobs {
+            crate::values::forget(blobs.as_ref(), run.id).await;
+        }
         let _ = self.ended.send(RunEnded {
             run_id: run.id,
             status,
@@ -512,6 +519,13 @@ impl StoreHost<'_> {
 
 #[async_trait]
 impl RunHost<RunnerError> for StoreHost<'_> {
+    async fn save_values(&mut self, state: &mut RunState) -> Result<(), RunnerError> {
+        if let Some(blobs) = &self.runtime.blobs {
+            crate::values::save(blobs.as_ref(), self.run.id, state).await?;
+        }
+        Ok(())
+    }
+
     async fn checkpoint(
         &mut self,
         state: Value,

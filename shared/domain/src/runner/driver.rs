@@ -119,6 +119,13 @@ pub trait ChildRuns<E>: Send + Sync {
 /// Where a run's progress goes.
 #[async_trait]
 pub trait RunHost<E>: Send {
+    /// Stores the values `state` took on since the last checkpoint that go out of line, right
+    /// before the driver writes `state` into a checkpoint (or parks it), so a checkpoint never
+    /// references a value that is not stored. The default keeps every value inline (flow tests).
+    async fn save_values(&mut self, _state: &mut RunState) -> Result<(), E> {
+        Ok(())
+    }
+
     /// Keeps the records of the steps just completed with the state after them. `false` when the
     /// run is no longer this driver's (cancelled, or taken over): driving stops quietly.
     async fn checkpoint(&mut self, state: Value, records: Vec<StepRecord>) -> Result<bool, E>;
@@ -278,6 +285,7 @@ where
                 return Ok(Driven::Ended(progress));
             }
             if !decision.records.is_empty() || self.options.restore == Restore::EveryStep {
+                host.save_values(state).await?;
                 let saved = checkpoint_state(state)?;
                 if !host.checkpoint(saved, decision.records).await? {
                     return Ok(Driven::Stopped);
@@ -320,6 +328,7 @@ where
                         (Some(at), Some(deadline)) => Some(at.min(deadline)),
                         (at, deadline) => at.or(deadline),
                     };
+                    host.save_values(state).await?;
                     let saved = checkpoint_state(state)?;
                     match host.park(saved, wake_at).await? {
                         Parked::Stop => return Ok(Driven::Parked),

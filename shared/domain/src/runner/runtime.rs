@@ -12,7 +12,7 @@ use crate::engine::CompiledFlow;
 use crate::flowfile;
 use crate::model::{ProjectConfig, SecretRef};
 use crate::ports::{
-    Clock, FlowStore, RunIntake, RunQueue, RunStore, SecretError, SecretValue, Secrets,
+    BlobStore, Clock, FlowStore, RunIntake, RunQueue, RunStore, SecretError, SecretValue, Secrets,
     StoreThenQueue, Wakeups,
 };
 use crate::run::{RunId, RunStatus};
@@ -71,10 +71,12 @@ pub struct RunEnded {
 /// (card executors) get the secrets and the clock once, at assembly, through
 /// [`Runtime::with_adapters`]; verifiers (JWT, admin token) use the runtime itself as their
 /// [`Secrets`], which resolves a reference and offers nothing else.
+/// The flow store, queue and blob store are visible to the crate for the conformance suite's big
+/// run, which deploys a flow and works the queue like a worker.
 pub struct Runtime {
-    pub(super) flows: Arc<dyn FlowStore>,
+    pub(crate) flows: Arc<dyn FlowStore>,
     pub(super) runs: Arc<dyn RunStore>,
-    pub(super) queue: Arc<dyn RunQueue>,
+    pub(crate) queue: Arc<dyn RunQueue>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) secrets: Arc<dyn Secrets>,
     /// Creates and queues new runs.
@@ -82,6 +84,9 @@ pub struct Runtime {
     /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
     /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
     pub(super) wakeups: Option<Arc<dyn Wakeups>>,
+    /// Where large values a run holds are saved out of line (see [`crate::values`]); `None` keeps
+    /// them inline in every checkpoint.
+    pub(crate) blobs: Option<Arc<dyn BlobStore>>,
     /// Executors of I/O cards by family (`http`, ...).
     pub(super) executors: HashMap<String, Arc<dyn CardExecutor>>,
     pub(super) config: RunnerConfig,
@@ -130,6 +135,7 @@ impl Runtime {
             trigger_index: TriggerIndex::default(),
             intake,
             wakeups: None,
+            blobs: None,
             ended,
             active: Mutex::new(HashMap::new()),
         }
@@ -145,6 +151,13 @@ impl Runtime {
     /// every 15 minutes.
     pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Runtime {
         self.wakeups = Some(wakeups);
+        self
+    }
+
+    /// Saves large values runs hold in `blobs`, referenced from checkpoints instead of repeated in
+    /// each (see [`crate::values`]).
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Runtime {
+        self.blobs = Some(blobs);
         self
     }
 

@@ -108,6 +108,9 @@ impl Runtime {
         if let Some(run) = &run
             && run.status == RunStatus::Cancelled
         {
+            if let Some(blobs) = &self.blobs {
+                crate::values::forget(blobs.as_ref(), id).await;
+            }
             let _ = self.ended.send(RunEnded {
                 run_id: id,
                 status: RunStatus::Cancelled,

@@ -3,7 +3,7 @@
 //! # Layout
 //! - this file: [`SqliteDb`], the shared handle: the writer thread, the reader pool, pragmas and the
 //!   schema with its migrations.
-//! - [`flows`], [`runs`], [`queue`], [`schedules`], [`tables`]: one adapter per port, all built from one
+//! - [`flows`], [`runs`], [`queue`], [`schedules`], [`tables`], [`blobs`]: one adapter per port, all built from one
 //!   [`SqliteDb`].
 //!
 //! # Writes: one thread, group commit
@@ -33,6 +33,7 @@ use tokio::sync::{Notify, oneshot};
 
 use domain::ports::{BoxError, QueueError, StoreError};
 
+pub mod blobs;
 pub mod flows;
 pub mod queue;
 pub mod runs;
@@ -41,6 +42,7 @@ pub mod tables;
 #[cfg(test)]
 mod tests;
 
+pub use blobs::SqliteBlobStore;
 pub use flows::SqliteFlowStore;
 pub use queue::SqliteRunQueue;
 pub use runs::SqliteRunStore;
@@ -337,7 +339,7 @@ impl std::fmt::Debug for SqliteDb {
 }
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -422,6 +424,13 @@ CREATE TABLE table_rows (
     data TEXT NOT NULL,
     PRIMARY KEY (tbl, id)
 ) WITHOUT ROWID;
+"#,
+    r#"
+-- Values runs hold out of line (see `blobs.rs`), under `runs/<run id>/<sha-256>`.
+CREATE TABLE blobs (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
 "#,
 ];
 

@@ -32,6 +32,14 @@ mod file_run_store {
     domain::run_store_conformance!(super::SqliteRunStore::new(super::temporary()));
 }
 
+mod memory_blob_store {
+    domain::blob_store_conformance!(super::SqliteBlobStore::new(super::memory()));
+}
+
+mod file_blob_store {
+    domain::blob_store_conformance!(super::SqliteBlobStore::new(super::temporary()));
+}
+
 mod memory_flow_store {
     domain::flow_store_conformance!(super::SqliteFlowStore::new(super::memory()));
 }
