@@ -46,8 +46,11 @@ function json(value, label, open) {
   return h("details", { class: "json", open }, h("summary", {}, label), h("pre", {}, text === undefined ? "null" : text));
 }
 
+// replaceChildren turns null into the text "null": leave absent parts out.
+const present = (nodes) => nodes.flat(Infinity).filter((n) => n !== undefined && n !== null && n !== false);
+
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...present(nodes));
 }
 
 // ---------- API ----------
@@ -349,9 +352,41 @@ function stepItem(s) {
   );
 }
 
+// History names nest: `printed[0].printed.steps.0` is inside iteration 0 of `printed`, and
+// `check.then.0` inside `check`. A record goes under the nearest record whose name is its prefix.
+function stepTree(steps) {
+  const byName = new Map(steps.map((s) => [s.step, { record: s, children: [], first: s.seq }]));
+  const roots = [];
+  for (const s of steps) {
+    const node = byName.get(s.step);
+    let parent = null;
+    for (let cut = s.step.length - 1; cut > 0 && !parent; cut--) {
+      const c = s.step[cut];
+      if (c !== "." && c !== "[") continue;
+      const candidate = byName.get(s.step.slice(0, cut));
+      if (candidate && candidate !== node) parent = candidate;
+    }
+    (parent ? parent.children : roots).push(node);
+  }
+  // A loop's record is written when its last iteration ends: list it where its subtree begins.
+  const first = (n) => (n.first = Math.min(n.record.seq, ...n.children.map(first)));
+  roots.forEach(first);
+  const order = (list) => list.sort((a, b) => a.first - b.first || a.record.seq - b.record.seq).forEach((n) => order(n.children));
+  order(roots);
+  return roots;
+}
+
+function stepNodes(nodes) {
+  return nodes.map((n) => {
+    const item = stepItem(n.record);
+    if (n.children.length) item.append(h("ol", { class: "steps nested" }, stepNodes(n.children)));
+    return item;
+  });
+}
+
 function stepsList(steps) {
   if (!steps.length) return h("p", { class: "muted" }, "No step records (the flow's history setting may keep only errors, or none).");
-  return h("ol", { class: "steps" }, steps.map(stepItem));
+  return h("ol", { class: "steps" }, stepNodes(stepTree(steps)));
 }
 
 async function childRuns(id) {
@@ -377,7 +412,7 @@ async function childRuns(id) {
                 if (!e.target.open || loaded) return;
                 loaded = true;
                 const detail = await api(`/api/runs/${r.id}`);
-                body.replaceChildren(stepsList(detail.steps), (await childRuns(r.id)) || "");
+                body.replaceChildren(...present([stepsList(detail.steps), await childRuns(r.id)]));
               },
             },
             h("summary", {}, flowLink(r.flow), " ", badge(r.status), " ", runLink(r.id), " ", h("span", { class: "muted small" }, ms(r.durationMs)), r.error ? h("span", { class: "small err-text" }, ` ${r.error.message}`) : null),
@@ -448,7 +483,7 @@ async function runPage(id, mine) {
     run.error ? h("div", { class: "error-box", id: "run-error" }, h("strong", {}, run.error.code), run.error.step ? ` at step ${run.error.step}` : "", ": ", run.error.message) : null,
     h("div", { class: "io" }, json(run.input, "Run input"), json(run.output, "Run output")),
     h("section", {}, h("h2", {}, `Steps (${run.steps.length})`), stepsList(run.steps)),
-    (await childRuns(id)) || "",
+    await childRuns(id),
   );
   // A run still going: long-poll until it ends, then redraw (unless the user navigated away).
   if (!TERMINAL.has(run.status) && current(mine)) {
