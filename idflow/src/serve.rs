@@ -743,10 +743,13 @@ impl LocalScheduler {
                     if at > now {
                         continue;
                     }
-                    if let Err(error) =
-                        domain::runner::start_scheduled_run(&self.runtime, &e.flow, at).await
-                    {
-                        tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
+                    match domain::runner::start_scheduled_run(&self.runtime, &e.flow, at).await {
+                        // Logged and counted where it was refused; the fire time is skipped, not
+                        // caught up on resume.
+                        Ok(_) | Err(domain::runner::RunnerError::FlowPaused { .. }) => {}
+                        Err(error) => {
+                            tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
+                        }
                     }
                     match e.schedule.next_after(at.max(now), anchor) {
                         Some(t) => {

@@ -159,6 +159,9 @@ pub async fn accept(
             Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
             // Removed or broken since the index was built, or an input no retry can fix: nothing
             // to start, nothing to retry.
+            // Paused: acknowledged and skipped (start_run logged and counted it); a paused flow
+            // does not catch up on the events it missed.
+            Err(RunnerError::FlowPaused { .. }) => {}
             Err(
                 error @ (RunnerError::UnknownFlow(_)
                 | RunnerError::InvalidFlow { .. }

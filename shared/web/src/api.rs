@@ -224,6 +224,8 @@ impl From<RunnerError> for ApiError {
             RunnerError::Secret(e) => ApiError::Internal(Box::new(e)),
             // The caller's input, not the server: a 400 that says how deep it may go.
             error @ RunnerError::InputTooDeep { .. } => ApiError::BadRequest(error.to_string()),
+            // Refused on purpose, by the operator: a 409 that says how to resume.
+            error @ RunnerError::FlowPaused { .. } => ApiError::Conflict(error.to_string()),
             other if other.is_retryable() => ApiError::Unavailable(Box::new(other)),
             other => ApiError::Internal(Box::new(other)),
         }
@@ -291,6 +293,16 @@ pub fn admin_routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
             Method::POST,
             "/api/flows/{name}/runs",
             post(start_manual_run),
+        ),
+        (
+            Method::POST,
+            "/api/flows/{name}/pause",
+            post(crate::console::pause_flow),
+        ),
+        (
+            Method::POST,
+            "/api/flows/{name}/resume",
+            post(crate::console::resume_flow),
         ),
         (Method::GET, "/api/runs", get(list_runs)),
         (Method::GET, "/api/runs/{id}", get(get_run)),
@@ -817,6 +829,7 @@ async fn list_flows(
             let stats = crate::console::flow_stats(&state.runtime, &s.name).await?;
             flow["lastRun"] = stats.last_run;
             flow["runs24h"] = json!(stats.runs_24h);
+            flow["paused"] = stats.paused;
         }
         flows.push(flow);
     }

@@ -337,7 +337,7 @@ impl std::fmt::Debug for SqliteDb {
 }
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -421,6 +421,13 @@ CREATE TABLE table_rows (
     version INTEGER NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (tbl, id)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Paused flows (`FlowStore::set_paused`), by name: a pause outlasts deploys and removal.
+CREATE TABLE flow_pauses (
+    name TEXT PRIMARY KEY,
+    paused_at TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
 ];

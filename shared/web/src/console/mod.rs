@@ -4,7 +4,8 @@
 //! The page reads everything through the admin API (with the admin bearer token when the server has
 //! one), so it shows nothing the API would not. This module also holds the admin API additions the
 //! console needs: a flow's source and step tree ([`flow_detail`]), per-flow run statistics
-//! ([`flow_stats`]) and runs filtered by parent or by text in their data ([`list_runs`]).
+//! ([`flow_stats`]), runs filtered by parent or by text in their data ([`list_runs`]), and pausing
+//! and resuming a flow ([`pause_flow`], [`resume_flow`]).
 
 pub mod openapi;
 
@@ -30,6 +31,9 @@ pub const SCAN_LIMIT: usize = 1000;
 
 /// Runs counted at most for a flow's "runs in the last 24 h".
 const COUNT_LIMIT: usize = 5000;
+
+/// Fire times of a schedule flow listed on its page.
+pub const NEXT_FIRES: usize = 5;
 
 /// The console's static routes (`/`, `/console/app.js`, `/console/app.css`) and
 /// `/api/openapi.json`. None of them carries data, so they need no token.
@@ -92,6 +96,13 @@ pub async fn flow_detail(
             body["description"] = json!(flow.description);
             body["trigger"] = trigger_json(&flow.trigger);
             body["steps"] = chart(&flow.steps);
+            if let Trigger::Schedule(schedule) = &flow.trigger {
+                body["nextFires"] = json!(next_fires(
+                    &schedule.expression,
+                    schedule.timezone.as_deref(),
+                    state.runtime.clock.now(),
+                ));
+            }
         }
         Err(RunnerError::InvalidFlow { .. }) => {
             body["trigger"] = json!({ "kind": "invalid" });
@@ -99,7 +110,55 @@ pub async fn flow_detail(
         }
         Err(other) => return Err(other.into()),
     }
+    body["paused"] = json!(state.runtime.flows.paused(&name).await?);
     Ok(Json(body))
+}
+
+/// The next [`NEXT_FIRES`] fire times of a schedule after `now`, through the same schedule module
+/// the schedulers use. A `rate(…)` counts from `now` here, while a scheduler counts from when it
+/// loaded the schedule, so its times may be shifted by less than one interval.
+pub fn next_fires(
+    expression: &str,
+    timezone: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let Ok(schedule) = domain::schedule::Schedule::parse(expression, timezone) else {
+        return Vec::new();
+    };
+    let mut fires = Vec::new();
+    let mut after = now;
+    while fires.len() < NEXT_FIRES {
+        match schedule.next_after(after, now) {
+            Some(next) if next > after => {
+                fires.push(next);
+                after = next;
+            }
+            _ => break,
+        }
+    }
+    fires
+}
+
+/// `POST /api/flows/{name}/pause`: the flow's triggers start nothing until it is resumed.
+pub async fn pause_flow(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &name, true).await
+}
+
+/// `POST /api/flows/{name}/resume`: the flow's triggers start runs again.
+pub async fn resume_flow(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &name, false).await
+}
+
+async fn set_paused(state: &ApiState, name: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+    state.runtime.set_paused(name, paused).await?;
+    let since = state.runtime.flows.paused(name).await?;
+    Ok(Json(json!({ "name": name, "paused": since })))
 }
 
 /// The trigger as the console shows it: its kind and a one-line summary.
@@ -132,11 +191,29 @@ fn trigger_json(trigger: &Trigger) -> Value {
 
 /// A flow's steps as a tree of boxes: `{key, kind, label, helper?, children: [{label, steps}]}`.
 /// `helper` names the flow a step calls (`flow.call` with a literal `flow`, or a loop over a flow).
+/// `name` is the step's history name without loop iteration prefixes ([`Step::history_name`]), so a
+/// record `printed[0].printed.steps.0` belongs to the box named `printed.steps.0`.
 pub fn chart(steps: &[Step]) -> Value {
-    Value::Array(steps.iter().map(step_json).collect())
+    steps_json(steps, None)
 }
 
-fn step_json(step: &Step) -> Value {
+fn steps_json(steps: &[Step], parent: Option<(&str, &str)>) -> Value {
+    Value::Array(
+        steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                step_json(
+                    step,
+                    step.history_name(parent.map(|(p, branch)| (p, branch, index))),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn step_json(step: &Step, name: String) -> Value {
+    let branch = |branch: &str, steps: &[Step]| steps_json(steps, Some((&name, branch)));
     let mut helper = None;
     let mut children = Vec::new();
     let (kind, label) = match &step.kind {
@@ -155,9 +232,9 @@ fn step_json(step: &Step) -> Value {
             then,
             otherwise,
         } => {
-            children.push(json!({ "label": "then", "steps": chart(then) }));
+            children.push(json!({ "label": "then", "steps": branch("then", then) }));
             if !otherwise.is_empty() {
-                children.push(json!({ "label": "else", "steps": chart(otherwise) }));
+                children.push(json!({ "label": "else", "steps": branch("else", otherwise) }));
             }
             ("if", condition.clone())
         }
@@ -165,25 +242,27 @@ fn step_json(step: &Step) -> Value {
         StepKind::Loop(l) => {
             let verb = if l.collect { "map" } else { "for_each" };
             match &l.body {
-                LoopBody::Steps(body) => children
-                    .push(json!({ "label": format!("each {}", l.var), "steps": chart(body) })),
+                LoopBody::Steps(body) => children.push(
+                    json!({ "label": format!("each {}", l.var), "steps": branch("steps", body) }),
+                ),
                 LoopBody::Flow { flow, .. } => helper = Some(flow.clone()),
             }
             (verb, l.items.clone())
         }
         StepKind::Try { steps, catch } => {
-            children.push(json!({ "label": "try", "steps": chart(steps) }));
-            children.push(json!({ "label": "catch", "steps": chart(catch) }));
+            children.push(json!({ "label": "try", "steps": branch("try", steps) }));
+            children.push(json!({ "label": "catch", "steps": branch("catch", catch) }));
             ("try", String::new())
         }
         StepKind::Wait { duration } => ("wait", format!("{}s", duration.as_secs())),
         StepKind::WaitUntil { until } => ("wait_until", until.clone()),
     };
     if let OnError::Steps(handler) = &step.on_error {
-        children.push(json!({ "label": "on error", "steps": chart(handler) }));
+        children.push(json!({ "label": "on error", "steps": branch("on_error", handler) }));
     }
     let mut v = json!({
         "key": step.key,
+        "name": name,
         "named": step.has_id,
         "kind": kind,
         "label": label,
@@ -209,6 +288,8 @@ pub struct FlowStats {
     pub last_run: Value,
     /// Runs created in the last 24 hours (counted up to 5000).
     pub runs_24h: usize,
+    /// Since when the flow is paused, or null.
+    pub paused: Value,
 }
 
 /// Counts a flow's runs of the last 24 hours and finds its newest run.
@@ -241,7 +322,12 @@ pub async fn flow_stats(runtime: &Runtime, flow: &str) -> Result<FlowStats, ApiE
         Value::Null,
         |r| json!({ "id": r.id.to_string(), "status": r.status, "createdAt": r.created_at }),
     );
-    Ok(FlowStats { last_run, runs_24h })
+    let paused = json!(runtime.flows.paused(flow).await?);
+    Ok(FlowStats {
+        last_run,
+        runs_24h,
+        paused,
+    })
 }
 
 /// Filters of `GET /api/runs` that the run store cannot apply itself.
