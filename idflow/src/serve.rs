@@ -289,8 +289,17 @@ impl Server {
             clock.clone(),
             config.max_receive_count,
         ));
-        // Runs and their first message go in one SQLite write.
-        let queue_intake: Arc<dyn domain::ports::RunIntake> = queue.clone();
+        // Runs and their first message go in one SQLite write; both are watched for `/metrics`.
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let queue_intake: Arc<dyn domain::ports::RunIntake> =
+            Arc::new(crate::metrics::MeteredIntake {
+                inner: queue.clone(),
+                metrics: metrics.clone(),
+            });
+        let runs: Arc<dyn domain::ports::RunStore> = Arc::new(crate::metrics::MeteredRunStore {
+            inner: runs,
+            metrics: metrics.clone(),
+        });
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);
@@ -330,7 +339,7 @@ impl Server {
             Runtime::new(
                 flows,
                 runs,
-                queue,
+                queue.clone(),
                 clock.clone(),
                 secrets,
                 project.config.clone(),
@@ -362,11 +371,20 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
+        let metrics_route = axum::Router::new()
+            .route("/metrics", axum::routing::get(crate::metrics::scrape))
+            .with_state(crate::metrics::MetricsState {
+                metrics,
+                runtime: runtime.clone(),
+                queue,
+                admin_token: admin_token.clone(),
+            });
         let app = api::router(ApiState {
             runtime: runtime.clone(),
             admin_token,
             body_limit: options.body_limit,
         })
+        .merge(metrics_route)
         .layer(axum::middleware::from_fn_with_state(
             options.body_read_timeout,
             body_deadline,

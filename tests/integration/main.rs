@@ -11,6 +11,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod hooks;
+mod metrics;
 mod pause;
 mod schedule;
 mod security;

@@ -42,7 +42,7 @@ pub mod tables;
 mod tests;
 
 pub use flows::SqliteFlowStore;
-pub use queue::SqliteRunQueue;
+pub use queue::{QueueStats, SqliteRunQueue};
 pub use runs::SqliteRunStore;
 pub use schedules::SqliteSchedules;
 pub use tables::SqliteTableStore;
