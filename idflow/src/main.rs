@@ -78,7 +78,7 @@ enum Command {
         #[arg(long, default_value = "./.idflow")]
         data: PathBuf,
         /// Largest accepted request body, in bytes.
-        #[arg(long, default_value_t = web::api::DEFAULT_BODY_LIMIT)]
+        #[arg(long, default_value_t = web::body::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
         /// Runs processed at once.
         #[arg(long, default_value_t = 16)]

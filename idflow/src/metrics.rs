@@ -342,16 +342,17 @@ pub struct MetricsState {
     pub metrics: Arc<Metrics>,
     pub runtime: Arc<Runtime>,
     pub queue: Arc<SqliteRunQueue>,
-    /// The admin token, which `/metrics` requires when the server has one.
+    /// The admin token, which `/metrics` requires when the server has one (`idflow serve` refuses
+    /// to start where the network reaches it without one).
     pub admin_token: Option<Arc<str>>,
 }
 
 /// `GET /metrics`.
 pub async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.admin_token
-        && !web::api::bearer_matches(&headers, token)
+        && !web::auth::bearer_matches(&headers, token)
     {
-        return web::api::ApiError::Unauthorized(
+        return web::error::ApiError::Unauthorized(
             "a valid admin bearer token is required (Prometheus: `authorization: { credentials: <token> }`)".into(),
         )
         .into_response();

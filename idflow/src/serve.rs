@@ -20,7 +20,7 @@
 //! Shutdown is graceful: the loop stops accepting, idle connections close, requests in flight finish,
 //! and a connection still sending its head closes at its header read timeout.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,15 +39,17 @@ use tokio::sync::{Semaphore, watch};
 use connectors::StandardExecutors;
 use domain::cards::table::TableExecutor;
 use domain::clock::SystemClock;
-use domain::diag::Diagnostic;
 use domain::flowfile::{self, LoadedProject};
 use domain::model::Trigger;
-use domain::ports::{Clock, FlowStore, PutOutcome, Secrets, StoreError, StoredFlow};
-use domain::runner::{RunnerConfig, Runtime, Worker};
+use domain::ports::{Clock, FlowStore, Secrets, StoreError};
+use domain::runner::{RunnerConfig, RunnerError, Runtime, SyncReport, Worker};
 use domain::schedule::Schedule;
 use local::secrets::LocalSecrets;
 use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore, SqliteTableStore};
-use web::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, BodyReadTimeout};
+use web::auth::{self, AdminAccess, AdminExposure, AdminTokenError};
+use web::body::BodyReadTimeout;
+use web::error::ApiError;
+use web::state::ApiState;
 
 /// Errors starting the local server.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +86,7 @@ pub enum ServeError {
     /// The admin token is too short for a listener the network can reach.
     #[error(
         "refusing to listen on {addr}: the admin token has {length} characters; one the network can reach needs at least {min} characters (generate one with `openssl rand -hex 32`), or listen on 127.0.0.1",
-        min = api::MIN_ADMIN_TOKEN_CHARS
+        min = auth::MIN_ADMIN_TOKEN_CHARS
     )]
     WeakAdminToken { addr: SocketAddr, length: usize },
     /// An option that would stop the server from serving.
@@ -146,7 +148,7 @@ impl Default for ServeOptions {
             flows_dir: PathBuf::from("./flows"),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./.idflow"),
-            body_limit: api::DEFAULT_BODY_LIMIT,
+            body_limit: web::body::DEFAULT_BODY_LIMIT,
             workers: 16,
             hot_reload: true,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
@@ -155,61 +157,6 @@ impl Default for ServeOptions {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
-}
-
-/// What a deploy of a directory changed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SyncReport {
-    pub added: Vec<String>,
-    pub updated: Vec<String>,
-    pub removed: Vec<String>,
-    pub unchanged: Vec<String>,
-    /// Files that did not load; their previously deployed version (if any) stays current.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-/// Deploys the valid flows of a loaded project into a store and removes flows whose files are gone.
-pub async fn sync_flows(
-    store: &dyn FlowStore,
-    project: &LoadedProject,
-    now: DateTime<Utc>,
-) -> Result<SyncReport, StoreError> {
-    let mut report = SyncReport {
-        diagnostics: project.all_diagnostics(),
-        ..SyncReport::default()
-    };
-    let mut present = BTreeSet::new();
-    for loaded in &project.flows {
-        let name = match &loaded.result {
-            Ok(flow) => flow.name.clone(),
-            Err(_) => {
-                // A broken file keeps its last good version deployed under its file stem, if any.
-                if let Some(stem) = Path::new(&loaded.path).file_stem().and_then(|s| s.to_str()) {
-                    present.insert(stem.to_owned());
-                }
-                continue;
-            }
-        };
-        present.insert(name.clone());
-        let stored = StoredFlow {
-            name: name.clone(),
-            version: flowfile::version_of(&loaded.source),
-            source: loaded.source.clone(),
-            path: loaded.path.clone(),
-            deployed_at: now,
-        };
-        match store.put(&stored).await? {
-            PutOutcome::Added => report.added.push(name),
-            PutOutcome::Updated => report.updated.push(name),
-            PutOutcome::Unchanged => report.unchanged.push(name),
-        }
-    }
-    for existing in store.list().await? {
-        if !present.contains(&existing.name) && store.remove(&existing.name).await? {
-            report.removed.push(existing.name);
-        }
-    }
-    Ok(report)
 }
 
 /// A running local server.
@@ -303,7 +250,23 @@ impl Server {
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);
-        let report = sync_flows(flows.as_ref(), &project, clock.now()).await?;
+        let tables = TableExecutor::new(Arc::new(SqliteTableStore::new(db.clone())));
+        let runtime = Arc::new(
+            Runtime::new(
+                flows,
+                runs,
+                queue.clone(),
+                clock.clone(),
+                secrets.clone(),
+                project.config.clone(),
+                config,
+            )
+            .with_standard_executors()
+            .map_err(ServeError::HttpClient)?
+            .with_executor("table", Arc::new(tables))
+            .with_intake(queue_intake),
+        );
+        let report = runtime.deploy(&project).await.map_err(runner_error)?;
         print_report(&options.flows_dir, &report, true);
         warn_before_serving(&options.flows_dir, &project, secrets.as_ref()).await;
 
@@ -312,7 +275,7 @@ impl Server {
         } else {
             AdminExposure::Network
         };
-        let admin_token = api::admin_token(
+        let admin = auth::admin_access(
             secrets.as_ref(),
             project.config.admin_token.as_ref(),
             exposure,
@@ -325,35 +288,17 @@ impl Server {
             },
             other => ServeError::AdminToken(other),
         })?;
-        if admin_token.is_none() && !options.addr.ip().is_loopback() {
-            return Err(ServeError::OpenAdmin { addr: options.addr });
-        }
-        if admin_token.is_none() {
-            tracing::warn!(
+        match admin {
+            // Nothing in front of `idflow serve` verifies callers: without a token, the admin API
+            // would admit no one beyond loopback, so refuse to start instead.
+            AdminAccess::VerifiedOnly => return Err(ServeError::OpenAdmin { addr: options.addr }),
+            AdminAccess::Open => tracing::warn!(
                 "no admin token configured: the admin API is open, so idflow listens on loopback only"
-            );
+            ),
+            AdminAccess::Token(_) => {}
         }
 
-        let tables = TableExecutor::new(Arc::new(SqliteTableStore::new(db.clone())));
-        let runtime = Arc::new(
-            Runtime::new(
-                flows,
-                runs,
-                queue.clone(),
-                clock.clone(),
-                secrets,
-                project.config.clone(),
-                config,
-            )
-            .with_standard_executors()
-            .map_err(ServeError::HttpClient)?
-            .with_executor("table", Arc::new(tables))
-            .with_intake(queue_intake),
-        );
-        let recovered = runtime.recover().await.map_err(|e| match e {
-            domain::runner::RunnerError::Store(s) => ServeError::Store(s),
-            other => ServeError::Store(StoreError::Backend(Box::new(other))),
-        })?;
+        let recovered = runtime.recover().await.map_err(runner_error)?;
         if recovered > 0 {
             tracing::info!(recovered, "re-queued unfinished runs");
         }
@@ -377,11 +322,11 @@ impl Server {
                 metrics,
                 runtime: runtime.clone(),
                 queue,
-                admin_token: admin_token.clone(),
+                admin_token: admin.token().map(Arc::from),
             });
-        let app = api::router(ApiState {
+        let app = web::router::router(ApiState {
             runtime: runtime.clone(),
-            admin_token,
+            admin,
             body_limit: options.body_limit,
         })
         .merge(metrics_route)
@@ -416,6 +361,7 @@ impl Server {
         // Anchor now, not when the task first runs, so a schedule counts from the moment the server is up.
         let scheduler = LocalScheduler {
             runtime: runtime.clone(),
+            clock: clock.clone(),
             specs: schedules_rx,
             anchor: clock.now(),
         };
@@ -633,6 +579,14 @@ impl HttpBody for DeadlineBody {
     }
 }
 
+/// A runner error at start-up, as the store error it comes down to.
+fn runner_error(error: RunnerError) -> ServeError {
+    match error {
+        RunnerError::Store(s) => ServeError::Store(s),
+        other => ServeError::Store(StoreError::Backend(Box::new(other))),
+    }
+}
+
 /// Logs what a deploy changed: at info level at start and when something changed, at debug level
 /// when a reload changed nothing (so an idle server stays quiet).
 fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
@@ -656,16 +610,6 @@ fn print_report(dir: &Path, report: &SyncReport, at_start: bool) {
         deployed!(info);
     } else {
         deployed!(debug);
-    }
-}
-
-impl SyncReport {
-    /// Whether the deploy added, updated or removed a flow, or found a broken file.
-    pub fn changed_anything(&self) -> bool {
-        !(self.added.is_empty()
-            && self.updated.is_empty()
-            && self.removed.is_empty()
-            && self.diagnostics.is_empty())
     }
 }
 
@@ -720,6 +664,7 @@ fn schedules_of(project: &LoadedProject) -> Vec<ScheduleEntry> {
 /// Fires schedule flows at their times, like EventBridge Scheduler would.
 struct LocalScheduler {
     runtime: Arc<Runtime>,
+    clock: Arc<dyn Clock>,
     specs: watch::Receiver<Vec<ScheduleEntry>>,
     /// When the current set of schedules took effect (the origin of `rate` schedules).
     anchor: DateTime<Utc>,
@@ -727,7 +672,7 @@ struct LocalScheduler {
 
 impl LocalScheduler {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let clock = self.runtime.clock.clone();
+        let clock = self.clock.clone();
         loop {
             let entries = self.specs.borrow_and_update().clone();
             let anchor = self.anchor;
@@ -806,21 +751,13 @@ impl Reloader {
             }
             self.fingerprint = current;
             let project = flowfile::load_dir(&self.dir);
-            match sync_flows(
-                self.runtime.flows.as_ref(),
-                &project,
-                self.runtime.clock.now(),
-            )
-            .await
-            {
+            match self.runtime.deploy(&project).await {
                 Ok(report) => print_report(&self.dir, &report, false),
                 Err(error) => {
                     tracing::error!(error = %error, "reload failed");
                     continue;
                 }
             }
-            self.runtime.invalidate_flows();
-            self.runtime.set_project(project.config.clone());
             let _ = self.schedules.send(schedules_of(&project));
         }
     }

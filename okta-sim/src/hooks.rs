@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::clock::{lock, okta_time};
+use crate::context::Shared;
 use crate::error::HookError;
-use crate::server::Shared;
 use crate::state::LoggedEvent;
 
 /// How one batch went.

@@ -33,6 +33,7 @@
 
 mod auth;
 mod clock;
+mod context;
 mod demo;
 mod error;
 mod filter;

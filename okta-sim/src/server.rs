@@ -20,60 +20,17 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{self, AuthState, DEFAULT_API_TOKEN, OAuthClient, ResourceRequest, TokenRequest};
 use crate::clock::{Clock, SystemClock, lock};
+use crate::context::{Ctx, Inner, Shared};
 use crate::error::{ApiError, SimError};
 use crate::governance::RequestSeed;
 use crate::hooks;
 use crate::journal::{JOURNALED_HEADERS, JournalEntry};
 use crate::limits::{Family, Faults, RateLimit, RateLimiter};
-use crate::routes::{self, Ctx};
+use crate::routes;
 use crate::state::{NewUser, Org, Principal, RequestMessage, UserStatus};
 
 /// Largest request body the simulator reads (Okta refuses far smaller ones; this only bounds memory).
 const MAX_BODY: usize = 10 * 1024 * 1024;
-
-/// Mutable simulator state behind one lock; handlers hold it briefly and never across an await.
-pub(crate) struct Inner {
-    pub(crate) org: Org,
-    pub(crate) auth: AuthState,
-    limiter: RateLimiter,
-    faults: Faults,
-    fault_counter: u64,
-    journal: VecDeque<JournalEntry>,
-    journal_capacity: Option<usize>,
-}
-
-/// What every handler shares.
-pub(crate) struct Shared {
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) inner: Mutex<Inner>,
-    pub(crate) base_url: String,
-    pub(crate) hook_timeout: Mutex<Duration>,
-}
-
-impl Shared {
-    pub(crate) fn next_token(&self, len: usize) -> String {
-        lock(&self.inner).org.ids.token(len)
-    }
-
-    pub(crate) fn next_uuid(&self) -> String {
-        lock(&self.inner).org.ids.uuid()
-    }
-
-    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
-    /// Runs `f` on the org with the current request's id recorded for System Log events.
-    pub(crate) fn org<R>(&self, ctx: &Ctx, f: impl FnOnce(&mut Org) -> R) -> R {
-        let mut inner = lock(&self.inner);
-        inner.org.current_request_id = Some(ctx.request_id.clone());
-        inner.org.current_request_uri = ctx.path.clone();
-        let result = f(&mut inner.org);
-        inner.org.current_request_id = None;
-        inner.org.current_request_uri.clear();
-        result
-    }
-}
 
 /// Starts a [`Sim`]: `Sim::builder().seed_users(10).start().await`.
 pub struct Sim;

@@ -82,7 +82,10 @@ steps:
     let id = RunId::parse(answer["runId"].as_str().unwrap_or_default())
         .ok_or_else(|| anyhow::anyhow!("no run id: {answer}"))?;
     let timeout = Duration::from_secs(3600);
-    let run = web::api::wait_for_run(runtime, &mut ended, id, timeout).await?;
+    let run = runtime
+        .wait_for_end(&mut ended, id, timeout)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("run {id} did not end within {timeout:?}"))?;
     let wall = started.elapsed().as_secs_f64();
 
     let detail = server.run_json(&id.to_string()).await;

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use domain::clock::ManualClock;
 use domain::conformance::{LEASE, queued_run, step_record, t0};
 use domain::model::SecretRef;
-use domain::ports::{Checkpoint, RunStore, SecretError, Secrets};
+use domain::ports::{Checkpoint, RunQueue, RunStore, SecretError, Secrets};
 use domain::run::RunStatus;
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5005";
@@ -327,6 +327,8 @@ async fn dynamo_refuses_a_table_row_over_the_item_limit_naming_table_and_size() 
 /// what the wake-up tests look at behind it.
 struct AwsRuntime {
     runtime: domain::runner::Runtime,
+    /// The runtime's queue, consumed here as the worker Lambda's event source does.
+    queue: Arc<SqsRunQueue>,
     clock: Arc<ManualClock>,
     scheduler: aws_sdk_scheduler::Client,
     group: String,
@@ -383,10 +385,11 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
         .await
         .expect("create schedule group");
     let clock = Arc::new(ManualClock::new(t0()));
+    let queue = Arc::new(SqsRunQueue::new(sqs.clone(), queue_url.clone(), dlq_url));
     let runtime = domain::runner::Runtime::new(
         Arc::new(flow_store),
         Arc::new(DynamoRunStore::new(dynamo, runs_table, None)),
-        Arc::new(SqsRunQueue::new(sqs.clone(), queue_url.clone(), dlq_url)),
+        queue.clone(),
         clock.clone(),
         Arc::new(local::secrets::LocalSecrets::new(".")),
         domain::model::ProjectConfig::default(),
@@ -400,6 +403,7 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
     )));
     Some(AwsRuntime {
         runtime,
+        queue,
         clock,
         scheduler,
         group,
@@ -413,7 +417,6 @@ impl AwsRuntime {
     /// Receives the one visible message, processes it and settles it as a worker does.
     async fn process_next(&self) {
         let deliveries = self
-            .runtime
             .queue
             .receive(1, Duration::from_secs(60), Duration::from_secs(1))
             .await
@@ -424,11 +427,7 @@ impl AwsRuntime {
             self.runtime.process(delivery).await,
             domain::runner::Disposition::Done
         );
-        self.runtime
-            .queue
-            .delete(&delivery.receipt)
-            .await
-            .expect("delete");
+        self.queue.delete(&delivery.receipt).await.expect("delete");
     }
 
     async fn delayed_messages(&self) -> u64 {
@@ -479,7 +478,7 @@ async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
         .await
         .expect("start");
     aws.process_next().await;
-    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    let run = aws.runtime.run(id).await.unwrap().expect("run");
     let wake = t0() + chrono::Duration::hours(2);
     assert_eq!((run.status, run.wake_at), (RunStatus::Waiting, Some(wake)));
     assert_eq!(
@@ -544,9 +543,9 @@ async fn a_two_hour_wait_is_a_scheduler_wakeup_that_resumes_the_run() {
         .await
         .expect("send the schedule's input");
     aws.process_next().await;
-    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    let run = aws.runtime.run(id).await.unwrap().expect("run");
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    let steps = aws.runtime.runs.steps(id).await.expect("steps");
+    let steps = aws.runtime.steps(id).await.expect("steps");
     let after = steps
         .iter()
         .find(|s| s.step == "after")
@@ -571,7 +570,7 @@ async fn a_ten_minute_wait_is_a_queue_delay_not_a_schedule() {
         .await
         .expect("start");
     aws.process_next().await;
-    let run = aws.runtime.runs.get(id).await.unwrap().expect("run");
+    let run = aws.runtime.run(id).await.unwrap().expect("run");
     assert_eq!(run.status, RunStatus::Waiting);
     assert!(
         aws.schedule_names().await.is_empty(),

@@ -14,7 +14,7 @@ use domain::runner::{RunnerConfig, Runtime, Worker};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tests::{TempDir, TestServer};
-use web::api::ApiState;
+use web::state::ApiState;
 
 const JWKS: &str = include_str!("../fixtures/jwt/jwks.json");
 const RSA_SIGNER: &[u8] = include_bytes!("../fixtures/jwt/rsa-signer.pem");
@@ -571,7 +571,7 @@ impl Harness {
         let runs = Arc::new(SqliteRunStore::new(db.clone()));
         let queue = Arc::new(SqliteRunQueue::new(db, clock.clone(), 5));
         let project = domain::flowfile::load_dir(&flows_dir);
-        let report = idflow::serve::sync_flows(flows.as_ref(), &project, clock.now())
+        let report = domain::runner::sync_flows(flows.as_ref(), &project, clock.now())
             .await
             .unwrap();
         assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
@@ -592,9 +592,9 @@ impl Harness {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = web::api::router(ApiState {
+        let app = web::router::router(ApiState {
             runtime: runtime.clone(),
-            admin_token: None,
+            admin: web::auth::AdminAccess::Open,
             body_limit: 64 * 1024,
         });
         let (shutdown, rx) = tokio::sync::watch::channel(false);
@@ -719,9 +719,12 @@ async fn report_to_request_posts_the_outcome_to_the_access_request() {
     let mut ended = harness.runtime.subscribe();
     for id in [&quiet["runId"], &other["runId"]] {
         let id = domain::run::RunId::parse(id.as_str().unwrap()).unwrap();
-        let run = web::api::wait_for_run(&harness.runtime, &mut ended, id, Duration::from_secs(20))
+        let run = harness
+            .runtime
+            .wait_for_end(&mut ended, id, Duration::from_secs(20))
             .await
-            .unwrap();
+            .unwrap()
+            .expect("the run ends in time");
         assert_eq!(run.status.as_str(), "succeeded");
     }
     // Had the quiet runs reported, their messages would be ahead of this one in the channel.

@@ -22,12 +22,14 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use domain::fuzzing::{deep_json_text, fuzz, hostile_text, json_value, unicode_text};
 use domain::run::{RunQuery, TriggerInfo};
+use domain::runner::RunFilter;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 use tests::TestServer;
 use tower::ServiceExt;
-use web::api::ApiState;
+use web::auth::AdminAccess;
+use web::state::ApiState;
 
 const HOOK_SECRET: &str = "okta-hook-fuzz-5d1c";
 const CLIENT_TOKEN: &str = "client-token-fuzz-8e2b";
@@ -133,9 +135,12 @@ async fn server() -> TestServer {
 /// The routers of `server`, as `idflow serve` builds them, with or without an admin token.
 fn router(server: &TestServer, admin_token: bool) -> axum::Router {
     let runtime = server.server.as_ref().expect("running").runtime.clone();
-    web::api::router(ApiState {
+    web::router::router(ApiState {
         runtime,
-        admin_token: admin_token.then(|| Arc::<str>::from(ADMIN_TOKEN)),
+        admin: match admin_token {
+            true => AdminAccess::Token(Arc::from(ADMIN_TOKEN)),
+            false => AdminAccess::Open,
+        },
         body_limit: BODY_LIMIT,
     })
 }
@@ -705,15 +710,17 @@ async fn event_runs(
     loop {
         let page = server
             .runtime()
-            .runs
-            .list(&RunQuery {
-                flow: None,
-                status: None,
-                since: Some(since),
-                until: None,
-                limit: 500,
-                cursor,
-            })
+            .list_runs(
+                RunQuery {
+                    flow: None,
+                    status: None,
+                    since: Some(since),
+                    until: None,
+                    limit: 500,
+                    cursor,
+                },
+                &RunFilter::default(),
+            )
             .await
             .expect("list runs");
         for run in &page.runs {

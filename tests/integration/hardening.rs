@@ -689,7 +689,7 @@ async fn the_api_lambda_refuses_a_short_admin_token() {
     let state = api::state(runtime_with_admin_token(&dir, STRONG_TOKEN))
         .await
         .expect("a 32-character admin token is accepted");
-    assert_eq!(state.admin_token.as_deref(), Some(STRONG_TOKEN));
+    assert_eq!(state.admin.token(), Some(STRONG_TOKEN));
 }
 
 #[tokio::test]

@@ -134,3 +134,73 @@ steps:
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn flow_start_goes_on_without_waiting_and_a_failing_helper_does_not_fail_the_starter() {
+    let starter = r#"
+name: starter
+steps:
+  - { id: slow, card: flow.start, with: { flow: sleeper, with: { who: "{{ input.who }}" } } }
+  - { id: broken, card: flow.start, with: { flow: breaker } }
+  - card: flow.return
+    with: { body: { slow: "{{ steps.slow.run_id }}", broken: "{{ steps.broken.run_id }}" } }
+"#;
+    // An hour-long wait: the starter can only have ended before it if it did not wait.
+    let sleeper = r#"
+name: sleeper
+trigger: { helper: { inputs: { who: text } } }
+steps:
+  - wait: 1h
+  - { card: flow.return, with: { body: "{{ input.who }}" } }
+"#;
+    let breaker = r#"
+name: breaker
+trigger: { helper: {} }
+steps:
+  - { card: flow.fail, with: { message: "broken on purpose" } }
+"#;
+    let server = TestServer::start(&[
+        ("starter.yaml", starter),
+        ("sleeper.yaml", sleeper),
+        ("breaker.yaml", breaker),
+    ])
+    .await;
+    let response = server
+        .http
+        .post(server.url("/api/flows/starter/runs"))
+        .json(&json!({"who": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    let id = response.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = server.wait_run(&id).await;
+    assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
+    let body = run.output.unwrap()["body"].clone();
+    let slow = body["slow"]
+        .as_str()
+        .expect("the sleeper's run id")
+        .to_owned();
+    let broken = body["broken"]
+        .as_str()
+        .expect("the breaker's run id")
+        .to_owned();
+    let failed = server.wait_run(&broken).await;
+    assert_eq!(failed.status.as_str(), "failed");
+    let sleeping = server.run_json(&slow).await;
+    assert!(
+        !matches!(
+            sleeping["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ),
+        "{sleeping}"
+    );
+    assert_eq!(sleeping["input"], json!({"who": "ada"}));
+    assert_eq!(sleeping["trigger"]["kind"], "helper");
+    assert_eq!(sleeping["trigger"]["parent"], json!(id));
+    // Not a child: its end does not concern the starter, which has long ended.
+    assert_eq!(sleeping["parent"], Value::Null);
+    server.stop().await;
+}

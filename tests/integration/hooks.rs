@@ -513,10 +513,7 @@ async fn a_flow_deployed_later_receives_events_once_the_flows_are_reloaded() {
     .unwrap();
     let runtime = server.runtime();
     let project = domain::flowfile::load_dir(&flows_dir);
-    idflow::serve::sync_flows(runtime.flows.as_ref(), &project, runtime.clock.now())
-        .await
-        .unwrap();
-    runtime.invalidate_flows();
+    runtime.deploy(&project).await.unwrap();
 
     let second = sim
         .deliver_events(

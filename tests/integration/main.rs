@@ -6,6 +6,7 @@ mod console;
 mod delegated;
 mod deploy;
 mod egress;
+mod flopack;
 mod functions;
 mod fuzz;
 mod hardening;

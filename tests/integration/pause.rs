@@ -131,7 +131,7 @@ async fn a_paused_flow_starts_nothing_from_any_trigger_until_resumed() {
     // Pausing a flow that does not exist is a 404 and writes nothing.
     let (status, _) = post(&server, "/api/flows/nope/pause").await;
     assert_eq!(status, 404);
-    assert_eq!(runtime.flows.paused("nope").await.expect("read"), None);
+    assert_eq!(runtime.paused("nope").await.expect("read"), None);
     server.stop().await;
 }
 

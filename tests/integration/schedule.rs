@@ -21,13 +21,7 @@ async fn rate_schedule_fires_once_per_interval_on_the_manual_clock() {
             .await
             .expect("a run ends")
             .expect("event");
-        let run = server
-            .runtime()
-            .runs
-            .get(done.run_id)
-            .await
-            .unwrap()
-            .unwrap();
+        let run = server.runtime().run(done.run_id).await.unwrap().unwrap();
         assert_eq!(run.status.as_str(), "succeeded");
         let expected = start + chrono::Duration::seconds(60 * minute);
         assert_eq!(
@@ -55,13 +49,7 @@ async fn cron_schedule_in_a_time_zone_fires_at_local_time() {
         .await
         .expect("a run ends")
         .expect("event");
-    let run = server
-        .runtime()
-        .runs
-        .get(done.run_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let run = server.runtime().run(done.run_id).await.unwrap().unwrap();
     let expected: DateTime<Utc> = "2026-03-02T07:00:00Z".parse().unwrap();
     assert_eq!(
         run.trigger,

@@ -244,8 +244,7 @@ steps:
     assert_eq!(detail["status"], "waiting", "{detail}");
     let run = server
         .runtime()
-        .runs
-        .get(domain::run::RunId::parse(&id).expect("id"))
+        .run(domain::run::RunId::parse(&id).expect("id"))
         .await
         .expect("get")
         .expect("run");

@@ -165,7 +165,7 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
     let template = template();
     let functions = functions(&template);
     let api = routes(functions["api"].1);
-    let mut expected: Vec<(String, String, bool)> = web::api::admin_routes()
+    let mut expected: Vec<(String, String, bool)> = web::admin::admin_routes()
         .into_iter()
         .map(|(method, path, _)| (method.to_string(), path.to_owned(), true))
         .collect();

@@ -58,13 +58,7 @@ async fn start(server: &Server, flow: &str, input: serde_json::Value) -> RunId {
 async fn until_status(server: &Server, id: RunId, status: RunStatus) -> Run {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let run = server
-            .runtime
-            .runs
-            .get(id)
-            .await
-            .expect("get")
-            .expect("run");
+        let run = server.runtime.run(id).await.expect("get").expect("run");
         if run.status == status {
             return run;
         }
@@ -80,11 +74,14 @@ async fn until_status(server: &Server, id: RunId, status: RunStatus) -> Run {
 /// Waits for a run to end, through the runtime's end events.
 async fn ended(server: &Server, id: RunId) -> Run {
     let mut events = server.runtime.subscribe();
-    let wait = web::api::wait_for_run(&server.runtime, &mut events, id, Duration::from_secs(20));
+    let wait = server
+        .runtime
+        .wait_for_end(&mut events, id, Duration::from_secs(20));
     tokio::time::timeout(Duration::from_secs(20), wait)
         .await
         .expect("the run ends in time")
         .expect("the run ends")
+        .expect("the run ends in time")
 }
 
 #[tokio::test]
@@ -103,20 +100,14 @@ async fn waiting_runs_hold_no_worker() {
     let quick = start(&server, "quick", json!({})).await;
     assert_eq!(ended(&server, quick).await.status, RunStatus::Succeeded);
     for id in &waiting {
-        let run = server
-            .runtime
-            .runs
-            .get(*id)
-            .await
-            .expect("get")
-            .expect("run");
+        let run = server.runtime.run(*id).await.expect("get").expect("run");
         assert_eq!(run.status, RunStatus::Waiting, "still waiting, nothing due");
     }
     clock.advance(Duration::from_secs(2 * 3600));
     for id in waiting {
         let run = ended(&server, id).await;
         assert_eq!(run.status, RunStatus::Succeeded);
-        let steps = server.runtime.runs.steps(id).await.expect("steps");
+        let steps = server.runtime.steps(id).await.expect("steps");
         let after = steps
             .iter()
             .find(|s| s.step == "after")
@@ -141,13 +132,7 @@ async fn waits_survive_a_restart() {
 
     // A new process on the same data directory: the due time is in SQLite, not in memory.
     let second = serve(&dir.0, &clock).await;
-    let run = second
-        .runtime
-        .runs
-        .get(id)
-        .await
-        .expect("get")
-        .expect("run");
+    let run = second.runtime.run(id).await.expect("get").expect("run");
     assert_eq!(run.status, RunStatus::Waiting);
     clock.advance(Duration::from_secs(2 * 3600));
     let run = ended(&second, id).await;

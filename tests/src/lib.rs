@@ -102,11 +102,11 @@ impl TestServer {
         let id = RunId::parse(id).expect("run id");
         let mut ended = runtime.subscribe();
         let timeout = Duration::from_secs(20);
-        let wait = web::api::wait_for_run(runtime, &mut ended, id, timeout);
+        let wait = runtime.wait_for_end(&mut ended, id, timeout);
         match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(run)) => run,
+            Ok(Ok(Some(run))) => run,
+            Ok(Ok(None)) | Err(_) => panic!("run {id} did not end within {timeout:?}"),
             Ok(Err(e)) => panic!("run {id} did not end: {e}"),
-            Err(_) => panic!("run {id} did not end within {timeout:?}"),
         }
     }
 
@@ -126,7 +126,7 @@ impl TestServer {
     /// flow step would (to seed rows before a run and read them back after).
     pub async fn table(&self, card: &str, input: Value) -> Result<Value, domain::cards::CardError> {
         let runtime = self.runtime();
-        let executor = runtime.executors.get("table").expect("the table executor");
+        let executor = runtime.executor("table").expect("the table executor");
         let call = domain::cards::CardCall {
             card: card.to_owned(),
             input,

@@ -12,66 +12,42 @@
 //! them (a route deployed without the authorizer, or a `cargo lambda invoke` event) must present
 //! the `admin.token` of `idflow.yaml` as a bearer token; when no token is configured, it is refused:
 //! unlike `idflow serve` on loopback, the admin API of a Lambda is never open. The function is
-//! reachable from the network, so a token shorter than 32 characters stops the cold start
-//! ([`web::api::admin_token`], the rule `idflow serve` applies beyond loopback).
+//! reachable from the network, so a token shorter than 32 characters stops the cold start. Both
+//! rules are `idflow serve`'s beyond loopback: [`web::auth::admin_access`] decides the access and
+//! [`web::auth::check_admin`] checks each request, for both.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::response::Response;
 use domain::runner::Runtime;
 use lambda_http::request::RequestContext;
-use serde_json::json;
-use web::api::{self, AdminExposure, AdminTokenError, ApiError, ApiState, DEFAULT_BODY_LIMIT};
+use web::auth::{self, AdminExposure, AdminTokenError, VerifiedAdmin};
+use web::body::DEFAULT_BODY_LIMIT;
+use web::state::ApiState;
 
-/// The routers' state: the runtime, and the admin token of `idflow.yaml` resolved once per cold
-/// start (through Secrets Manager), if one is configured.
+/// The routers' state: the runtime, and the admin access of `idflow.yaml`'s admin token resolved
+/// once per cold start (through Secrets Manager), if one is configured.
 pub async fn state(runtime: Arc<Runtime>) -> Result<ApiState, AdminTokenError> {
-    let admin_token = api::admin_token(
-        runtime.secrets.as_ref(),
+    let admin = auth::admin_access(
+        runtime.adapter_ports().secrets.as_ref(),
         runtime.project().admin_token.as_ref(),
         AdminExposure::Network,
     )
     .await?;
     Ok(ApiState {
         runtime,
-        admin_token,
+        admin,
         body_limit: DEFAULT_BODY_LIMIT,
     })
 }
 
 /// The function's router: invoke, delegated flows, admin API, `/healthz`, JSON fallbacks, every
-/// error as JSON.
+/// error as JSON; requests API Gateway's JWT authorizer verified are marked so for the admin check.
 pub fn app(state: ApiState) -> Router {
-    let mut admin = Router::new();
-    for (_, path, handler) in api::admin_routes() {
-        admin = admin.route(path, handler);
-    }
-    let admin = admin
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.admin_token.clone(),
-            require_admin,
-        ))
-        .with_state(state.clone());
-    let router = Router::new()
-        .merge(api::invoke_router(state.clone()))
-        .merge(web::delegated::delegated_router(state))
-        .merge(admin)
-        .route(
-            "/healthz",
-            axum::routing::get(|| async { Json(json!({ "ok": true })) }),
-        )
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                Json(json!({ "error": { "code": "method_not_allowed", "message": "method not allowed on this route" } })),
-            )
-        });
-    api::json_errors(router)
+    web::router::api_function(state).layer(axum::middleware::from_fn(mark_verified))
 }
 
 /// The claims API Gateway's JWT authorizer verified for this request, if it ran.
@@ -88,28 +64,12 @@ pub fn authorizer_claims(request: &Request) -> Option<&std::collections::HashMap
     }
 }
 
-/// Admits an admin request verified by API Gateway's JWT authorizer, or bearing the admin token.
-async fn require_admin(
-    State(token): State<Option<Arc<str>>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Marks a request API Gateway's JWT authorizer verified as [`VerifiedAdmin`], which the admin
+/// check ([`web::auth::check_admin`]) admits; every other request must bear the admin token.
+async fn mark_verified(mut request: Request, next: Next) -> Response {
     if let Some(claims) = authorizer_claims(&request) {
-        let subject = claims.get("sub").map(String::as_str).unwrap_or("");
-        let path = request.uri().path().to_owned();
-        tracing::info!(subject, %path, "admin request authorized by API Gateway's JWT authorizer");
-        return next.run(request).await;
-    }
-    let Some(expected) = token else {
-        return ApiError::Unauthorized(
-            "the admin API needs API Gateway's JWT authorizer (template.yaml) or `admin.token` in idflow.yaml"
-                .into(),
-        )
-        .into_response();
-    };
-    if !api::bearer_matches(request.headers(), &expected) {
-        return ApiError::Unauthorized("a valid admin bearer token is required".into())
-            .into_response();
+        let subject = claims.get("sub").cloned().unwrap_or_default();
+        request.extensions_mut().insert(VerifiedAdmin { subject });
     }
     next.run(request).await
 }

@@ -46,7 +46,7 @@ pub fn equip(
         runtime = runtime.with_executor("table", Arc::new(TableExecutor::new(store)));
     }
     if let Some(ses) = config.ses(sdk) {
-        let email = EmailExecutor::new(runtime.secrets.clone()).with_ses(ses);
+        let email = EmailExecutor::new(runtime.adapter_ports().secrets).with_ses(ses);
         runtime = runtime.with_executor("email", Arc::new(email));
     }
     if let Some(wakeups) = config.wakeups(sdk) {
@@ -130,9 +130,9 @@ impl Worker {
                     .attributes
                     .get("SentTimestamp")
                     .and_then(|t| t.parse().ok());
-                emf::queue_age(&self.metrics, runtime.clock.now(), sent, &run_id.to_string());
+                emf::queue_age(&self.metrics, runtime.now(), sent, &run_id.to_string());
             }
-            let max = runtime.config.max_receive_count;
+            let max = runtime.config().max_receive_count;
             let poison = if from_dead_letters {
                 Some(format!(
                     "the run's queue message was moved to the dead-letter queue after the worker failed to process it {max} times"
@@ -147,7 +147,7 @@ impl Worker {
             if let Some(reason) = poison {
                 tracing::error!(%reason, "poison message: failing the run");
                 runtime.fail_unclaimed(run_id, "poison_message", &reason).await;
-                return match runtime.runs.get(run_id).await {
+                return match runtime.run(run_id).await {
                     Ok(Some(run)) if !run.status.is_terminal() => {
                         // Another worker holds its lease: that worker settles it.
                         tracing::error!(status = run.status.as_str(), "poison message: the run is held by another worker and was not failed");

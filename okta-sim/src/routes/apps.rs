@@ -9,9 +9,10 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{Ctx, bad_cursor, json_body, with_links};
+use super::{bad_cursor, json_body, with_links};
+use crate::context::Ctx;
+use crate::context::Shared;
 use crate::error::ApiError;
-use crate::server::Shared;
 use crate::state::AppAssignment;
 
 /// `GET /api/v1/apps/{appId}`

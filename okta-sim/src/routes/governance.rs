@@ -10,10 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Ctx, bad_cursor, json_body, parse_filter, with_links};
+use super::{bad_cursor, json_body, parse_filter, with_links};
+use crate::context::Ctx;
+use crate::context::Shared;
 use crate::error::ApiError;
 use crate::governance::sparse;
-use crate::server::Shared;
 use crate::state::{Principal, RequestMessage, Table};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{Ctx, bad_cursor, json_body, parse_filter, with_links};
+use super::{bad_cursor, json_body, parse_filter, with_links};
+use crate::context::Ctx;
+use crate::context::Shared;
 use crate::error::ApiError;
-use crate::server::Shared;
 
 /// `GET /api/v1/groups`
 pub(crate) async fn list(

@@ -13,9 +13,10 @@ use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use super::{Ctx, parse_filter, with_links};
+use super::{parse_filter, with_links};
+use crate::context::Ctx;
+use crate::context::Shared;
 use crate::error::ApiError;
-use crate::server::Shared;
 
 fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)

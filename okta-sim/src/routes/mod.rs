@@ -12,89 +12,10 @@ pub(crate) mod users;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::filter::{self, Filter};
-use crate::state::Principal;
-
-/// What the gate learned about a request, handed to handlers as an extension.
-#[derive(Debug, Clone)]
-pub(crate) struct Ctx {
-    pub(crate) principal: Principal,
-    pub(crate) now: DateTime<Utc>,
-    pub(crate) request_id: String,
-    pub(crate) base_url: String,
-    pub(crate) path: String,
-    pub(crate) raw_query: Option<String>,
-    pub(crate) query: Vec<(String, String)>,
-}
-
-impl Ctx {
-    /// A query parameter (the first if repeated); empty values count as absent.
-    pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// `limit`, defaulted and capped like Okta (values above the cap are clamped, not refused).
-    pub(crate) fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
-        match self.param("limit") {
-            None => Ok(default.min(max)),
-            Some(text) => match text.parse::<i64>() {
-                Ok(n) => Ok((n.max(1) as usize).min(max)),
-                Err(_) => Err(ApiError::validation(
-                    "limit",
-                    vec![format!("limit: '{text}' is not a number")],
-                )),
-            },
-        }
-    }
-
-    /// A boolean query parameter.
-    pub(crate) fn flag(&self, name: &str, default: bool) -> bool {
-        match self.param(name) {
-            Some(v) => v.eq_ignore_ascii_case("true"),
-            None => default,
-        }
-    }
-
-    /// The `self` and (when `next_after` is set) `next` Link header values.
-    pub(crate) fn links(&self, next_after: Option<&str>, limit: usize) -> Vec<String> {
-        let here = format!("{}{}", self.base_url, self.path);
-        let self_url = match &self.raw_query {
-            Some(query) if !query.is_empty() => format!("{here}?{query}"),
-            _ => here.clone(),
-        };
-        let mut links = vec![format!("<{self_url}>; rel=\"self\"")];
-        if let Some(after) = next_after {
-            links.push(format!("<{}>; rel=\"next\"", self.next_url(after, limit)));
-        }
-        links
-    }
-
-    /// This request's URL with `after` replaced by the cursor and `limit` made explicit.
-    pub(crate) fn next_url(&self, after: &str, limit: usize) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in &self.query {
-            if key != "after" && key != "limit" {
-                query.append_pair(key, value);
-            }
-        }
-        query.append_pair("after", after);
-        query.append_pair("limit", &limit.to_string());
-        format!("{}{}?{}", self.base_url, self.path, query.finish())
-    }
-
-    /// An absolute URL on the simulator.
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-}
 
 /// A JSON response with Link headers.
 pub(crate) fn with_links(body: Value, links: Vec<String>) -> Response {

@@ -9,9 +9,10 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Ctx, bad_cursor, json_body, parse_filter, with_links};
+use super::{bad_cursor, json_body, parse_filter, with_links};
+use crate::context::Ctx;
+use crate::context::Shared;
 use crate::error::ApiError;
-use crate::server::Shared;
 use crate::state::{NewUser, UserStatus};
 
 /// `GET /api/v1/users/{idOrLogin}`

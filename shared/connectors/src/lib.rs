@@ -24,7 +24,7 @@ pub mod smtp;
 /// Registers the executors every deployment that runs flows needs.
 pub trait StandardExecutors: Sized {
     /// Registers, on the runtime's secrets and clock: `http`, `okta` and `oig` (one executor),
-    /// `slack` and `email` (SMTP, configured in `idflow.yaml`). The `table` cards need a table
+    /// `slack`, `email` (SMTP, configured in `idflow.yaml`), `crypto` and `jwt` (signing). The `table` cards need a table
     /// store, which each deployment adds itself.
     fn with_standard_executors(self) -> Result<Self, reqwest::Error>;
 }
@@ -32,17 +32,21 @@ pub trait StandardExecutors: Sized {
 impl StandardExecutors for Runtime {
     fn with_standard_executors(self) -> Result<Runtime, reqwest::Error> {
         let http = cards::http::HttpExecutor::new()?;
+        let ports = self.adapter_ports();
         let okta = Arc::new(okta::OktaExecutor::with_ports(
-            self.secrets.clone(),
-            self.clock.clone(),
+            ports.secrets.clone(),
+            ports.clock.clone(),
         )?);
-        let slack = cards::slack::SlackExecutor::new(self.secrets.clone())?;
-        let email = cards::email::EmailExecutor::new(self.secrets.clone());
+        let slack = cards::slack::SlackExecutor::new(ports.secrets.clone())?;
+        let email = cards::email::EmailExecutor::new(ports.secrets);
+        let signing = Arc::new(cards::signing::SigningExecutor::new(ports.clock));
         Ok(self
             .with_executor("http", Arc::new(http))
             .with_executor("okta", okta.clone())
             .with_executor("oig", okta)
             .with_executor("slack", Arc::new(slack))
-            .with_executor("email", Arc::new(email)))
+            .with_executor("email", Arc::new(email))
+            .with_executor("crypto", signing.clone())
+            .with_executor("jwt", signing))
     }
 }

@@ -156,6 +156,12 @@ pub fn json_size(value: &serde_json::Value, limit: u64) -> u64 {
     total
 }
 
+/// The deepest run input accepted. A stored run is decoded with serde_json's recursion limit (128
+/// levels, counting the record around the input); an input near that limit was written but could
+/// never be read again, so one request with a 127-level JSON body broke the run list for everyone
+/// (found by fuzzing). 64 leaves room for any wrapping and for every flow seen.
+pub const MAX_INPUT_DEPTH: usize = 64;
+
 /// How deeply a value nests lists and objects (a scalar is 0, `[]` and `{}` are 1). Iterative, so
 /// any value can be measured.
 pub fn json_depth(value: &serde_json::Value) -> usize {

@@ -4,9 +4,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::cards::{CardCall, CardError};
+use crate::cards::CardCall;
 use crate::model::{DelegatedInput, DelegatedTrigger, InputType, Trigger};
 use crate::run::{Run, RunError, RunId, TriggerInfo};
+use crate::runner::driver::execute_card;
 use crate::runner::runtime::Runtime;
 
 /// The input every delegated flow accepts besides its declared ones: the access request to report to.
@@ -220,7 +221,7 @@ pub async fn send_report(runtime: &Runtime, report: PendingReport) {
     if !trigger.report_to_request {
         return;
     }
-    let Some(executor) = runtime.executors.get("oig").cloned() else {
+    let Some(executor) = runtime.executor("oig") else {
         tracing::warn!(run_id = %report.run_id, request = %report.request, "access request report not sent: no `oig` card executor in this deployment");
         return;
     };
@@ -236,12 +237,8 @@ pub async fn send_report(runtime: &Runtime, report: PendingReport) {
             attempt,
             project: runtime.project(),
         };
-        let deadline = runtime.clock.now()
-            + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
-        let result = tokio::select! {
-            result = executor.execute(&call) => result,
-            () = runtime.clock.sleep_until(deadline) => Err(CardError::Timeout(timeout)),
-        };
+        let result =
+            execute_card(Some(executor.clone()), call, runtime.adapter_ports().clock).await;
         match result {
             Ok(_) => {
                 tracing::info!(run_id = %report.run_id, request = %report.request, "outcome posted to the access request");

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use crate::budget::MAX_INPUT_DEPTH;
 use crate::ports::Created;
 use crate::run::TriggerInfo;
 use crate::runner::error::RunnerError;
 use crate::runner::runtime::Runtime;
-use crate::runner::start::MAX_INPUT_DEPTH;
 use crate::template::{self, Compiled};
 
 /// What a delivery did, as answered to Okta (which ignores the body) and to tests.
@@ -107,7 +107,7 @@ pub async fn accept(
     }
     let index = runtime.trigger_index().await?;
     let vars = Value::Object(runtime.project().vars.clone());
-    let now = runtime.clock.now().to_rfc3339();
+    let now = runtime.now().to_rfc3339();
     let mut seen = HashSet::new();
     let mut starts = Vec::new();
     for event in &events {
@@ -146,8 +146,12 @@ pub async fn accept(
                 event_type: event.event_type.clone(),
             };
             let flow = subscriber.flow.clone();
+            // The version whose filter passed is the version that runs.
+            let compiled = subscriber.compiled.clone();
             starts.push(async move {
-                let result = runtime.start_run(&flow, input, trigger, Some(&key)).await;
+                let result = runtime
+                    .start_flow(&compiled, input, trigger, Some(&key))
+                    .await;
                 (flow, result)
             });
         }
@@ -157,11 +161,11 @@ pub async fn accept(
         match result {
             Ok((_, Created::New)) => accepted.started += 1,
             Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
-            // Removed or broken since the index was built, or an input no retry can fix: nothing
-            // to start, nothing to retry.
-            // Paused: acknowledged and skipped (start_run logged and counted it); a paused flow
+            // Paused: acknowledged and skipped (start_flow logged and counted it); a paused flow
             // does not catch up on the events it missed.
             Err(RunnerError::FlowPaused { .. }) => {}
+            // Removed or broken since the index was built, or an input no retry can fix: nothing
+            // to start, nothing to retry.
             Err(
                 error @ (RunnerError::UnknownFlow(_)
                 | RunnerError::InvalidFlow { .. }

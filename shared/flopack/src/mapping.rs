@@ -91,7 +91,7 @@ macro_rules! row {
     };
 }
 
-use Fidelity::{Approximate, Exact, NeedsCard, NoEquivalent, Recipe};
+use Fidelity::{Approximate, Exact, NoEquivalent, Recipe};
 
 /// The rows, in the order the document lists them.
 #[rustfmt::skip]
@@ -109,7 +109,7 @@ static ROWS: &[Mapping] = &[
     row!("control", "returnRaw", "Return Raw", "`flow.return` with `status`, `headers`, `body`", Exact, "", ["flow.return"], true, kernel::return_raw),
     row!("control", "throwIf", "Return Error If", "`if` + `flow.fail` (code `status_<n>`)", Exact, "", ["flow.fail"], true, kernel::return_error_if),
     row!("control", "spawn", "Call Flow", "`flow.call`; outputs from the helper's `flow.return`", Exact, "", ["flow.call"], true, kernel::call_flow),
-    row!("control", "run", "Call Flow Async", "—", NeedsCard("flow.start"), "a fire-and-forget call of a helper flow (idflow's flow.call waits for it)", [], true, none),
+    row!("control", "run", "Call Flow Async", "`flow.start`: the helper run is queued and the flow goes on", Exact, "", ["flow.start"], true, kernel::call_flow_async),
     row!("control", "tryCatch", "If Error", "`try` / `catch`; the handler's error as `error`", Approximate, "the handler's error has idflow's fields: `message` as in Okta Workflows, the others differ", ["flow.assign"], true, kernel::if_error),
     row!("control", "until", "Wait Delay Duration (until a date)", "`wait_until`", Exact, "", [], true, kernel::wait_until),
     row!("control", "times", "Repeat", "`for_each` over `range(count)` with the helper flow", Exact, "", [], true, kernel::repeat),
@@ -120,7 +120,7 @@ static ROWS: &[Mapping] = &[
     row!("list", "asyncEach", "For Each - Ignore Errors", "`for_each` whose items each run in `try`; over an event batch, the flow itself (one run per event)", Exact, "", ["flow.call"], true, kernel::for_each),
     row!("list", "map", "Map", "`map` with the helper flow", Exact, "", [], true, kernel::map),
     row!("list", "filter", "Filter Custom", "`map` over the helper, then `list.filter`", Exact, "", ["list.filter"], true, kernel::filter_custom),
-    row!("list", "reduce", "Reduce", "—", NeedsCard("list.reduce"), "a helper flow folds the list into one value", [], true, none),
+    row!("list", "reduce", "Reduce", "—", NoEquivalent, "Okta's Reduce runs a helper flow per item, which may call other cards; idflow's `list.reduce` folds with an expression (`memo`, `item`): rewrite the helper as one, or collect with `map` and fold the results", [], true, none),
     row!("list", "at", "At", "`flow.assign` with `list[index]`", Exact, "", ["flow.assign"], true, kernel::at),
     row!("list", "construct", "Construct", "`flow.assign` with a list", Exact, "", ["flow.assign"], true, kernel::list_construct),
     row!("list", "difference", "Difference", "`flow.assign` with `reject('in', …)`", Exact, "", ["flow.assign"], true, kernel::set_operation),
@@ -153,8 +153,8 @@ static ROWS: &[Mapping] = &[
     row!("string", "length", "Length", "`text.length`", Exact, "", ["text.length"], false, kernel::text_length),
     row!("string", "contains", "Contains", "`text.contains`", Exact, "", ["text.contains"], false, kernel::text_contains),
     row!("string", "replace", "Replace", "`text.replace`", Exact, "", ["text.replace"], false, kernel::replace),
-    row!("string", "find", "Find", "—", NeedsCard("text.index_of"), "the position of a text inside another", [], true, none),
-    row!("string", "lastIndexOf", "Find Last", "—", NeedsCard("text.last_index_of"), "the last position of a text inside another", [], true, none),
+    row!("string", "find", "Find", "`text.index_of` (-1 when not found)", Exact, "", ["text.index_of"], true, kernel::index_of),
+    row!("string", "lastIndexOf", "Find Last", "`text.last_index_of` (`from`: the right-most position)", Exact, "", ["text.last_index_of"], true, kernel::last_index_of),
     // Dates
     row!("date", "now", "Now", "`date.now` (parts with the `date` filter)", Exact, "", ["date.now"], true, kernel::now),
     row!("date", "add", "Add", "`date.add` with the unit's field", Exact, "", ["date.add"], true, kernel::date_add),
@@ -165,11 +165,11 @@ static ROWS: &[Mapping] = &[
     // Numbers, booleans, JSON, utilities
     row!("math", "round", "Round", "`number.round`", Exact, "", ["number.round"], true, kernel::round),
     row!("math", "subtract", "Subtract", "`number.subtract`", Exact, "", ["number.subtract"], true, kernel::arithmetic),
-    row!("math", "random", "Random Integer", "—", NeedsCard("number.random"), "a random integer between two numbers", [], true, none),
+    row!("math", "random", "Random Integer", "`number.random` (`min` <= n < `max`)", Exact, "", ["number.random"], true, kernel::random),
     row!("boolean", "and", "And", "`boolean.and`", Exact, "", ["boolean.and"], true, kernel::and_or),
     row!("json", "parse", "Parse", "`json.parse`", Exact, "", ["json.parse"], true, kernel::json_parse),
     row!("json", "stringify", "Stringify", "`json.stringify`", Exact, "", ["json.stringify"], false, kernel::json_stringify),
-    row!("jwt", "sign", "Sign", "—", NeedsCard("jwt.sign"), "signing a JWT with a private key", [], true, none),
+    row!("jwt", "sign", "Sign", "`jwt.sign`; the `payload` fields become `claims`; a key typed into the card becomes the secret `jwt-signing-key` (`env:JWT_SIGNING_KEY`)", Exact, "", ["jwt.sign"], true, kernel::jwt_sign),
     row!("utility", "exportFlo", "Export Flow", "—", NoEquivalent, "idflow flows are already files in git; commit them instead of exporting", [], true, none),
     // Triggers
     row!("http", "accept", "API Endpoint", "`api` trigger: `auth: token` (client token), `auth: jwt` (Okta authorization server); `respond: sync` when the flow returns a value", Exact, "", [], true, structural),
@@ -365,7 +365,11 @@ pub fn document_block() -> String {
     out.push_str(
         "Each of these becomes a `flow.fail` step whose report reason is `needs card <name>`.\n\n",
     );
-    for (card, row) in missing_cards() {
+    let missing = missing_cards();
+    if missing.is_empty() {
+        out.push_str("None at the moment: every card the mapping names exists.\n");
+    }
+    for (card, row) in missing {
         out.push_str(&format!(
             "- `{card}`: {} (Okta Workflows: {}, `{}.{}`)\n",
             row.note, row.okta, row.channel, row.action

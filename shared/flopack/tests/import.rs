@@ -737,6 +737,9 @@ cases:
     );
 }
 
+/// Why a Reduce card is left for a person.
+const REDUCE_GAP: &str = "Okta's Reduce runs a helper flow per item, which may call other cards; idflow's `list.reduce` folds with an expression (`memo`, `item`): rewrite the helper as one, or collect with `map` and fold the results";
+
 #[test]
 fn cards_idflow_lacks_become_failing_steps_named_in_the_report() {
     let flow_body = chain(
@@ -769,14 +772,14 @@ fn cards_idflow_lacks_become_failing_steps_named_in_the_report() {
             "trigger": "helper",
             "status": "partial",
             "unconverted": [
-                { "card": "Reduce", "address": "root:kernel:list:0.0.1:reduce", "reason": "needs card list.reduce" },
+                { "card": "Reduce", "address": "root:kernel:list:0.0.1:reduce", "reason": REDUCE_GAP },
                 { "card": "Do Acme Things", "address": "root:channels:http:acme:1.0.0:doThings", "reason": "no idflow equivalent known for `acme:doThings` cards" },
             ],
         }]})
     );
     let written = read(&dir, "needs-work.yaml");
     assert!(
-        written.contains("TODO: Reduce (needs card list.reduce)"),
+        written.contains("TODO: Reduce (Okta's Reduce runs a helper flow per item"),
         "{written}"
     );
     run_flow_test(
@@ -947,4 +950,115 @@ fn an_existing_project_is_never_overwritten() {
     let error = import.write(&dir).expect_err("the files exist");
     assert!(error.to_string().contains("already holds"), "{error}");
     assert_eq!(read(&dir, "only-one.yaml"), before);
+}
+
+#[test]
+fn find_find_last_random_and_jwt_sign_become_idflow_cards() {
+    let flow_body = chain(
+        vec![
+            helper_start("s", &[("s-path", "Path")])
+                .pin("s-path", "first", "first-in")
+                .pin("s-path", "last", "last-in")
+                .pin("s-path", "sign", "sign-sub")
+                .build(),
+            kernel("first", "string", "find", "Find")
+                .input("first-in", None, "string", "string", json!(""))
+                .input("first-for", None, "substr", "string", json!("/"))
+                .output("first-out", None, "output", "number")
+                .pin("first-out", "ret", "ret-first")
+                .build(),
+            kernel("last", "string", "lastIndexOf", "Find Last")
+                .input("last-in", None, "string", "string", json!(""))
+                .input("last-for", None, "substr", "string", json!("/"))
+                .input("last-at", None, "index", "number", Value::Null)
+                .output("last-out", None, "output", "number")
+                .pin("last-out", "ret", "ret-last")
+                .build(),
+            kernel("dice", "math", "random", "Random Integer")
+                .input("dice-a", None, "a", "number", json!(3))
+                .input("dice-b", None, "b", "number", json!(4))
+                .output("dice-out", None, "output", "number")
+                .pin("dice-out", "ret", "ret-dice")
+                .build(),
+            kernel("sign", "jwt", "sign", "Sign")
+                .input(
+                    "sign-key",
+                    None,
+                    "key",
+                    "string",
+                    json!("-----BEGIN PRIVATE KEY----- pasted"),
+                )
+                .input(
+                    "sign-alg",
+                    Some("options"),
+                    "algorithm",
+                    "string",
+                    json!("HS256"),
+                )
+                .input(
+                    "sign-exp",
+                    Some("options"),
+                    "expiresIn",
+                    "number",
+                    json!("10 minutes"),
+                )
+                .input("sign-sub", Some("options"), "subject", "string", json!(""))
+                .input(
+                    "sign-scope",
+                    Some("payload"),
+                    "scope",
+                    "string",
+                    json!("read"),
+                )
+                .output("sign-out", None, "token", "string")
+                .pin("sign-out", "ret", "ret-token")
+                .build(),
+            kernel("ret", "control", "return", "Return")
+                .input("ret-first", None, "first", "number", json!(""))
+                .input("ret-last", None, "last", "number", json!(""))
+                .input("ret-dice", None, "dice", "number", json!(""))
+                .input("ret-token", None, "token", "string", json!(""))
+                .build(),
+        ],
+        &["s", "first", "last", "dice", "sign", "ret"],
+    );
+    let (import, dir) = import(
+        pack().flow(flow("f", "Positions", flow_body)).text(),
+        "positions",
+    );
+    let report = import.report();
+    assert!(
+        report.flows.iter().all(|f| f.unconverted.is_empty()),
+        "{report:#?}"
+    );
+    let written = read(&dir, "positions.yaml");
+    // The key typed into the card is not copied: the step reads a secret instead.
+    assert!(!written.contains("pasted"), "{written}");
+    assert!(
+        written.contains("key: \"{{ secret('jwt-signing-key') }}\"")
+            && written.contains("expires_in: 600"),
+        "{written}"
+    );
+    let config = read(&dir, "idflow.yaml");
+    assert!(
+        config.contains("jwt-signing-key: \"env:JWT_SIGNING_KEY\""),
+        "{config}"
+    );
+    run_flow_test(
+        &dir,
+        "positions",
+        r#"
+cases:
+  - name: positions count from 0 and the signed token comes from jwt.sign
+    input: { Path: "a/b/c" }
+    stubs:
+      - card: jwt.sign
+        output: "header.payload.signature"
+    expect:
+      return: { body: { first: 1, last: 3, dice: 3, token: "header.payload.signature" } }
+      calls:
+        - card: jwt.sign
+          input: { algorithm: HS256, subject: "a/b/c", expires_in: 600, claims: { scope: read } }
+"#,
+    );
 }

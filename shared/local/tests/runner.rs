@@ -7,7 +7,7 @@ use domain::clock::ManualClock;
 use domain::flowfile;
 use domain::model::ProjectConfig;
 use domain::ports::{Clock, QueueError, QueueMessage};
-use domain::ports::{FlowStore, StoredFlow, Wakeups};
+use domain::ports::{FlowStore, RunQueue, StoredFlow, Wakeups};
 use domain::run::{RunId, RunStatus, TriggerInfo};
 use domain::runner::{Disposition, MAX_QUEUE_DELAY, RunnerConfig, Runtime};
 use local::secrets::LocalSecrets;
@@ -38,8 +38,11 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A runtime on SQLite with flows `long` (wait 2h) and `short` (wait 10m), and the recorder
-/// as its wake-ups when given.
-async fn runtime(clock: &ManualClock, wakeups: Option<Arc<Recorded>>) -> Runtime {
+/// as its wake-ups when given; with its queue, which the tests consume as a worker does.
+async fn runtime(
+    clock: &ManualClock,
+    wakeups: Option<Arc<Recorded>>,
+) -> (Runtime, Arc<SqliteRunQueue>) {
     let db = SqliteDb::open_in_memory().expect("database");
     let clock: Arc<dyn Clock> = Arc::new(clock.clone());
     let flows = Arc::new(SqliteFlowStore::new(db.clone()));
@@ -58,35 +61,32 @@ async fn runtime(clock: &ManualClock, wakeups: Option<Arc<Recorded>>) -> Runtime
             .await
             .expect("deploy");
     }
+    let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), 5));
     let runtime = Runtime::new(
         flows,
-        Arc::new(SqliteRunStore::new(db.clone())),
-        Arc::new(SqliteRunQueue::new(db, clock.clone(), 5)),
+        Arc::new(SqliteRunStore::new(db)),
+        queue.clone(),
         clock,
         Arc::new(LocalSecrets::new(".")),
         ProjectConfig::default(),
         RunnerConfig::default(),
     );
-    match wakeups {
+    let runtime = match wakeups {
         Some(wakeups) => runtime.with_wakeups(wakeups),
         None => runtime,
-    }
+    };
+    (runtime, queue)
 }
 
 /// Processes every visible message; returns how many there were.
-async fn drain(runtime: &Runtime) -> usize {
-    let deliveries = runtime
-        .queue
+async fn drain((runtime, queue): &(Runtime, Arc<SqliteRunQueue>)) -> usize {
+    let deliveries = queue
         .receive(10, Duration::from_secs(60), Duration::ZERO)
         .await
         .expect("receive");
     for delivery in &deliveries {
         assert_eq!(runtime.process(delivery).await, Disposition::Done);
-        runtime
-            .queue
-            .delete(&delivery.receipt)
-            .await
-            .expect("delete");
+        queue.delete(&delivery.receipt).await.expect("delete");
     }
     deliveries.len()
 }
@@ -95,20 +95,18 @@ async fn drain(runtime: &Runtime) -> usize {
 async fn waits_beyond_the_queue_delay_go_to_wakeups_and_shorter_ones_to_the_queue() {
     let clock = ManualClock::new(t0());
     let recorded = Arc::new(Recorded::default());
-    let runtime = runtime(&clock, Some(recorded.clone())).await;
-    let start = |flow: &'static str| {
-        let runtime = &runtime;
-        async move {
-            runtime
-                .start_run(flow, Value::Null, TriggerInfo::Manual, None)
-                .await
-                .expect("start")
-                .0
-        }
+    let deployment = runtime(&clock, Some(recorded.clone())).await;
+    let (runtime, queue) = &deployment;
+    let start = |flow: &'static str| async move {
+        runtime
+            .start_run(flow, Value::Null, TriggerInfo::Manual, None)
+            .await
+            .expect("start")
+            .0
     };
     let long = start("long").await;
     let short = start("short").await;
-    assert_eq!(drain(&runtime).await, 2);
+    assert_eq!(drain(&deployment).await, 2);
     let wake = t0() + chrono::Duration::hours(2);
     assert_eq!(
         *recorded.0.lock().expect("lock"),
@@ -117,42 +115,42 @@ async fn waits_beyond_the_queue_delay_go_to_wakeups_and_shorter_ones_to_the_queu
     );
     clock.advance(Duration::from_secs(10 * 60));
     assert_eq!(
-        drain(&runtime).await,
+        drain(&deployment).await,
         1,
         "the 10-minute wait was a queue delay"
     );
-    let short_run = runtime.runs.get(short).await.expect("get").expect("run");
+    let short_run = runtime.run(short).await.expect("get").expect("run");
     assert_eq!(short_run.status, RunStatus::Succeeded);
     clock.advance(Duration::from_secs(6 * 60));
     assert_eq!(
-        drain(&runtime).await,
+        drain(&deployment).await,
         0,
         "no 15-minute hop for the long wait"
     );
     // The wake-up arrives as the run's queue message.
     clock.advance(Duration::from_secs(2 * 3600));
-    runtime
-        .queue
+    queue
         .send(&QueueMessage { run_id: long }, Duration::ZERO)
         .await
         .expect("send");
-    assert_eq!(drain(&runtime).await, 1);
-    let long_run = runtime.runs.get(long).await.expect("get").expect("run");
+    assert_eq!(drain(&deployment).await, 1);
+    let long_run = runtime.run(long).await.expect("get").expect("run");
     assert_eq!(long_run.status, RunStatus::Succeeded);
 }
 
 #[tokio::test]
 async fn without_wakeups_long_waits_hop_through_the_queue() {
     let clock = ManualClock::new(t0());
-    let runtime = runtime(&clock, None).await;
+    let deployment = runtime(&clock, None).await;
+    let runtime = &deployment.0;
     let (long, _) = runtime
         .start_run("long", Value::Null, TriggerInfo::Manual, None)
         .await
         .expect("start");
-    assert_eq!(drain(&runtime).await, 1);
+    assert_eq!(drain(&deployment).await, 1);
     clock.advance(MAX_QUEUE_DELAY);
-    assert_eq!(drain(&runtime).await, 1, "a hop after 15 minutes");
-    let run = runtime.runs.get(long).await.expect("get").expect("run");
+    assert_eq!(drain(&deployment).await, 1, "a hop after 15 minutes");
+    let run = runtime.run(long).await.expect("get").expect("run");
     assert_eq!(
         run.status,
         RunStatus::Waiting,

@@ -33,6 +33,8 @@ use domain::jwks::{check_url, discovery_url};
 use domain::model::ProjectConfig;
 use domain::ports::{SecretError, Secrets};
 
+use crate::error::ApiError;
+
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY: Duration = Duration::from_secs(60);
 /// How long a JWKS fetched from a URL is used before it is fetched again.
@@ -168,37 +170,18 @@ pub fn unverified_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
-/// Authenticates an `auth: jwt` API call: the bearer token must be issued by `issuer` for
-/// `audience`, signed by a key of the issuer's JWKS (`jwks.<issuer>` in `idflow.yaml`, else OpenID
-/// discovery). Returns the token's claims.
-pub async fn authenticate_api(
-    runtime: &domain::runner::Runtime,
-    issuer: &str,
-    audience: &str,
-    headers: &HeaderMap,
-) -> Result<Value, crate::api::ApiError> {
-    let token = bearer(headers).ok_or(JwtError::MissingBearer)?;
-    let project = runtime.project();
-    let source = jwks_for_issuer(&project, issuer, None)?;
-    let expected = Expected {
-        issuer,
-        audience,
-        subject: None,
-    };
-    let claims = verify(
-        runtime.secrets.as_ref(),
-        &source,
-        token,
-        &expected,
-        runtime.clock.now(),
-    )
-    .await
-    .inspect_err(|error| {
-        if error.is_config() {
-            tracing::error!(%issuer, error = %error, "JWT endpoint cannot verify tokens");
+/// Maps a JWT problem to the HTTP edge: an unloadable JWKS is the server's (503, retry), a bad
+/// JWKS configuration is the server's (500), everything else is the token's (401).
+impl From<JwtError> for ApiError {
+    fn from(error: JwtError) -> ApiError {
+        if error.is_retryable() {
+            ApiError::Unavailable(Box::new(error))
+        } else if error.is_config() {
+            ApiError::Internal(Box::new(error))
+        } else {
+            ApiError::Unauthorized(error.to_string())
         }
-    })?;
-    Ok(claims)
+    }
 }
 
 /// Verifies a bearer JWT and returns its claims.

@@ -11,10 +11,13 @@
 //!   boolean, `flow.assign`). They run inside the engine with no I/O.
 //! - [`http`], [`okta`], [`slack`], [`email`]: the specs of the I/O cards whose executors live in the
 //!   `connectors` crate.
+//! - [`crypto`]: `crypto.hmac` and `jwt.sign`, I/O cards so that their key may be a secret; the
+//!   `connectors` crate runs them.
 //! - [`table`]: the `table.*` cards and their executor over the [`TableStore`](crate::tables::TableStore)
 //!   port.
 //! - `doc`: the card reference of `docs/flow-reference.md`, generated from the registry.
 
+pub mod crypto;
 pub mod doc;
 pub mod email;
 pub mod fields;

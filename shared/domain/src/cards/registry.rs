@@ -27,6 +27,27 @@ const FLOW_CARDS: &[CardSpec] = &[
         open: false,
     },
     CardSpec {
+        name: "flow.start",
+        summary: "Starts a helper flow and goes on without waiting for it (fire and forget)",
+        fields: &[
+            FieldSpec {
+                name: "flow",
+                kind: "text",
+                required: true,
+                doc: "name of the helper flow",
+            },
+            FieldSpec {
+                name: "with",
+                kind: "object",
+                required: false,
+                doc: "the helper's input",
+            },
+        ],
+        output: "`{run_id}` of the helper run, once it is durably queued; its outcome does not affect this run",
+        kind: CardKind::Flow,
+        open: false,
+    },
+    CardSpec {
         name: "flow.fail",
         summary: "Ends the run as failed with a message",
         fields: &[
@@ -88,6 +109,7 @@ static REGISTRY: std::sync::LazyLock<Vec<CardSpec>> = std::sync::LazyLock::new(|
     cards.extend_from_slice(super::table::CARDS);
     cards.extend_from_slice(super::slack::CARDS);
     cards.extend_from_slice(super::email::CARDS);
+    cards.extend_from_slice(super::crypto::CARDS);
     cards.sort_by(|a, b| a.name.cmp(b.name));
     cards
 });

@@ -12,7 +12,8 @@ use crate::run::{RunId, StepError};
 /// How a card is executed.
 #[derive(Clone, Copy)]
 pub enum CardKind {
-    /// Runs inside the engine: no I/O, deterministic given its input and the step time.
+    /// Runs inside the engine: no I/O, deterministic given its input and the step time (but for
+    /// `number.random`, whose draw is recorded like any output and never redone).
     Pure(PureFn),
     /// Runs through a [`super::CardExecutor`] of the card's family.
     Io,

@@ -61,6 +61,15 @@ pub enum Effect {
         flow: String,
         input: Value,
     },
+    /// Create (idempotently, keyed by run and effect) and enqueue a helper run that this run does
+    /// not wait for (`flow.start`); send [`Event::ChildDone`] with `{"run_id": …}` as soon as it is
+    /// queued, not when it ends.
+    StartDetached {
+        effect: u64,
+        step: String,
+        flow: String,
+        input: Value,
+    },
     /// Send [`Event::TimerFired`] at `until`.
     Timer { effect: u64, until: DateTime<Utc> },
 }
@@ -71,6 +80,7 @@ impl Effect {
         match self {
             Effect::Card { effect, .. }
             | Effect::StartChild { effect, .. }
+            | Effect::StartDetached { effect, .. }
             | Effect::Timer { effect, .. } => *effect,
         }
     }

@@ -146,7 +146,7 @@ impl Advance<'_> {
                 };
                 self.fail_step(fiber, node_id, Some(input), error, 1, self.now)
             }
-            "flow.call" => {
+            "flow.call" | "flow.start" => {
                 let flow = input
                     .get("flow")
                     .and_then(Value::as_str)
@@ -168,12 +168,8 @@ impl Advance<'_> {
                         started_at: self.now,
                     },
                 );
-                self.effects.push(Effect::StartChild {
-                    effect: id,
-                    step,
-                    flow,
-                    input: with,
-                });
+                self.effects
+                    .push(start_effect(spec.name, id, step, flow, with));
                 self.block(fiber);
                 StepOutcome::Blocked
             }
@@ -389,6 +385,32 @@ impl Advance<'_> {
         let mut real = masked.clone();
         template::splice(&mut real, &rendered.value, secrets);
         Ok(real)
+    }
+}
+
+/// The effect that starts a helper for `card`: `flow.call` waits for the helper to end,
+/// `flow.start` only for it to be queued.
+pub(super) fn start_effect(
+    card: &str,
+    effect: u64,
+    step: String,
+    flow: String,
+    input: Value,
+) -> Effect {
+    if card == "flow.start" {
+        Effect::StartDetached {
+            effect,
+            step,
+            flow,
+            input,
+        }
+    } else {
+        Effect::StartChild {
+            effect,
+            step,
+            flow,
+            input,
+        }
     }
 }
 

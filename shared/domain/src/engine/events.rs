@@ -8,7 +8,7 @@ use crate::run::RunError;
 use crate::template;
 
 use super::advance::{Advance, Effect, Event};
-use super::card::Call;
+use super::card::{Call, start_effect};
 use super::compile::NodeKind;
 use super::state::PendingKind;
 use super::unwind::template_step_error;
@@ -189,25 +189,29 @@ impl Advance<'_> {
             PendingKind::Retry { until, .. } | PendingKind::Wait { until } => {
                 Effect::Timer { effect: id, until }
             }
-            PendingKind::Child { flow, input, slot } => {
-                let (step, input) = match (slot, &node.kind) {
-                    // An iteration's helper run is named after its item, as when it was first issued.
-                    (Some(slot), _) => (format!("{step}[{slot}]"), input),
-                    // `flow.call` keeps its whole card input (for the step record); the helper run
-                    // gets its `with`, as when it was first issued.
-                    (None, NodeKind::Card { spec, .. }) if spec.name == "flow.call" => (
-                        step,
-                        input.get("with").cloned().unwrap_or_else(|| json!({})),
-                    ),
-                    (None, _) => (step, input),
-                };
-                Effect::StartChild {
+            PendingKind::Child { flow, input, slot } => match (slot, &node.kind) {
+                // An iteration's helper run is named after its item, as when it was first issued.
+                (Some(slot), _) => Effect::StartChild {
+                    effect: id,
+                    step: format!("{step}[{slot}]"),
+                    flow,
+                    input,
+                },
+                // `flow.call` and `flow.start` keep their whole card input (for the step record);
+                // the helper run gets its `with`, as when it was first issued.
+                (None, NodeKind::Card { spec, .. })
+                    if matches!(spec.name, "flow.call" | "flow.start") =>
+                {
+                    let with = input.get("with").cloned().unwrap_or_else(|| json!({}));
+                    start_effect(spec.name, id, step, flow, with)
+                }
+                (None, _) => Effect::StartChild {
                     effect: id,
                     step,
                     flow,
                     input,
-                }
-            }
+                },
+            },
         };
         self.effects.push(effect);
     }

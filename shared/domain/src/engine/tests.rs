@@ -113,6 +113,16 @@ fn execute(
                     };
                     events.push(Event::ChildDone { effect, result });
                 }
+                Effect::StartDetached {
+                    effect, flow: name, ..
+                } => {
+                    // The runner answers once the helper is queued; the helper's fate is its own.
+                    calls.push(format!("start:{name}"));
+                    events.push(Event::ChildDone {
+                        effect,
+                        result: Ok(json!({ "run_id": format!("run-of-{name}") })),
+                    });
+                }
                 Effect::Timer { effect, until } => timers.push((until, effect)),
             }
         }
@@ -970,7 +980,9 @@ fn finish(flow: &CompiledFlow, ctx: &RunContext, state: Value) -> (Progress, Vec
                     now = now.max(until);
                     events.push(Event::TimerFired { effect });
                 }
-                Effect::StartChild { .. } => panic!("no helper runs here"),
+                Effect::StartChild { .. } | Effect::StartDetached { .. } => {
+                    panic!("no helper runs here")
+                }
             }
         }
         assert!(!events.is_empty(), "the run waits on nothing");
@@ -1258,4 +1270,66 @@ steps:
         "{:?}",
         again.effects
     );
+}
+
+#[test]
+fn flow_start_goes_on_once_the_helper_is_queued_and_is_reissued_as_detached() {
+    let flow = compile(
+        r#"
+name: starter
+steps:
+  - { id: kick, card: flow.start, with: { flow: helper, with: { n: "{{ input.n }}" } } }
+  - { id: after, card: flow.assign, with: { started: "{{ steps.kick.run_id }}" } }
+"#,
+    );
+    let ctx = RunContext::new(
+        "r".into(),
+        "starter".into(),
+        t0(),
+        json!({ "n": 7 }),
+        json!({}),
+        BTreeMap::new(),
+        HistoryMode::All,
+    );
+    let mut state = RunState::new();
+    let first = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
+    let [
+        Effect::StartDetached {
+            effect,
+            step,
+            flow: helper,
+            input,
+        },
+    ] = &first.effects[..]
+    else {
+        panic!("expected one detached start: {:?}", first.effects)
+    };
+    assert_eq!(
+        (step.as_str(), helper.as_str(), input),
+        ("kick", "helper", &json!({ "n": 7 }))
+    );
+    // A process that died before the start was confirmed starts it again, detached again (the
+    // runner's key makes the second start the same run).
+    let mut restored: RunState =
+        serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
+    let resumed = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
+    assert_eq!(resumed.effects, first.effects);
+    let done = advance(
+        &flow,
+        &mut state,
+        &ctx,
+        vec![Event::ChildDone {
+            effect: *effect,
+            result: Ok(json!({ "run_id": "01HELPER" })),
+        }],
+        t0(),
+    );
+    assert_eq!(
+        done.progress,
+        Progress::Succeeded(
+            json!({ "status": 200, "headers": {}, "body": { "started": "01HELPER" } })
+        )
+    );
+    let kick = &done.records[0];
+    assert_eq!(kick.output, Some(json!({ "run_id": "01HELPER" })));
 }

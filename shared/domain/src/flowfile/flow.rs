@@ -1094,7 +1094,7 @@ impl FlowDecoder<'_> {
                     self.ctx.error(node.location, path, message);
                 }
             }
-            ("flow.call", "flow") => {
+            ("flow.call" | "flow.start", "flow") => {
                 if let NodeValue::String(target) = &node.value {
                     match flow_name_problem(target) {
                         Some(problem) => self.ctx.error(node.location, path, problem),

@@ -1,22 +1,26 @@
-//! Processing one queue delivery: claim the run, restore the engine state, advance, execute the
-//! effects through the ports, checkpoint after every step, and park the run when nothing can happen
-//! in this process.
+//! Processing one queue delivery: claim the run, restore the engine state, and drive it with the
+//! effect driver ([`super::driver`]) on the runtime's ports: card calls through the executors,
+//! helper runs created and queued, checkpoints fenced by the run's lease, and a parked run woken
+//! through the queue (or [`Wakeups`](crate::ports::Wakeups) beyond [`MAX_QUEUE_DELAY`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures::future::BoxFuture;
 use serde_json::Value;
 
-use crate::cards::{CardCall, CardError, CardExecutor};
-use crate::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
-use crate::model::{HistoryMode, SecretRef, Trigger};
-use crate::ports::{Checkpoint, Clock, Created, Delivery, QueueMessage, SecretError, StoreError};
-use crate::run::{Run, RunError, RunId, RunStatus, TriggerInfo};
+use crate::cards::{CardCall, CardError};
+use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
+use crate::model::{HistoryMode, SecretRef};
+use crate::ports::{Checkpoint, Created, Delivery, QueueMessage, SecretError, StoreError};
+use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, TriggerInfo};
 
+use super::driver::{
+    CardCalls, ChildRuns, DriveOptions, Parked, Restore, RunDriver, RunHost, execute_card, to_std,
+};
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
 
@@ -214,7 +218,31 @@ impl Runtime {
             // Through the checkpoint versions; a state that cannot be read fails the run with why.
             Some(saved) => (RunState::restore(saved.clone()), Event::Resume),
         };
-        self.drive(&run, &flow, &ctx, &mut state, first).await
+        let driver = RunDriver {
+            flow: &flow,
+            ctx: &ctx,
+            run_id: run.id,
+            project,
+            clock: self.clock.clone(),
+            cards: self,
+            children: &QueuedChildren {
+                runtime: self,
+                parent: &run,
+            },
+            options: DriveOptions {
+                inline_wait: self.config.inline_wait,
+                restore: Restore::OnResume,
+                max_rounds: None,
+            },
+        };
+        let mut host = StoreHost {
+            runtime: self,
+            run: &run,
+            history: flow.flow.history,
+        };
+        // However driving ends (the run ended, waits, or is no longer ours), the delivery is done.
+        driver.drive(&mut host, &mut state, first).await?;
+        Ok(Disposition::Done)
     }
 
     /// A message whose run cannot be claimed: ended, unknown, or leased by another worker.
@@ -249,231 +277,6 @@ impl Runtime {
             out.insert(name.clone(), value.expose().to_owned());
         }
         Ok(out)
-    }
-
-    /// The effect loop of one claimed run.
-    async fn drive(
-        &self,
-        run: &Run,
-        flow: &CompiledFlow,
-        ctx: &RunContext,
-        state: &mut RunState,
-        first: Event,
-    ) -> Result<Disposition, RunnerError> {
-        let mut in_flight = FuturesUnordered::new();
-        let mut events = vec![first];
-        // `timeout:` of the flow: the engine fails the run once it is advanced at or after this.
-        let deadline = flow.deadline(ctx.started_at);
-        loop {
-            let now = self.clock.now();
-            let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
-            if let Progress::Succeeded(_) | Progress::Failed(_) = decision.progress {
-                self.finish(run, decision.records, decision.progress, flow.flow.history)
-                    .await?;
-                return Ok(Disposition::Done);
-            }
-            if !decision.records.is_empty() {
-                let checkpoint = self.checkpoint_of(
-                    run,
-                    state,
-                    decision.records,
-                    RunStatus::Running,
-                    None,
-                    false,
-                )?;
-                if !self.write(checkpoint).await? {
-                    return Ok(Disposition::Done);
-                }
-            }
-            for effect in decision.effects {
-                match effect {
-                    Effect::Card {
-                        effect,
-                        step,
-                        card,
-                        input,
-                        timeout,
-                        attempt,
-                    } => {
-                        let call = CardCall {
-                            card,
-                            input,
-                            timeout,
-                            run_id: run.id,
-                            step,
-                            attempt,
-                            project: self.project(),
-                        };
-                        let executor = self.executor_for(&call.card);
-                        let clock = self.clock.clone();
-                        in_flight.push(Box::pin(async move {
-                            let result = execute(executor, call, clock).await;
-                            Event::CardDone { effect, result }
-                        })
-                            as futures::future::BoxFuture<'static, Event>);
-                    }
-                    Effect::StartChild {
-                        effect,
-                        step,
-                        flow: helper,
-                        input,
-                    } => {
-                        if let Some(event) =
-                            self.start_child(run, effect, &step, &helper, input).await?
-                        {
-                            events.push(event);
-                        }
-                    }
-                    Effect::Timer { effect, until } => {
-                        let now = self.clock.now();
-                        if until <= now {
-                            events.push(Event::TimerFired { effect });
-                        } else if to_std(until - now) <= self.config.inline_wait {
-                            let clock = self.clock.clone();
-                            in_flight.push(Box::pin(async move {
-                                clock.sleep_until(until).await;
-                                Event::TimerFired { effect }
-                            }));
-                        }
-                        // Longer timers are parked below and re-issued on resume.
-                    }
-                }
-            }
-            if !events.is_empty() {
-                continue;
-            }
-            let next = match deadline {
-                Some(deadline) if !in_flight.is_empty() => {
-                    tokio::select! {
-                        event = in_flight.next() => event,
-                        // Advancing with nothing new at the deadline times the run out; the calls
-                        // still in flight are dropped (abandoned).
-                        () = self.clock.sleep_until(deadline) => {
-                            in_flight = FuturesUnordered::new();
-                            continue;
-                        }
-                    }
-                }
-                _ => in_flight.next().await,
-            };
-            match next {
-                Some(event) => events.push(event),
-                None => {
-                    let woken = {
-                        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-                        active.get_mut(&run.id).map(std::mem::take).unwrap_or(false)
-                    };
-                    if woken {
-                        // A helper run ended meanwhile: collect finished helpers before parking.
-                        events.push(Event::Resume);
-                        continue;
-                    }
-                    // Nothing can happen in this process: park the run (until its deadline at the
-                    // latest).
-                    let wake_at = match (state.idle_until().flatten(), deadline) {
-                        (Some(at), Some(deadline)) => Some(at.min(deadline)),
-                        (at, deadline) => at.or(deadline),
-                    };
-                    let checkpoint = self.checkpoint_of(
-                        run,
-                        state,
-                        Vec::new(),
-                        RunStatus::Waiting,
-                        wake_at,
-                        true,
-                    )?;
-                    if !self.write(checkpoint).await? {
-                        return Ok(Disposition::Done);
-                    }
-                    if let Some(wake_at) = wake_at {
-                        self.queue_wakeup(run.id, wake_at).await?;
-                    }
-                    tracing::info!(run_id = %run.id, flow = %run.flow, "run waiting");
-                    return Ok(Disposition::Done);
-                }
-            }
-        }
-    }
-
-    /// Creates (idempotently) and queues a helper run. Returns its result at once when it already ended.
-    async fn start_child(
-        &self,
-        parent: &Run,
-        effect: u64,
-        step: &str,
-        helper: &str,
-        input: Value,
-    ) -> Result<Option<Event>, RunnerError> {
-        let compiled = match self.current_flow(helper).await {
-            Ok(c) => c,
-            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                return Ok(Some(Event::ChildDone {
-                    effect,
-                    result: Err(RunError {
-                        code: "flow_unavailable".into(),
-                        message: error.to_string(),
-                        step: None,
-                    }),
-                }));
-            }
-            Err(other) => return Err(other),
-        };
-        if !matches!(compiled.flow.trigger, Trigger::Helper(_) | Trigger::Manual) {
-            return Ok(Some(Event::ChildDone {
-                effect,
-                result: Err(RunError {
-                    code: "not_a_helper".into(),
-                    message: format!(
-                        "flow `{helper}` has a {} trigger; only helper flows can be called",
-                        compiled.flow.trigger.kind()
-                    ),
-                    step: None,
-                }),
-            }));
-        }
-        let key = format!("child:{}:{effect}", parent.id);
-        let trigger = TriggerInfo::Helper {
-            parent: parent.id,
-            step: step.to_owned(),
-        };
-        let (child, created) = self
-            .start_compiled(&compiled, input, trigger, Some(&key), Some(parent))
-            .await?;
-        if let Created::Duplicate(_) = created
-            && let Some(run) = self.runs.get(child).await?
-        {
-            return Ok(child_result(effect, &run));
-        }
-        Ok(None)
-    }
-
-    fn checkpoint_of(
-        &self,
-        run: &Run,
-        state: &RunState,
-        steps: Vec<crate::run::StepRecord>,
-        status: RunStatus,
-        wake_at: Option<DateTime<Utc>>,
-        release: bool,
-    ) -> Result<Checkpoint, RunnerError> {
-        let state_value =
-            serde_json::to_value(state).map_err(|source| RunnerError::CorruptState {
-                run: run.id,
-                source,
-            })?;
-        Ok(Checkpoint {
-            run_id: run.id,
-            owner: self.config.owner.clone(),
-            status,
-            state: Some(state_value),
-            steps,
-            wake_at,
-            output: None,
-            error: None,
-            finished_at: None,
-            drop_input: false,
-            release,
-        })
     }
 
     /// Writes a checkpoint; `false` when the run was cancelled or taken over (stop quietly).
@@ -577,54 +380,185 @@ impl Runtime {
     }
 }
 
-/// Looks up a parent's pending helper run result.
-fn child_result(effect: u64, run: &Run) -> Option<Event> {
+/// The result of a helper run that has ended; `None` while it runs.
+fn child_result(run: &Run) -> Option<Result<Value, RunError>> {
     match run.status {
-        RunStatus::Succeeded => {
-            let body = run
-                .output
-                .as_ref()
-                .and_then(|o| o.get("body"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            Some(Event::ChildDone {
-                effect,
-                result: Ok(body),
-            })
-        }
-        RunStatus::Failed | RunStatus::Cancelled => Some(Event::ChildDone {
-            effect,
-            result: Err(run.error.clone().unwrap_or(RunError {
+        RunStatus::Succeeded => Some(Ok(run
+            .output
+            .as_ref()
+            .and_then(|o| o.get("body"))
+            .cloned()
+            .unwrap_or(Value::Null))),
+        RunStatus::Failed | RunStatus::Cancelled => {
+            Some(Err(run.error.clone().unwrap_or(RunError {
                 code: run.status.as_str().into(),
                 message: format!("helper run {} was {}", run.id, run.status),
                 step: None,
-            })),
-        }),
+            })))
+        }
         _ => None,
     }
 }
 
-async fn execute(
-    executor: Option<Arc<dyn CardExecutor>>,
-    call: CardCall,
-    clock: Arc<dyn Clock>,
-) -> Result<Value, CardError> {
-    let Some(executor) = executor else {
-        return Err(CardError::Failed {
-            code: "no_executor".into(),
-            message: format!("card `{}` is not available in this deployment", call.card),
-            retryable: false,
-        });
-    };
-    let timeout = call.timeout;
-    let deadline =
-        clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
-    tokio::select! {
-        result = executor.execute(&call) => result,
-        () = clock.sleep_until(deadline) => Err(CardError::Timeout(timeout)),
+/// Card calls go to the runtime's executors, each bounded by its step's timeout.
+impl CardCalls<RunnerError> for Runtime {
+    fn call(
+        &self,
+        call: CardCall,
+    ) -> Result<BoxFuture<'static, Result<Value, CardError>>, RunnerError> {
+        let executor = self.executor_for(&call.card);
+        Ok(Box::pin(execute_card(executor, call, self.clock.clone())))
     }
 }
 
-fn to_std(delta: chrono::Duration) -> Duration {
-    delta.to_std().unwrap_or(Duration::ZERO)
+/// Helper runs of `parent`, created and queued like every run; the parent waits for their end.
+struct QueuedChildren<'a> {
+    runtime: &'a Runtime,
+    parent: &'a Run,
+}
+
+#[async_trait]
+impl ChildRuns<RunnerError> for QueuedChildren<'_> {
+    async fn helper(&self, name: &str) -> Result<Result<Arc<CompiledFlow>, String>, RunnerError> {
+        match self.runtime.current_flow(name).await {
+            Ok(flow) => Ok(Ok(flow)),
+            Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
+                Ok(Err(error.to_string()))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn start(
+        &self,
+        effect: u64,
+        step: &str,
+        helper: &CompiledFlow,
+        input: Value,
+    ) -> Result<Option<Result<Value, RunError>>, RunnerError> {
+        // One helper run per parent and effect, however often the effect is issued again.
+        let key = format!("child:{}:{effect}", self.parent.id);
+        let trigger = TriggerInfo::Helper {
+            parent: self.parent.id,
+            step: step.to_owned(),
+        };
+        let (child, created) = self
+            .runtime
+            .start_compiled(helper, input, trigger, Some(&key), Some(self.parent))
+            .await?;
+        if let Created::Duplicate(_) = created
+            && let Some(run) = self.runtime.runs.get(child).await?
+        {
+            return Ok(child_result(&run));
+        }
+        Ok(None)
+    }
+
+    async fn start_detached(
+        &self,
+        effect: u64,
+        step: &str,
+        helper: &CompiledFlow,
+        input: Value,
+    ) -> Result<Result<Value, RunError>, RunnerError> {
+        // The same key as `flow.call`: one helper run per starter and effect. The helper run names
+        // its starter in its trigger but has no parent, so its end wakes nobody (the starter may
+        // have ended long before).
+        let key = format!("child:{}:{effect}", self.parent.id);
+        let trigger = TriggerInfo::Helper {
+            parent: self.parent.id,
+            step: step.to_owned(),
+        };
+        let (child, _) = self
+            .runtime
+            .start_compiled(helper, input, trigger, Some(&key), None)
+            .await?;
+        Ok(Ok(serde_json::json!({ "run_id": child.to_string() })))
+    }
+}
+
+/// A claimed run's progress goes to the run store, fenced by its lease; a parked run is woken
+/// through the queue.
+struct StoreHost<'a> {
+    runtime: &'a Runtime,
+    run: &'a Run,
+    history: HistoryMode,
+}
+
+impl StoreHost<'_> {
+    fn checkpoint(
+        &self,
+        state: Value,
+        steps: Vec<StepRecord>,
+        status: RunStatus,
+        wake_at: Option<DateTime<Utc>>,
+        release: bool,
+    ) -> Checkpoint {
+        Checkpoint {
+            run_id: self.run.id,
+            owner: self.runtime.config.owner.clone(),
+            status,
+            state: Some(state),
+            steps,
+            wake_at,
+            output: None,
+            error: None,
+            finished_at: None,
+            drop_input: false,
+            release,
+        }
+    }
+}
+
+#[async_trait]
+impl RunHost<RunnerError> for StoreHost<'_> {
+    async fn checkpoint(
+        &mut self,
+        state: Value,
+        records: Vec<StepRecord>,
+    ) -> Result<bool, RunnerError> {
+        let checkpoint =
+            StoreHost::checkpoint(self, state, records, RunStatus::Running, None, false);
+        self.runtime.write(checkpoint).await
+    }
+
+    async fn finish(
+        &mut self,
+        records: Vec<StepRecord>,
+        progress: Progress,
+    ) -> Result<(), RunnerError> {
+        self.runtime
+            .finish(self.run, records, progress, self.history)
+            .await
+    }
+
+    async fn park(
+        &mut self,
+        state: Value,
+        wake_at: Option<DateTime<Utc>>,
+    ) -> Result<Parked, RunnerError> {
+        let run_id = self.run.id;
+        let woken = {
+            let mut active = self
+                .runtime
+                .active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            active.get_mut(&run_id).map(std::mem::take).unwrap_or(false)
+        };
+        if woken {
+            // A helper run ended meanwhile: collect finished helpers before parking.
+            return Ok(Parked::Resume);
+        }
+        let checkpoint =
+            StoreHost::checkpoint(self, state, Vec::new(), RunStatus::Waiting, wake_at, true);
+        if !self.runtime.write(checkpoint).await? {
+            return Ok(Parked::Stop);
+        }
+        if let Some(wake_at) = wake_at {
+            self.runtime.queue_wakeup(run_id, wake_at).await?;
+        }
+        tracing::info!(%run_id, flow = %self.run.flow, "run waiting");
+        Ok(Parked::Stop)
+    }
 }

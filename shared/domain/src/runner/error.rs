@@ -3,7 +3,8 @@
 use crate::ports::{QueueError, SecretError, StoreError};
 use crate::run::RunId;
 
-use super::start::MAX_INPUT_DEPTH;
+use super::driver::DriveError;
+use crate::budget::MAX_INPUT_DEPTH;
 
 /// Errors of the runner layer.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,9 @@ pub enum RunnerError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The effect driver could not go on (a state it cannot write, a flow test's checks).
+    #[error(transparent)]
+    Drive(#[from] DriveError),
     #[error("run state of {run} cannot be decoded")]
     CorruptState {
         run: RunId,

@@ -18,6 +18,8 @@ use super::error::RunnerError;
 /// A flow listening to an event type.
 pub struct Subscriber {
     pub flow: String,
+    /// The version indexed: the one whose filter decides, and the one an event starts.
+    pub compiled: Arc<CompiledFlow>,
     /// The compiled `filter`, or why it does not compile.
     pub filter: Option<Result<Compiled, String>>,
 }
@@ -60,6 +62,7 @@ impl FlowIndex {
                             .or_default()
                             .push(Subscriber {
                                 flow: s.name.clone(),
+                                compiled: compiled.clone(),
                                 // Compiled trees are one `Arc`; cloning per type is cheap.
                                 filter: filter.clone(),
                             });

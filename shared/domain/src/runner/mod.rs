@@ -10,21 +10,34 @@
 //! # Layout
 //! - [`runtime`]: [`Runtime`] (ports, executors, project config, the compiled-flow caches) and its
 //!   configuration.
-//! - [`start`]: starting runs (manual, API, schedule, helper), re-running and cancelling.
-//! - [`drive`]: processing a delivery: claim, restore, advance, execute effects, checkpoint, park.
+//! - [`start`]: starting runs (manual, API, schedule, helper) on the current or an exact flow
+//!   version, re-running and cancelling.
+//! - [`queries`]: reading runs and flows (a run and its steps, filtered listings, waiting for a run
+//!   to end, deployed flows and their activity).
+//! - [`deploy`]: deploying a directory's flows into the flow store.
+//! - [`driver`]: the effect driver, the one loop that executes the engine's effects (the runtime's
+//!   worker and `idflow test` both drive runs with it), and the helper-flow policy.
+//! - [`drive`]: processing a delivery: claim, restore, and drive the run on the runtime's ports.
 //! - [`index`]: the trigger index of the current flows (event types, delegated flows).
 //! - [`worker`]: [`Worker`], the local queue consumer.
 //! - [`error`]: the runner's errors ([`RunnerError`]).
 
+pub mod deploy;
 pub mod drive;
+pub mod driver;
 pub mod error;
 pub mod index;
+pub mod queries;
 pub mod runtime;
 pub mod start;
 pub mod worker;
 
+/// The deepest run input a start accepts (kept here too, where callers of the runner look).
+pub use crate::budget::MAX_INPUT_DEPTH;
+pub use deploy::{SyncReport, sync_flows};
 pub use drive::{Disposition, MAX_QUEUE_DELAY};
 pub use error::RunnerError;
-pub use runtime::{RunEnded, RunnerConfig, Runtime};
-pub use start::{MAX_INPUT_DEPTH, scheduled_run_key, start_scheduled_run};
+pub use queries::{DeployedFlow, FlowStats, RunFilter};
+pub use runtime::{AdapterPorts, RunEnded, RunnerConfig, Runtime};
+pub use start::{scheduled_run_key, start_scheduled_run};
 pub use worker::Worker;

@@ -10,9 +10,10 @@ use tokio::sync::broadcast;
 use crate::cards::CardExecutor;
 use crate::engine::CompiledFlow;
 use crate::flowfile;
-use crate::model::ProjectConfig;
+use crate::model::{ProjectConfig, SecretRef};
 use crate::ports::{
-    Clock, FlowStore, RunIntake, RunQueue, RunStore, Secrets, StoreThenQueue, Wakeups,
+    Clock, FlowStore, RunIntake, RunQueue, RunStore, SecretError, SecretValue, Secrets,
+    StoreThenQueue, Wakeups,
 };
 use crate::run::{RunId, RunStatus};
 
@@ -48,6 +49,13 @@ impl Default for RunnerConfig {
     }
 }
 
+/// What adapters built on a [`Runtime`] share with it (see [`Runtime::adapter_ports`]).
+#[derive(Clone)]
+pub struct AdapterPorts {
+    pub secrets: Arc<dyn Secrets>,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// A run that ended, broadcast to in-process listeners (sync API responses).
 #[derive(Debug, Clone)]
 pub struct RunEnded {
@@ -56,20 +64,26 @@ pub struct RunEnded {
 }
 
 /// The ports and caches every trigger and worker share.
+///
+/// The ports are private: triggers, the admin API and the Lambdas use the runtime's use-cases
+/// (start, get, list, steps, cancel, rerun, flow listing and detail, deploy), so every run is
+/// created, read and changed the same way whoever asks. Adapters built on top of the runtime
+/// (card executors, JWT verification) get the secrets and the clock through
+/// [`Runtime::adapter_ports`].
 pub struct Runtime {
-    pub flows: Arc<dyn FlowStore>,
-    pub runs: Arc<dyn RunStore>,
-    pub queue: Arc<dyn RunQueue>,
-    pub clock: Arc<dyn Clock>,
-    pub secrets: Arc<dyn Secrets>,
+    pub(super) flows: Arc<dyn FlowStore>,
+    pub(super) runs: Arc<dyn RunStore>,
+    pub(super) queue: Arc<dyn RunQueue>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) secrets: Arc<dyn Secrets>,
     /// Creates and queues new runs.
-    pub intake: Arc<dyn RunIntake>,
+    pub(super) intake: Arc<dyn RunIntake>,
     /// Wakes runs parked longer than [`MAX_QUEUE_DELAY`] (EventBridge Scheduler in AWS); `None`
     /// re-queues such waits in hops of `MAX_QUEUE_DELAY`.
-    pub wakeups: Option<Arc<dyn Wakeups>>,
+    pub(super) wakeups: Option<Arc<dyn Wakeups>>,
     /// Executors of I/O cards by family (`http`, ...).
-    pub executors: HashMap<String, Arc<dyn CardExecutor>>,
-    pub config: RunnerConfig,
+    pub(super) executors: HashMap<String, Arc<dyn CardExecutor>>,
+    pub(super) config: RunnerConfig,
     pub(super) project: RwLock<Arc<ProjectConfig>>,
     pub(super) compiled: Mutex<HashMap<(String, String), Arc<CompiledFlow>>>,
     /// Current versions by flow name, fetched at the given instant (see [`RunnerConfig::flow_cache`]).
@@ -148,6 +162,35 @@ impl Runtime {
     pub fn with_executor(mut self, family: &str, executor: Arc<dyn CardExecutor>) -> Runtime {
         self.executors.insert(family.to_owned(), executor);
         self
+    }
+
+    /// The executor of a card family, if this deployment has one.
+    pub fn executor(&self, family: &str) -> Option<Arc<dyn CardExecutor>> {
+        self.executors.get(family).cloned()
+    }
+
+    /// The runner's tunables.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.config
+    }
+
+    /// The time on the runtime's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The ports an adapter built on the runtime may use: card executors and verifiers resolve
+    /// secrets and read the clock. The stores and the queue are not among them.
+    pub fn adapter_ports(&self) -> AdapterPorts {
+        AdapterPorts {
+            secrets: self.secrets.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Resolves a secret reference of the project (an auth check's token or signing secret).
+    pub async fn resolve_secret(&self, reference: &SecretRef) -> Result<SecretValue, SecretError> {
+        self.secrets.resolve(reference).await
     }
 
     /// The current project config.

@@ -1,21 +1,17 @@
 //! Starting runs (manual, API, event, schedule, delegated and helper triggers all come here),
-//! re-running and cancelling.
+//! re-running and cancelling. The schedule trigger's start is here too
+//! ([`start_scheduled_run`]), shared by the local scheduler and the `schedule` Lambda.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::budget::MAX_INPUT_DEPTH;
 use crate::engine::CompiledFlow;
 use crate::ports::Created;
 use crate::run::{Run, RunId, RunStatus, TriggerInfo};
 
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
-
-/// The deepest run input accepted. A stored run is decoded with serde_json's recursion limit (128
-/// levels, counting the record around the input); an input near that limit was written but could
-/// never be read again, so one request with a 127-level JSON body broke the run list for everyone
-/// (found by fuzzing). 64 leaves room for any wrapping and for every flow seen.
-pub const MAX_INPUT_DEPTH: usize = 64;
 
 impl Runtime {
     /// Creates a queued run of the current version of `flow` and sends it to the queue. Both are
@@ -29,21 +25,43 @@ impl Runtime {
         dedupe_key: Option<&str>,
     ) -> Result<(RunId, Created), RunnerError> {
         let compiled = self.current_flow(flow).await?;
-        // Helper runs (started by a running parent) do not come through here, so pausing a helper
-        // flow does not fail the runs that call it.
-        if let Some(since) = self.flows.paused(flow).await? {
-            let kind = trigger.kind().to_owned();
-            if let Ok(mut skips) = self.paused_skips.lock() {
-                *skips.entry((flow.to_owned(), kind.clone())).or_default() += 1;
-            }
-            tracing::info!(%flow, trigger = %kind, "run not started: the flow is paused");
-            return Err(RunnerError::FlowPaused {
-                name: flow.to_owned(),
-                since,
-            });
-        }
+        self.refuse_if_paused(flow, &trigger).await?;
         self.start_compiled(&compiled, input, trigger, dedupe_key, None)
             .await
+    }
+
+    /// Creates and queues a run of exactly `flow`, the compiled version a trigger looked up and
+    /// authenticated the caller against (or whose filter it evaluated). A deploy between the check
+    /// and the start cannot make the run take another version's steps under this version's
+    /// authentication: the run's `flow_version` is `flow`'s, and the worker advances that version.
+    pub async fn start_flow(
+        &self,
+        flow: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        dedupe_key: Option<&str>,
+    ) -> Result<(RunId, Created), RunnerError> {
+        self.refuse_if_paused(&flow.flow.name, &trigger).await?;
+        self.start_compiled(flow, input, trigger, dedupe_key, None)
+            .await
+    }
+
+    /// Refuses a trigger's start while `flow` is paused, counting and logging the refusal. Helper
+    /// runs (started by a running parent) do not come through here, so pausing a helper flow does
+    /// not fail the runs that call it.
+    async fn refuse_if_paused(&self, flow: &str, trigger: &TriggerInfo) -> Result<(), RunnerError> {
+        let Some(since) = self.flows.paused(flow).await? else {
+            return Ok(());
+        };
+        let kind = trigger.kind().to_owned();
+        if let Ok(mut skips) = self.paused_skips.lock() {
+            *skips.entry((flow.to_owned(), kind.clone())).or_default() += 1;
+        }
+        tracing::info!(%flow, trigger = %kind, "run not started: the flow is paused");
+        Err(RunnerError::FlowPaused {
+            name: flow.to_owned(),
+            since,
+        })
     }
 
     /// Pauses (`true`) or resumes (`false`) a deployed flow. While paused, every trigger of the

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::base_step;
+use super::matching::base_step;
 use super::project::{StepInfo, TestProject};
 use crate::cards::{self, CardError, CardKind};
 use crate::diag::Diagnostic;

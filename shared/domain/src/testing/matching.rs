@@ -1,4 +1,5 @@
-//! Partial matching of JSON values and the diff a failed expectation prints.
+//! Partial matching of JSON values, the diff a failed expectation prints, and which step a history
+//! name refers to ([`base_step`]).
 //!
 //! Tests state only what they care about: an expected object matches any object that has at least
 //! its keys with matching values, so `output: { status: 200 }` ignores the response headers. Lists
@@ -180,5 +181,21 @@ pub fn kind(value: &Value) -> &'static str {
         Value::String(_) => "text",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+/// The step a history name refers to: `each[2].call` → `call`, `digests[0]` (a helper run of a loop)
+/// → `digests`, `s0[1].s0.steps.0` → `s0.steps.0`.
+pub fn base_step(name: &str) -> &str {
+    let tail = match name.rfind("].") {
+        Some(cut) => &name[cut + 2..],
+        None => name,
+    };
+    match tail
+        .strip_suffix(']')
+        .and_then(|t| t.rfind('[').map(|i| &t[..i]))
+    {
+        Some(stem) if !stem.is_empty() => stem,
+        _ => tail,
     }
 }

@@ -1,10 +1,13 @@
 //! Flow tests: `<flow>.test.yaml` files that run a flow against stubbed cards, in-process, with a
 //! frozen clock, and check what it did. `docs/flow-tests.md` documents the format for users.
 //!
-//! A case drives [`crate::engine::advance`] directly: no store, no queue, no network. I/O card calls
-//! are answered by the case's stubs (a call without a stub fails the case), helper flows of the same
-//! project run recursively unless a `flow.call` stub answers for them, pure cards run for real, and
-//! time stands still at `now` except when a timer (a retry delay, a `wait`) moves it forward.
+//! A case runs its flow with the effect driver every run goes through ([`crate::runner::driver`]),
+//! in-process: no store, no queue, no network. I/O card calls are answered by the case's stubs (a
+//! call without a stub fails the case), helper flows of the same project run in-process unless a
+//! `flow.call` stub answers for them, pure cards run for real, and time stands still at `now`
+//! except when a timer (a retry delay, a `wait`) moves it forward. After every step the run's state
+//! is written as a checkpoint and read back before the next one, and every wait is taken by
+//! resuming the run from its checkpoint, so a passing case shows the flow resumes.
 //!
 //! Pure cards cannot be stubbed, on purpose: they compute only from their input and the step time,
 //! both of which a test controls (stubs feed the inputs, `now:` fixes the time), so running them
@@ -15,6 +18,8 @@
 //!   the project ([`TestFile::check`]).
 //! - `project`: the compiled flows a suite runs ([`TestProject`]).
 //! - `runner`: runs a case and compares the run with its expectations ([`run_case`]).
+//! - `harness`: the in-process side of a case's runs: stubs, helper runs, the manual clock and the
+//!   checkpoints, on the effect driver.
 //! - `matching`: partial matching of JSON values and the diff a failure prints ([`Mismatch`]).
 //! - `record`: turns a run from the admin API into a test case ([`record_case`]).
 
@@ -23,6 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::Diagnostic;
 
 mod format;
+mod harness;
 mod matching;
 mod project;
 mod record;
@@ -36,13 +42,11 @@ pub use format::{
     Answer, CallExpect, Case, CaseTrigger, Defaults, Expect, StepExpect, Stub, TestFile,
     flow_name_from_file, parse_test_file,
 };
-pub use matching::{Mismatch, diff, matches};
+pub use harness::{MAX_DEPTH, step_matches, stub_matches};
+pub use matching::{Mismatch, base_step, diff, matches};
 pub use project::{StepInfo, TestProject};
 pub use record::{RecordError, Recorded, append_case, record_case};
-pub use runner::{
-    CaseReport, DEFAULT_NOW, MAX_DEPTH, Outcome, run_case, run_file, selected, step_matches,
-    stub_matches,
-};
+pub use runner::{CaseReport, DEFAULT_NOW, Outcome, run_case, run_file, selected};
 
 /// Whether a file name is a test file: `*.test.yaml`, `*.test.yml` or `*.test.json`.
 pub fn is_test_file_name(name: &str) -> bool {
@@ -148,20 +152,4 @@ pub fn run_tests(
         run.reports.extend(run_file(&project, &file, filter));
     }
     run
-}
-
-/// The step a history name refers to: `each[2].call` → `call`, `digests[0]` (a helper run of a loop)
-/// → `digests`, `s0[1].s0.steps.0` → `s0.steps.0`.
-pub fn base_step(name: &str) -> &str {
-    let tail = match name.rfind("].") {
-        Some(cut) => &name[cut + 2..],
-        None => name,
-    };
-    match tail
-        .strip_suffix(']')
-        .and_then(|t| t.rfind('[').map(|i| &t[..i]))
-    {
-        Some(stem) if !stem.is_empty() => stem,
-        _ => tail,
-    }
 }

@@ -168,7 +168,7 @@ fn collect_steps(
     for step in steps {
         let info = match &step.kind {
             StepKind::Card { card, with } => {
-                if card == "flow.call"
+                if matches!(card.as_str(), "flow.call" | "flow.start")
                     && let Some(flow) = with.get("flow").and_then(Value::as_str)
                     && !flow.contains("{{")
                 {

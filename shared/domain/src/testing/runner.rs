@@ -1,33 +1,26 @@
-//! Runs one test case: builds the trigger input, drives [`engine::advance`] in-process, answers card
-//! calls from stubs, runs helper flows recursively, advances the frozen clock only through timers,
-//! then compares the run with the expectations.
+//! Runs one test case: builds the trigger input, runs the flow in-process with the effect driver
+//! ([`super::harness`]: stubs for I/O cards, helper flows run to their end, a clock only timers
+//! move, a checkpoint written and read back at every step), then compares the run with the
+//! expectations.
 //!
-//! There are no stores and no queue: a case is a loop over `advance`. An effect is answered as soon as
-//! it is issued, so the run is deterministic: the same file gives the same result on every machine.
-
-use std::collections::BTreeMap;
+//! There are no stores and no queue. An effect is answered as soon as it is issued, so the run is
+//! deterministic: the same file gives the same result on every machine.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::base_step;
-use super::format::{Answer, Case, CaseTrigger, Stub, TestFile};
+use super::format::{Case, CaseTrigger, Stub, TestFile};
+use super::harness::{Call, CaseError, Finished, Harness, block_on, step_matches};
 use super::matching::{Mismatch, diff, matches, preview};
 use super::project::TestProject;
-use crate::cards::{self, CardError, CardKind};
-use crate::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
-use crate::model::{EventTrigger, HistoryMode, Trigger};
-use crate::run::{RunError, RunId, StepRecord, StepStatus};
+use crate::cards;
+use crate::engine::{CompiledFlow, Progress};
+use crate::model::{EventTrigger, Trigger};
+use crate::run::{RunError, StepRecord, StepStatus};
 use crate::template::{self, Compiled};
 
 /// The instant a case runs at unless the file or the case sets `now:` (a Monday, 08:00 UTC).
 pub const DEFAULT_NOW: &str = "2026-01-05T08:00:00Z";
-
-/// Helper flows may call helper flows this deep before a case stops (a flow that calls itself).
-pub const MAX_DEPTH: usize = 32;
-
-/// `advance` calls one run may take before the case stops as endless.
-const MAX_ROUNDS: usize = 100_000;
 
 /// The result of one case.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,15 +93,6 @@ fn trace_line(record: &StepRecord) -> String {
     line
 }
 
-/// One call a run made: an I/O card attempt, a helper run (`flow.call`), or a pure card.
-#[derive(Debug, Clone, PartialEq)]
-struct Call {
-    /// The step's history name (`each[2].call`).
-    step: String,
-    card: String,
-    input: Value,
-}
-
 /// Runs one case of a file.
 pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseReport {
     let mut report = CaseReport {
@@ -154,20 +138,17 @@ pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseRepo
         }
     };
 
-    let mut harness = Harness {
-        project,
-        stubs: &case.stubs,
-        used: vec![0; case.stubs.len()],
-        calls: Vec::new(),
-        now,
-        vars: Value::Object(vars),
-        secrets,
-        runs: 0,
-    };
-    let finished = harness.run(flow, input, 0);
+    let harness = Harness::new(project, &case.stubs, now, Value::Object(vars), secrets);
+    let finished = block_on(harness.run(flow, input, 0)).unwrap_or_else(|| {
+        Err(CaseError(format!(
+            "run of `{}` waits for something the test cannot answer",
+            flow.flow.name
+        )))
+    });
+    let log = harness.log();
     let mut mismatches = Vec::new();
     match finished {
-        Err(message) => {
+        Err(CaseError(message)) => {
             report.outcome = Outcome::Error(message);
             return report;
         }
@@ -178,7 +159,7 @@ pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseRepo
                         .with_note("the event passed the trigger's filter and a run started"),
                 );
             }
-            compare(case, &finished, &harness.calls, &mut mismatches);
+            compare(case, &finished, &log.calls, &mut mismatches);
             report.result = match finished.progress {
                 Progress::Succeeded(output) => Some(Ok(output)),
                 Progress::Failed(error) => Some(Err(error)),
@@ -187,7 +168,7 @@ pub fn run_case(project: &TestProject, file: &TestFile, case: &Case) -> CaseRepo
             report.steps = finished.records;
         }
     }
-    report.warnings = unused_stubs(&case.stubs, &harness.used);
+    report.warnings = unused_stubs(&case.stubs, &log.used);
     if !mismatches.is_empty() {
         report.outcome = Outcome::Failed(mismatches);
     }
@@ -379,291 +360,6 @@ fn event_filter(
     } else {
         Ok(Some(format!("the trigger's filter is {}", preview(&value))))
     }
-}
-
-/// A run that ended.
-struct Finished {
-    flow: String,
-    progress: Progress,
-    records: Vec<StepRecord>,
-}
-
-struct Harness<'p> {
-    project: &'p TestProject,
-    stubs: &'p [Stub],
-    /// Calls answered by each stub.
-    used: Vec<usize>,
-    calls: Vec<Call>,
-    /// The frozen clock, shared by the whole run tree; only timers move it.
-    now: DateTime<Utc>,
-    vars: Value,
-    secrets: BTreeMap<String, String>,
-    /// Runs started so far (for deterministic run ids).
-    runs: u64,
-}
-
-impl Harness<'_> {
-    fn run(&mut self, flow: &CompiledFlow, input: Value, depth: usize) -> Result<Finished, String> {
-        self.runs += 1;
-        let millis = u64::try_from(self.now.timestamp_millis()).unwrap_or(0);
-        let run_id = RunId(ulid::Ulid::from_parts(millis, u128::from(self.runs)));
-        let secrets = flow
-            .secret_names
-            .iter()
-            .map(|name| {
-                let value = self
-                    .secrets
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| format!("test-secret-{name}"));
-                (name.clone(), value)
-            })
-            .collect();
-        let ctx = RunContext::new(
-            run_id.to_string(),
-            flow.flow.name.clone(),
-            self.now,
-            input,
-            self.vars.clone(),
-            secrets,
-            // Tests look at every step, whatever the flow keeps in production.
-            HistoryMode::All,
-        );
-        let mut state = RunState::new();
-        let mut events = vec![Event::Start];
-        let mut timers: Vec<(DateTime<Utc>, u64)> = Vec::new();
-        let mut records = Vec::new();
-        for _ in 0..MAX_ROUNDS {
-            let decision = engine::advance(
-                flow,
-                &mut state,
-                &ctx,
-                std::mem::take(&mut events),
-                self.now,
-            );
-            for record in &decision.records {
-                self.note_record(record);
-            }
-            records.extend(decision.records);
-            if decision.progress != Progress::Pending {
-                return Ok(Finished {
-                    flow: flow.flow.name.clone(),
-                    progress: decision.progress,
-                    records,
-                });
-            }
-            for effect in decision.effects {
-                match effect {
-                    Effect::Card {
-                        effect,
-                        step,
-                        card,
-                        input,
-                        timeout,
-                        ..
-                    } => {
-                        let result = self.card(&flow.flow.name, &step, &card, input, depth)?;
-                        let result = match result {
-                            Err(CardError::Timeout(_)) => Err(CardError::Timeout(timeout)),
-                            other => other,
-                        };
-                        events.push(Event::CardDone { effect, result });
-                    }
-                    Effect::StartChild {
-                        effect,
-                        step,
-                        flow: helper,
-                        input,
-                    } => {
-                        let result = self.child(&flow.flow.name, &step, &helper, input, depth)?;
-                        events.push(Event::ChildDone { effect, result });
-                    }
-                    Effect::Timer { effect, until } => timers.push((until, effect)),
-                }
-            }
-            if events.is_empty() {
-                // Nothing to answer: move the frozen clock to the next timer and fire every due one.
-                let Some(next) = timers.iter().map(|(until, _)| *until).min() else {
-                    return Err(format!(
-                        "run of `{}` is stuck: it waits for nothing the test can answer",
-                        flow.flow.name
-                    ));
-                };
-                self.now = self.now.max(next);
-                let now = self.now;
-                timers.sort();
-                let (due, later): (Vec<_>, Vec<_>) =
-                    timers.into_iter().partition(|(until, _)| *until <= now);
-                timers = later;
-                events.extend(
-                    due.into_iter()
-                        .map(|(_, effect)| Event::TimerFired { effect }),
-                );
-            }
-        }
-        Err(format!(
-            "run of `{}` did not end after {MAX_ROUNDS} engine rounds",
-            flow.flow.name
-        ))
-    }
-
-    /// Pure and engine-handled cards show up only as records; note them as calls.
-    fn note_record(&mut self, record: &StepRecord) {
-        if record.status == StepStatus::Skipped {
-            return;
-        }
-        let kind = cards::lookup(&record.card).map(|c| (c.name, c.kind));
-        let counted = match kind {
-            Some((_, CardKind::Pure(_))) => true,
-            Some((name, CardKind::Flow)) => name != "flow.call",
-            _ => false,
-        };
-        if counted {
-            self.calls.push(Call {
-                step: record.step.clone(),
-                card: record.card.clone(),
-                input: record.input.clone().unwrap_or(Value::Null),
-            });
-        }
-    }
-
-    fn card(
-        &mut self,
-        flow: &str,
-        step: &str,
-        card: &str,
-        input: Value,
-        depth: usize,
-    ) -> Result<Answer, String> {
-        self.calls.push(Call {
-            step: step.to_owned(),
-            card: card.to_owned(),
-            input: input.clone(),
-        });
-        match self.stubbed(step, card, &input)? {
-            Some(answer) => Ok(answer),
-            None => Err(format!(
-                "no stub for card `{card}` at step `{step}`{}; add one under `stubs:` (tests never call the network)",
-                in_helper(flow, depth)
-            )),
-        }
-    }
-
-    fn child(
-        &mut self,
-        flow: &str,
-        step: &str,
-        helper: &str,
-        with: Value,
-        depth: usize,
-    ) -> Result<Result<Value, RunError>, String> {
-        let call_input = json!({ "flow": helper, "with": with });
-        self.calls.push(Call {
-            step: step.to_owned(),
-            card: "flow.call".to_owned(),
-            input: call_input.clone(),
-        });
-        if let Some(answer) = self.stubbed(step, "flow.call", &call_input)? {
-            return Ok(answer.map_err(|error| {
-                let error = error.to_step_error();
-                RunError {
-                    code: error.code,
-                    message: error.message,
-                    step: None,
-                }
-            }));
-        }
-        let project = self.project;
-        let Some(compiled) = project.flow(helper) else {
-            return Ok(Err(RunError {
-                code: "flow_unavailable".into(),
-                message: format!("flow `{helper}` is not deployed"),
-                step: None,
-            }));
-        };
-        if !matches!(compiled.flow.trigger, Trigger::Helper(_) | Trigger::Manual) {
-            return Ok(Err(RunError {
-                code: "not_a_helper".into(),
-                message: format!(
-                    "flow `{helper}` has a {} trigger; only helper flows can be called",
-                    compiled.flow.trigger.kind()
-                ),
-                step: None,
-            }));
-        }
-        if depth + 1 >= MAX_DEPTH {
-            return Err(format!(
-                "helper flows call each other more than {MAX_DEPTH} levels deep (at step `{step}`{}); stub the `flow.call`",
-                in_helper(flow, depth)
-            ));
-        }
-        let finished = self.run(compiled, with, depth + 1)?;
-        Ok(match finished.progress {
-            Progress::Succeeded(output) => Ok(output.get("body").cloned().unwrap_or(Value::Null)),
-            Progress::Failed(error) => Err(error),
-            Progress::Pending => Err(RunError {
-                code: "internal".into(),
-                message: format!("helper run of `{}` did not end", finished.flow),
-                step: None,
-            }),
-        })
-    }
-
-    /// The answer of the first stub that matches the call, if any.
-    fn stubbed(&mut self, step: &str, card: &str, input: &Value) -> Result<Option<Answer>, String> {
-        for (index, stub) in self.stubs.iter().enumerate() {
-            if !stub_matches(stub, step, card, input) {
-                continue;
-            }
-            let n = self.used[index];
-            self.used[index] += 1;
-            if !stub.sequence {
-                return Ok(stub.answers.first().cloned());
-            }
-            return match stub.answers.get(n) {
-                Some(answer) => Ok(Some(answer.clone())),
-                None => Err(format!(
-                    "{} gave all {} answer(s) of its sequence; call {} of `{card}` at step `{step}` has no answer",
-                    stub.describe(index),
-                    stub.answers.len(),
-                    n + 1
-                )),
-            };
-        }
-        Ok(None)
-    }
-}
-
-fn in_helper(flow: &str, depth: usize) -> String {
-    if depth == 0 {
-        String::new()
-    } else {
-        format!(" in helper flow `{flow}`")
-    }
-}
-
-/// Whether a stub answers a call made by `step` (history name) to `card` with `input`.
-pub fn stub_matches(stub: &Stub, step: &str, card: &str, input: &Value) -> bool {
-    if let Some(want) = &stub.step
-        && !step_matches(want, step)
-    {
-        return false;
-    }
-    if let Some(want) = &stub.card
-        && want != card
-    {
-        return false;
-    }
-    match &stub.input {
-        Some(want) => matches(want, input),
-        None => true,
-    }
-}
-
-/// Whether a step named in a test (`call`, or `each[2].call`) names the step whose history name is
-/// `actual`.
-pub fn step_matches(wanted: &str, actual: &str) -> bool {
-    wanted == actual || wanted == base_step(actual)
 }
 
 fn compare(case: &Case, run: &Finished, calls: &[Call], out: &mut Vec<Mismatch>) {

@@ -1277,3 +1277,97 @@ fn yaml_writer_round_trips_through_the_parser() {
         assert_eq!(parsed.value, value, "\n{text}");
     }
 }
+
+#[test]
+fn streamed_records_each_run_their_helper_flow_and_resume_from_every_checkpoint() {
+    const STREAM: &str = r#"
+name: stream-users
+steps:
+  - id: each
+    card: okta.find_users
+    with:
+      filter: 'status eq "ACTIVE"'
+      stream: { flow: touch-user, state: { batch: nightly }, concurrency: 2 }
+  - card: flow.return
+    with: { body: "{{ steps.each }}" }
+"#;
+    const TOUCH: &str = r#"
+name: touch-user
+trigger: { helper: { inputs: { record: object, state: object } } }
+steps:
+  - card: flow.return
+    with: { body: "{{ input.state.batch }} {{ input.record.login }}" }
+"#;
+    check_run(
+        &[STREAM, TOUCH],
+        r#"
+flow: stream-users
+cases:
+  - name: two pages
+    stubs:
+      - card: okta.find_users
+        sequence:
+          - output: { records: [{ login: a }, { login: b }, { login: c }], next: "p2" }
+          - output: { records: [{ login: d }], next: null }
+    expect:
+      calls:
+        - { card: flow.call, count: 4 }
+        - { card: okta.find_users, count: 2 }
+"#,
+        &["two pages: ok"],
+    );
+}
+
+#[test]
+fn a_step_whose_checkpoint_cannot_be_read_back_fails_the_case() {
+    // `json.parse` accepts a value nested 126 deep; inside a checkpoint it is nested deeper than
+    // the 128 levels a JSON reader takes, so a worker could write this run's checkpoint and never
+    // resume it. The case fails only because every step's checkpoint is written as text and the
+    // run goes on from what that text reads back as.
+    let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+    let flow = format!(
+        r#"
+name: deep
+steps:
+  - id: parsed
+    card: json.parse
+    with: {{ text: "{deep}" }}
+  - id: call
+    card: http.request
+    with: {{ url: "https://api.example.com/health" }}
+  - card: flow.return
+    with: {{ body: done }}
+"#
+    );
+    let reports = run(
+        &project(&[&flow]),
+        r#"
+flow: deep
+cases:
+  - name: deep value
+    stubs:
+      - { card: http.request, output: { status: 200 } }
+"#,
+    );
+    let lines = summary(&reports);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "deep value: error the checkpoint of `deep` cannot be read back: recursion limit exceeded"
+        ),
+        "{lines:?}"
+    );
+    // The same value one level shallower than the limit resumes.
+    let shallow = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let reports = run(
+        &project(&[&flow.replace(&deep, &shallow)]),
+        r#"
+flow: deep
+cases:
+  - name: shallow value
+    stubs:
+      - { card: http.request, output: { status: 200 } }
+"#,
+    );
+    assert_eq!(summary(&reports), ["shallow value: ok"]);
+}

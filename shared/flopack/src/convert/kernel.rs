@@ -1665,6 +1665,156 @@ pub(crate) fn strftime(format: &str) -> String {
     out
 }
 
+/// Find: the first position of a text, -1 when it is not there.
+pub(crate) fn index_of(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>) -> Converted {
+    simple(
+        cx,
+        card,
+        steps,
+        "text.index_of",
+        &[("string", "text"), ("substr", "find"), ("index", "from")],
+    )
+}
+
+/// Find Last: the last position of a text (at or before `right-most position`), -1 when it is
+/// not there.
+pub(crate) fn last_index_of(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>) -> Converted {
+    simple(
+        cx,
+        card,
+        steps,
+        "text.last_index_of",
+        &[("string", "text"), ("substr", "find"), ("index", "from")],
+    )
+}
+
+/// Random Integer: `a` <= n < `b`.
+pub(crate) fn random(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>) -> Converted {
+    simple(
+        cx,
+        card,
+        steps,
+        "number.random",
+        &[("a", "min"), ("b", "max")],
+    )
+}
+
+/// Call Flow Async: `flow.start`, which goes on once the helper run is queued.
+pub(crate) fn call_flow_async(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>) -> Converted {
+    let Some(helper) = cx.helper(card, "flo") else {
+        return Err(Gap::new("the flow it starts is not in the export"));
+    };
+    let with = cx.helper_with(card, helper, &["flo"], steps);
+    let id = cx.id(card);
+    steps.push(Step::card(
+        Some(id),
+        "flow.start",
+        vec![
+            ("flow".into(), Tv::Str(helper.name.clone())),
+            ("with".into(), Tv::Map(with)),
+        ],
+    ));
+    Ok(())
+}
+
+/// The secret a typed-in signing key becomes: the key itself never reaches the written files.
+pub(crate) const JWT_KEY_SECRET: &str = "jwt-signing-key";
+/// Where that secret is read from until the user says otherwise.
+pub(crate) const JWT_KEY_REFERENCE: &str = "env:JWT_SIGNING_KEY";
+
+/// Sign (JWT): `jwt.sign`. The `payload` group becomes `claims`; a key typed into the card is
+/// never copied: the step reads the secret `jwt-signing-key` instead (a pinned key stays pinned).
+pub(crate) fn jwt_sign(cx: &mut Cx<'_>, card: &Card, steps: &mut Vec<Step>) -> Converted {
+    let mut with = Vec::new();
+    let key = cx.val_key(card, "key");
+    let key = match key {
+        Val::Out(_) => {
+            cx.approx(
+                card,
+                "its key is read from another card, so it is not masked as a secret is: keep the key in a secret and give `key: \"{{ secret('…') }}\"`",
+            );
+            cx.tv(&key, steps)
+        }
+        Val::Lit(_) => Tv::Str(cx.secret(JWT_KEY_SECRET, JWT_KEY_REFERENCE)),
+    };
+    with.push(("key".to_owned(), key));
+    for (okta, field) in [
+        ("algorithm", "algorithm"),
+        ("issuer", "issuer"),
+        ("subject", "subject"),
+        ("audience", "audience"),
+        ("jwtid", "jwt_id"),
+        ("noTimestamp", "no_timestamp"),
+    ] {
+        let val = cx.val_in(card, "options", okta);
+        if val.is_unset() || matches!(val, Val::Lit(Value::Bool(false))) {
+            continue;
+        }
+        let value = cx.tv(&val, steps);
+        with.push((field.to_owned(), value));
+    }
+    for (okta, field) in [("expiresIn", "expires_in"), ("notBefore", "not_before")] {
+        let val = cx.val_in(card, "options", okta);
+        match val {
+            _ if val.is_unset() => {}
+            Val::Lit(Value::Number(n)) => with.push((field.to_owned(), Tv::Num(n))),
+            Val::Lit(Value::String(text)) => match duration_seconds(&text) {
+                Some(seconds) => with.push((field.to_owned(), Tv::Num(seconds.into()))),
+                None => {
+                    return Err(Gap::new(format!(
+                        "`{okta}` is `{text}`, a duration idflow does not read (give seconds)"
+                    )));
+                }
+            },
+            Val::Lit(_) => {}
+            Val::Out(_) => {
+                let value = cx.tv(&val, steps);
+                with.push((field.to_owned(), value));
+            }
+        }
+    }
+    let header = cx.val_in(card, "options", "header");
+    if !header.is_unset() {
+        cx.approx(
+            card,
+            "its custom header is not carried over; `jwt.sign` sets `alg` and, with `key_id`, `kid`",
+        );
+    }
+    let mut claims = Vec::new();
+    for io in card.inputs_in("payload") {
+        let val = cx.val(card, io);
+        let value = cx.tv(&val, steps);
+        claims.push((io.key.clone(), value));
+    }
+    if !claims.is_empty() {
+        with.push(("claims".to_owned(), Tv::Map(claims)));
+    }
+    let id = cx.id(card);
+    steps.push(Step::card(Some(id.clone()), "jwt.sign", with));
+    cx.set_outs(card, |_| Out::step(&id));
+    Ok(())
+}
+
+/// Seconds in a duration as the `jsonwebtoken` library of Okta Workflows reads it: a number of
+/// seconds, or a number and a unit (`10m`, `10 minutes`, `2 days`, `7d`, `10h`).
+fn duration_seconds(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 604_800,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

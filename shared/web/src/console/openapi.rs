@@ -4,7 +4,7 @@
 //! `serde_json::Value` shaped by `run_summary`/`run_detail`, so there are no response types to derive
 //! schemas from and utoipa would only add proc-macro crates (a slow build on small CI machines) around
 //! the same hand-written schemas. Drift is prevented instead by a test: the admin router is built from
-//! [`crate::api::admin_routes`] only, and the test checks that list and [`OPERATIONS`] name exactly
+//! [`crate::admin::admin_routes`] only, and the test checks that list and [`OPERATIONS`] name exactly
 //! the same (method, path) pairs.
 
 use serde_json::{Map, Value, json};

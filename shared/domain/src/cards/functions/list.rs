@@ -66,6 +66,21 @@ pub const CARDS: &[CardSpec] = &[
         list_map,
     ),
     CardSpec::pure(
+        "list.reduce",
+        "Folds a list into one value",
+        &[
+            LIST,
+            FieldSpec::required(
+                "expression",
+                "expression",
+                "expression written without `{{ }}`, evaluated per item with `memo` (the value so far), `item` and `index` bound; its result is the next `memo`, such as `memo + item.amount`",
+            ),
+            FieldSpec::optional("initial", "any", "the first `memo` (default `null`)"),
+        ],
+        "the last `memo` (`initial` for an empty list)",
+        list_reduce,
+    ),
+    CardSpec::pure(
         "list.length",
         "Counts the items of a list",
         &[LIST],
@@ -248,6 +263,21 @@ fn list_map(with: &With, ctx: &PureContext<'_>) -> PureResult {
         ),
     }
     Ok(Value::Array(results))
+}
+
+fn list_reduce(with: &With, ctx: &PureContext<'_>) -> PureResult {
+    let input = Fields::strict(with);
+    let items = input.list("list")?;
+    let expression = input.text("expression")?;
+    let mut memo = input.value("initial").cloned().unwrap_or(Value::Null);
+    for (index, item) in items.iter().enumerate() {
+        memo = (ctx.eval)(
+            &expression,
+            &[("memo", &memo), ("item", item), ("index", &json!(index))],
+        )
+        .map_err(|err| invalid("expression", format!("item {index}: {err}")))?;
+    }
+    Ok(memo)
 }
 
 fn list_length(with: &With, _: &PureContext<'_>) -> PureResult {
@@ -532,6 +562,44 @@ mod tests {
             "list.slice",
             json!({ "list": [1, 2, 3], "start": 5 }),
             Ok(json!([])),
+        );
+    }
+
+    #[test]
+    fn reduce_folds_left_to_right_from_the_initial_memo() {
+        check(
+            "list.reduce",
+            json!({ "list": [1, 2, 3], "expression": "memo + item", "initial": 10 }),
+            Ok(json!(16)),
+        );
+        check(
+            "list.reduce",
+            json!({
+                "list": [{ "g": "a" }, { "g": "b" }, { "g": "a" }],
+                "expression": "memo + [item.g ~ index] if item.g == 'a' else memo",
+                "initial": [],
+            }),
+            Ok(json!(["a0", "a2"])),
+        );
+        check(
+            "list.reduce",
+            json!({ "list": [], "expression": "memo + item", "initial": "x" }),
+            Ok(json!("x")),
+        );
+        check(
+            "list.reduce",
+            json!({ "list": [1], "expression": "memo" }),
+            Ok(json!(null)),
+        );
+        check(
+            "list.reduce",
+            json!({ "list": [1, 2], "expression": "memo.nope.deeper" }),
+            Err("field `expression`: item 0:"),
+        );
+        check(
+            "list.reduce",
+            json!({ "list": [1] }),
+            Err("field `expression`: is required"),
         );
     }
 }

@@ -1,4 +1,4 @@
-//! `number.*`: arithmetic, rounding and reading numbers from text. Integers stay integers wherever
+//! `number.*`: arithmetic, rounding, random numbers and reading numbers from text. Integers stay integers wherever
 //! the inputs are; an overflow falls back to floating point.
 
 use serde_json::{Value, json};
@@ -50,6 +50,20 @@ pub const CARDS: &[CardSpec] = &[
         ],
         "the rounded number; an integer with 0 places",
         number_round,
+    ),
+    CardSpec::pure(
+        "number.random",
+        "A random whole number in a range",
+        &[
+            FieldSpec::required("min", "integer", "the smallest possible value"),
+            FieldSpec::required(
+                "max",
+                "integer",
+                "the bound above the largest possible value (exclusive; greater than `min`)",
+            ),
+        ],
+        "a whole number with `min` <= n < `max`; not for secrets, and the one card whose output differs from run to run",
+        number_random,
     ),
     CardSpec::pure(
         "number.parse",
@@ -161,6 +175,32 @@ fn number_round(with: &With, _: &PureContext<'_>) -> PureResult {
     }
 }
 
+/// A uniformly drawn whole number in `min..max`. The draw comes from the standard library's
+/// per-process random hashing keys (each `RandomState` is freshly keyed), so the card needs no
+/// random-number crate; it is not meant for secrets (tokens belong to the systems that check them).
+fn number_random(with: &With, _: &PureContext<'_>) -> PureResult {
+    use std::hash::{BuildHasher, Hasher};
+
+    let input = Fields::strict(with);
+    let min = input.integer("min")?;
+    let max = input.integer("max")?;
+    if max <= min {
+        return Err(invalid(
+            "max",
+            format!("must be greater than `min` ({min}), got {max}"),
+        ));
+    }
+    let span = u128::from(max.abs_diff(min));
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write_u64(0x5eed);
+    let draw = u128::from(hasher.finish());
+    // Scales 64 random bits onto the span: the bias is below span / 2^64, far under anything a
+    // flow could notice.
+    let offset = (draw * span) >> 64;
+    let value = i128::from(min) + i128::try_from(offset).unwrap_or(0);
+    Ok(json!(i64::try_from(value).unwrap_or(min)))
+}
+
 fn number_parse(with: &With, _: &PureContext<'_>) -> PureResult {
     let value = Fields::strict(with).required("text")?;
     if let Value::Number(_) = value {
@@ -249,5 +289,39 @@ mod tests {
             json!({ "text": "12 apples" }),
             Err("field `text`: expected a number"),
         );
+    }
+
+    #[test]
+    fn random_numbers_stay_in_their_range_and_vary() {
+        use crate::cards::functions::testing::run_in;
+
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let value =
+                run_in(CARDS, "number.random", json!({ "min": -2, "max": 3 })).expect("a number");
+            let n = value.as_i64().expect("an integer");
+            assert!((-2..3).contains(&n), "{n} is outside -2..3");
+            seen.insert(n);
+        }
+        // 200 draws over 5 values miss one with probability about 5 × 0.8^200: never in practice.
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        let wide = run_in(
+            CARDS,
+            "number.random",
+            json!({ "min": i64::MIN, "max": i64::MAX }),
+        )
+        .expect("a number");
+        assert!(wide.is_i64());
+        check(
+            "number.random",
+            json!({ "min": 5, "max": 5 }),
+            Err("field `max`: must be greater than `min` (5), got 5"),
+        );
+        check(
+            "number.random",
+            json!({ "min": 0, "max": 1.5 }),
+            Err("field `max`: expected a whole number"),
+        );
+        check("number.random", json!({ "min": 0, "max": 1 }), Ok(json!(0)));
     }
 }

@@ -1,4 +1,7 @@
-//! Delegated flows: run by callers such as OIG Access Requests.
+//! The delegated trigger: flows run by callers such as OIG Access Requests. Decode → authenticate
+//! (the bearer credential against the callers of `idflow.yaml`, then the flow's `callers`) → build
+//! the input (scalars checked against the flow's declared inputs) → start, on the very compiled
+//! version whose `callers` admitted the caller.
 //!
 //! - `GET /api/delegated/flows`: the delegated flows the calling principal may run, with their input
 //!   schema (what Access Requests syncs to offer a flow and map request fields onto its inputs).
@@ -31,11 +34,14 @@ use domain::ports::SecretError;
 use domain::run::TriggerInfo;
 use domain::runner::{RunnerError, Runtime};
 
-use crate::api::{ApiError, ApiState, constant_time_eq};
+use crate::auth::constant_time_eq;
+use crate::body::read_body;
+use crate::error::ApiError;
 use crate::jwt::{self, Expected, JwtError};
+use crate::state::ApiState;
 
 /// `GET /api/delegated/flows` and `POST /api/delegated/flows/{name}/run`.
-pub fn delegated_router(state: ApiState) -> axum::Router {
+pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/delegated/flows", get(list))
         .route("/api/delegated/flows/{name}/run", post(run))
@@ -89,20 +95,6 @@ impl Principal {
     }
 }
 
-/// Maps a JWT problem to the HTTP edge: an unloadable JWKS is the server's (503, retry), a bad
-/// JWKS configuration is the server's (500), everything else is the token's (401).
-impl From<JwtError> for ApiError {
-    fn from(error: JwtError) -> ApiError {
-        if error.is_retryable() {
-            ApiError::Unavailable(Box::new(error))
-        } else if error.is_config() {
-            ApiError::Internal(Box::new(error))
-        } else {
-            ApiError::Unauthorized(error.to_string())
-        }
-    }
-}
-
 /// Authenticates the bearer credential of a request against every configured caller.
 pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = jwt::bearer(headers).ok_or(JwtError::MissingBearer)?;
@@ -121,7 +113,7 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
             }
         };
         match auth {
-            CallerAuth::Token(reference) => match runtime.secrets.resolve(&reference).await {
+            CallerAuth::Token(reference) => match runtime.resolve_secret(&reference).await {
                 Ok(expected) => {
                     if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) {
                         callers.push(name.clone());
@@ -157,12 +149,13 @@ pub async fn authenticate(runtime: &Runtime, headers: &HeaderMap) -> Result<Prin
                     jwks.as_deref(),
                 ) {
                     Ok(source) => {
+                        let ports = runtime.adapter_ports();
                         jwt::verify(
-                            runtime.secrets.as_ref(),
+                            ports.secrets.as_ref(),
                             &source,
                             token,
                             &expected,
-                            runtime.clock.now(),
+                            runtime.now(),
                         )
                         .await
                     }
@@ -271,7 +264,7 @@ async fn run(
                 .join(", ")
         )));
     };
-    let bytes = crate::api::read_body(body, state.body_limit).await?;
+    let bytes = read_body(body, state.body_limit).await?;
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -298,14 +291,10 @@ async fn run(
     let trigger_info = TriggerInfo::Delegated {
         caller: caller.to_owned(),
     };
+    // The run is of the version whose `callers` admitted the caller.
     let (run_id, _) = runtime
-        .start_run(&name, input, trigger_info, dedupe.as_deref())
-        .await
-        .map_err(|error| match error {
-            // The caller's inputs, not the server: a 400 that says how deep they may go.
-            RunnerError::InputTooDeep { .. } => ApiError::BadRequest(error.to_string()),
-            other => other.into(),
-        })?;
+        .start_flow(&flow, input, trigger_info, dedupe.as_deref())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "runId": run_id.to_string() })),
@@ -315,5 +304,40 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
-    // The input rules and the report message are tested where they live, `domain::delegation`.
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::triggers::test_support::{DeployAfterFirstLookup, stored};
+
+    /// Version A: callers `ops` may grant badges.
+    const OPS: &str = "name: badge\ntrigger: { delegated: { inputs: { note: { type: text, required: false } }, callers: [ops] } }\nsteps:\n  - card: flow.return\n    with: { body: granted }\n";
+    /// Version B: only `security` may, and it does more.
+    const SECURITY: &str = "name: badge\ntrigger: { delegated: { inputs: { note: { type: text, required: false } }, callers: [security] } }\nsteps:\n  - card: flow.return\n    with: { body: \"granted everywhere\" }\n";
+
+    #[tokio::test]
+    async fn a_deploy_between_the_callers_check_and_start_does_not_run_the_new_version() {
+        let dir = std::env::temp_dir().join(format!("idflow-web-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("ops.token"), "ops-token").unwrap_or_else(|e| panic!("{e}"));
+        let project = domain::model::ProjectConfig {
+            callers: [("ops".to_owned(), json!({ "token": "file:ops.token" }))].into(),
+            ..Default::default()
+        };
+        let deploy = DeployAfterFirstLookup::new(stored("badge", OPS), stored("badge", SECURITY));
+        let (runtime, state) = deploy.runtime(project, dir.to_str().unwrap_or(".")).await;
+        let response = router(state)
+            .oneshot(
+                http::Request::post("/api/delegated/flows/badge/run")
+                    .header(http::header::AUTHORIZATION, "Bearer ops-token")
+                    .body(Body::empty())
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let run = deploy.started_run(&runtime, response).await;
+        // `ops` was admitted by A; B, which would refuse it, is current now but is not what runs.
+        assert_eq!(run.flow_version, domain::flowfile::version_of(OPS));
+    }
 }

@@ -1,5 +1,7 @@
-//! Okta event hooks: `GET /hooks/okta` (the one-time verification) and `POST /hooks/okta`
-//! (deliveries), which start one run per event per subscribed flow.
+//! The event trigger: Okta event hooks. `GET /hooks/okta` (the one-time verification) and
+//! `POST /hooks/okta` (deliveries): decode the delivery → authenticate (the `Authorization` header
+//! against `hooks.okta.secret`) → start one run per event per subscribed flow whose filter passes,
+//! each on the version whose filter decided.
 //!
 //! # Delivery guarantees
 //! Okta delivers at least once and retries a batch once after a timeout or a 5xx, so the same event
@@ -21,16 +23,18 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 pub use domain::events::{Accepted, HookEvent, accept, parse_delivery};
-use domain::ports::SecretError;
 use domain::runner::Runtime;
 
-use crate::api::{ApiError, ApiState, constant_time_eq};
+use crate::auth::{constant_time_eq, resolve_secret};
+use crate::body::read_body;
+use crate::error::ApiError;
+use crate::state::ApiState;
 
 /// The header of Okta's one-time verification request.
 pub const CHALLENGE_HEADER: &str = "x-okta-verification-challenge";
 
 /// `GET|POST /hooks/okta`.
-pub fn hooks_router(state: ApiState) -> axum::Router {
+pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/hooks/okta", get(verify).post(deliver))
         .with_state(state)
@@ -62,7 +66,7 @@ async fn deliver(
 ) -> Result<Response, ApiError> {
     let runtime = &state.runtime;
     check_secret(runtime, &headers).await?;
-    let bytes = crate::api::read_body(body, state.body_limit).await?;
+    let bytes = read_body(body, state.body_limit).await?;
     let (events, delivery) = parse_delivery(&bytes).map_err(ApiError::BadRequest)?;
     // Any failure to store a run is answered 503: Okta retries a 5xx once, and the dedupe keys make
     // the retry start exactly the runs that are missing.
@@ -90,13 +94,7 @@ async fn check_secret(runtime: &Runtime, headers: &HeaderMap) -> Result<(), ApiE
             "event hooks are disabled until `hooks.okta.secret` is configured".into(),
         ));
     };
-    let expected = match runtime.secrets.resolve(&reference).await {
-        Ok(value) => value,
-        Err(error @ SecretError::Unreadable { .. }) => {
-            return Err(ApiError::Unavailable(Box::new(error)));
-        }
-        Err(error) => return Err(ApiError::Internal(Box::new(error))),
-    };
+    let expected = resolve_secret(runtime, &reference).await?;
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.as_bytes())
@@ -204,6 +202,52 @@ mod tests {
                 duplicates: 3
             })
         );
+    }
+
+    /// Version A: locked accounts are reported.
+    const REPORT: &str = "name: on-lock\ntrigger: { event: { okta: [user.account.lock] } }\nsteps:\n  - card: text.compose\n    with: { text: reported }\n";
+    /// Version B: locked accounts are suspended, and only in one department.
+    const SUSPEND: &str = "name: on-lock\ntrigger: { event: { okta: [user.account.lock], filter: \"{{ event.target[0].department == 'ops' }}\" } }\nsteps:\n  - card: text.compose\n    with: { text: suspended }\n";
+
+    #[tokio::test]
+    async fn an_event_starts_the_version_whose_filter_passed_whatever_was_deployed_since() {
+        use crate::triggers::test_support::{DeployAfterFirstLookup, stored};
+        let deploy =
+            DeployAfterFirstLookup::new(stored("on-lock", REPORT), stored("on-lock", SUSPEND));
+        let (runtime, _) = deploy.runtime(Default::default(), ".").await;
+        let accepted = accept(&runtime, vec![lock_event("u1")], json!({}))
+            .await
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            accepted,
+            Ok(Accepted {
+                events: 1,
+                started: 1,
+                duplicates: 0
+            })
+        );
+        // B is current now (its filter would have refused this event), yet the run is of A.
+        let current = runtime
+            .current_flow("on-lock")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(current.flow.version, domain::flowfile::version_of(SUSPEND));
+        let page = runtime
+            .list_runs(
+                domain::run::RunQuery {
+                    flow: Some("on-lock".into()),
+                    status: None,
+                    since: None,
+                    until: None,
+                    limit: 10,
+                    cursor: None,
+                },
+                &domain::runner::RunFilter::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let versions: Vec<&str> = page.runs.iter().map(|r| r.flow_version.as_str()).collect();
+        assert_eq!(versions, [domain::flowfile::version_of(REPORT).as_str()]);
     }
 
     fn check(body: &str, expected: Result<(usize, Value), &str>) {
