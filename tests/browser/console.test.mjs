@@ -278,6 +278,8 @@ test("flow page shows the chart beside the source and a schedule flow's next fir
     assert.match(paris, /^(Mon|Tue|Wed|Thu|Fri) 08:00$/);
   }
   await page.goto(`${base}/#/flows/hello`);
+  // The schedule flow's #chart is still there until the new page replaces it: wait for this one's title.
+  await page.locator(".page-head h1", { hasText: /^hello$/ }).waitFor();
   await page.locator("#chart").waitFor();
   assert.equal(await page.locator("#next-fires").count(), 0, "a manual flow has no fire times");
   await shot("flow-side-by-side");
