@@ -3,5 +3,6 @@
 //! secrets a flow directory needs, which `serve` checks at start. The command line itself
 //! (`main.rs` and its modules) only parses arguments and calls into the crates under `shared/`.
 
+pub mod metrics;
 pub mod preflight;
 pub mod serve;

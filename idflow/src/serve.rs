@@ -238,8 +238,17 @@ impl Server {
             clock.clone(),
             config.max_receive_count,
         ));
-        // Runs and their first message go in one SQLite write.
-        let queue_intake: Arc<dyn domain::ports::RunIntake> = queue.clone();
+        // Runs and their first message go in one SQLite write; both are watched for `/metrics`.
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let queue_intake: Arc<dyn domain::ports::RunIntake> =
+            Arc::new(crate::metrics::MeteredIntake {
+                inner: queue.clone(),
+                metrics: metrics.clone(),
+            });
+        let runs: Arc<dyn domain::ports::RunStore> = Arc::new(crate::metrics::MeteredRunStore {
+            inner: runs,
+            metrics: metrics.clone(),
+        });
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);
@@ -248,7 +257,7 @@ impl Server {
             Runtime::new(
                 flows,
                 runs,
-                queue,
+                queue.clone(),
                 clock.clone(),
                 secrets.clone(),
                 project.config.clone(),
@@ -310,11 +319,20 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
+        let metrics_route = axum::Router::new()
+            .route("/metrics", axum::routing::get(crate::metrics::scrape))
+            .with_state(crate::metrics::MetricsState {
+                metrics,
+                runtime: runtime.clone(),
+                queue,
+                admin_token: admin.token().map(Arc::from),
+            });
         let app = web::router::router(ApiState {
             runtime: runtime.clone(),
             admin,
             body_limit: options.body_limit,
         })
+        .merge(metrics_route)
         .layer(axum::middleware::from_fn_with_state(
             options.body_read_timeout,
             body_deadline,
@@ -700,10 +718,13 @@ impl LocalScheduler {
                     if at > now {
                         continue;
                     }
-                    if let Err(error) =
-                        domain::runner::start_scheduled_run(&self.runtime, &e.flow, at).await
-                    {
-                        tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
+                    match domain::runner::start_scheduled_run(&self.runtime, &e.flow, at).await {
+                        // Logged and counted where it was refused; the fire time is skipped, not
+                        // caught up on resume.
+                        Ok(_) | Err(domain::runner::RunnerError::FlowPaused { .. }) => {}
+                        Err(error) => {
+                            tracing::error!(flow = %e.flow, error = %error, "scheduled run not started");
+                        }
                     }
                     match e.schedule.next_after(at.max(now), anchor) {
                         Some(t) => {

@@ -13,6 +13,8 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod hooks;
+mod metrics;
+mod pause;
 mod schedule;
 mod security;
 mod seeds;

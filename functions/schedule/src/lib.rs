@@ -26,10 +26,13 @@ pub struct ScheduleInput {
 /// The function's answer (visible in Scheduler's and Lambda's logs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Started {
-    /// The run of this fire time.
+    /// The run of this fire time; empty when the flow is paused.
     pub run_id: String,
     /// The run existed already: this invocation was a repeated delivery.
     pub duplicate: bool,
+    /// The flow is paused: no run was started, and none will be for this fire time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 /// Why no run was started. Scheduler retries a failed invocation under its retry policy, which
@@ -59,11 +62,25 @@ pub async fn handle(runtime: &Runtime, input: Value) -> Result<Started, Schedule
         .with_timezone(&Utc);
     let span = tracing::info_span!("schedule", flow = %input.flow, trigger = "schedule", scheduled_time = %at.to_rfc3339());
     let _enter = span.enter();
-    let (run_id, created) = domain::runner::start_scheduled_run(runtime, &input.flow, at).await?;
+    // A paused flow's fire time is skipped (logged where it was refused), not failed: a failure
+    // would only make Scheduler retry it.
+    let (run_id, created) =
+        match domain::runner::start_scheduled_run(runtime, &input.flow, at).await {
+            Ok(started) => started,
+            Err(RunnerError::FlowPaused { .. }) => {
+                return Ok(Started {
+                    run_id: String::new(),
+                    duplicate: false,
+                    paused: true,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
     let duplicate = matches!(created, Created::Duplicate(_));
     tracing::info!(%run_id, duplicate, "schedule fired");
     Ok(Started {
         run_id: run_id.to_string(),
         duplicate,
+        paused: false,
     })
 }

@@ -9,12 +9,15 @@
 //! - project: `pk = PROJECT`, `sk = files`, the project's configuration files
 //!   ([`domain::flowfile::project_files`]) as a JSON object of path → text in `files`, and their
 //!   content hash in `version`. `idflow deploy` writes it; the functions read it at cold start.
+//! - pause: `pk = PAUSED`, `sk = <name>`, `paused_at` (RFC 3339) while the flow is paused. Keyed by
+//!   name, so a pause outlasts deploys and removal.
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
 
 use super::store_error;
 use domain::ports::{FlowStore, PutOutcome, StoreError, StoredFlow};
@@ -25,6 +28,8 @@ type Item = HashMap<String, AttributeValue>;
 const CURRENT: &str = "CURRENT";
 /// The partition holding the project's configuration files.
 const PROJECT: &str = "PROJECT";
+/// The partition holding paused flows.
+const PAUSED: &str = "PAUSED";
 
 /// A [`FlowStore`] on one DynamoDB table (schema in the module docs and in template.yaml).
 #[derive(Clone)]
@@ -238,6 +243,76 @@ impl FlowStore for DynamoFlowStore {
             .await
             .map_err(store_error)?;
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+    }
+
+    async fn set_paused(
+        &self,
+        name: &str,
+        paused_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        match paused_at {
+            Some(at) => {
+                // A second pause keeps the first time: the write is conditional on no pause.
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", AttributeValue::S(PAUSED.to_owned()))
+                    .item("sk", AttributeValue::S(name.to_owned()))
+                    .item("paused_at", AttributeValue::S(at.to_rfc3339()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(error)
+                        if error
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(())
+                    }
+                    Err(error) => Err(store_error(error)),
+                }
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(PAUSED.to_owned()))
+                    .key("sk", AttributeValue::S(name.to_owned()))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn paused(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(PAUSED.to_owned()))
+            .key("sk", AttributeValue::S(name.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
+            key: format!("{PAUSED}/{name}"),
+            source,
+        };
+        match item.get("paused_at") {
+            Some(AttributeValue::S(text)) => DateTime::parse_from_rfc3339(text)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|e| corrupt(Box::new(e))),
+            _ => Err(corrupt("pause item without `paused_at`".into())),
+        }
     }
 }
 

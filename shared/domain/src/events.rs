@@ -161,6 +161,9 @@ pub async fn accept(
         match result {
             Ok((_, Created::New)) => accepted.started += 1,
             Ok((_, Created::Duplicate(_))) => accepted.duplicates += 1,
+            // Paused: acknowledged and skipped (start_flow logged and counted it); a paused flow
+            // does not catch up on the events it missed.
+            Err(RunnerError::FlowPaused { .. }) => {}
             // Removed or broken since the index was built, or an input no retry can fix: nothing
             // to start, nothing to retry.
             Err(

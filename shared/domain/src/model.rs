@@ -455,6 +455,20 @@ pub struct Step {
     pub location: Location,
 }
 
+impl Step {
+    /// The name this step has in history, inside a parent step named `parent` (a history name
+    /// itself), in its `branch` (`then`, `else`, `steps`, `try`, `catch`, `on_error`) at `index`.
+    /// A step with an `id` is named by it; an unnamed one after its parent's name, so a nested step
+    /// under `id: printed` reads `printed.steps.0` rather than its bare position `s1.steps.0`.
+    /// Top-level steps (no parent) are named by their key.
+    pub fn history_name(&self, parent: Option<(&str, &str, usize)>) -> String {
+        match parent {
+            Some((parent, branch, index)) if !self.has_id => format!("{parent}.{branch}.{index}"),
+            _ => self.key.clone(),
+        }
+    }
+}
+
 /// What a step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {

@@ -114,6 +114,16 @@ pub trait FlowStore: Send + Sync {
     async fn list(&self) -> Result<Vec<StoredFlow>, StoreError>;
     /// Removes a flow from the current set; its versions stay readable. `false` if it was not there.
     async fn remove(&self, name: &str) -> Result<bool, StoreError>;
+    /// Pauses the flow `name` since `paused_at` (`Some`), or resumes it (`None`). The pause belongs
+    /// to the name, not to a version: it outlasts deploys and removal. Pausing a paused flow keeps
+    /// its first time; resuming a running flow changes nothing.
+    async fn set_paused(
+        &self,
+        name: &str,
+        paused_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+    /// Since when the flow `name` is paused, if it is.
+    async fn paused(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// Result of [`RunStore::create`].

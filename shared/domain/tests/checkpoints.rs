@@ -461,6 +461,18 @@ fn restore_all(version: &str) -> usize {
                 fixture["outcome"],
                 "{name} checkpoint {n}: outcome"
             );
+            // A `try` with an id has had its own record since some fixtures were written: such a
+            // record, absent from the original run, is left out (and the records after it
+            // renumbered); everything else must match.
+            let after: Vec<StepRecord> = after
+                .into_iter()
+                .filter(|r| r.card != "try" || records.iter().any(|o| o.step == r.step))
+                .zip(seq..)
+                .map(|(r, n)| StepRecord {
+                    seq: u32::try_from(n).expect("few records"),
+                    ..r
+                })
+                .collect();
             assert_eq!(
                 after,
                 records[seq..],

@@ -1,5 +1,5 @@
-//! The admin API: the deployed flows, manual runs (the manual trigger), runs and their steps,
-//! re-run and cancel. Every route is in [`admin_routes`], which [`router`] puts behind the one admin
+//! The admin API: the deployed flows, pausing and resuming them, manual runs (the manual trigger),
+//! runs and their steps, re-run and cancel. Every route is in [`admin_routes`], which [`router`] puts behind the one admin
 //! check ([`require_admin`]) and which the OpenAPI document is checked against.
 
 use std::time::Duration;
@@ -21,7 +21,7 @@ use crate::auth::require_admin;
 use crate::body::read_body;
 use crate::error::ApiError;
 use crate::state::ApiState;
-use crate::view::{chart, trigger_json};
+use crate::view::{chart, next_fires, trigger_json};
 
 /// Every admin route as (method, path, handler). [`router`] is built from this list only, and
 /// the OpenAPI document is checked against it, so the two cannot drift.
@@ -34,6 +34,8 @@ pub fn admin_routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
             "/api/flows/{name}/runs",
             post(start_manual_run),
         ),
+        (Method::POST, "/api/flows/{name}/pause", post(pause_flow)),
+        (Method::POST, "/api/flows/{name}/resume", post(resume_flow)),
         (Method::GET, "/api/runs", get(list_runs)),
         (Method::GET, "/api/runs/{id}", get(get_run)),
         (Method::POST, "/api/runs/{id}/rerun", post(rerun)),
@@ -94,6 +96,7 @@ async fn list_flows(
             let stats = state.runtime.flow_stats(&s.name).await?;
             flow["lastRun"] = stats.last_run;
             flow["runs24h"] = json!(stats.runs_24h);
+            flow["paused"] = json!(stats.paused);
         }
         flows.push(flow);
     }
@@ -124,6 +127,13 @@ async fn flow_detail(
             body["description"] = json!(flow.description);
             body["trigger"] = trigger_json(&flow.trigger);
             body["steps"] = chart(&flow.steps);
+            if let domain::model::Trigger::Schedule(schedule) = &flow.trigger {
+                body["nextFires"] = json!(next_fires(
+                    &schedule.expression,
+                    schedule.timezone.as_deref(),
+                    state.runtime.now(),
+                ));
+            }
         }
         Err(RunnerError::InvalidFlow { .. }) => {
             body["trigger"] = json!({ "kind": "invalid" });
@@ -131,7 +141,31 @@ async fn flow_detail(
         }
         Err(other) => return Err(other.into()),
     }
+    body["paused"] = json!(state.runtime.paused(&name).await?);
     Ok(Json(body))
+}
+
+/// `POST /api/flows/{name}/pause`: the flow's triggers start nothing until it is resumed.
+async fn pause_flow(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &name, true).await
+}
+
+/// `POST /api/flows/{name}/resume`: the flow's triggers start runs again.
+async fn resume_flow(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &name, false).await
+}
+
+/// Pauses or resumes `name` and answers `{name, paused}`, `paused` being since when or null.
+async fn set_paused(state: &ApiState, name: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+    state.runtime.set_paused(name, paused).await?;
+    let since = state.runtime.paused(name).await?;
+    Ok(Json(json!({ "name": name, "paused": since })))
 }
 
 async fn start_manual_run(

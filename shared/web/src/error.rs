@@ -198,6 +198,8 @@ impl From<RunnerError> for ApiError {
             RunnerError::Secret(e) => ApiError::Internal(Box::new(e)),
             // The caller's input, not the server: a 400 that says how deep it may go.
             error @ RunnerError::InputTooDeep { .. } => ApiError::BadRequest(error.to_string()),
+            // Refused on purpose, by the operator: a 409 that says how to resume.
+            error @ RunnerError::FlowPaused { .. } => ApiError::Conflict(error.to_string()),
             other if other.is_retryable() => ApiError::Unavailable(Box::new(other)),
             other => ApiError::Internal(Box::new(other)),
         }

@@ -1,5 +1,5 @@
-//! JSON views of flows for the admin API (and so the console): a trigger's one-line summary and a
-//! flow's steps as a tree of boxes.
+//! JSON views of flows for the admin API (and so the console): a trigger's one-line summary, a
+//! flow's steps as a tree of boxes and a schedule's next fire times.
 
 use serde_json::{Value, json};
 
@@ -10,13 +10,59 @@ pub fn trigger_json(trigger: &Trigger) -> Value {
     json!({ "kind": trigger.kind(), "summary": trigger.summary() })
 }
 
-/// A flow's steps as a tree of boxes: `{key, kind, label, helper?, children: [{label, steps}]}`.
-/// `helper` names the flow a step calls (`flow.call` with a literal `flow`, or a loop over a flow).
-pub fn chart(steps: &[Step]) -> Value {
-    Value::Array(steps.iter().map(step_json).collect())
+/// Fire times of a schedule flow listed on its page.
+pub const NEXT_FIRES: usize = 5;
+
+/// The next [`NEXT_FIRES`] fire times of a schedule after `now`, through the same schedule module
+/// the schedulers use. A `rate(…)` counts from `now` here, while a scheduler counts from when it
+/// loaded the schedule, so its times may be shifted by less than one interval.
+pub fn next_fires(
+    expression: &str,
+    timezone: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let Ok(schedule) = domain::schedule::Schedule::parse(expression, timezone) else {
+        return Vec::new();
+    };
+    let mut fires = Vec::new();
+    let mut after = now;
+    while fires.len() < NEXT_FIRES {
+        match schedule.next_after(after, now) {
+            Some(next) if next > after => {
+                fires.push(next);
+                after = next;
+            }
+            _ => break,
+        }
+    }
+    fires
 }
 
-fn step_json(step: &Step) -> Value {
+/// A flow's steps as a tree of boxes: `{key, kind, label, helper?, children: [{label, steps}]}`.
+/// `helper` names the flow a step calls (`flow.call` with a literal `flow`, or a loop over a flow).
+/// `name` is the step's history name without loop iteration prefixes ([`Step::history_name`]), so a
+/// record `printed[0].printed.steps.0` belongs to the box named `printed.steps.0`.
+pub fn chart(steps: &[Step]) -> Value {
+    steps_json(steps, None)
+}
+
+fn steps_json(steps: &[Step], parent: Option<(&str, &str)>) -> Value {
+    Value::Array(
+        steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                step_json(
+                    step,
+                    step.history_name(parent.map(|(p, branch)| (p, branch, index))),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn step_json(step: &Step, name: String) -> Value {
+    let branch = |branch: &str, steps: &[Step]| steps_json(steps, Some((&name, branch)));
     let mut helper = None;
     let mut children = Vec::new();
     let (kind, label) = match &step.kind {
@@ -35,9 +81,9 @@ fn step_json(step: &Step) -> Value {
             then,
             otherwise,
         } => {
-            children.push(json!({ "label": "then", "steps": chart(then) }));
+            children.push(json!({ "label": "then", "steps": branch("then", then) }));
             if !otherwise.is_empty() {
-                children.push(json!({ "label": "else", "steps": chart(otherwise) }));
+                children.push(json!({ "label": "else", "steps": branch("else", otherwise) }));
             }
             ("if", condition.clone())
         }
@@ -45,25 +91,27 @@ fn step_json(step: &Step) -> Value {
         StepKind::Loop(l) => {
             let verb = if l.collect { "map" } else { "for_each" };
             match &l.body {
-                LoopBody::Steps(body) => children
-                    .push(json!({ "label": format!("each {}", l.var), "steps": chart(body) })),
+                LoopBody::Steps(body) => children.push(
+                    json!({ "label": format!("each {}", l.var), "steps": branch("steps", body) }),
+                ),
                 LoopBody::Flow { flow, .. } => helper = Some(flow.clone()),
             }
             (verb, l.items.clone())
         }
         StepKind::Try { steps, catch } => {
-            children.push(json!({ "label": "try", "steps": chart(steps) }));
-            children.push(json!({ "label": "catch", "steps": chart(catch) }));
+            children.push(json!({ "label": "try", "steps": branch("try", steps) }));
+            children.push(json!({ "label": "catch", "steps": branch("catch", catch) }));
             ("try", String::new())
         }
         StepKind::Wait { duration } => ("wait", format!("{}s", duration.as_secs())),
         StepKind::WaitUntil { until } => ("wait_until", until.clone()),
     };
     if let OnError::Steps(handler) = &step.on_error {
-        children.push(json!({ "label": "on error", "steps": chart(handler) }));
+        children.push(json!({ "label": "on error", "steps": branch("on_error", handler) }));
     }
     let mut v = json!({
         "key": step.key,
+        "name": name,
         "named": step.has_id,
         "kind": kind,
         "label": label,

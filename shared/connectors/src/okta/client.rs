@@ -35,6 +35,32 @@ use domain::ports::{Clock, Secrets};
 
 /// An access token is not used in its last minute, so it never expires in flight.
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+// Process-wide, as a metrics facade would be: every connection's client adds to them and the
+// `/metrics` endpoint of `idflow serve` reads them, without a registry threaded through the cards.
+static RATE_LIMIT_WAITS: AtomicU64 = AtomicU64::new(0);
+static RATE_LIMIT_WAIT_MS: AtomicU64 = AtomicU64::new(0);
+static RATE_LIMIT_HANDED_BACK: AtomicU64 = AtomicU64::new(0);
+
+/// Rate-limit waits of every Okta connection of this process since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimitWaits {
+    /// Waits held in the worker (a bucket exhausted, or a 429, reset within `max_wait`).
+    pub held: u64,
+    /// Their total length, in milliseconds.
+    pub held_ms: u64,
+    /// Waits longer than `max_wait`, handed back to the engine, which parks the run instead.
+    pub handed_back: u64,
+}
+
+/// The rate-limit waits counted so far (see [`RateLimitWaits`]).
+pub fn rate_limit_waits() -> RateLimitWaits {
+    RateLimitWaits {
+        held: RATE_LIMIT_WAITS.load(Ordering::Relaxed),
+        held_ms: RATE_LIMIT_WAIT_MS.load(Ordering::Relaxed),
+        handed_back: RATE_LIMIT_HANDED_BACK.load(Ordering::Relaxed),
+    }
+}
+
 /// 429s waited out for one request before it is handed back as [`OktaError::Throttled`].
 const MAX_THROTTLE_WAITS: u32 = 4;
 /// The least a 429 waits when the reset is already past (clock skew, a window that just turned).
@@ -189,7 +215,8 @@ impl OktaClient {
         }
     }
 
-    /// Sleeps `wait` plus jitter, or returns `Throttled` when `wait` exceeds `max_wait`.
+    /// Sleeps `wait` plus jitter, or returns `Throttled` when `wait` exceeds `max_wait`. Either way
+    /// it is counted in [`rate_limit_waits`].
     async fn hold(
         &self,
         state: &ConnectionState,
@@ -199,12 +226,18 @@ impl OktaClient {
     ) -> Result<(), OktaError> {
         let after = wait + self.jitter(wait);
         if wait > state.connection.max_wait {
+            RATE_LIMIT_HANDED_BACK.fetch_add(1, Ordering::Relaxed);
             return Err(OktaError::Throttled {
                 after,
                 bucket: bucket.to_owned(),
             });
         }
         let deadline = now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        RATE_LIMIT_WAITS.fetch_add(1, Ordering::Relaxed);
+        RATE_LIMIT_WAIT_MS.fetch_add(
+            u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         self.clock.sleep_until(deadline).await;
         Ok(())
     }

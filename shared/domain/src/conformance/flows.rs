@@ -109,3 +109,39 @@ pub async fn flow_store_lists_current_versions_by_name(store: &dyn FlowStore) {
     store.remove("mid").await.expect("remove");
     assert_eq!(store.list().await.expect("list"), vec![alpha2, zeta]);
 }
+
+/// A pause belongs to the flow's name: it survives new versions and removal, keeps its first time
+/// when repeated, and a resume clears it (twice is harmless). Other flows are untouched.
+pub async fn flow_store_pauses_and_resumes_by_name(store: &dyn FlowStore) {
+    put(store, &flow("offboard", "v1", 0)).await;
+    put(store, &flow("onboard", "v1", 0)).await;
+    assert_eq!(store.paused("offboard").await.expect("paused"), None);
+    store
+        .set_paused("offboard", Some(at(10)))
+        .await
+        .expect("pause");
+    store
+        .set_paused("offboard", Some(at(20)))
+        .await
+        .expect("pause again");
+    assert_eq!(
+        store.paused("offboard").await.expect("paused"),
+        Some(at(10)),
+        "a second pause keeps the first time"
+    );
+    assert_eq!(store.paused("onboard").await.expect("paused"), None);
+    put(store, &flow("offboard", "v2", 30)).await;
+    store.remove("offboard").await.expect("remove");
+    put(store, &flow("offboard", "v3", 40)).await;
+    assert_eq!(
+        store.paused("offboard").await.expect("paused"),
+        Some(at(10)),
+        "deploys and removal keep the pause"
+    );
+    store.set_paused("offboard", None).await.expect("resume");
+    store
+        .set_paused("offboard", None)
+        .await
+        .expect("resume again");
+    assert_eq!(store.paused("offboard").await.expect("paused"), None);
+}

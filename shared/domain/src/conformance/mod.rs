@@ -178,6 +178,7 @@ macro_rules! flow_store_conformance {
             flow_store_keeps_replaced_versions,
             flow_store_remove_keeps_versions,
             flow_store_lists_current_versions_by_name,
+            flow_store_pauses_and_resumes_by_name,
         );
     };
 }

@@ -335,7 +335,7 @@ impl<'a> Advance<'a> {
             .map(|f| f.prefix.as_str())
             .unwrap_or("");
         match self.flow.node(node) {
-            Some(n) => format!("{prefix}{}", n.key),
+            Some(n) => format!("{prefix}{}", n.name),
             None => format!("{prefix}#{node}"),
         }
     }

@@ -36,6 +36,10 @@ pub struct CompiledFlow {
 
 pub(super) struct Node {
     pub(super) key: String,
+    /// The step's name in history and effects ([`Step::history_name`]), without its fiber's prefix.
+    pub(super) name: String,
+    /// Whether the author gave the step an `id`.
+    pub(super) named: bool,
     pub(super) kind: NodeKind,
     pub(super) guard: Option<Compiled>,
     pub(super) retry: Option<RetryPolicy>,
@@ -127,7 +131,7 @@ impl CompiledFlow {
             secrets: Vec::new(),
             file,
         };
-        let root = builder.list(&flow.steps);
+        let root = builder.list(&flow.steps, None);
         if !builder.errors.is_empty() {
             return Err(builder.errors);
         }
@@ -207,8 +211,17 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn list(&mut self, steps: &[Step]) -> Vec<NodeId> {
-        steps.iter().map(|s| self.step(s)).collect()
+    /// Compiles a step list; `parent` is the history name of the step that holds it and the
+    /// list's branch (`then`, `steps`, …), `None` at the top.
+    fn list(&mut self, steps: &[Step], parent: Option<(&str, &str)>) -> Vec<NodeId> {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let name = s.history_name(parent.map(|(p, branch)| (p, branch, index)));
+                self.step(s, name)
+            })
+            .collect()
     }
 
     fn compile(&mut self, step: &Step, field: &str, value: &Value) -> Compiled {
@@ -258,7 +271,7 @@ impl Builder<'_> {
     }
 
     /// Compiles one step and numbers it after its nested steps (the numbering checkpoints rely on).
-    fn step(&mut self, step: &Step) -> NodeId {
+    fn step(&mut self, step: &Step, name: String) -> NodeId {
         let guard = step
             .guard
             .as_ref()
@@ -290,8 +303,8 @@ impl Builder<'_> {
                 let condition = self.compile_text(step, "if", condition);
                 NodeKind::If {
                     condition,
-                    then: self.list(then),
-                    otherwise: self.list(otherwise),
+                    then: self.list(then, Some((&name, "then"))),
+                    otherwise: self.list(otherwise, Some((&name, "else"))),
                 }
             }
             StepKind::ContinueIf { condition } => NodeKind::ContinueIf {
@@ -301,7 +314,7 @@ impl Builder<'_> {
                 let field = if l.collect { "map" } else { "for_each" };
                 let items = self.compile_text(step, field, &l.items);
                 let body = match &l.body {
-                    LoopBody::Steps(steps) => Body::Steps(self.list(steps)),
+                    LoopBody::Steps(steps) => Body::Steps(self.list(steps, Some((&name, "steps")))),
                     LoopBody::Flow { flow, with } => Body::Flow {
                         flow: flow.clone(),
                         with: with.as_ref().map(|w| self.compile(step, "with", w)),
@@ -316,8 +329,8 @@ impl Builder<'_> {
                 }
             }
             StepKind::Try { steps, catch } => NodeKind::Try {
-                steps: self.list(steps),
-                catch: self.list(catch),
+                steps: self.list(steps, Some((&name, "try"))),
+                catch: self.list(catch, Some((&name, "catch"))),
             },
             StepKind::Wait { duration } => NodeKind::Wait {
                 duration: *duration,
@@ -329,10 +342,12 @@ impl Builder<'_> {
         let on_error = match &step.on_error {
             OnError::Fail => ErrorPlan::Fail,
             OnError::Continue => ErrorPlan::Continue,
-            OnError::Steps(steps) => ErrorPlan::Steps(self.list(steps)),
+            OnError::Steps(steps) => ErrorPlan::Steps(self.list(steps, Some((&name, "on_error")))),
         };
         self.nodes.push(Node {
             key: step.key.clone(),
+            name,
+            named: step.has_id,
             kind,
             guard,
             retry: step.retry.clone(),

@@ -45,7 +45,7 @@ impl Advance<'_> {
             };
             let node_id = frame.node;
             let Some(Node {
-                key,
+                name,
                 kind:
                     NodeKind::Loop {
                         collect,
@@ -127,7 +127,7 @@ impl Advance<'_> {
             };
             frame.next = slot.saturating_add(1);
             frame.running = frame.running.saturating_add(1);
-            let prefix = format!("{}{key}[{slot}].", fiber.prefix);
+            let prefix = format!("{}{name}[{slot}].", fiber.prefix);
             match body {
                 Body::Steps(_) => {
                     let Some(id) = self.new_fiber() else {

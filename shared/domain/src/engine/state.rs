@@ -103,8 +103,15 @@ pub(super) enum Frame {
     Seq { list: ListRef, index: usize },
     /// A loop waiting for its iterations.
     Loop(LoopFrame),
-    /// A `try` block; `catching` once its `catch` steps run.
-    Try { node: NodeId, catching: bool },
+    /// A `try` block; `catching` once its `catch` steps run. `started_at` dates the `try` step's
+    /// own record (a `try` with an `id` has one); states saved before it existed lack it, and an
+    /// older reader ignores it, so the format version stays.
+    Try {
+        node: NodeId,
+        catching: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at: Option<DateTime<Utc>>,
+    },
     /// A step's `on_error` steps running, with the error they handle.
     OnError { node: NodeId, error: Value },
     /// A card streaming its pages to helper runs.

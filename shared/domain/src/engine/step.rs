@@ -146,6 +146,7 @@ impl Advance<'_> {
                     Frame::Try {
                         node: node_id,
                         catching: false,
+                        started_at: Some(self.now),
                     },
                 );
                 self.push(

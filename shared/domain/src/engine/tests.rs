@@ -346,6 +346,84 @@ steps:
 }
 
 #[test]
+fn unnamed_nested_steps_are_named_after_their_parent_in_history() {
+    let flow = compile(
+        r#"
+name: names
+steps:
+  - { card: text.compose, with: { text: first } }
+  - id: printed
+    for_each: "{{ input.names }}"
+    steps:
+      - { card: text.compose, with: { text: "{{ item }}" } }
+      - if: "{{ true }}"
+        then:
+          - { card: text.compose, with: { text: deep } }
+  - if: "{{ true }}"
+    then:
+      - { card: text.compose, with: { text: unnamed parent } }
+"#,
+    );
+    let trace = execute(&flow, json!({"names": ["a"]}), &[], &mut no_io);
+    assert_eq!(
+        summary(&trace.records),
+        [
+            "s0 text.compose succeeded",
+            "printed[0].printed.steps.0 text.compose succeeded",
+            "printed[0].printed.steps.1 if succeeded",
+            "printed[0].printed.steps.1.then.0 text.compose succeeded",
+            "printed for_each succeeded",
+            "s2 if succeeded",
+            "s2.then.0 text.compose succeeded",
+        ]
+    );
+}
+
+#[test]
+fn a_named_try_has_its_own_record_and_an_unnamed_one_does_not() {
+    let flow = compile(
+        r#"
+name: tries
+steps:
+  - id: guarded
+    try:
+      - { id: call, card: http.request, with: { url: "https://example.test/x" } }
+    catch:
+      - { id: handled, card: text.compose, with: { text: "{{ error.code }}" } }
+  - try:
+      - { id: fine, card: text.compose, with: { text: ok } }
+    catch: []
+  - id: rethrown
+    try:
+      - { id: again, card: http.request, with: { url: "https://example.test/y" } }
+    catch:
+      - { id: give_up, card: flow.fail, with: { message: "gave up" } }
+"#,
+    );
+    let mut respond = |_: &str, _: &Value, _: u32| Err(CardError::Network("refused".into()));
+    let trace = execute(&flow, json!({}), &[], &mut respond);
+    assert_eq!(
+        summary(&trace.records),
+        [
+            "call http.request failed",
+            "handled text.compose succeeded",
+            "guarded try succeeded",
+            "fine text.compose succeeded",
+            "again http.request failed",
+            "give_up flow.fail failed",
+            "rethrown try failed",
+        ]
+    );
+    let guarded = trace.records.iter().find(|r| r.step == "guarded");
+    assert_eq!(
+        guarded.and_then(|r| r.output.clone()),
+        Some(
+            json!({"caught": {"step": "call", "code": "network", "message": "network error: refused"}})
+        )
+    );
+}
+
+#[test]
 fn on_error_continue_records_the_error_as_output() {
     let flow = compile(
         r#"

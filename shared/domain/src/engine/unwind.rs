@@ -22,10 +22,28 @@ impl Advance<'_> {
         };
         match list {
             ListRef::Try(_) | ListRef::Catch(_) => {
-                if matches!(fiber.frames.last(), Some(Frame::Try { .. })) {
-                    fiber.frames.pop();
+                let closed = match fiber.frames.last() {
+                    Some(Frame::Try { .. }) => fiber.frames.pop(),
+                    _ => None,
+                };
+                let caught = fiber.locals.remove("error");
+                if let Some(Frame::Try {
+                    node,
+                    catching,
+                    started_at,
+                }) = closed
+                {
+                    // The `try` ended well: its steps did, or its `catch` handled what failed.
+                    let output = catching.then(|| json!({ "caught": caught }));
+                    self.record_try(
+                        fiber_id,
+                        node,
+                        StepStatus::Succeeded,
+                        output,
+                        None,
+                        started_at,
+                    );
                 }
-                fiber.locals.remove("error");
             }
             ListRef::OnError(node) => {
                 let flow = self.flow;
@@ -202,26 +220,53 @@ impl Advance<'_> {
         let Some(fiber) = self.state.fibers.get_mut(&fiber_id) else {
             return;
         };
+        // `try` blocks whose `catch` steps failed: they end failed, and the error goes on outwards.
+        let mut failed_tries = Vec::new();
+        let mut caught = false;
         while let Some(frame) = fiber.frames.pop() {
-            if let Frame::Try {
-                node,
-                catching: false,
-            } = frame
-            {
-                fiber.frames.push(Frame::Try {
+            match frame {
+                Frame::Try {
+                    node,
+                    catching: false,
+                    started_at,
+                } => {
+                    fiber.frames.push(Frame::Try {
+                        node,
+                        catching: true,
+                        started_at,
+                    });
+                    fiber.frames.push(Frame::Seq {
+                        list: ListRef::Catch(node),
+                        index: 0,
+                    });
+                    fiber.locals.insert("error".into(), value.clone());
+                    fiber.blocked = false;
+                    caught = true;
+                    break;
+                }
+                Frame::Try {
                     node,
                     catching: true,
-                });
-                fiber.frames.push(Frame::Seq {
-                    list: ListRef::Catch(node),
-                    index: 0,
-                });
-                fiber.locals.insert("error".into(), value);
-                fiber.blocked = false;
-                return;
+                    started_at,
+                } => failed_tries.push((node, started_at)),
+                _ => {}
             }
         }
-        match fiber.parent {
+        let parent = fiber.parent;
+        for (node, started_at) in failed_tries {
+            self.record_try(
+                fiber_id,
+                node,
+                StepStatus::Failed,
+                None,
+                Some(error.clone()),
+                started_at,
+            );
+        }
+        if caught {
+            return;
+        }
+        match parent {
             None => {
                 self.state.done = Some(Done::Failed(RunError {
                     code: if error.code == "flow_failed" {
@@ -238,6 +283,26 @@ impl Advance<'_> {
                 self.iteration_finished(parent, slot, Err(value));
             }
         }
+    }
+}
+
+impl Advance<'_> {
+    /// The record of a `try` step that ended, when the author named it (an unnamed `try` is only
+    /// the steps inside it). States saved before `try` blocks were dated give no start: the end.
+    fn record_try(
+        &mut self,
+        fiber: u32,
+        node: NodeId,
+        status: StepStatus,
+        output: Option<Value>,
+        error: Option<StepError>,
+        started_at: Option<DateTime<Utc>>,
+    ) {
+        if !self.flow.node(node).is_some_and(|n| n.named) {
+            return;
+        }
+        let started_at = started_at.unwrap_or(self.now);
+        self.record(fiber, node, status, None, output, error, 1, started_at);
     }
 }
 

@@ -34,6 +34,15 @@ pub enum RunnerError {
     /// is written.
     #[error("the run input is nested {depth} levels deep; at most {MAX_INPUT_DEPTH} are accepted")]
     InputTooDeep { depth: usize },
+    /// The flow is paused: its triggers start nothing until it is resumed.
+    #[error(
+        "flow `{name}` is paused (since {}); resume it in the console or with `POST /api/flows/{name}/resume` to start runs",
+        since.to_rfc3339()
+    )]
+    FlowPaused {
+        name: String,
+        since: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl RunnerError {

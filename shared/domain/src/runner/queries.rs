@@ -39,6 +39,8 @@ pub struct FlowStats {
     pub last_run: Value,
     /// Runs created in the last 24 hours (counted up to 5000).
     pub runs_24h: usize,
+    /// Since when the flow is paused, or `None` when its triggers start runs.
+    pub paused: Option<DateTime<Utc>>,
 }
 
 /// A deployed flow: what the store keeps, and its compiled form or why it does not compile.
@@ -204,7 +206,17 @@ impl Runtime {
             Value::Null,
             |r| json!({ "id": r.id.to_string(), "status": r.status, "createdAt": r.created_at }),
         );
-        Ok(FlowStats { last_run, runs_24h })
+        let paused = self.flows.paused(flow).await?;
+        Ok(FlowStats {
+            last_run,
+            runs_24h,
+            paused,
+        })
+    }
+
+    /// Since when `flow` is paused, or `None` when its triggers start runs.
+    pub async fn paused(&self, flow: &str) -> Result<Option<DateTime<Utc>>, RunnerError> {
+        Ok(self.flows.paused(flow).await?)
     }
 
     /// The current version of every deployed flow, compiled.

@@ -104,6 +104,8 @@ pub struct Runtime {
     /// The flag is set when a message for the run arrived while it was being advanced (a helper run
     /// ended): the advancing worker re-checks its helper runs instead of the message being re-sent.
     pub(super) active: Mutex<HashMap<RunId, bool>>,
+    /// Starts refused because their flow was paused, by (flow, trigger kind): metrics read it.
+    pub(super) paused_skips: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Runtime {
@@ -138,6 +140,7 @@ impl Runtime {
             blobs: None,
             ended,
             active: Mutex::new(HashMap::new()),
+            paused_skips: Mutex::new(HashMap::new()),
         }
     }
 

@@ -1,7 +1,8 @@
 //! [`SqliteFlowStore`]: every deployed version in `flow_versions`, the current one per flow in
-//! `flows_current`.
+//! `flows_current`, paused flows in `flow_pauses`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Fail, SqliteDb, parse_time, time_text};
@@ -137,5 +138,48 @@ impl FlowStore for SqliteFlowStore {
             })
             .await
             .map_err(Fail::into_store)
+    }
+
+    async fn set_paused(
+        &self,
+        name: &str,
+        paused_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        let paused_at = paused_at.map(time_text);
+        self.db
+            .write(move |conn| {
+                match paused_at {
+                    Some(at) => {
+                        let mut insert = conn.prepare_cached(
+                            "INSERT INTO flow_pauses (name, paused_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                        )?;
+                        insert.execute([&name, &at])?;
+                    }
+                    None => {
+                        let mut delete =
+                            conn.prepare_cached("DELETE FROM flow_pauses WHERE name = ?1")?;
+                        delete.execute([&name])?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(Fail::into_store)
+    }
+
+    async fn paused(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let key = name.to_owned();
+        let text: Option<String> = self
+            .db
+            .read(move |conn| {
+                let mut select =
+                    conn.prepare_cached("SELECT paused_at FROM flow_pauses WHERE name = ?1")?;
+                Ok(select.query_row([key], |row| row.get(0)).optional()?)
+            })
+            .await
+            .map_err(Fail::into_store)?;
+        text.map(|t| parse_time(&format!("pause of flow {name}"), &t).map_err(Fail::into_store))
+            .transpose()
     }
 }

@@ -44,7 +44,7 @@ mod tests;
 
 pub use blobs::SqliteBlobStore;
 pub use flows::SqliteFlowStore;
-pub use queue::SqliteRunQueue;
+pub use queue::{QueueStats, SqliteRunQueue};
 pub use runs::SqliteRunStore;
 pub use schedules::SqliteSchedules;
 pub use tables::SqliteTableStore;
@@ -339,7 +339,7 @@ impl std::fmt::Debug for SqliteDb {
 }
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -431,6 +431,13 @@ CREATE TABLE blobs (
     key TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
+"#,
+    r#"
+-- Paused flows (`FlowStore::set_paused`), by name: a pause outlasts deploys and removal.
+CREATE TABLE flow_pauses (
+    name TEXT PRIMARY KEY,
+    paused_at TEXT NOT NULL
+) WITHOUT ROWID;
 "#,
 ];
 

@@ -186,6 +186,46 @@ impl SqliteRunQueue {
     }
 }
 
+/// What is in the queue at one instant, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Messages a worker could receive now.
+    pub ready: u64,
+    /// Messages not visible yet: delayed (waits, retries) or held by a worker.
+    pub hidden: u64,
+    /// How long the oldest ready message has been in the queue, in milliseconds (0 when none).
+    pub oldest_ready_age_ms: u64,
+    /// Messages moved to the dead-letter table.
+    pub dead_letters: u64,
+}
+
+impl SqliteRunQueue {
+    /// Counts the queue's messages now (one read; never waits for the writer).
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let now = millis(self.clock.now());
+        self.db
+            .read(move |conn| {
+                let mut counts = conn.prepare_cached(
+                    "SELECT COALESCE(SUM(visible_at <= ?1), 0), COALESCE(SUM(visible_at > ?1), 0), \
+                     MIN(CASE WHEN visible_at <= ?1 THEN sent_at END) FROM queue",
+                )?;
+                let (ready, hidden, oldest): (i64, i64, Option<i64>) =
+                    counts.query_row([now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+                let mut dead = conn.prepare_cached("SELECT COUNT(*) FROM dead_letters")?;
+                let dead_letters: i64 = dead.query_row([], |row| row.get(0))?;
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                Ok(QueueStats {
+                    ready: count(ready),
+                    hidden: count(hidden),
+                    oldest_ready_age_ms: oldest.map_or(0, |sent| count(now.saturating_sub(sent))),
+                    dead_letters: count(dead_letters),
+                })
+            })
+            .await
+            .map_err(Fail::into_queue)
+    }
+}
+
 #[async_trait]
 impl RunQueue for SqliteRunQueue {
     async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError> {

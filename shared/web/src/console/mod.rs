@@ -3,8 +3,8 @@
 //!
 //! The page reads everything through the admin API (with the admin bearer token when the server has
 //! one), so it shows nothing the API would not; what it reads (a flow's source and step tree,
-//! per-flow run statistics, runs filtered by parent or by text) is the admin API's
-//! ([`crate::admin`]), and the data behind it the runtime's.
+//! per-flow run statistics, runs filtered by parent or by text) and what it changes (pausing and
+//! resuming a flow) are the admin API's ([`crate::admin`]), and the data behind it the runtime's.
 
 pub mod openapi;
 

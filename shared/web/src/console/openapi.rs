@@ -101,6 +101,24 @@ pub const OPERATIONS: &[Operation] = &[
         ok: (202, "RunStarted"),
     },
     Operation {
+        method: "POST",
+        path: "/api/flows/{name}/pause",
+        id: "pauseFlow",
+        summary: "Pause a flow: its triggers start nothing (409 from invoke) until it is resumed",
+        params: &[("name", In::Path, "flow name")],
+        body: false,
+        ok: (200, "FlowPause"),
+    },
+    Operation {
+        method: "POST",
+        path: "/api/flows/{name}/resume",
+        id: "resumeFlow",
+        summary: "Resume a paused flow",
+        params: &[("name", In::Path, "flow name")],
+        body: false,
+        ok: (200, "FlowPause"),
+    },
+    Operation {
         method: "GET",
         path: "/api/runs",
         id: "listRuns",
@@ -252,6 +270,15 @@ fn schemas() -> Value {
                     "properties": { "id": { "type": "string" }, "status": { "type": "string" }, "createdAt": time },
                 },
                 "runs24h": { "type": "integer" },
+                "paused": { "type": ["string", "null"], "format": "date-time", "description": "since when the flow is paused (with `stats=1`)" },
+            },
+        },
+        "FlowPause": {
+            "type": "object",
+            "required": ["name", "paused"],
+            "properties": {
+                "name": { "type": "string" },
+                "paused": { "type": ["string", "null"], "format": "date-time", "description": "since when the flow is paused; null once resumed" },
             },
         },
         "FlowList": {
@@ -263,6 +290,7 @@ fn schemas() -> Value {
             "required": ["key", "kind", "label", "children"],
             "properties": {
                 "key": { "type": "string" },
+                "name": { "type": "string", "description": "the step's name in history, without loop iteration prefixes" },
                 "named": { "type": "boolean" },
                 "kind": { "type": "string", "enum": ["card", "if", "continue_if", "map", "for_each", "try", "wait", "wait_until"] },
                 "label": { "type": "string" },
@@ -297,6 +325,12 @@ fn schemas() -> Value {
                     "properties": { "kind": { "type": "string" }, "summary": { "type": "string" } },
                 },
                 "steps": { "type": "array", "items": { "$ref": "#/components/schemas/Step" } },
+                "paused": { "type": ["string", "null"], "format": "date-time", "description": "since when the flow is paused" },
+                "nextFires": {
+                    "type": "array",
+                    "items": { "type": "string", "format": "date-time" },
+                    "description": "a schedule flow's next fire times (up to 5)",
+                },
             },
         },
         "RunStarted": {

@@ -135,4 +135,19 @@ impl FlowStore for DeployAfterFirstLookup {
     async fn remove(&self, name: &str) -> Result<bool, StoreError> {
         self.inner.remove(name).await
     }
+
+    async fn set_paused(
+        &self,
+        name: &str,
+        paused_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_paused(name, paused_at).await
+    }
+
+    async fn paused(
+        &self,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.paused(name).await
+    }
 }

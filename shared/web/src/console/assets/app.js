@@ -45,8 +45,11 @@ function json(value, label, open) {
   return h("details", { class: "json", open }, h("summary", {}, label), h("pre", {}, text === undefined ? "null" : text));
 }
 
+// replaceChildren turns null into the text "null": leave absent parts out.
+const present = (nodes) => nodes.flat(Infinity).filter((n) => n !== undefined && n !== null && n !== false);
+
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...present(nodes));
 }
 
 // ---------- API ----------
@@ -176,7 +179,7 @@ async function flowsPage(params, mine) {
           h(
             "tr",
             { "data-flow": f.name },
-            h("td", {}, flowLink(f.name), f.description ? h("div", { class: "muted small" }, f.description) : null),
+            h("td", {}, flowLink(f.name), f.paused ? [" ", h("span", { class: "badge paused" }, "paused")] : null, f.description ? h("div", { class: "muted small" }, f.description) : null),
             h("td", {}, h("span", { class: "kind" }, f.trigger)),
             h("td", {}, f.lastRun ? [badge(f.lastRun.status), " ", h("a", { href: `#/runs/${f.lastRun.id}`, class: "small" }, when(f.lastRun.createdAt))] : h("span", { class: "muted" }, "never")),
             h("td", { class: "num" }, f.runs24h ?? "—"),
@@ -196,7 +199,7 @@ function chartSteps(steps) {
     steps.map((s) =>
       h(
         "li",
-        { class: `node ${s.kind}`, "data-step": s.key },
+        { class: `node ${s.kind}`, "data-step": s.key, "data-name": s.name },
         h(
           "div",
           { class: "box" },
@@ -215,6 +218,30 @@ function chartSteps(steps) {
   );
 }
 
+function flowChart(flow) {
+  return h(
+    "div",
+    { class: "chart", id: "chart" },
+    h("div", { class: "node trigger" }, h("div", { class: "box" }, h("span", { class: "node-kind" }, `trigger: ${flow.trigger.kind}`), flow.trigger.summary ? h("code", { class: "node-label" }, flow.trigger.summary) : null)),
+    chartSteps(flow.steps),
+  );
+}
+
+function pausedNote(flow) {
+  if (!flow.paused) return null;
+  return h("div", { class: "paused-box", id: "paused" }, h("strong", {}, "Paused"), ` since ${when(flow.paused)}: its trigger starts no runs (API calls get 409, schedule fire times and events are skipped) until it is resumed.`);
+}
+
+function nextFires(flow) {
+  if (!flow.nextFires) return null;
+  return h(
+    "section",
+    {},
+    h("h2", {}, "Next fire times"),
+    flow.nextFires.length ? h("ol", { class: "fires", id: "next-fires" }, flow.nextFires.map((t) => h("li", { "data-time": t }, when(t)))) : h("p", { class: "muted" }, "This schedule does not fire again."),
+  );
+}
+
 async function flowPage(name, mine) {
   const [flow, runs] = await Promise.all([
     api(`/api/flows/${encodeURIComponent(name)}`),
@@ -226,6 +253,7 @@ async function flowPage(name, mine) {
     {
       class: "primary",
       id: "start-run",
+      disabled: !!flow.paused,
       onclick: async () => {
         const { runId } = await api(`/api/flows/${encodeURIComponent(name)}/runs`, { method: "POST", body: {} });
         location.hash = `#/runs/${runId}`;
@@ -233,12 +261,29 @@ async function flowPage(name, mine) {
     },
     "Run now",
   );
+  const pause = h(
+    "button",
+    {
+      id: "pause",
+      onclick: async () => {
+        await api(`/api/flows/${encodeURIComponent(name)}/${flow.paused ? "resume" : "pause"}`, { method: "POST" });
+        route();
+      },
+    },
+    flow.paused ? "Resume" : "Pause",
+  );
   show(
-    h("div", { class: "page-head" }, h("h1", {}, flow.name), start),
+    h("div", { class: "page-head" }, h("h1", {}, flow.name), flow.paused ? h("span", { class: "badge paused" }, "paused") : null, h("span", { class: "spacer" }), pause, start),
     flow.description ? h("p", { class: "muted" }, flow.description) : null,
-    h("section", {}, h("h2", {}, "Flow chart"), h("div", { class: "chart", id: "chart" }, h("div", { class: "node trigger" }, h("div", { class: "box" }, h("span", { class: "node-kind" }, `trigger: ${flow.trigger.kind}`), flow.trigger.summary ? h("code", { class: "node-label" }, flow.trigger.summary) : null)), chartSteps(flow.steps))),
+    pausedNote(flow),
+    h(
+      "div",
+      { class: "side-by-side" },
+      h("section", {}, h("h2", {}, "Flow chart"), flowChart(flow)),
+      h("section", {}, h("h2", {}, "Source ", h("span", { class: "muted small mono" }, `${flow.path} · ${flow.version}`)), h("pre", { class: "source", id: "source" }, flow.source)),
+    ),
+    nextFires(flow),
     h("section", {}, h("h2", {}, "Recent runs"), runsTable(runs.runs), h("a", { href: `#/runs?flow=${encodeURIComponent(name)}` }, "All runs of this flow")),
-    h("section", {}, h("h2", {}, "Source ", h("span", { class: "muted small mono" }, `${flow.path} · ${flow.version}`)), h("pre", { class: "source", id: "source" }, flow.source)),
   );
 }
 
@@ -363,9 +408,41 @@ function stepItem(s) {
   );
 }
 
+// History names nest: `printed[0].printed.steps.0` is inside iteration 0 of `printed`, and
+// `check.then.0` inside `check`. A record goes under the nearest record whose name is its prefix.
+function stepTree(steps) {
+  const byName = new Map(steps.map((s) => [s.step, { record: s, children: [], first: s.seq }]));
+  const roots = [];
+  for (const s of steps) {
+    const node = byName.get(s.step);
+    let parent = null;
+    for (let cut = s.step.length - 1; cut > 0 && !parent; cut--) {
+      const c = s.step[cut];
+      if (c !== "." && c !== "[") continue;
+      const candidate = byName.get(s.step.slice(0, cut));
+      if (candidate && candidate !== node) parent = candidate;
+    }
+    (parent ? parent.children : roots).push(node);
+  }
+  // A loop's record is written when its last iteration ends: list it where its subtree begins.
+  const first = (n) => (n.first = Math.min(n.record.seq, ...n.children.map(first)));
+  roots.forEach(first);
+  const order = (list) => list.sort((a, b) => a.first - b.first || a.record.seq - b.record.seq).forEach((n) => order(n.children));
+  order(roots);
+  return roots;
+}
+
+function stepNodes(nodes) {
+  return nodes.map((n) => {
+    const item = stepItem(n.record);
+    if (n.children.length) item.append(h("ol", { class: "steps nested" }, stepNodes(n.children)));
+    return item;
+  });
+}
+
 function stepsList(steps) {
   if (!steps.length) return h("p", { class: "muted" }, "No step records (the flow's history setting may keep only errors, or none).");
-  return h("ol", { class: "steps" }, steps.map(stepItem));
+  return h("ol", { class: "steps" }, stepNodes(stepTree(steps)));
 }
 
 async function childRuns(id) {
@@ -391,12 +468,89 @@ async function childRuns(id) {
                 if (!e.target.open || loaded) return;
                 loaded = true;
                 const detail = await api(`/api/runs/${r.id}`);
-                body.replaceChildren(stepsList(detail.steps), (await childRuns(r.id)) || "");
+                body.replaceChildren(...present([stepsList(detail.steps), await childRuns(r.id)]));
               },
             },
             h("summary", {}, flowLink(r.flow), " ", badge(r.status), " ", runLink(r.id), " ", h("span", { class: "muted small" }, ms(r.durationMs)), r.error ? h("span", { class: "small err-text" }, ` ${r.error.message}`) : null),
             body,
           ),
+        );
+      }),
+    ),
+  );
+}
+
+// A record's chart box: its history name without loop iteration prefixes
+// (`printed[1].printed.steps.0` → `printed.steps.0`).
+const chartName = (step) => {
+  const cut = step.lastIndexOf("].");
+  return cut < 0 ? step : step.slice(cut + 2);
+};
+
+const STATUS_RANK = { failed: 4, running: 3, succeeded: 2, skipped: 1 };
+
+// The flow chart with each box coloured by what its records say; clicking a box shows them.
+async function runChart(run) {
+  let flow;
+  try {
+    flow = await api(`/api/flows/${encodeURIComponent(run.flow)}`);
+  } catch {
+    return null; // the flow was removed since: the step list below still tells the story
+  }
+  const byBox = new Map();
+  for (const r of run.steps) {
+    const name = chartName(r.step);
+    if (!byBox.has(name)) byBox.set(name, []);
+    byBox.get(name).push(r);
+  }
+  const chart = flowChart(flow);
+  const detail = h("div", { id: "chart-detail", class: "chart-detail muted" }, "Click a step to see its data.");
+  for (const node of chart.querySelectorAll("li.node[data-name]")) {
+    const records = byBox.get(node.dataset.name);
+    if (!records) continue;
+    const status = records.reduce((worst, r) => ((STATUS_RANK[r.status] || 0) > (STATUS_RANK[worst] || 0) ? r.status : worst), records[0].status);
+    node.dataset.runStatus = status;
+    node.classList.add(`ran-${status}`);
+    const box = node.querySelector(":scope > .box");
+    box.append(h("span", { class: "run-count small" }, records.length > 1 ? `×${records.length}` : ""));
+    box.addEventListener("click", () => {
+      for (const n of chart.querySelectorAll(".box.selected")) n.classList.remove("selected");
+      box.classList.add("selected");
+      detail.className = "chart-detail";
+      detail.replaceChildren(h("h3", {}, node.dataset.name), h("ol", { class: "steps" }, records.map(stepItem)));
+    });
+  }
+  const note = run.flowVersion === flow.version ? null : h("p", { class: "muted small" }, `The chart is of the current version ${flow.version}; this run used ${run.flowVersion}.`);
+  return h("section", {}, h("h2", {}, "Run on the flow chart"), note, h("div", { class: "side-by-side" }, chart, detail));
+}
+
+// One bar per step record, placed by when it started and as long as it took.
+function timeline(run) {
+  const records = run.steps.filter((r) => r.startedAt);
+  if (!records.length) return null;
+  const t0 = Math.min(...records.map((r) => Date.parse(r.startedAt)));
+  const end = Math.max(...records.map((r) => Date.parse(r.startedAt) + (r.durationMs || 0)), t0 + 1);
+  const span = end - t0;
+  return h(
+    "section",
+    {},
+    h("h2", {}, "Timeline ", h("span", { class: "muted small" }, ms(span))),
+    h(
+      "ol",
+      { class: "timeline", id: "timeline" },
+      records.map((r) => {
+        const left = ((Date.parse(r.startedAt) - t0) / span) * 100;
+        const width = ((r.durationMs || 0) / span) * 100;
+        // Through the CSSOM: the page's CSP refuses inline style attributes.
+        const bar = h("span", { class: `tl-bar ${r.status}` });
+        bar.style.marginLeft = `${left.toFixed(2)}%`;
+        bar.style.width = `${width.toFixed(2)}%`;
+        return h(
+          "li",
+          { "data-step": r.step, "data-status": r.status, "data-duration": r.durationMs },
+          h("span", { class: "tl-name mono small", title: r.step }, r.step),
+          h("span", { class: "tl-track" }, bar),
+          h("span", { class: "tl-ms small muted" }, ms(r.durationMs)),
         );
       }),
     ),
@@ -461,8 +615,10 @@ async function runPage(id, mine) {
     ),
     run.error ? h("div", { class: "error-box", id: "run-error" }, h("strong", {}, run.error.code), run.error.step ? ` at step ${run.error.step}` : "", ": ", run.error.message) : null,
     h("div", { class: "io" }, json(run.input, "Run input"), json(run.output, "Run output")),
+    await runChart(run),
+    timeline(run),
     h("section", {}, h("h2", {}, `Steps (${run.steps.length})`), stepsList(run.steps)),
-    (await childRuns(id)) || "",
+    await childRuns(id),
   );
   // A run still going: long-poll until it ends, then redraw (unless the user navigated away).
   if (!TERMINAL.has(run.status) && current(mine)) {
