@@ -1,4 +1,5 @@
-//! The effect driver on the SQLite store: long waits go to wake-ups, short ones stay queue delays.
+//! The effect driver on the SQLite store: long waits go to wake-ups, short ones stay queue delays;
+//! a parked run resumed by another worker reads its out-of-line values back.
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -155,5 +156,115 @@ async fn without_wakeups_long_waits_hop_through_the_queue() {
         run.status,
         RunStatus::Waiting,
         "still waiting after the hop"
+    );
+}
+
+/// A blob store that counts what it is asked, over the SQLite one.
+struct Counted {
+    inner: local::sqlite::SqliteBlobStore,
+    puts: Mutex<Vec<String>>,
+    gets: Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl domain::ports::BlobStore for Counted {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), domain::ports::StoreError> {
+        self.puts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key.to_owned());
+        self.inner.put(key, bytes).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, domain::ports::StoreError> {
+        *self.gets.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.inner.get(key).await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, domain::ports::StoreError> {
+        self.inner.delete_prefix(prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_parked_run_resumed_by_another_worker_reads_its_large_values_back_from_the_blob_store() {
+    use domain::ports::BlobStore;
+    let clock = ManualClock::new(t0());
+    let db = SqliteDb::open_in_memory().expect("database");
+    let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    let source = "name: big\nsteps:\n  - id: make\n    card: text.compose\n    with: { text: \"{{ input.text }}\" }\n  - wait: 10m\n  - card: flow.return\n    with: { body: \"{{ steps.make | length }} {{ steps.make[:3] }}\" }\n".to_owned();
+    SqliteFlowStore::new(db.clone())
+        .put(&StoredFlow {
+            name: "big".into(),
+            version: flowfile::version_of(&source),
+            source,
+            path: "big.yaml".into(),
+            deployed_at: t0(),
+        })
+        .await
+        .expect("deploy");
+    let queue = Arc::new(SqliteRunQueue::new(db.clone(), shared_clock.clone(), 5));
+    let blobs = Arc::new(Counted {
+        inner: local::sqlite::SqliteBlobStore::new(db.clone()),
+        puts: Mutex::new(Vec::new()),
+        gets: Mutex::new(0),
+    });
+    // Two workers on one database, as two processes would be: neither shares memory with the other.
+    let worker = || {
+        Runtime::new(
+            Arc::new(SqliteFlowStore::new(db.clone())),
+            Arc::new(SqliteRunStore::new(db.clone())),
+            queue.clone(),
+            shared_clock.clone(),
+            Arc::new(LocalSecrets::new(".")),
+            ProjectConfig::default(),
+            RunnerConfig::default(),
+        )
+        .with_blobs(blobs.clone())
+    };
+    let first = (worker(), queue.clone());
+    let text = "abc".repeat(2000);
+    let run = first
+        .0
+        .start_run(
+            "big",
+            serde_json::json!({ "text": text }),
+            TriggerInfo::Manual,
+            None,
+        )
+        .await
+        .expect("start")
+        .0;
+    assert_eq!(drain(&first).await, 1);
+    let parked = first.0.run(run).await.expect("get").expect("run");
+    assert_eq!(parked.status, RunStatus::Waiting);
+    let stored = blobs.puts.lock().expect("lock").clone();
+    assert!(
+        stored
+            .iter()
+            .any(|key| key.starts_with(&format!("runs/{run}/"))),
+        "the 6,000-character output went out of line: {stored:?}"
+    );
+    let gets_before = *blobs.gets.lock().expect("lock");
+
+    clock.advance(Duration::from_secs(10 * 60));
+    let second = (worker(), queue.clone());
+    assert_eq!(drain(&second).await, 1);
+    let done = second.0.run(run).await.expect("get").expect("run");
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    let body = done.output.as_ref().and_then(|o| o.get("body")).cloned();
+    assert_eq!(body, Some(Value::from("6000 abc")), "{:?}", done.output);
+    assert!(
+        *blobs.gets.lock().expect("lock") > gets_before,
+        "the second worker read the value from the blob store"
+    );
+    // Ended: the run's values are gone.
+    assert_eq!(
+        blobs
+            .inner
+            .delete_prefix(&format!("runs/{run}/"))
+            .await
+            .expect("delete"),
+        0
     );
 }
