@@ -208,21 +208,25 @@ fn validate_yaml(kind: SchemaKind, source: &str) -> Vec<String> {
     }
 }
 
-/// The example files by schema: flows, their tests, the project config and the tables.
-fn example_files() -> Vec<(SchemaKind, PathBuf)> {
-    let dir = repo_root().join("examples/flows");
+/// The example files by schema, with the path from each back to the repo root: the example project
+/// (flows, their tests, the project config and its tables) and the worked example in the docs.
+fn example_files() -> Vec<(SchemaKind, PathBuf, &'static str)> {
+    let root = repo_root();
     let mut files = Vec::new();
-    let mut push_dir = |dir: &Path, files: &mut Vec<(SchemaKind, PathBuf)>, in_tables: bool| {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
+    for (dir, up) in [
+        (root.join("examples/flows"), "../../"),
+        (root.join("examples/flows/tables"), "../../../"),
+        (root.join("docs/examples/failed-logins"), "../../../"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
         };
         for entry in entries.flatten() {
-            let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".yaml") {
                 continue;
             }
-            let kind = if in_tables {
+            let kind = if dir.ends_with("tables") {
                 SchemaKind::Table
             } else if name == "idflow.yaml" {
                 SchemaKind::Project
@@ -231,11 +235,9 @@ fn example_files() -> Vec<(SchemaKind, PathBuf)> {
             } else {
                 SchemaKind::Flow
             };
-            files.push((kind, path));
+            files.push((kind, entry.path(), up));
         }
-    };
-    push_dir(&dir, &mut files, false);
-    push_dir(&dir.join("tables"), &mut files, true);
+    }
     files.sort_by(|a, b| a.1.cmp(&b.1));
     files
 }
@@ -256,7 +258,7 @@ fn the_committed_schemas_are_what_the_registry_generates() {
 #[test]
 fn every_example_file_validates_against_its_schema() {
     let files = example_files();
-    let count = |kind| files.iter().filter(|(k, _)| *k == kind).count();
+    let count = |kind| files.iter().filter(|(k, _, _)| *k == kind).count();
     assert!(
         count(SchemaKind::Flow) >= 10,
         "the example flows are missing"
@@ -265,9 +267,9 @@ fn every_example_file_validates_against_its_schema() {
         count(SchemaKind::FlowTest) >= 10,
         "the example tests are missing"
     );
-    assert_eq!(count(SchemaKind::Project), 1);
+    assert_eq!(count(SchemaKind::Project), 2);
     assert!(count(SchemaKind::Table) >= 1);
-    for (kind, path) in files {
+    for (kind, path, _) in files {
         let source = std::fs::read_to_string(&path).unwrap_or_default();
         let errors = validate_yaml(kind, &source);
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
@@ -276,13 +278,8 @@ fn every_example_file_validates_against_its_schema() {
 
 #[test]
 fn every_example_file_names_its_schema_for_editors() {
-    for (kind, path) in example_files() {
+    for (kind, path, prefix) in example_files() {
         let source = std::fs::read_to_string(&path).unwrap_or_default();
-        let prefix = if kind == SchemaKind::Table {
-            "../../../"
-        } else {
-            "../../"
-        };
         let line = format!(
             "# yaml-language-server: $schema={prefix}schemas/{}",
             kind.file_name()
