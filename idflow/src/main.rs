@@ -114,6 +114,18 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Writes the JSON Schemas of flow files, idflow.yaml, tables/*.yaml and flow test files
+    /// (flow, project, table, flow-test) for editors, or prints one when it is named. A file whose
+    /// first line is `# yaml-language-server: $schema=<path to the schema>` is then completed and
+    /// checked by yaml-language-server (VS Code's YAML extension and others).
+    Schema {
+        /// The one schema to print: flow, project, table or flow-test.
+        #[arg(value_parser = ["flow", "project", "table", "flow-test"])]
+        name: Option<String>,
+        /// Directory the four `<name>.schema.json` files are written to.
+        #[arg(long, default_value = "./schemas")]
+        out: PathBuf,
+    },
     /// Starts a run of a flow with the given input and prints its id, or with --wait, the run
     /// card by card once it ends.
     #[command(after_help = EXIT_CODES)]
@@ -329,6 +341,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
             strict,
         } => validate(paths, json, strict),
+        Command::Schema { name, out } => schema(name.as_deref(), &out),
         Command::Run {
             name,
             input,
@@ -483,6 +496,26 @@ async fn helper_runs(client: &client::Client, run_id: &str) -> Result<Vec<Value>
     let mut runs = page["runs"].as_array().cloned().unwrap_or_default();
     runs.reverse();
     Ok(runs)
+}
+
+/// `idflow schema`: prints the named schema, or writes all four into `out`.
+fn schema(name: Option<&str>, out: &std::path::Path) -> Result<ExitCode> {
+    use domain::schema::SchemaKind;
+    if let Some(name) = name {
+        let Some(kind) = SchemaKind::from_name(name) else {
+            bail!("unknown schema `{name}`: expected flow, project, table or flow-test");
+        };
+        print!("{}", kind.render());
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for kind in SchemaKind::ALL {
+        let path = out.join(kind.file_name());
+        std::fs::write(&path, kind.render())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(paths: Vec<PathBuf>, json: bool, strict: bool) -> Result<ExitCode> {

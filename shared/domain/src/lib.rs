@@ -22,6 +22,7 @@
 //! - [`ports`]: the traits for storage, queue, clock, secrets, schedules and wake-ups.
 //! - [`clock`]: the system clock and a manual clock for tests.
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
+//! - [`schema`]: JSON Schemas of flow, project, table and flow-test files, for editors (`idflow schema`).
 //! - [`egress`]: which destinations requests built by flows may reach (the policy; connectors apply it).
 //! - [`email`]: email messages and the [`email::EmailSender`] port.
 //! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
@@ -55,6 +56,7 @@ pub mod ports;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod schema;
 pub mod tables;
 pub mod template;
 #[cfg(feature = "testing")]

@@ -16,7 +16,7 @@ use crate::model::{
     Respond, RetryOn, RetryPolicy, ScheduleTrigger, SignatureEncoding, Step, StepKind, Trigger,
 };
 
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "name",
     "description",
     "trigger",
@@ -25,13 +25,13 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "steps",
 ];
-const INPUT_TYPES: &[&str] = &[
+pub(crate) const INPUT_TYPES: &[&str] = &[
     "text", "number", "datetime", "boolean", "object", "list", "any",
 ];
 const SCALAR_INPUT_TYPES: &[&str] = &["text", "number", "datetime", "boolean"];
 
 /// Every key a step may have, whatever its kind.
-const STEP_KEYS: &[&str] = &[
+pub(crate) const STEP_KEYS: &[&str] = &[
     "id",
     "card",
     "with",

@@ -35,6 +35,12 @@ use check::Ctx;
 /// "Did you mean": the closest candidate within a few edits (shared with test files).
 pub(crate) use check::suggest;
 use flow::FlowFacts;
+/// The parsers' key lists, which the JSON Schemas must match (checked in `crate::schema`).
+#[cfg(test)]
+pub(crate) mod keys {
+    pub(crate) use super::flow::{INPUT_TYPES, STEP_KEYS, TOP_KEYS as FLOW_KEYS};
+    pub(crate) use super::project::{COLUMN_TYPES, TABLE_FILE_KEYS, TOP_KEYS as PROJECT_KEYS};
+}
 use project::ProjectFacts;
 
 /// The project config's file name inside a flow directory.

@@ -11,7 +11,7 @@ use super::flow::Reference;
 use super::tree::{Node, NodeValue, preview};
 use crate::model::ProjectConfig;
 
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "connections",
     "hooks",
     "callers",
@@ -36,7 +36,7 @@ const SECRET_KEYS: &[&str] = &[
     "api_token",
 ];
 
-const COLUMN_TYPES: &[&str] = &["text", "number", "datetime", "boolean", "json"];
+pub(crate) const COLUMN_TYPES: &[&str] = &["text", "number", "datetime", "boolean", "json"];
 
 /// What the cross-file checks need from the project config.
 #[derive(Debug, Default)]
@@ -338,7 +338,7 @@ fn jwks_source(ctx: &mut Ctx, node: &Node, path: &str) -> Option<String> {
 const TABLE_KEYS: &[&str] = &["key", "columns"];
 /// The keys of a table file `tables/<name>.yaml`: a declaration, and the name when it is not the
 /// file's.
-const TABLE_FILE_KEYS: &[&str] = &["name", "key", "columns"];
+pub(crate) const TABLE_FILE_KEYS: &[&str] = &["name", "key", "columns"];
 
 /// Decodes a table file (`tables/<stem>.yaml`): one declaration `{ name, key, columns }` shaped like
 /// an entry of `idflow.yaml`'s `tables:`, naming the table `name` or else the file's stem. Returns

@@ -153,13 +153,13 @@ pub struct CallExpect {
     pub count: Option<u64>,
 }
 
-const FILE_KEYS: &[&str] = &["flow", "now", "vars", "secrets", "cases"];
-const CASE_KEYS: &[&str] = &[
+pub(crate) const FILE_KEYS: &[&str] = &["flow", "now", "vars", "secrets", "cases"];
+pub(crate) const CASE_KEYS: &[&str] = &[
     "name", "input", "event", "delivery", "now", "vars", "secrets", "stubs", "expect",
 ];
-const STUB_KEYS: &[&str] = &["step", "card", "input", "output", "error", "sequence"];
-const ANSWER_KEYS: &[&str] = &["output", "error"];
-const ERROR_KEYS: &[&str] = &[
+pub(crate) const STUB_KEYS: &[&str] = &["step", "card", "input", "output", "error", "sequence"];
+pub(crate) const ANSWER_KEYS: &[&str] = &["output", "error"];
+pub(crate) const ERROR_KEYS: &[&str] = &[
     "status",
     "code",
     "message",
@@ -168,7 +168,7 @@ const ERROR_KEYS: &[&str] = &[
     "field",
     "retryable",
 ];
-const EXPECT_KEYS: &[&str] = &[
+pub(crate) const EXPECT_KEYS: &[&str] = &[
     "status",
     "started",
     "return",
@@ -177,10 +177,10 @@ const EXPECT_KEYS: &[&str] = &[
     "calls",
     "not_called",
 ];
-const STEP_EXPECT_KEYS: &[&str] = &["status", "output", "input", "error", "attempts"];
-const CALL_KEYS: &[&str] = &["card", "step", "input", "count"];
-const RETURN_KEYS: &[&str] = &["status", "headers", "body"];
-const RUN_ERROR_KEYS: &[&str] = &["code", "message", "step"];
+pub(crate) const STEP_EXPECT_KEYS: &[&str] = &["status", "output", "input", "error", "attempts"];
+pub(crate) const CALL_KEYS: &[&str] = &["card", "step", "input", "count"];
+pub(crate) const RETURN_KEYS: &[&str] = &["status", "headers", "body"];
+pub(crate) const RUN_ERROR_KEYS: &[&str] = &["code", "message", "step"];
 const RUN_STATUSES: &[&str] = &["succeeded", "failed"];
 const STEP_STATUSES: &[&str] = &["succeeded", "failed", "skipped"];
 

@@ -38,6 +38,15 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+/// The test-file parser's key lists, which the JSON Schema must match (checked in `crate::schema`).
+#[cfg(test)]
+pub(crate) mod keys {
+    pub(crate) use super::format::{
+        ANSWER_KEYS, CALL_KEYS, CASE_KEYS, ERROR_KEYS, EXPECT_KEYS, FILE_KEYS, RETURN_KEYS,
+        RUN_ERROR_KEYS, STEP_EXPECT_KEYS, STUB_KEYS,
+    };
+}
+
 pub use format::{
     Answer, CallExpect, Case, CaseTrigger, Defaults, Expect, StepExpect, Stub, TestFile,
     flow_name_from_file, parse_test_file,
