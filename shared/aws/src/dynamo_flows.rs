@@ -90,17 +90,7 @@ impl DynamoFlowStore {
     }
 
     async fn project_item(&self) -> Result<Option<(String, BTreeMap<String, String>)>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(PROJECT.to_owned()))
-            .key("sk", AttributeValue::S("files".to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let Some(item) = output.item else {
+        let Some(item) = self.read(PROJECT, "files").await? else {
             return Ok(None);
         };
         let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
@@ -116,7 +106,8 @@ impl DynamoFlowStore {
         }
     }
 
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<StoredFlow>, StoreError> {
+    /// The item at `pk`/`sk`, read consistently (a deploy or a pause is seen at once).
+    async fn read(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -127,7 +118,14 @@ impl DynamoFlowStore {
             .send()
             .await
             .map_err(store_error)?;
-        output.item.map(|item| decode(&item)).transpose()
+        Ok(output.item)
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<StoredFlow>, StoreError> {
+        self.read(pk, sk)
+            .await?
+            .map(|item| decode(&item))
+            .transpose()
     }
 
     fn item(pk: String, sk: String, flow: &StoredFlow) -> Result<Item, StoreError> {
@@ -290,17 +288,7 @@ impl FlowStore for DynamoFlowStore {
     }
 
     async fn paused(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(PAUSED.to_owned()))
-            .key("sk", AttributeValue::S(name.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let Some(item) = output.item else {
+        let Some(item) = self.read(PAUSED, name).await? else {
             return Ok(None);
         };
         let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
