@@ -315,7 +315,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             no_reload,
             log_json,
         } => {
-            init_logging(log_json);
+            // Traces are set up before logging so that the same subscriber carries both; without an
+            // OTLP endpoint there is no exporter at all.
+            let traces = idflow::telemetry::Traces::from_env()?;
+            init_logging(log_json, traces.as_ref());
             let options = idflow::serve::ServeOptions {
                 flows_dir: flows,
                 addr,
@@ -334,6 +337,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             shutdown_signal().await;
             eprintln!("shutting down");
             server.stop().await;
+            if let Some(traces) = traces {
+                // After the server stopped, so the spans of the last slices are in the batch; the
+                // send blocks, so off the async workers.
+                let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate {
@@ -593,20 +601,29 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr, filtered by `IDFLOW_LOG`, and the runner's spans to `traces` when export is on.
+/// Each has its own filter: `IDFLOW_LOG=warn` quiets the log, not the traces.
+fn init_logging(json: bool, traces: Option<&idflow::telemetry::Traces>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a person at a terminal: a log redirected to a file or a pipe stays plain.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let format = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let log = if json {
+        format.json().with_filter(filter).boxed()
     } else {
-        builder.init();
-    }
+        format.with_filter(filter).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(log)
+        .with(traces.map(|traces| traces.layer()))
+        .init();
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,19 @@
 //! effect driver ([`super::driver`]) on the runtime's ports: card calls through the executors,
 //! helper runs created and queued, checkpoints fenced by the run's lease, and a parked run woken
 //! through the queue (or [`Wakeups`](crate::ports::Wakeups) beyond [`MAX_QUEUE_DELAY`]).
+//!
+//! # Spans
+//!
+//! Each processing slice of a run (a delivery that claimed it: its start, or a resume after a
+//! wait) runs in a `tracing` span named [`RUN_SPAN`] with the fields `run_id`, `flow`,
+//! `flow_version`, `trigger` and `slice` (`start` or `resume`), and, once known, `status` (the
+//! run's status when the slice ends: `succeeded`, `failed`, `waiting`, `stopped`, or
+//! `interrupted` when processing failed and the delivery is retried) and `error_kind` (the run's
+//! error code, or the kind of processing error). Every step record the slice writes gets a child
+//! span named [`STEP_SPAN`] with `step`, `card`, `attempts`, `status`, `duration_ms`, `started_at`
+//! and, on failure, `error_kind`. Ids, names, statuses, counts and durations only: no input,
+//! output or message, which may hold a secret or personal data. They appear in the logs, and
+//! `idflow serve` exports them as OpenTelemetry traces when an endpoint is configured.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,12 +24,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::cards::{CardCall, CardError};
 use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
 use crate::model::{HistoryMode, SecretRef};
 use crate::ports::{Checkpoint, Created, Delivery, QueueMessage, SecretError, StoreError};
-use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, TriggerInfo};
+use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, StepStatus, TriggerInfo};
 
 use super::driver::{
     CardCalls, ChildRuns, DriveOptions, Parked, Restore, RunDriver, RunHost, execute_card, to_std,
@@ -27,6 +41,12 @@ use super::runtime::{RunEnded, Runtime};
 /// Longest delay SQS accepts; longer waits go to [`Wakeups`] when the runtime has one, and are
 /// re-queued in hops of this size otherwise.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// Name of the span of one processing slice of a run (see the module's `# Spans`).
+pub const RUN_SPAN: &str = "run";
+
+/// Name of the span of one step record (see the module's `# Spans`).
+pub const STEP_SPAN: &str = "step";
 
 /// What to do with a delivery after processing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +187,33 @@ impl Runtime {
         else {
             return self.unclaimable(run_id).await;
         };
+        // The span starts once the run is ours: a delivery that finds the run busy or ended did
+        // no work on it. `status` and `error_kind` are recorded where the slice ends.
+        let span = tracing::info_span!(
+            RUN_SPAN,
+            run_id = %run.id,
+            flow = %run.flow,
+            flow_version = %run.flow_version,
+            trigger = run.trigger.kind(),
+            slice = if run.state.is_none() { "start" } else { "resume" },
+            status = tracing::field::Empty,
+            error_kind = tracing::field::Empty,
+        );
+        let result = self.advance_slice(run, now).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            span.record("status", "interrupted");
+            span.record("error_kind", processing_error_kind(error));
+        }
+        result
+    }
+
+    /// The rest of [`Runtime::advance_claimed`], in the slice's span: load the flow and secrets,
+    /// restore the state and drive the run.
+    async fn advance_slice(
+        &self,
+        run: Run,
+        now: DateTime<Utc>,
+    ) -> Result<Disposition, RunnerError> {
         let flow = match self.flow_version(&run.flow, &run.flow_version).await {
             Ok(flow) => flow,
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
@@ -287,6 +334,7 @@ impl Runtime {
         match self.runs.checkpoint(&checkpoint).await {
             Ok(()) => Ok(true),
             Err(StoreError::Conflict(reason)) => {
+                tracing::Span::current().record("status", "stopped");
                 tracing::info!(run_id = %checkpoint.run_id, %reason, "run no longer ours, stopping");
                 Ok(false)
             }
@@ -325,6 +373,12 @@ impl Runtime {
         };
         if !self.write(checkpoint).await? {
             return Ok(());
+        }
+        // The span of the slice that ended the run (the current one: `finish` runs inside it).
+        let span = tracing::Span::current();
+        span.record("status", status.as_str());
+        if let Some(error) = &error {
+            span.record("error_kind", error.code.as_str());
         }
         match &error {
             Some(e) => {
@@ -531,6 +585,7 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         state: Value,
         records: Vec<StepRecord>,
     ) -> Result<bool, RunnerError> {
+        trace_steps(&records);
         let checkpoint =
             StoreHost::checkpoint(self, state, records, RunStatus::Running, None, false);
         self.runtime.write(checkpoint).await
@@ -541,6 +596,7 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         records: Vec<StepRecord>,
         progress: Progress,
     ) -> Result<(), RunnerError> {
+        trace_steps(&records);
         self.runtime
             .finish(self.run, records, progress, self.history)
             .await
@@ -572,7 +628,56 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         if let Some(wake_at) = wake_at {
             self.runtime.queue_wakeup(run_id, wake_at).await?;
         }
+        tracing::Span::current().record("status", RunStatus::Waiting.as_str());
         tracing::info!(%run_id, flow = %self.run.flow, "run waiting");
         Ok(Parked::Stop)
+    }
+}
+
+/// One [`STEP_SPAN`] per record, each a child of the current slice's span. The records are of steps
+/// that have ended, so each span opens and closes at once; its `started_at` and `duration_ms` say
+/// when the step ran (an exporter may place the span there). A step's values never go on its span.
+fn trace_steps(records: &[StepRecord]) {
+    for record in records {
+        let span = tracing::info_span!(
+            STEP_SPAN,
+            step = %record.step,
+            card = %record.card,
+            // Numbers as `i64`: OpenTelemetry attributes have no unsigned integer, and a `u64`
+            // field would be exported as text.
+            attempts = i64::from(record.attempts),
+            status = step_status(record.status),
+            duration_ms = i64::try_from(record.duration_ms).unwrap_or(i64::MAX),
+            started_at = %record.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            error_kind = tracing::field::Empty,
+        );
+        if let Some(error) = &record.error {
+            span.record("error_kind", error.code.as_str());
+        }
+        span.in_scope(|| tracing::debug!("step ended"));
+    }
+}
+
+fn step_status(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Succeeded => "succeeded",
+        StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
+    }
+}
+
+/// What went wrong when processing a slice failed, as a span's `error_kind`: the layer, never its
+/// message.
+fn processing_error_kind(error: &RunnerError) -> &'static str {
+    match error {
+        RunnerError::Store(_) => "store",
+        RunnerError::Queue(_) => "queue",
+        RunnerError::Secret(_) => "secret_unavailable",
+        RunnerError::Drive(_) => "drive",
+        RunnerError::CorruptState { .. } => "corrupt_state",
+        RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. } => "flow_unavailable",
+        RunnerError::UnknownRun(_)
+        | RunnerError::InputTooDeep { .. }
+        | RunnerError::FlowPaused { .. } => "internal",
     }
 }

@@ -17,7 +17,8 @@
 //! - [`deploy`]: deploying a directory's flows into the flow store.
 //! - [`driver`]: the effect driver, the one loop that executes the engine's effects (the runtime's
 //!   worker and `idflow test` both drive runs with it), and the helper-flow policy.
-//! - [`drive`]: processing a delivery: claim, restore, and drive the run on the runtime's ports.
+//! - [`drive`]: processing a delivery: claim, restore, and drive the run on the runtime's ports, in
+//!   a span per processing slice with a child span per step (its `# Spans`).
 //! - [`index`]: the trigger index of the current flows (event types, delegated flows).
 //! - [`worker`]: [`Worker`], the local queue consumer.
 //! - [`error`]: the runner's errors ([`RunnerError`]).
