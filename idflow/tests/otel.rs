@@ -28,6 +28,16 @@ steps:
   - { id: refuse, card: flow.fail, with: { message: "not today", code: refused } }
 "#;
 
+/// A wait longer than the server awaits in-process (5 s): the run parks and is resumed from the
+/// queue, in a second processing slice.
+const NAPPING: &str = r#"
+name: napping
+steps:
+  - { id: greet, card: text.compose, with: { text: "hello {{ input.name }}" } }
+  - { id: nap, wait: 6s }
+  - { id: done, card: text.compose, with: { text: "bye {{ input.name }}" } }
+"#;
+
 /// A value the run holds (in its input and in a step's output) that must never reach a span.
 const MARKER: &str = "Marker-Value-7f3a";
 
@@ -77,11 +87,11 @@ async fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
     (child, base)
 }
 
-/// Starts a run of `traced` and waits for it to end; returns it as the API shows it.
-async fn run_to_the_end(base: &str) -> Value {
+/// Starts a run of `flow` and waits for it to end; returns it as the API shows it.
+async fn run_to_the_end(base: &str, flow: &str) -> Value {
     let http = reqwest::Client::new();
     let started: Value = http
-        .post(format!("{base}/api/flows/traced/runs"))
+        .post(format!("{base}/api/flows/{flow}/runs"))
         .json(&json!({ "name": MARKER }))
         .send()
         .await
@@ -98,7 +108,10 @@ async fn run_to_the_end(base: &str) -> Value {
         .json()
         .await
         .unwrap();
-    assert_eq!(run["status"], "failed", "{run:#}");
+    assert!(
+        run["status"] == "failed" || run["status"] == "succeeded",
+        "{run:#}"
+    );
     run
 }
 
@@ -118,10 +131,57 @@ async fn stop(mut child: Child) {
     assert!(exit.success(), "idflow exited with {exit}");
 }
 
+/// A local OTLP/HTTP receiver: its endpoint, and the raw body of every request it accepted, in
+/// order.
+async fn receiver() -> (String, mpsc::UnboundedReceiver<Bytes>) {
+    let (bodies_tx, bodies) = mpsc::unbounded_channel::<Bytes>();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let _ = bodies_tx.send(body);
+            // An empty ExportTraceServiceResponse: everything accepted.
+            async {
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (endpoint, bodies)
+}
+
+/// The spans of every request received so far, and the service name of each batch; checks that
+/// no value of a run was sent.
+fn received(bodies: &mut mpsc::UnboundedReceiver<Bytes>) -> (Vec<Span>, Vec<String>) {
+    let mut spans = Vec::new();
+    let mut service_names = Vec::new();
+    while let Ok(body) = bodies.try_recv() {
+        assert!(
+            !String::from_utf8_lossy(&body).contains(MARKER),
+            "a value of the run reached a span"
+        );
+        let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+        for resource_spans in request.resource_spans {
+            if let Some(resource) = &resource_spans.resource {
+                service_names.push(text(&resource.attributes, "service.name").to_owned());
+            }
+            for scope_spans in resource_spans.scope_spans {
+                spans.extend(scope_spans.spans);
+            }
+        }
+    }
+    (spans, service_names)
+}
+
 fn fresh_project() -> std::path::PathBuf {
     let dir = temp_dir("otel");
     std::fs::create_dir_all(dir.join("flows")).unwrap();
     std::fs::write(dir.join("flows").join("traced.yaml"), FLOW).unwrap();
+    std::fs::write(dir.join("flows").join("napping.yaml"), NAPPING).unwrap();
     dir
 }
 
@@ -147,25 +207,7 @@ fn status_code(span: &Span) -> StatusCode {
 
 #[tokio::test]
 async fn a_run_is_exported_as_a_trace_with_a_span_per_step() {
-    // The receiver: every request's raw body, in order.
-    let (bodies_tx, mut bodies) = mpsc::unbounded_channel::<Bytes>();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        post(move |body: Bytes| {
-            let _ = bodies_tx.send(body);
-            // An empty ExportTraceServiceResponse: everything accepted.
-            async {
-                (
-                    [("content-type", "application/x-protobuf")],
-                    Vec::<u8>::new(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
+    let (endpoint, mut bodies) = receiver().await;
     let dir = fresh_project();
     let (child, base) = serve(
         &dir,
@@ -176,28 +218,13 @@ async fn a_run_is_exported_as_a_trace_with_a_span_per_step() {
         ],
     )
     .await;
-    let outcome = run_to_the_end(&base).await;
+    let outcome = run_to_the_end(&base, "traced").await;
+    assert_eq!(outcome["status"], "failed");
     let run_id = outcome["id"].as_str().expect("the run's id").to_owned();
     stop(child).await;
 
     // The process has exited, so everything it sent is in.
-    let mut spans = Vec::new();
-    let mut service_names = Vec::new();
-    while let Ok(body) = bodies.try_recv() {
-        assert!(
-            !String::from_utf8_lossy(&body).contains(MARKER),
-            "a value of the run reached a span"
-        );
-        let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-        for resource_spans in request.resource_spans {
-            if let Some(resource) = &resource_spans.resource {
-                service_names.push(text(&resource.attributes, "service.name").to_owned());
-            }
-            for scope_spans in resource_spans.scope_spans {
-                spans.extend(scope_spans.spans);
-            }
-        }
-    }
+    let (spans, service_names) = received(&mut bodies);
     assert!(!spans.is_empty(), "the shutdown flush sent no span");
     assert!(
         service_names.iter().all(|name| name == "idflow"),
@@ -278,7 +305,7 @@ async fn without_an_endpoint_nothing_is_sent() {
         ],
     )
     .await;
-    run_to_the_end(&base).await;
+    run_to_the_end(&base, "traced").await;
     stop(child).await;
 
     // The process has exited: any connection it opened waits in the listener's backlog.
@@ -288,5 +315,63 @@ async fn without_an_endpoint_nothing_is_sent() {
         matches!(&connection, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "idflow connected to an OTLP port without an endpoint configured: {connection:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn every_slice_of_a_run_that_waits_lands_in_the_run_trace() {
+    let (endpoint, mut bodies) = receiver().await;
+    let dir = fresh_project();
+    let (child, base) = serve(
+        &dir,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "idflow-napping"),
+        ],
+    )
+    .await;
+    let outcome = run_to_the_end(&base, "napping").await;
+    assert_eq!(outcome["status"], "succeeded", "{outcome:#}");
+    let run_id = outcome["id"].as_str().expect("the run's id").to_owned();
+    stop(child).await;
+
+    let (spans, service_names) = received(&mut bodies);
+    assert!(
+        service_names.iter().all(|name| name == "idflow-napping"),
+        "OTEL_SERVICE_NAME names the service: {service_names:?}"
+    );
+    let trace = ulid::Ulid::from_string(&run_id)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let mut slices: Vec<&Span> = spans.iter().filter(|s| s.name == "run napping").collect();
+    slices.sort_by_key(|s| s.start_time_unix_nano);
+    let described: Vec<(&str, &str)> = slices
+        .iter()
+        .map(|s| (text(&s.attributes, "slice"), text(&s.attributes, "status")))
+        .collect();
+    assert_eq!(
+        described,
+        [("start", "waiting"), ("resume", "succeeded")],
+        "{spans:#?}"
+    );
+    for slice in &slices {
+        assert_eq!(slice.trace_id, trace, "every slice is in the run's trace");
+        assert_eq!(text(&slice.attributes, "run_id"), run_id);
+    }
+    // Each step is a child of the slice that completed it: the wait ends in the second one.
+    let parent_of = |name: &str| {
+        let step = spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span `{name}`: {spans:#?}"));
+        assert_eq!(step.trace_id, trace);
+        slices
+            .iter()
+            .position(|slice| slice.span_id == step.parent_span_id)
+    };
+    assert_eq!(parent_of("text.compose greet"), Some(0));
+    assert_eq!(parent_of("wait nap"), Some(1));
+    assert_eq!(parent_of("text.compose done"), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
