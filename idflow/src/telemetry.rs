@@ -53,6 +53,12 @@ const RUNNER_TARGET: &str = "domain::runner";
 /// Why traces could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The endpoint is not an `http://` or `https://` URL. (The exporter would silently fall back
+    /// to `localhost:4318`.) The value is not repeated: a URL can carry credentials.
+    #[error(
+        "{variable} is not an http:// or https:// URL: set it to the collector's address, such as `http://localhost:4318`, or unset it to export no traces"
+    )]
+    Endpoint { variable: &'static str },
     /// The OTLP exporter refused its configuration (an endpoint that is not a URL, for one).
     #[error(
         "cannot export traces to the OTLP endpoint set in {variable}: check its value (such as `http://localhost:4318`)"
@@ -73,7 +79,7 @@ pub struct Traces {
 impl Traces {
     /// Traces configured by the process environment; `None` when no endpoint is set.
     pub fn from_env() -> Result<Option<Traces>, TelemetryError> {
-        let Some(variable) = endpoint_variable(|name| std::env::var(name).ok()) else {
+        let Some(variable) = endpoint_variable(|name| std::env::var(name).ok())? else {
             return Ok(None);
         };
         // The exporter reads the endpoint, headers, timeout and compression from the environment
@@ -119,11 +125,23 @@ impl Traces {
     }
 }
 
-/// The variable that sets the traces endpoint, if any (a blank value is unset).
-fn endpoint_variable(var: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
-    ENDPOINT_VARIABLES
-        .into_iter()
-        .find(|name| var(name).is_some_and(|value| !value.trim().is_empty()))
+/// The variable that sets the traces endpoint, if any (a blank value is unset), once its value is
+/// checked to be an HTTP URL.
+fn endpoint_variable(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<&'static str>, TelemetryError> {
+    for variable in ENDPOINT_VARIABLES {
+        let Some(value) = var(variable).filter(|value| !value.trim().is_empty()) else {
+            continue;
+        };
+        return match reqwest::Url::parse(value.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+                Ok(Some(variable))
+            }
+            _ => Err(TelemetryError::Endpoint { variable }),
+        };
+    }
+    Ok(None)
 }
 
 /// The service's resource: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` as the SDK reads
@@ -382,31 +400,47 @@ mod tests {
 
     #[test]
     fn export_is_off_without_an_endpoint() {
-        assert_eq!(endpoint_variable(vars(&[])), None);
+        assert_eq!(endpoint_variable(vars(&[])).unwrap(), None);
+        let blank = vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "  "),
+            ("OTEL_SERVICE_NAME", "x"),
+        ]);
+        assert_eq!(endpoint_variable(blank).unwrap(), None);
+        let base = vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318")]);
         assert_eq!(
-            endpoint_variable(vars(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "  "),
-                ("OTEL_SERVICE_NAME", "x")
-            ])),
-            None
-        );
-        assert_eq!(
-            endpoint_variable(vars(&[(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "http://localhost:4318"
-            )])),
+            endpoint_variable(base).unwrap(),
             Some("OTEL_EXPORTER_OTLP_ENDPOINT")
         );
+        let both = vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://b/v1/traces"),
+        ]);
         assert_eq!(
-            endpoint_variable(vars(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
-                (
-                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                    "http://b:4318/v1/traces"
-                )
-            ])),
+            endpoint_variable(both).unwrap(),
             Some("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         );
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_an_http_url_is_refused_naming_its_variable() {
+        for bad in [
+            "collector.internal:4318",
+            "not a url",
+            "grpc://collector:4317",
+            "file:///tmp/x",
+        ] {
+            let error = endpoint_variable(vars(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", bad)]))
+                .expect_err(bad);
+            let message = error.to_string();
+            assert!(
+                message.starts_with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not an http"),
+                "{message}"
+            );
+            assert!(
+                !message.contains(bad),
+                "the value is not repeated: {message}"
+            );
+        }
     }
 
     #[test]
@@ -414,6 +448,8 @@ mod tests {
         let run_id = ulid::Ulid::from_string("01JEQ4Z5R3M8N2P6T9V0W1X2Y3").unwrap();
         let trace = run_trace_id(run_id);
         assert_eq!(trace.to_string(), format!("{:032x}", u128::from(run_id)));
+        // The example of docs/operations.md.
+        assert_eq!(trace.to_string(), "0193ae4f9703a22a2b1b49d8381e8bc3");
         assert_ne!(trace, TraceId::INVALID);
     }
 }
