@@ -1,5 +1,9 @@
-//! Data-driven engine tests: a flow in YAML, scripted card answers, and the expected outcome and
-//! step trace. A tiny synchronous runner stands in for `runner.rs`.
+//! Engine tests: a flow in YAML, scripted card answers, and the expected outcome and step trace.
+//! Runs go through the one effect driver with test doubles ([`support`]), restoring the state from
+//! its checkpoint before every step, so every test also proves the run resumes from each of its
+//! checkpoints.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::cards::CardError;
+use crate::cards::{CardCall, CardError};
 use crate::flowfile;
 use crate::model::{HistoryMode, Step, StepKind};
 use crate::run::StepRecord;
@@ -16,6 +20,7 @@ use super::advance::{Effect, Event, Progress, advance};
 use super::compile::CompiledFlow;
 use super::context::RunContext;
 use super::state::RunState;
+use support::{Bench, Trace};
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
@@ -29,124 +34,27 @@ fn compile(yaml: &str) -> CompiledFlow {
     CompiledFlow::new(flow, "test.yaml").unwrap_or_else(|e| panic!("flow does not compile: {e:?}"))
 }
 
-/// What the fake runner did.
-struct Trace {
-    progress: Progress,
-    records: Vec<StepRecord>,
-    calls: Vec<String>,
-    now: DateTime<Utc>,
-    /// Every checkpoint of the state, as JSON text.
-    states: Vec<String>,
-}
+type Responder<'a> = dyn FnMut(&str, &Value, u32) -> Result<Value, CardError> + Send + 'a;
 
-type Responder<'a> = dyn FnMut(&str, &Value, u32) -> Result<Value, CardError> + 'a;
-
+/// Runs `flow` with `input` to its end at [`t0`], its card calls answered by `respond` and its
+/// helper runs run in-process from `helpers`.
 fn execute(
     flow: &CompiledFlow,
     input: Value,
     helpers: &[&CompiledFlow],
     respond: &mut Responder<'_>,
 ) -> Trace {
-    let ctx = RunContext::new(
-        "01TEST".into(),
-        flow.flow.name.clone(),
-        t0(),
-        input,
+    let bench = Bench::new(t0(), helpers, |call: &CardCall| {
+        Some(respond(&call.card, &call.input, call.attempt))
+    })
+    .with_context(
         json!({"org": "acme"}),
         BTreeMap::from([("api".to_owned(), "s3cr3t-value".to_owned())]),
-        flow.flow.history,
     );
-    let mut state = RunState::new();
-    let mut now = t0();
-    let mut events = vec![Event::Start];
-    let mut records = Vec::new();
-    let mut calls = Vec::new();
-    let mut states = Vec::new();
-    for _ in 0..10_000 {
-        let decision = advance(flow, &mut state, &ctx, std::mem::take(&mut events), now);
-        records.extend(decision.records);
-        if decision.progress != Progress::Pending {
-            return Trace {
-                progress: decision.progress,
-                records,
-                calls,
-                now,
-                states,
-            };
-        }
-        // Round-trip the state through JSON after every step, as a checkpoint would.
-        let saved = serde_json::to_string(&state).expect("state serializes");
-        state = serde_json::from_str(&saved).expect("state restores");
-        states.push(saved);
-        let mut timers = Vec::new();
-        for effect in decision.effects {
-            match effect {
-                Effect::Card {
-                    effect,
-                    card,
-                    input,
-                    attempt,
-                    ..
-                } => {
-                    calls.push(format!("{card}#{attempt}"));
-                    events.push(Event::CardDone {
-                        effect,
-                        result: respond(&card, &input, attempt),
-                    });
-                }
-                Effect::StartChild {
-                    effect,
-                    flow: name,
-                    input,
-                    ..
-                } => {
-                    calls.push(format!("child:{name}"));
-                    let helper = helpers
-                        .iter()
-                        .find(|h| h.flow.name == name)
-                        .expect("helper exists");
-                    let child = execute(helper, input, helpers, respond);
-                    let result = match child.progress {
-                        Progress::Succeeded(out) => Ok(out["body"].clone()),
-                        Progress::Failed(e) => Err(e),
-                        Progress::Pending => unreachable!(),
-                    };
-                    events.push(Event::ChildDone { effect, result });
-                }
-                Effect::StartDetached {
-                    effect, flow: name, ..
-                } => {
-                    // The runner answers once the helper is queued; the helper's fate is its own.
-                    calls.push(format!("start:{name}"));
-                    events.push(Event::ChildDone {
-                        effect,
-                        result: Ok(json!({ "run_id": format!("run-of-{name}") })),
-                    });
-                }
-                Effect::Timer { effect, until } => timers.push((until, effect)),
-            }
-        }
-        if events.is_empty() {
-            timers.sort();
-            let (until, effect) = timers.first().copied().expect("a blocked run has a timer");
-            // Like the runner, wake at the flow's deadline when it comes first.
-            if let Some(deadline) = flow.deadline(t0())
-                && deadline < until
-            {
-                now = now.max(deadline);
-                continue;
-            }
-            now = now.max(until);
-            events.push(Event::TimerFired { effect });
-            // Timers not yet due are re-issued on the next Resume-less pass by keeping them pending.
-            for (u, e) in timers.into_iter().skip(1) {
-                if u <= now {
-                    events.push(Event::TimerFired { effect: e });
-                }
-            }
-        }
-    }
-    panic!("run did not finish");
+    let ctx = bench.context("01TEST", flow, input);
+    let trace = bench.start(flow, &ctx);
+    assert_ne!(trace.progress, Progress::Pending, "run did not finish");
+    trace
 }
 
 fn summary(records: &[StepRecord]) -> Vec<String> {
@@ -584,13 +492,15 @@ fn history_modes_keep_or_drop_step_data_and_secrets_are_redacted() {
     assert_eq!(errors.records[0].output, None);
 }
 
-/// Everything a run leaves behind, as text: step records, the run's result, every checkpoint.
+/// Everything a run leaves behind, as text: step records, the run's result, every checkpoint and
+/// every value saved out of line.
 fn everything_kept(trace: &Trace) -> String {
     format!(
-        "{}\n{:?}\n{}",
+        "{}\n{:?}\n{}\n{}",
         serde_json::to_string(&trace.records).expect("records serialize"),
         trace.progress,
-        trace.states.join("\n")
+        trace.states.join("\n"),
+        trace.values.join("\n")
     )
 }
 
@@ -899,32 +809,22 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let d1 = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    let Effect::Card { effect: first, .. } = d1.effects[0].clone() else {
-        panic!()
+    // The first call answers; the second is in flight when the process dies.
+    let first_only = |call: &CardCall| {
+        (call.input["url"] == "https://example.test/1").then(|| Ok(json!(1)))
     };
-    let d2 = advance(
-        &flow,
-        &mut state,
-        &ctx,
-        vec![Event::CardDone {
-            effect: first,
-            result: Ok(json!(1)),
-        }],
-        t0(),
-    );
-    assert_eq!(d2.records.len(), 1);
-    // The process dies here; the checkpoint holds `state`.
-    let mut restored: RunState =
-        serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
-    let d3 = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    assert!(d3.records.is_empty(), "completed steps are not re-run");
-    assert_eq!(d3.effects.len(), 1);
-    let Effect::Card { input, .. } = &d3.effects[0] else {
-        panic!()
-    };
-    assert_eq!(input["url"], "https://example.test/2");
+    let before = Bench::new(t0(), &[], first_only).start(&flow, &ctx);
+    assert_eq!(before.records.len(), 1);
+    // The checkpoint holds the state; a worker resumes the run from it.
+    let mut sent = Vec::new();
+    let resumed = Bench::new(t0(), &[], |call: &CardCall| {
+        sent.push(call.input.clone());
+        None
+    })
+    .resume(&flow, &ctx, before.checkpoint.expect("a checkpoint"));
+    assert!(resumed.records.is_empty(), "completed steps are not re-run");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["url"], "https://example.test/2");
 }
 
 /// A `for_each` of two inline iterations, each parked on a card call: the state of a checkpoint
@@ -951,43 +851,17 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let decision = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    assert_eq!(decision.effects.len(), 2, "two iterations call their card");
-    let saved = serde_json::to_value(&state).expect("state serializes");
+    // The calls stay in flight: the process dies with them, and the checkpoint is what is left.
+    let trace = Bench::new(t0(), &[], |_: &CardCall| None).start(&flow, &ctx);
+    assert_eq!(trace.calls.len(), 2, "two iterations call their card");
+    let saved = trace.checkpoint.expect("a checkpoint");
     (flow, ctx, saved)
 }
 
 /// Restores a state and runs it to its end: card calls answer `{}`, timers fire when due.
 fn finish(flow: &CompiledFlow, ctx: &RunContext, state: Value) -> (Progress, Vec<StepRecord>) {
-    let mut state = RunState::restore(state);
-    let mut events = vec![Event::Resume];
-    let mut records = Vec::new();
-    let mut now = t0();
-    for _ in 0..100 {
-        let decision = advance(flow, &mut state, ctx, std::mem::take(&mut events), now);
-        records.extend(decision.records);
-        if decision.progress != Progress::Pending {
-            return (decision.progress, records);
-        }
-        for effect in decision.effects {
-            match effect {
-                Effect::Card { effect, .. } => events.push(Event::CardDone {
-                    effect,
-                    result: Ok(json!({})),
-                }),
-                Effect::Timer { effect, until } => {
-                    now = now.max(until);
-                    events.push(Event::TimerFired { effect });
-                }
-                Effect::StartChild { .. } | Effect::StartDetached { .. } => {
-                    panic!("no helper runs here")
-                }
-            }
-        }
-        assert!(!events.is_empty(), "the run waits on nothing");
-    }
-    panic!("the run did not finish");
+    let trace = Bench::new(t0(), &[], |_: &CardCall| Some(Ok(json!({})))).resume(flow, ctx, state);
+    (trace.progress, trace.records)
 }
 
 /// A change to a saved state: the JSON pointer of a field, and its new value (`None` removes it).
@@ -1370,27 +1244,12 @@ steps:
         matches!(&progress, Progress::Failed(e) if e.code == "corrupt_state"),
         "a state whose value was not loaded fails, not guesses: {progress:?}"
     );
+    // Resumed two hours later, past the wait, by a worker that loaded the value from the store.
     let later = t0() + chrono::Duration::hours(2);
-    let mut events = vec![Event::Resume];
-    let mut progress = Progress::Pending;
-    for _ in 0..3 {
-        let decision = advance(
-            &flow,
-            &mut restored,
-            &ctx,
-            std::mem::take(&mut events),
-            later,
-        );
-        progress = decision.progress;
-        if progress != Progress::Pending {
-            break;
-        }
-        for effect in decision.effects {
-            if let Effect::Timer { effect, .. } = effect {
-                events.push(Event::TimerFired { effect });
-            }
-        }
-    }
+    let progress = Bench::new(later, &[], |_: &CardCall| None)
+        .with_values(&blobs)
+        .drive(&flow, &ctx, restored, Event::Resume)
+        .progress;
     assert!(
         matches!(&progress, Progress::Succeeded(out) if out["body"] == "5000 ok"),
         "{progress:?}"
