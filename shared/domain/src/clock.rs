@@ -156,11 +156,7 @@ impl AutoAdvanceClock {
     /// sleeper with the same deadline). `false` when no sleeper waits for a time still ahead.
     pub fn advance_to_next_deadline(&self) -> bool {
         let now = self.manual.now();
-        let next = self
-            .lock()
-            .keys()
-            .copied()
-            .find(|deadline| *deadline > now);
+        let next = self.lock().keys().copied().find(|deadline| *deadline > now);
         match next {
             Some(deadline) => {
                 self.manual.set(deadline);

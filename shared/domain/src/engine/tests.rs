@@ -16,7 +16,7 @@ use crate::flowfile;
 use crate::model::{HistoryMode, Step, StepKind};
 use crate::run::StepRecord;
 
-use super::advance::{Effect, Event, Progress, advance};
+use super::advance::{Event, Progress, advance};
 use super::compile::CompiledFlow;
 use super::context::RunContext;
 use super::state::RunState;
@@ -810,9 +810,8 @@ steps:
         HistoryMode::All,
     );
     // The first call answers; the second is in flight when the process dies.
-    let first_only = |call: &CardCall| {
-        (call.input["url"] == "https://example.test/1").then(|| Ok(json!(1)))
-    };
+    let first_only =
+        |call: &CardCall| (call.input["url"] == "https://example.test/1").then(|| Ok(json!(1)));
     let before = Bench::new(t0(), &[], first_only).start(&flow, &ctx);
     assert_eq!(before.records.len(), 1);
     // The checkpoint holds the state; a worker resumes the run from it.
@@ -1150,36 +1149,37 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let first = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    let resumed = {
-        let mut restored: RunState =
-            serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
-        advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0()).effects
-    };
-    assert_eq!(resumed, first.effects, "re-issued as first issued");
-    let Effect::StartChild { effect, step, .. } = &first.effects[0] else {
-        panic!("{:?}", first.effects)
-    };
-    assert_eq!(step, "each[0]");
-    let second = advance(
-        &flow,
-        &mut state,
-        &ctx,
-        vec![Event::ChildDone {
-            effect: *effect,
-            result: Ok(json!("done")),
-        }],
-        t0(),
+    let helper = compile(
+        "name: helper\ntrigger: { helper: { inputs: {} } }\nsteps:\n  - { card: flow.return, with: { body: 1 } }\n",
     );
-    let mut restored: RunState =
-        serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
-    let again = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    assert_eq!(again.effects, second.effects);
+    // Every helper run is still going: the run waits, and its checkpoint is what a worker resumes.
+    let waiting = |flow: &CompiledFlow, ctx: &RunContext, saved: Option<Value>| {
+        let bench = Bench::new(t0(), &[&helper], |_: &CardCall| None).with_helper_runs(|_| None);
+        match saved {
+            None => bench.start(flow, ctx),
+            Some(saved) => bench.resume(flow, ctx, saved),
+        }
+    };
+    let first = waiting(&flow, &ctx, None);
+    let resumed = waiting(&flow, &ctx, first.checkpoint.clone());
+    assert_eq!(
+        resumed.helper_runs, first.helper_runs,
+        "re-issued as first issued"
+    );
+    let [call] = &first.helper_runs[..] else {
+        panic!("{:?}", first.helper_runs)
+    };
+    assert_eq!(call.step, "each[0]");
+    // The loop's helper run ends; the run goes on to the `flow.call` and waits for it.
+    let second = Bench::new(t0(), &[&helper], |_: &CardCall| None)
+        .with_helper_runs(|run| (run.step == "each[0]").then(|| Ok(json!("done"))))
+        .resume(&flow, &ctx, first.checkpoint.clone().expect("a checkpoint"));
+    let again = waiting(&flow, &ctx, second.checkpoint.clone());
+    assert_eq!(again.helper_runs[..], second.helper_runs[1..]);
     assert!(
-        matches!(&again.effects[..], [Effect::StartChild { input, .. }] if *input == json!({ "n": 1 })),
+        matches!(&again.helper_runs[..], [run] if run.input == json!({ "n": 1 })),
         "{:?}",
-        again.effects
+        again.helper_runs
     );
 }
 
@@ -1275,39 +1275,33 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let first = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    let [
-        Effect::StartDetached {
-            effect,
-            step,
-            flow: helper,
-            input,
-        },
-    ] = &first.effects[..]
-    else {
-        panic!("expected one detached start: {:?}", first.effects)
+    let helper = compile(
+        "name: helper\ntrigger: { helper: { inputs: {} } }\nsteps:\n  - { card: flow.return, with: { body: 1 } }\n",
+    );
+    // The start is never confirmed: the process dies while it waits.
+    let unconfirmed = |saved: Option<Value>| {
+        let bench = Bench::new(t0(), &[&helper], |_: &CardCall| None).with_helper_runs(|_| None);
+        match saved {
+            None => bench.start(&flow, &ctx),
+            Some(saved) => bench.resume(&flow, &ctx, saved),
+        }
     };
+    let first = unconfirmed(None);
+    let [run] = &first.helper_runs[..] else {
+        panic!("expected one detached start: {:?}", first.helper_runs)
+    };
+    assert!(run.detached, "{run:?}");
     assert_eq!(
-        (step.as_str(), helper.as_str(), input),
+        (run.step.as_str(), run.flow.as_str(), &run.input),
         ("kick", "helper", &json!({ "n": 7 }))
     );
     // A process that died before the start was confirmed starts it again, detached again (the
     // runner's key makes the second start the same run).
-    let mut restored: RunState =
-        serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
-    let resumed = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    assert_eq!(resumed.effects, first.effects);
-    let done = advance(
-        &flow,
-        &mut state,
-        &ctx,
-        vec![Event::ChildDone {
-            effect: *effect,
-            result: Ok(json!({ "run_id": "01HELPER" })),
-        }],
-        t0(),
-    );
+    let resumed = unconfirmed(first.checkpoint.clone());
+    assert_eq!(resumed.helper_runs, first.helper_runs);
+    let done = Bench::new(t0(), &[&helper], |_: &CardCall| None)
+        .with_helper_runs(|_| Some(Ok(json!({ "run_id": "01HELPER" }))))
+        .resume(&flow, &ctx, first.checkpoint.clone().expect("a checkpoint"));
     assert_eq!(
         done.progress,
         Progress::Succeeded(
@@ -1316,4 +1310,50 @@ steps:
     );
     let kick = &done.records[0];
     assert_eq!(kick.output, Some(json!({ "run_id": "01HELPER" })));
+}
+
+/// The doubles' host saves large values out of line as a store does, and the driver loads them back
+/// into every state it rereads: a run whose later step reads a large output finishes, across an
+/// in-process retry backoff and a parked wait, and no checkpoint repeats the value.
+#[test]
+fn large_values_go_out_of_line_and_come_back_at_every_step() {
+    let flow = compile(
+        r#"
+name: big
+steps:
+  - { id: big, card: text.compose, with: { text: "{{ 'x' * 5000 }}" } }
+  - id: call
+    card: http.request
+    retry: { max: 2, backoff: 5s }
+    with: { url: "https://example.test/x" }
+  - { id: nap, wait: 1h }
+  - { id: after, card: flow.return, with: { body: "{{ steps.big | length }}" } }
+"#,
+    );
+    let mut respond = |_: &str, _: &Value, attempt: u32| {
+        if attempt == 1 {
+            Err(CardError::Network("refused".into()))
+        } else {
+            Ok(json!({ "status": 200 }))
+        }
+    };
+    let trace = execute(&flow, json!({}), &[], &mut respond);
+    assert_eq!(
+        trace.progress,
+        Progress::Succeeded(json!({ "status": 200, "headers": {}, "body": 5000 }))
+    );
+    assert_eq!(trace.calls, ["http.request#1", "http.request#2"]);
+    assert_eq!(
+        trace.now - t0(),
+        chrono::Duration::hours(1) + chrono::Duration::seconds(5)
+    );
+    assert_eq!(trace.values, [format!("\"{}\"", "x".repeat(5000))]);
+    assert!(
+        trace.states.len() >= 3,
+        "checkpoints after each step: {}",
+        trace.states.len()
+    );
+    for state in &trace.states {
+        assert!(!state.contains(&"x".repeat(5000)), "{state}");
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! - Card calls ([`CardCalls`]) are answered by a script: a function of the card, its input and the
 //!   attempt, which answers at once or leaves the call in flight (a process that dies mid-call).
-//! - Helper runs ([`ChildRuns`]) run in-process through the same driver and answer inline, or are
-//!   left pending (the run waits for them, as for a helper run on the queue).
+//! - Helper runs ([`ChildRuns`]) run in-process through the same driver and answer inline, or a
+//!   script answers them: with the helper run's result, or not at all (the run waits for a helper
+//!   run still going, or a detached start is never confirmed).
 //! - The host ([`RunHost`]) keeps every checkpoint as JSON text and the values saved out of line in
 //!   a map, and hands both back when the driver rereads a checkpoint.
 //! - Time is an [`AutoAdvanceClock`]: a short timer is awaited in-process and the clock jumps to it;
@@ -47,6 +48,22 @@ const MAX_ROUNDS: usize = 10_000;
 /// Answers a card call: `Some` at once, `None` never (the call stays in flight).
 pub(super) type Script<'s> = dyn FnMut(&CardCall) -> Option<Result<Value, CardError>> + Send + 's;
 
+/// Answers a helper run (or a detached start): `Some` with its result, `None` never.
+pub(super) type HelperScript<'s> =
+    dyn FnMut(&HelperRun) -> Option<Result<Value, RunError>> + Send + 's;
+
+/// A helper run a run started, as the driver asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HelperRun {
+    pub effect: u64,
+    /// The history name of the step that started it (`each[0]`).
+    pub step: String,
+    pub flow: String,
+    pub input: Value,
+    /// Started without waiting for it (`flow.start`).
+    pub detached: bool,
+}
+
 /// What a run left behind.
 pub(super) struct Trace {
     /// How the run ended; [`Progress::Pending`] when it waits for something no double answers (a
@@ -58,6 +75,8 @@ pub(super) struct Trace {
     pub calls: Vec<String>,
     /// The clock when the run ended or stopped.
     pub now: DateTime<Utc>,
+    /// The helper runs started, in order.
+    pub helper_runs: Vec<HelperRun>,
     /// Every checkpoint of the state (written or parked), as JSON text.
     pub states: Vec<String>,
     /// The last of them, as it reads back: where a worker would resume the run.
@@ -72,8 +91,10 @@ pub(super) struct Bench<'s> {
     pub clock: AutoAdvanceClock,
     script: Mutex<Box<Script<'s>>>,
     helpers: Vec<Arc<CompiledFlow>>,
-    /// Whether helper runs (`flow.call`, loops over a flow) are left pending instead of run.
-    helpers_pending: bool,
+    /// Answers helper runs instead of running them; `None`: they run in-process (and a detached
+    /// start answers once queued).
+    helper_script: Option<Mutex<Box<HelperScript<'s>>>>,
+    helper_runs: Mutex<Vec<HelperRun>>,
     vars: Value,
     secrets: BTreeMap<String, String>,
     calls: Mutex<Vec<String>>,
@@ -101,7 +122,8 @@ impl<'s> Bench<'s> {
             clock: AutoAdvanceClock::new(now),
             script: Mutex::new(Box::new(script)),
             helpers,
-            helpers_pending: false,
+            helper_script: None,
+            helper_runs: Mutex::new(Vec::new()),
             vars: json!({}),
             secrets: BTreeMap::new(),
             calls: Mutex::new(Vec::new()),
@@ -116,10 +138,13 @@ impl<'s> Bench<'s> {
         self
     }
 
-    /// Leaves helper runs pending: a run waits for them as for helper runs on the queue.
-    pub fn with_helpers_pending(self) -> Bench<'s> {
+    /// Answers helper runs and detached starts with `script` instead of running them.
+    pub fn with_helper_runs(
+        self,
+        script: impl FnMut(&HelperRun) -> Option<Result<Value, RunError>> + Send + 's,
+    ) -> Bench<'s> {
         Bench {
-            helpers_pending: true,
+            helper_script: Some(Mutex::new(Box::new(script))),
             ..self
         }
     }
@@ -178,6 +203,7 @@ impl<'s> Bench<'s> {
             progress: host.progress.unwrap_or(Progress::Pending),
             records: host.records,
             calls: lock(&self.calls).clone(),
+            helper_runs: lock(&self.helper_runs).clone(),
             now: self.clock.now(),
             checkpoint: host
                 .stored
@@ -191,7 +217,11 @@ impl<'s> Bench<'s> {
         }
     }
 
-    fn driver<'a>(&'a self, flow: &'a CompiledFlow, ctx: &'a RunContext) -> RunDriver<'a, DriveError> {
+    fn driver<'a>(
+        &'a self,
+        flow: &'a CompiledFlow,
+        ctx: &'a RunContext,
+    ) -> RunDriver<'a, DriveError> {
         RunDriver {
             flow,
             ctx,
@@ -234,6 +264,33 @@ impl<'s> Bench<'s> {
     fn note(&self, call: String) {
         lock(&self.calls).push(call);
     }
+
+    /// Notes a helper run and answers it by the script: `None` when there is no script, `Some` of
+    /// the script's answer otherwise.
+    fn helper_run(
+        &self,
+        effect: u64,
+        step: &str,
+        helper: &CompiledFlow,
+        input: Value,
+        detached: bool,
+    ) -> Option<Option<Result<Value, RunError>>> {
+        let name = &helper.flow.name;
+        self.note(format!(
+            "{}:{name}",
+            if detached { "start" } else { "child" }
+        ));
+        let run = HelperRun {
+            effect,
+            step: step.to_owned(),
+            flow: name.clone(),
+            input,
+            detached,
+        };
+        lock(&self.helper_runs).push(run.clone());
+        let script = self.helper_script.as_ref()?;
+        Some((lock(script))(&run))
+    }
 }
 
 impl CardCalls<DriveError> for Bench<'_> {
@@ -263,29 +320,33 @@ impl ChildRuns<DriveError> for Bench<'_> {
 
     async fn start(
         &self,
-        _effect: u64,
-        _step: &str,
+        effect: u64,
+        step: &str,
         helper: &CompiledFlow,
         input: Value,
     ) -> Result<Option<Result<Value, RunError>>, DriveError> {
-        self.note(format!("child:{}", helper.flow.name));
-        if self.helpers_pending {
-            return Ok(None);
+        match self.helper_run(effect, step, helper, input.clone(), false) {
+            Some(answer) => Ok(answer),
+            None => self.run_helper(helper, input).await,
         }
-        self.run_helper(helper, input).await
     }
 
     async fn start_detached(
         &self,
-        _effect: u64,
-        _step: &str,
+        effect: u64,
+        step: &str,
         helper: &CompiledFlow,
-        _input: Value,
+        input: Value,
     ) -> Result<Result<Value, RunError>, DriveError> {
-        // Answered once the helper run is queued; what it does is its own, and not the starter's.
-        let name = &helper.flow.name;
-        self.note(format!("start:{name}"));
-        Ok(Ok(json!({ "run_id": format!("run-of-{name}") })))
+        match self.helper_run(effect, step, helper, input, true) {
+            Some(Some(answer)) => Ok(answer),
+            // The start is never confirmed: the process dies while it waits.
+            Some(None) => futures::future::pending().await,
+            // Answered once the helper run is queued; what it does is its own, not the starter's.
+            None => Ok(Ok(
+                json!({ "run_id": format!("run-of-{}", helper.flow.name) }),
+            )),
+        }
     }
 }
 
