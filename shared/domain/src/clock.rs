@@ -170,31 +170,42 @@ impl AutoAdvanceClock {
     /// whenever the future waits and nothing has woken it. `None` when the future waits for
     /// something other than this clock: nothing could ever wake it.
     pub fn block_on<F: Future>(&self, future: F) -> Option<F::Output> {
-        /// Records that the future asked to be polled again.
-        struct Woken(AtomicBool);
-        impl Wake for Woken {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
-        let woken = Arc::new(Woken(AtomicBool::new(false)));
-        let waker = Waker::from(woken.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
-        loop {
-            match future.as_mut().poll(&mut cx) {
-                Poll::Ready(output) => return Some(output),
-                // Woken while polled (a sleeper whose deadline came, a stream yielding its turn):
-                // there is work to do at the current time, so the time stays.
-                Poll::Pending if woken.0.swap(false, Ordering::SeqCst) => {}
-                Poll::Pending if self.advance_to_next_deadline() => {}
-                Poll::Pending => return None,
-            }
-        }
+        run_until_stalled(future, || self.advance_to_next_deadline())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DateTime<Utc>, usize>> {
         self.sleepers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs `future` on this thread until it ends or stalls. When it waits and nothing has woken it,
+/// `unstall` is asked to make something happen (move a test clock); `false` means it could not,
+/// and the future, which nothing can wake any more, gives `None`. For tests and `idflow test`,
+/// whose runs wait only for what the test itself answers.
+pub fn run_until_stalled<F: Future>(
+    future: F,
+    mut unstall: impl FnMut() -> bool,
+) -> Option<F::Output> {
+    /// Records that the future asked to be polled again.
+    struct Woken(AtomicBool);
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let woken = Arc::new(Woken(AtomicBool::new(false)));
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => return Some(output),
+            // Woken while polled (a sleeper whose deadline came, a stream yielding its turn): there
+            // is work to do as things are, so nothing else is moved.
+            Poll::Pending if woken.0.swap(false, Ordering::SeqCst) => {}
+            Poll::Pending if unstall() => {}
+            Poll::Pending => return None,
+        }
     }
 }
 
