@@ -1127,6 +1127,29 @@ fn a_state_without_a_version_is_version_1_and_is_written_back_as_the_current_one
     assert!(matches!(progress, Progress::Succeeded(_)), "{progress:?}");
 }
 
+/// A helper flow named `helper`.
+fn helper_flow() -> CompiledFlow {
+    compile(
+        "name: helper\ntrigger: { helper: { inputs: {} } }\nsteps:\n  - { card: flow.return, with: { body: 1 } }\n",
+    )
+}
+
+/// Starts a run of `flow` (or resumes it from `saved`) with `helper` deployed, where no card call,
+/// helper run or detached start ever answers: it goes as far as it can and stops where a worker
+/// would leave it waiting.
+fn until_waiting(
+    flow: &CompiledFlow,
+    ctx: &RunContext,
+    helper: &CompiledFlow,
+    saved: Option<Value>,
+) -> Trace {
+    let bench = Bench::new(t0(), &[helper], |_: &CardCall| None).with_helper_runs(|_| None);
+    match saved {
+        None => bench.start(flow, ctx),
+        Some(saved) => bench.resume(flow, ctx, saved),
+    }
+}
+
 #[test]
 fn resume_reissues_a_flow_call_with_its_with_and_loop_helpers_under_their_item() {
     let flow = compile(
@@ -1149,19 +1172,11 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let helper = compile(
-        "name: helper\ntrigger: { helper: { inputs: {} } }\nsteps:\n  - { card: flow.return, with: { body: 1 } }\n",
-    );
+    let helper = helper_flow();
     // Every helper run is still going: the run waits, and its checkpoint is what a worker resumes.
-    let waiting = |flow: &CompiledFlow, ctx: &RunContext, saved: Option<Value>| {
-        let bench = Bench::new(t0(), &[&helper], |_: &CardCall| None).with_helper_runs(|_| None);
-        match saved {
-            None => bench.start(flow, ctx),
-            Some(saved) => bench.resume(flow, ctx, saved),
-        }
-    };
-    let first = waiting(&flow, &ctx, None);
-    let resumed = waiting(&flow, &ctx, first.checkpoint.clone());
+    let waiting = |saved| until_waiting(&flow, &ctx, &helper, saved);
+    let first = waiting(None);
+    let resumed = waiting(first.checkpoint.clone());
     assert_eq!(
         resumed.helper_runs, first.helper_runs,
         "re-issued as first issued"
@@ -1174,7 +1189,7 @@ steps:
     let second = Bench::new(t0(), &[&helper], |_: &CardCall| None)
         .with_helper_runs(|run| (run.step == "each[0]").then(|| Ok(json!("done"))))
         .resume(&flow, &ctx, first.checkpoint.clone().expect("a checkpoint"));
-    let again = waiting(&flow, &ctx, second.checkpoint.clone());
+    let again = waiting(second.checkpoint.clone());
     assert_eq!(again.helper_runs[..], second.helper_runs[1..]);
     assert!(
         matches!(&again.helper_runs[..], [run] if run.input == json!({ "n": 1 })),
@@ -1275,17 +1290,9 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let helper = compile(
-        "name: helper\ntrigger: { helper: { inputs: {} } }\nsteps:\n  - { card: flow.return, with: { body: 1 } }\n",
-    );
+    let helper = helper_flow();
     // The start is never confirmed: the process dies while it waits.
-    let unconfirmed = |saved: Option<Value>| {
-        let bench = Bench::new(t0(), &[&helper], |_: &CardCall| None).with_helper_runs(|_| None);
-        match saved {
-            None => bench.start(&flow, &ctx),
-            Some(saved) => bench.resume(&flow, &ctx, saved),
-        }
-    };
+    let unconfirmed = |saved| until_waiting(&flow, &ctx, &helper, saved);
     let first = unconfirmed(None);
     let [run] = &first.helper_runs[..] else {
         panic!("expected one detached start: {:?}", first.helper_runs)

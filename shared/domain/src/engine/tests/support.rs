@@ -88,7 +88,7 @@ pub(super) struct Trace {
 /// The world test runs live in: the card script, the helper flows, the clock and the saved values,
 /// shared by a run and its helper runs.
 pub(super) struct Bench<'s> {
-    pub clock: AutoAdvanceClock,
+    clock: AutoAdvanceClock,
     script: Mutex<Box<Script<'s>>>,
     helpers: Vec<Arc<CompiledFlow>>,
     /// Answers helper runs instead of running them; `None`: they run in-process (and a detached
