@@ -20,7 +20,7 @@
 //! - [`runner`]: the effect driver: executes effects through ports, checkpoints after every step, and
 //!   drives runs from the queue (the worker).
 //! - [`ports`]: the traits for storage, queue, clock, secrets, schedules and wake-ups.
-//! - [`clock`]: the system clock and a manual clock for tests.
+//! - [`clock`]: the system clock, and a manual and an auto-advancing clock for tests.
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) and their next fire times.
 //! - [`schema`]: JSON Schemas of flow, project, table and flow-test files, for editors (`idflow schema`).
 //! - [`egress`]: which destinations requests built by flows may reach (the policy; connectors apply it).

@@ -1,5 +1,9 @@
-//! Data-driven engine tests: a flow in YAML, scripted card answers, and the expected outcome and
-//! step trace. A tiny synchronous runner stands in for `runner.rs`.
+//! Engine tests: a flow in YAML, scripted card answers, and the expected outcome and step trace.
+//! Runs go through the one effect driver with test doubles ([`support`]), restoring the state from
+//! its checkpoint before every step, so every test also proves the run resumes from each of its
+//! checkpoints.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,15 +11,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::cards::CardError;
+use crate::cards::{CardCall, CardError};
 use crate::flowfile;
 use crate::model::{HistoryMode, Step, StepKind};
 use crate::run::StepRecord;
 
-use super::advance::{Effect, Event, Progress, advance};
+use super::advance::{Event, Progress, advance};
 use super::compile::CompiledFlow;
 use super::context::RunContext;
 use super::state::RunState;
+use support::{Bench, Trace};
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
@@ -29,124 +34,27 @@ fn compile(yaml: &str) -> CompiledFlow {
     CompiledFlow::new(flow, "test.yaml").unwrap_or_else(|e| panic!("flow does not compile: {e:?}"))
 }
 
-/// What the fake runner did.
-struct Trace {
-    progress: Progress,
-    records: Vec<StepRecord>,
-    calls: Vec<String>,
-    now: DateTime<Utc>,
-    /// Every checkpoint of the state, as JSON text.
-    states: Vec<String>,
-}
+type Responder<'a> = dyn FnMut(&str, &Value, u32) -> Result<Value, CardError> + Send + 'a;
 
-type Responder<'a> = dyn FnMut(&str, &Value, u32) -> Result<Value, CardError> + 'a;
-
+/// Runs `flow` with `input` to its end at [`t0`], its card calls answered by `respond` and its
+/// helper runs run in-process from `helpers`.
 fn execute(
     flow: &CompiledFlow,
     input: Value,
     helpers: &[&CompiledFlow],
     respond: &mut Responder<'_>,
 ) -> Trace {
-    let ctx = RunContext::new(
-        "01TEST".into(),
-        flow.flow.name.clone(),
-        t0(),
-        input,
+    let bench = Bench::new(t0(), helpers, |call: &CardCall| {
+        Some(respond(&call.card, &call.input, call.attempt))
+    })
+    .with_context(
         json!({"org": "acme"}),
         BTreeMap::from([("api".to_owned(), "s3cr3t-value".to_owned())]),
-        flow.flow.history,
     );
-    let mut state = RunState::new();
-    let mut now = t0();
-    let mut events = vec![Event::Start];
-    let mut records = Vec::new();
-    let mut calls = Vec::new();
-    let mut states = Vec::new();
-    for _ in 0..10_000 {
-        let decision = advance(flow, &mut state, &ctx, std::mem::take(&mut events), now);
-        records.extend(decision.records);
-        if decision.progress != Progress::Pending {
-            return Trace {
-                progress: decision.progress,
-                records,
-                calls,
-                now,
-                states,
-            };
-        }
-        // Round-trip the state through JSON after every step, as a checkpoint would.
-        let saved = serde_json::to_string(&state).expect("state serializes");
-        state = serde_json::from_str(&saved).expect("state restores");
-        states.push(saved);
-        let mut timers = Vec::new();
-        for effect in decision.effects {
-            match effect {
-                Effect::Card {
-                    effect,
-                    card,
-                    input,
-                    attempt,
-                    ..
-                } => {
-                    calls.push(format!("{card}#{attempt}"));
-                    events.push(Event::CardDone {
-                        effect,
-                        result: respond(&card, &input, attempt),
-                    });
-                }
-                Effect::StartChild {
-                    effect,
-                    flow: name,
-                    input,
-                    ..
-                } => {
-                    calls.push(format!("child:{name}"));
-                    let helper = helpers
-                        .iter()
-                        .find(|h| h.flow.name == name)
-                        .expect("helper exists");
-                    let child = execute(helper, input, helpers, respond);
-                    let result = match child.progress {
-                        Progress::Succeeded(out) => Ok(out["body"].clone()),
-                        Progress::Failed(e) => Err(e),
-                        Progress::Pending => unreachable!(),
-                    };
-                    events.push(Event::ChildDone { effect, result });
-                }
-                Effect::StartDetached {
-                    effect, flow: name, ..
-                } => {
-                    // The runner answers once the helper is queued; the helper's fate is its own.
-                    calls.push(format!("start:{name}"));
-                    events.push(Event::ChildDone {
-                        effect,
-                        result: Ok(json!({ "run_id": format!("run-of-{name}") })),
-                    });
-                }
-                Effect::Timer { effect, until } => timers.push((until, effect)),
-            }
-        }
-        if events.is_empty() {
-            timers.sort();
-            let (until, effect) = timers.first().copied().expect("a blocked run has a timer");
-            // Like the runner, wake at the flow's deadline when it comes first.
-            if let Some(deadline) = flow.deadline(t0())
-                && deadline < until
-            {
-                now = now.max(deadline);
-                continue;
-            }
-            now = now.max(until);
-            events.push(Event::TimerFired { effect });
-            // Timers not yet due are re-issued on the next Resume-less pass by keeping them pending.
-            for (u, e) in timers.into_iter().skip(1) {
-                if u <= now {
-                    events.push(Event::TimerFired { effect: e });
-                }
-            }
-        }
-    }
-    panic!("run did not finish");
+    let ctx = bench.context("01TEST", flow, input);
+    let trace = bench.start(flow, &ctx);
+    assert_ne!(trace.progress, Progress::Pending, "run did not finish");
+    trace
 }
 
 fn summary(records: &[StepRecord]) -> Vec<String> {
@@ -584,13 +492,15 @@ fn history_modes_keep_or_drop_step_data_and_secrets_are_redacted() {
     assert_eq!(errors.records[0].output, None);
 }
 
-/// Everything a run leaves behind, as text: step records, the run's result, every checkpoint.
+/// Everything a run leaves behind, as text: step records, the run's result, every checkpoint and
+/// every value saved out of line.
 fn everything_kept(trace: &Trace) -> String {
     format!(
-        "{}\n{:?}\n{}",
+        "{}\n{:?}\n{}\n{}",
         serde_json::to_string(&trace.records).expect("records serialize"),
         trace.progress,
-        trace.states.join("\n")
+        trace.states.join("\n"),
+        trace.values.join("\n")
     )
 }
 
@@ -899,32 +809,21 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let d1 = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    let Effect::Card { effect: first, .. } = d1.effects[0].clone() else {
-        panic!()
-    };
-    let d2 = advance(
-        &flow,
-        &mut state,
-        &ctx,
-        vec![Event::CardDone {
-            effect: first,
-            result: Ok(json!(1)),
-        }],
-        t0(),
-    );
-    assert_eq!(d2.records.len(), 1);
-    // The process dies here; the checkpoint holds `state`.
-    let mut restored: RunState =
-        serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
-    let d3 = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    assert!(d3.records.is_empty(), "completed steps are not re-run");
-    assert_eq!(d3.effects.len(), 1);
-    let Effect::Card { input, .. } = &d3.effects[0] else {
-        panic!()
-    };
-    assert_eq!(input["url"], "https://example.test/2");
+    // The first call answers; the second is in flight when the process dies.
+    let first_only =
+        |call: &CardCall| (call.input["url"] == "https://example.test/1").then(|| Ok(json!(1)));
+    let before = Bench::new(t0(), &[], first_only).start(&flow, &ctx);
+    assert_eq!(before.records.len(), 1);
+    // The checkpoint holds the state; a worker resumes the run from it.
+    let mut sent = Vec::new();
+    let resumed = Bench::new(t0(), &[], |call: &CardCall| {
+        sent.push(call.input.clone());
+        None
+    })
+    .resume(&flow, &ctx, before.checkpoint.expect("a checkpoint"));
+    assert!(resumed.records.is_empty(), "completed steps are not re-run");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["url"], "https://example.test/2");
 }
 
 /// A `for_each` of two inline iterations, each parked on a card call: the state of a checkpoint
@@ -951,43 +850,17 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let decision = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    assert_eq!(decision.effects.len(), 2, "two iterations call their card");
-    let saved = serde_json::to_value(&state).expect("state serializes");
+    // The calls stay in flight: the process dies with them, and the checkpoint is what is left.
+    let trace = Bench::new(t0(), &[], |_: &CardCall| None).start(&flow, &ctx);
+    assert_eq!(trace.calls.len(), 2, "two iterations call their card");
+    let saved = trace.checkpoint.expect("a checkpoint");
     (flow, ctx, saved)
 }
 
 /// Restores a state and runs it to its end: card calls answer `{}`, timers fire when due.
 fn finish(flow: &CompiledFlow, ctx: &RunContext, state: Value) -> (Progress, Vec<StepRecord>) {
-    let mut state = RunState::restore(state);
-    let mut events = vec![Event::Resume];
-    let mut records = Vec::new();
-    let mut now = t0();
-    for _ in 0..100 {
-        let decision = advance(flow, &mut state, ctx, std::mem::take(&mut events), now);
-        records.extend(decision.records);
-        if decision.progress != Progress::Pending {
-            return (decision.progress, records);
-        }
-        for effect in decision.effects {
-            match effect {
-                Effect::Card { effect, .. } => events.push(Event::CardDone {
-                    effect,
-                    result: Ok(json!({})),
-                }),
-                Effect::Timer { effect, until } => {
-                    now = now.max(until);
-                    events.push(Event::TimerFired { effect });
-                }
-                Effect::StartChild { .. } | Effect::StartDetached { .. } => {
-                    panic!("no helper runs here")
-                }
-            }
-        }
-        assert!(!events.is_empty(), "the run waits on nothing");
-    }
-    panic!("the run did not finish");
+    let trace = Bench::new(t0(), &[], |_: &CardCall| Some(Ok(json!({})))).resume(flow, ctx, state);
+    (trace.progress, trace.records)
 }
 
 /// A change to a saved state: the JSON pointer of a field, and its new value (`None` removes it).
@@ -1254,6 +1127,29 @@ fn a_state_without_a_version_is_version_1_and_is_written_back_as_the_current_one
     assert!(matches!(progress, Progress::Succeeded(_)), "{progress:?}");
 }
 
+/// A helper flow named `helper`.
+fn helper_flow() -> CompiledFlow {
+    compile(
+        "name: helper\ntrigger: { helper: { inputs: {} } }\nsteps:\n  - { card: flow.return, with: { body: 1 } }\n",
+    )
+}
+
+/// Starts a run of `flow` (or resumes it from `saved`) with `helper` deployed, where no card call,
+/// helper run or detached start ever answers: it goes as far as it can and stops where a worker
+/// would leave it waiting.
+fn until_waiting(
+    flow: &CompiledFlow,
+    ctx: &RunContext,
+    helper: &CompiledFlow,
+    saved: Option<Value>,
+) -> Trace {
+    let bench = Bench::new(t0(), &[helper], |_: &CardCall| None).with_helper_runs(|_| None);
+    match saved {
+        None => bench.start(flow, ctx),
+        Some(saved) => bench.resume(flow, ctx, saved),
+    }
+}
+
 #[test]
 fn resume_reissues_a_flow_call_with_its_with_and_loop_helpers_under_their_item() {
     let flow = compile(
@@ -1276,36 +1172,29 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let first = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    let resumed = {
-        let mut restored: RunState =
-            serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
-        advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0()).effects
-    };
-    assert_eq!(resumed, first.effects, "re-issued as first issued");
-    let Effect::StartChild { effect, step, .. } = &first.effects[0] else {
-        panic!("{:?}", first.effects)
-    };
-    assert_eq!(step, "each[0]");
-    let second = advance(
-        &flow,
-        &mut state,
-        &ctx,
-        vec![Event::ChildDone {
-            effect: *effect,
-            result: Ok(json!("done")),
-        }],
-        t0(),
+    let helper = helper_flow();
+    // Every helper run is still going: the run waits, and its checkpoint is what a worker resumes.
+    let waiting = |saved| until_waiting(&flow, &ctx, &helper, saved);
+    let first = waiting(None);
+    let resumed = waiting(first.checkpoint.clone());
+    assert_eq!(
+        resumed.helper_runs, first.helper_runs,
+        "re-issued as first issued"
     );
-    let mut restored: RunState =
-        serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
-    let again = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    assert_eq!(again.effects, second.effects);
+    let [call] = &first.helper_runs[..] else {
+        panic!("{:?}", first.helper_runs)
+    };
+    assert_eq!(call.step, "each[0]");
+    // The loop's helper run ends; the run goes on to the `flow.call` and waits for it.
+    let second = Bench::new(t0(), &[&helper], |_: &CardCall| None)
+        .with_helper_runs(|run| (run.step == "each[0]").then(|| Ok(json!("done"))))
+        .resume(&flow, &ctx, first.checkpoint.clone().expect("a checkpoint"));
+    let again = waiting(second.checkpoint.clone());
+    assert_eq!(again.helper_runs[..], second.helper_runs[1..]);
     assert!(
-        matches!(&again.effects[..], [Effect::StartChild { input, .. }] if *input == json!({ "n": 1 })),
+        matches!(&again.helper_runs[..], [run] if run.input == json!({ "n": 1 })),
         "{:?}",
-        again.effects
+        again.helper_runs
     );
 }
 
@@ -1370,27 +1259,12 @@ steps:
         matches!(&progress, Progress::Failed(e) if e.code == "corrupt_state"),
         "a state whose value was not loaded fails, not guesses: {progress:?}"
     );
+    // Resumed two hours later, past the wait, by a worker that loaded the value from the store.
     let later = t0() + chrono::Duration::hours(2);
-    let mut events = vec![Event::Resume];
-    let mut progress = Progress::Pending;
-    for _ in 0..3 {
-        let decision = advance(
-            &flow,
-            &mut restored,
-            &ctx,
-            std::mem::take(&mut events),
-            later,
-        );
-        progress = decision.progress;
-        if progress != Progress::Pending {
-            break;
-        }
-        for effect in decision.effects {
-            if let Effect::Timer { effect, .. } = effect {
-                events.push(Event::TimerFired { effect });
-            }
-        }
-    }
+    let progress = Bench::new(later, &[], |_: &CardCall| None)
+        .with_values(&blobs)
+        .drive(&flow, &ctx, restored, Event::Resume)
+        .progress;
     assert!(
         matches!(&progress, Progress::Succeeded(out) if out["body"] == "5000 ok"),
         "{progress:?}"
@@ -1416,39 +1290,25 @@ steps:
         BTreeMap::new(),
         HistoryMode::All,
     );
-    let mut state = RunState::new();
-    let first = advance(&flow, &mut state, &ctx, vec![Event::Start], t0());
-    let [
-        Effect::StartDetached {
-            effect,
-            step,
-            flow: helper,
-            input,
-        },
-    ] = &first.effects[..]
-    else {
-        panic!("expected one detached start: {:?}", first.effects)
+    let helper = helper_flow();
+    // The start is never confirmed: the process dies while it waits.
+    let unconfirmed = |saved| until_waiting(&flow, &ctx, &helper, saved);
+    let first = unconfirmed(None);
+    let [run] = &first.helper_runs[..] else {
+        panic!("expected one detached start: {:?}", first.helper_runs)
     };
+    assert!(run.detached, "{run:?}");
     assert_eq!(
-        (step.as_str(), helper.as_str(), input),
+        (run.step.as_str(), run.flow.as_str(), &run.input),
         ("kick", "helper", &json!({ "n": 7 }))
     );
     // A process that died before the start was confirmed starts it again, detached again (the
     // runner's key makes the second start the same run).
-    let mut restored: RunState =
-        serde_json::from_value(serde_json::to_value(&state).expect("state")).expect("restores");
-    let resumed = advance(&flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    assert_eq!(resumed.effects, first.effects);
-    let done = advance(
-        &flow,
-        &mut state,
-        &ctx,
-        vec![Event::ChildDone {
-            effect: *effect,
-            result: Ok(json!({ "run_id": "01HELPER" })),
-        }],
-        t0(),
-    );
+    let resumed = unconfirmed(first.checkpoint.clone());
+    assert_eq!(resumed.helper_runs, first.helper_runs);
+    let done = Bench::new(t0(), &[&helper], |_: &CardCall| None)
+        .with_helper_runs(|_| Some(Ok(json!({ "run_id": "01HELPER" }))))
+        .resume(&flow, &ctx, first.checkpoint.clone().expect("a checkpoint"));
     assert_eq!(
         done.progress,
         Progress::Succeeded(
@@ -1457,4 +1317,50 @@ steps:
     );
     let kick = &done.records[0];
     assert_eq!(kick.output, Some(json!({ "run_id": "01HELPER" })));
+}
+
+/// The doubles' host saves large values out of line as a store does, and the driver loads them back
+/// into every state it rereads: a run whose later step reads a large output finishes, across an
+/// in-process retry backoff and a parked wait, and no checkpoint repeats the value.
+#[test]
+fn large_values_go_out_of_line_and_come_back_at_every_step() {
+    let flow = compile(
+        r#"
+name: big
+steps:
+  - { id: big, card: text.compose, with: { text: "{{ 'x' * 5000 }}" } }
+  - id: call
+    card: http.request
+    retry: { max: 2, backoff: 5s }
+    with: { url: "https://example.test/x" }
+  - { id: nap, wait: 1h }
+  - { id: after, card: flow.return, with: { body: "{{ steps.big | length }}" } }
+"#,
+    );
+    let mut respond = |_: &str, _: &Value, attempt: u32| {
+        if attempt == 1 {
+            Err(CardError::Network("refused".into()))
+        } else {
+            Ok(json!({ "status": 200 }))
+        }
+    };
+    let trace = execute(&flow, json!({}), &[], &mut respond);
+    assert_eq!(
+        trace.progress,
+        Progress::Succeeded(json!({ "status": 200, "headers": {}, "body": 5000 }))
+    );
+    assert_eq!(trace.calls, ["http.request#1", "http.request#2"]);
+    assert_eq!(
+        trace.now - t0(),
+        chrono::Duration::hours(1) + chrono::Duration::seconds(5)
+    );
+    assert_eq!(trace.values, [format!("\"{}\"", "x".repeat(5000))]);
+    assert!(
+        trace.states.len() >= 3,
+        "checkpoints after each step: {}",
+        trace.states.len()
+    );
+    for state in &trace.states {
+        assert!(!state.contains(&"x".repeat(5000)), "{state}");
+    }
 }

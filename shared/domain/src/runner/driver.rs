@@ -143,6 +143,13 @@ pub trait RunHost<E>: Send {
     async fn reread(&mut self) -> Result<Option<Value>, E> {
         Ok(None)
     }
+
+    /// Gives a state read back with [`RunHost::reread`] the values [`RunHost::save_values`] stored
+    /// out of line, as a worker loads them before it resumes a run. The default loads nothing: a
+    /// host that keeps every value inline has none to load.
+    async fn load_values(&mut self, _state: &mut RunState) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 /// What [`RunHost::park`] decided.
@@ -273,6 +280,7 @@ where
                     flow: flow.flow.name.clone(),
                     source,
                 })?;
+                host.load_values(state).await?;
                 self.check_resume(state, &events, &mut issued, last_step.as_deref(), now)?;
             }
             let decision = engine::advance(flow, state, self.ctx, std::mem::take(&mut events), now);

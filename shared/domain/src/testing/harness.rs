@@ -11,9 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -454,24 +452,7 @@ impl RunHost<CaseError> for CaseHost<'_, '_> {
 /// (stubs, in-process helper runs, a clock the host moves), so nothing is left pending; a future
 /// that stays pending without a wake-up could never finish, and gives `None`.
 pub(super) fn block_on<F: Future>(future: F) -> Option<F::Output> {
-    struct Woken(AtomicBool);
-    impl Wake for Woken {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let woken = Arc::new(Woken(AtomicBool::new(false)));
-    let waker = Waker::from(woken.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(output) => return Some(output),
-            // Woken while polled (a stream yielding its turn): poll again.
-            Poll::Pending if woken.0.swap(false, Ordering::SeqCst) => {}
-            Poll::Pending => return None,
-        }
-    }
+    crate::clock::run_until_stalled(future, || false)
 }
 
 /// Whether a stub answers a call made by `step` (history name) to `card` with `input`.
