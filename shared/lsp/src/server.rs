@@ -1,7 +1,8 @@
 //! The server loop: the `initialize` handshake, then one message at a time until `shutdown` and
 //! `exit`. Documents are synchronised whole (`TextDocumentSyncKind::FULL`); every change of a
 //! document publishes its diagnostics again, and a change of a project file (`idflow.yaml`,
-//! `tables/*.yaml`, open or saved) publishes them again for every open document of that project.
+//! `tables/*.yaml`, open or saved, or changed on disk where the client watches files for the
+//! server) publishes them again for every open document.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,13 +12,14 @@ use lsp_types::notification::{
     DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument,
     DidSaveTextDocument, Notification as _, PublishDiagnostics,
 };
-use lsp_types::request::{Completion, HoverRequest, Request as _};
+use lsp_types::request::{Completion, HoverRequest, RegisterCapability, Request as _};
 use lsp_types::{
     CompletionOptions, CompletionParams, CompletionResponse, DidChangeTextDocumentParams,
-    DidCloseTextDocumentParams, DidOpenTextDocumentParams, DidSaveTextDocumentParams, HoverParams,
-    HoverProviderCapability, PublishDiagnosticsParams, SaveOptions, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    TextDocumentSyncSaveOptions, Url,
+    DidChangeWatchedFilesRegistrationOptions, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, DidSaveTextDocumentParams, FileSystemWatcher, GlobPattern,
+    HoverParams, HoverProviderCapability, InitializeParams, PublishDiagnosticsParams, Registration,
+    RegistrationParams, SaveOptions, ServerCapabilities, ServerInfo, TextDocumentSyncCapability,
+    TextDocumentSyncKind, TextDocumentSyncOptions, TextDocumentSyncSaveOptions, Url,
 };
 
 use crate::LspError;
@@ -65,7 +67,10 @@ pub(crate) fn capabilities() -> ServerCapabilities {
 
 /// Runs the server on `connection` until the client shuts it down.
 pub(crate) fn run(connection: &Connection) -> Result<(), LspError> {
-    let (id, _params) = connection.initialize_start()?;
+    let (id, params) = connection.initialize_start()?;
+    // A client that cannot be parsed is served with the defaults: nothing below depends on it but
+    // the file watch.
+    let client: InitializeParams = serde_json::from_value(params).unwrap_or_default();
     let result = serde_json::json!({
         "capabilities": capabilities(),
         "serverInfo": ServerInfo {
@@ -74,6 +79,9 @@ pub(crate) fn run(connection: &Connection) -> Result<(), LspError> {
         },
     });
     connection.initialize_finish(id, result)?;
+    if watches_files(&client) {
+        send(connection, watch_project_files())?;
+    }
     let mut state = State::default();
     for message in &connection.receiver {
         match message {
@@ -101,6 +109,52 @@ pub(crate) fn run(connection: &Connection) -> Result<(), LspError> {
     }
     Ok(())
 }
+
+/// Whether the client can be asked to watch files for the server.
+fn watches_files(client: &InitializeParams) -> bool {
+    client
+        .capabilities
+        .workspace
+        .as_ref()
+        .and_then(|w| w.did_change_watched_files.as_ref())
+        .and_then(|w| w.dynamic_registration)
+        .unwrap_or(false)
+}
+
+/// Asks the client to report changes of project files on disk (a `git checkout`, another editor),
+/// so open flows are checked again against the config they now have.
+fn watch_project_files() -> Message {
+    let watchers = [
+        "**/idflow.yaml",
+        "**/idflow.yml",
+        "**/tables/*.yaml",
+        "**/tables/*.yml",
+    ]
+    .iter()
+    .map(|glob| FileSystemWatcher {
+        glob_pattern: GlobPattern::String((*glob).to_owned()),
+        kind: None,
+    })
+    .collect();
+    let registration = Registration {
+        id: "idflow-project-files".into(),
+        method: DidChangeWatchedFiles::METHOD.into(),
+        register_options: serde_json::to_value(DidChangeWatchedFilesRegistrationOptions {
+            watchers,
+        })
+        .ok(),
+    };
+    Message::Request(Request::new(
+        RequestId::from(WATCH_REQUEST.to_owned()),
+        RegisterCapability::METHOD.to_owned(),
+        RegistrationParams {
+            registrations: vec![registration],
+        },
+    ))
+}
+
+/// The id of the server's one request to the client.
+const WATCH_REQUEST: &str = "idflow/watch-project-files";
 
 fn send(connection: &Connection, message: Message) -> Result<(), LspError> {
     connection

@@ -187,6 +187,57 @@ fn flows_are_checked_against_the_project_config_and_again_when_it_changes() {
 }
 
 #[test]
+fn a_client_that_watches_files_is_asked_to_watch_the_project_files() {
+    let (client, server) = Connection::memory();
+    let server = std::thread::spawn(move || crate::serve(&server));
+    let initialize = Request::new(
+        RequestId::from(1),
+        "initialize".into(),
+        json!({ "capabilities": { "workspace": { "didChangeWatchedFiles": { "dynamicRegistration": true } } } }),
+    );
+    client.sender.send(Message::Request(initialize)).unwrap();
+    let answer = client
+        .receiver
+        .recv_timeout(WAIT)
+        .expect("the initialize answer");
+    assert!(matches!(answer, Message::Response(_)), "{answer:?}");
+    client
+        .sender
+        .send(Message::Notification(Notification::new(
+            "initialized".into(),
+            json!({}),
+        )))
+        .unwrap();
+    let Ok(Message::Request(request)) = client.receiver.recv_timeout(WAIT) else {
+        panic!("no registration request");
+    };
+    assert_eq!(request.method, "client/registerCapability");
+    let registration = &request.params["registrations"][0];
+    assert_eq!(registration["method"], "workspace/didChangeWatchedFiles");
+    assert_eq!(
+        registration["registerOptions"]["watchers"][0]["globPattern"],
+        "**/idflow.yaml"
+    );
+    // The client's answer is taken and ignored; the server goes on and stops cleanly.
+    let ack = lsp_server::Response::new_ok(request.id, Value::Null);
+    client.sender.send(Message::Response(ack)).unwrap();
+    let shutdown = Request::new(RequestId::from(2), "shutdown".into(), Value::Null);
+    client.sender.send(Message::Request(shutdown)).unwrap();
+    assert!(matches!(
+        client.receiver.recv_timeout(WAIT),
+        Ok(Message::Response(_))
+    ));
+    client
+        .sender
+        .send(Message::Notification(Notification::new(
+            "exit".into(),
+            Value::Null,
+        )))
+        .unwrap();
+    server.join().expect("no panic").expect("a clean stop");
+}
+
+#[test]
 fn unknown_requests_are_refused_and_unopened_documents_have_no_answers() {
     let mut client = Client::start();
     let uri = Url::parse("file:///nowhere/flows/a.yaml").unwrap();
@@ -215,6 +266,45 @@ fn unknown_requests_are_refused_and_unopened_documents_have_no_answers() {
         Some(lsp_server::ErrorCode::MethodNotFound as i32)
     );
     client.stop();
+}
+
+#[test]
+fn the_examples_have_no_diagnostics_and_answer_everywhere() {
+    let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows");
+    let dir = crate::check::Projects::dir_of(&flows.join("hello.yaml"))
+        .expect("the examples' idflow.yaml");
+    let mut projects = crate::check::Projects::default();
+    let buffers = std::collections::HashMap::new();
+    let project = projects.config(&dir, &buffers).cloned();
+    assert!(project.is_some(), "the examples' idflow.yaml loads");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&flows)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    names.sort();
+    let mut checked = 0;
+    for path in names {
+        let kind = crate::check::FileKind::of(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let label = crate::check::label_of(&path, Some(&dir));
+        let found = crate::check::diagnostics(kind, &label, &text, project.as_ref());
+        assert!(found.is_empty(), "{label}: {found:?}");
+        checked += 1;
+        if kind != crate::check::FileKind::Flow {
+            continue;
+        }
+        for (number, line) in lines(&text).iter().enumerate() {
+            let width = u32::try_from(line.encode_utf16().count()).unwrap();
+            for character in [0, width / 2, width] {
+                let position = Position::new(u32::try_from(number).unwrap(), character);
+                let _ = crate::complete::complete(&text, position, project.as_ref());
+                let _ = crate::hover::hover(&text, position);
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} example files");
 }
 
 /// A flow with every construct completion and hover look at.
