@@ -63,10 +63,15 @@ struct Place<'a> {
 impl Place<'_> {
     /// The range from byte `start` of the line to the cursor: what a completion replaces.
     fn range_from(&self, start: usize) -> Range {
+        self.range(start, self.cursor)
+    }
+
+    /// The range between two bytes of the line.
+    fn range(&self, start: usize, end: usize) -> Range {
         let line = u32::try_from(self.index).unwrap_or(u32::MAX);
         Range::new(
             Position::new(line, utf16_of_byte(self.line, start)),
-            Position::new(line, utf16_of_byte(self.line, self.cursor)),
+            Position::new(line, utf16_of_byte(self.line, end)),
         )
     }
 }
@@ -134,19 +139,22 @@ fn with_fields(outline: &Outline<'_>, at: &Place<'_>) -> Vec<CompletionItem> {
         .filter(|&i| i != at.index)
         .filter_map(|i| outline.key(i))
         .collect();
-    let range = at.range_from(indent);
+    // Renaming a key already followed by its colon replaces the key alone; a new key gets its
+    // colon.
+    let (range, colon) = match outline.key(at.index) {
+        Some(key) if at.cursor <= indent + key.len() => (at.range(indent, indent + key.len()), ""),
+        _ => (at.range_from(indent), ": "),
+    };
     card.fields
         .iter()
         .filter(|field| !written.contains(&field.name))
         .map(|field| {
             let required = if field.required { ", required" } else { "" };
+            let text = format!("{}{colon}", field.name);
             CompletionItem {
                 documentation: Some(markdown(field.doc.to_owned())),
-                insert_text: Some(format!("{}: ", field.name)),
-                text_edit: Some(CompletionTextEdit::Edit(TextEdit::new(
-                    range,
-                    format!("{}: ", field.name),
-                ))),
+                insert_text: Some(text.clone()),
+                text_edit: Some(CompletionTextEdit::Edit(TextEdit::new(range, text))),
                 ..item(
                     field.name,
                     CompletionItemKind::FIELD,
@@ -358,6 +366,22 @@ mod tests {
         assert!(
             labels("steps:\n  - card: text.compose\n    ti‸", None).is_empty(),
             "a step key, not a with field"
+        );
+        let text = "steps:\n  - card: text.compose\n    with:\n      texx: hi\n";
+        let edits: Vec<String> = complete(text, Position::new(3, 8), None)
+            .into_iter()
+            .filter_map(|i| match i.text_edit {
+                Some(CompletionTextEdit::Edit(edit)) => Some(format!(
+                    "{}-{} {}",
+                    edit.range.start.character, edit.range.end.character, edit.new_text
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            edits,
+            vec!["6-10 text"],
+            "a written key is replaced whole, its colon kept"
         );
     }
 

@@ -120,7 +120,7 @@ pub(crate) fn hover(text: &str, position: Position) -> Option<Hover> {
             "`{}` of `{}` ({}, {required}): {}",
             field.name, card.name, field.kind, field.doc
         );
-        let start = line.find(key).unwrap_or(0);
+        let start = current.key_start;
         return Some(markdown(value, range_of(start, start + key.len())));
     }
     None

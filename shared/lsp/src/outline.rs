@@ -14,6 +14,8 @@ pub(crate) struct Line<'a> {
     pub(crate) item: bool,
     /// The mapping key on the line, when it has one.
     pub(crate) key: Option<&'a str>,
+    /// The byte offset of the key (or of the content) in the line.
+    pub(crate) key_start: usize,
     /// The value after the key's colon (or the whole text after the markers), trimmed, with a
     /// trailing ` # comment` removed.
     pub(crate) value: &'a str,
@@ -251,6 +253,7 @@ fn read_line(text: &str) -> Line<'_> {
         indent,
         item,
         key: if empty { None } else { key },
+        key_start: offset,
         value,
         value_start,
         empty: empty && !item,

@@ -232,81 +232,74 @@ impl State {
     }
 
     fn notification(&mut self, notification: Notification) -> Vec<Message> {
-        match notification.method.as_str() {
-            DidOpenTextDocument::METHOD => {
-                let Ok(params) =
-                    serde_json::from_value::<DidOpenTextDocumentParams>(notification.params)
-                else {
-                    return Vec::new();
-                };
-                let document = params.text_document;
-                self.documents.insert(
-                    document.uri.clone(),
-                    Document {
-                        text: document.text,
-                        version: Some(document.version),
-                    },
-                );
-                self.changed(&document.uri)
-            }
-            DidChangeTextDocument::METHOD => {
-                let Ok(params) =
-                    serde_json::from_value::<DidChangeTextDocumentParams>(notification.params)
-                else {
-                    return Vec::new();
-                };
-                let uri = params.text_document.uri;
-                // Full sync: the last change holds the whole text.
-                let Some(change) = params.content_changes.into_iter().last() else {
-                    return Vec::new();
-                };
-                self.documents.insert(
-                    uri.clone(),
-                    Document {
-                        text: change.text,
-                        version: Some(params.text_document.version),
-                    },
-                );
-                self.changed(&uri)
-            }
-            DidSaveTextDocument::METHOD => {
-                let Ok(params) =
-                    serde_json::from_value::<DidSaveTextDocumentParams>(notification.params)
-                else {
-                    return Vec::new();
-                };
-                let uri = params.text_document.uri;
-                if let (Some(text), Some(document)) = (params.text, self.documents.get_mut(&uri)) {
-                    document.text = text;
-                }
-                self.changed(&uri)
-            }
-            DidCloseTextDocument::METHOD => {
-                let Ok(params) =
-                    serde_json::from_value::<DidCloseTextDocumentParams>(notification.params)
-                else {
-                    return Vec::new();
-                };
-                let uri = params.text_document.uri;
-                self.documents.remove(&uri);
-                let mut out = vec![publish(uri.clone(), Vec::new(), None)];
-                // A closed project file is read from disk again: its unsaved edits are gone.
-                if check::path_of(&uri).is_some_and(|p| is_project_file(&p)) {
-                    out.extend(self.all());
-                }
-                out
-            }
+        // A notification whose parameters do not parse is dropped: there is no one to answer.
+        let method = notification.method.clone();
+        let n = notification;
+        match method.as_str() {
+            DidOpenTextDocument::METHOD => n.extract(&method).ok().map(|p| self.opened(p)),
+            DidChangeTextDocument::METHOD => n.extract(&method).ok().and_then(|p| self.edited(p)),
+            DidSaveTextDocument::METHOD => n.extract(&method).ok().map(|p| self.saved(p)),
+            DidCloseTextDocument::METHOD => n.extract(&method).ok().map(|p| self.closed(p)),
             // A project file changed on disk (for clients that watch files).
-            DidChangeWatchedFiles::METHOD => self.all(),
-            _ => Vec::new(),
+            DidChangeWatchedFiles::METHOD => Some(self.all()),
+            _ => None,
         }
+        .unwrap_or_default()
     }
 
-    /// The text of every open document with a path, by path.
+    fn opened(&mut self, params: DidOpenTextDocumentParams) -> Vec<Message> {
+        let document = params.text_document;
+        self.documents.insert(
+            document.uri.clone(),
+            Document {
+                text: document.text,
+                version: Some(document.version),
+            },
+        );
+        self.changed(&document.uri)
+    }
+
+    fn edited(&mut self, params: DidChangeTextDocumentParams) -> Option<Vec<Message>> {
+        let uri = params.text_document.uri;
+        // Full sync: the last change holds the whole text.
+        let change = params.content_changes.into_iter().last()?;
+        self.documents.insert(
+            uri.clone(),
+            Document {
+                text: change.text,
+                version: Some(params.text_document.version),
+            },
+        );
+        Some(self.changed(&uri))
+    }
+
+    fn saved(&mut self, params: DidSaveTextDocumentParams) -> Vec<Message> {
+        let uri = params.text_document.uri;
+        if let (Some(text), Some(document)) = (params.text, self.documents.get_mut(&uri)) {
+            document.text = text;
+        }
+        self.changed(&uri)
+    }
+
+    fn closed(&mut self, params: DidCloseTextDocumentParams) -> Vec<Message> {
+        let uri = params.text_document.uri;
+        self.documents.remove(&uri);
+        let mut out = vec![publish(uri.clone(), Vec::new(), None)];
+        // A closed project file is read from disk again: its unsaved edits are gone.
+        if check::path_of(&uri).is_some_and(|p| is_project_file(&p)) {
+            out.extend(self.all());
+        }
+        out
+    }
+
+    /// The text of every open project file (`idflow.yaml`, table files), by path: what the
+    /// projects' configs are read from in place of the disk.
     fn buffers(&self) -> HashMap<PathBuf, String> {
         self.documents
             .iter()
-            .filter_map(|(uri, d)| check::path_of(uri).map(|p| (p, d.text.clone())))
+            .filter_map(|(uri, d)| check::path_of(uri).map(|p| (p, d)))
+            .filter(|(path, _)| is_project_file(path))
+            .map(|(path, d)| (path, d.text.clone()))
             .collect()
     }
 
