@@ -126,6 +126,10 @@ enum Command {
         #[arg(long, default_value = "./schemas")]
         out: PathBuf,
     },
+    /// Runs the language server for flow files, flow tests and idflow.yaml on standard input and
+    /// output, for editors (diagnostics as you type, completion, hover); see the README for
+    /// VS Code, Neovim and Helix.
+    Lsp,
     /// Starts a run of a flow with the given input and prints its id, or with --wait, the run
     /// card by card once it ends.
     #[command(after_help = EXIT_CODES)]
@@ -260,6 +264,16 @@ struct WaitArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The language server is synchronous and owns standard output: no runtime, no logging.
+    if matches!(cli.command, Command::Lsp) {
+        return match lsp::run_stdio() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -350,6 +364,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             strict,
         } => validate(paths, json, strict),
         Command::Schema { name, out } => schema(name.as_deref(), &out),
+        // Served in `main` before the runtime starts.
+        Command::Lsp => Ok(ExitCode::SUCCESS),
         Command::Run {
             name,
             input,

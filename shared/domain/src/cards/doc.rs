@@ -34,6 +34,14 @@ pub fn reference_markdown() -> String {
     out
 }
 
+/// One card's reference as Markdown, exactly as in `docs/flow-reference.md` (the language server's
+/// hover shows it).
+pub fn card_markdown(card: &CardSpec) -> String {
+    let mut out = String::new();
+    write_card(&mut out, card);
+    out
+}
+
 fn write_card(out: &mut String, card: &CardSpec) {
     let runs = match card.kind {
         CardKind::Pure(_) => "function, runs inside the engine",
@@ -128,6 +136,15 @@ mod tests {
                 card.name
             );
         }
+    }
+
+    #[test]
+    fn a_card_markdown_is_its_block_of_the_reference() {
+        let card = crate::cards::lookup("okta.read_user").expect("a registered card");
+        let markdown = card_markdown(card);
+        assert!(markdown.starts_with("#### `okta.read_user`"));
+        assert!(markdown.contains("| `user` |"));
+        assert!(reference_markdown().contains(&markdown));
     }
 
     #[test]
