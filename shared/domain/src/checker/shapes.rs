@@ -353,7 +353,10 @@ fn request_version_of_id(id: &str) -> RequestVersion {
     let id = id.trim();
     if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         RequestVersion::V1
-    } else if id.len() == 20 && id.starts_with("req") && !id.contains(['{', '%']) {
+    } else if id.len() == 20
+        && id.starts_with("req")
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         RequestVersion::V2
     } else {
         RequestVersion::Either
@@ -663,5 +666,74 @@ mod tests {
             check_path(&log_event(), &path("debugContext.debugData.anything")),
             None
         );
+    }
+
+    fn output(card: &str, with: serde_json::Value, read: &str) -> Option<String> {
+        let shape = card_output(card, &with).expect("a known output");
+        check_path(&shape, &path(read))
+    }
+
+    #[test]
+    fn an_access_requests_fields_follow_the_version_its_id_or_listing_names() {
+        let v1 = serde_json::json!({ "request": "0123456789abcdef01234567" });
+        let v2 = serde_json::json!({ "request": "reqp1pmpjhVdGEcVK1d5" });
+        let computed = serde_json::json!({ "request": "{{ input.accessRequestId }}" });
+        assert_eq!(output("oig.get_request", v1.clone(), "subject"), None);
+        assert_eq!(
+            output("oig.get_request", v1, "requestedFor").as_deref(),
+            Some(
+                "a v1 access request has no field `requestedFor`; its fields are _links, actions, approvals, created, createdBy, id, lastUpdated, lastUpdatedBy, permalinkId, requestStatus, requestTypeId, requesterFieldValues, requesterUserIds, resolved, subject, type"
+            )
+        );
+        assert_eq!(
+            output("oig.get_request", v2.clone(), "requestedFor.type"),
+            None
+        );
+        assert!(output("oig.get_request", v2, "subject").is_some());
+        assert_eq!(output("oig.get_request", computed.clone(), "subject"), None);
+        assert_eq!(output("oig.get_request", computed, "requestedFor"), None);
+        // A listing is a list: what an item holds is not read through the list.
+        let listed = card_output("oig.list_requests", &serde_json::json!({ "version": "v2" }));
+        assert_eq!(
+            listed,
+            Some(Shape::List(Box::new(access_request(
+                RequestVersion::V2,
+                true
+            ))))
+        );
+    }
+
+    #[test]
+    fn fixed_outputs_refuse_other_fields_and_caller_data_is_not_checked() {
+        let none = serde_json::json!({});
+        assert_eq!(
+            output("okta.suspend_user", none.clone(), "status").as_deref(),
+            Some(
+                "the `okta.suspend_user` output is always empty (`{}`), so it has no field `status`"
+            )
+        );
+        assert_eq!(
+            output("number.add", none.clone(), "value").as_deref(),
+            Some("the output is a number, which has no field `value`")
+        );
+        assert_eq!(output("http.request", none.clone(), "body.any.depth"), None);
+        assert_eq!(
+            output("http.request", none.clone(), "statusCode").as_deref(),
+            Some(
+                "the `http.request` output has no field `statusCode`; its fields are status, headers, body"
+            )
+        );
+        // Without the project the table's columns are unknown: the row is open.
+        assert_eq!(
+            output(
+                "table.read_row",
+                serde_json::json!({ "table": "t" }),
+                "row.anything"
+            ),
+            None
+        );
+        for caller_data in ["json.parse", "object.merge", "list.first", "flow.call"] {
+            assert_eq!(card_output(caller_data, &none), None, "{caller_data}");
+        }
     }
 }
