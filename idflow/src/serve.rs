@@ -20,7 +20,7 @@
 //! Shutdown is graceful: the loop stops accepting, idle connections close, requests in flight finish,
 //! and a connection still sending its head closes at its header read timeout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,7 @@ use tokio::sync::{Semaphore, watch};
 use connectors::StandardExecutors;
 use domain::cards::table::TableExecutor;
 use domain::clock::SystemClock;
+use domain::diag::Diagnostic;
 use domain::flowfile::{self, LoadedProject};
 use domain::model::Trigger;
 use domain::ports::{Clock, FlowStore, Secrets, StoreError};
@@ -380,6 +381,7 @@ impl Server {
                 dir: options.flows_dir.clone(),
                 schedules: schedules_tx,
                 fingerprint: fingerprint(&options.flows_dir),
+                warned: warnings_by_file(&project),
             };
             let rx = shutdown_rx.clone();
             tasks.push(tokio::spawn(reloader.run(rx)));
@@ -746,6 +748,9 @@ struct Reloader {
     dir: PathBuf,
     schedules: watch::Sender<Vec<ScheduleEntry>>,
     fingerprint: Vec<(PathBuf, SystemTime, u64)>,
+    /// The checker's warnings of each flow file as last logged (at start or by a reload), so a
+    /// reload logs a file's warnings when the file or its warnings changed, not on every reload.
+    warned: HashMap<String, Vec<Diagnostic>>,
 }
 
 impl Reloader {
@@ -764,7 +769,10 @@ impl Reloader {
             self.fingerprint = current;
             let project = flowfile::load_dir(&self.dir);
             match self.runtime.deploy(&project).await {
-                Ok(report) => print_report(&self.dir, &report, false),
+                Ok(report) => {
+                    print_report(&self.dir, &report, false);
+                    self.log_new_warnings(&project, &report);
+                }
                 Err(error) => {
                     tracing::error!(error = %error, "reload failed");
                     continue;
@@ -773,6 +781,41 @@ impl Reloader {
             let _ = self.schedules.send(schedules_of(&project));
         }
     }
+}
+
+impl Reloader {
+    /// Logs the checker's warnings of the flows this reload deployed anew (added or updated) and
+    /// of those whose warnings changed (the project config changed under them), as the errors of
+    /// the files it refused are logged; a flow left as it was is not logged again.
+    fn log_new_warnings(&mut self, project: &LoadedProject, report: &SyncReport) {
+        let deployed: HashSet<&str> = report
+            .added
+            .iter()
+            .chain(&report.updated)
+            .map(String::as_str)
+            .collect();
+        for loaded in &project.flows {
+            let changed = loaded
+                .result
+                .as_ref()
+                .is_ok_and(|flow| deployed.contains(flow.name.as_str()));
+            if changed || self.warned.get(&loaded.path) != Some(&loaded.warnings) {
+                for warning in &loaded.warnings {
+                    tracing::warn!("{warning}");
+                }
+            }
+        }
+        self.warned = warnings_by_file(project);
+    }
+}
+
+/// The checker's warnings of each flow file of `project`, by path.
+fn warnings_by_file(project: &LoadedProject) -> HashMap<String, Vec<Diagnostic>> {
+    project
+        .flows
+        .iter()
+        .map(|loaded| (loaded.path.clone(), loaded.warnings.clone()))
+        .collect()
 }
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {

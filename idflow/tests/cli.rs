@@ -673,3 +673,116 @@ fn importing_one_row_says_one_row() {
     assert!(err.starts_with("imported 1 row into settings in "), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a reloading `idflow serve` logs, line by line, as it comes.
+struct ServeLog {
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl ServeLog {
+    /// Reads lines until one contains `needle`, for at most 30 seconds (the reloader polls every
+    /// second); returns the lines read on the way, that one included.
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut read = Vec::new();
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no log line with {needle:?} in 30 s; logged:\n{}",
+                        self.seen.join("\n")
+                    )
+                })
+                .unwrap_or_else(|| panic!("idflow exited; logged:\n{}", self.seen.join("\n")));
+            self.seen.push(line.clone());
+            read.push(line.clone());
+            if line.contains(needle) {
+                return read;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn hot_reload_logs_the_warnings_of_a_changed_flow_once() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = temp_dir("reload-warnings");
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let hello = "name: hello\nsteps:\n  - id: user\n    card: flow.assign\n    with: { login: \"{{ input.login }}\" }\n  - card: text.compose\n    with: { text: \"Hi {{ steps.user.login }}\" }\n";
+    std::fs::write(flows.join("hello.yaml"), hello).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--flows"])
+        .arg(&flows)
+        .arg("--data")
+        .arg(dir.join("data"))
+        .env("IDFLOW_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("idflow starts");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = ServeLog {
+        lines: rx,
+        seen: Vec::new(),
+    };
+    let started = log.until("idflow listening on").await;
+    assert!(
+        !started.iter().any(|l| l.contains("hello.yaml:")),
+        "{started:#?}"
+    );
+
+    // A typo in a field of a step's output: the flow is deployed, and the reload says what is
+    // suspicious, where.
+    let warning = "hello.yaml:7:26: step `s1`: with.text: step `user`: the `flow.assign` output has no field `logn`; did you mean `login`?";
+    std::fs::write(
+        flows.join("hello.yaml"),
+        hello.replace("user.login", "user.logn"),
+    )
+    .unwrap();
+    let reloaded = log.until("flows deployed").await;
+    let reloaded = [reloaded, log.until(warning).await].concat();
+    assert!(
+        reloaded
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains(warning)),
+        "{reloaded:#?}"
+    );
+    assert!(
+        reloaded.iter().any(|l| l.contains("updated=1")),
+        "{reloaded:#?}"
+    );
+
+    // Another file changes: that reload does not repeat the warning of the flow left as it was.
+    std::fs::write(
+        flows.join("other.yaml"),
+        "name: other\nsteps:\n  - { card: text.compose, with: { text: hi } }\n",
+    )
+    .unwrap();
+    let other = log.until("added=1").await;
+    // The warnings of a reload come right after its report; the next report closes them.
+    std::fs::write(
+        flows.join("other.yaml"),
+        "name: other\nsteps:\n  - { card: text.compose, with: { text: hello } }\n",
+    )
+    .unwrap();
+    let after = [other, log.until("updated=1").await].concat();
+    assert!(
+        !after.iter().any(|l| l.contains("hello.yaml:")),
+        "the warning of an unchanged flow is logged once: {after:#?}"
+    );
+    child.kill().await.ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,6 +82,7 @@ before(async () => {
   base = `http://127.0.0.1:${port}`;
   fs.copyFileSync(path.join(here, "fixtures", "okta-stub.yaml"), path.join(flows, "okta-stub.yaml"));
   fs.copyFileSync(path.join(here, "fixtures", "nesting.yaml"), path.join(flows, "nesting.yaml"));
+  fs.copyFileSync(path.join(here, "fixtures", "suspicious.yaml"), path.join(flows, "suspicious.yaml"));
   const lookup = fs.readFileSync(path.join(here, "fixtures", "lookup-user.yaml"), "utf8");
   fs.writeFileSync(path.join(flows, "lookup-user.yaml"), lookup.replaceAll("__PORT__", String(port)));
   // An admin token, so the console's token prompt is exercised too.
@@ -343,4 +344,23 @@ test("pausing a flow stops its trigger and says so; resuming starts runs again",
   assert.equal(await page.locator("#paused").count(), 0);
   const again = await runToEnd("hello", { name: "Grace" });
   assert.equal(again.status, "succeeded");
+});
+
+test("flow page shows the checker's warnings with line, column, field path and suggestion", { skip }, async () => {
+  await page.goto(`${base}/#/flows/suspicious`);
+  const warning = page.locator('#findings li.finding[data-level="warning"]');
+  await warning.waitFor();
+  assert.equal(await warning.count(), 1);
+  assert.equal(await warning.locator(".finding-where").innerText(), "suspicious.yaml:10:29");
+  assert.equal(await warning.locator(".finding-path").innerText(), "step `s1`: with.text");
+  assert.match(await warning.locator(".finding-message").innerText(), /the `flow.assign` output has no field `logn`/);
+  assert.equal(await warning.locator(".finding-suggestion code").innerText(), "login");
+  // A warning does not stop the flow: it was deployed and can run; nothing was refused.
+  assert.equal(await page.locator("#start-run").isDisabled(), false);
+  assert.equal(await page.locator("#rejected").count(), 0);
+  await shot("flow-checks");
+
+  await page.goto(`${base}/#/flows/hello`);
+  await page.locator("#findings-none").waitFor();
+  assert.equal(await page.locator("#findings li").count(), 0);
 });

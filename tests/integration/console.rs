@@ -180,3 +180,90 @@ async fn flow_list_filters_by_trigger_and_counts_recent_runs() {
     );
     server.stop().await;
 }
+
+const MAYBE: &str = r#"name: maybe
+steps:
+  - id: user
+    card: flow.assign
+    with: { login: "{{ input.login }}", team: "{{ input.team }}" }
+  - card: text.compose
+    with: { text: "Hello {{ steps.user.logn }}" }
+"#;
+
+#[tokio::test]
+async fn flow_detail_carries_the_checkers_warnings_and_the_errors_a_reload_refused() {
+    let server = TestServer::start(&[("maybe.yaml", MAYBE), ("hello.yaml", HELLO)]).await;
+    let (status, flow) = get(&server, "/api/flows/maybe").await;
+    assert_eq!(status, 200);
+    // A flow with a warning loads and runs; its page says what is suspicious, where.
+    assert_eq!(flow["trigger"]["kind"], "manual");
+    assert_eq!(flow["checks"]["errors"], json!([]));
+    assert_eq!(flow["checks"]["rejected"], json!([]));
+    assert_eq!(
+        flow["checks"]["warnings"],
+        json!([{
+            "file": "maybe.yaml",
+            "line": 7,
+            "column": 29,
+            "path": "step `s1`: with.text",
+            "message": "step `user`: the `flow.assign` output has no field `logn`; did you mean `login`?",
+            "suggestion": "login",
+        }])
+    );
+    let (_, hello) = get(&server, "/api/flows/hello").await;
+    assert_eq!(
+        hello["checks"],
+        json!({ "errors": [], "warnings": [], "rejected": [] })
+    );
+
+    // The file breaks; a reload refuses it and keeps the version deployed before, and the page
+    // says why, apart from the findings of the version it shows.
+    let flows = server.dir.0.join("flows");
+    std::fs::write(
+        flows.join("maybe.yaml"),
+        MAYBE.replace("{{ steps.user.logn }}", "{{ stpes.user.login }}"),
+    )
+    .unwrap();
+    let report = server
+        .runtime()
+        .deploy(&domain::flowfile::load_dir(&flows))
+        .await
+        .unwrap();
+    assert_eq!(report.diagnostics.len(), 1, "{:?}", report.diagnostics);
+    let (_, kept) = get(&server, "/api/flows/maybe").await;
+    assert_eq!(
+        kept["version"], flow["version"],
+        "the previous version stays"
+    );
+    assert_eq!(kept["checks"]["warnings"], flow["checks"]["warnings"]);
+    let rejected = kept["checks"]["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["line"], 7);
+    assert_eq!(rejected[0]["suggestion"], "steps");
+    assert!(
+        rejected[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown name `stpes`"),
+        "{rejected:?}"
+    );
+
+    // Fixed: the new version is deployed and nothing is refused any more.
+    std::fs::write(
+        flows.join("maybe.yaml"),
+        MAYBE.replace("{{ steps.user.logn }}", "{{ steps.user.login }}"),
+    )
+    .unwrap();
+    server
+        .runtime()
+        .deploy(&domain::flowfile::load_dir(&flows))
+        .await
+        .unwrap();
+    let (_, fixed) = get(&server, "/api/flows/maybe").await;
+    assert_ne!(fixed["version"], flow["version"]);
+    assert_eq!(
+        fixed["checks"],
+        json!({ "errors": [], "warnings": [], "rejected": [] })
+    );
+    server.stop().await;
+}

@@ -142,7 +142,35 @@ async fn flow_detail(
         Err(other) => return Err(other.into()),
     }
     body["paused"] = json!(state.runtime.paused(&name).await?);
+    // The checker run again on the version shown, against the project config served now, as a
+    // load would run it; and what the last reload refused of the file, if anything.
+    let project = state.runtime.project();
+    let (checked, warnings) =
+        domain::flowfile::check_flow_source(&stored.path, &stored.source, Some(&project));
+    let errors = checked.err().unwrap_or_default();
+    body["checks"] = json!({
+        "errors": errors.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        "warnings": warnings.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        "rejected": state.runtime.rejected_file(&name).iter().map(diagnostic_json).collect::<Vec<_>>(),
+    });
     Ok(Json(body))
+}
+
+/// A diagnostic for the console, with the close name its message suggests on its own.
+fn diagnostic_json(diagnostic: &domain::diag::Diagnostic) -> Value {
+    let suggestion = diagnostic
+        .message
+        .split_once("did you mean `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name);
+    json!({
+        "file": diagnostic.file,
+        "line": diagnostic.line,
+        "column": diagnostic.column,
+        "path": diagnostic.path,
+        "message": diagnostic.message,
+        "suggestion": suggestion,
+    })
 }
 
 /// `POST /api/flows/{name}/pause`: the flow's triggers start nothing until it is resumed.

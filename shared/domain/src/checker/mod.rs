@@ -168,7 +168,7 @@ impl Checker<'_> {
                     in_loop: (!in_loop.is_empty()).then(|| in_loop.to_owned()),
                 });
                 if let StepKind::Card { card, with } = &step.kind
-                    && let Some(shape) = shapes::card_output(card, with)
+                    && let Some(shape) = shapes::card_output_in(card, with, self.project)
                 {
                     self.shapes.insert(step.key.clone(), shape);
                 }

@@ -1,7 +1,7 @@
 //! Deploying a directory's flows into the flow store: `idflow serve` at start and on every change
 //! of its flows directory, and tests that change the flows of a running server.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -83,8 +83,31 @@ impl Runtime {
     /// `idflow.yaml` at once in this process (the caches are dropped, the project config replaced).
     pub async fn deploy(&self, project: &LoadedProject) -> Result<SyncReport, RunnerError> {
         let report = sync_flows(self.flows.as_ref(), project, self.clock.now()).await?;
+        let rejected: HashMap<String, Vec<Diagnostic>> = project
+            .flows
+            .iter()
+            .filter_map(|loaded| {
+                let errors = loaded.result.as_ref().err()?;
+                // The name `sync_flows` keeps a broken file's deployed version under.
+                let stem = Path::new(&loaded.path).file_stem()?.to_str()?;
+                Some((stem.to_owned(), errors.clone()))
+            })
+            .collect();
+        *self.rejected.lock().unwrap_or_else(|p| p.into_inner()) = rejected;
         self.invalidate_flows();
         self.set_project(project.config.clone());
         Ok(report)
+    }
+
+    /// The errors that made the last deploy in this process refuse the file of flow `name`, whose
+    /// previously deployed version (if any) is still the current one; empty when it was not
+    /// refused. A deployment that never deploys from a directory (the Lambdas) refuses nothing.
+    pub fn rejected_file(&self, name: &str) -> Vec<Diagnostic> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 }

@@ -106,6 +106,9 @@ pub struct Runtime {
     pub(super) active: Mutex<HashMap<RunId, bool>>,
     /// Starts refused because their flow was paused, by (flow, trigger kind): metrics read it.
     pub(super) paused_skips: Mutex<HashMap<(String, String), u64>>,
+    /// The errors of flow files the last [`Runtime::deploy`] in this process refused, by the flow
+    /// name their deployed version (if any) goes by: the console shows why that version is kept.
+    pub(super) rejected: Mutex<HashMap<String, Vec<crate::diag::Diagnostic>>>,
 }
 
 impl Runtime {
@@ -141,6 +144,7 @@ impl Runtime {
             ended,
             active: Mutex::new(HashMap::new()),
             paused_skips: Mutex::new(HashMap::new()),
+            rejected: Mutex::new(HashMap::new()),
         }
     }
 

@@ -331,6 +331,40 @@ fn schemas() -> Value {
                     "items": { "type": "string", "format": "date-time" },
                     "description": "a schedule flow's next fire times (up to 5)",
                 },
+                "checks": {
+                    "type": "object",
+                    "description": "what the static checker finds in the flow",
+                    "required": ["errors", "warnings", "rejected"],
+                    "properties": {
+                        "errors": {
+                            "type": "array",
+                            "items": { "$ref": "#/components/schemas/Diagnostic" },
+                            "description": "errors of the version shown (it does not run)",
+                        },
+                        "warnings": {
+                            "type": "array",
+                            "items": { "$ref": "#/components/schemas/Diagnostic" },
+                            "description": "suspicious but possible: the version shown runs (`idflow validate --strict` refuses it)",
+                        },
+                        "rejected": {
+                            "type": "array",
+                            "items": { "$ref": "#/components/schemas/Diagnostic" },
+                            "description": "errors of the flow's file that the server's last reload refused; the version shown is the one deployed before and keeps running",
+                        },
+                    },
+                },
+            },
+        },
+        "Diagnostic": {
+            "type": "object",
+            "required": ["file", "line", "column", "path", "message"],
+            "properties": {
+                "file": { "type": "string" },
+                "line": { "type": "integer", "description": "1-based; 0 when the problem has no position" },
+                "column": { "type": "integer" },
+                "path": { "type": "string", "description": "the step and field, such as `step `s1`: with.text`" },
+                "message": { "type": "string" },
+                "suggestion": { "type": ["string", "null"], "description": "the close name the message suggests (did you mean …?)" },
             },
         },
         "RunStarted": {

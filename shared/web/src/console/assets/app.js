@@ -242,6 +242,48 @@ function nextFires(flow) {
   );
 }
 
+// One finding of the static checker: where (line:col, field path), what, and the close name it
+// suggests.
+function finding(d, level) {
+  const where = d.line > 0 ? `${d.file}:${d.line}:${d.column}` : d.file;
+  return h(
+    "li",
+    { class: `finding ${level}`, "data-level": level, "data-line": d.line, "data-column": d.column },
+    h("span", { class: `badge ${level}` }, level),
+    " ",
+    h("code", { class: "finding-where" }, where),
+    d.path ? [" ", h("code", { class: "finding-path" }, d.path)] : null,
+    h("div", { class: "finding-message" }, d.message),
+    d.suggestion ? h("div", { class: "finding-suggestion muted" }, "Did you mean ", h("code", {}, d.suggestion), "?") : null,
+  );
+}
+
+// What the checker finds in the flow: errors and warnings of the version shown (warnings do not stop
+// it from running) and, apart, the errors of its file that the server's last reload refused.
+function checks(flow) {
+  const c = flow.checks;
+  if (!c) return null;
+  const found = [...c.errors.map((d) => finding(d, "error")), ...c.warnings.map((d) => finding(d, "warning"))];
+  const rejected = c.rejected.length
+    ? h(
+        "div",
+        { class: "rejected-box", id: "rejected" },
+        h("strong", {}, "The file was not reloaded"),
+        ` (${c.rejected.length} error${c.rejected.length === 1 ? "" : "s"}): the version shown below, deployed before, keeps running until the file checks clean.`,
+        h("ul", { class: "findings" }, c.rejected.map((d) => finding(d, "error"))),
+      )
+    : null;
+  return h(
+    "section",
+    { id: "checks" },
+    h("h2", {}, "Checks"),
+    rejected,
+    found.length
+      ? h("ul", { class: "findings", id: "findings" }, found)
+      : h("p", { class: "muted", id: "findings-none" }, "The checker finds nothing in this version."),
+  );
+}
+
 async function flowPage(name, mine) {
   const [flow, runs] = await Promise.all([
     api(`/api/flows/${encodeURIComponent(name)}`),
@@ -276,6 +318,7 @@ async function flowPage(name, mine) {
     h("div", { class: "page-head" }, h("h1", {}, flow.name), flow.paused ? h("span", { class: "badge paused" }, "paused") : null, h("span", { class: "spacer" }), pause, start),
     flow.description ? h("p", { class: "muted" }, flow.description) : null,
     pausedNote(flow),
+    checks(flow),
     h(
       "div",
       { class: "side-by-side" },
