@@ -49,7 +49,7 @@ function json(value, label, open) {
 // A step value too big for the run's page comes as a preview and a link to its step record
 // (`href`, the value at the JSON pointer `field`): shown as the preview, loaded whole on demand.
 function linkedJson(value, label) {
-  const load = h("button", { type: "button", class: "secondary small" }, `Load the whole value (${value.bytes} bytes)`);
+  const load = h("button", { type: "button", class: "small" }, `Load the whole value (${value.bytes} bytes)`);
   const box = h(
     "details",
     { class: "json" },
