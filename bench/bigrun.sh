@@ -16,3 +16,7 @@ cd "$(dirname "$0")/.."
 export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:5005}
 cargo test -q -p tests --test integration bench_bytes_written_by_the_big_run -- --ignored --nocapture 2>&1 \
   | grep -v '^running\|^test result\|^$\|^\.'
+
+# The per-checkpoint bytes of a `map` over 5,000 users (one effectful step per iteration): the
+# state each checkpoint writes, at 10% of the iterations and at the end.
+cargo test -q -p domain --test map_checkpoints -- --nocapture 2>&1 | grep "^map over"

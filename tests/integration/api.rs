@@ -526,3 +526,79 @@ steps:
     assert_eq!(page["runs"].as_array().unwrap().len(), 2);
     server.stop().await;
 }
+
+const TWICE: &str = r#"
+name: twice
+steps:
+  - id: doubled
+    card: text.compose
+    with: { text: "{{ input.name }}{{ input.name }}" }
+"#;
+
+/// A step value too big for a page of history comes in the run's detail as a preview linking to
+/// its step record, which gives it whole; small values and the run's input stay whole.
+#[tokio::test]
+async fn big_step_values_are_previewed_and_linked_to_their_whole_record() {
+    let server = TestServer::start(&[("twice.yaml", TWICE)]).await;
+    // Below the default body limit; the step doubles it past the preview threshold (64 KiB).
+    let name = "x".repeat(40 * 1024);
+    let response = server
+        .http
+        .post(server.url("/api/flows/twice/runs"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let id = body["runId"].as_str().expect("run id").to_owned();
+    assert_eq!(server.wait_run(&id).await.status.as_str(), "succeeded");
+    let detail = server.run_json(&id).await;
+    assert_eq!(
+        detail["input"],
+        json!({ "name": name }),
+        "the run input is whole"
+    );
+    let output = &detail["steps"][0]["output"];
+    assert_eq!(output["idflow_truncated"], json!(true), "{output}");
+    assert_eq!(output["field"], json!("/output"));
+    let preview = output["preview"].as_str().expect("a preview");
+    assert!(
+        preview.starts_with("\"xxx") && preview.len() <= 2048,
+        "{preview}"
+    );
+    let href = output["href"].as_str().expect("a link");
+    assert_eq!(href, format!("/api/runs/{id}/steps/0"));
+    let record: Value = server
+        .http
+        .get(server.url(href))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let whole = record["output"].as_str().unwrap_or_default();
+    assert!(
+        whole == format!("{name}{name}"),
+        "the record is whole: {} bytes of {}",
+        whole.len(),
+        2 * name.len()
+    );
+    assert_eq!(record["step"], json!("doubled"));
+    let missing = server
+        .http
+        .get(server.url(&format!("/api/runs/{id}/steps/7")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "a record the run does not have");
+    let bad = server
+        .http
+        .get(server.url(&format!("/api/runs/{id}/steps/first")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "a step number that is not one");
+    server.stop().await;
+}

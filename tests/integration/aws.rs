@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws::{
-    DynamoFlowStore, DynamoRunStore, DynamoTableStore, SchedulerSchedules, SecretsManagerSecrets,
-    SqsRunQueue,
+    DynamoFlowStore, DynamoRunStore, DynamoTableStore, S3BlobStore, SchedulerSchedules,
+    SecretsManagerSecrets, SqsRunQueue,
 };
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -53,7 +53,9 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-pub async fn run_store() -> Option<DynamoRunStore> {
+/// A run store on a fresh table, without a blob store: values too big for an item are refused
+/// (runs) or replaced by a marker (step records).
+pub async fn bare_run_store() -> Option<DynamoRunStore> {
     let config = emulator().await?;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("runs");
@@ -65,6 +67,23 @@ pub async fn run_store() -> Option<DynamoRunStore> {
         table,
         Some(Duration::from_secs(86_400)),
     ))
+}
+
+/// A fresh S3 bucket on the emulator.
+pub async fn blob_bucket() -> Option<Arc<S3BlobStore>> {
+    let config = emulator().await?;
+    let client = tests::bigrun::s3_client(&config);
+    let bucket = unique("idflow-history");
+    S3BlobStore::create_bucket(&client, &bucket)
+        .await
+        .expect("create the bucket");
+    Some(Arc::new(S3BlobStore::new(client, bucket)))
+}
+
+/// A run store as the Lambdas build it: DynamoDB, with S3 for values too big for an item.
+pub async fn run_store() -> Option<DynamoRunStore> {
+    let store = bare_run_store().await?;
+    Some(store.with_history_blobs(blob_bucket().await?))
 }
 
 pub async fn flow_store() -> Option<DynamoFlowStore> {
@@ -149,8 +168,8 @@ mod scheduler_schedules {
 }
 
 #[tokio::test]
-async fn dynamo_truncates_step_data_over_the_item_limit() {
-    let Some(store) = run_store().await else {
+async fn dynamo_without_a_blob_store_truncates_step_data_over_the_item_limit() {
+    let Some(store) = bare_run_store().await else {
         return;
     };
     let run = queued_run("big", t0());
@@ -185,6 +204,72 @@ async fn dynamo_truncates_step_data_over_the_item_limit() {
     assert!(
         output["bytes"].as_u64().unwrap_or(0) > 500 * 1024,
         "the marker says how big it was"
+    );
+}
+
+/// A big input goes to S3 under `history/<run id>/`, apart from the engine's values (deleted when
+/// the run ends); `history: none` deletes it when the run ends, so nothing of it is kept.
+#[tokio::test]
+async fn dynamo_keeps_big_inputs_in_s3_until_history_none_drops_them() {
+    let (Some(config), Some(bare)) = (emulator().await, bare_run_store().await) else {
+        return;
+    };
+    let client = tests::bigrun::s3_client(&config);
+    let bucket = unique("idflow-history");
+    S3BlobStore::create_bucket(&client, &bucket)
+        .await
+        .expect("create the bucket");
+    let store = bare.with_history_blobs(Arc::new(S3BlobStore::new(client.clone(), &bucket)));
+    let keys = |prefix: String| {
+        let (client, bucket) = (client.clone(), bucket.clone());
+        async move {
+            let listed = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .expect("list the bucket");
+            listed
+                .contents()
+                .iter()
+                .filter_map(|object| object.key().map(str::to_owned))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut run = queued_run("private", t0());
+    run.input = domain::conformance::megabyte_value(1024 * 1024, "in");
+    store.create(&run, None).await.expect("create");
+    let prefix = format!("history/{}/", run.id);
+    let stored = keys(prefix.clone()).await;
+    assert_eq!(stored.len(), 1, "the input is one object: {stored:?}");
+    assert!(
+        stored[0].starts_with(&format!("{prefix}input-")),
+        "named as the run's input: {stored:?}"
+    );
+    store
+        .claim(run.id, "w", t0(), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let done = Checkpoint {
+        run_id: run.id,
+        owner: "w".to_owned(),
+        status: RunStatus::Succeeded,
+        state: None,
+        steps: Vec::new(),
+        wake_at: None,
+        output: Some(serde_json::json!({ "ok": true })),
+        error: None,
+        finished_at: Some(t0()),
+        drop_input: true,
+        release: true,
+    };
+    store.checkpoint(&done).await.expect("final checkpoint");
+    assert_eq!(
+        keys(prefix).await,
+        Vec::<String>::new(),
+        "nothing of the dropped input is left in the bucket"
     );
 }
 

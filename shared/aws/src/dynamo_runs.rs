@@ -5,7 +5,12 @@
 //!   and indexes need: `id`, `kind = run`, `flow`, `status`, `flow_status = <flow>#<status>`, `rev`
 //!   (bumped by every write, the optimistic-concurrency guard), `owner` and `lease_until` (epoch ms)
 //!   while leased, and `expires_at` (epoch seconds, the table's TTL attribute) once the run ended.
-//! - step record: `pk = RUN#<id>`, `sk = STEP#<seq, 10 digits>`, the record as JSON in `step`.
+//!   With a blob store ([`DynamoRunStore::with_history_blobs`]), an input or output whose JSON is
+//!   above [`OUT_OF_ITEM_BYTES`] is kept there instead: the JSON holds `null` in its place and the
+//!   item a reference (`input_ref`, `output_ref`: key, hash and size, see [`crate::s3_history`]).
+//! - step record: `pk = RUN#<id>`, `sk = STEP#<seq, 10 digits>`, the record as JSON in `step`;
+//!   with a blob store, its input, output or error detail above [`OUT_OF_ITEM_BYTES`] likewise
+//!   (`input_ref`, `output_ref`, `detail_ref`). Reads give the full values back.
 //! - dedupe key: `pk = DEDUPE#<key>`, `sk = DEDUPE`, `run_id`; written in the same transaction as
 //!   the run, conditional on not existing.
 //!
@@ -17,8 +22,11 @@
 //! unchanged; a lost race re-reads and decides again. That keeps the rules (lease, terminal states,
 //! consecutive step records) in Rust, identical to the SQLite adapter's, instead of in condition
 //! expressions.
+//!
+//! [`OUT_OF_ITEM_BYTES`]: crate::s3_history::OUT_OF_ITEM_BYTES
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,8 +39,9 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::s3_history::{HistoryValues, ValueRef, gone_marker};
 use super::{build_error, store_error};
-use domain::ports::{Checkpoint, Created, RunStore, StoreError};
+use domain::ports::{BlobStore, Checkpoint, Created, RunStore, StoreError};
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 
 /// Item type of a DynamoDB row.
@@ -69,6 +78,9 @@ pub struct DynamoRunStore {
     client: Client,
     table: String,
     retention: Option<Duration>,
+    /// Where values too big for an item go; without it such a run is refused and such a step
+    /// record keeps a size marker.
+    history: Option<HistoryValues>,
 }
 
 /// A run item as read: the run and the attributes that guard writes to it.
@@ -78,6 +90,24 @@ struct Stored {
     rev: u64,
     owner: Option<String>,
     lease_until: Option<i64>,
+    /// The run's values kept out of the item; `run` holds a placeholder in their place.
+    refs: RunRefs,
+}
+
+/// References to the values of a run item kept in the blob store. While one is set, the run's
+/// field holds a placeholder (`null`) that is never written back over it.
+#[derive(Debug, Clone, Default)]
+struct RunRefs {
+    input: Option<ValueRef>,
+    output: Option<ValueRef>,
+}
+
+/// References to the parts of a step record kept in the blob store.
+#[derive(Debug, Clone, Default)]
+struct StepRefs {
+    input: Option<ValueRef>,
+    output: Option<ValueRef>,
+    detail: Option<ValueRef>,
 }
 
 /// What a read-decide step concluded.
@@ -96,7 +126,16 @@ impl DynamoRunStore {
             client,
             table: table.into(),
             retention,
+            history: None,
         }
+    }
+
+    /// Keeps run inputs and outputs and step data too big for an item in `blobs` (S3), under
+    /// `history/<run id>/`, so a run with a 1 MB input or output, or a step with a 1 MB output,
+    /// is stored and read back whole.
+    pub fn with_history_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.history = Some(HistoryValues::new(blobs));
+        self
     }
 
     /// Creates the table with its indexes and TTL, as template.yaml does (for tests and development
@@ -208,19 +247,39 @@ impl DynamoRunStore {
         if let Some(until) = stored.lease_until {
             item.insert("lease_until".to_owned(), n(until));
         }
+        encode_refs(
+            &mut item,
+            [
+                ("input_ref", &stored.refs.input),
+                ("output_ref", &stored.refs.output),
+            ],
+        );
         if let (Some(retention), Some(finished)) = (self.retention, run.finished_at) {
             item.insert(TTL_ATTRIBUTE.to_owned(), n(expiry(finished, retention)));
         }
         Ok(item)
     }
 
-    fn encode_step(&self, id: RunId, record: &StepRecord) -> Result<Item, StoreError> {
+    fn encode_step(
+        &self,
+        id: RunId,
+        record: &StepRecord,
+        refs: &StepRefs,
+    ) -> Result<Item, StoreError> {
         let text = step_json(record).map_err(|e| corrupt(id, e))?;
         let mut item = HashMap::from([
             ("pk".to_owned(), s(format!("RUN#{id}"))),
             ("sk".to_owned(), s(format!("STEP#{:010}", record.seq))),
             ("step".to_owned(), s(text)),
         ]);
+        encode_refs(
+            &mut item,
+            [
+                ("input_ref", &refs.input),
+                ("output_ref", &refs.output),
+                ("detail_ref", &refs.detail),
+            ],
+        );
         if let Some(retention) = self.retention {
             item.insert(
                 TTL_ATTRIBUTE.to_owned(),
@@ -324,6 +383,7 @@ impl DynamoRunStore {
                 Decision::Answer(answer) => return Ok(answer),
                 Decision::Write(mut next, extra, answer) => {
                     next.rev = expected.unwrap_or(0) + 1;
+                    self.offload_run(&mut next).await?;
                     let item = self.encode_stored(&next)?;
                     if self.write(item, expected, extra).await? {
                         return Ok(answer);
@@ -367,7 +427,7 @@ impl DynamoRunStore {
                 .await
                 .map_err(store_error)?;
             for item in output.items.unwrap_or_default() {
-                runs.push(decode_stored(&item)?.run);
+                runs.push(self.filled(decode_stored(&item)?, false).await?);
             }
             start = output.last_evaluated_key;
             if start.is_none() || runs.len() >= limit {
@@ -381,12 +441,14 @@ impl DynamoRunStore {
 #[async_trait]
 impl RunStore for DynamoRunStore {
     async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
-        let stored = Stored {
+        let mut stored = Stored {
             run: run.clone(),
             rev: 1,
             owner: None,
             lease_until: None,
+            refs: RunRefs::default(),
         };
+        self.offload_run(&mut stored).await?;
         let item = self.encode_stored(&stored)?;
         let extra = match dedupe_key {
             Some(key) => vec![HashMap::from([
@@ -424,7 +486,10 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn get(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        Ok(self.load(id).await?.map(|stored| stored.run))
+        match self.load(id).await? {
+            Some(stored) => Ok(Some(self.filled(stored, false).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
@@ -475,7 +540,8 @@ impl RunStore for DynamoRunStore {
                 .map_err(store_error)?;
             for item in output.items.unwrap_or_default() {
                 let text = string(&item, "step").unwrap_or_default();
-                steps.push(serde_json::from_str(text).map_err(|e| corrupt(id, e))?);
+                let record = serde_json::from_str(text).map_err(|e| corrupt(id, e))?;
+                steps.push(self.filled_step(record, &item).await?);
             }
             start = output.last_evaluated_key;
             if start.is_none() {
@@ -493,34 +559,41 @@ impl RunStore for DynamoRunStore {
     ) -> Result<Option<Run>, StoreError> {
         let now_ms = now.timestamp_millis();
         let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        self.update(id, |current| {
-            let Some(mut stored) = current else {
-                return Ok(Decision::Answer(None));
-            };
-            let leased_by_other = stored.owner.as_deref().is_some_and(|o| o != owner)
-                && stored.lease_until.is_some_and(|t| t > now_ms);
-            if stored.run.status.is_terminal() || leased_by_other {
-                return Ok(Decision::Answer(None));
-            }
-            stored.run.status = RunStatus::Running;
-            stored.run.started_at.get_or_insert(now);
-            stored.owner = Some(owner.to_owned());
-            stored.lease_until = Some(until);
-            let run = stored.run.clone();
-            Ok(Decision::Write(Box::new(stored), Vec::new(), Some(run)))
-        })
-        .await
+        let claimed = self
+            .update(id, |current| {
+                let Some(mut stored) = current else {
+                    return Ok(Decision::Answer(None));
+                };
+                let leased_by_other = stored.owner.as_deref().is_some_and(|o| o != owner)
+                    && stored.lease_until.is_some_and(|t| t > now_ms);
+                if stored.run.status.is_terminal() || leased_by_other {
+                    return Ok(Decision::Answer(None));
+                }
+                stored.run.status = RunStatus::Running;
+                stored.run.started_at.get_or_insert(now);
+                stored.owner = Some(owner.to_owned());
+                stored.lease_until = Some(until);
+                let answer = stored.clone();
+                Ok(Decision::Write(Box::new(stored), Vec::new(), Some(answer)))
+            })
+            .await?;
+        // The engine resumes from this run: its input must be whole, not a marker.
+        match claimed {
+            Some(stored) => Ok(Some(self.filled(stored, true).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         let id = checkpoint.run_id;
-        let steps = checkpoint
-            .steps
-            .iter()
-            .map(|record| self.encode_step(id, record))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut steps = Vec::with_capacity(checkpoint.steps.len());
+        for record in &checkpoint.steps {
+            let (record, refs) = self.offload_step(id, record).await?;
+            steps.push(self.encode_step(id, &record, &refs)?);
+        }
         let chunks = chunk_steps(steps);
         let last = chunks.len().saturating_sub(1);
+        let mut dropped_input = None;
         let mut written = 0_u32;
         for (index, chunk) in chunks.into_iter().enumerate() {
             let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
@@ -552,6 +625,9 @@ impl RunStore for DynamoRunStore {
                 }
                 stored.run.step_count = next;
                 if index == last {
+                    if checkpoint.drop_input {
+                        dropped_input = stored.refs.input.clone();
+                    }
                     apply_checkpoint(&mut stored, checkpoint);
                 }
                 Ok(Decision::Write(Box::new(stored), chunk.clone(), ()))
@@ -559,27 +635,35 @@ impl RunStore for DynamoRunStore {
             .await?;
             written += count;
         }
+        if let Some(reference) = dropped_input {
+            self.forget_value(id, &reference).await;
+        }
         Ok(())
     }
 
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError> {
-        self.update(id, |current| {
-            let Some(mut stored) = current else {
-                return Ok(Decision::Answer(None));
-            };
-            if stored.run.status.is_terminal() {
-                return Ok(Decision::Answer(Some(stored.run)));
-            }
-            stored.run.status = RunStatus::Cancelled;
-            stored.run.finished_at = Some(now);
-            stored.run.wake_at = None;
-            stored.run.state = None;
-            stored.owner = None;
-            stored.lease_until = None;
-            let run = stored.run.clone();
-            Ok(Decision::Write(Box::new(stored), Vec::new(), Some(run)))
-        })
-        .await
+        let cancelled = self
+            .update(id, |current| {
+                let Some(mut stored) = current else {
+                    return Ok(Decision::Answer(None));
+                };
+                if stored.run.status.is_terminal() {
+                    return Ok(Decision::Answer(Some(stored)));
+                }
+                stored.run.status = RunStatus::Cancelled;
+                stored.run.finished_at = Some(now);
+                stored.run.wake_at = None;
+                stored.run.state = None;
+                stored.owner = None;
+                stored.lease_until = None;
+                let answer = stored.clone();
+                Ok(Decision::Write(Box::new(stored), Vec::new(), Some(answer)))
+            })
+            .await?;
+        match cancelled {
+            Some(stored) => Ok(Some(self.filled(stored, false).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
@@ -599,6 +683,161 @@ impl RunStore for DynamoRunStore {
     }
 }
 
+/// Values too big for an item: kept in the blob store, referenced from the item, read back whole.
+impl DynamoRunStore {
+    /// Moves the run's input and output out of the item when they are too big for it (and a blob
+    /// store is at hand); values already out of line are left as they are.
+    async fn offload_run(&self, stored: &mut Stored) -> Result<(), StoreError> {
+        let Some(history) = &self.history else {
+            return Ok(());
+        };
+        let id = stored.run.id;
+        if stored.refs.input.is_none()
+            && let Some(reference) = history.offload(id, "input", &stored.run.input).await?
+        {
+            stored.refs.input = Some(reference);
+            stored.run.input = serde_json::Value::Null;
+        }
+        if stored.refs.output.is_none()
+            && let Some(output) = &stored.run.output
+            && let Some(reference) = history.offload(id, "output", output).await?
+        {
+            stored.refs.output = Some(reference);
+            stored.run.output = None;
+        }
+        Ok(())
+    }
+
+    /// The run of `stored` with its out-of-line values read back. A value that is gone is a
+    /// corrupt record when `strict` (the engine cannot resume without its input), else a marker
+    /// saying how big it was (history past the bucket's retention).
+    async fn filled(&self, stored: Stored, strict: bool) -> Result<Run, StoreError> {
+        let mut run = stored.run;
+        if let Some(reference) = &stored.refs.input {
+            run.input = self.fetch(reference, strict).await?;
+        }
+        if let Some(reference) = &stored.refs.output {
+            run.output = Some(self.fetch(reference, strict).await?);
+        }
+        Ok(run)
+    }
+
+    async fn fetch(
+        &self,
+        reference: &ValueRef,
+        strict: bool,
+    ) -> Result<serde_json::Value, StoreError> {
+        let Some(history) = &self.history else {
+            return Err(StoreError::Backend(Box::new(NoBlobStore {
+                key: reference.key.clone(),
+            })));
+        };
+        match history.fetch(reference).await? {
+            Some(value) => Ok(value),
+            None if strict => Err(StoreError::Corrupt {
+                key: reference.key.clone(),
+                source: "the value is no longer in the blob store".into(),
+            }),
+            None => Ok(gone_marker(reference)),
+        }
+    }
+
+    /// A step record with its input, output and error detail moved out of the item when they
+    /// are too big for it, and the references to them.
+    async fn offload_step(
+        &self,
+        id: RunId,
+        record: &StepRecord,
+    ) -> Result<(StepRecord, StepRefs), StoreError> {
+        let mut refs = StepRefs::default();
+        let Some(history) = &self.history else {
+            return Ok((record.clone(), refs));
+        };
+        let seq = record.seq;
+        if let Some(input) = &record.input {
+            refs.input = history
+                .offload(id, &format!("step-{seq}-input"), input)
+                .await?;
+        }
+        if let Some(output) = &record.output {
+            refs.output = history
+                .offload(id, &format!("step-{seq}-output"), output)
+                .await?;
+        }
+        if let Some(detail) = record.error.as_ref().and_then(|e| e.detail.as_ref()) {
+            refs.detail = history
+                .offload(id, &format!("step-{seq}-detail"), detail)
+                .await?;
+        }
+        let mut small = record.clone();
+        if refs.input.is_some() {
+            small.input = None;
+        }
+        if refs.output.is_some() {
+            small.output = None;
+        }
+        if refs.detail.is_some()
+            && let Some(error) = &mut small.error
+        {
+            error.detail = None;
+        }
+        Ok((small, refs))
+    }
+
+    /// A step record as read, with the parts its item references read back.
+    async fn filled_step(
+        &self,
+        mut record: StepRecord,
+        item: &Item,
+    ) -> Result<StepRecord, StoreError> {
+        if let Some(reference) = decode_ref(item, "input_ref")? {
+            record.input = Some(self.fetch(&reference, false).await?);
+        }
+        if let Some(reference) = decode_ref(item, "output_ref")? {
+            record.output = Some(self.fetch(&reference, false).await?);
+        }
+        if let Some(reference) = decode_ref(item, "detail_ref")?
+            && let Some(error) = &mut record.error
+        {
+            error.detail = Some(self.fetch(&reference, false).await?);
+        }
+        Ok(record)
+    }
+
+    /// Deletes a value the run no longer holds (its input, once `history: none` dropped it).
+    /// Best effort: a value left behind is never read again and the bucket's lifecycle removes
+    /// it.
+    async fn forget_value(&self, id: RunId, reference: &ValueRef) {
+        if let Some(history) = &self.history
+            && let Err(error) = history.forget_key(&reference.key).await
+        {
+            tracing::warn!(run = %id, %error, "could not delete a dropped run input");
+        }
+    }
+}
+
+/// Writes the references that are set as string attributes of `item`.
+fn encode_refs<const N: usize>(item: &mut Item, refs: [(&str, &Option<ValueRef>); N]) {
+    for (name, reference) in refs {
+        if let Some(reference) = reference {
+            item.insert(name.to_owned(), s(reference.to_attribute()));
+        }
+    }
+}
+
+/// The reference in attribute `name` of `item`, if there is one.
+fn decode_ref(item: &Item, name: &str) -> Result<Option<ValueRef>, StoreError> {
+    let Some(text) = string(item, name) else {
+        return Ok(None);
+    };
+    ValueRef::from_attribute(text)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt {
+            key: string(item, "pk").unwrap_or("?").to_owned(),
+            source: Box::new(e),
+        })
+}
+
 /// Applies everything but the step records of a checkpoint to a run item.
 fn apply_checkpoint(stored: &mut Stored, checkpoint: &Checkpoint) {
     let run = &mut stored.run;
@@ -606,10 +845,13 @@ fn apply_checkpoint(stored: &mut Stored, checkpoint: &Checkpoint) {
     run.state = checkpoint.state.clone();
     run.wake_at = checkpoint.wake_at;
     run.output = checkpoint.output.clone();
+    // The new output is whole in memory: a reference to an older one would hide it.
+    stored.refs.output = None;
     run.error = checkpoint.error.clone();
     run.finished_at = checkpoint.finished_at;
     if checkpoint.drop_input {
         run.input = serde_json::Value::Null;
+        stored.refs.input = None;
     }
     if checkpoint.release {
         stored.owner = None;
@@ -730,6 +972,10 @@ fn decode_stored(item: &Item) -> Result<Stored, StoreError> {
         rev: u64::try_from(rev).map_err(|_| bad("negative `rev`"))?,
         owner: string(item, "owner").map(str::to_owned),
         lease_until: number(item, "lease_until"),
+        refs: RunRefs {
+            input: decode_ref(item, "input_ref")?,
+            output: decode_ref(item, "output_ref")?,
+        },
     })
 }
 
@@ -791,6 +1037,14 @@ pub struct TooLarge {
     pub run_id: RunId,
     /// Its size as JSON.
     pub bytes: usize,
+}
+
+/// An item references a value out of line, and this store was built without a blob store.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} is kept in the blob store, and this run store has none")]
+pub struct NoBlobStore {
+    /// The value's key.
+    pub key: String,
 }
 
 /// Writers kept racing on the same run.

@@ -208,15 +208,14 @@ impl LambdaConfig {
             max_receive_count: self.max_receive_count,
             ..RunnerConfig::default()
         };
-        let runs = MeteredRunStore::new(
-            Arc::new(DynamoRunStore::new(
-                dynamo.clone(),
-                &self.runs_table,
-                Some(self.retention),
-            )),
-            clock.clone(),
-            emf::stdout_sink(),
-        );
+        let mut dynamo_runs =
+            DynamoRunStore::new(dynamo.clone(), &self.runs_table, Some(self.retention));
+        // Run inputs, outputs and step data too big for an item go to the bucket (`history/`),
+        // for every function: each one creates or reads runs.
+        if let Some(blobs) = self.blob_store(sdk) {
+            dynamo_runs = dynamo_runs.with_history_blobs(blobs);
+        }
+        let runs = MeteredRunStore::new(Arc::new(dynamo_runs), clock.clone(), emf::stdout_sink());
         let runtime = Runtime::new(
             Arc::new(flows),
             Arc::new(runs),
@@ -248,7 +247,8 @@ impl LambdaConfig {
     }
 
     /// S3 as the store of values runs hold out of line, when `IDFLOW_BLOBS_BUCKET` is set. Only
-    /// the worker checkpoints runs, so only it uses (and may use) the bucket.
+    /// the worker checkpoints runs, so only it stores engine values (`runs/`); every function
+    /// keeps run inputs, outputs and step data too big for a DynamoDB item there (`history/`).
     pub fn blob_store(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<S3BlobStore>> {
         self.blobs_bucket
             .as_ref()

@@ -34,6 +34,7 @@ pub mod dynamo_tables;
 pub mod emf;
 pub mod lambda;
 pub mod s3_blobs;
+pub mod s3_history;
 pub mod scheduler;
 pub mod secrets;
 pub mod ses;

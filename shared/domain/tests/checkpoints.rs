@@ -66,6 +66,11 @@ fn scenarios() -> Vec<Scenario> {
             flow: "timeout",
             input: json!({}),
         },
+        // From version 4: more iterations than a chunk of results holds.
+        Scenario {
+            flow: "map-chunks",
+            input: json!({ "ids": (0..80).map(|i| format!("i{i}")).collect::<Vec<_>>() }),
+        },
     ]
 }
 
@@ -502,6 +507,95 @@ fn checkpoints_of_format_v3_resume_and_finish() {
     assert!(restored >= 20, "only {restored} checkpoints restored");
 }
 
+#[test]
+fn checkpoints_of_format_v4_resume_and_finish() {
+    let restored = restore_all("v4");
+    assert!(restored >= 20, "only {restored} checkpoints restored");
+}
+
+/// Version 4 keeps a `map`'s full chunks of results as one value each: a checkpoint of the loop
+/// references the chunk, not one result per iteration, and the run's output has every result in
+/// item order.
+#[test]
+fn version_4_checkpoints_keep_full_chunks_of_map_results_as_one_value() {
+    let path = fixtures().join("v4").join("map-chunks.json");
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let frames = |state: &Value| -> Vec<Value> {
+        state["fibers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|fibers| fibers.values())
+            .flat_map(|fiber| fiber["frames"].as_array().cloned().unwrap_or_default())
+            .filter(|frame| frame["frame"] == json!("loop"))
+            .collect()
+    };
+    let mut chunked = 0;
+    for checkpoint in fixture["checkpoints"].as_array().expect("checkpoints") {
+        for frame in frames(&checkpoint["state"]) {
+            let open = frame["results"].as_object().map_or(0, |r| r.len());
+            assert!(open < 64 + 11, "{open} open results in one checkpoint");
+            if let Some(chunks) = frame["chunks"].as_object() {
+                assert_eq!(chunks.len(), 1, "80 items make one full chunk");
+                assert!(
+                    frame["results"].as_object().is_none_or(|r| r
+                        .keys()
+                        .all(|slot| slot.parse::<usize>().is_ok_and(|s| s >= 64))),
+                    "a result of the full chunk is also listed on its own: {frame}"
+                );
+                chunked += 1;
+            }
+        }
+    }
+    assert!(chunked > 0, "no checkpoint kept a full chunk");
+    assert_eq!(
+        fixture["outcome"]["succeeded"]["body"],
+        json!({ "count": 80, "first": "https://api.example.com/items/i0", "last": "https://api.example.com/items/i79" })
+    );
+}
+
+/// Version 4 only added chunks of results: every version 3 checkpoint reads as its version 4 twin
+/// (the runs before version 4 never filled a chunk). `try-catch` is left out: its `try` has had a
+/// record of its own since its version 3 fixture was written, so the two runs differ.
+#[test]
+fn version_3_checkpoints_migrate_to_their_version_4_twins() {
+    for name in [
+        "wait",
+        "retry-secret",
+        "for-each",
+        "map-helper",
+        "stream",
+        "on-error",
+        "timeout",
+    ] {
+        let read = |version: &str| -> Value {
+            let path = fixtures().join(version).join(format!("{name}.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+        };
+        let (v3, v4) = (read("v3"), read("v4"));
+        assert_eq!(v3["records"], v4["records"], "{name}: the same run");
+        let states = |fixture: &Value| -> Vec<Value> {
+            let blobs = fixture_blobs(fixture);
+            fixture["checkpoints"]
+                .as_array()
+                .expect("checkpoints")
+                .iter()
+                .map(|c| inline(c["state"].clone(), &blobs))
+                .collect()
+        };
+        for (old, new) in states(&v3).into_iter().zip(states(&v4)) {
+            assert_eq!(old["v"], json!(3), "{name}: version 3 states say so");
+            let migrated = RunState::decode(old).expect("a version 3 state decodes");
+            let twin = RunState::decode(new).expect("a version 4 state decodes");
+            assert_eq!(
+                serde_json::to_value(&migrated).expect("state"),
+                serde_json::to_value(&twin).expect("state"),
+                "{name}"
+            );
+        }
+    }
+}
+
 /// The version 3 fixtures hold values out of line, and their states name them by hash only.
 #[test]
 fn version_3_checkpoints_reference_large_values_instead_of_repeating_them() {
@@ -589,9 +683,11 @@ fn version_2_checkpoints_migrate_to_their_version_3_twins() {
         for (old, new) in states(&v2).into_iter().zip(states(&v3)) {
             assert_eq!(old["v"], json!(2), "{name}: version 2 states say so");
             let migrated = RunState::decode(old).expect("a version 2 state decodes");
+            // The twin is read through the later versions' migrations too.
+            let twin = RunState::decode(inline(new, &blobs)).expect("a version 3 state decodes");
             let (mut migrated, mut twin) = (
                 serde_json::to_value(&migrated).expect("state"),
-                inline(new, &blobs),
+                serde_json::to_value(&twin).expect("state"),
             );
             if name == "for-each" {
                 // Version 2 kept what every iteration of a `for_each` gave; version 3 keeps
@@ -692,7 +788,7 @@ fn version_1_checkpoints_migrate_to_their_version_2_twins() {
 /// the engine, and means the fixtures no longer test what they say.
 #[test]
 fn the_recorded_runs_cover_what_they_claim() {
-    for version in ["v1", "v2", "v3"] {
+    for version in ["v1", "v2", "v3", "v4"] {
         recorded_runs_cover_what_they_claim(version);
     }
 }
@@ -876,6 +972,15 @@ fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value, Blobs)> {
             let fixture: Value = serde_json::from_str(&text).expect("json");
             let name = fixture["flow"].as_str().expect("flow").to_owned();
             for checkpoint in fixture["checkpoints"].as_array().expect("checkpoints") {
+                // The many checkpoints of `map-chunks` differ mostly by how many results are
+                // open, which the other loops cover: only those holding a full chunk are tried.
+                if name == "map-chunks"
+                    && checkpoint
+                        .pointer("/state/fibers")
+                        .is_some_and(|f| !f.to_string().contains("\"chunks\""))
+                {
+                    continue;
+                }
                 let now = serde_json::from_value(checkpoint["now"].clone()).expect("now");
                 out.push((
                     name.clone(),

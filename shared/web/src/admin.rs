@@ -38,6 +38,7 @@ pub fn admin_routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
         (Method::POST, "/api/flows/{name}/resume", post(resume_flow)),
         (Method::GET, "/api/runs", get(list_runs)),
         (Method::GET, "/api/runs/{id}", get(get_run)),
+        (Method::GET, "/api/runs/{id}/steps/{seq}", get(get_step)),
         (Method::POST, "/api/runs/{id}/rerun", post(rerun)),
         (Method::POST, "/api/runs/{id}/cancel", post(cancel)),
     ]
@@ -346,7 +347,74 @@ async fn get_run(
         }
     }
     let steps = state.runtime.steps(id).await?;
-    Ok(Json(run_detail(&run, &steps)))
+    let mut detail = run_detail(&run, &steps);
+    preview_large_step_values(&mut detail, id);
+    Ok(Json(detail))
+}
+
+/// A step value whose JSON is longer than this is shown in a run's detail as a preview and a link
+/// to its step record, so the detail of a run that read a directory stays a page, not megabytes.
+pub const STEP_PREVIEW_BYTES: usize = 64 * 1024;
+/// How much of a previewed value's JSON the preview shows.
+const PREVIEW_TEXT_BYTES: usize = 2048;
+
+/// Replaces each step input, output and error detail of a run detail above
+/// [`STEP_PREVIEW_BYTES`] by `{"idflow_truncated": true, "bytes", "preview", "href", "field"}`:
+/// the start of its JSON, and where the whole value is (`GET href`, at the JSON pointer `field`).
+fn preview_large_step_values(detail: &mut Value, id: RunId) {
+    let Some(steps) = detail.get_mut("steps").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for step in steps {
+        let seq = step.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let href = format!("/api/runs/{id}/steps/{seq}");
+        for field in ["/input", "/output", "/error/detail"] {
+            if let Some(value) = step.pointer_mut(field)
+                && domain::budget::json_size(value, STEP_PREVIEW_BYTES as u64 + 1)
+                    > STEP_PREVIEW_BYTES as u64
+            {
+                let text = serde_json::to_string(value).unwrap_or_default();
+                let end = (0..=PREVIEW_TEXT_BYTES.min(text.len()))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                *value = json!({
+                    "idflow_truncated": true,
+                    "bytes": text.len(),
+                    "preview": text.get(..end).unwrap_or_default(),
+                    "href": href,
+                    "field": field,
+                });
+            }
+        }
+    }
+}
+
+/// `GET /api/runs/{id}/steps/{seq}`: one step record whole, however big its input, output or
+/// error detail (a run's detail previews such values and links here).
+async fn get_step(
+    State(state): State<ApiState>,
+    Path((id, seq)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_run_id(&id)?;
+    let seq: u32 = seq.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{seq}` is not a step record number (0, 1, 2, ...)"
+        ))
+    })?;
+    let run = state
+        .runtime
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+    let steps = state.runtime.steps(id).await?;
+    let record = steps
+        .iter()
+        .find(|record| record.seq == seq)
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} has no step record {seq}")))?;
+    // The record as the run's detail shows it, whole.
+    let mut detail = run_detail(&run, std::slice::from_ref(record));
+    Ok(Json(detail["steps"][0].take()))
 }
 
 async fn rerun(

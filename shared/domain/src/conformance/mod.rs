@@ -151,6 +151,9 @@ macro_rules! run_store_conformance {
             run_store_cancel_fences_the_worker,
             run_store_cancel_keeps_ended_runs,
             run_store_lists_unfinished_oldest_first,
+            run_store_keeps_a_megabyte_input_and_output,
+            run_store_drops_a_megabyte_input,
+            run_store_keeps_megabyte_step_records,
         );
     };
 }

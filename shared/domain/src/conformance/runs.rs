@@ -755,3 +755,132 @@ pub async fn run_store_lists_unfinished_oldest_first(store: &dyn RunStore) {
         "the limit keeps the oldest"
     );
 }
+
+/// A directory-sized value: about `bytes` of JSON, made of many distinct records (as a page of
+/// users would be), so a store cannot pass by keeping a prefix or a repeated pattern.
+pub fn megabyte_value(bytes: usize, tag: &str) -> serde_json::Value {
+    let record = |i: usize| json!({ "id": format!("00u{tag}{i:08}"), "login": format!("user{i}@example.com"), "note": "x".repeat(80) });
+    let per_record = serde_json::to_string(&record(0)).map_or(1, |t| t.len() + 1);
+    let count = bytes.div_ceil(per_record);
+    json!({ "tag": tag, "users": (0..count).map(record).collect::<Vec<_>>() })
+}
+
+/// A run started with a 1 MB input and ending with a 1 MB output reads back whole: through `get`,
+/// `list`, and `claim` (what the engine resumes from), before and after it ends. (DynamoDB holds
+/// 400 KB an item: its adapter keeps such values in the blob store.)
+pub async fn run_store_keeps_a_megabyte_input_and_output(store: &dyn RunStore) {
+    let mut run = queued_run("directory", at(0));
+    run.input = megabyte_value(1024 * 1024, "in");
+    create(store, &run).await;
+    assert_eq!(
+        get(store, run.id).await.input,
+        run.input,
+        "the input reads back"
+    );
+    let claimed = store
+        .claim(run.id, "w", at(1), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    assert_eq!(
+        claimed.input, run.input,
+        "a claimed run has its whole input"
+    );
+
+    // A checkpoint in between (which rewrites the run) keeps the input as it was.
+    store
+        .checkpoint(&checkpoint(&run, "w"))
+        .await
+        .expect("a checkpoint of a run with a big input");
+    assert_eq!(get(store, run.id).await.input, run.input);
+
+    let output = megabyte_value(1024 * 1024, "out");
+    let mut done = checkpoint(&run, "w");
+    done.status = RunStatus::Succeeded;
+    done.state = None;
+    done.output = Some(output.clone());
+    done.finished_at = Some(at(5));
+    done.release = true;
+    store
+        .checkpoint(&done)
+        .await
+        .expect("a final checkpoint with a 1 MB output");
+    let ended = get(store, run.id).await;
+    assert_eq!(ended.status, RunStatus::Succeeded);
+    assert_eq!(ended.input, run.input, "the input outlives the run's end");
+    assert_eq!(ended.output, Some(output.clone()), "the output reads back");
+    let page = store
+        .list(&RunQuery {
+            flow: Some("directory".to_owned()),
+            ..RunQuery::default()
+        })
+        .await
+        .expect("list");
+    let listed = page.runs.first().expect("the run is listed");
+    assert_eq!(listed.input, run.input, "a listed run has its whole input");
+    assert_eq!(listed.output, Some(output), "and its whole output");
+}
+
+/// `history: none` drops a big input at the run's end like a small one: nothing of it reads back.
+pub async fn run_store_drops_a_megabyte_input(store: &dyn RunStore) {
+    let mut run = queued_run("private", at(0));
+    run.input = megabyte_value(1024 * 1024, "secret-ish");
+    create(store, &run).await;
+    store
+        .claim(run.id, "w", at(1), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let mut done = checkpoint(&run, "w");
+    done.status = RunStatus::Succeeded;
+    done.state = None;
+    done.output = Some(json!({ "ok": true }));
+    done.finished_at = Some(at(2));
+    done.drop_input = true;
+    done.release = true;
+    store.checkpoint(&done).await.expect("final checkpoint");
+    let ended = get(store, run.id).await;
+    assert_eq!(ended.input, serde_json::Value::Null, "the input is dropped");
+    assert_eq!(ended.output, Some(json!({ "ok": true })));
+}
+
+/// A step record with a 1 MB input, output and error detail reads back whole, between small ones.
+pub async fn run_store_keeps_megabyte_step_records(store: &dyn RunStore) {
+    let run = queued_run("directory", at(0));
+    create(store, &run).await;
+    store
+        .claim(run.id, "w", at(1), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let mut big = step_record(1);
+    big.input = Some(megabyte_value(1024 * 1024, "step-in"));
+    big.output = Some(megabyte_value(1024 * 1024, "step-out"));
+    let mut failed = step_record(2);
+    failed.status = crate::run::StepStatus::Failed;
+    failed.output = None;
+    failed.error = Some(crate::run::StepError {
+        code: "http_status".to_owned(),
+        message: "HTTP 500".to_owned(),
+        status: Some(500),
+        detail: Some(megabyte_value(1024 * 1024, "body")),
+    });
+    let records = vec![step_record(0), big, failed, step_record(3)];
+    let mut write = checkpoint(&run, "w");
+    write.steps = records.clone();
+    store
+        .checkpoint(&write)
+        .await
+        .expect("a checkpoint with 1 MB step records");
+    let steps = store.steps(run.id).await.expect("steps");
+    assert_eq!(steps.len(), records.len(), "every record is there");
+    for (read, written) in steps.iter().zip(&records) {
+        assert!(
+            read == written,
+            "step record {} reads back whole ({} bytes of output read, {} written)",
+            written.seq,
+            serde_json::to_string(&read.output).map_or(0, |t| t.len()),
+            serde_json::to_string(&written.output).map_or(0, |t| t.len()),
+        );
+    }
+}

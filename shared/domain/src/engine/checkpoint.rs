@@ -72,6 +72,10 @@ const MIGRATIONS: &[Migration] = &[
         from: 2,
         apply: v2_to_v3,
     },
+    Migration {
+        from: 3,
+        apply: v3_to_v4,
+    },
 ];
 
 // The path has one step per version, in order: checked when the crate compiles.
@@ -142,6 +146,15 @@ fn v2_to_v3(state: &mut Map<String, Value>) -> Result<(), String> {
             frame.insert("results".into(), Value::Object(by_slot));
         }
     }
+    Ok(())
+}
+
+/// Version 4 keeps a `map`'s results of full chunks of items as one value each (`chunks`, by chunk
+/// index), leaving in `results` only the iterations of chunks not full yet. A version 3 state,
+/// without chunks, is a version 4 state whose chunks are all still open: its results stay where
+/// they are, and the loop chunks them as its next iterations end (a chunk left full by a version
+/// 3 state is read from `results` when the loop ends, like any open result).
+fn v3_to_v4(_state: &mut Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
@@ -352,6 +365,15 @@ fn check_frame(flow: &CompiledFlow, frame: &Frame) -> Result<(), String> {
             {
                 return Err(format!(
                     "the loop of {} has {} items and a result for item {slot}",
+                    step_text(flow, frame.node),
+                    item_count(frame)
+                ));
+            }
+            if let Some((&chunk, _)) = frame.chunks.last_key_value()
+                && chunk.saturating_mul(super::state::RESULT_CHUNK) >= item_count(frame)
+            {
+                return Err(format!(
+                    "the loop of {} has {} items and results for chunk {chunk}",
                     step_text(flow, frame.node),
                     item_count(frame)
                 ));

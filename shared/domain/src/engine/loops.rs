@@ -21,6 +21,7 @@ impl Advance<'_> {
         let frame = LoopFrame {
             node: node_id,
             results: Default::default(),
+            chunks: Default::default(),
             items: Held::new(Value::Array(items)),
             next: 0,
             running: 0,
@@ -94,12 +95,7 @@ impl Advance<'_> {
                 if frame.running == 0 {
                     let started_at = frame.started_at;
                     let count = items;
-                    let mut results = vec![Value::Null; count];
-                    for (slot, held) in std::mem::take(&mut frame.results) {
-                        if let Some(result) = results.get_mut(slot) {
-                            *result = held.into_value();
-                        }
-                    }
+                    let results = frame.take_results();
                     fiber.frames.pop();
                     fiber.blocked = false;
                     let output = if *collect {
@@ -247,8 +243,8 @@ impl Advance<'_> {
         );
         match result {
             Ok(value) => {
-                if collect && slot < frame.items.as_array().map_or(0, Vec::len) {
-                    frame.results.insert(slot, Held::new(value));
+                if collect {
+                    frame.keep_result(slot, value);
                 }
             }
             Err(error) => {

@@ -19,7 +19,7 @@ use super::compile::{ListRef, NodeId};
 
 /// The checkpoint format this release writes, saved as `"v"` in every state. States saved before
 /// versions existed have no `"v"` and are version 1.
-pub const STATE_VERSION: u32 = 3;
+pub const STATE_VERSION: u32 = 4;
 
 /// A run's resumable state. Serialized into every checkpoint, with its format version.
 ///
@@ -143,6 +143,12 @@ pub(super) struct StreamFrame {
     pub(super) started_at: DateTime<Utc>,
 }
 
+/// How many consecutive results of a `map` are kept together as one value once all their
+/// iterations ended. Bounds what a checkpoint carries for a loop: at most about this many open
+/// results (plus those running) and one reference per full chunk, which a chunk of small results
+/// (a few dozen bytes each) already makes worth saving out of line.
+pub(super) const RESULT_CHUNK: usize = 64;
+
 /// A `for_each`/`map` waiting for its iterations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct LoopFrame {
@@ -154,10 +160,15 @@ pub(super) struct LoopFrame {
     /// Iterations started and not yet ended.
     pub(super) running: usize,
     /// What each ended iteration gave, by item index: kept for `map` only (a `for_each` has no use
-    /// for them), and only for the iterations that ended, so a checkpoint of a loop over a directory
-    /// does not carry one entry per item.
+    /// for them), and only for the iterations that ended and whose chunk is not full yet.
     #[serde(with = "by_slot")]
     pub(super) results: BTreeMap<usize, Held>,
+    /// The results of full chunks, by chunk index: chunk `k` is one value, the array of what items
+    /// `k * RESULT_CHUNK ..` gave (version 4). A chunk is saved once, so a checkpoint of a loop over
+    /// a directory carries one reference per [`RESULT_CHUNK`] iterations and the few results of
+    /// the chunks still open, not an entry per ended iteration.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "by_slot")]
+    pub(super) chunks: BTreeMap<usize, Held>,
     pub(super) started_at: DateTime<Utc>,
     /// Set when an iteration failed: no new iteration starts and the loop fails once the running
     /// ones are accounted for.
@@ -315,9 +326,11 @@ impl RunState {
     fn held_mut(&mut self) -> impl Iterator<Item = &mut Held> {
         self.fibers.values_mut().flat_map(|fiber| {
             let frames = fiber.frames.iter_mut().flat_map(|frame| match frame {
-                Frame::Loop(frame) => {
-                    Some(std::iter::once(&mut frame.items).chain(frame.results.values_mut()))
-                }
+                Frame::Loop(frame) => Some(
+                    std::iter::once(&mut frame.items)
+                        .chain(frame.results.values_mut())
+                        .chain(frame.chunks.values_mut()),
+                ),
                 _ => None,
             });
             fiber
@@ -331,9 +344,11 @@ impl RunState {
     pub(super) fn held(&self) -> impl Iterator<Item = &Held> {
         self.fibers.values().flat_map(|fiber| {
             let frames = fiber.frames.iter().flat_map(|frame| match frame {
-                Frame::Loop(frame) => {
-                    Some(std::iter::once(&frame.items).chain(frame.results.values()))
-                }
+                Frame::Loop(frame) => Some(
+                    std::iter::once(&frame.items)
+                        .chain(frame.results.values())
+                        .chain(frame.chunks.values()),
+                ),
                 _ => None,
             });
             fiber
@@ -448,6 +463,57 @@ fn hex_sha256(bytes: &[u8]) -> String {
         out.push_str(&format!("{byte:02x}"));
     }
     out
+}
+
+impl LoopFrame {
+    /// Records what the iteration of item `slot` gave, and keeps its chunk as one value once every
+    /// item of the chunk has a result.
+    pub(super) fn keep_result(&mut self, slot: usize, value: Value) {
+        let count = self.items.as_array().map_or(0, Vec::len);
+        if slot >= count {
+            return;
+        }
+        self.results.insert(slot, Held::new(value));
+        let chunk = slot / RESULT_CHUNK;
+        let first = chunk * RESULT_CHUNK;
+        let end = first.saturating_add(RESULT_CHUNK).min(count);
+        if self.results.range(first..end).count() < end - first {
+            return;
+        }
+        let values = (first..end)
+            .map(|slot| {
+                self.results
+                    .remove(&slot)
+                    .map_or(Value::Null, Held::into_value)
+            })
+            .collect();
+        self.chunks.insert(chunk, Held::new(Value::Array(values)));
+    }
+
+    /// Every item's result in item order (`null` for items without one), taken out of the frame.
+    pub(super) fn take_results(&mut self) -> Vec<Value> {
+        let count = self.items.as_array().map_or(0, Vec::len);
+        let mut results = vec![Value::Null; count];
+        for (chunk, held) in std::mem::take(&mut self.chunks) {
+            if let Value::Array(values) = held.into_value() {
+                for (offset, value) in values.into_iter().enumerate() {
+                    if let Some(result) = chunk
+                        .checked_mul(RESULT_CHUNK)
+                        .and_then(|first| first.checked_add(offset))
+                        .and_then(|slot| results.get_mut(slot))
+                    {
+                        *result = value;
+                    }
+                }
+            }
+        }
+        for (slot, held) in std::mem::take(&mut self.results) {
+            if let Some(result) = results.get_mut(slot) {
+                *result = held.into_value();
+            }
+        }
+        results
+    }
 }
 
 /// A loop's results as a JSON object keyed by item index. Frames are an internally tagged enum,

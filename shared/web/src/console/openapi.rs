@@ -144,6 +144,18 @@ pub const OPERATIONS: &[Operation] = &[
         ok: (200, "RunDetail"),
     },
     Operation {
+        method: "GET",
+        path: "/api/runs/{id}/steps/{seq}",
+        id: "getStep",
+        summary: "One step record whole (a run's detail shows step values above 64 KiB as a preview linking here)",
+        params: &[
+            ("id", In::Path, "run id"),
+            ("seq", In::Path, "the step record's number (`seq`)"),
+        ],
+        body: false,
+        ok: (200, "StepRecord"),
+    },
+    Operation {
         method: "POST",
         path: "/api/runs/{id}/rerun",
         id: "rerunRun",
@@ -409,8 +421,8 @@ fn schemas() -> Value {
                 "step": { "type": "string" },
                 "card": { "type": "string" },
                 "status": { "type": "string", "enum": ["succeeded", "failed", "skipped"] },
-                "input": {},
-                "output": {},
+                "input": { "description": "in a run's detail, a value above 64 KiB is `{idflow_truncated: true, bytes, preview, href, field}`: GET `href` for the record whole, the value at the JSON pointer `field`" },
+                "output": { "description": "as `input`" },
                 "error": {
                     "type": ["object", "null"],
                     "properties": {

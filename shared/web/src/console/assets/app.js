@@ -41,8 +41,34 @@ function ms(n) {
 }
 
 function json(value, label, open) {
+  if (value && typeof value === "object" && value.idflow_truncated && value.href) return linkedJson(value, label);
   const text = JSON.stringify(value, null, 2);
   return h("details", { class: "json", open }, h("summary", {}, label), h("pre", {}, text === undefined ? "null" : text));
+}
+
+// A step value too big for the run's page comes as a preview and a link to its step record
+// (`href`, the value at the JSON pointer `field`): shown as the preview, loaded whole on demand.
+function linkedJson(value, label) {
+  const load = h("button", { type: "button", class: "small" }, `Load the whole value (${value.bytes} bytes)`);
+  const box = h(
+    "details",
+    { class: "json" },
+    h("summary", {}, `${label} (${value.bytes} bytes, preview)`),
+    h("pre", {}, `${value.preview}…`),
+    load,
+  );
+  load.addEventListener("click", async () => {
+    load.disabled = true;
+    try {
+      let whole = await api(value.href);
+      for (const key of String(value.field || "").split("/").slice(1)) whole = whole?.[key];
+      box.replaceWith(json(whole, label, true));
+    } catch (error) {
+      load.disabled = false;
+      load.textContent = `Could not load it: ${error.message}. Try again`;
+    }
+  });
+  return box;
 }
 
 // replaceChildren turns null into the text "null": leave absent parts out.
