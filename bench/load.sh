@@ -16,6 +16,7 @@
 #   bash bench/load.sh                        # 3 rounds, 10 connections, 10 s each
 #   ROUNDS=1 DURATION=30s CONNECTIONS=10 bash bench/load.sh
 #   BEFORE=/tmp/idflow-old bash bench/load.sh
+#   IDFLOW=/tmp/idflow-new BEFORE=/tmp/idflow-old bash bench/load.sh   # binaries given: no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -23,12 +24,17 @@ CONNECTIONS=${CONNECTIONS:-10}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 BEFORE=${BEFORE:-}
+IDFLOW=${IDFLOW:-}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }; }
 # `idflow serve` does not use the `aws` feature (only `idflow deploy` does); leaving it out halves the
 # release build and changes nothing on the measured path.
-cargo build --release --quiet -p idflow --no-default-features --bin idflow
-cargo build --release --quiet -p web --example bare_axum
 TARGET=${CARGO_TARGET_DIR:-target}
+if [ -z "$IDFLOW" ]; then
+  cargo build --release --quiet -p idflow --no-default-features --bin idflow
+  cargo build --release --quiet -p web --example bare_axum
+  IDFLOW=$TARGET/release/idflow
+fi
+[ -x "$TARGET/release/examples/bare_axum" ] || cargo build --release --quiet -p web --example bare_axum
 DATA=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DATA"; }
@@ -37,7 +43,7 @@ trap cleanup EXIT
 BARE=127.0.0.1:18090
 NOW=127.0.0.1:18091
 OLD=127.0.0.1:18092
-IDFLOW_LOG=warn "$TARGET/release/idflow" serve --flows bench/flows --addr "$NOW" --data "$DATA/now" --no-reload &
+IDFLOW_LOG=warn "$IDFLOW" serve --flows bench/flows --addr "$NOW" --data "$DATA/now" --no-reload &
 PIDS+=($!)
 "$TARGET/release/examples/bare_axum" "$BARE" 2>/dev/null &
 PIDS+=($!)
