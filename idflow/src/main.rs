@@ -26,9 +26,12 @@ mod render;
 mod tables_cmd;
 mod test_cmd;
 
-/// Counts allocations per thread so template renders are held to their memory budget.
+/// Counts allocations per thread so template renders are held to their memory budget, over
+/// mimalloc: under `bench/load.sh` glibc's malloc and free were about an eighth of the server's CPU
+/// (objects allocated on the HTTP threads are freed on the SQLite writer's and back).
 #[global_allocator]
-static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAllocator;
+static ALLOCATOR: domain::budget::CountingOver<mimalloc::MiMalloc> =
+    domain::budget::CountingOver(mimalloc::MiMalloc);
 
 /// What `idflow --help` and `idflow run --help` say about exit codes.
 const EXIT_CODES: &str = "Exit codes:

@@ -19,8 +19,9 @@
 //! | `idflow_rate_limit_waits_total` | counter | `outcome` (`held`, `handed_back`) |
 //! | `idflow_rate_limit_wait_seconds_total` | counter | |
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use axum::extract::State;
@@ -157,7 +158,11 @@ impl Metrics {
     }
 
     fn run_ended(&self, run: &Run, status: RunStatus) {
-        let mut labels = Self::run_labels(run);
+        self.finished_with(Self::run_labels(run), status);
+    }
+
+    /// Counts a run's end given its [`Metrics::run_labels`].
+    fn finished_with(&self, mut labels: Labels, status: RunStatus) {
         labels.push(("status".to_owned(), status_text(status).to_owned()));
         self.finished.get_or_create(&labels).inc();
     }
@@ -272,8 +277,28 @@ impl RunIntake for MeteredIntake {
 
 /// Observes step records and run ends in the checkpoints and cancels written through it.
 pub struct MeteredRunStore {
-    pub inner: Arc<dyn RunStore>,
-    pub metrics: Arc<Metrics>,
+    inner: Arc<dyn RunStore>,
+    metrics: Arc<Metrics>,
+    /// The labels of the runs claimed through this store and not yet released, so a run's end is
+    /// counted without reading the whole run back (its input, state and output) after the commit.
+    claimed: Mutex<HashMap<RunId, Labels>>,
+}
+
+impl MeteredRunStore {
+    /// Meters the checkpoints and cancels written through `inner` into `metrics`.
+    pub fn new(inner: Arc<dyn RunStore>, metrics: Arc<Metrics>) -> MeteredRunStore {
+        MeteredRunStore {
+            inner,
+            metrics,
+            claimed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets a run's claim (its lease was released or lost) and hands back its labels.
+    fn release(&self, id: RunId) -> Option<Labels> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        claimed.remove(&id)
+    }
 }
 
 #[async_trait]
@@ -305,16 +330,35 @@ impl RunStore for MeteredRunStore {
         now: DateTime<Utc>,
         lease: std::time::Duration,
     ) -> Result<Option<Run>, StoreError> {
-        self.inner.claim(id, owner, now, lease).await
+        let run = self.inner.claim(id, owner, now, lease).await?;
+        if let Some(run) = &run {
+            let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+            claimed.insert(run.id, Metrics::run_labels(run));
+        }
+        Ok(run)
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.inner.checkpoint(checkpoint).await?;
+        let written = self.inner.checkpoint(checkpoint).await;
+        // A checkpoint that releases the lease (the run ended or parked) or lost it ends this
+        // process's claim either way.
+        let labels = if checkpoint.release || written.is_err() {
+            self.release(checkpoint.run_id)
+        } else {
+            None
+        };
+        written?;
         self.metrics.steps_recorded(&checkpoint.steps);
-        if is_terminal(checkpoint.status)
-            && let Some(run) = self.inner.get(checkpoint.run_id).await?
-        {
-            self.metrics.run_ended(&run, checkpoint.status);
+        if is_terminal(checkpoint.status) {
+            match labels {
+                Some(labels) => self.metrics.finished_with(labels, checkpoint.status),
+                // Claimed before this process started metering it: read the run for its labels.
+                None => {
+                    if let Some(run) = self.inner.get(checkpoint.run_id).await? {
+                        self.metrics.run_ended(&run, checkpoint.status);
+                    }
+                }
+            }
         }
         Ok(())
     }

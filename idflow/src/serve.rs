@@ -246,10 +246,8 @@ impl Server {
                 inner: queue.clone(),
                 metrics: metrics.clone(),
             });
-        let runs: Arc<dyn domain::ports::RunStore> = Arc::new(crate::metrics::MeteredRunStore {
-            inner: runs,
-            metrics: metrics.clone(),
-        });
+        let runs: Arc<dyn domain::ports::RunStore> =
+            Arc::new(crate::metrics::MeteredRunStore::new(runs, metrics.clone()));
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);

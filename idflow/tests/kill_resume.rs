@@ -1,12 +1,15 @@
 //! A run whose `idflow serve` process is killed with SIGKILL mid-run resumes after its last
 //! completed step when the server restarts: the completed step is not repeated, the step in flight is.
+//! And a run the API accepted survives a SIGKILL that comes while other invokes are in flight.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
 
 mod common;
 use common::serve;
@@ -129,6 +132,98 @@ async fn sigkilled_run_resumes_after_its_last_completed_step() {
         second_calls.load(Ordering::SeqCst),
         2,
         "the step in flight runs again after the restart"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A run the API accepted (202) is in the store: the SQLite writer batches concurrent invokes into one
+// transaction and answers each only after the batch commits. So when the server is killed with
+// SIGKILL while invokes are still arriving, every run that got its 202 is there after a restart,
+// and runs to its end.
+const INTAKE_FLOW: &str = r#"
+name: intake
+trigger:
+  api: { auth: public, respond: async }
+history: all
+steps:
+  - { id: echo, card: text.compose, with: { text: "n={{ input.body.n }}" } }
+"#;
+
+/// Invokes sent at once, so that the writer commits them in shared batches.
+const CONCURRENT: usize = 32;
+/// The server is killed once this many invokes were accepted; the others are in flight or unsent.
+const KILL_AFTER: usize = 150;
+
+#[tokio::test]
+async fn every_accepted_invoke_survives_a_sigkill_under_concurrent_load() {
+    let dir = std::env::temp_dir().join(format!("idflow-intake-{}", ulid::Ulid::new()));
+    let flows = dir.join("flows");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(flows.join("intake.yaml"), INTAKE_FLOW).unwrap();
+
+    let http = reqwest::Client::new();
+    let (mut child, base) = serve(&flows, &data).await;
+    let url = format!("{base}/api/flows/intake/invoke");
+    let mut accepted: Vec<(String, u64)> = Vec::new();
+    let mut in_flight = JoinSet::new();
+    let mut sent = 0u64;
+    // Keep CONCURRENT invokes in flight until enough were accepted, then kill the server with the
+    // rest still in flight.
+    while accepted.len() < KILL_AFTER {
+        assert!(
+            sent < 10 * KILL_AFTER as u64,
+            "the server refuses invokes: {} of {sent} accepted",
+            accepted.len()
+        );
+        while in_flight.len() < CONCURRENT {
+            let (http, url, n) = (http.clone(), url.clone(), sent);
+            sent += 1;
+            in_flight.spawn(async move {
+                let response = http.post(url).json(&json!({ "n": n })).send().await.ok()?;
+                if response.status() != reqwest::StatusCode::ACCEPTED {
+                    return None;
+                }
+                let body: Value = response.json().await.ok()?;
+                Some((body["runId"].as_str()?.to_owned(), n))
+            });
+        }
+        if let Some(Ok(Some(run))) = in_flight.join_next().await {
+            accepted.push(run);
+        }
+    }
+    child.kill().await.expect("SIGKILL");
+    child.wait().await.unwrap();
+    // Invokes answered before the kill took effect were accepted too.
+    while let Some(done) = in_flight.join_next().await {
+        if let Ok(Some(run)) = done {
+            accepted.push(run);
+        }
+    }
+
+    let (mut child, base) = serve(&flows, &data).await;
+    let mut missing = BTreeSet::new();
+    for (run_id, n) in &accepted {
+        let run: Value = http
+            .get(format!("{base}/api/runs/{run_id}?wait=30"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if run["status"] != "succeeded" {
+            missing.insert(run_id.clone());
+            continue;
+        }
+        assert_eq!(run["steps"][0]["output"], format!("n={n}"), "{run:#}");
+    }
+    child.kill().await.ok();
+    assert!(
+        missing.is_empty(),
+        "{} of {} accepted runs did not survive the kill: {missing:?}",
+        missing.len(),
+        accepted.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

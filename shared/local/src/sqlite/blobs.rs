@@ -30,6 +30,7 @@ fn prefix_end(prefix: &str) -> String {
 impl BlobStore for SqliteBlobStore {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let key = key.to_owned();
+        self.db.blob_put();
         self.db
             .write(move |conn| {
                 let mut put = conn.prepare_cached(
@@ -57,6 +58,9 @@ impl BlobStore for SqliteBlobStore {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        if !self.db.blobs_maybe() {
+            return Ok(0);
+        }
         let (start, end) = (prefix.to_owned(), prefix_end(prefix));
         self.db
             .write(move |conn| {

@@ -1,6 +1,9 @@
 //! [`SqliteFlowStore`]: every deployed version in `flow_versions`, the current one per flow in
 //! `flows_current`, paused flows in `flow_pauses`.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -19,6 +22,22 @@ impl SqliteFlowStore {
     pub fn new(db: SqliteDb) -> SqliteFlowStore {
         SqliteFlowStore { db }
     }
+}
+
+/// How long a pause read from the file is trusted. A pause or resume through this database is seen
+/// at once (it clears the entry); one written by another process on the same file within this time.
+const PAUSE_TTL: Duration = Duration::from_secs(1);
+
+/// Most flow names the pause cache holds.
+const MAX_CACHED_PAUSES: usize = 4096;
+
+/// Pauses recently read, by flow name, so an API request does not read the file to learn that its
+/// flow is not paused. Lives in [`SqliteDb`] so that every flow store on one database shares it.
+#[derive(Debug, Default)]
+pub(crate) struct PauseCache {
+    /// Bumped by every pause or resume: a read that began before one must not fill the cache.
+    generation: u64,
+    entries: HashMap<String, (Option<DateTime<Utc>>, Instant)>,
 }
 
 type FlowRow = (String, String, String, String, String);
@@ -145,30 +164,46 @@ impl FlowStore for SqliteFlowStore {
         name: &str,
         paused_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let name = name.to_owned();
+        let key = name.to_owned();
         let paused_at = paused_at.map(time_text);
-        self.db
+        let written = self
+            .db
             .write(move |conn| {
                 match paused_at {
                     Some(at) => {
                         let mut insert = conn.prepare_cached(
                             "INSERT INTO flow_pauses (name, paused_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
                         )?;
-                        insert.execute([&name, &at])?;
+                        insert.execute([&key, &at])?;
                     }
                     None => {
                         let mut delete =
                             conn.prepare_cached("DELETE FROM flow_pauses WHERE name = ?1")?;
-                        delete.execute([&name])?;
+                        delete.execute([&key])?;
                     }
                 }
                 Ok(())
             })
             .await
-            .map_err(Fail::into_store)
+            .map_err(Fail::into_store);
+        // Whether or not the write committed, the next read goes to the file.
+        let mut pauses = self.db.pauses();
+        pauses.generation = pauses.generation.wrapping_add(1);
+        pauses.entries.remove(name);
+        written
     }
 
     async fn paused(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let generation = {
+            let pauses = self.db.pauses();
+            if let Some((paused, read_at)) = pauses.entries.get(name)
+                && read_at.elapsed() < PAUSE_TTL
+            {
+                return Ok(*paused);
+            }
+            pauses.generation
+        };
+        let read_at = Instant::now();
         let key = name.to_owned();
         let text: Option<String> = self
             .db
@@ -179,7 +214,18 @@ impl FlowStore for SqliteFlowStore {
             })
             .await
             .map_err(Fail::into_store)?;
-        text.map(|t| parse_time(&format!("pause of flow {name}"), &t).map_err(Fail::into_store))
-            .transpose()
+        let paused = text
+            .map(|t| parse_time(&format!("pause of flow {name}"), &t).map_err(Fail::into_store))
+            .transpose()?;
+        let mut pauses = self.db.pauses();
+        if pauses.generation == generation {
+            // Names are those of deployed flows (triggers look the flow up first); the bound only
+            // keeps a stream of odd lookups from growing the map without end.
+            if pauses.entries.len() >= MAX_CACHED_PAUSES {
+                pauses.entries.clear();
+            }
+            pauses.entries.insert(name.to_owned(), (paused, read_at));
+        }
+        Ok(paused)
     }
 }

@@ -24,6 +24,7 @@
 //! writer thread too.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -271,6 +272,13 @@ struct Inner {
     queue_changed: Notify,
     /// Set by [`SqliteDb::open_temporary`]: the file to delete once closed.
     remove_on_drop: Option<PathBuf>,
+    /// Whether the blob table may hold a row: it did when the file was opened, or a blob was put
+    /// since. Until then a delete by prefix has nothing to find and skips the writer (every run's
+    /// end deletes its values, and most runs never had any). Puts by another process on the same
+    /// file are not seen; `idflow serve` keeps its data directory to itself (`serve.lock`).
+    blobs_maybe: AtomicBool,
+    /// Pauses read recently (see `flows.rs`): every API request asks whether its flow is paused.
+    pauses: Mutex<flows::PauseCache>,
 }
 
 impl Drop for Inner {
@@ -547,6 +555,11 @@ impl SqliteDb {
         readers: Option<Readers>,
         remove_on_drop: Option<PathBuf>,
     ) -> Result<SqliteDb, StoreError> {
+        let blobs_maybe = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM blobs)", [], |row| {
+                row.get::<_, bool>(0)
+            })
+            .map_err(|e| Fail::from(e).into_store())?;
         let (jobs, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("idflow-sqlite-writer".into())
@@ -559,6 +572,8 @@ impl SqliteDb {
                 readers,
                 queue_changed: Notify::new(),
                 remove_on_drop,
+                blobs_maybe: AtomicBool::new(blobs_maybe),
+                pauses: Mutex::new(flows::PauseCache::default()),
             }),
         })
     }
@@ -618,6 +633,25 @@ impl SqliteDb {
 
     fn queue_changed(&self) -> &Notify {
         &self.inner.queue_changed
+    }
+
+    /// Notes that the blob table may now hold a row (before the row is written, so a delete that
+    /// runs after the put never skips it).
+    fn blob_put(&self) {
+        self.inner.blobs_maybe.store(true, Ordering::Release);
+    }
+
+    /// The pause cache shared by every flow store on this database.
+    fn pauses(&self) -> std::sync::MutexGuard<'_, flows::PauseCache> {
+        self.inner
+            .pauses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the blob table may hold a row (see [`Inner::blobs_maybe`]).
+    fn blobs_maybe(&self) -> bool {
+        self.inner.blobs_maybe.load(Ordering::Acquire)
     }
 }
 

@@ -165,6 +165,45 @@ async fn data_survives_reopen() {
     );
 }
 
+/// A run's end deletes its values by prefix, and skips the writer while the blob table is known to
+/// be empty: values saved before a restart must still be found and deleted after it.
+#[tokio::test]
+async fn values_saved_before_a_reopen_are_deleted_after_it() {
+    use domain::ports::BlobStore;
+    let path = TempPath::new();
+    {
+        let blobs = SqliteBlobStore::new(SqliteDb::open(&path.0).expect("open"));
+        assert_eq!(
+            blobs.delete_prefix("runs/a/").await.expect("delete"),
+            0,
+            "nothing to delete in a new file"
+        );
+        blobs.put("runs/a/1", b"[1]".to_vec()).await.expect("put");
+    }
+    let blobs = SqliteBlobStore::new(SqliteDb::open(&path.0).expect("reopen"));
+    assert_eq!(blobs.delete_prefix("runs/a/").await.expect("delete"), 1);
+    assert_eq!(blobs.get("runs/a/1").await.expect("get"), None);
+}
+
+/// Pauses are cached for API requests; a pause or resume through any flow store on the same
+/// database is seen by every other at once.
+#[tokio::test]
+async fn a_pause_is_seen_at_once_by_every_flow_store_on_the_database() {
+    let db = temporary();
+    let (reader, writer) = (SqliteFlowStore::new(db.clone()), SqliteFlowStore::new(db));
+    assert_eq!(reader.paused("offboard").await.expect("paused"), None);
+    writer
+        .set_paused("offboard", Some(at(10)))
+        .await
+        .expect("pause");
+    assert_eq!(
+        reader.paused("offboard").await.expect("paused"),
+        Some(at(10))
+    );
+    writer.set_paused("offboard", None).await.expect("resume");
+    assert_eq!(reader.paused("offboard").await.expect("paused"), None);
+}
+
 #[tokio::test]
 async fn refuses_a_database_from_a_newer_version() {
     let path = TempPath::new();
