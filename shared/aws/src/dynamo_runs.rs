@@ -4,7 +4,9 @@
 //! - run: `pk = RUN#<id>`, `sk = RUN`; the run as JSON in `run`, plus the attributes the conditions
 //!   and indexes need: `id`, `kind = run`, `flow`, `status`, `flow_status = <flow>#<status>`, `rev`
 //!   (bumped by every write, the optimistic-concurrency guard), `owner` and `lease_until` (epoch ms)
-//!   while leased, and `expires_at` (epoch seconds, the table's TTL attribute) once the run ended.
+//!   while leased, `notified = true` while a notification waits for the lease holder
+//!   (`RunStore::notify`), and `expires_at` (epoch seconds, the table's TTL attribute) once the run
+//!   ended.
 //! - step record: `pk = RUN#<id>`, `sk = STEP#<seq, 10 digits>`, the record as JSON in `step`.
 //! - dedupe key: `pk = DEDUPE#<key>`, `sk = DEDUPE`, `run_id`; written in the same transaction as
 //!   the run, conditional on not existing.
@@ -32,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{build_error, store_error};
-use domain::ports::{Checkpoint, Created, RunStore, StoreError};
+use domain::ports::{Checkpoint, Created, Notified, ParkOutcome, RunStore, StoreError};
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 
 /// Item type of a DynamoDB row.
@@ -78,6 +80,8 @@ struct Stored {
     rev: u64,
     owner: Option<String>,
     lease_until: Option<i64>,
+    /// A notification waits for the lease holder ([`RunStore::notify`]).
+    notified: bool,
 }
 
 /// What a read-decide step concluded.
@@ -208,6 +212,9 @@ impl DynamoRunStore {
         if let Some(until) = stored.lease_until {
             item.insert("lease_until".to_owned(), n(until));
         }
+        if stored.notified {
+            item.insert("notified".to_owned(), AttributeValue::Bool(true));
+        }
         if let (Some(retention), Some(finished)) = (self.retention, run.finished_at) {
             item.insert(TTL_ATTRIBUTE.to_owned(), n(expiry(finished, retention)));
         }
@@ -311,6 +318,73 @@ impl DynamoRunStore {
         }
     }
 
+    /// A checkpoint ([`RunStore::checkpoint`]), or with `park` a park ([`RunStore::park`]) that a
+    /// pending notification turns into "keep the lease, look again".
+    async fn write_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        park: bool,
+    ) -> Result<ParkOutcome, StoreError> {
+        let id = checkpoint.run_id;
+        let steps = checkpoint
+            .steps
+            .iter()
+            .map(|record| self.encode_step(id, record))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chunks = chunk_steps(steps);
+        let last = chunks.len().saturating_sub(1);
+        let mut written = 0_u32;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            let seqs: Vec<u32> = checkpoint.steps[written as usize..(written + count) as usize]
+                .iter()
+                .map(|record| record.seq)
+                .collect();
+            let outcome = self.update(id, |current| {
+                let Some(mut stored) = current else {
+                    return Err(StoreError::Conflict(format!("run {id} does not exist")));
+                };
+                if stored.run.status.is_terminal() {
+                    return Err(StoreError::Conflict(format!("run {id} has ended")));
+                }
+                if stored.owner.as_deref() != Some(checkpoint.owner.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "run {id} is not leased by {}",
+                        checkpoint.owner
+                    )));
+                }
+                let mut next = stored.run.step_count;
+                for seq in &seqs {
+                    if *seq != next {
+                        return Err(StoreError::Conflict(format!(
+                            "run {id}: expected step record {next}, got {seq}"
+                        )));
+                    }
+                    next += 1;
+                }
+                stored.run.step_count = next;
+                let mut outcome = ParkOutcome::Parked;
+                if index == last {
+                    if park && stored.notified {
+                        // A helper run ended while this worker drove the run: keep the lease and
+                        // clear the mark; the worker looks again instead of parking.
+                        stored.notified = false;
+                        outcome = ParkOutcome::Notified;
+                    } else {
+                        apply_checkpoint(&mut stored, checkpoint);
+                    }
+                }
+                Ok(Decision::Write(Box::new(stored), chunk.clone(), outcome))
+            })
+            .await?;
+            if index == last {
+                return Ok(outcome);
+            }
+            written += count;
+        }
+        Ok(ParkOutcome::Parked)
+    }
+
     /// Reads the run, lets `decide` choose, writes conditionally, and repeats after a lost race.
     async fn update<T>(
         &self,
@@ -386,6 +460,7 @@ impl RunStore for DynamoRunStore {
             rev: 1,
             owner: None,
             lease_until: None,
+            notified: false,
         };
         let item = self.encode_stored(&stored)?;
         let extra = match dedupe_key {
@@ -506,6 +581,8 @@ impl RunStore for DynamoRunStore {
             stored.run.started_at.get_or_insert(now);
             stored.owner = Some(owner.to_owned());
             stored.lease_until = Some(until);
+            // The claimer reads the run afresh: whatever a notification announced is in it.
+            stored.notified = false;
             let run = stored.run.clone();
             Ok(Decision::Write(Box::new(stored), Vec::new(), Some(run)))
         })
@@ -513,53 +590,41 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        let id = checkpoint.run_id;
-        let steps = checkpoint
-            .steps
-            .iter()
-            .map(|record| self.encode_step(id, record))
-            .collect::<Result<Vec<_>, _>>()?;
-        let chunks = chunk_steps(steps);
-        let last = chunks.len().saturating_sub(1);
-        let mut written = 0_u32;
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            let seqs: Vec<u32> = checkpoint.steps[written as usize..(written + count) as usize]
-                .iter()
-                .map(|record| record.seq)
-                .collect();
-            self.update(id, |current| {
-                let Some(mut stored) = current else {
-                    return Err(StoreError::Conflict(format!("run {id} does not exist")));
-                };
-                if stored.run.status.is_terminal() {
-                    return Err(StoreError::Conflict(format!("run {id} has ended")));
-                }
-                if stored.owner.as_deref() != Some(checkpoint.owner.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "run {id} is not leased by {}",
-                        checkpoint.owner
-                    )));
-                }
-                let mut next = stored.run.step_count;
-                for seq in &seqs {
-                    if *seq != next {
-                        return Err(StoreError::Conflict(format!(
-                            "run {id}: expected step record {next}, got {seq}"
-                        )));
-                    }
-                    next += 1;
-                }
-                stored.run.step_count = next;
-                if index == last {
-                    apply_checkpoint(&mut stored, checkpoint);
-                }
-                Ok(Decision::Write(Box::new(stored), chunk.clone(), ()))
-            })
-            .await?;
-            written += count;
-        }
-        Ok(())
+        self.write_checkpoint(checkpoint, false).await.map(|_| ())
+    }
+
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
+        self.write_checkpoint(checkpoint, true).await
+    }
+
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        let now_ms = now.timestamp_millis();
+        // Conditional on the revision like every write: a park that commits first frees the lease
+        // and this re-reads and answers `NotLeased`; a park that comes second sees the mark.
+        self.update(id, |current| {
+            let Some(mut stored) = current else {
+                return Ok(Decision::Answer(Notified::Ended));
+            };
+            if stored.run.status.is_terminal() {
+                return Ok(Decision::Answer(Notified::Ended));
+            }
+            let leased_by_other = stored.owner.as_deref().is_some_and(|o| o != owner)
+                && stored.lease_until.is_some_and(|t| t > now_ms);
+            if !leased_by_other {
+                return Ok(Decision::Answer(Notified::NotLeased));
+            }
+            if stored.notified {
+                return Ok(Decision::Answer(Notified::Marked));
+            }
+            stored.notified = true;
+            Ok(Decision::Write(Box::new(stored), Vec::new(), Notified::Marked))
+        })
+        .await
     }
 
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError> {
@@ -730,6 +795,7 @@ fn decode_stored(item: &Item) -> Result<Stored, StoreError> {
         rev: u64::try_from(rev).map_err(|_| bad("negative `rev`"))?,
         owner: string(item, "owner").map(str::to_owned),
         lease_until: number(item, "lease_until"),
+        notified: matches!(item.get("notified"), Some(AttributeValue::Bool(true))),
     })
 }
 

@@ -182,6 +182,43 @@ pub trait RunStore: Send + Sync {
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError>;
     /// Runs that are queued, running or waiting (for recovery after a restart), oldest first.
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
+    /// Leaves a notification for the worker that holds a run's lease (a helper run of it ended),
+    /// in one conditional write: marked only while the run has not ended and is leased by an owner
+    /// other than `owner` until after `now`. A claim clears the mark (the claimer reads the run
+    /// afresh); [`RunStore::park`] refuses to release the lease while it is set.
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError>;
+    /// Writes a checkpoint that parks the run (`release`, a status that is not terminal), unless a
+    /// notification is pending ([`RunStore::notify`]): then, in the same conditional write, the
+    /// mark is cleared, the checkpoint's step records are written, the lease is kept, and
+    /// [`ParkOutcome::Notified`] tells the worker to look again instead of parking. Fenced like
+    /// [`RunStore::checkpoint`].
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError>;
+}
+
+/// Result of [`RunStore::notify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notified {
+    /// The lease holder will see the notification before it parks: nothing else needs doing.
+    Marked,
+    /// Nobody else holds the lease (it is free, expired or the caller's): claim the run instead.
+    NotLeased,
+    /// The run ended or does not exist: nothing waits for the notification.
+    Ended,
+}
+
+/// Result of [`RunStore::park`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkOutcome {
+    /// The run waits and its lease is free.
+    Parked,
+    /// A notification was pending: nothing but the step records was written, the lease is still
+    /// the caller's, and the run must be looked at again.
+    Notified,
 }
 
 /// Durably accepts a new run: creates it queued and sends its first queue message, both done when
