@@ -261,8 +261,13 @@ pub struct MeteredIntake {
 
 #[async_trait]
 impl RunIntake for MeteredIntake {
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
-        let created = self.inner.enqueue(run, dedupe_key).await?;
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: std::time::Duration,
+    ) -> Result<Created, StoreError> {
+        let created = self.inner.enqueue(run, dedupe_key, delay).await?;
         if created == Created::New {
             self.metrics.run_created(run);
         }

@@ -227,8 +227,15 @@ pub enum ParkOutcome {
 #[async_trait]
 pub trait RunIntake: Send + Sync {
     /// With a dedupe key, a second enqueue of the same key writes and sends nothing and returns the
-    /// first run's id.
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError>;
+    /// first run's id. The run's first message is hidden for `delay` (at most 15 minutes): zero for
+    /// a run a worker is to pick up, the fallback's wait for a run the caller drives itself (a sync
+    /// invoke, see `Runtime::invoke_sync`).
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<Created, StoreError>;
 }
 
 /// [`RunIntake`] as `create` then `send`. A crash between the two leaves a queued run without a
@@ -240,11 +247,16 @@ pub struct StoreThenQueue {
 
 #[async_trait]
 impl RunIntake for StoreThenQueue {
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<Created, StoreError> {
         let created = self.runs.create(run, dedupe_key).await?;
         if created == Created::New {
             self.queue
-                .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+                .send(&QueueMessage { run_id: run.id }, delay)
                 .await
                 .map_err(|error| match error {
                     QueueError::Unavailable(source) => StoreError::Unavailable(source),

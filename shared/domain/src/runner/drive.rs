@@ -138,7 +138,7 @@ impl Runtime {
         }
     }
 
-    async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
+    pub(super) async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
         {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(woken) = active.get_mut(&run_id) {

@@ -117,8 +117,13 @@ impl SqliteRunQueue {
 
 #[async_trait]
 impl domain::ports::RunIntake for SqliteRunQueue {
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
-        self.create_and_send(run, dedupe_key, Duration::ZERO).await
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<Created, StoreError> {
+        self.create_and_send(run, dedupe_key, delay).await
     }
 }
 
