@@ -258,3 +258,220 @@ async fn a_helper_ending_in_another_worker_wakes_the_busy_parent_at_once() {
         "three deliveries (parent, helper, notification) did it all"
     );
 }
+
+// ---------------------------------------------------------------- sync invokes, driven inline
+
+const SYNC: &str = r#"
+name: sync-3
+trigger: { api: { auth: public, respond: sync } }
+steps:
+  - id: who
+    card: text.compose
+    with: { text: "{{ input.body.name }}" }
+  - id: count
+    card: list.length
+    with: { list: "{{ input.body.groups }}" }
+  - card: flow.return
+    with: { body: { who: "{{ steps.who }}", groups: "{{ steps.count }}" } }
+"#;
+
+const SYNC_HTTP: &str = r#"
+name: sync-http
+trigger: { api: { auth: public, respond: sync } }
+steps:
+  - id: fetch
+    card: http.request
+    timeout: 10m
+    with: { url: "https://example.com/users" }
+  - card: flow.return
+    with: { body: "{{ steps.fetch.status }}" }
+"#;
+
+/// The lease of the runtimes below; a sync run's fallback message is hidden 5 s longer.
+const SYNC_LEASE: Duration = Duration::from_secs(60);
+
+/// A local deployment (SQLite) on a manual clock: its store and queue, shared by the runtimes the
+/// test builds on it (an invoking process and a worker).
+struct Local {
+    db: local::sqlite::SqliteDb,
+    clock: Arc<ManualClock>,
+    flows: Arc<local::sqlite::SqliteFlowStore>,
+    queue: Arc<local::sqlite::SqliteRunQueue>,
+}
+
+impl Local {
+    async fn new(files: &[(&str, &str)]) -> Local {
+        let db = local::sqlite::SqliteDb::open_in_memory().expect("database");
+        let clock = Arc::new(ManualClock::new(t0()));
+        let flows = Arc::new(local::sqlite::SqliteFlowStore::new(db.clone()));
+        for (name, source) in files {
+            flows
+                .put(&StoredFlow {
+                    name: (*name).to_owned(),
+                    version: domain::flowfile::version_of(source),
+                    source: (*source).to_owned(),
+                    path: format!("{name}.yaml"),
+                    deployed_at: t0(),
+                })
+                .await
+                .expect("deploy");
+        }
+        let queue = Arc::new(local::sqlite::SqliteRunQueue::new(
+            db.clone(),
+            clock.clone(),
+            5,
+        ));
+        Local {
+            db,
+            clock,
+            flows,
+            queue,
+        }
+    }
+
+    /// A process on the deployment: its own runtime and lease owner.
+    fn process(&self, owner: &str, http: Option<Arc<dyn domain::cards::CardExecutor>>) -> Arc<Runtime> {
+        let runtime = Runtime::new(
+            self.flows.clone(),
+            Arc::new(local::sqlite::SqliteRunStore::new(self.db.clone())),
+            self.queue.clone(),
+            self.clock.clone(),
+            Arc::new(local::secrets::LocalSecrets::new(".")),
+            domain::model::ProjectConfig::default(),
+            RunnerConfig {
+                owner: owner.to_owned(),
+                lease: SYNC_LEASE,
+                ..RunnerConfig::default()
+            },
+        );
+        Arc::new(match http {
+            Some(executor) => runtime.with_executor("http", executor),
+            None => runtime,
+        })
+    }
+
+    /// The visible queue messages, received now without waiting.
+    async fn visible(&self) -> Vec<Delivery> {
+        self.queue
+            .receive(10, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .expect("receive")
+    }
+}
+
+/// Guards a call that would hang if the code under test waited for something that never comes
+/// (the manual clock never moves by itself); not a synchronisation.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not return"))
+}
+
+#[tokio::test]
+async fn a_sync_invoke_answers_from_its_own_process_with_no_worker_and_no_clock_moving() {
+    let local = Local::new(&[("sync-3", SYNC)]).await;
+    let api = local.process("api", None);
+    let flow = api.current_flow("sync-3").await.expect("flow");
+    let input = json!({ "body": { "name": "Ada", "groups": ["eng", "ops"] } });
+    let trigger = TriggerInfo::Api {
+        method: "POST".to_owned(),
+    };
+    // Nobody consumes the queue and time stands still: only driving the steps here can answer.
+    let (id, run) = within(
+        "the sync invoke",
+        api.invoke_sync(&flow, input, trigger, Duration::from_secs(10)),
+    )
+    .await
+    .expect("invoke");
+    let run = run.expect("the run ended within the timeout");
+    assert_eq!(run.id, id);
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!({ "who": "Ada", "groups": 2 }))
+    );
+    assert_eq!(api.steps(id).await.expect("steps").len(), 3);
+
+    // The run's message is durable but hidden: the fallback, due once the lease could have expired.
+    assert!(local.visible().await.is_empty(), "no worker is asked to run it");
+    local.clock.advance(SYNC_LEASE + Duration::from_secs(5));
+    let fallback = local.visible().await;
+    assert_eq!(fallback.len(), 1, "the fallback message comes due");
+    assert_eq!(fallback[0].message.run_id, id);
+    let worker = local.process("worker", None);
+    assert_eq!(worker.process(&fallback[0]).await, Disposition::Done);
+    let after = worker.run(id).await.expect("read").expect("run");
+    assert_eq!(after, run, "the ended run is left as it was");
+    assert_eq!(worker.steps(id).await.expect("steps").len(), 3, "no step ran twice");
+}
+
+/// An `http` executor that never answers: for all the store can tell, the invoking process died
+/// mid-step (the step's timeout is longer than the lease, so the invoker writes nothing more).
+struct Stalled(Arc<Notify>);
+
+#[async_trait]
+impl domain::cards::CardExecutor for Stalled {
+    async fn execute(
+        &self,
+        _: &domain::cards::CardCall,
+    ) -> Result<serde_json::Value, domain::cards::CardError> {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+}
+
+/// An `http` executor that answers 200.
+struct Answers;
+
+#[async_trait]
+impl domain::cards::CardExecutor for Answers {
+    async fn execute(
+        &self,
+        _: &domain::cards::CardCall,
+    ) -> Result<serde_json::Value, domain::cards::CardError> {
+        Ok(json!({ "status": 200, "headers": {}, "body": [] }))
+    }
+}
+
+#[tokio::test]
+async fn a_sync_run_whose_invoker_stalls_is_answered_202_and_finished_by_a_worker_after_the_lease() {
+    let local = Local::new(&[("sync-http", SYNC_HTTP)]).await;
+    let called = Arc::new(Notify::new());
+    let api = local.process("api", Some(Arc::new(Stalled(called.clone()))));
+    let flow = api.current_flow("sync-http").await.expect("flow");
+    let trigger = TriggerInfo::Api {
+        method: "GET".to_owned(),
+    };
+    let invoking = tokio::spawn({
+        let api = api.clone();
+        async move {
+            api.invoke_sync(&flow, json!({}), trigger, Duration::from_secs(10))
+                .await
+        }
+    });
+    within("the inline step", called.notified()).await;
+    local.clock.advance(Duration::from_secs(10));
+    let (id, run) = within("the sync timeout", invoking)
+        .await
+        .expect("join")
+        .expect("invoke");
+    assert!(run.is_none(), "the timeout passed: the API answers 202 with the run id");
+    assert_eq!(
+        api.run(id).await.expect("read").expect("run").status,
+        RunStatus::Running
+    );
+
+    // The invoker never comes back. Its lease runs out, and the fallback message brings a worker.
+    assert!(local.visible().await.is_empty(), "hidden while the lease holds");
+    local.clock.advance(SYNC_LEASE - Duration::from_secs(10) + Duration::from_secs(5));
+    let fallback = local.visible().await;
+    assert_eq!(fallback.len(), 1, "the fallback message comes due after the lease");
+    let worker = local.process("worker", Some(Arc::new(Answers)));
+    assert_eq!(worker.process(&fallback[0]).await, Disposition::Done);
+    let run = worker.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!(200))
+    );
+}
