@@ -18,7 +18,7 @@ use domain::ports::{
     StoreError, StoredFlow,
 };
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord, TriggerInfo};
-use domain::runner::{Disposition, Runtime, RunnerConfig};
+use domain::runner::{Disposition, RunnerConfig, Runtime};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -330,7 +330,11 @@ impl Local {
     }
 
     /// A process on the deployment: its own runtime and lease owner.
-    fn process(&self, owner: &str, http: Option<Arc<dyn domain::cards::CardExecutor>>) -> Arc<Runtime> {
+    fn process(
+        &self,
+        owner: &str,
+        http: Option<Arc<dyn domain::cards::CardExecutor>>,
+    ) -> Arc<Runtime> {
         let runtime = Runtime::new(
             self.flows.clone(),
             Arc::new(local::sqlite::SqliteRunStore::new(self.db.clone())),
@@ -393,7 +397,10 @@ async fn a_sync_invoke_answers_from_its_own_process_with_no_worker_and_no_clock_
     assert_eq!(api.steps(id).await.expect("steps").len(), 3);
 
     // The run's message is durable but hidden: the fallback, due once the lease could have expired.
-    assert!(local.visible().await.is_empty(), "no worker is asked to run it");
+    assert!(
+        local.visible().await.is_empty(),
+        "no worker is asked to run it"
+    );
     local.clock.advance(SYNC_LEASE + Duration::from_secs(5));
     let fallback = local.visible().await;
     assert_eq!(fallback.len(), 1, "the fallback message comes due");
@@ -402,7 +409,11 @@ async fn a_sync_invoke_answers_from_its_own_process_with_no_worker_and_no_clock_
     assert_eq!(worker.process(&fallback[0]).await, Disposition::Done);
     let after = worker.run(id).await.expect("read").expect("run");
     assert_eq!(after, run, "the ended run is left as it was");
-    assert_eq!(worker.steps(id).await.expect("steps").len(), 3, "no step ran twice");
+    assert_eq!(
+        worker.steps(id).await.expect("steps").len(),
+        3,
+        "no step ran twice"
+    );
 }
 
 /// An `http` executor that never answers: for all the store can tell, the invoking process died
@@ -434,7 +445,8 @@ impl domain::cards::CardExecutor for Answers {
 }
 
 #[tokio::test]
-async fn a_sync_run_whose_invoker_stalls_is_answered_202_and_finished_by_a_worker_after_the_lease() {
+async fn a_sync_run_whose_invoker_stalls_is_answered_202_and_finished_by_a_worker_after_the_lease()
+{
     let local = Local::new(&[("sync-http", SYNC_HTTP)]).await;
     let called = Arc::new(Notify::new());
     let api = local.process("api", Some(Arc::new(Stalled(called.clone()))));
@@ -455,17 +467,29 @@ async fn a_sync_run_whose_invoker_stalls_is_answered_202_and_finished_by_a_worke
         .await
         .expect("join")
         .expect("invoke");
-    assert!(run.is_none(), "the timeout passed: the API answers 202 with the run id");
+    assert!(
+        run.is_none(),
+        "the timeout passed: the API answers 202 with the run id"
+    );
     assert_eq!(
         api.run(id).await.expect("read").expect("run").status,
         RunStatus::Running
     );
 
     // The invoker never comes back. Its lease runs out, and the fallback message brings a worker.
-    assert!(local.visible().await.is_empty(), "hidden while the lease holds");
-    local.clock.advance(SYNC_LEASE - Duration::from_secs(10) + Duration::from_secs(5));
+    assert!(
+        local.visible().await.is_empty(),
+        "hidden while the lease holds"
+    );
+    local
+        .clock
+        .advance(SYNC_LEASE - Duration::from_secs(10) + Duration::from_secs(5));
     let fallback = local.visible().await;
-    assert_eq!(fallback.len(), 1, "the fallback message comes due after the lease");
+    assert_eq!(
+        fallback.len(),
+        1,
+        "the fallback message comes due after the lease"
+    );
     let worker = local.process("worker", Some(Arc::new(Answers)));
     assert_eq!(worker.process(&fallback[0]).await, Disposition::Done);
     let run = worker.run(id).await.expect("read").expect("run");

@@ -340,43 +340,44 @@ impl DynamoRunStore {
                 .iter()
                 .map(|record| record.seq)
                 .collect();
-            let outcome = self.update(id, |current| {
-                let Some(mut stored) = current else {
-                    return Err(StoreError::Conflict(format!("run {id} does not exist")));
-                };
-                if stored.run.status.is_terminal() {
-                    return Err(StoreError::Conflict(format!("run {id} has ended")));
-                }
-                if stored.owner.as_deref() != Some(checkpoint.owner.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "run {id} is not leased by {}",
-                        checkpoint.owner
-                    )));
-                }
-                let mut next = stored.run.step_count;
-                for seq in &seqs {
-                    if *seq != next {
+            let outcome = self
+                .update(id, |current| {
+                    let Some(mut stored) = current else {
+                        return Err(StoreError::Conflict(format!("run {id} does not exist")));
+                    };
+                    if stored.run.status.is_terminal() {
+                        return Err(StoreError::Conflict(format!("run {id} has ended")));
+                    }
+                    if stored.owner.as_deref() != Some(checkpoint.owner.as_str()) {
                         return Err(StoreError::Conflict(format!(
-                            "run {id}: expected step record {next}, got {seq}"
+                            "run {id} is not leased by {}",
+                            checkpoint.owner
                         )));
                     }
-                    next += 1;
-                }
-                stored.run.step_count = next;
-                let mut outcome = ParkOutcome::Parked;
-                if index == last {
-                    if park && stored.notified {
-                        // A helper run ended while this worker drove the run: keep the lease and
-                        // clear the mark; the worker looks again instead of parking.
-                        stored.notified = false;
-                        outcome = ParkOutcome::Notified;
-                    } else {
-                        apply_checkpoint(&mut stored, checkpoint);
+                    let mut next = stored.run.step_count;
+                    for seq in &seqs {
+                        if *seq != next {
+                            return Err(StoreError::Conflict(format!(
+                                "run {id}: expected step record {next}, got {seq}"
+                            )));
+                        }
+                        next += 1;
                     }
-                }
-                Ok(Decision::Write(Box::new(stored), chunk.clone(), outcome))
-            })
-            .await?;
+                    stored.run.step_count = next;
+                    let mut outcome = ParkOutcome::Parked;
+                    if index == last {
+                        if park && stored.notified {
+                            // A helper run ended while this worker drove the run: keep the lease and
+                            // clear the mark; the worker looks again instead of parking.
+                            stored.notified = false;
+                            outcome = ParkOutcome::Notified;
+                        } else {
+                            apply_checkpoint(&mut stored, checkpoint);
+                        }
+                    }
+                    Ok(Decision::Write(Box::new(stored), chunk.clone(), outcome))
+                })
+                .await?;
             if index == last {
                 return Ok(outcome);
             }
@@ -622,7 +623,11 @@ impl RunStore for DynamoRunStore {
                 return Ok(Decision::Answer(Notified::Marked));
             }
             stored.notified = true;
-            Ok(Decision::Write(Box::new(stored), Vec::new(), Notified::Marked))
+            Ok(Decision::Write(
+                Box::new(stored),
+                Vec::new(),
+                Notified::Marked,
+            ))
         })
         .await
     }

@@ -644,7 +644,11 @@ pub async fn run_store_notify_marks_only_a_run_leased_by_another(store: &dyn Run
     let notified = |id, owner: &'static str, now| async move {
         store.notify(id, owner, now).await.expect("notify")
     };
-    assert_eq!(notified(unknown, "b", at(1)).await, Notified::Ended, "unknown run");
+    assert_eq!(
+        notified(unknown, "b", at(1)).await,
+        Notified::Ended,
+        "unknown run"
+    );
     create(store, &run).await;
     assert_eq!(
         notified(run.id, "b", at(1)).await,
@@ -678,7 +682,11 @@ pub async fn run_store_notify_marks_only_a_run_leased_by_another(store: &dyn Run
     done.finished_at = Some(at(4));
     done.release = true;
     store.checkpoint(&done).await.expect("finish");
-    assert_eq!(notified(run.id, "b", at(5)).await, Notified::Ended, "ended run");
+    assert_eq!(
+        notified(run.id, "b", at(5)).await,
+        Notified::Ended,
+        "ended run"
+    );
 }
 
 /// A park while a notification is pending keeps the lease and the run's status and clears the

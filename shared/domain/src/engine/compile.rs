@@ -130,7 +130,11 @@ impl CompiledFlow {
             .iter()
             .filter_map(|node| match &node.kind {
                 NodeKind::Card { spec, .. } if matches!(spec.kind, crate::cards::CardKind::Io) => {
-                    Some(spec.name.split_once('.').map_or(spec.name, |(family, _)| family))
+                    Some(
+                        spec.name
+                            .split_once('.')
+                            .map_or(spec.name, |(family, _)| family),
+                    )
                 }
                 _ => None,
             })

@@ -130,7 +130,10 @@ impl Runtime {
             let (run_id, _) = self
                 .enqueue_compiled(flow, input, trigger, None, None, Duration::ZERO)
                 .await?;
-            return Ok((run_id, self.wait_for_end(&mut ended, run_id, timeout).await?));
+            return Ok((
+                run_id,
+                self.wait_for_end(&mut ended, run_id, timeout).await?,
+            ));
         }
         let hold = self
             .config
