@@ -110,7 +110,12 @@ impl SqliteRunQueue {
             })
             .await
             .map_err(Fail::into_store)?;
-        self.db.queue_changed().notify_waiters();
+        // A hidden message (a sync invoke's fallback, due long after any receiver's wait) would only
+        // wake the workers for an empty look, a write that competes with the invoker's own
+        // checkpoints; a receiver sees it when it looks next.
+        if delay.is_zero() {
+            self.db.queue_changed().notify_waiters();
+        }
         Ok(created)
     }
 }
