@@ -35,7 +35,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use domain::ports::{Checkpoint, Created, RunIntake, RunStore, StoreError};
+use domain::ports::{Checkpoint, Created, Notified, ParkOutcome, RunIntake, RunStore, StoreError};
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 use domain::runner::Runtime;
 use local::sqlite::SqliteRunQueue;
@@ -266,8 +266,13 @@ pub struct MeteredIntake {
 
 #[async_trait]
 impl RunIntake for MeteredIntake {
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
-        let created = self.inner.enqueue(run, dedupe_key).await?;
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: std::time::Duration,
+    ) -> Result<Created, StoreError> {
+        let created = self.inner.enqueue(run, dedupe_key, delay).await?;
         if created == Created::New {
             self.metrics.run_created(run);
         }
@@ -377,6 +382,20 @@ impl RunStore for MeteredRunStore {
 
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
         self.inner.unfinished(limit).await
+    }
+
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
+        // A park never ends a run: nothing to count.
+        self.inner.park(checkpoint).await
+    }
+
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        self.inner.notify(id, owner, now).await
     }
 }
 

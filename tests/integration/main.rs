@@ -22,6 +22,7 @@ mod stream;
 mod tables;
 mod template;
 mod waits;
+mod wake;
 
 /// Counts allocations like the binaries do, so render budgets hold in these tests too.
 #[global_allocator]

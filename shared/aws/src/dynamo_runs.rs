@@ -4,7 +4,9 @@
 //! - run: `pk = RUN#<id>`, `sk = RUN`; the run as JSON in `run`, plus the attributes the conditions
 //!   and indexes need: `id`, `kind = run`, `flow`, `status`, `flow_status = <flow>#<status>`, `rev`
 //!   (bumped by every write, the optimistic-concurrency guard), `owner` and `lease_until` (epoch ms)
-//!   while leased, and `expires_at` (epoch seconds, the table's TTL attribute) once the run ended.
+//!   while leased, `notified = true` while a notification waits for the lease holder
+//!   (`RunStore::notify`), and `expires_at` (epoch seconds, the table's TTL attribute) once the run
+//!   ended.
 //!   With a blob store ([`DynamoRunStore::with_history_blobs`]), an input or output whose JSON is
 //!   above [`OUT_OF_ITEM_BYTES`] is kept there instead: the JSON holds `null` in its place and the
 //!   item a reference (`input_ref`, `output_ref`: key, hash and size, see [`crate::s3_history`]).
@@ -41,7 +43,7 @@ use serde_json::json;
 
 use super::s3_history::{HistoryValues, ValueRef, gone_marker};
 use super::{build_error, store_error};
-use domain::ports::{BlobStore, Checkpoint, Created, RunStore, StoreError};
+use domain::ports::{BlobStore, Checkpoint, Created, Notified, ParkOutcome, RunStore, StoreError};
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 
 /// Item type of a DynamoDB row.
@@ -90,6 +92,8 @@ struct Stored {
     rev: u64,
     owner: Option<String>,
     lease_until: Option<i64>,
+    /// A notification waits for the lease holder ([`RunStore::notify`]).
+    notified: bool,
     /// The run's values kept out of the item; `run` holds a placeholder in their place.
     refs: RunRefs,
 }
@@ -247,6 +251,9 @@ impl DynamoRunStore {
         if let Some(until) = stored.lease_until {
             item.insert("lease_until".to_owned(), n(until));
         }
+        if stored.notified {
+            item.insert("notified".to_owned(), AttributeValue::Bool(true));
+        }
         encode_refs(
             &mut item,
             [
@@ -370,6 +377,82 @@ impl DynamoRunStore {
         }
     }
 
+    /// A checkpoint ([`RunStore::checkpoint`]), or with `park` a park ([`RunStore::park`]) that a
+    /// pending notification turns into "keep the lease, look again".
+    async fn write_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        park: bool,
+    ) -> Result<ParkOutcome, StoreError> {
+        let id = checkpoint.run_id;
+        let mut steps = Vec::with_capacity(checkpoint.steps.len());
+        for record in &checkpoint.steps {
+            let (record, refs) = self.offload_step(id, record).await?;
+            steps.push(self.encode_step(id, &record, &refs)?);
+        }
+        let chunks = chunk_steps(steps);
+        let last = chunks.len().saturating_sub(1);
+        let mut dropped_input = None;
+        let mut written = 0_u32;
+        let mut outcome_of_last = ParkOutcome::Parked;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            let seqs: Vec<u32> = checkpoint.steps[written as usize..(written + count) as usize]
+                .iter()
+                .map(|record| record.seq)
+                .collect();
+            let outcome = self
+                .update(id, |current| {
+                    let Some(mut stored) = current else {
+                        return Err(StoreError::Conflict(format!("run {id} does not exist")));
+                    };
+                    if stored.run.status.is_terminal() {
+                        return Err(StoreError::Conflict(format!("run {id} has ended")));
+                    }
+                    if stored.owner.as_deref() != Some(checkpoint.owner.as_str()) {
+                        return Err(StoreError::Conflict(format!(
+                            "run {id} is not leased by {}",
+                            checkpoint.owner
+                        )));
+                    }
+                    let mut next = stored.run.step_count;
+                    for seq in &seqs {
+                        if *seq != next {
+                            return Err(StoreError::Conflict(format!(
+                                "run {id}: expected step record {next}, got {seq}"
+                            )));
+                        }
+                        next += 1;
+                    }
+                    stored.run.step_count = next;
+                    let mut outcome = ParkOutcome::Parked;
+                    if index == last {
+                        if park && stored.notified {
+                            // A helper run ended while this worker drove the run: keep the lease and
+                            // clear the mark; the worker looks again instead of parking.
+                            stored.notified = false;
+                            outcome = ParkOutcome::Notified;
+                        } else {
+                            if checkpoint.drop_input {
+                                dropped_input = stored.refs.input.clone();
+                            }
+                            apply_checkpoint(&mut stored, checkpoint);
+                        }
+                    }
+                    Ok(Decision::Write(Box::new(stored), chunk.clone(), outcome))
+                })
+                .await?;
+            if index == last {
+                outcome_of_last = outcome;
+            }
+            written += count;
+        }
+        if let Some(reference) = dropped_input {
+            self.forget_value(id, &reference).await;
+        }
+        Ok(outcome_of_last)
+    }
+
     /// Reads the run, lets `decide` choose, writes conditionally, and repeats after a lost race.
     async fn update<T>(
         &self,
@@ -446,6 +529,7 @@ impl RunStore for DynamoRunStore {
             rev: 1,
             owner: None,
             lease_until: None,
+            notified: false,
             refs: RunRefs::default(),
         };
         self.offload_run(&mut stored).await?;
@@ -573,6 +657,8 @@ impl RunStore for DynamoRunStore {
                 stored.run.started_at.get_or_insert(now);
                 stored.owner = Some(owner.to_owned());
                 stored.lease_until = Some(until);
+                // The claimer reads the run afresh: whatever a notification announced is in it.
+                stored.notified = false;
                 let answer = stored.clone();
                 Ok(Decision::Write(Box::new(stored), Vec::new(), Some(answer)))
             })
@@ -585,60 +671,45 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        let id = checkpoint.run_id;
-        let mut steps = Vec::with_capacity(checkpoint.steps.len());
-        for record in &checkpoint.steps {
-            let (record, refs) = self.offload_step(id, record).await?;
-            steps.push(self.encode_step(id, &record, &refs)?);
-        }
-        let chunks = chunk_steps(steps);
-        let last = chunks.len().saturating_sub(1);
-        let mut dropped_input = None;
-        let mut written = 0_u32;
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            let seqs: Vec<u32> = checkpoint.steps[written as usize..(written + count) as usize]
-                .iter()
-                .map(|record| record.seq)
-                .collect();
-            self.update(id, |current| {
-                let Some(mut stored) = current else {
-                    return Err(StoreError::Conflict(format!("run {id} does not exist")));
-                };
-                if stored.run.status.is_terminal() {
-                    return Err(StoreError::Conflict(format!("run {id} has ended")));
-                }
-                if stored.owner.as_deref() != Some(checkpoint.owner.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "run {id} is not leased by {}",
-                        checkpoint.owner
-                    )));
-                }
-                let mut next = stored.run.step_count;
-                for seq in &seqs {
-                    if *seq != next {
-                        return Err(StoreError::Conflict(format!(
-                            "run {id}: expected step record {next}, got {seq}"
-                        )));
-                    }
-                    next += 1;
-                }
-                stored.run.step_count = next;
-                if index == last {
-                    if checkpoint.drop_input {
-                        dropped_input = stored.refs.input.clone();
-                    }
-                    apply_checkpoint(&mut stored, checkpoint);
-                }
-                Ok(Decision::Write(Box::new(stored), chunk.clone(), ()))
-            })
-            .await?;
-            written += count;
-        }
-        if let Some(reference) = dropped_input {
-            self.forget_value(id, &reference).await;
-        }
-        Ok(())
+        self.write_checkpoint(checkpoint, false).await.map(|_| ())
+    }
+
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
+        self.write_checkpoint(checkpoint, true).await
+    }
+
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        let now_ms = now.timestamp_millis();
+        // Conditional on the revision like every write: a park that commits first frees the lease
+        // and this re-reads and answers `NotLeased`; a park that comes second sees the mark.
+        self.update(id, |current| {
+            let Some(mut stored) = current else {
+                return Ok(Decision::Answer(Notified::Ended));
+            };
+            if stored.run.status.is_terminal() {
+                return Ok(Decision::Answer(Notified::Ended));
+            }
+            let leased_by_other = stored.owner.as_deref().is_some_and(|o| o != owner)
+                && stored.lease_until.is_some_and(|t| t > now_ms);
+            if !leased_by_other {
+                return Ok(Decision::Answer(Notified::NotLeased));
+            }
+            if stored.notified {
+                return Ok(Decision::Answer(Notified::Marked));
+            }
+            stored.notified = true;
+            Ok(Decision::Write(
+                Box::new(stored),
+                Vec::new(),
+                Notified::Marked,
+            ))
+        })
+        .await
     }
 
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError> {
@@ -972,6 +1043,7 @@ fn decode_stored(item: &Item) -> Result<Stored, StoreError> {
         rev: u64::try_from(rev).map_err(|_| bad("negative `rev`"))?,
         owner: string(item, "owner").map(str::to_owned),
         lease_until: number(item, "lease_until"),
+        notified: matches!(item.get("notified"), Some(AttributeValue::Bool(true))),
         refs: RunRefs {
             input: decode_ref(item, "input_ref")?,
             output: decode_ref(item, "output_ref")?,

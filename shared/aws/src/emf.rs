@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use domain::ports::{Checkpoint, Clock, Created, RunStore, StoreError};
+use domain::ports::{Checkpoint, Clock, Created, Notified, ParkOutcome, RunStore, StoreError};
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 
 /// The CloudWatch namespace of idflow's metrics.
@@ -231,6 +231,24 @@ impl RunStore for MeteredRunStore {
 
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
         self.inner.unfinished(limit).await
+    }
+
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
+        let outcome = self.inner.park(checkpoint).await?;
+        if outcome == ParkOutcome::Parked {
+            // The lease is given up, as by a releasing checkpoint.
+            self.flows().remove(&checkpoint.run_id);
+        }
+        Ok(outcome)
+    }
+
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        self.inner.notify(id, owner, now).await
     }
 }
 

@@ -182,6 +182,43 @@ pub trait RunStore: Send + Sync {
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError>;
     /// Runs that are queued, running or waiting (for recovery after a restart), oldest first.
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
+    /// Leaves a notification for the worker that holds a run's lease (a helper run of it ended),
+    /// in one conditional write: marked only while the run has not ended and is leased by an owner
+    /// other than `owner` until after `now`. A claim clears the mark (the claimer reads the run
+    /// afresh); [`RunStore::park`] refuses to release the lease while it is set.
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError>;
+    /// Writes a checkpoint that parks the run (`release`, a status that is not terminal), unless a
+    /// notification is pending ([`RunStore::notify`]): then, in the same conditional write, the
+    /// mark is cleared, the checkpoint's step records are written, the lease is kept, and
+    /// [`ParkOutcome::Notified`] tells the worker to look again instead of parking. Fenced like
+    /// [`RunStore::checkpoint`].
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError>;
+}
+
+/// Result of [`RunStore::notify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notified {
+    /// The lease holder will see the notification before it parks: nothing else needs doing.
+    Marked,
+    /// Nobody else holds the lease (it is free, expired or the caller's): claim the run instead.
+    NotLeased,
+    /// The run ended or does not exist: nothing waits for the notification.
+    Ended,
+}
+
+/// Result of [`RunStore::park`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkOutcome {
+    /// The run waits and its lease is free.
+    Parked,
+    /// A notification was pending: nothing but the step records was written, the lease is still
+    /// the caller's, and the run must be looked at again.
+    Notified,
 }
 
 /// Durably accepts a new run: creates it queued and sends its first queue message, both done when
@@ -190,8 +227,15 @@ pub trait RunStore: Send + Sync {
 #[async_trait]
 pub trait RunIntake: Send + Sync {
     /// With a dedupe key, a second enqueue of the same key writes and sends nothing and returns the
-    /// first run's id.
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError>;
+    /// first run's id. The run's first message is hidden for `delay` (at most 15 minutes): zero for
+    /// a run a worker is to pick up, the fallback's wait for a run the caller drives itself (a sync
+    /// invoke, see `Runtime::invoke_sync`).
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<Created, StoreError>;
 }
 
 /// [`RunIntake`] as `create` then `send`. A crash between the two leaves a queued run without a
@@ -203,11 +247,16 @@ pub struct StoreThenQueue {
 
 #[async_trait]
 impl RunIntake for StoreThenQueue {
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<Created, StoreError> {
         let created = self.runs.create(run, dedupe_key).await?;
         if created == Created::New {
             self.queue
-                .send(&QueueMessage { run_id: run.id }, Duration::ZERO)
+                .send(&QueueMessage { run_id: run.id }, delay)
                 .await
                 .map_err(|error| match error {
                     QueueError::Unavailable(source) => StoreError::Unavailable(source),

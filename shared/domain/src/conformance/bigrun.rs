@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::ports::{BlobStore, Checkpoint, Created, RunStore, StoreError, StoredFlow};
+use crate::ports::{
+    BlobStore, Checkpoint, Created, Notified, ParkOutcome, RunStore, StoreError, StoredFlow,
+};
 use crate::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord, TriggerInfo};
 use crate::runner::Runtime;
 
@@ -253,6 +255,22 @@ impl RunStore for CountingRunStore {
     }
     async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
         self.inner.unfinished(limit).await
+    }
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
+        if let Some(state) = &checkpoint.state {
+            self.written
+                .state
+                .fetch_add(json_len(state), Ordering::Relaxed);
+        }
+        self.inner.park(checkpoint).await
+    }
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        self.inner.notify(id, owner, now).await
     }
 }
 

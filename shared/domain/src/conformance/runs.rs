@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{LEASE, at, queued_run, step_record};
-use crate::ports::{Checkpoint, Created, RunStore, StoreError};
+use crate::ports::{Checkpoint, Created, Notified, ParkOutcome, RunStore, StoreError};
 use crate::run::{Run, RunError, RunId, RunQuery, RunStatus, TriggerInfo};
 
 async fn create(store: &dyn RunStore, run: &Run) {
@@ -623,6 +623,151 @@ pub async fn run_store_release_lets_another_worker_claim(store: &dyn RunStore) {
     assert!(
         claimed.is_some(),
         "a released run is free for the next worker"
+    );
+}
+
+/// A parking checkpoint: the run waits for a helper run and gives its lease up.
+fn parking(run: &Run, owner: &str) -> Checkpoint {
+    Checkpoint {
+        status: RunStatus::Waiting,
+        state: Some(json!({ "cursor": 2 })),
+        release: true,
+        ..checkpoint(run, owner)
+    }
+}
+
+/// A notification is marked only on a run another owner holds an unexpired lease on; for a free,
+/// own or expired lease the caller is told to claim, for an unknown or ended run that nobody waits.
+pub async fn run_store_notify_marks_only_a_run_leased_by_another(store: &dyn RunStore) {
+    let run = queued_run("f", at(0));
+    let unknown = RunId::new_at(at(0));
+    let notified = |id, owner: &'static str, now| async move {
+        store.notify(id, owner, now).await.expect("notify")
+    };
+    assert_eq!(
+        notified(unknown, "b", at(1)).await,
+        Notified::Ended,
+        "unknown run"
+    );
+    create(store, &run).await;
+    assert_eq!(
+        notified(run.id, "b", at(1)).await,
+        Notified::NotLeased,
+        "a queued run nobody holds is claimed, not marked"
+    );
+    store
+        .claim(run.id, "a", at(1), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    assert_eq!(
+        notified(run.id, "a", at(2)).await,
+        Notified::NotLeased,
+        "the holder itself does not mark its own run"
+    );
+    assert_eq!(notified(run.id, "b", at(2)).await, Notified::Marked);
+    assert_eq!(
+        notified(run.id, "c", at(3)).await,
+        Notified::Marked,
+        "a second notification while one is pending is marked too"
+    );
+    assert_eq!(
+        notified(run.id, "b", at(1) + LEASE).await,
+        Notified::NotLeased,
+        "an expired lease is claimed, not marked"
+    );
+    let mut done = checkpoint(&run, "a");
+    done.status = RunStatus::Succeeded;
+    done.state = None;
+    done.finished_at = Some(at(4));
+    done.release = true;
+    store.checkpoint(&done).await.expect("finish");
+    assert_eq!(
+        notified(run.id, "b", at(5)).await,
+        Notified::Ended,
+        "ended run"
+    );
+}
+
+/// A park while a notification is pending keeps the lease and the run's status and clears the
+/// mark; the next park parks.
+pub async fn run_store_park_is_refused_while_a_notification_is_pending(store: &dyn RunStore) {
+    let run = queued_run("f", at(0));
+    create(store, &run).await;
+    store
+        .claim(run.id, "a", at(1), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    assert_eq!(
+        store.notify(run.id, "b", at(2)).await.expect("notify"),
+        Notified::Marked
+    );
+    let mut park = parking(&run, "a");
+    park.steps = vec![step_record(0)];
+    assert_eq!(
+        store.park(&park).await.expect("park"),
+        ParkOutcome::Notified,
+        "a pending notification keeps the run with its holder"
+    );
+    let kept = get(store, run.id).await;
+    assert_eq!(kept.status, RunStatus::Running, "the run is still running");
+    assert_eq!(kept.step_count, 1, "the park's step records are kept");
+    assert_eq!(
+        store.steps(run.id).await.expect("steps").len(),
+        1,
+        "the park's step records are written"
+    );
+    assert!(
+        store
+            .claim(run.id, "b", at(3), LEASE)
+            .await
+            .expect("claim")
+            .is_none(),
+        "the holder keeps its lease"
+    );
+    assert_eq!(
+        store.park(&parking(&run, "a")).await.expect("park"),
+        ParkOutcome::Parked,
+        "the mark was cleared: the next park parks"
+    );
+    let parked = get(store, run.id).await;
+    assert_eq!(parked.status, RunStatus::Waiting);
+    assert_eq!(parked.state, Some(json!({ "cursor": 2 })));
+    assert!(
+        store
+            .claim(run.id, "b", at(4), LEASE)
+            .await
+            .expect("claim")
+            .is_some(),
+        "a parked run is free"
+    );
+    let late = store.park(&parking(&run, "a")).await.map(|_| ());
+    assert_conflict(late, "a park by a worker that lost the lease");
+}
+
+/// A claim clears a pending notification: the claimer reads the run afresh, so its park parks.
+pub async fn run_store_claim_clears_a_pending_notification(store: &dyn RunStore) {
+    let run = queued_run("f", at(0));
+    create(store, &run).await;
+    store
+        .claim(run.id, "a", at(1), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    assert_eq!(
+        store.notify(run.id, "b", at(2)).await.expect("notify"),
+        Notified::Marked
+    );
+    // Worker `a` died; its lease expires and `c` takes the run over.
+    store
+        .claim(run.id, "c", at(2) + LEASE, LEASE)
+        .await
+        .expect("claim")
+        .expect("an expired lease is claimable");
+    assert_eq!(
+        store.park(&parking(&run, "c")).await.expect("park"),
+        ParkOutcome::Parked
     );
 }
 

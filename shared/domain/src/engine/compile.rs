@@ -123,6 +123,24 @@ pub(super) enum ListRef {
 }
 
 impl CompiledFlow {
+    /// The families of the flow's I/O cards (`http`, `okta`, ...), once each: what a process needs
+    /// an executor for to drive the flow's steps itself.
+    pub fn io_families(&self) -> std::collections::BTreeSet<&'static str> {
+        self.nodes
+            .iter()
+            .filter_map(|node| match &node.kind {
+                NodeKind::Card { spec, .. } if matches!(spec.kind, crate::cards::CardKind::Io) => {
+                    Some(
+                        spec.name
+                            .split_once('.')
+                            .map_or(spec.name, |(family, _)| family),
+                    )
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Compiles every template of a flow. Errors name the step and field.
     pub fn new(flow: Flow, file: &str) -> Result<CompiledFlow, Vec<Diagnostic>> {
         let mut builder = Builder {

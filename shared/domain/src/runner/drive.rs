@@ -29,7 +29,9 @@ use tracing::Instrument;
 use crate::cards::{CardCall, CardError};
 use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
 use crate::model::{HistoryMode, SecretRef};
-use crate::ports::{Checkpoint, Created, Delivery, QueueMessage, SecretError, StoreError};
+use crate::ports::{
+    Checkpoint, Created, Delivery, Notified, ParkOutcome, QueueMessage, SecretError, StoreError,
+};
 use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, StepStatus, TriggerInfo};
 
 use super::driver::{
@@ -47,6 +49,13 @@ pub const RUN_SPAN: &str = "run";
 
 /// Name of the span of one step record (see the module's `# Spans`).
 pub const STEP_SPAN: &str = "step";
+
+/// Claims tried by one delivery whose run's lease keeps changing hands between the claim and the
+/// notification (see [`Runtime::claim_or_notify`]) before the message is kept for later instead.
+const CLAIM_ATTEMPTS: usize = 4;
+
+/// How long a message is kept for later when its run's lease changed hands at every attempt.
+const CONTENDED_RETRY: Duration = Duration::from_secs(2);
 
 /// What to do with a delivery after processing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +158,7 @@ impl Runtime {
         }
     }
 
-    async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
+    pub(super) async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
         {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(woken) = active.get_mut(&run_id) {
@@ -179,14 +188,10 @@ impl Runtime {
     }
 
     async fn advance_claimed(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
-        let now = self.clock.now();
-        let Some(run) = self
-            .runs
-            .claim(run_id, &self.config.owner, now, self.config.lease)
-            .await?
-        else {
-            return self.unclaimable(run_id).await;
+        let Some(run) = self.claim_or_notify(run_id).await? else {
+            return Ok(Disposition::Done);
         };
+        let now = self.clock.now();
         // The span starts once the run is ours: a delivery that finds the run busy or ended did
         // no work on it. `status` and `error_kind` are recorded where the slice ends.
         let span = tracing::info_span!(
@@ -295,19 +300,49 @@ impl Runtime {
         Ok(Disposition::Done)
     }
 
-    /// A message whose run cannot be claimed: ended, unknown, or leased by another worker.
-    async fn unclaimable(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
-        match self.runs.get(run_id).await? {
-            Some(run) if !run.status.is_terminal() => {
-                // Another worker holds the lease. Keep a fresh message for later so a notification
-                // (a helper run that ended) is not lost; the holder may park the run before seeing it.
-                self.queue
-                    .send(&QueueMessage { run_id }, Duration::from_secs(2))
-                    .await?;
-                Ok(Disposition::Done)
+    /// Claims the run of a delivery, or leaves the delivery's news with the worker that holds it.
+    ///
+    /// A message for a run leased by another worker is a notification (a helper run ended) or a
+    /// duplicate of the holder's own message. Either way the holder must look at the run again
+    /// before it parks, and nobody else needs the message: [`RunStore::notify`] marks the run in one
+    /// conditional write and the message is dropped. Every interleaving with the holder ends with
+    /// the news seen (the store serialises `notify` with the holder's `park`):
+    ///
+    /// - notify before the holder parks (it is still driving): the park finds the mark, keeps the
+    ///   lease and answers [`ParkOutcome::Notified`]; the holder collects its helper runs again.
+    /// - notify and park at the same time: the store orders them; one of the other two cases.
+    /// - notify after the park: the lease is free, `notify` answers [`Notified::NotLeased`] and this
+    ///   delivery claims the run itself and drives it.
+    /// - the holder crashes or stalls: its own message (hidden for longer than the lease, see
+    ///   template.yaml) comes back after the lease expired, claims the run (which clears the mark)
+    ///   and resumes it from its last checkpoint, helper results included.
+    /// - the lease changes hands between the claim and the notify (parked, then claimed by a third
+    ///   worker): claim and notify again, a few times; past that the message is kept for later.
+    ///
+    /// `None` when the run ended, is unknown, or its holder was notified.
+    ///
+    /// [`RunStore::notify`]: crate::ports::RunStore::notify
+    async fn claim_or_notify(&self, run_id: RunId) -> Result<Option<Run>, RunnerError> {
+        let owner = &self.config.owner;
+        for _ in 0..CLAIM_ATTEMPTS {
+            let now = self.clock.now();
+            if let Some(run) = self
+                .runs
+                .claim(run_id, owner, now, self.config.lease)
+                .await?
+            {
+                return Ok(Some(run));
             }
-            _ => Ok(Disposition::Done),
+            match self.runs.notify(run_id, owner, now).await? {
+                Notified::Marked | Notified::Ended => return Ok(None),
+                Notified::NotLeased => {}
+            }
         }
+        tracing::info!(%run_id, "run lease changes hands at every look, keeping the message for later");
+        self.queue
+            .send(&QueueMessage { run_id }, CONTENDED_RETRY)
+            .await?;
+        Ok(None)
     }
 
     async fn resolve_secrets(
@@ -622,8 +657,17 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         }
         let checkpoint =
             StoreHost::checkpoint(self, state, Vec::new(), RunStatus::Waiting, wake_at, true);
-        if !self.runtime.write(checkpoint).await? {
-            return Ok(Parked::Stop);
+        // Conditional on no notification pending (see `Runtime::claim_or_notify`): a helper run
+        // that ended in another process while this one drove the run is seen now, not after a
+        // re-sent message.
+        match self.runtime.runs.park(&checkpoint).await {
+            Ok(ParkOutcome::Parked) => {}
+            Ok(ParkOutcome::Notified) => return Ok(Parked::Resume),
+            Err(StoreError::Conflict(reason)) => {
+                tracing::info!(%run_id, %reason, "run no longer ours, stopping");
+                return Ok(Parked::Stop);
+            }
+            Err(other) => return Err(other.into()),
         }
         if let Some(wake_at) = wake_at {
             self.runtime.queue_wakeup(run_id, wake_at).await?;

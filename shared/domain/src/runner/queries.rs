@@ -23,6 +23,10 @@ pub const SCAN_LIMIT: usize = 1000;
 /// Runs counted at most for a flow's "runs in the last 24 h".
 const COUNT_LIMIT: usize = 5000;
 
+/// The first and the longest period of [`Runtime::wait_for_end`]'s fallback look at the store.
+const FIRST_LOOK: Duration = Duration::from_millis(250);
+const LONGEST_LOOK: Duration = Duration::from_secs(4);
+
 /// Filters of a run listing that the run store cannot apply itself.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {
@@ -70,10 +74,17 @@ impl Runtime {
         Ok(self.runs.steps(id).await?)
     }
 
-    /// Waits up to `timeout` for a run to end, through in-process notifications with a store poll as
-    /// the fallback (the worker may be another process or a Lambda). `ended` must be subscribed
-    /// (see [`Runtime::subscribe`]) before the run could end, so the notification is not missed.
-    /// `None` when the run has not ended in time.
+    /// Waits up to `timeout` for a run to end, through in-process notifications with a look at the
+    /// store as the fallback. `ended` must be subscribed (see [`Runtime::subscribe`]) before the run
+    /// could end, so the notification is not missed. `None` when the run has not ended in time.
+    ///
+    /// A run that ends in this process (its worker, or [`Runtime::invoke_sync`] driving it) is
+    /// announced at once; only this run's end (or a lagging channel) makes the store be read again.
+    /// The fallback remains for runs that end elsewhere: a sync run that parked and was finished by
+    /// a worker Lambda, a flow the invoking process cannot drive, a cancel through another process.
+    /// Nothing can announce those here, so the store is looked at 250 ms after the start, then at
+    /// doubling periods up to 4 s: waits that long are helper runs and timers, and the reads per
+    /// wait stay few.
     pub async fn wait_for_end(
         &self,
         ended: &mut broadcast::Receiver<RunEnded>,
@@ -82,6 +93,7 @@ impl Runtime {
     ) -> Result<Option<Run>, RunnerError> {
         let deadline =
             self.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        let mut period = FIRST_LOOK;
         loop {
             if let Some(run) = self.runs.get(run_id).await?
                 && run.status.is_terminal()
@@ -92,14 +104,22 @@ impl Runtime {
             if now >= deadline {
                 return Ok(None);
             }
-            let poll = (now + chrono::Duration::milliseconds(250)).min(deadline);
-            tokio::select! {
-                message = ended.recv() => {
-                    if let Err(broadcast::error::RecvError::Closed) = message {
-                        self.clock.sleep_until(poll).await;
-                    }
+            let look = (now + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX))
+                .min(deadline);
+            period = period.saturating_mul(2).min(LONGEST_LOOK);
+            loop {
+                tokio::select! {
+                    message = ended.recv() => match message {
+                        // Another run's end: not worth a read.
+                        Ok(end) if end.run_id != run_id => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            self.clock.sleep_until(look).await;
+                            break;
+                        }
+                    },
+                    () = self.clock.sleep_until(look) => break,
                 }
-                () = self.clock.sleep_until(poll) => {}
             }
         }
     }

@@ -2,6 +2,9 @@
 //! re-running and cancelling. The schedule trigger's start is here too
 //! ([`start_scheduled_run`]), shared by the local scheduler and the `schedule` Lambda.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -10,8 +13,13 @@ use crate::engine::CompiledFlow;
 use crate::ports::Created;
 use crate::run::{Run, RunId, RunStatus, TriggerInfo};
 
+use super::drive::MAX_QUEUE_DELAY;
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
+
+/// How much longer than the lease a sync invoke's fallback message stays hidden, so that it finds
+/// the lease expired even when the clocks of the invoker and the queue disagree a little.
+const FALLBACK_MARGIN: Duration = Duration::from_secs(5);
 
 impl Runtime {
     /// Creates a queued run of the current version of `flow` and sends it to the queue. Both are
@@ -89,6 +97,71 @@ impl Runtime {
         skips
     }
 
+    /// Starts a run of exactly `flow` and drives its steps in this process, for a sync API invoke:
+    /// the answer comes as soon as the run ends, without a worker or a store poll in between.
+    ///
+    /// The run and its message are durable before a step runs, as for every start; the message is
+    /// hidden for the lease plus [`FALLBACK_MARGIN`] (at most [`MAX_QUEUE_DELAY`]): it is the
+    /// fallback if this process dies while driving, when the lease it claimed expires and a worker
+    /// takes over from the last checkpoint. A run that ended meanwhile makes the message a no-op.
+    /// A run that parks (waits for a helper run or a timer beyond the inline wait) goes on in the
+    /// workers, and its end is waited for as [`Runtime::wait_for_end`] does. A flow with an I/O card
+    /// this process has no executor for (the api Lambda runs pure cards only) is left to the
+    /// workers from the start.
+    ///
+    /// `Ok((id, None))` when the run has not ended within `timeout`; driving goes on in the
+    /// background (in a Lambda, until the function is frozen; the lease then expires).
+    pub async fn invoke_sync(
+        self: &Arc<Self>,
+        flow: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        timeout: Duration,
+    ) -> Result<(RunId, Option<Run>), RunnerError> {
+        self.refuse_if_paused(&flow.flow.name, &trigger).await?;
+        let mut ended = self.subscribe();
+        let deadline =
+            self.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        let inline = flow
+            .io_families()
+            .iter()
+            .all(|family| self.executors.contains_key(*family));
+        if !inline {
+            let (run_id, _) = self
+                .enqueue_compiled(flow, input, trigger, None, None, Duration::ZERO)
+                .await?;
+            return Ok((
+                run_id,
+                self.wait_for_end(&mut ended, run_id, timeout).await?,
+            ));
+        }
+        let hold = self
+            .config
+            .lease
+            .saturating_add(FALLBACK_MARGIN)
+            .min(MAX_QUEUE_DELAY);
+        let (run_id, _) = self
+            .enqueue_compiled(flow, input, trigger, None, None, hold)
+            .await?;
+        let runtime = Arc::clone(self);
+        let mut driving = tokio::spawn(async move { runtime.advance_run(run_id).await });
+        tokio::select! {
+            joined = &mut driving => match joined {
+                Ok(Ok(_)) => {}
+                // The fallback message retries the run once the lease expires.
+                Ok(Err(error)) => {
+                    tracing::warn!(%run_id, error = %error, "driving a sync run failed, the queue takes over");
+                }
+                Err(error) => {
+                    tracing::error!(%run_id, error = %error, "driving a sync run stopped, the queue takes over");
+                }
+            },
+            () = self.clock.sleep_until(deadline) => return Ok((run_id, None)),
+        }
+        let left = super::driver::to_std(deadline - self.clock.now());
+        Ok((run_id, self.wait_for_end(&mut ended, run_id, left).await?))
+    }
+
     pub(super) async fn start_compiled(
         &self,
         compiled: &CompiledFlow,
@@ -96,6 +169,20 @@ impl Runtime {
         trigger: TriggerInfo,
         dedupe_key: Option<&str>,
         parent: Option<&Run>,
+    ) -> Result<(RunId, Created), RunnerError> {
+        self.enqueue_compiled(compiled, input, trigger, dedupe_key, parent, Duration::ZERO)
+            .await
+    }
+
+    /// Creates a run of `compiled` with its first message hidden for `delay`.
+    async fn enqueue_compiled(
+        &self,
+        compiled: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        dedupe_key: Option<&str>,
+        parent: Option<&Run>,
+        delay: Duration,
     ) -> Result<(RunId, Created), RunnerError> {
         let depth = crate::budget::json_depth(&input);
         if depth > MAX_INPUT_DEPTH {
@@ -120,7 +207,7 @@ impl Runtime {
             state: None,
             step_count: 0,
         };
-        match self.intake.enqueue(&run, dedupe_key).await? {
+        match self.intake.enqueue(&run, dedupe_key, delay).await? {
             Created::New => {
                 tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
                 Ok((run.id, Created::New))

@@ -347,7 +347,7 @@ impl std::fmt::Debug for SqliteDb {
 }
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations, in order: entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -446,6 +446,10 @@ CREATE TABLE flow_pauses (
     name TEXT PRIMARY KEY,
     paused_at TEXT NOT NULL
 ) WITHOUT ROWID;
+"#,
+    r#"
+-- A notification left for the worker holding a run's lease (`RunStore::notify`): 1 while pending.
+ALTER TABLE runs ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

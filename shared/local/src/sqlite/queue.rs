@@ -110,15 +110,25 @@ impl SqliteRunQueue {
             })
             .await
             .map_err(Fail::into_store)?;
-        self.db.queue_changed().notify_waiters();
+        // A hidden message (a sync invoke's fallback, due long after any receiver's wait) would only
+        // wake the workers for an empty look, a write that competes with the invoker's own
+        // checkpoints; a receiver sees it when it looks next.
+        if delay.is_zero() {
+            self.db.queue_changed().notify_waiters();
+        }
         Ok(created)
     }
 }
 
 #[async_trait]
 impl domain::ports::RunIntake for SqliteRunQueue {
-    async fn enqueue(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
-        self.create_and_send(run, dedupe_key, Duration::ZERO).await
+    async fn enqueue(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<Created, StoreError> {
+        self.create_and_send(run, dedupe_key, delay).await
     }
 }
 

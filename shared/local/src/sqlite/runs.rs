@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Fail, SqliteDb, parse_json, parse_time, time_text, to_json};
-use domain::ports::{Checkpoint, Created, RunStore, StoreError};
+use domain::ports::{Checkpoint, Created, Notified, ParkOutcome, RunStore, StoreError};
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 
 /// Largest page of [`RunStore::list`].
@@ -30,6 +30,85 @@ impl SqliteRunStore {
     /// A run store on `db`.
     pub fn new(db: SqliteDb) -> SqliteRunStore {
         SqliteRunStore { db }
+    }
+
+    /// A checkpoint ([`RunStore::checkpoint`]), or with `park` a park ([`RunStore::park`]) that a
+    /// pending notification turns into "keep the lease, look again".
+    async fn write_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        park: bool,
+    ) -> Result<ParkOutcome, StoreError> {
+        let encode = || -> Result<_, Fail> {
+            let steps = checkpoint
+                .steps
+                .iter()
+                .map(|step| Ok((step.seq, to_json(step)?)))
+                .collect::<Result<Vec<_>, Fail>>()?;
+            Ok((
+                steps,
+                checkpoint.state.as_ref().map(to_json).transpose()?,
+                checkpoint.output.as_ref().map(to_json).transpose()?,
+                checkpoint.error.as_ref().map(to_json).transpose()?,
+            ))
+        };
+        let (steps, state, output, error) = encode().map_err(Fail::into_store)?;
+        let id = checkpoint.run_id.to_string();
+        let owner = checkpoint.owner.clone();
+        let status = checkpoint.status.as_str();
+        let wake_at = checkpoint.wake_at.map(time_text);
+        let finished_at = checkpoint.finished_at.map(time_text);
+        let (drop_input, release) = (checkpoint.drop_input, checkpoint.release);
+        self.db
+            .write(move |conn| {
+                let mut current = conn.prepare_cached("SELECT status, step_count, lease_owner, notified FROM runs WHERE id = ?1")?;
+                let found = current
+                    .query_row([&id], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?, row.get::<_, bool>(3)?))
+                    })
+                    .optional()?;
+                let Some((current_status, step_count, lease_owner, notified)) = found else {
+                    return Err(Fail::Conflict(format!("run {id} does not exist")));
+                };
+                if RunStatus::parse(&current_status).is_none_or(RunStatus::is_terminal) {
+                    return Err(Fail::Conflict(format!("run {id} already ended ({current_status})")));
+                }
+                if lease_owner.as_deref() != Some(owner.as_str()) {
+                    return Err(Fail::Conflict(format!("run {id} is not leased by {owner}")));
+                }
+                let mut insert = conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
+                let mut next = step_count;
+                for (seq, record) in &steps {
+                    if i64::from(*seq) != next {
+                        return Err(Fail::Conflict(format!(
+                            "run {id}: expected step record {next}, got {seq}"
+                        )));
+                    }
+                    insert.execute(params![id, seq, record])?;
+                    next += 1;
+                }
+                if park && notified {
+                    // A helper run ended while this worker drove the run: keep the lease and clear
+                    // the mark; the worker looks at its helper runs again instead of parking.
+                    let mut keep = conn.prepare_cached(
+                        "UPDATE runs SET notified = 0, step_count = ?2 WHERE id = ?1",
+                    )?;
+                    keep.execute(params![id, next])?;
+                    return Ok(ParkOutcome::Notified);
+                }
+                let mut update = conn.prepare_cached(
+                    "UPDATE runs SET status = ?2, state = ?3, wake_at = ?4, output = ?5, error = ?6, \
+                     finished_at = ?7, step_count = ?8, \
+                     input = CASE WHEN ?9 THEN 'null' ELSE input END, \
+                     lease_owner = CASE WHEN ?10 THEN NULL ELSE lease_owner END, \
+                     lease_until = CASE WHEN ?10 THEN NULL ELSE lease_until END \
+                     WHERE id = ?1",
+                )?;
+                update.execute(params![id, status, state, wake_at, output, error, finished_at, next, drop_input, release])?;
+                Ok(ParkOutcome::Parked)
+            })
+            .await
+            .map_err(Fail::into_store)
     }
 }
 
@@ -311,7 +390,7 @@ impl RunStore for SqliteRunStore {
             .write(move |conn| {
                 let mut claim = conn.prepare_cached(&format!(
                     "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?3), \
-                     lease_owner = ?2, lease_until = ?4 \
+                     lease_owner = ?2, lease_until = ?4, notified = 0 \
                      WHERE id = ?1 AND {NOT_TERMINAL} \
                      AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?3) \
                      RETURNING {COLUMNS}"
@@ -327,64 +406,41 @@ impl RunStore for SqliteRunStore {
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        let encode = || -> Result<_, Fail> {
-            let steps = checkpoint
-                .steps
-                .iter()
-                .map(|step| Ok((step.seq, to_json(step)?)))
-                .collect::<Result<Vec<_>, Fail>>()?;
-            Ok((
-                steps,
-                checkpoint.state.as_ref().map(to_json).transpose()?,
-                checkpoint.output.as_ref().map(to_json).transpose()?,
-                checkpoint.error.as_ref().map(to_json).transpose()?,
-            ))
-        };
-        let (steps, state, output, error) = encode().map_err(Fail::into_store)?;
-        let id = checkpoint.run_id.to_string();
-        let owner = checkpoint.owner.clone();
-        let status = checkpoint.status.as_str();
-        let wake_at = checkpoint.wake_at.map(time_text);
-        let finished_at = checkpoint.finished_at.map(time_text);
-        let (drop_input, release) = (checkpoint.drop_input, checkpoint.release);
+        self.write_checkpoint(checkpoint, false).await.map(|_| ())
+    }
+
+    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
+        self.write_checkpoint(checkpoint, true).await
+    }
+
+    async fn notify(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        let id = id.to_string();
+        let owner = owner.to_owned();
+        let now = time_text(now);
         self.db
             .write(move |conn| {
-                let mut current = conn.prepare_cached("SELECT status, step_count, lease_owner FROM runs WHERE id = ?1")?;
-                let found = current
-                    .query_row([&id], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?))
-                    })
+                // One statement: the writer is single, so a park either commits before this (the
+                // lease is free and nothing is marked) or after it (and sees the mark).
+                let mut mark = conn.prepare_cached(&format!(
+                    "UPDATE runs SET notified = 1 WHERE id = ?1 AND {NOT_TERMINAL} \
+                     AND lease_owner IS NOT NULL AND lease_owner <> ?2 AND lease_until > ?3"
+                ))?;
+                if mark.execute(params![id, owner, now])? > 0 {
+                    return Ok(Notified::Marked);
+                }
+                let mut status = conn.prepare_cached("SELECT status FROM runs WHERE id = ?1")?;
+                let found = status
+                    .query_row([&id], |row| row.get::<_, String>(0))
                     .optional()?;
-                let Some((current_status, step_count, lease_owner)) = found else {
-                    return Err(Fail::Conflict(format!("run {id} does not exist")));
-                };
-                if RunStatus::parse(&current_status).is_none_or(RunStatus::is_terminal) {
-                    return Err(Fail::Conflict(format!("run {id} already ended ({current_status})")));
-                }
-                if lease_owner.as_deref() != Some(owner.as_str()) {
-                    return Err(Fail::Conflict(format!("run {id} is not leased by {owner}")));
-                }
-                let mut insert = conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
-                let mut next = step_count;
-                for (seq, record) in &steps {
-                    if i64::from(*seq) != next {
-                        return Err(Fail::Conflict(format!(
-                            "run {id}: expected step record {next}, got {seq}"
-                        )));
-                    }
-                    insert.execute(params![id, seq, record])?;
-                    next += 1;
-                }
-                let mut update = conn.prepare_cached(
-                    "UPDATE runs SET status = ?2, state = ?3, wake_at = ?4, output = ?5, error = ?6, \
-                     finished_at = ?7, step_count = ?8, \
-                     input = CASE WHEN ?9 THEN 'null' ELSE input END, \
-                     lease_owner = CASE WHEN ?10 THEN NULL ELSE lease_owner END, \
-                     lease_until = CASE WHEN ?10 THEN NULL ELSE lease_until END \
-                     WHERE id = ?1",
-                )?;
-                update.execute(params![id, status, state, wake_at, output, error, finished_at, next, drop_input, release])?;
-                Ok(())
+                Ok(match found.as_deref().and_then(RunStatus::parse) {
+                    Some(status) if !status.is_terminal() => Notified::NotLeased,
+                    _ => Notified::Ended,
+                })
             })
             .await
             .map_err(Fail::into_store)

@@ -143,15 +143,14 @@ async fn invoke(
                 .into_response())
         }
         Respond::Sync => {
-            let mut ended = runtime.subscribe();
-            let (run_id, _) = runtime.start_flow(&flow, input, trigger, None).await?;
-            let run = runtime
-                .wait_for_end(&mut ended, run_id, api.timeout)
-                .await?
-                .ok_or(ApiError::Timeout {
-                    timeout: api.timeout,
-                    run_id,
-                })?;
+            // The steps run here, right after the run is durable; the queue is the fallback.
+            let (run_id, run) = runtime
+                .invoke_sync(&flow, input, trigger, api.timeout)
+                .await?;
+            let run = run.ok_or(ApiError::Timeout {
+                timeout: api.timeout,
+                run_id,
+            })?;
             sync_response(run)
         }
     }

@@ -133,7 +133,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl RunIntake for Down {
-        async fn enqueue(&self, _: &Run, _: Option<&str>) -> Result<Created, StoreError> {
+        async fn enqueue(
+            &self,
+            _: &Run,
+            _: Option<&str>,
+            _: std::time::Duration,
+        ) -> Result<Created, StoreError> {
             Err(StoreError::Unavailable("database is locked".into()))
         }
     }
