@@ -74,8 +74,10 @@ measure() { # url -> "rps p50_ms p99_ms non2xx"
   echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${non2xx:-0}"
 }
 
-queued() { # addr -> runs not yet finished (ready or held by the worker)
-  curl -s "http://$1/metrics" | awk '/^idflow_queue_depth/ {n += $2} END {print n + 0}'
+queued() { # addr -> runs waiting for a worker (ready messages). Hidden messages are not counted: a
+  # sync invoke leaves its fallback message hidden for the lease (it is dropped when it comes due
+  # and finds its run ended), so counting them would wait out the lease after every sync round.
+  curl -s "http://$1/metrics" | awk '/^idflow_queue_depth\{state="ready"\}/ {n += $2} END {print n + 0}'
 }
 
 drain() { # addr -> seconds until the queue was empty (the backlog async intake left behind)
