@@ -221,6 +221,22 @@ fn load(state: &mut RunState, blobs: &Blobs) {
     }
 }
 
+/// The committed fixture of scenario `name` written by format `version` (`v1`, `v2`, …).
+fn read_fixture(version: &str, name: &str) -> Value {
+    let path = fixtures().join(version).join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+}
+
+/// The states a fixture's checkpoints saved, in order, as written.
+fn saved_states(fixture: &Value) -> Vec<Value> {
+    fixture["checkpoints"]
+        .as_array()
+        .expect("checkpoints")
+        .iter()
+        .map(|c| c["state"].clone())
+        .collect()
+}
+
 /// The out-of-line values of a fixture (`"blobs"`, by hash; absent before version 3).
 fn fixture_blobs(fixture: &Value) -> Blobs {
     fixture["blobs"]
@@ -568,19 +584,14 @@ fn version_3_checkpoints_migrate_to_their_version_4_twins() {
         "on-error",
         "timeout",
     ] {
-        let read = |version: &str| -> Value {
-            let path = fixtures().join(version).join(format!("{name}.json"));
-            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
-        };
-        let (v3, v4) = (read("v3"), read("v4"));
+        let (v3, v4) = (read_fixture("v3", name), read_fixture("v4", name));
         assert_eq!(v3["records"], v4["records"], "{name}: the same run");
         let states = |fixture: &Value| -> Vec<Value> {
             let blobs = fixture_blobs(fixture);
-            fixture["checkpoints"]
-                .as_array()
-                .expect("checkpoints")
-                .iter()
-                .map(|c| inline(c["state"].clone(), &blobs))
+            let saved = saved_states(fixture);
+            saved
+                .into_iter()
+                .map(|state| inline(state, &blobs))
                 .collect()
         };
         for (old, new) in states(&v3).into_iter().zip(states(&v4)) {
@@ -599,11 +610,7 @@ fn version_3_checkpoints_migrate_to_their_version_4_twins() {
 /// The version 3 fixtures hold values out of line, and their states name them by hash only.
 #[test]
 fn version_3_checkpoints_reference_large_values_instead_of_repeating_them() {
-    let read = |name: &str| -> Value {
-        let path = fixtures().join("v3").join(format!("{name}.json"));
-        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
-    };
-    let fixture = read("for-each");
+    let fixture = read_fixture("v3", "for-each");
     let blobs = fixture_blobs(&fixture);
     assert!(!blobs.is_empty(), "the fixture saved values out of line");
     let mut referenced = 0;
@@ -665,22 +672,10 @@ fn version_2_checkpoints_migrate_to_their_version_3_twins() {
         "on-error",
         "timeout",
     ] {
-        let read = |version: &str| -> Value {
-            let path = fixtures().join(version).join(format!("{name}.json"));
-            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
-        };
-        let (v2, v3) = (read("v2"), read("v3"));
+        let (v2, v3) = (read_fixture("v2", name), read_fixture("v3", name));
         assert_eq!(v2["records"], v3["records"], "{name}: the same run");
         let blobs = fixture_blobs(&v3);
-        let states = |fixture: &Value| -> Vec<Value> {
-            fixture["checkpoints"]
-                .as_array()
-                .expect("checkpoints")
-                .iter()
-                .map(|c| c["state"].clone())
-                .collect()
-        };
-        for (old, new) in states(&v2).into_iter().zip(states(&v3)) {
+        for (old, new) in saved_states(&v2).into_iter().zip(saved_states(&v3)) {
             assert_eq!(old["v"], json!(2), "{name}: version 2 states say so");
             let migrated = RunState::decode(old).expect("a version 2 state decodes");
             // The twin is read through the later versions' migrations too.
@@ -753,21 +748,9 @@ fn version_1_checkpoints_migrate_to_their_version_2_twins() {
         "on-error",
         "timeout",
     ] {
-        let read = |version: &str| -> Value {
-            let path = fixtures().join(version).join(format!("{name}.json"));
-            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
-        };
-        let (v1, v2) = (read("v1"), read("v2"));
+        let (v1, v2) = (read_fixture("v1", name), read_fixture("v2", name));
         assert_eq!(v1["records"], v2["records"], "{name}: the same run");
-        let states = |fixture: &Value| -> Vec<Value> {
-            fixture["checkpoints"]
-                .as_array()
-                .expect("checkpoints")
-                .iter()
-                .map(|c| c["state"].clone())
-                .collect()
-        };
-        for (old, new) in states(&v1).into_iter().zip(states(&v2)) {
+        for (old, new) in saved_states(&v1).into_iter().zip(saved_states(&v2)) {
             assert!(
                 old.get("v").is_none(),
                 "{name}: version 1 states have no version"
@@ -794,11 +777,7 @@ fn the_recorded_runs_cover_what_they_claim() {
 }
 
 fn recorded_runs_cover_what_they_claim(version: &str) {
-    let dir = fixtures().join(version);
-    let read = |name: &str| -> Value {
-        let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("fixture");
-        serde_json::from_str(&text).expect("json")
-    };
+    let read = |name: &str| read_fixture(version, name);
     let summary = |fixture: &Value| -> Vec<String> {
         fixture["records"]
             .as_array()
