@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{LEASE, at, queued_run, step_record};
@@ -48,6 +49,15 @@ async fn list_ids(store: &dyn RunStore, query: RunQuery) -> Vec<RunId> {
 }
 
 /// Ids newest first.
+/// Claims a run that must be claimable, for `LEASE`.
+async fn claimed(store: &dyn RunStore, id: RunId, owner: &str, now: DateTime<Utc>) -> Run {
+    store
+        .claim(id, owner, now, LEASE)
+        .await
+        .expect("claim")
+        .expect("claimable")
+}
+
 fn newest_first(runs: &[Run]) -> Vec<RunId> {
     runs.iter().rev().map(|run| run.id).collect()
 }
@@ -369,11 +379,7 @@ pub async fn run_store_clamps_page_size(store: &dyn RunStore) {
 pub async fn run_store_claim_is_exclusive_while_leased(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    let claimed = store
-        .claim(run.id, "worker-a", at(10), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    let claimed = claimed(store, run.id, "worker-a", at(10)).await;
     assert_eq!(claimed.status, RunStatus::Running);
     assert_eq!(claimed.started_at, Some(at(10)));
     assert_eq!(claimed.id, run.id);
@@ -471,11 +477,7 @@ pub async fn run_store_fences_checkpoints_by_owner(store: &dyn RunStore) {
         "checkpoint of an unclaimed run",
     );
 
-    let claimed = store
-        .claim(run.id, "worker-a", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    let claimed = claimed(store, run.id, "worker-a", at(1)).await;
     let mut intruder = checkpoint(&run, "worker-b");
     intruder.steps = vec![step_record(0)];
     intruder.status = RunStatus::Succeeded;
@@ -504,11 +506,7 @@ pub async fn run_store_fences_checkpoints_by_owner(store: &dyn RunStore) {
 pub async fn run_store_keeps_step_sequence_consecutive(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "w", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "w", at(1)).await;
     let with_steps = |seqs: &[u32]| {
         let mut write = checkpoint(&run, "w");
         write.steps = seqs.iter().copied().map(step_record).collect();
@@ -551,11 +549,7 @@ pub async fn run_store_keeps_step_sequence_consecutive(store: &dyn RunStore) {
 pub async fn run_store_checkpoint_writes_the_outcome(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "w", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "w", at(1)).await;
 
     let mut waiting = checkpoint(&run, "w");
     waiting.status = RunStatus::Waiting;
@@ -606,11 +600,7 @@ pub async fn run_store_checkpoint_writes_the_outcome(store: &dyn RunStore) {
 pub async fn run_store_release_lets_another_worker_claim(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "worker-a", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "worker-a", at(1)).await;
     let mut release = checkpoint(&run, "worker-a");
     release.status = RunStatus::Waiting;
     release.wake_at = Some(at(60));
@@ -655,11 +645,7 @@ pub async fn run_store_notify_marks_only_a_run_leased_by_another(store: &dyn Run
         Notified::NotLeased,
         "a queued run nobody holds is claimed, not marked"
     );
-    store
-        .claim(run.id, "a", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "a", at(1)).await;
     assert_eq!(
         notified(run.id, "a", at(2)).await,
         Notified::NotLeased,
@@ -694,11 +680,7 @@ pub async fn run_store_notify_marks_only_a_run_leased_by_another(store: &dyn Run
 pub async fn run_store_park_is_refused_while_a_notification_is_pending(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "a", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "a", at(1)).await;
     assert_eq!(
         store.notify(run.id, "b", at(2)).await.expect("notify"),
         Notified::Marked
@@ -750,11 +732,7 @@ pub async fn run_store_park_is_refused_while_a_notification_is_pending(store: &d
 pub async fn run_store_claim_clears_a_pending_notification(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "a", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "a", at(1)).await;
     assert_eq!(
         store.notify(run.id, "b", at(2)).await.expect("notify"),
         Notified::Marked
@@ -775,11 +753,7 @@ pub async fn run_store_claim_clears_a_pending_notification(store: &dyn RunStore)
 pub async fn run_store_cancel_fences_the_worker(store: &dyn RunStore) {
     let run = queued_run("f", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "w", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "w", at(1)).await;
     let cancelled = store
         .cancel(run.id, at(2))
         .await
@@ -846,26 +820,14 @@ pub async fn run_store_cancel_keeps_ended_runs(store: &dyn RunStore) {
 pub async fn run_store_lists_unfinished_oldest_first(store: &dyn RunStore) {
     let runs = create_series(store, "f", 0, 6).await;
     // 0 queued, 1 running, 2 waiting, 3 succeeded, 4 cancelled, 5 queued
-    store
-        .claim(runs[1].id, "w", at(10), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
-    store
-        .claim(runs[2].id, "w", at(10), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, runs[1].id, "w", at(10)).await;
+    claimed(store, runs[2].id, "w", at(10)).await;
     let mut wait = checkpoint(&runs[2], "w");
     wait.status = RunStatus::Waiting;
     wait.wake_at = Some(at(100));
     wait.release = true;
     store.checkpoint(&wait).await.expect("waiting");
-    store
-        .claim(runs[3].id, "w", at(10), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, runs[3].id, "w", at(10)).await;
     let mut done = checkpoint(&runs[3], "w");
     done.status = RunStatus::Succeeded;
     done.state = None;
@@ -922,11 +884,7 @@ pub async fn run_store_keeps_a_megabyte_input_and_output(store: &dyn RunStore) {
         run.input,
         "the input reads back"
     );
-    let claimed = store
-        .claim(run.id, "w", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    let claimed = claimed(store, run.id, "w", at(1)).await;
     assert_eq!(
         claimed.input, run.input,
         "a claimed run has its whole input"
@@ -971,11 +929,7 @@ pub async fn run_store_drops_a_megabyte_input(store: &dyn RunStore) {
     let mut run = queued_run("private", at(0));
     run.input = megabyte_value(1024 * 1024, "secret-ish");
     create(store, &run).await;
-    store
-        .claim(run.id, "w", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "w", at(1)).await;
     let mut done = checkpoint(&run, "w");
     done.status = RunStatus::Succeeded;
     done.state = None;
@@ -993,11 +947,7 @@ pub async fn run_store_drops_a_megabyte_input(store: &dyn RunStore) {
 pub async fn run_store_keeps_megabyte_step_records(store: &dyn RunStore) {
     let run = queued_run("directory", at(0));
     create(store, &run).await;
-    store
-        .claim(run.id, "w", at(1), LEASE)
-        .await
-        .expect("claim")
-        .expect("claimable");
+    claimed(store, run.id, "w", at(1)).await;
     let mut big = step_record(1);
     big.input = Some(megabyte_value(1024 * 1024, "step-in"));
     big.output = Some(megabyte_value(1024 * 1024, "step-out"));
