@@ -440,13 +440,12 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
     let flow_store = DynamoFlowStore::new(dynamo.clone(), flows_table);
     for (name, source) in flows {
         flow_store
-            .put(&StoredFlow {
-                name: (*name).to_owned(),
-                version: domain::flowfile::version_of(source),
-                source: (*source).to_owned(),
-                path: format!("{name}.yaml"),
-                deployed_at: t0(),
-            })
+            .put(&StoredFlow::new(
+                name,
+                &format!("{name}.yaml"),
+                source,
+                t0(),
+            ))
             .await
             .expect("deploy");
     }

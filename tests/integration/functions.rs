@@ -121,13 +121,12 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
     ] {
         let flow = domain::flowfile::parse_flow(path, source).expect("valid flow");
         flows
-            .put(&StoredFlow {
-                name: flow.name,
-                version: domain::flowfile::version_of(source),
-                source: source.to_owned(),
-                path: path.to_owned(),
-                deployed_at: chrono::Utc::now(),
-            })
+            .put(&StoredFlow::new(
+                &flow.name,
+                path,
+                source,
+                chrono::Utc::now(),
+            ))
             .await
             .expect("deploy flow");
     }

@@ -154,13 +154,12 @@ async fn a_helper_ending_in_another_worker_wakes_the_busy_parent_at_once() {
     let flows = Arc::new(DynamoFlowStore::new(dynamo.clone(), flows_table));
     for (name, source) in [("parent", PARENT), ("child", CHILD)] {
         flows
-            .put(&StoredFlow {
-                name: name.to_owned(),
-                version: domain::flowfile::version_of(source),
-                source: source.to_owned(),
-                path: format!("{name}.yaml"),
-                deployed_at: t0(),
-            })
+            .put(&StoredFlow::new(
+                name,
+                &format!("{name}.yaml"),
+                source,
+                t0(),
+            ))
             .await
             .expect("deploy");
     }
@@ -306,13 +305,12 @@ impl Local {
         let flows = Arc::new(local::sqlite::SqliteFlowStore::new(db.clone()));
         for (name, source) in files {
             flows
-                .put(&StoredFlow {
-                    name: (*name).to_owned(),
-                    version: domain::flowfile::version_of(source),
-                    source: (*source).to_owned(),
-                    path: format!("{name}.yaml"),
-                    deployed_at: t0(),
-                })
+                .put(&StoredFlow::new(
+                    name,
+                    &format!("{name}.yaml"),
+                    source,
+                    t0(),
+                ))
                 .await
                 .expect("deploy");
         }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::clock::ManualClock;
-use domain::flowfile;
 use domain::model::ProjectConfig;
 use domain::ports::{Clock, QueueError, QueueMessage};
 use domain::ports::{FlowStore, RunQueue, StoredFlow, Wakeups};
@@ -52,13 +51,12 @@ async fn runtime(
             "name: {name}\nsteps:\n  - wait: {wait}\n  - {{ id: after, card: text.compose, with: {{ text: woke }} }}\n"
         );
         flows
-            .put(&StoredFlow {
-                name: name.into(),
-                version: flowfile::version_of(&source),
-                source,
-                path: format!("{name}.yaml"),
-                deployed_at: t0(),
-            })
+            .put(&StoredFlow::new(
+                name,
+                &format!("{name}.yaml"),
+                &source,
+                t0(),
+            ))
             .await
             .expect("deploy");
     }
@@ -194,13 +192,7 @@ async fn a_parked_run_resumed_by_another_worker_reads_its_large_values_back_from
     let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
     let source = "name: big\nsteps:\n  - id: make\n    card: text.compose\n    with: { text: \"{{ input.text }}\" }\n  - wait: 10m\n  - card: flow.return\n    with: { body: \"{{ steps.make | length }} {{ steps.make[:3] }}\" }\n".to_owned();
     SqliteFlowStore::new(db.clone())
-        .put(&StoredFlow {
-            name: "big".into(),
-            version: flowfile::version_of(&source),
-            source,
-            path: "big.yaml".into(),
-            deployed_at: t0(),
-        })
+        .put(&StoredFlow::new("big", "big.yaml", &source, t0()))
         .await
         .expect("deploy");
     let queue = Arc::new(SqliteRunQueue::new(db.clone(), shared_clock.clone(), 5));

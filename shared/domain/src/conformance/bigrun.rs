@@ -74,13 +74,7 @@ pub struct BigRun {
 pub async fn deploy(runtime: &Runtime, source: &str, now: DateTime<Utc>) {
     runtime
         .flows
-        .put(&StoredFlow {
-            name: "directory".to_owned(),
-            version: crate::flowfile::version_of(source),
-            source: source.to_owned(),
-            path: "directory.yaml".to_owned(),
-            deployed_at: now,
-        })
+        .put(&StoredFlow::new("directory", "directory.yaml", source, now))
         .await
         .expect("the flow deploys");
     runtime.invalidate_flows();

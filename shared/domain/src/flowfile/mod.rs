@@ -121,6 +121,26 @@ pub fn version_of(source: &str) -> String {
     format!("sha256:{}", &hex[..16])
 }
 
+impl crate::ports::StoredFlow {
+    /// Flow `name` deployed from `source` (read from `path`, relative to the flows directory) at
+    /// `deployed_at`; its version is the content hash of `source` ([`version_of`]), so the two
+    /// cannot disagree.
+    pub fn new(
+        name: &str,
+        path: &str,
+        source: &str,
+        deployed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: version_of(source),
+            source: source.to_owned(),
+            path: path.to_owned(),
+            deployed_at,
+        }
+    }
+}
+
 /// Parses YAML (or JSON when `file_label` ends in `.json`) into a value and the position of every
 /// node. Duplicate keys, several documents, merge keys and custom tags are errors; aliases expand.
 pub fn parse_document(file_label: &str, source: &str) -> Result<Document, Vec<Diagnostic>> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use crate::diag::Diagnostic;
-use crate::flowfile::{self, LoadedProject};
+use crate::flowfile::LoadedProject;
 use crate::ports::{FlowStore, PutOutcome, StoreError, StoredFlow};
 
 use super::error::RunnerError;
@@ -57,13 +57,7 @@ pub async fn sync_flows(
             }
         };
         present.insert(name.clone());
-        let stored = StoredFlow {
-            name: name.clone(),
-            version: flowfile::version_of(&loaded.source),
-            source: loaded.source.clone(),
-            path: loaded.path.clone(),
-            deployed_at: now,
-        };
+        let stored = StoredFlow::new(&name, &loaded.path, &loaded.source, now);
         match store.put(&stored).await? {
             PutOutcome::Added => report.added.push(name),
             PutOutcome::Updated => report.updated.push(name),

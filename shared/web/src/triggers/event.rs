@@ -149,13 +149,12 @@ mod tests {
         let flows = Arc::new(SqliteFlowStore::new(db.clone()));
         let source = "name: on-lock\ntrigger: { event: { okta: [user.account.lock] } }\nsteps:\n  - card: text.compose\n    with: { text: hi }\n";
         flows
-            .put(&StoredFlow {
-                name: "on-lock".into(),
-                version: domain::flowfile::version_of(source),
-                source: source.into(),
-                path: "on-lock.yaml".into(),
-                deployed_at: clock.now(),
-            })
+            .put(&StoredFlow::new(
+                "on-lock",
+                "on-lock.yaml",
+                source,
+                clock.now(),
+            ))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let runtime = Runtime::new(

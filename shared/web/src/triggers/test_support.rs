@@ -19,13 +19,7 @@ use crate::state::ApiState;
 
 /// `source` as deployed flow `name`.
 pub fn stored(name: &str, source: &str) -> StoredFlow {
-    StoredFlow {
-        name: name.into(),
-        version: domain::flowfile::version_of(source),
-        source: source.into(),
-        path: format!("{name}.yaml"),
-        deployed_at: SystemClock.now(),
-    }
+    StoredFlow::new(name, &format!("{name}.yaml"), source, SystemClock.now())
 }
 
 /// A flow store holding `first`, where `next` is deployed right after the first lookup of the
