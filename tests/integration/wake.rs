@@ -19,6 +19,7 @@ use domain::ports::{
 use domain::run::{RunStatus, TriggerInfo};
 use domain::runner::{Disposition, RunnerConfig, Runtime};
 use serde_json::json;
+use tests::flows::CHILD;
 use tokio::sync::Notify;
 
 use aws::{DynamoFlowStore, DynamoRunStore, SqsRunQueue};
@@ -33,17 +34,6 @@ steps:
     with: { flow: child, with: { n: 21 } }
   - card: flow.return
     with: { body: "{{ steps.call }}" }
-"#;
-
-const CHILD: &str = r#"
-name: child
-trigger: { helper: { inputs: { n: number } } }
-steps:
-  - id: double
-    card: number.multiply
-    with: { a: "{{ input.n }}", b: 2 }
-  - card: flow.return
-    with: { body: "{{ steps.double }}" }
 "#;
 
 /// A run store whose first `park` stops until the test lets it go: the worker holding the run is
