@@ -5,14 +5,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tests::TestServer;
-
-const HELLO: &str = r#"
-name: hello
-steps:
-  - id: greeting
-    card: text.compose
-    with: { text: "Hello {{ input.name }}" }
-"#;
+use tests::flows::HELLO;
 
 const GREET: &str = r#"
 name: greet
@@ -49,12 +42,8 @@ async fn server() -> TestServer {
 async fn manual_run_executes_and_history_shows_each_step() {
     let server = server().await;
     let response = server
-        .http
-        .post(server.url("/api/flows/hello/runs"))
-        .json(&json!({"name": "Ada"}))
-        .send()
-        .await
-        .unwrap();
+        .post("/api/flows/hello/runs", &json!({"name": "Ada"}))
+        .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     let id = body["runId"].as_str().expect("run id").to_owned();
@@ -102,11 +91,8 @@ async fn sync_invoke_answers_with_flow_return_status_headers_and_body() {
 async fn client_token_is_accepted_in_the_query_and_never_reaches_the_run() {
     let server = server().await;
     let response = server
-        .http
-        .get(server.url("/api/flows/greet/invoke?clientToken=let-me-in&x=1"))
-        .send()
-        .await
-        .unwrap();
+        .get("/api/flows/greet/invoke?clientToken=let-me-in&x=1")
+        .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -362,13 +348,7 @@ steps:
     with: { body: late }
 "#;
     let server = TestServer::start(&[("slow.yaml", flow)]).await;
-    let response = server
-        .http
-        .post(server.url("/api/flows/slow/invoke"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let response = server.post("/api/flows/slow/invoke", &json!({})).await;
     assert_eq!(response.status(), 504);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout");
@@ -386,12 +366,7 @@ async fn admin_routes_require_the_configured_bearer_token() {
         ("hello.yaml", HELLO),
     ])
     .await;
-    let no_token = server
-        .http
-        .get(server.url("/api/runs"))
-        .send()
-        .await
-        .unwrap();
+    let no_token = server.get("/api/runs").await;
     assert_eq!(no_token.status(), 401);
     let wrong = server
         .http
@@ -401,13 +376,7 @@ async fn admin_routes_require_the_configured_bearer_token() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let start = server
-        .http
-        .post(server.url("/api/flows/hello/runs"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let start = server.post("/api/flows/hello/runs", &json!({})).await;
     assert_eq!(start.status(), 401);
     let ok = server
         .http
@@ -432,22 +401,7 @@ steps:
 "#;
     let waiting = "name: sleepy\nsteps:\n  - wait: 1h\n  - { id: x, card: text.compose, with: { text: late } }\n";
     let server = TestServer::start(&[("failing.yaml", failing), ("sleepy.yaml", waiting)]).await;
-    let start = |flow: &str, input: Value| {
-        server
-            .http
-            .post(server.url(&format!("/api/flows/{flow}/runs")))
-            .json(&input)
-            .send()
-    };
-    let id = start("failing", json!({"fail": true}))
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = server.start_run("failing", &json!({"fail": true})).await;
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "failed");
     let detail = server.run_json(&id).await;
@@ -472,15 +426,7 @@ steps:
     assert_eq!(detail["trigger"], json!({"kind": "rerun", "of": id}));
     assert_eq!(detail["input"], json!({"fail": true}));
 
-    let sleepy = start("sleepy", json!({}))
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sleepy = server.start_run("sleepy", &json!({})).await;
     // Cancelling is valid in any unfinished state; the run never runs its later steps.
     let cancelled = server
         .http
@@ -515,14 +461,8 @@ steps:
     );
 
     let page: Value = server
-        .http
-        .get(server.url("/api/runs?flow=failing&status=failed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/runs?flow=failing&status=failed")
+        .await;
     assert_eq!(page["runs"].as_array().unwrap().len(), 2);
     server.stop().await;
 }
@@ -543,12 +483,8 @@ async fn big_step_values_are_previewed_and_linked_to_their_whole_record() {
     // Below the default body limit; the step doubles it past the preview threshold (64 KiB).
     let name = "x".repeat(40 * 1024);
     let response = server
-        .http
-        .post(server.url("/api/flows/twice/runs"))
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .unwrap();
+        .post("/api/flows/twice/runs", &json!({ "name": name }))
+        .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     let id = body["runId"].as_str().expect("run id").to_owned();
@@ -569,15 +505,7 @@ async fn big_step_values_are_previewed_and_linked_to_their_whole_record() {
     );
     let href = output["href"].as_str().expect("a link");
     assert_eq!(href, format!("/api/runs/{id}/steps/0"));
-    let record: Value = server
-        .http
-        .get(server.url(href))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record: Value = server.get_json(href).await;
     let whole = record["output"].as_str().unwrap_or_default();
     assert!(
         whole == format!("{name}{name}"),
@@ -586,19 +514,9 @@ async fn big_step_values_are_previewed_and_linked_to_their_whole_record() {
         2 * name.len()
     );
     assert_eq!(record["step"], json!("doubled"));
-    let missing = server
-        .http
-        .get(server.url(&format!("/api/runs/{id}/steps/7")))
-        .send()
-        .await
-        .unwrap();
+    let missing = server.get(&format!("/api/runs/{id}/steps/7")).await;
     assert_eq!(missing.status(), 404, "a record the run does not have");
-    let bad = server
-        .http
-        .get(server.url(&format!("/api/runs/{id}/steps/first")))
-        .send()
-        .await
-        .unwrap();
+    let bad = server.get(&format!("/api/runs/{id}/steps/first")).await;
     assert_eq!(bad.status(), 400, "a step number that is not one");
     server.stop().await;
 }

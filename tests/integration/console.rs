@@ -47,23 +47,13 @@ async fn server() -> TestServer {
 }
 
 async fn get(server: &TestServer, path: &str) -> (u16, Value) {
-    let response = server.http.get(server.url(path)).send().await.unwrap();
+    let response = server.get(path).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn run(server: &TestServer, flow: &str, input: Value) -> String {
-    let body: Value = server
-        .http
-        .post(server.url(&format!("/api/flows/{flow}/runs")))
-        .json(&input)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = body["runId"].as_str().expect("run id").to_owned();
+    let id = server.start_run(flow, &input).await;
     server.wait_run(&id).await;
     id
 }
@@ -85,7 +75,7 @@ async fn console_pages_and_openapi_are_served_without_a_token() {
         ("/console/app.js", "text/javascript", "/api/runs"),
         ("/console/app.css", "text/css", ".badge"),
     ] {
-        let response = server.http.get(server.url(path)).send().await.unwrap();
+        let response = server.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let ct = response.headers()["content-type"]
             .to_str()

@@ -65,12 +65,8 @@ async fn fetch_server(config: &str) -> TestServer {
 /// Starts `fetch` with `url` and returns the ended run as the admin API shows it.
 async fn fetch(server: &TestServer, url: &str) -> Value {
     let response = server
-        .http
-        .post(server.url("/api/flows/fetch/invoke"))
-        .json(&json!({ "url": url }))
-        .send()
-        .await
-        .expect("invoke");
+        .post("/api/flows/fetch/invoke", &json!({ "url": url }))
+        .await;
     assert_eq!(response.status(), 202);
     let id = response.json::<Value>().await.expect("json")["runId"]
         .as_str()

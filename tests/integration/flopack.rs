@@ -89,12 +89,8 @@ async fn serve(files: &BTreeMap<String, String>) -> TestServer {
 /// Starts `flow` through the admin API with `input`, waits for it, and returns the run.
 async fn run(server: &TestServer, flow: &str, input: Value) -> domain::run::Run {
     let response = server
-        .http
-        .post(server.url(&format!("/api/flows/{flow}/runs")))
-        .json(&input)
-        .send()
-        .await
-        .expect("start a run");
+        .post(&format!("/api/flows/{flow}/runs"), &input)
+        .await;
     let status = response.status();
     let body: Value = response.json().await.expect("json");
     let id = body["runId"]
@@ -276,14 +272,8 @@ fn okta_event(uuid: &str, event_type: &str, user: &str, debug: Value) -> Value {
 /// to appear.
 async fn ended_runs(server: &TestServer, flow: &str, count: usize) -> Vec<domain::run::Run> {
     let page: Value = server
-        .http
-        .get(server.url(&format!("/api/runs?flow={flow}&limit=50")))
-        .send()
-        .await
-        .expect("list runs")
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/api/runs?flow={flow}&limit=50"))
+        .await;
     let ids: Vec<String> = page["runs"]
         .as_array()
         .map(|runs| {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use idflow::serve::{ServeError, ServeOptions, Server};
 use serde_json::{Value, json};
+use tests::flows::HELLO;
 use tests::{TempDir, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,14 +20,6 @@ use tokio::net::TcpStream;
 /// How long a test waits for the server to do something it must do. Generous: it only bounds a
 /// failing test, a passing one returns as soon as the server acts.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-const HELLO: &str = r#"
-name: hello
-steps:
-  - id: greeting
-    card: text.compose
-    with: { text: "Hello {{ input.name }}" }
-"#;
 
 const ECHO: &str = r#"
 name: echo
@@ -538,12 +531,8 @@ async fn requests_hyper_cannot_parse_are_refused_and_the_connection_closed() {
 async fn a_failing_sync_flow_answers_502_with_the_run_id_and_no_details() {
     let server = TestServer::start(&[("lookup.yaml", LOOKUP), ("teapot.yaml", TEAPOT)]).await;
     let response = server
-        .http
-        .post(server.url("/api/flows/lookup/invoke"))
-        .json(&json!({ "name": "ada" }))
-        .send()
-        .await
-        .unwrap();
+        .post("/api/flows/lookup/invoke", &json!({ "name": "ada" }))
+        .await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     let run_id = body["runId"]
@@ -569,12 +558,7 @@ async fn a_failing_sync_flow_answers_502_with_the_run_id_and_no_details() {
     );
 
     // A flow's own answer, whatever its status and type, is the flow author's and passes untouched.
-    let response = server
-        .http
-        .get(server.url("/api/flows/teapot/invoke"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/api/flows/teapot/invoke").await;
     assert_eq!(response.status(), 418);
     assert_eq!(response.text().await.unwrap(), "short and stout");
     server.stop().await;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tests::TestServer;
+use tests::flows::CHILD;
 
 const PARENT: &str = r#"
 name: parent
@@ -23,46 +24,19 @@ steps:
     with: { body: { one: "{{ steps.one }}", many: "{{ steps.many }}" } }
 "#;
 
-const CHILD: &str = r#"
-name: child
-trigger: { helper: { inputs: { n: number } } }
-steps:
-  - id: double
-    card: number.multiply
-    with: { a: "{{ input.n }}", b: 2 }
-  - card: flow.return
-    with: { body: "{{ steps.double }}" }
-"#;
-
 #[tokio::test]
 async fn flow_call_and_map_run_helper_runs_and_collect_their_results() {
     let server = TestServer::start(&[("parent.yaml", PARENT), ("child.yaml", CHILD)]).await;
-    let response = server
-        .http
-        .post(server.url("/api/flows/parent/runs"))
-        .json(&json!({"items": [1, 2, 3, 4]}))
-        .send()
-        .await
-        .unwrap();
-    let id = response.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = server
+        .start_run("parent", &json!({"items": [1, 2, 3, 4]}))
+        .await;
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     assert_eq!(
         run.output.unwrap()["body"],
         json!({"one": 2, "many": [2, 4, 6, 8]})
     );
-    let children: Value = server
-        .http
-        .get(server.url("/api/runs?flow=child"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let children: Value = server.get_json("/api/runs?flow=child").await;
     let children = children["runs"].as_array().unwrap();
     assert_eq!(children.len(), 5);
     assert!(
@@ -112,17 +86,9 @@ steps:
     // The flaky service is on loopback, which flows reach only when idflow.yaml allows it.
     let config = format!("egress: {{ allow: [\"{addr}\"] }}\n");
     let server = TestServer::start(&[("idflow.yaml", &config), ("probe.yaml", flow)]).await;
-    let response = server
-        .http
-        .post(server.url("/api/flows/probe/runs"))
-        .json(&json!({"url": format!("http://{addr}/flaky")}))
-        .send()
-        .await
-        .unwrap();
-    let id = response.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = server
+        .start_run("probe", &json!({"url": format!("http://{addr}/flaky")}))
+        .await;
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     let detail = server.run_json(&id).await;
@@ -165,17 +131,7 @@ steps:
         ("breaker.yaml", breaker),
     ])
     .await;
-    let response = server
-        .http
-        .post(server.url("/api/flows/starter/runs"))
-        .json(&json!({"who": "ada"}))
-        .send()
-        .await
-        .unwrap();
-    let id = response.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = server.start_run("starter", &json!({"who": "ada"})).await;
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     let body = run.output.unwrap()["body"].clone();

@@ -135,15 +135,7 @@ fn expected_flows(event: &Value) -> Vec<&'static str> {
 
 /// All runs in the store as (flow, event uuid) → count.
 async fn runs_by_event(server: &TestServer) -> BTreeMap<(String, String), usize> {
-    let page: Value = server
-        .http
-        .get(server.url("/api/runs?limit=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = server.get_json("/api/runs?limit=500").await;
     let runs = page["runs"].as_array().expect("runs");
     assert!(page["nextCursor"].is_null(), "more than one page of runs");
     let mut counts = BTreeMap::new();
@@ -326,15 +318,7 @@ async fn events_start_runs_only_for_subscribed_flows_whose_filter_passes() {
         event("login-bad", "user.session.start", "FAILURE", None),
         event("nobody", "user.lifecycle.deactivate", "SUCCESS", None),
     ];
-    let deployed: Value = server
-        .http
-        .get(server.url("/api/flows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deployed: Value = server.get_json("/api/flows").await;
     let broken = deployed["flows"]
         .as_array()
         .unwrap()
@@ -365,15 +349,7 @@ async fn events_start_runs_only_for_subscribed_flows_whose_filter_passes() {
     assert_eq!(runs, expected, "broken-filter and plain never run");
 
     // The run sees the event and the envelope without its event list, and it runs to the end.
-    let list: Value = server
-        .http
-        .get(server.url("/api/runs?flow=no-code-builders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = server.get_json("/api/runs?flow=no-code-builders").await;
     let id = list["runs"][0]["id"].as_str().unwrap().to_owned();
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);

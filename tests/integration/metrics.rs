@@ -6,16 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use tests::TestServer;
+use tests::flows::HELLO;
 
 const TOKEN: &str = "metrics-test-admin-token-0123456789abcdef";
-
-const HELLO: &str = r#"
-name: hello
-steps:
-  - id: greeting
-    card: text.compose
-    with: { text: "Hello {{ input.name }}" }
-"#;
 
 const BOOM: &str = r#"
 name: boom
@@ -65,13 +58,7 @@ async fn metrics_count_runs_steps_queue_and_paused_starts_after_real_runs() {
             .to_owned();
         server.wait_run(&id).await;
     }
-    let failed = server
-        .http
-        .post(server.url("/api/flows/boom/invoke"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let failed = server.post("/api/flows/boom/invoke", &json!({})).await;
     assert_eq!(failed.status().as_u16(), 502, "the sync flow failed");
     server
         .http
@@ -82,12 +69,7 @@ async fn metrics_count_runs_steps_queue_and_paused_starts_after_real_runs() {
         .unwrap();
     assert_eq!(start(&server, "hello").await["error"]["code"], "conflict");
 
-    let anonymous = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = server.get("/metrics").await;
     assert_eq!(
         anonymous.status().as_u16(),
         401,

@@ -33,13 +33,7 @@ steps:
 "#;
 
 async fn post(server: &TestServer, path: &str) -> (u16, Value) {
-    let response = server
-        .http
-        .post(server.url(path))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let response = server.post(path, &json!({})).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -106,15 +100,7 @@ async fn a_paused_flow_starts_nothing_from_any_trigger_until_resumed() {
     }
 
     // The flow list and the flow page say so.
-    let list: Value = server
-        .http
-        .get(server.url("/api/flows?stats=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = server.get_json("/api/flows?stats=1").await;
     let signup = list["flows"]
         .as_array()
         .and_then(|f| f.iter().find(|f| f["name"] == "signup"))
@@ -142,15 +128,7 @@ async fn a_schedule_flow_page_lists_its_next_fire_times_in_its_time_zone() {
     let server =
         TestServer::start_with_clock(&[("nightly.yaml", NIGHTLY)], std::sync::Arc::new(clock))
             .await;
-    let body: Value = server
-        .http
-        .get(server.url("/api/flows/nightly"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = server.get_json("/api/flows/nightly").await;
     // 03:00 in Paris, across the switch to summer time on 29 March 2026.
     assert_eq!(
         body["nextFires"],

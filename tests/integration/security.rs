@@ -149,27 +149,15 @@ async fn secret_derived_values_never_reach_results_history_search_logs_or_the_st
     ])
     .await;
     let response = server
-        .http
-        .post(server.url("/api/flows/echo-secret/invoke"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("invoke");
+        .post("/api/flows/echo-secret/invoke", &json!({}))
+        .await;
     assert_eq!(response.status(), 200);
     let body = response.text().await.expect("body");
     // The server did get the real credentials; the caller sees them masked.
     assert!(body.contains("[redacted]"), "{body}");
     assert_clean("the sync response", &body);
 
-    let runs: Value = server
-        .http
-        .get(server.url("/api/runs?flow=echo-secret"))
-        .send()
-        .await
-        .expect("runs")
-        .json()
-        .await
-        .expect("json");
+    let runs: Value = server.get_json("/api/runs?flow=echo-secret").await;
     let id = runs["runs"][0]["id"].as_str().expect("a run").to_owned();
     let detail = server.run_json(&id).await;
     assert_eq!(detail["status"], "succeeded");
@@ -215,31 +203,13 @@ steps:
         ("retrying.yaml", flow),
     ])
     .await;
-    let started: Value = server
-        .http
-        .post(server.url("/api/flows/retrying/runs"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("start")
-        .json()
-        .await
-        .expect("json");
-    let id = started["runId"].as_str().expect("run id").to_owned();
+    let id = server.start_run("retrying", &json!({})).await;
     let mut detail = server.run_json(&id).await;
     for _ in 0..200 {
         if detail["status"] == "waiting" {
             break;
         }
-        detail = server
-            .http
-            .get(server.url(&format!("/api/runs/{id}?wait=1")))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        detail = server.get_json(&format!("/api/runs/{id}?wait=1")).await;
     }
     assert_eq!(detail["status"], "waiting", "{detail}");
     let run = server
@@ -289,20 +259,18 @@ steps:
     let server =
         TestServer::start(&[("search.yaml", injectable), ("search-fixed.yaml", fixed)]).await;
     let refused = server
-        .http
-        .post(server.url("/api/flows/search/invoke"))
-        .json(&json!({ "users": [{ "name": "a" }], "where": "true" }))
-        .send()
-        .await
-        .expect("invoke");
+        .post(
+            "/api/flows/search/invoke",
+            &json!({ "users": [{ "name": "a" }], "where": "true" }),
+        )
+        .await;
     assert_eq!(refused.status(), 404, "the invalid flow was not deployed");
     let answer = server
-        .http
-        .post(server.url("/api/flows/search-fixed/invoke"))
-        .json(&json!({ "users": [{ "name": "a" }, { "name": "b" }], "where": "true or item.name" }))
-        .send()
-        .await
-        .expect("invoke");
+        .post(
+            "/api/flows/search-fixed/invoke",
+            &json!({ "users": [{ "name": "a" }, { "name": "b" }], "where": "true or item.name" }),
+        )
+        .await;
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().await.expect("json"), json!(0));
     server.stop().await;
@@ -341,12 +309,7 @@ steps:
         detail["steps"][0]["error"]["code"], "budget_exceeded",
         "{detail}"
     );
-    let health = server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .expect("health");
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
     server.stop().await;
 }

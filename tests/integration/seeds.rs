@@ -154,14 +154,8 @@ async fn runs_of(server: &TestServer, flow: &str) -> Vec<Value> {
     let mut cursor = String::new();
     loop {
         let page: Value = server
-            .http
-            .get(server.url(&format!("/api/runs?flow={flow}&limit=500&cursor={cursor}")))
-            .send()
-            .await
-            .expect("list runs")
-            .json()
-            .await
-            .expect("json");
+            .get_json(&format!("/api/runs?flow={flow}&limit=500&cursor={cursor}"))
+            .await;
         runs.extend(page["runs"].as_array().cloned().unwrap_or_default());
         match page["nextCursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
@@ -634,19 +628,10 @@ async fn the_daily_search_saves_exports_and_mails_the_last_24_hours_of_failed_lo
     .await;
     let scheduled_for = (now + chrono::Duration::minutes(1)).to_rfc3339();
     let run_once = || async {
-        let started: Value = server
-            .http
-            .post(server.url("/api/flows/failed-logins/runs"))
-            .json(&json!({ "scheduled_for": scheduled_for }))
-            .send()
-            .await
-            .expect("start")
-            .json()
-            .await
-            .expect("json");
-        server
-            .wait_run(started["runId"].as_str().expect("runId"))
-            .await
+        let id = server
+            .start_run("failed-logins", &json!({ "scheduled_for": scheduled_for }))
+            .await;
+        server.wait_run(&id).await
     };
     let run = run_once().await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
@@ -745,19 +730,10 @@ async fn the_daily_search_saves_the_demo_orgs_failed_logins() {
     )
     .await;
     let scheduled_for = chrono::Utc::now().to_rfc3339();
-    let started: Value = server
-        .http
-        .post(server.url("/api/flows/failed-logins/runs"))
-        .json(&json!({ "scheduled_for": scheduled_for }))
-        .send()
-        .await
-        .expect("start")
-        .json()
-        .await
-        .expect("json");
-    let run = server
-        .wait_run(started["runId"].as_str().expect("runId"))
+    let id = server
+        .start_run("failed-logins", &json!({ "scheduled_for": scheduled_for }))
         .await;
+    let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     let body = &run.output.expect("output")["body"];
     assert_eq!(body["failures"], 8, "{body}");

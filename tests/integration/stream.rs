@@ -39,17 +39,7 @@ async fn every_user_gets_one_helper_run() {
         ("touch.yaml", TOUCH),
     ])
     .await;
-    let started: Value = server
-        .http
-        .post(server.url("/api/flows/stream-users/runs"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("start")
-        .json()
-        .await
-        .expect("json");
-    let id = started["runId"].as_str().expect("runId").to_owned();
+    let id = server.start_run("stream-users", &json!({})).await;
     let run = server.wait_run(&id).await;
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
     let detail = server.run_json(&id).await;
@@ -65,16 +55,10 @@ async fn every_user_gets_one_helper_run() {
     let mut cursor = String::new();
     loop {
         let page: Value = server
-            .http
-            .get(server.url(&format!(
+            .get_json(&format!(
                 "/api/runs?flow=touch-user&limit=500&cursor={cursor}"
-            )))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+            ))
+            .await;
         for helper in page["runs"].as_array().expect("runs") {
             let helper = server.wait_run(helper["id"].as_str().expect("id")).await;
             assert_eq!(helper.status.as_str(), "succeeded", "{:?}", helper.error);

@@ -1,10 +1,13 @@
-//! Helpers shared by the integration tests: an in-process `idflow serve` on a temporary directory.
+//! Helpers shared by the integration tests: an in-process `idflow serve` on a temporary directory
+//! ([`TestServer`], with its JSON requests and run starts), the flows several test files deploy
+//! ([`flows`]) and the big run's wiring ([`bigrun`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub mod bigrun;
+pub mod flows;
 
 use domain::ports::Clock;
 use domain::run::{Run, RunId};
@@ -112,16 +115,59 @@ impl TestServer {
         }
     }
 
-    /// `GET /api/runs/{id}` as JSON.
-    pub async fn run_json(&self, id: &str) -> Value {
+    /// `GET path` on the server. Panics when the server cannot be reached: the test is over.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
-            .get(self.url(&format!("/api/runs/{id}")))
+            .get(self.url(path))
             .send()
             .await
-            .expect("get run")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `GET path` on the server, its body as JSON. Panics when the body is not JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path)
+            .await
             .json()
             .await
-            .expect("json")
+            .unwrap_or_else(|e| panic!("GET {path}: the body is not JSON: {e}"))
+    }
+
+    /// `POST path` on the server with `body` as JSON. Panics when the server cannot be reached.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// `POST path` on the server with `body` as JSON, the answer's body as JSON. Panics when the
+    /// answer is not JSON.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Value {
+        self.post(path, body)
+            .await
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: the answer is not JSON: {e}"))
+    }
+
+    /// Starts a run of `flow` with `input` (`POST /api/flows/{flow}/runs`) and returns its id.
+    /// Panics when the server does not start one.
+    pub async fn start_run(&self, flow: &str, input: &Value) -> String {
+        let started = self
+            .post_json(&format!("/api/flows/{flow}/runs"), input)
+            .await;
+        match started["runId"].as_str() {
+            Some(id) => id.to_owned(),
+            None => panic!("no run of `{flow}` started: {started}"),
+        }
+    }
+
+    /// `GET /api/runs/{id}` as JSON.
+    pub async fn run_json(&self, id: &str) -> Value {
+        self.get_json(&format!("/api/runs/{id}")).await
     }
 
     /// Runs a `table.*` card against the server's own table store, with the tables it loaded, as a
@@ -143,15 +189,7 @@ impl TestServer {
 
     /// Number of runs in the store.
     pub async fn run_count(&self) -> usize {
-        let page: Value = self
-            .http
-            .get(self.url("/api/runs?limit=500"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let page = self.get_json("/api/runs?limit=500").await;
         page["runs"].as_array().map_or(0, Vec::len)
     }
 

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use domain::ports::{Checkpoint, Clock, Created, Notified, ParkOutcome, RunStore, StoreError};
-use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
+use domain::ports::{Checkpoint, Clock, Created, ParkOutcome, RunStore, StoreError};
+use domain::run::{Run, RunId, RunStatus};
 
 /// The CloudWatch namespace of idflow's metrics.
 pub const NAMESPACE: &str = "idflow";
@@ -156,26 +156,20 @@ impl MeteredRunStore {
     }
 }
 
+// The layer trait is named, not imported: with both traits in scope, calls on the concrete store
+// (its tests) would be ambiguous.
 #[async_trait]
-impl RunStore for MeteredRunStore {
+impl domain::ports::RunStoreLayer for MeteredRunStore {
+    fn inner(&self) -> &dyn RunStore {
+        &*self.inner
+    }
+
     async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
         let created = self.inner.create(run, dedupe_key).await?;
         if created == Created::New {
             self.count("RunsStarted", &run.flow, run.id);
         }
         Ok(created)
-    }
-
-    async fn get(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        self.inner.get(id).await
-    }
-
-    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
-        self.inner.list(query).await
-    }
-
-    async fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, StoreError> {
-        self.inner.steps(id).await
     }
 
     async fn claim(
@@ -225,14 +219,6 @@ impl RunStore for MeteredRunStore {
         Ok(())
     }
 
-    async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError> {
-        self.inner.cancel(id, now).await
-    }
-
-    async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
-        self.inner.unfinished(limit).await
-    }
-
     async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
         let outcome = self.inner.park(checkpoint).await?;
         if outcome == ParkOutcome::Parked {
@@ -240,15 +226,6 @@ impl RunStore for MeteredRunStore {
             self.flows().remove(&checkpoint.run_id);
         }
         Ok(outcome)
-    }
-
-    async fn notify(
-        &self,
-        id: RunId,
-        owner: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Notified, StoreError> {
-        self.inner.notify(id, owner, now).await
     }
 }
 

@@ -32,6 +32,8 @@
 //! - [`testing`] (feature `testing`, the CLI only): flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
 //!   recording a run from history as a test case.
 //! - [`conformance`] (feature `conformance`): the suites every adapter of a port passes.
+//! - [`testkit`] (feature `test-support`, tests only): in-memory doubles that drive a run through
+//!   the effect driver (scripted card calls, helper runs, a run host, a clock that moves by itself).
 
 pub mod budget;
 pub mod cards;
@@ -61,6 +63,8 @@ pub mod tables;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testkit;
 pub mod values;
 
 /// The unit tests count allocations like the binaries do, so render budgets are exercised.

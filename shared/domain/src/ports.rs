@@ -156,48 +156,105 @@ pub struct Checkpoint {
     pub release: bool,
 }
 
-/// Runs, their step records, leases and dedupe keys.
-#[async_trait]
-pub trait RunStore: Send + Sync {
-    /// Creates a run. With a dedupe key, a second create with the same key writes nothing and returns
-    /// the first run's id.
-    async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError>;
-    async fn get(&self, id: RunId) -> Result<Option<Run>, StoreError>;
-    /// Runs newest first, filtered by flow, status and creation time.
-    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError>;
-    /// A run's step records in order.
-    async fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, StoreError>;
-    /// Takes the lease on a run that is not terminal and not leased by another owner until after `now`.
-    /// Sets `running` (and `started_at` the first time). `None` when the run cannot be claimed.
-    async fn claim(
-        &self,
-        id: RunId,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Run>, StoreError>;
-    /// Writes a checkpoint (see [`Checkpoint`]).
-    async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
-    /// Marks a run cancelled unless it already ended; returns the run as it is afterwards.
-    async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError>;
-    /// Runs that are queued, running or waiting (for recovery after a restart), oldest first.
-    async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
-    /// Leaves a notification for the worker that holds a run's lease (a helper run of it ended),
-    /// in one conditional write: marked only while the run has not ended and is leased by an owner
-    /// other than `owner` until after `now`. A claim clears the mark (the claimer reads the run
-    /// afresh); [`RunStore::park`] refuses to release the lease while it is set.
-    async fn notify(
-        &self,
-        id: RunId,
-        owner: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Notified, StoreError>;
-    /// Writes a checkpoint that parks the run (`release`, a status that is not terminal), unless a
-    /// notification is pending ([`RunStore::notify`]): then, in the same conditional write, the
-    /// mark is cleared, the checkpoint's step records are written, the lease is kept, and
-    /// [`ParkOutcome::Notified`] tells the worker to look again instead of parking. Fenced like
-    /// [`RunStore::checkpoint`].
-    async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError>;
+/// Declares [`RunStore`] and, from the same list of its methods, [`RunStoreLayer`] (a forwarding
+/// default for each) and the `RunStore` impl of every layer: a method is written once, and no
+/// wrapper of a store can leave it unforwarded.
+macro_rules! run_store_with_layer {
+    (
+        $(#[$trait_doc:meta])*
+        pub trait RunStore {
+            $(
+                $(#[$doc:meta])*
+                async fn $method:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+            )*
+        }
+    ) => {
+        $(#[$trait_doc])*
+        #[async_trait]
+        pub trait RunStore: Send + Sync {
+            $(
+                $(#[$doc])*
+                async fn $method(&self $(, $arg: $ty)*) -> $ret;
+            )*
+        }
+
+        /// A wrapper of a [`RunStore`] that intercepts some of its calls (to meter, count, or hold
+        /// them in a test) and hands every other call to the store it wraps,
+        /// [`RunStoreLayer::inner`]. A wrapper implements `inner` and only the methods it
+        /// intercepts; every `RunStoreLayer` is a [`RunStore`].
+        ///
+        /// Name the trait in the impl rather than importing it where the concrete wrapper is
+        /// called: with both traits in scope, its calls would be ambiguous.
+        #[async_trait]
+        pub trait RunStoreLayer: Send + Sync {
+            /// The store every call this layer does not intercept goes to.
+            fn inner(&self) -> &dyn RunStore;
+            $(
+                #[doc = concat!(
+                    "[`RunStore::", stringify!($method), "`]: forwarded to ",
+                    "[`RunStoreLayer::inner`] unless the layer intercepts it."
+                )]
+                async fn $method(&self $(, $arg: $ty)*) -> $ret {
+                    self.inner().$method($($arg),*).await
+                }
+            )*
+        }
+
+        #[async_trait]
+        impl<L: RunStoreLayer> RunStore for L {
+            $(
+                async fn $method(&self $(, $arg: $ty)*) -> $ret {
+                    RunStoreLayer::$method(self $(, $arg)*).await
+                }
+            )*
+        }
+    };
+}
+
+run_store_with_layer! {
+    /// Runs, their step records, leases and dedupe keys.
+    pub trait RunStore {
+        /// Creates a run. With a dedupe key, a second create with the same key writes nothing and
+        /// returns the first run's id.
+        async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError>;
+        async fn get(&self, id: RunId) -> Result<Option<Run>, StoreError>;
+        /// Runs newest first, filtered by flow, status and creation time.
+        async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError>;
+        /// A run's step records in order.
+        async fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, StoreError>;
+        /// Takes the lease on a run that is not terminal and not leased by another owner until
+        /// after `now`. Sets `running` (and `started_at` the first time). `None` when the run
+        /// cannot be claimed.
+        async fn claim(
+            &self,
+            id: RunId,
+            owner: &str,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<Option<Run>, StoreError>;
+        /// Writes a checkpoint (see [`Checkpoint`]).
+        async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+        /// Marks a run cancelled unless it already ended; returns the run as it is afterwards.
+        async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError>;
+        /// Runs that are queued, running or waiting (for recovery after a restart), oldest first.
+        async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError>;
+        /// Leaves a notification for the worker that holds a run's lease (a helper run of it
+        /// ended), in one conditional write: marked only while the run has not ended and is leased
+        /// by an owner other than `owner` until after `now`. A claim clears the mark (the claimer
+        /// reads the run afresh); [`RunStore::park`] refuses to release the lease while it is set.
+        async fn notify(
+            &self,
+            id: RunId,
+            owner: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Notified, StoreError>;
+        /// Writes a checkpoint that parks the run (`release`, a status that is not terminal),
+        /// unless a notification is pending ([`RunStore::notify`]): then, in the same conditional
+        /// write, the mark is cleared, the checkpoint's step records are written, the lease is
+        /// kept, and [`ParkOutcome::Notified`] tells the worker to look again instead of parking.
+        /// Fenced like [`RunStore::checkpoint`].
+        async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError>;
+    }
 }
 
 /// Result of [`RunStore::notify`].

@@ -7,6 +7,10 @@
 //! checkpoint with today's engine, finish the run against the same scripted world ([`world`]), and
 //! expect the step records written after the checkpoint and the outcome to be the ones recorded.
 //!
+//! Runs are driven by the one effect driver every run goes through, with the in-memory doubles of
+//! `domain::testkit` (the engine's own tests use the same ones): a restored run is resumed as a
+//! worker resumes it, and goes on from each of its later checkpoints as it reads back.
+//!
 //! The fixtures of a version are written once, by the release that introduced it, and never again:
 //! they are what that release left in stores. Write the current version's with
 //!
@@ -16,11 +20,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::cards::CardError;
-use domain::engine::{self, CompiledFlow, Effect, Event, Progress, RunContext, RunState};
-use domain::run::{RunError, StepRecord};
+use domain::cards::{CardCall, CardError};
+use domain::engine::{self, Blob, CompiledFlow, Progress, RunContext, RunState};
+use domain::run::StepRecord;
+use domain::runner::driver::DriveError;
+use domain::testkit::{Bench, Trace, chain};
 use serde_json::{Value, json};
 
 /// The run's secret `api`; the fixtures must never contain it.
@@ -84,8 +91,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints")
 }
 
+/// The fixtures' flows, compiled, by name.
+type Flows = BTreeMap<String, Arc<CompiledFlow>>;
+
 /// Every flow of `fixtures/checkpoints/flows`, compiled, by name.
-fn flows() -> BTreeMap<String, CompiledFlow> {
+fn flows() -> Flows {
     let dir = fixtures().join("flows");
     let mut flows = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).expect("flows folder") {
@@ -95,7 +105,7 @@ fn flows() -> BTreeMap<String, CompiledFlow> {
         let flow = domain::flowfile::parse_flow(&file, &text)
             .unwrap_or_else(|e| panic!("{file} does not parse: {e:?}"));
         let compiled = CompiledFlow::new(flow, &file).unwrap_or_else(|e| panic!("{file}: {e:?}"));
-        flows.insert(compiled.flow.name.clone(), compiled);
+        flows.insert(compiled.flow.name.clone(), Arc::new(compiled));
     }
     flows
 }
@@ -111,10 +121,20 @@ fn context(
         flow.flow.name.clone(),
         started_at,
         input,
-        json!({ "org": "acme" }),
-        BTreeMap::from([("api".to_owned(), SECRET.to_owned())]),
+        vars(),
+        secrets(),
         flow.flow.history,
     )
+}
+
+/// The vars runs and helper runs see.
+fn vars() -> Value {
+    json!({ "org": "acme" })
+}
+
+/// The secrets runs and helper runs see.
+fn secrets() -> BTreeMap<String, String> {
+    BTreeMap::from([("api".to_owned(), SECRET.to_owned())])
 }
 
 /// `Authorization` as `retry-secret` builds it from the secret.
@@ -192,33 +212,32 @@ fn world(card: &str, input: &Value, attempt: u32) -> Result<Value, CardError> {
     }
 }
 
-/// A checkpoint as a runner writes it after each advance.
-struct Checkpoint {
-    now: DateTime<Utc>,
-    state: Value,
-}
-
 /// Values saved out of line, by hash (a run's blob store).
 type Blobs = BTreeMap<String, Vec<u8>>;
-
-/// What a driven run saved: its checkpoints and the values they reference.
-#[derive(Default)]
-struct Saved {
-    checkpoints: Vec<Checkpoint>,
-    blobs: Blobs,
-}
 
 /// Fixtures save values longer than this out of line, so even their small runs have some: the
 /// runner's threshold is larger, but the format is the same.
 const OUT_OF_LINE_BYTES: usize = 24;
 
-/// Loads a restored state's out-of-line values from `blobs`, as the runner does from its store.
-fn load(state: &mut RunState, blobs: &Blobs) {
-    for sha256 in state.missing_blobs() {
-        if let Some(json) = blobs.get(&sha256) {
-            let _ = state.load_blob(&sha256, json);
-        }
-    }
+/// The world of the fixtures' runs at `now`, through the effect driver: every flow of the fixtures
+/// deployed (helper runs run in-process), card calls answered by [`world`] at once, and `saved`
+/// the values stored out of line before the run, as a worker's blob store holds them.
+fn bench(flows: &Flows, now: DateTime<Utc>, saved: &Blobs) -> Bench<'static> {
+    let deployed: Vec<Arc<CompiledFlow>> = flows.values().cloned().collect();
+    let saved: Vec<Blob> = saved
+        .iter()
+        .map(|(sha256, json)| Blob {
+            sha256: sha256.clone(),
+            json: json.clone(),
+        })
+        .collect();
+    Bench::new(now, &[], |call: &CardCall| {
+        Some(world(&call.card, &call.input, call.attempt))
+    })
+    .with_helpers(&deployed)
+    .with_context(vars(), secrets())
+    .with_out_of_line_bytes(OUT_OF_LINE_BYTES)
+    .with_values(&saved)
 }
 
 /// The committed fixture of scenario `name` written by format `version` (`v1`, `v2`, …).
@@ -259,128 +278,6 @@ fn outcome_json(progress: &Progress) -> Value {
     }
 }
 
-/// Drives a run to its end like the runner does: advance, checkpoint, execute every effect. Card
-/// calls and helper runs are answered at once, in effect order; when only timers remain, time jumps
-/// to the earliest (or to the flow's deadline when that comes first). The order depends only on the
-/// state, so a run restored from any checkpoint goes on exactly as the uninterrupted run did.
-///
-/// Fails (without panicking, for the property test) when the run waits on nothing, or has not ended
-/// after a thousand rounds.
-fn drive(
-    flows: &BTreeMap<String, CompiledFlow>,
-    flow: &CompiledFlow,
-    ctx: &RunContext,
-    state: &mut RunState,
-    first: Event,
-    mut now: DateTime<Utc>,
-    saved: &mut Saved,
-) -> Result<(Progress, Vec<StepRecord>), String> {
-    let Saved { checkpoints, blobs } = saved;
-    let mut records = Vec::new();
-    let mut outstanding: BTreeMap<u64, Effect> = BTreeMap::new();
-    let mut events = vec![first];
-    for _ in 0..1_000 {
-        let decision = engine::advance(flow, state, ctx, std::mem::take(&mut events), now);
-        records.extend(decision.records);
-        if decision.progress != Progress::Pending {
-            return Ok((decision.progress, records));
-        }
-        // As the runner does: new large values out of line first, then the state that names them.
-        for blob in state.take_unsaved(OUT_OF_LINE_BYTES) {
-            blobs.insert(blob.sha256, blob.json);
-        }
-        let saved = serde_json::to_value(&*state).map_err(|e| format!("state: {e}"))?;
-        *state = serde_json::from_value(saved.clone()).map_err(|e| format!("restore: {e}"))?;
-        load(state, blobs);
-        checkpoints.push(Checkpoint { now, state: saved });
-        outstanding.extend(decision.effects.into_iter().map(|e| (e.id(), e)));
-        let answerable: Vec<u64> = outstanding
-            .iter()
-            .filter(|(_, e)| !matches!(e, Effect::Timer { .. }))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in answerable {
-            match outstanding.remove(&id) {
-                Some(Effect::Card {
-                    effect,
-                    card,
-                    input,
-                    attempt,
-                    ..
-                }) => events.push(Event::CardDone {
-                    effect,
-                    result: world(&card, &input, attempt),
-                }),
-                Some(Effect::StartChild {
-                    effect,
-                    flow: name,
-                    input,
-                    ..
-                }) => {
-                    let result = match flows.get(&name) {
-                        Some(helper) => {
-                            let run_id = format!("{}-{effect}", ctx.run_id);
-                            let child_ctx = context(helper, &run_id, now, input);
-                            let mut child = RunState::new();
-                            let (progress, _) = drive(
-                                flows,
-                                helper,
-                                &child_ctx,
-                                &mut child,
-                                Event::Start,
-                                now,
-                                &mut Saved::default(),
-                            )?;
-                            match progress {
-                                Progress::Succeeded(output) => Ok(output["body"].clone()),
-                                Progress::Failed(error) => Err(error),
-                                Progress::Pending => return Err("a helper run is pending".into()),
-                            }
-                        }
-                        None => Err(RunError {
-                            code: "flow_unavailable".into(),
-                            message: format!("flow `{name}` is not deployed"),
-                            step: None,
-                        }),
-                    };
-                    events.push(Event::ChildDone { effect, result });
-                }
-                _ => {}
-            }
-        }
-        if !events.is_empty() {
-            continue;
-        }
-        let next = outstanding
-            .values()
-            .filter_map(|e| match e {
-                Effect::Timer { until, .. } => Some(*until),
-                _ => None,
-            })
-            .min();
-        if let Some(deadline) = flow.deadline(ctx.started_at)
-            && next.is_none_or(|until| deadline < until)
-        {
-            now = now.max(deadline);
-            continue;
-        }
-        let Some(until) = next else {
-            return Err(format!("the run of `{}` waits on nothing", flow.flow.name));
-        };
-        now = now.max(until);
-        let due: Vec<u64> = outstanding
-            .iter()
-            .filter(|(_, e)| matches!(e, Effect::Timer { until, .. } if *until <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for effect in due {
-            outstanding.remove(&effect);
-            events.push(Event::TimerFired { effect });
-        }
-    }
-    Err(format!("the run of `{}` did not finish", flow.flow.name))
-}
-
 /// Writes the current format's fixtures: every checkpoint of each scenario's run and how it ended.
 #[test]
 #[ignore = "writes fixtures; run once when a new checkpoint format version is introduced"]
@@ -392,32 +289,23 @@ fn write_fixtures() {
     for scenario in scenarios() {
         let flow = &flows[scenario.flow];
         let ctx = context(flow, "01FIXTURE", t0(), scenario.input.clone());
-        let mut saved = Saved::default();
-        let (progress, records) = drive(
-            &flows,
-            flow,
-            &ctx,
-            &mut RunState::new(),
-            Event::Start,
-            t0(),
-            &mut saved,
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", scenario.flow));
+        let trace = bench(&flows, t0(), &Blobs::new()).start(flow, &ctx);
+        let parse = |text: &str| -> Value { serde_json::from_str(text).expect("json") };
         let fixture = json!({
             "flow": scenario.flow,
             "input": scenario.input,
             "started_at": t0(),
-            "outcome": outcome_json(&progress),
-            "records": records,
-            "checkpoints": saved
-                .checkpoints
+            "outcome": outcome_json(&trace.progress),
+            "records": trace.records,
+            "checkpoints": trace
+                .states
                 .iter()
-                .map(|c| json!({ "now": c.now, "state": c.state }))
+                .map(|saved| json!({ "now": saved.at, "state": parse(&saved.text) }))
                 .collect::<Vec<_>>(),
-            "blobs": saved
-                .blobs
+            "blobs": trace
+                .values
                 .iter()
-                .map(|(sha, json)| (sha.clone(), serde_json::from_slice(json).expect("json")))
+                .map(|(sha, json)| (sha.clone(), parse(json)))
                 .collect::<serde_json::Map<String, Value>>(),
         });
         let text = serde_json::to_string_pretty(&fixture).expect("fixture serializes") + "\n";
@@ -457,26 +345,20 @@ fn restore_all(version: &str) -> usize {
         for (n, checkpoint) in checkpoints.iter().enumerate() {
             let now: DateTime<Utc> =
                 serde_json::from_value(checkpoint["now"].clone()).expect("now");
-            let mut state: RunState = serde_json::from_value(checkpoint["state"].clone())
+            let saved = checkpoint["state"].clone();
+            let state = RunState::decode(saved.clone())
                 .unwrap_or_else(|e| panic!("{name} checkpoint {n} does not restore: {e}"));
-            load(&mut state, &blobs);
             // Restored and written again, a state is in the current version, and says so.
             let written = serde_json::to_value(&state).expect("state serializes");
             assert_eq!(written["v"], json!(engine::STATE_VERSION));
             let seq = state.seq as usize;
-            let (progress, after) = drive(
-                &flows,
-                flow,
-                &ctx,
-                &mut state,
-                Event::Resume,
-                now,
-                &mut Saved {
-                    blobs: blobs.clone(),
-                    ..Saved::default()
-                },
-            )
-            .unwrap_or_else(|e| panic!("{name} checkpoint {n}: {e}"));
+            let Trace {
+                progress,
+                records: after,
+                ..
+            } = bench(&flows, now, &blobs)
+                .try_resume(flow, &ctx, saved)
+                .unwrap_or_else(|e| panic!("{name} checkpoint {n}: {}", chain(&e)));
             assert_eq!(
                 outcome_json(&progress),
                 fixture["outcome"],
@@ -643,9 +525,8 @@ fn version_3_checkpoints_reference_large_values_instead_of_repeating_them() {
     let flows = flows();
     let flow = &flows["for-each"];
     let ctx = context(flow, "01FIXTURE", t0(), fixture["input"].clone());
-    let mut restored = RunState::restore(state);
-    let decision = engine::advance(flow, &mut restored, &ctx, vec![Event::Resume], t0());
-    match decision.progress {
+    let resumed = bench(&flows, t0(), &Blobs::new()).resume(flow, &ctx, state);
+    match resumed.progress {
         Progress::Failed(error) => {
             assert_eq!(error.code, "corrupt_state");
             assert!(
@@ -974,11 +855,11 @@ fn real_checkpoints() -> Vec<(String, Value, DateTime<Utc>, Value, Blobs)> {
     out
 }
 
-/// Restores `state` (a mutated checkpoint) and runs it to its end. A state that does not decode is
-/// fine; one that decodes must never panic, and its run must end (a corrupt one with a clear error)
-/// or go on, never wait on nothing.
+/// Restores `state` (a mutated checkpoint) as a worker does and runs it to its end. A state that
+/// does not decode fails its run; one that decodes must never panic, and its run must end (a
+/// corrupt one with a clear error) or go on, never wait on nothing.
 fn survives(
-    flows: &BTreeMap<String, CompiledFlow>,
+    flows: &Flows,
     flow: &CompiledFlow,
     ctx: &RunContext,
     now: DateTime<Utc>,
@@ -986,23 +867,21 @@ fn survives(
     blobs: &Blobs,
 ) -> Result<(), String> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Ok(mut restored) = serde_json::from_value::<RunState>(state) else {
-            return Ok(());
+        let trace = match bench(flows, now, blobs).try_resume(flow, ctx, state) {
+            Ok(trace) => trace,
+            // The driver goes on from every checkpoint as it reads back, and stops a run whose
+            // resume from it would differ from the run in memory. A corrupted state may well do
+            // that (a resume checks the state again and fails the run as corrupt), and the driver
+            // stops it with a clear error: neither a panic nor a stranded run.
+            Err(DriveError::NotResumable { .. }) => return Ok(()),
+            Err(error) => return Err(chain(&error)),
         };
-        load(&mut restored, blobs);
-        drive(
-            flows,
-            flow,
-            ctx,
-            &mut restored,
-            Event::Resume,
-            now,
-            &mut Saved {
-                blobs: blobs.clone(),
-                ..Saved::default()
-            },
-        )
-        .map(|_| ())
+        match trace.progress {
+            // Every card call and helper run is answered at once: a run still pending waits on
+            // nothing.
+            Progress::Pending => Err(format!("the run of `{}` waits on nothing", flow.flow.name)),
+            Progress::Succeeded(_) | Progress::Failed(_) => Ok(()),
+        }
     }));
     match outcome {
         Ok(result) => result,

@@ -22,9 +22,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::ports::{
-    BlobStore, Checkpoint, Created, Notified, ParkOutcome, RunStore, StoreError, StoredFlow,
+    BlobStore, Checkpoint, Created, ParkOutcome, RunStore, RunStoreLayer, StoreError, StoredFlow,
 };
-use crate::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord, TriggerInfo};
+use crate::run::{Run, RunStatus, StepRecord, TriggerInfo};
 use crate::runner::Runtime;
 
 /// Users the big run reads.
@@ -197,37 +197,23 @@ fn json_len<T: serde::Serialize>(value: &T) -> u64 {
     serde_json::to_vec(value).map_or(0, |v| v.len() as u64)
 }
 
-/// A [`RunStore`] that counts the JSON bytes of what it is asked to write.
+/// A [`RunStore`] that counts the JSON bytes of what it is asked to write (and forwards every
+/// other call).
 pub struct CountingRunStore {
     pub inner: Arc<dyn RunStore>,
     pub written: Arc<Written>,
 }
 
 #[async_trait]
-impl RunStore for CountingRunStore {
+impl RunStoreLayer for CountingRunStore {
+    fn inner(&self) -> &dyn RunStore {
+        &*self.inner
+    }
     async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
         self.written
             .runs
             .fetch_add(json_len(&run.input), Ordering::Relaxed);
         self.inner.create(run, dedupe_key).await
-    }
-    async fn get(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
-        self.inner.list(query).await
-    }
-    async fn steps(&self, id: RunId) -> Result<Vec<StepRecord>, StoreError> {
-        self.inner.steps(id).await
-    }
-    async fn claim(
-        &self,
-        id: RunId,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        self.inner.claim(id, owner, now, lease).await
     }
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         if let Some(state) = &checkpoint.state {
@@ -244,12 +230,6 @@ impl RunStore for CountingRunStore {
         }
         self.inner.checkpoint(checkpoint).await
     }
-    async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError> {
-        self.inner.cancel(id, now).await
-    }
-    async fn unfinished(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
-        self.inner.unfinished(limit).await
-    }
     async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
         if let Some(state) = &checkpoint.state {
             self.written
@@ -257,14 +237,6 @@ impl RunStore for CountingRunStore {
                 .fetch_add(json_len(state), Ordering::Relaxed);
         }
         self.inner.park(checkpoint).await
-    }
-    async fn notify(
-        &self,
-        id: RunId,
-        owner: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Notified, StoreError> {
-        self.inner.notify(id, owner, now).await
     }
 }
 

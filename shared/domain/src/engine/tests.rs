@@ -1,9 +1,7 @@
 //! Engine tests: a flow in YAML, scripted card answers, and the expected outcome and step trace.
-//! Runs go through the one effect driver with test doubles ([`support`]), restoring the state from
+//! Runs go through the one effect driver with test doubles ([`crate::testkit`]), restoring the state from
 //! its checkpoint before every step, so every test also proves the run resumes from each of its
 //! checkpoints.
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +18,7 @@ use super::advance::{Event, Progress, advance};
 use super::compile::CompiledFlow;
 use super::context::RunContext;
 use super::state::RunState;
-use support::{Bench, Trace};
+use crate::testkit::{Bench, Trace};
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
@@ -499,8 +497,18 @@ fn everything_kept(trace: &Trace) -> String {
         "{}\n{:?}\n{}\n{}",
         serde_json::to_string(&trace.records).expect("records serialize"),
         trace.progress,
-        trace.states.join("\n"),
-        trace.values.join("\n")
+        trace
+            .states
+            .iter()
+            .map(|saved| saved.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        trace
+            .values
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     )
 }
 
@@ -1354,13 +1362,16 @@ steps:
         trace.now - t0(),
         chrono::Duration::hours(1) + chrono::Duration::seconds(5)
     );
-    assert_eq!(trace.values, [format!("\"{}\"", "x".repeat(5000))]);
+    assert_eq!(
+        trace.values.values().collect::<Vec<_>>(),
+        [&format!("\"{}\"", "x".repeat(5000))]
+    );
     assert!(
         trace.states.len() >= 3,
         "checkpoints after each step: {}",
         trace.states.len()
     );
-    for state in &trace.states {
-        assert!(!state.contains(&"x".repeat(5000)), "{state}");
+    for saved in &trace.states {
+        assert!(!saved.text.contains(&"x".repeat(5000)), "{}", saved.text);
     }
 }

@@ -1,5 +1,8 @@
-//! Test doubles that run the engine's tests through the one effect driver
-//! ([`crate::runner::driver`]), the loop every production run and every flow test goes through.
+//! Test doubles that run a flow through the one effect driver ([`crate::runner::driver`]), the
+//! loop every production run and every flow test goes through. The engine's own tests use them, and
+//! so do the crate's integration tests (the committed checkpoint fixtures), through the
+//! `test-support` feature that the crate's dev-dependency on itself turns on: integration tests are
+//! separate crates, built against the library without `cfg(test)`.
 //!
 //! - Card calls ([`CardCalls`]) are answered by a script: a function of the card, its input and the
 //!   attempt, which answers at once or leaves the call in flight (a process that dies mid-call).
@@ -46,29 +49,32 @@ const INLINE_WAIT: Duration = Duration::from_secs(60);
 const MAX_ROUNDS: usize = 10_000;
 
 /// Answers a card call: `Some` at once, `None` never (the call stays in flight).
-pub(super) type Script<'s> = dyn FnMut(&CardCall) -> Option<Result<Value, CardError>> + Send + 's;
+pub type Script<'s> = dyn FnMut(&CardCall) -> Option<Result<Value, CardError>> + Send + 's;
 
 /// Answers a helper run (or a detached start): `Some` with its result, `None` never.
-pub(super) type HelperScript<'s> =
-    dyn FnMut(&HelperRun) -> Option<Result<Value, RunError>> + Send + 's;
+pub type HelperScript<'s> = dyn FnMut(&HelperRun) -> Option<Result<Value, RunError>> + Send + 's;
 
 /// A helper run a run started, as the driver asked for it.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct HelperRun {
+pub struct HelperRun {
+    /// The effect of the run that started it.
     pub effect: u64,
     /// The history name of the step that started it (`each[0]`).
     pub step: String,
+    /// The helper flow's name.
     pub flow: String,
+    /// The helper run's input.
     pub input: Value,
     /// Started without waiting for it (`flow.start`).
     pub detached: bool,
 }
 
 /// What a run left behind.
-pub(super) struct Trace {
+pub struct Trace {
     /// How the run ended; [`Progress::Pending`] when it waits for something no double answers (a
     /// call left in flight, a helper run left pending).
     pub progress: Progress,
+    /// The step records the run wrote, in order.
     pub records: Vec<StepRecord>,
     /// Card attempts (`card#attempt`), helper runs (`child:flow`) and detached starts
     /// (`start:flow`), in the order they were issued, by the run and its helper runs.
@@ -77,17 +83,27 @@ pub(super) struct Trace {
     pub now: DateTime<Utc>,
     /// The helper runs started, in order.
     pub helper_runs: Vec<HelperRun>,
-    /// Every checkpoint of the state (written or parked), as JSON text.
-    pub states: Vec<String>,
+    /// Every checkpoint of the state (written or parked), in order.
+    pub states: Vec<SavedState>,
     /// The last of them, as it reads back: where a worker would resume the run.
     pub checkpoint: Option<Value>,
-    /// The values saved out of line, as JSON text.
-    pub values: Vec<String>,
+    /// The values saved out of line (before the run and by it), as JSON text by the SHA-256 of
+    /// that text.
+    pub values: BTreeMap<String, String>,
+}
+
+/// A checkpoint as the host kept it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedState {
+    /// The clock when it was written: where a worker resuming from it would start.
+    pub at: DateTime<Utc>,
+    /// The state, as JSON text.
+    pub text: String,
 }
 
 /// The world test runs live in: the card script, the helper flows, the clock and the saved values,
 /// shared by a run and its helper runs.
-pub(super) struct Bench<'s> {
+pub struct Bench<'s> {
     clock: AutoAdvanceClock,
     script: Mutex<Box<Script<'s>>>,
     helpers: Vec<Arc<CompiledFlow>>,
@@ -100,6 +116,8 @@ pub(super) struct Bench<'s> {
     calls: Mutex<Vec<String>>,
     /// Values saved out of line, by the SHA-256 of their JSON.
     values: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Values of at least this many bytes of JSON are saved out of line.
+    out_of_line_bytes: usize,
 }
 
 impl<'s> Bench<'s> {
@@ -128,6 +146,25 @@ impl<'s> Bench<'s> {
             secrets: BTreeMap::new(),
             calls: Mutex::new(Vec::new()),
             values: Mutex::new(BTreeMap::new()),
+            out_of_line_bytes: OUT_OF_LINE_BYTES,
+        }
+    }
+
+    /// Deploys `helpers` (already compiled and shared) instead of the ones given to [`Bench::new`],
+    /// for callers that start many benches over the same flows.
+    pub fn with_helpers(self, helpers: &[Arc<CompiledFlow>]) -> Bench<'s> {
+        Bench {
+            helpers: helpers.to_vec(),
+            ..self
+        }
+    }
+
+    /// Saves values of at least `bytes` bytes of JSON out of line instead of the runner's
+    /// threshold, so even a small run has some.
+    pub fn with_out_of_line_bytes(self, bytes: usize) -> Bench<'s> {
+        Bench {
+            out_of_line_bytes: bytes,
+            ..self
         }
     }
 
@@ -177,9 +214,23 @@ impl<'s> Bench<'s> {
     /// Resumes a run from a saved checkpoint, loading its values from the bench as a worker does,
     /// and drives it until it ends or waits for something no double answers.
     pub fn resume(&self, flow: &CompiledFlow, ctx: &RunContext, saved: Value) -> Trace {
+        self.try_resume(flow, ctx, saved).unwrap_or_else(|error| {
+            panic!("driving `{}` failed: {}", flow.flow.name, chain(&error))
+        })
+    }
+
+    /// [`Bench::resume`], handing back a driver error instead of failing the test: for tests that
+    /// expect some runs to be refused.
+    pub fn try_resume(
+        &self,
+        flow: &CompiledFlow,
+        ctx: &RunContext,
+        saved: Value,
+    ) -> Result<Trace, DriveError> {
+        // As a worker does: a state that does not decode fails its run (`RunState::restore`).
         let mut state = RunState::restore(saved);
         load_values(&lock(&self.values), &mut state);
-        self.drive(flow, ctx, state, Event::Resume)
+        self.try_drive(flow, ctx, state, Event::Resume)
     }
 
     /// Drives a run from `state` with `first`. A driver error (a checkpoint a resume would go on
@@ -188,18 +239,32 @@ impl<'s> Bench<'s> {
         &self,
         flow: &CompiledFlow,
         ctx: &RunContext,
-        mut state: RunState,
+        state: RunState,
         first: Event,
     ) -> Trace {
+        self.try_drive(flow, ctx, state, first)
+            .unwrap_or_else(|error| {
+                panic!("driving `{}` failed: {}", flow.flow.name, chain(&error))
+            })
+    }
+
+    /// [`Bench::drive`], handing back a driver error instead of failing the test.
+    pub fn try_drive(
+        &self,
+        flow: &CompiledFlow,
+        ctx: &RunContext,
+        mut state: RunState,
+        first: Event,
+    ) -> Result<Trace, DriveError> {
         let mut host = Host::new(self);
         let driver = self.driver(flow, ctx);
         let driven = self
             .clock
             .block_on(driver.drive(&mut host, &mut state, first));
         if let Some(Err(error)) = driven {
-            panic!("driving `{}` failed: {}", flow.flow.name, chain(&error));
+            return Err(error);
         }
-        Trace {
+        Ok(Trace {
             progress: host.progress.unwrap_or(Progress::Pending),
             records: host.records,
             calls: lock(&self.calls).clone(),
@@ -211,10 +276,10 @@ impl<'s> Bench<'s> {
                 .and_then(|text| serde_json::from_str(text).ok()),
             states: host.states,
             values: lock(&self.values)
-                .values()
-                .map(|json| String::from_utf8_lossy(json).into_owned())
+                .iter()
+                .map(|(sha256, json)| (sha256.clone(), String::from_utf8_lossy(json).into_owned()))
                 .collect(),
-        }
+        })
     }
 
     fn driver<'a>(
@@ -355,7 +420,7 @@ struct Host<'b, 's> {
     bench: &'b Bench<'s>,
     /// The last checkpoint, as the stores keep it.
     stored: Option<String>,
-    states: Vec<String>,
+    states: Vec<SavedState>,
     records: Vec<StepRecord>,
     progress: Option<Progress>,
 }
@@ -373,7 +438,10 @@ impl<'b, 's> Host<'b, 's> {
 
     fn store(&mut self, state: &Value) {
         let text = state.to_string();
-        self.states.push(text.clone());
+        self.states.push(SavedState {
+            at: self.bench.clock.now(),
+            text: text.clone(),
+        });
         self.stored = Some(text);
     }
 }
@@ -381,7 +449,7 @@ impl<'b, 's> Host<'b, 's> {
 #[async_trait]
 impl RunHost<DriveError> for Host<'_, '_> {
     async fn save_values(&mut self, state: &mut RunState) -> Result<(), DriveError> {
-        let blobs = state.take_unsaved(OUT_OF_LINE_BYTES);
+        let blobs = state.take_unsaved(self.bench.out_of_line_bytes);
         lock(&self.bench.values).extend(blobs.into_iter().map(|b| (b.sha256, b.json)));
         Ok(())
     }
@@ -457,7 +525,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// An error with its causes, for a test failure.
-fn chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
