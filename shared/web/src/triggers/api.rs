@@ -129,9 +129,9 @@ async fn invoke(
         // `auth: jwt`: the verified token's claims say who called.
         input["claims"] = claims;
     }
-    let trigger = TriggerInfo::Api {
+    let trigger = TriggerInfo::Api(domain::run::ApiStart {
         method: method.as_str().to_owned(),
-    };
+    });
     // The run is of the version that authenticated the caller, whatever was deployed since.
     match api.respond {
         Respond::Async => {
