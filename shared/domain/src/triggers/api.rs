@@ -165,6 +165,56 @@ impl Kind for ApiTrigger {
         })
     }
 
+    fn schema() -> serde_json::Value {
+        use crate::schema::{duration, object, props, text};
+        use serde_json::json;
+        object(
+            props(vec![
+                (
+                    "auth",
+                    json!({ "enum": ["token", "hmac", "jwt", "public"] }),
+                ),
+                ("token", text("a secret reference, with `auth: token`")),
+                (
+                    "hmac",
+                    object(
+                        props(vec![
+                            ("header", text("the header carrying the signature")),
+                            (
+                                "prefix",
+                                text("text before the signature, such as `sha256=`"),
+                            ),
+                            ("encoding", json!({ "enum": ["hex", "base64"] })),
+                            ("secret", text("a secret reference")),
+                            ("timestamp_header", json!({ "type": ["string", "null"] })),
+                            ("tolerance", duration("how old a timestamp may be")),
+                        ]),
+                        &[],
+                        true,
+                    ),
+                ),
+                (
+                    "jwt",
+                    object(
+                        props(vec![
+                            ("issuer", text("the token issuer")),
+                            ("audience", text("the expected audience")),
+                        ]),
+                        &[],
+                        false,
+                    ),
+                ),
+                ("respond", json!({ "enum": ["async", "sync"] })),
+                (
+                    "timeout",
+                    duration("how long a sync call waits for `flow.return`"),
+                ),
+            ]),
+            &[],
+            false,
+        )
+    }
+
     fn summary(&self) -> String {
         format!(
             "/api/flows/…/invoke, {} response",

@@ -116,11 +116,34 @@ impl Kind for DelegatedTrigger {
         })
     }
 
+    fn schema() -> serde_json::Value {
+        use crate::schema::{inputs_schema, object, props};
+        object(
+            props(vec![
+                ("inputs", inputs_schema()),
+                (
+                    "callers",
+                    serde_json::json!({ "type": "array", "items": { "type": "string" }, "description": "callers from idflow.yaml allowed to list and run it" }),
+                ),
+                ("report_to_request", serde_json::json!({})),
+            ]),
+            &[],
+            false,
+        )
+    }
+
     fn summary(&self) -> String {
         format!(
             "inputs: {}",
             self.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
         )
+    }
+
+    fn declared_inputs(&self) -> Option<Vec<String>> {
+        // Every delegated flow also takes the access request it was started from.
+        let mut keys: Vec<String> = self.inputs.keys().cloned().collect();
+        keys.push(crate::delegation::ACCESS_REQUEST_ID.to_owned());
+        Some(keys)
     }
 
     fn secrets(&self, _flow: &str, _config: &ProjectConfig) -> Vec<TriggerSecret> {

@@ -75,8 +75,30 @@ impl Kind for EventTrigger {
         })
     }
 
+    fn schema() -> serde_json::Value {
+        use crate::schema::{object, props, text};
+        object(
+            props(vec![
+                (
+                    "okta",
+                    serde_json::json!({ "type": "array", "items": { "type": "string" }, "description": "System Log event types" }),
+                ),
+                (
+                    "filter",
+                    text("a template over `event` and `delivery`; the run starts when it is true"),
+                ),
+            ]),
+            &["okta"],
+            false,
+        )
+    }
+
     fn summary(&self) -> String {
         self.okta.join(", ")
+    }
+
+    fn declared_inputs(&self) -> Option<Vec<String>> {
+        Some(vec!["event".into(), "delivery".into()])
     }
 
     fn secrets(&self, _flow: &str, config: &ProjectConfig) -> Vec<TriggerSecret> {

@@ -53,10 +53,20 @@ impl Kind for HelperTrigger {
         })
     }
 
+    fn schema() -> serde_json::Value {
+        use crate::schema::{inputs_schema, object, props};
+        object(props(vec![("inputs", inputs_schema())]), &[], false)
+    }
+
     fn summary(&self) -> String {
         format!(
             "inputs: {}",
             self.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
         )
+    }
+
+    fn declared_inputs(&self) -> Option<Vec<String>> {
+        // Helpers that declare no inputs are called with whatever their caller passes.
+        (!self.inputs.is_empty()).then(|| self.inputs.keys().cloned().collect())
     }
 }

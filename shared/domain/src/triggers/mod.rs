@@ -77,8 +77,17 @@ pub(crate) trait Kind: Sized {
     /// to the decoder's diagnostics; `None` when there was one.
     fn decode(decoder: &mut FlowDecoder<'_>, node: &Node, path: &str) -> Option<Self>;
 
+    /// The JSON Schema of these settings, for editors (`idflow schema`); described by the
+    /// schema with [`TriggerKind::description`].
+    fn schema() -> serde_json::Value;
+
     /// A one-line summary of these settings, as the console and the admin API show it.
     fn summary(&self) -> String;
+
+    /// See [`Trigger::declared_inputs`].
+    fn declared_inputs(&self) -> Option<Vec<String>> {
+        None
+    }
 
     /// The secrets this trigger's authentication needs for flow `flow` under `config`.
     fn secrets(&self, _flow: &str, _config: &ProjectConfig) -> Vec<TriggerSecret> {
@@ -143,6 +152,21 @@ macro_rules! kinds {
                     Trigger::Manual => manual::summary(),
                     $(Trigger::$variant(settings) => settings.summary(),)+
                 }
+            }
+
+            /// The input keys a run of this flow can have, when its trigger declares them: the
+            /// static checker refuses `input.<key>` reads of any other key.
+            pub fn declared_inputs(&self) -> Option<Vec<String>> {
+                match self {
+                    Trigger::Manual => None,
+                    $(Trigger::$variant(settings) => settings.declared_inputs(),)+
+                }
+            }
+
+            /// Every kind written `trigger: { <kind>: ... }` (all but manual) with the JSON
+            /// Schema of its settings, in [`Trigger::KINDS`] order.
+            pub(crate) fn settings_schemas() -> Vec<(&'static TriggerKind, serde_json::Value)> {
+                vec![$((&<$config as Kind>::KIND, <$config as Kind>::schema()),)+]
             }
 
             /// The secrets this trigger's authentication needs for flow `flow` under `config`.

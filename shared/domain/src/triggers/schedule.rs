@@ -36,6 +36,26 @@ impl Kind for ScheduleTrigger {
         decoder.schedule_trigger(node, path)
     }
 
+    fn schema() -> serde_json::Value {
+        use crate::schema::{object, props, text};
+        object(
+            props(vec![
+                (
+                    "cron",
+                    text("EventBridge cron expression, such as `0 8 * * ? *`"),
+                ),
+                ("rate", text("a rate, such as `15 minutes`")),
+                (
+                    "at",
+                    text("a one-time date and time, such as `2026-01-05T08:00:00`"),
+                ),
+                ("timezone", text("IANA time zone (default UTC)")),
+            ]),
+            &[],
+            false,
+        )
+    }
+
     fn summary(&self) -> String {
         match &self.timezone {
             Some(tz) => format!("{} ({tz})", self.expression),

@@ -36,6 +36,13 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/flows/{name}/invoke", false),
 ];
 
+/// This trigger's line of [`super::HTTP_TRIGGERS`].
+pub const TRIGGER: super::HttpTrigger = super::HttpTrigger {
+    surface: super::Surface::Api,
+    routes: ROUTES,
+    router,
+};
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/flows/{name}/invoke", get(invoke).post(invoke))

@@ -48,6 +48,13 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/delegated/flows/{name}/run", true),
 ];
 
+/// This trigger's line of [`super::HTTP_TRIGGERS`].
+pub const TRIGGER: super::HttpTrigger = super::HttpTrigger {
+    surface: super::Surface::Api,
+    routes: ROUTES,
+    router,
+};
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/delegated/flows", get(list))
