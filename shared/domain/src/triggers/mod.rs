@@ -20,12 +20,7 @@
 //! - [`helper`]: `trigger: { helper }`, started by another flow.
 //! - [`delegated`]: `trigger: { delegated }`, delegated callers such as OIG Access Requests.
 
-pub mod api;
-pub mod delegated;
-pub mod event;
-pub mod helper;
 pub mod manual;
-pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 
@@ -108,11 +103,16 @@ pub(crate) trait Kind: Sized {
     }
 }
 
-/// Generates the types and dispatch every trigger kind takes part in from the one list of kinds:
-/// `Variant(settings type, start record type)`, in the order [`Trigger::KINDS`] lists them after
-/// `manual`. The variant's lowercase name is the kind's name, as [`TriggerInfo`]'s serde tag.
+/// Generates the modules, types and dispatch every trigger kind takes part in from the one list of
+/// kinds: `module: Variant(settings type, start record type)`, in the order [`Trigger::KINDS`]
+/// lists them after `manual`. The variant's lowercase name is the kind's name, as
+/// [`TriggerInfo`]'s serde tag (a test checks they agree).
 macro_rules! kinds {
-    ($($(#[$doc:meta])* $variant:ident($config:ty, $start:ty),)+) => {
+    ($($(#[$doc:meta])* $module:ident: $variant:ident($config_name:ident, $start_name:ident),)+) => {
+        $(pub mod $module;)+
+        kinds!(@types $($(#[$doc])* $variant($module::$config_name, $module::$start_name),)+);
+    };
+    (@types $($(#[$doc:meta])* $variant:ident($config:ty, $start:ty),)+) => {
         /// What starts a run of a flow.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Trigger {
@@ -231,17 +231,30 @@ macro_rules! kinds {
     };
 }
 
+// The trigger kinds. A new kind is a module in this folder and its line here (and, when it
+// arrives over HTTP, its name in `http_trigger_kinds!` below and a module of the same name in
+// `web::triggers`).
 kinds! {
     /// EventBridge Scheduler expression with an optional IANA time zone.
-    Schedule(schedule::ScheduleTrigger, schedule::ScheduleStart),
+    schedule: Schedule(ScheduleTrigger, ScheduleStart),
     /// Okta event hook deliveries.
-    Event(event::EventTrigger, event::EventStart),
+    event: Event(EventTrigger, EventStart),
     /// `GET|POST /api/flows/{name}/invoke`.
-    Api(api::ApiTrigger, api::ApiStart),
+    api: Api(ApiTrigger, ApiStart),
     /// Called by another flow (`flow.call`, `for_each`, `map`, streams).
-    Helper(helper::HelperTrigger, helper::HelperStart),
+    helper: Helper(HelperTrigger, HelperStart),
     /// Run by delegated callers such as OIG Access Requests.
-    Delegated(delegated::DelegatedTrigger, delegated::DelegatedStart),
+    delegated: Delegated(DelegatedTrigger, DelegatedStart),
+}
+
+/// Calls `$callback! { kind, ... }` with the trigger kinds that arrive over HTTP. Each has a
+/// module of the same name in `web::triggers` (its HTTP entry), which that crate declares and
+/// registers from this list, so a kind listed here without one fails to build.
+#[macro_export]
+macro_rules! http_trigger_kinds {
+    ($callback:ident) => {
+        $callback! { api, delegated, event }
+    };
 }
 
 impl Trigger {

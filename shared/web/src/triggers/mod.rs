@@ -12,20 +12,35 @@
 //! - [`delegated`]: `trigger: { delegated }` flows, `/api/delegated/flows`.
 //! - [`event`]: `trigger: { event }` flows, Okta event hooks at `/hooks/okta`.
 //!
-//! A new HTTP trigger is a module here whose `TRIGGER` (its [`Surface`], the `ROUTES` it serves and
-//! its `router`) is one line of [`HTTP_TRIGGERS`]; the routers of every deployment and the route
-//! tables the deployment template is checked against are derived from that list.
+//! A new HTTP trigger is a module here named after its kind, exporting its `TRIGGER` (its
+//! [`Surface`], the `ROUTES` it serves and its `router`). The modules are declared, and
+//! [`HTTP_TRIGGERS`] listed, from the core's list of kinds that arrive over HTTP
+//! (`domain::http_trigger_kinds!`), so the module is the whole of a kind's HTTP side: the routers
+//! of every deployment and the route tables the deployment template is checked against derive
+//! from that list.
 
-pub mod api;
-pub mod delegated;
-pub mod event;
 #[cfg(test)]
 pub(crate) mod test_support;
 
 use crate::state::ApiState;
 
-/// Every trigger that arrives over HTTP: the one list the routers and route tables derive from.
-pub const HTTP_TRIGGERS: &[HttpTrigger] = &[api::TRIGGER, delegated::TRIGGER, event::TRIGGER];
+/// Declares the module of every kind that arrives over HTTP and lists their [`HttpTrigger`]s.
+macro_rules! http_triggers {
+    ($($kind:ident),+) => {
+        $(
+            pub mod $kind;
+            // The kind this module serves is one the core knows.
+            #[allow(unused_imports)]
+            use domain::triggers::$kind as _;
+        )+
+
+        /// Every trigger that arrives over HTTP: the one list the routers and route tables
+        /// derive from.
+        pub const HTTP_TRIGGERS: &[HttpTrigger] = &[$($kind::TRIGGER),+];
+    };
+}
+
+domain::http_trigger_kinds!(http_triggers);
 
 /// Which deployments serve an HTTP trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
