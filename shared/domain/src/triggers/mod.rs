@@ -110,9 +110,9 @@ pub(crate) trait Kind: Sized {
 macro_rules! kinds {
     ($($(#[$doc:meta])* $module:ident: $variant:ident($config_name:ident, $start_name:ident),)+) => {
         $(pub mod $module;)+
-        kinds!(@types $($(#[$doc])* $variant($module::$config_name, $module::$start_name),)+);
+        kinds!(@types $($(#[$doc])* $module: $variant($module::$config_name, $module::$start_name),)+);
     };
-    (@types $($(#[$doc:meta])* $variant:ident($config:ty, $start:ty),)+) => {
+    (@types $($(#[$doc:meta])* $module:ident: $variant:ident($config:ty, $start:ty),)+) => {
         /// What starts a run of a flow.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Trigger {
@@ -216,6 +216,13 @@ macro_rules! kinds {
                 )+
                 None
             }
+        }
+
+        /// Each listed kind as `(module, variant, kind name)`, for the test that checks they
+        /// agree (the variant's lowercase name is [`TriggerInfo`]'s serde tag).
+        #[cfg(test)]
+        fn listed_kinds() -> Vec<(&'static str, &'static str, &'static str)> {
+            vec![$((stringify!($module), stringify!($variant), <$config as Kind>::KIND.name),)+]
         }
 
         impl TriggerInfo {

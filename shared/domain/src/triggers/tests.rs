@@ -2,51 +2,51 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::api::{ApiAuth, ApiStart, ApiTrigger, Respond};
-use super::delegated::{DelegatedStart, DelegatedTrigger};
-use super::event::{EventStart, EventTrigger};
+use super::delegated::DelegatedStart;
+use super::event::EventStart;
 use super::helper::{HelperStart, HelperTrigger};
-use super::schedule::{ScheduleStart, ScheduleTrigger};
+use super::schedule::ScheduleStart;
 use super::*;
 
-/// Each trigger kind has one row, its name unique, and each variant's row is in the table the
-/// parser, the API schema and the console read.
+/// Each trigger kind has one row with a unique name, `manual` first, and every listed kind's
+/// module, variant (whose lowercase name is the run record's `kind` tag) and row name agree.
 #[test]
-fn every_trigger_kind_has_one_row_in_the_table() {
+fn every_trigger_kind_has_one_row_named_as_its_module_and_variant() {
     let names: std::collections::BTreeSet<_> = Trigger::KINDS.iter().map(|k| k.name).collect();
     assert_eq!(names.len(), Trigger::KINDS.len(), "kind names are unique");
-    let every = [
-        Trigger::Manual,
-        Trigger::Schedule(ScheduleTrigger {
-            expression: "rate(1 hour)".into(),
-            timezone: None,
-        }),
-        Trigger::Event(EventTrigger {
-            okta: vec![],
-            filter: None,
-        }),
-        Trigger::Api(ApiTrigger {
-            auth: ApiAuth::Public,
-            respond: Respond::Async,
-            timeout: Duration::from_secs(30),
-        }),
-        Trigger::Helper(HelperTrigger {
-            inputs: BTreeMap::new(),
-        }),
-        Trigger::Delegated(DelegatedTrigger {
-            inputs: BTreeMap::new(),
-            callers: vec![],
-            report_to_request: false,
-        }),
-    ];
-    assert_eq!(every.len(), Trigger::KINDS.len());
-    for trigger in &every {
-        assert!(
-            Trigger::KINDS.contains(trigger.info()),
-            "{} is in Trigger::KINDS",
-            trigger.kind()
-        );
-    }
     assert_eq!(Trigger::KINDS.first().map(|k| k.name), Some("manual"));
+    let listed = listed_kinds();
+    assert_eq!(listed.len() + 1, Trigger::KINDS.len());
+    for (module, variant, name) in listed {
+        assert_eq!(module, name, "module of kind `{name}`");
+        assert_eq!(variant.to_lowercase(), name, "variant of kind `{name}`");
+    }
+    let settings: Vec<_> = Trigger::settings_schemas()
+        .into_iter()
+        .map(|(kind, _)| kind.name)
+        .collect();
+    let written: Vec<_> = Trigger::KINDS.iter().skip(1).map(|k| k.name).collect();
+    assert_eq!(
+        settings, written,
+        "every kind but manual has its settings schema"
+    );
+}
+
+/// A trigger's row is the one its kind lists.
+#[test]
+fn a_trigger_knows_its_row() {
+    let api = Trigger::Api(ApiTrigger {
+        auth: ApiAuth::Public,
+        respond: Respond::Async,
+        timeout: Duration::from_secs(30),
+    });
+    assert_eq!(api.kind(), "api");
+    assert_eq!(Trigger::Manual.info(), &Trigger::KINDS[0]);
+    let helper = Trigger::Helper(HelperTrigger {
+        inputs: BTreeMap::new(),
+    });
+    assert_eq!(helper.summary(), "inputs: ");
+    assert!(Trigger::KINDS.contains(helper.info()));
 }
 
 /// What a run records about its start reads and writes exactly as stored runs and checkpoint
