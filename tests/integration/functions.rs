@@ -311,7 +311,9 @@ async fn an_api_invoke_event_runs_through_sqs_and_the_worker_into_dynamodb() {
     let run = stack.runs.get(run_id).await.unwrap().expect("the run");
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.flow, "provision-account");
-    assert!(matches!(run.trigger, TriggerInfo::Api(domain::run::ApiStart { ref method }) if method == "POST"));
+    assert!(
+        matches!(run.trigger, TriggerInfo::Api(domain::run::ApiStart { ref method }) if method == "POST")
+    );
     let steps = stack.runs.steps(run_id).await.unwrap();
     assert_eq!(steps.len(), 2);
     assert_eq!(
