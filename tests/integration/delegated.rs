@@ -223,9 +223,9 @@ async fn jwt_callers_are_verified_by_key_issuer_audience_expiry_and_subject() {
     assert_eq!(done.status.as_str(), "succeeded", "{:?}", done.error);
     assert_eq!(
         done.trigger,
-        domain::run::TriggerInfo::Delegated {
+        domain::run::TriggerInfo::Delegated(domain::run::DelegatedStart {
             caller: "access-requests".into()
-        }
+        })
     );
     assert_eq!(
         done.output.unwrap()["body"],
@@ -346,9 +346,9 @@ async fn static_token_callers_run_what_they_are_listed_for_and_get_403_otherwise
     assert_eq!(done.output.unwrap()["body"], "reset ada");
     assert_eq!(
         done.trigger,
-        domain::run::TriggerInfo::Delegated {
+        domain::run::TriggerInfo::Delegated(domain::run::DelegatedStart {
             caller: "ops-bot".into()
-        }
+        })
     );
 
     let (status, body) = run(&server, "badge-access", "auditor-secret-2", &badge_inputs()).await;

@@ -311,7 +311,9 @@ async fn an_api_invoke_event_runs_through_sqs_and_the_worker_into_dynamodb() {
     let run = stack.runs.get(run_id).await.unwrap().expect("the run");
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.flow, "provision-account");
-    assert!(matches!(run.trigger, TriggerInfo::Api { ref method } if method == "POST"));
+    assert!(
+        matches!(run.trigger, TriggerInfo::Api(domain::run::ApiStart { ref method }) if method == "POST")
+    );
     let steps = stack.runs.steps(run_id).await.unwrap();
     assert_eq!(steps.len(), 2);
     assert_eq!(
@@ -435,7 +437,7 @@ async fn the_event_hook_verifies_and_starts_one_run_per_event() {
     assert_eq!(page.runs[0].flow, "user-activated");
     assert!(matches!(
         &page.runs[0].trigger,
-        TriggerInfo::Event { event_uuid, event_type }
+        TriggerInfo::Event(domain::run::EventStart { event_uuid, event_type })
             if event_uuid == "9a7f2d50-a98c-11f1-8b6e-9b1c1d2e3f40" && event_type == "user.lifecycle.activate"
     ));
 }

@@ -724,7 +724,7 @@ async fn event_runs(
             .await
             .expect("list runs");
         for run in &page.runs {
-            if let TriggerInfo::Event { event_uuid, .. } = &run.trigger
+            if let TriggerInfo::Event(domain::run::EventStart { event_uuid, .. }) = &run.trigger
                 && event_uuid.starts_with(batch)
             {
                 found.insert((event_uuid.clone(), run.flow.clone()));

@@ -358,10 +358,10 @@ async fn events_start_runs_only_for_subscribed_flows_whose_filter_passes() {
     assert_eq!(run.input["delivery"]["data"], json!({}));
     assert_eq!(
         run.trigger,
-        domain::run::TriggerInfo::Event {
+        domain::run::TriggerInfo::Event(domain::run::EventStart {
             event_uuid: "add-nocode".into(),
             event_type: "group.user_membership.add".into()
-        }
+        })
     );
     assert_eq!(run.output.unwrap()["body"], "welcome admin@example.com");
     server.stop().await;

@@ -26,9 +26,9 @@ async fn rate_schedule_fires_once_per_interval_on_the_manual_clock() {
         let expected = start + chrono::Duration::seconds(60 * minute);
         assert_eq!(
             run.trigger,
-            domain::run::TriggerInfo::Schedule {
+            domain::run::TriggerInfo::Schedule(domain::run::ScheduleStart {
                 scheduled_for: expected
-            }
+            })
         );
     }
     assert_eq!(server.run_count().await, 3);
@@ -53,9 +53,9 @@ async fn cron_schedule_in_a_time_zone_fires_at_local_time() {
     let expected: DateTime<Utc> = "2026-03-02T07:00:00Z".parse().unwrap();
     assert_eq!(
         run.trigger,
-        domain::run::TriggerInfo::Schedule {
+        domain::run::TriggerInfo::Schedule(domain::run::ScheduleStart {
             scheduled_for: expected
-        }
+        })
     );
     server.stop().await;
 }

@@ -350,9 +350,9 @@ async fn a_sync_invoke_answers_from_its_own_process_with_no_worker_and_no_clock_
     let api = local.process("api", None);
     let flow = api.current_flow("sync-3").await.expect("flow");
     let input = json!({ "body": { "name": "Ada", "groups": ["eng", "ops"] } });
-    let trigger = TriggerInfo::Api {
+    let trigger = TriggerInfo::Api(domain::run::ApiStart {
         method: "POST".to_owned(),
-    };
+    });
     // Nobody consumes the queue and time stands still: only driving the steps here can answer.
     let (id, run) = within(
         "the sync invoke",
@@ -424,9 +424,9 @@ async fn a_sync_run_whose_invoker_stalls_is_answered_202_and_finished_by_a_worke
     let called = Arc::new(Notify::new());
     let api = local.process("api", Some(Arc::new(Stalled(called.clone()))));
     let flow = api.current_flow("sync-http").await.expect("flow");
-    let trigger = TriggerInfo::Api {
+    let trigger = TriggerInfo::Api(domain::run::ApiStart {
         method: "GET".to_owned(),
-    };
+    });
     let invoking = tokio::spawn({
         let api = api.clone();
         async move {

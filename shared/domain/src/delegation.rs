@@ -142,7 +142,7 @@ pub fn pending_report(
     output: Option<&Value>,
     error: Option<&RunError>,
 ) -> Option<PendingReport> {
-    if !matches!(run.trigger, TriggerInfo::Delegated { .. }) {
+    if !matches!(run.trigger, TriggerInfo::Delegated(_)) {
         return None;
     }
     let request = run

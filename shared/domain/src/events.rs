@@ -141,10 +141,10 @@ pub async fn accept(
             seen.insert((event.uuid.as_str(), subscriber.flow.as_str()));
             let key = format!("event:{}:{}", event.uuid, subscriber.flow);
             let input = json!({ "event": event.event, "delivery": delivery });
-            let trigger = TriggerInfo::Event {
+            let trigger = TriggerInfo::Event(crate::run::EventStart {
                 event_uuid: event.uuid.clone(),
                 event_type: event.event_type.clone(),
-            };
+            });
             let flow = subscriber.flow.clone();
             // The version whose filter passed is the version that runs.
             let compiled = subscriber.compiled.clone();

@@ -27,6 +27,8 @@
 //! - [`email`]: email messages and the [`email::EmailSender`] port.
 //! - [`tables`]: typed tables (`table.*` cards): schemas, the store port, CSV export and import.
 //! - [`run`]: runs and step records as stored and shown.
+//! - [`triggers`]: the trigger kinds, one module each: settings, flow-file reading, summaries,
+//!   secrets, flow-test input and what a run records about its start.
 //! - [`fuzzing`] (feature `fuzzing`, tests only): the property-test runner and generators of the fuzz
 //!   targets.
 //! - [`testing`] (feature `testing`, the CLI only): flow tests (`<flow>.test.yaml`): stubbed cards, a frozen clock, expectations, and
@@ -65,6 +67,7 @@ pub mod template;
 pub mod testing;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testkit;
+pub mod triggers;
 pub mod values;
 
 /// The unit tests count allocations like the binaries do, so render budgets are exercised.

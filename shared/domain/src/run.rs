@@ -123,47 +123,13 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
-/// What started a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum TriggerInfo {
-    Manual,
-    Schedule {
-        scheduled_for: DateTime<Utc>,
-    },
-    Event {
-        event_uuid: String,
-        event_type: String,
-    },
-    Api {
-        method: String,
-    },
-    Helper {
-        parent: RunId,
-        step: String,
-    },
-    Delegated {
-        caller: String,
-    },
-    /// A re-run of an earlier run, with that run's input.
-    Rerun {
-        of: RunId,
-    },
-}
-
-impl TriggerInfo {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TriggerInfo::Manual => "manual",
-            TriggerInfo::Schedule { .. } => "schedule",
-            TriggerInfo::Event { .. } => "event",
-            TriggerInfo::Api { .. } => "api",
-            TriggerInfo::Helper { .. } => "helper",
-            TriggerInfo::Delegated { .. } => "delegated",
-            TriggerInfo::Rerun { .. } => "rerun",
-        }
-    }
-}
+// What started a run is generated with the trigger kinds, one start record per kind.
+pub use crate::triggers::TriggerInfo;
+pub use crate::triggers::api::ApiStart;
+pub use crate::triggers::delegated::DelegatedStart;
+pub use crate::triggers::event::EventStart;
+pub use crate::triggers::helper::HelperStart;
+pub use crate::triggers::schedule::ScheduleStart;
 
 /// A run as stored: metadata, input, the engine's checkpoint and the outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

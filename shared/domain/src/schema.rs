@@ -96,7 +96,7 @@ fn or_template(schema: Value) -> Value {
     json!({ "anyOf": [schema, template_ref()] })
 }
 
-fn object(properties: Map<String, Value>, required: &[&str], open: bool) -> Value {
+pub(crate) fn object(properties: Map<String, Value>, required: &[&str], open: bool) -> Value {
     let mut schema = json!({ "type": "object", "properties": properties });
     if !required.is_empty() {
         schema["required"] = json!(required);
@@ -107,23 +107,23 @@ fn object(properties: Map<String, Value>, required: &[&str], open: bool) -> Valu
     schema
 }
 
-fn props(entries: Vec<(&str, Value)>) -> Map<String, Value> {
+pub(crate) fn props(entries: Vec<(&str, Value)>) -> Map<String, Value> {
     entries
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))
         .collect()
 }
 
-fn described(mut schema: Value, description: &str) -> Value {
+pub(crate) fn described(mut schema: Value, description: &str) -> Value {
     schema["description"] = json!(description);
     schema
 }
 
-fn text(description: &str) -> Value {
+pub(crate) fn text(description: &str) -> Value {
     json!({ "type": "string", "description": description })
 }
 
-fn duration(description: &str) -> Value {
+pub(crate) fn duration(description: &str) -> Value {
     json!({
         "type": ["string", "integer"],
         "description": format!("{description} (a duration such as `30s`, `5m`, `1h`)"),
@@ -186,7 +186,9 @@ fn card_with(card: &CardSpec) -> Value {
     schema
 }
 
-fn trigger_schema() -> Value {
+/// `inputs:` of the triggers that declare their inputs (helper, delegated): a type, or
+/// `{ type, required, description }`, by name.
+pub(crate) fn inputs_schema() -> Value {
     let input_type = json!({
         "enum": ["text", "number", "datetime", "boolean", "object", "list", "any"],
     });
@@ -200,81 +202,19 @@ fn trigger_schema() -> Value {
             ]), &["type"], false),
         ],
     });
-    let inputs = json!({
+    json!({
         "type": "object",
         "description": "the inputs, by name: a type or `{ type, required, description }`",
         "additionalProperties": input_decl,
-    });
-    let kinds: Vec<(&str, Value)> = Trigger::KINDS
-        .iter()
-        .filter(|kind| kind.name != "manual")
-        .map(|kind| {
-            let body = match kind.name {
-                "schedule" => object(
-                    props(vec![
-                        ("cron", text("EventBridge cron expression, such as `0 8 * * ? *`")),
-                        ("rate", text("a rate, such as `15 minutes`")),
-                        ("at", text("a one-time date and time, such as `2026-01-05T08:00:00`")),
-                        ("timezone", text("IANA time zone (default UTC)")),
-                    ]),
-                    &[],
-                    false,
-                ),
-                "event" => object(
-                    props(vec![
-                        (
-                            "okta",
-                            json!({ "type": "array", "items": { "type": "string" }, "description": "System Log event types" }),
-                        ),
-                        (
-                            "filter",
-                            text("a template over `event` and `delivery`; the run starts when it is true"),
-                        ),
-                    ]),
-                    &["okta"],
-                    false,
-                ),
-                "api" => object(
-                    props(vec![
-                        ("auth", json!({ "enum": ["token", "hmac", "jwt", "public"] })),
-                        ("token", text("a secret reference, with `auth: token`")),
-                        ("hmac", object(props(vec![
-                            ("header", text("the header carrying the signature")),
-                            ("prefix", text("text before the signature, such as `sha256=`")),
-                            ("encoding", json!({ "enum": ["hex", "base64"] })),
-                            ("secret", text("a secret reference")),
-                            ("timestamp_header", json!({ "type": ["string", "null"] })),
-                            ("tolerance", duration("how old a timestamp may be")),
-                        ]), &[], true)),
-                        ("jwt", object(props(vec![
-                            ("issuer", text("the token issuer")),
-                            ("audience", text("the expected audience")),
-                        ]), &[], false)),
-                        ("respond", json!({ "enum": ["async", "sync"] })),
-                        ("timeout", duration("how long a sync call waits for `flow.return`")),
-                    ]),
-                    &[],
-                    false,
-                ),
-                "helper" => object(props(vec![("inputs", inputs.clone())]), &[], false),
-                "delegated" => object(
-                    props(vec![
-                        ("inputs", inputs.clone()),
-                        (
-                            "callers",
-                            json!({ "type": "array", "items": { "type": "string" }, "description": "callers from idflow.yaml allowed to list and run it" }),
-                        ),
-                        ("report_to_request", json!({})),
-                    ]),
-                    &[],
-                    false,
-                ),
-                // A kind this schema does not know yet: any body, so the schema never rejects
-                // what the parser may accept.
-                _ => json!({}),
-            };
-            (kind.name, described(body, kind.description))
-        })
+    })
+}
+
+/// `trigger:`: `manual`, or one kind's settings, each described by its module
+/// ([`Trigger::settings_schemas`]).
+fn trigger_schema() -> Value {
+    let kinds: Vec<(&str, Value)> = Trigger::settings_schemas()
+        .into_iter()
+        .map(|(kind, body)| (kind.name, described(body, kind.description)))
         .collect();
     let mapping = json!({
         "type": "object",

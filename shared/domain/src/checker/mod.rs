@@ -514,18 +514,7 @@ impl Checker<'_> {
 
     /// The input keys a run of this flow can have, when its trigger declares them.
     fn declared_inputs(&self) -> Option<Vec<String>> {
-        match &self.flow.trigger {
-            Trigger::Helper(helper) if !helper.inputs.is_empty() => {
-                Some(helper.inputs.keys().cloned().collect())
-            }
-            Trigger::Delegated(delegated) => {
-                let mut keys: Vec<String> = delegated.inputs.keys().cloned().collect();
-                keys.push(crate::delegation::ACCESS_REQUEST_ID.to_owned());
-                Some(keys)
-            }
-            Trigger::Event(_) => Some(vec!["event".into(), "delivery".into()]),
-            _ => None,
-        }
+        self.flow.trigger.declared_inputs()
     }
 
     /// Warns about a read below a value whose shape is known and has no such field.

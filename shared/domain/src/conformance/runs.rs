@@ -91,10 +91,10 @@ pub async fn run_store_round_trips_every_field(store: &dyn RunStore) {
         id: RunId::new_at(at(0)),
         flow: "onboard-user".to_owned(),
         flow_version: "3f2a9c".to_owned(),
-        trigger: TriggerInfo::Event {
+        trigger: TriggerInfo::Event(crate::run::EventStart {
             event_uuid: "e-1".to_owned(),
             event_type: "user.lifecycle.create".to_owned(),
-        },
+        }),
         status: RunStatus::Waiting,
         input: json!({ "user": { "id": "00u1", "tags": ["a", 1, 2.5, true, null], "empty": {} }, "text": "é \"q\" \n" }),
         parent: Some(RunId::new_at(at(-10))),
@@ -132,23 +132,23 @@ pub async fn run_store_round_trips_every_trigger(store: &dyn RunStore) {
     let parent = RunId::new_at(at(-1));
     let triggers = [
         TriggerInfo::Manual,
-        TriggerInfo::Schedule {
+        TriggerInfo::Schedule(crate::run::ScheduleStart {
             scheduled_for: at(-60),
-        },
-        TriggerInfo::Event {
+        }),
+        TriggerInfo::Event(crate::run::EventStart {
             event_uuid: "uuid-1".to_owned(),
             event_type: "group.user_membership.add".to_owned(),
-        },
-        TriggerInfo::Api {
+        }),
+        TriggerInfo::Api(crate::run::ApiStart {
             method: "POST".to_owned(),
-        },
-        TriggerInfo::Helper {
+        }),
+        TriggerInfo::Helper(crate::run::HelperStart {
             parent,
             step: "each_user[3]".to_owned(),
-        },
-        TriggerInfo::Delegated {
+        }),
+        TriggerInfo::Delegated(crate::run::DelegatedStart {
             caller: "access-requests".to_owned(),
-        },
+        }),
         TriggerInfo::Rerun { of: parent },
     ];
     for (i, trigger) in triggers.into_iter().enumerate() {

@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use super::check::{
     Ctx, Fields, boolean, choice, duration, fields, flow_name_problem, identifier_problem, integer,
-    is_template, list, mapping, nonempty_text, number, one_of_message, secret, size, suggest,
-    template, text, unknown_key,
+    is_template, list, mapping, nonempty_text, number, one_of_message, size, suggest, template,
+    text, unknown_key,
 };
 use super::tree::{Node, NodeValue, index_path, key_path, preview};
 use crate::cards::{CardSpec, FieldSpec};
 use crate::model::{
-    ApiAuth, ApiTrigger, DelegatedInput, DelegatedTrigger, EventTrigger, Flow, FlowLimits,
-    HelperTrigger, HistoryMode, HmacAuth, InputType, Location, LoopBody, LoopStep, OnError,
-    Respond, RetryOn, RetryPolicy, ScheduleTrigger, SignatureEncoding, Step, StepKind, Trigger,
+    DelegatedInput, Flow, FlowLimits, HistoryMode, InputType, Location, LoopBody, LoopStep,
+    OnError, RetryOn, RetryPolicy, ScheduleTrigger, Step, StepKind, Trigger,
 };
 
 pub(crate) const TOP_KEYS: &[&str] = &[
@@ -105,9 +104,11 @@ pub(crate) fn decode_flow(
     (flow, decoder.facts)
 }
 
-struct FlowDecoder<'c> {
-    ctx: &'c mut Ctx,
-    facts: FlowFacts,
+/// Reads one flow file's tree; the trigger kinds' modules read their `trigger:` settings through it
+/// ([`crate::triggers`]), reporting to its diagnostics and facts.
+pub(crate) struct FlowDecoder<'c> {
+    pub(crate) ctx: &'c mut Ctx,
+    pub(crate) facts: FlowFacts,
     /// Step ids seen so far, across every nested list, with where each was first written.
     ids: HashMap<String, Location>,
 }
@@ -249,15 +250,11 @@ impl FlowDecoder<'_> {
         self.facts.trigger_kind = Some(first.key.clone());
         let path = trigger.path_of(&first.key);
         let body = &first.value;
-        match first.key.as_str() {
-            "schedule" => self.schedule(body, &path).map(Trigger::Schedule),
-            "event" => self.event(body, &path).map(Trigger::Event),
-            "api" => self.api(body, &path).map(Trigger::Api),
-            "helper" => self.helper(body, &path).map(Trigger::Helper),
-            "delegated" => self.delegated(body, &path).map(Trigger::Delegated),
+        match Trigger::decode(self, &first.key, body, &path) {
+            Some(trigger) => trigger,
             // A kind in `Trigger::KINDS` this parser cannot read yet: refuse it rather than guess.
-            other => {
-                let message = format!("trigger `{other}` cannot be written in flow files");
+            None => {
+                let message = format!("trigger `{}` cannot be written in flow files", first.key);
                 self.ctx.error(first.key_location, &path, message);
                 None
             }
@@ -336,299 +333,14 @@ impl FlowDecoder<'_> {
         })
     }
 
-    fn event(&mut self, node: &Node, path: &str) -> Option<EventTrigger> {
-        let event = fields(self.ctx, node, path, &["okta", "filter"])?;
-        let okta = event.required(self.ctx, "okta", "a list of System Log event types").and_then(|node| {
-            let okta_path = event.path_of("okta");
-            let items = list(self.ctx, node, &okta_path, "a list of System Log event types such as [user.lifecycle.create]")?;
-            if items.is_empty() {
-                self.ctx.error(node.location, &okta_path, "expected at least one System Log event type");
-                return None;
-            }
-            let mut types = Vec::new();
-            let mut ok = true;
-            for (index, item) in items.iter().enumerate() {
-                let item_path = index_path(&okta_path, index);
-                match nonempty_text(self.ctx, item, &item_path) {
-                    Some(kind) if is_event_type(&kind) => types.push(kind),
-                    Some(kind) => {
-                        let message = format!("`{}` is not a System Log event type such as `user.lifecycle.create`", preview(&kind));
-                        self.ctx.error(item.location, &item_path, message);
-                        ok = false;
-                    }
-                    None => ok = false,
-                }
-            }
-            ok.then_some(types)
-        });
-        let filter = match event.get("filter") {
-            None => Some(None),
-            Some(node) => template(
-                self.ctx,
-                node,
-                &event.path_of("filter"),
-                "{{ event.outcome.result == 'SUCCESS' }}",
-            )
-            .map(Some),
-        };
-        Some(EventTrigger {
-            okta: okta?,
-            filter: filter?,
-        })
+    /// Reads `trigger: { schedule: ... }` for [`crate::triggers::schedule`].
+    pub(crate) fn schedule_trigger(&mut self, node: &Node, path: &str) -> Option<ScheduleTrigger> {
+        self.schedule(node, path)
     }
 
-    fn api(&mut self, node: &Node, path: &str) -> Option<ApiTrigger> {
-        const AUTH: &[&str] = &["token", "hmac", "jwt", "public"];
-        let api = fields(
-            self.ctx,
-            node,
-            path,
-            &["auth", "token", "hmac", "jwt", "respond", "timeout"],
-        )?;
-        let auth_node = api.required(self.ctx, "auth", "one of token, hmac, jwt, public");
-        let auth_kind =
-            auth_node.and_then(|node| choice(self.ctx, node, &api.path_of("auth"), AUTH));
-        // Settings of one auth kind next to another kind are a mistake the user wants to hear about.
-        for kind in ["token", "hmac", "jwt"] {
-            if let (Some(entry), Some(auth)) = (api.entry(kind), auth_kind)
-                && auth != kind
-            {
-                let message = format!(
-                    "`{kind}` applies to `auth: {kind}`, and this endpoint has `auth: {auth}`"
-                );
-                self.ctx
-                    .error(entry.key_location, &api.path_of(kind), message);
-            }
-        }
-        let auth = match auth_kind? {
-            "token" => {
-                let token = match api.get("token") {
-                    None => {
-                        if let Some(node) = auth_node {
-                            self.facts.config_token =
-                                Some(Reference { name: String::new(), location: node.location, path: api.path_of("auth") });
-                        }
-                        Some(None)
-                    }
-                    Some(node) => secret(self.ctx, node, &api.path_of("token")).map(Some),
-                };
-                token.map(|token| ApiAuth::Token { token })
-            }
-            "hmac" => api
-                .required(self.ctx, "hmac", "the signature settings: header, secret, ...")
-                .and_then(|node| self.hmac(node, &api.path_of("hmac")))
-                .map(ApiAuth::Hmac),
-            "jwt" => api.required(self.ctx, "jwt", "issuer and audience").and_then(|node| {
-                let jwt = fields(self.ctx, node, &api.path_of("jwt"), &["issuer", "audience"])?;
-                let issuer = jwt.required(self.ctx, "issuer", "the token issuer URL").and_then(|node| {
-                    let issuer_path = jwt.path_of("issuer");
-                    let issuer = nonempty_text(self.ctx, node, &issuer_path)?;
-                    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-                        let message = format!("expected an issuer URL such as https://example.okta.com/oauth2/default, got `{}`", preview(&issuer));
-                        self.ctx.error(node.location, &issuer_path, message);
-                        return None;
-                    }
-                    Some(issuer)
-                });
-                let audience = jwt
-                    .required(self.ctx, "audience", "the expected `aud` claim")
-                    .and_then(|node| nonempty_text(self.ctx, node, &jwt.path_of("audience")));
-                Some(ApiAuth::Jwt { issuer: issuer?, audience: audience? })
-            }),
-            _ => Some(ApiAuth::Public),
-        };
-        let respond = match api.get("respond") {
-            None => Some(Respond::Async),
-            Some(node) => {
-                choice(self.ctx, node, &api.path_of("respond"), &["async", "sync"]).map(|r| {
-                    if r == "sync" {
-                        Respond::Sync
-                    } else {
-                        Respond::Async
-                    }
-                })
-            }
-        };
-        let timeout = match api.get("timeout") {
-            None => Some(Duration::from_secs(30)),
-            Some(node) => duration(
-                self.ctx,
-                node,
-                &api.path_of("timeout"),
-                Duration::from_secs(1),
-                Some(Duration::from_secs(900)),
-            ),
-        };
-        Some(ApiTrigger {
-            auth: auth?,
-            respond: respond?,
-            timeout: timeout?,
-        })
-    }
-
-    fn hmac(&mut self, node: &Node, path: &str) -> Option<HmacAuth> {
-        let hmac = fields(
-            self.ctx,
-            node,
-            path,
-            &[
-                "header",
-                "prefix",
-                "encoding",
-                "secret",
-                "timestamp_header",
-                "tolerance",
-            ],
-        )?;
-        let header = hmac
-            .required(self.ctx, "header", "the header that carries the signature")
-            .and_then(|node| header_name(self.ctx, node, &hmac.path_of("header")));
-        let prefix = match hmac.get("prefix") {
-            None => Some(String::new()),
-            Some(node) => text(self.ctx, node, &hmac.path_of("prefix")),
-        };
-        let encoding = match hmac.get("encoding") {
-            None => Some(SignatureEncoding::Hex),
-            Some(node) => choice(
-                self.ctx,
-                node,
-                &hmac.path_of("encoding"),
-                &["hex", "base64"],
-            )
-            .map(|e| {
-                if e == "base64" {
-                    SignatureEncoding::Base64
-                } else {
-                    SignatureEncoding::Hex
-                }
-            }),
-        };
-        let secret = hmac
-            .required(
-                self.ctx,
-                "secret",
-                "a secret reference such as `env:WEBHOOK_SECRET`",
-            )
-            .and_then(|node| secret(self.ctx, node, &hmac.path_of("secret")));
-        let timestamp_header = match hmac.get("timestamp_header") {
-            None => Some(None),
-            Some(node) => header_name(self.ctx, node, &hmac.path_of("timestamp_header")).map(Some),
-        };
-        let tolerance = match hmac.get("tolerance") {
-            None => Some(Duration::from_secs(300)),
-            Some(node) => duration(
-                self.ctx,
-                node,
-                &hmac.path_of("tolerance"),
-                Duration::from_secs(1),
-                Some(Duration::from_secs(86_400)),
-            ),
-        };
-        Some(HmacAuth {
-            header: header?,
-            prefix: prefix?,
-            encoding: encoding?,
-            secret: secret?,
-            timestamp_header: timestamp_header?,
-            tolerance: tolerance?,
-        })
-    }
-
-    fn helper(&mut self, node: &Node, path: &str) -> Option<HelperTrigger> {
-        if node.value == NodeValue::Null {
-            return Some(HelperTrigger {
-                inputs: BTreeMap::new(),
-            });
-        }
-        let helper = fields(self.ctx, node, path, &["inputs"])?;
-        let Some(inputs_node) = helper.get("inputs") else {
-            return Some(HelperTrigger {
-                inputs: BTreeMap::new(),
-            });
-        };
-        let decoded = self.inputs(inputs_node, &helper.path_of("inputs"), false)?;
-        Some(HelperTrigger {
-            inputs: decoded
-                .into_iter()
-                .map(|(name, input)| (name, input.kind))
-                .collect(),
-        })
-    }
-
-    fn delegated(&mut self, node: &Node, path: &str) -> Option<DelegatedTrigger> {
-        let delegated = fields(
-            self.ctx,
-            node,
-            path,
-            &["inputs", "callers", "report_to_request"],
-        )?;
-        let inputs = match delegated.get("inputs") {
-            None => Some(BTreeMap::new()),
-            Some(node) => self.inputs(node, &delegated.path_of("inputs"), true),
-        };
-        let callers = delegated
-            .required(
-                self.ctx,
-                "callers",
-                "a list of caller names from idflow.yaml",
-            )
-            .and_then(|node| {
-                let callers_path = delegated.path_of("callers");
-                let items = list(
-                    self.ctx,
-                    node,
-                    &callers_path,
-                    "a list of caller names from idflow.yaml",
-                )?;
-                if items.is_empty() {
-                    self.ctx
-                        .error(node.location, &callers_path, "expected at least one caller");
-                    return None;
-                }
-                let mut callers = Vec::new();
-                let mut ok = true;
-                for (index, item) in items.iter().enumerate() {
-                    let item_path = index_path(&callers_path, index);
-                    match nonempty_text(self.ctx, item, &item_path) {
-                        Some(name) => {
-                            self.facts.callers.push(Reference {
-                                name: name.clone(),
-                                location: item.location,
-                                path: item_path,
-                            });
-                            callers.push(name);
-                        }
-                        None => ok = false,
-                    }
-                }
-                ok.then_some(callers)
-            });
-        let report_to_request = match delegated.get("report_to_request") {
-            None => Some(false),
-            Some(node) => boolean(self.ctx, node, &delegated.path_of("report_to_request")),
-        };
-        if let (Some(true), Some(inputs), Some(entry)) = (
-            report_to_request,
-            &inputs,
-            delegated.entry("report_to_request"),
-        ) && !inputs.contains_key("accessRequestId")
-        {
-            let message = "`report_to_request` posts to the request named by the `accessRequestId` input; declare it under `inputs`";
-            self.ctx.error(
-                entry.value.location,
-                &delegated.path_of("report_to_request"),
-                message,
-            );
-        }
-        Some(DelegatedTrigger {
-            inputs: inputs?,
-            callers: callers?,
-            report_to_request: report_to_request?,
-        })
-    }
-
-    /// `name: type` or `name: { type, required, description }`.
-    fn inputs(
+    /// `name: type` or `name: { type, required, description }`: the inputs a helper or delegated
+    /// trigger declares (`scalar_only` for delegated ones).
+    pub(crate) fn inputs(
         &mut self,
         node: &Node,
         path: &str,
@@ -1378,35 +1090,4 @@ fn retry_on(node: &Node) -> Result<RetryOn, String> {
             node,
         )),
     }
-}
-
-/// An HTTP header name (letters, digits, `-`, `_`).
-fn header_name(ctx: &mut Ctx, node: &Node, path: &str) -> Option<String> {
-    let name = nonempty_text(ctx, node, path)?;
-    if name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        Some(name)
-    } else {
-        ctx.error(
-            node.location,
-            path,
-            format!(
-                "`{}` is not a header name: use letters, digits and `-`",
-                preview(&name)
-            ),
-        );
-        None
-    }
-}
-
-/// System Log event types look like `group.user_membership.add`.
-fn is_event_type(text: &str) -> bool {
-    text.contains('.')
-        && !text.starts_with('.')
-        && !text.ends_with('.')
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
 }

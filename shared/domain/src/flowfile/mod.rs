@@ -20,11 +20,11 @@ use crate::diag::Diagnostic;
 use crate::engine::CompiledFlow;
 use crate::model::{Flow, Location, ProjectConfig};
 
-mod check;
-mod flow;
+pub(crate) mod check;
+pub(crate) mod flow;
 mod project;
 mod secrets;
-mod tree;
+pub(crate) mod tree;
 
 #[cfg(test)]
 mod fuzz;

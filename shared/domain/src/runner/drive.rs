@@ -534,10 +534,10 @@ impl ChildRuns<RunnerError> for QueuedChildren<'_> {
     ) -> Result<Option<Result<Value, RunError>>, RunnerError> {
         // One helper run per parent and effect, however often the effect is issued again.
         let key = format!("child:{}:{effect}", self.parent.id);
-        let trigger = TriggerInfo::Helper {
+        let trigger = TriggerInfo::Helper(crate::run::HelperStart {
             parent: self.parent.id,
             step: step.to_owned(),
-        };
+        });
         let (child, created) = self
             .runtime
             .start_compiled(helper, input, trigger, Some(&key), Some(self.parent))
@@ -561,10 +561,10 @@ impl ChildRuns<RunnerError> for QueuedChildren<'_> {
         // its starter in its trigger but has no parent, so its end wakes nobody (the starter may
         // have ended long before).
         let key = format!("child:{}:{effect}", self.parent.id);
-        let trigger = TriggerInfo::Helper {
+        let trigger = TriggerInfo::Helper(crate::run::HelperStart {
             parent: self.parent.id,
             step: step.to_owned(),
-        };
+        });
         let (child, _) = self
             .runtime
             .start_compiled(helper, input, trigger, Some(&key), None)

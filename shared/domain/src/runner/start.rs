@@ -267,7 +267,7 @@ pub async fn start_scheduled_run(
     scheduled_for: DateTime<Utc>,
 ) -> Result<(crate::run::RunId, crate::ports::Created), RunnerError> {
     let key = scheduled_run_key(flow, scheduled_for);
-    let trigger = crate::run::TriggerInfo::Schedule { scheduled_for };
+    let trigger = crate::run::TriggerInfo::Schedule(crate::run::ScheduleStart { scheduled_for });
     let input = serde_json::json!({ "scheduled_for": scheduled_for.to_rfc3339() });
     runtime.start_run(flow, input, trigger, Some(&key)).await
 }

@@ -36,6 +36,13 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/flows/{name}/invoke", false),
 ];
 
+/// This trigger's line of [`super::HTTP_TRIGGERS`].
+pub const TRIGGER: super::HttpTrigger = super::HttpTrigger {
+    surface: super::Surface::Api,
+    routes: ROUTES,
+    router,
+};
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/flows/{name}/invoke", get(invoke).post(invoke))
@@ -129,9 +136,9 @@ async fn invoke(
         // `auth: jwt`: the verified token's claims say who called.
         input["claims"] = claims;
     }
-    let trigger = TriggerInfo::Api {
+    let trigger = TriggerInfo::Api(domain::run::ApiStart {
         method: method.as_str().to_owned(),
-    };
+    });
     // The run is of the version that authenticated the caller, whatever was deployed since.
     match api.respond {
         Respond::Async => {

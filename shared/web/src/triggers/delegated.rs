@@ -48,6 +48,13 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/delegated/flows/{name}/run", true),
 ];
 
+/// This trigger's line of [`super::HTTP_TRIGGERS`].
+pub const TRIGGER: super::HttpTrigger = super::HttpTrigger {
+    surface: super::Surface::Api,
+    routes: ROUTES,
+    router,
+};
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/delegated/flows", get(list))
@@ -285,9 +292,9 @@ async fn run(
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty())
         .map(|k| format!("delegated:{name}:{caller}:{k}"));
-    let trigger_info = TriggerInfo::Delegated {
+    let trigger_info = TriggerInfo::Delegated(domain::run::DelegatedStart {
         caller: caller.to_owned(),
-    };
+    });
     // The run is of the version whose `callers` admitted the caller.
     let (run_id, _) = runtime
         .start_flow(&flow, input, trigger_info, dedupe.as_deref())

@@ -42,6 +42,13 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/hooks/okta", false),
 ];
 
+/// This trigger's line of [`super::HTTP_TRIGGERS`].
+pub const TRIGGER: super::HttpTrigger = super::HttpTrigger {
+    surface: super::Surface::Hooks,
+    routes: ROUTES,
+    router,
+};
+
 pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/hooks/okta", get(verify).post(deliver))

@@ -12,39 +12,97 @@
 //! - [`delegated`]: `trigger: { delegated }` flows, `/api/delegated/flows`.
 //! - [`event`]: `trigger: { event }` flows, Okta event hooks at `/hooks/okta`.
 //!
-//! A new HTTP trigger is a module here (its `router` and the `ROUTES` it serves) and one line in
-//! [`api_routes`] or [`hook_routes`] and their route tables.
+//! A new HTTP trigger is a module here named after its kind, exporting its `TRIGGER` (its
+//! [`Surface`], the `ROUTES` it serves and its `router`). The modules are declared, and
+//! [`HTTP_TRIGGERS`] listed, from the core's list of kinds that arrive over HTTP
+//! (`domain::http_trigger_kinds!`), so the module is the whole of a kind's HTTP side: the routers
+//! of every deployment and the route tables the deployment template is checked against derive
+//! from that list.
 
-pub mod api;
-pub mod delegated;
-pub mod event;
 #[cfg(test)]
 pub(crate) mod test_support;
 
 use crate::state::ApiState;
 
+/// Declares the module of every kind that arrives over HTTP and lists their [`HttpTrigger`]s.
+macro_rules! http_triggers {
+    ($($kind:ident),+) => {
+        $(
+            pub mod $kind;
+            // The kind this module serves is one the core knows.
+            #[allow(unused_imports)]
+            use domain::triggers::$kind as _;
+        )+
+
+        /// Every trigger that arrives over HTTP: the one list the routers and route tables
+        /// derive from.
+        pub const HTTP_TRIGGERS: &[HttpTrigger] = &[$($kind::TRIGGER),+];
+    };
+}
+
+domain::http_trigger_kinds!(http_triggers);
+
+/// Which deployments serve an HTTP trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Reached by callers of idflow's API: served by `idflow serve` and the `api` Lambda.
+    Api,
+    /// Pushed to by outside services (Okta event hooks): served by `idflow serve` and the
+    /// `event-hook` Lambda.
+    Hooks,
+}
+
+/// One trigger that arrives over HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTrigger {
+    /// The deployments that serve it.
+    pub surface: Surface,
+    /// The routes [`HttpTrigger::router`] serves, as `(method, path, behind the admin JWT
+    /// authorizer)`: what the deployment template must route to the surface's Lambda.
+    pub routes: &'static [(&'static str, &'static str, bool)],
+    /// Its handlers: decode → authenticate → build input → start.
+    pub router: fn(ApiState) -> axum::Router,
+}
+
+/// The routers of the triggers served on `surface`, merged.
+fn routes_of(surface: Surface, state: ApiState) -> axum::Router {
+    HTTP_TRIGGERS
+        .iter()
+        .filter(|trigger| trigger.surface == surface)
+        .fold(axum::Router::new(), |router, trigger| {
+            router.merge((trigger.router)(state.clone()))
+        })
+}
+
+/// The routes of the triggers served on `surface`.
+fn route_table_of(surface: Surface) -> Vec<(&'static str, &'static str, bool)> {
+    HTTP_TRIGGERS
+        .iter()
+        .filter(|trigger| trigger.surface == surface)
+        .flat_map(|trigger| trigger.routes.iter().copied())
+        .collect()
+}
+
 /// The triggers callers reach through the API: API endpoint flows and delegated flows (served by
 /// `idflow serve` and the `api` Lambda).
 pub fn api_routes(state: ApiState) -> axum::Router {
-    axum::Router::new()
-        .merge(api::router(state.clone()))
-        .merge(delegated::router(state))
+    routes_of(Surface::Api, state)
 }
 
 /// The routes [`api_routes`] serves, as `(method, path, behind the admin JWT authorizer)`.
 pub fn api_route_table() -> Vec<(&'static str, &'static str, bool)> {
-    [api::ROUTES, delegated::ROUTES].concat()
+    route_table_of(Surface::Api)
 }
 
 /// The routes [`hook_routes`] serves, as `(method, path, behind the admin JWT authorizer)`.
 pub fn hook_route_table() -> Vec<(&'static str, &'static str, bool)> {
-    event::ROUTES.to_vec()
+    route_table_of(Surface::Hooks)
 }
 
 /// The triggers outside services push to: Okta event hooks (served by `idflow serve` and the
 /// `event-hook` Lambda).
 pub fn hook_routes(state: ApiState) -> axum::Router {
-    event::router(state)
+    routes_of(Surface::Hooks, state)
 }
 
 #[cfg(test)]
