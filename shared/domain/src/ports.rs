@@ -198,6 +198,23 @@ pub trait RunStore: Send + Sync {
     /// [`ParkOutcome::Notified`] tells the worker to look again instead of parking. Fenced like
     /// [`RunStore::checkpoint`].
     async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError>;
+    /// Writes a checkpoint that ends the run (see [`RunStore::checkpoint`]) and, in the same write,
+    /// deletes the queue message held under `receipt`: the delivery that drove the run, or the
+    /// fallback message of a run created by [`RunIntake::enqueue_claimed`]. Returns whether the
+    /// message was deleted; the checkpoint stands either way (a receipt that no longer matches,
+    /// because the message was received again, leaves the message to its new holder).
+    ///
+    /// The default writes the checkpoint alone and answers `false`: the caller deletes the message
+    /// through the queue as before. An adapter that keeps runs and queue in one database saves a
+    /// write per run.
+    async fn checkpoint_settling(
+        &self,
+        checkpoint: &Checkpoint,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        let _ = receipt;
+        self.checkpoint(checkpoint).await.map(|()| false)
+    }
 }
 
 /// Result of [`RunStore::notify`].
@@ -236,6 +253,36 @@ pub trait RunIntake: Send + Sync {
         dedupe_key: Option<&str>,
         delay: Duration,
     ) -> Result<Created, StoreError>;
+
+    /// Durably accepts a run that the caller drives itself (a sync invoke), in one write: the run
+    /// is created already claimed by `owner` until `now + lease` (status `running`, started at
+    /// `now`), and its fallback message is sent hidden for `delay`, so that a worker takes over
+    /// from the last checkpoint if the caller dies. Returns the run as stored and the fallback
+    /// message's receipt, with which [`RunStore::checkpoint_settling`] deletes the message in the
+    /// write that ends the run.
+    ///
+    /// `None` (the default) when the adapter cannot do it in one write: nothing was written, and
+    /// the caller uses [`RunIntake::enqueue`] and claims the run.
+    async fn enqueue_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        delay: Duration,
+    ) -> Result<Option<ClaimedRun>, StoreError> {
+        let _ = (run, owner, now, lease, delay);
+        Ok(None)
+    }
+}
+
+/// A run created already claimed ([`RunIntake::enqueue_claimed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    /// The run as stored: `running`, leased by the caller.
+    pub run: Run,
+    /// The receipt of the run's fallback message, for [`RunStore::checkpoint_settling`].
+    pub receipt: String,
 }
 
 /// [`RunIntake`] as `create` then `send`. A crash between the two leaves a queued run without a
