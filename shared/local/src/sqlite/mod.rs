@@ -459,7 +459,7 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Measured under bench/load.sh: with SQLite's 2 MiB default cache the writer re-reads index pages
     // through read(2) on every commit; 64 MiB of cache and a memory map keep the hot pages resident.
-    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "cache_size", -2_000)?;
     conn.pragma_update(None, "mmap_size", 268_435_456)?;
     // Every query of the adapters is a fixed text (list queries have a few variants), so a modest cache
     // holds them all and nothing is parsed twice.
