@@ -36,8 +36,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use domain::ports::{
-    Checkpoint, ClaimedRun, Created, Delivery, Notified, ParkOutcome, QueueError, QueueMessage,
-    RunIntake, RunQueue, RunStore, StoreError,
+    Checkpoint, ClaimedRun, Created, Notified, ParkOutcome, RunIntake, RunStore, StoreError,
 };
 use domain::run::{Run, RunId, RunPage, RunQuery, RunStatus, StepRecord};
 use domain::runner::Runtime;
@@ -67,11 +66,9 @@ pub struct Metrics {
     dead_letters: Gauge,
     rate_limit_waits: Family<Labels, Counter>,
     rate_limit_seconds: Counter<f64, AtomicU64>,
-    /// The labels of runs claimed outside [`MeteredRunStore::claim`]: created already claimed
-    /// ([`RunIntake::enqueue_claimed`], sync invokes) or claimed by the receive of their message
-    /// ([`RunQueue::receive_claiming`]), until [`MeteredRunStore`] sees their lease released, so
-    /// their end is counted without reading them back.
-    claimed_elsewhere: Mutex<HashMap<RunId, Labels>>,
+    /// The labels of runs created already claimed ([`RunIntake::enqueue_claimed`]: sync invokes),
+    /// until [`MeteredRunStore`] sees them end, so their end is counted without reading them back.
+    claimed_at_intake: Mutex<HashMap<RunId, Labels>>,
 }
 
 impl Default for Metrics {
@@ -151,7 +148,7 @@ impl Metrics {
             dead_letters,
             rate_limit_waits,
             rate_limit_seconds,
-            claimed_elsewhere: Mutex::new(HashMap::new()),
+            claimed_at_intake: Mutex::new(HashMap::new()),
         }
     }
 
@@ -304,78 +301,12 @@ impl RunIntake for MeteredIntake {
             self.metrics.run_created(&claimed.run);
             let mut adopted = self
                 .metrics
-                .claimed_elsewhere
+                .claimed_at_intake
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             adopted.insert(claimed.run.id, Metrics::run_labels(&claimed.run));
         }
         Ok(claimed)
-    }
-}
-
-/// Notes the labels of the runs that the wrapped queue's receives claim, for
-/// [`MeteredRunStore`]; everything else goes straight through.
-pub struct MeteredQueue {
-    pub inner: Arc<dyn RunQueue>,
-    pub metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl RunQueue for MeteredQueue {
-    async fn send(
-        &self,
-        message: &QueueMessage,
-        delay: std::time::Duration,
-    ) -> Result<(), QueueError> {
-        self.inner.send(message, delay).await
-    }
-
-    async fn receive(
-        &self,
-        max: u32,
-        visibility: std::time::Duration,
-        wait: std::time::Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.inner.receive(max, visibility, wait).await
-    }
-
-    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
-        self.inner.delete(receipt).await
-    }
-
-    async fn change_visibility(
-        &self,
-        receipt: &str,
-        visibility: std::time::Duration,
-    ) -> Result<(), QueueError> {
-        self.inner.change_visibility(receipt, visibility).await
-    }
-
-    async fn dead_letters(&self, max: u32) -> Result<Vec<QueueMessage>, QueueError> {
-        self.inner.dead_letters(max).await
-    }
-
-    async fn receive_claiming(
-        &self,
-        max: u32,
-        visibility: std::time::Duration,
-        wait: std::time::Duration,
-        owner: &str,
-        lease: std::time::Duration,
-    ) -> Result<Vec<(Delivery, Option<Run>)>, QueueError> {
-        let received = self
-            .inner
-            .receive_claiming(max, visibility, wait, owner, lease)
-            .await?;
-        let mut claimed = self
-            .metrics
-            .claimed_elsewhere
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for run in received.iter().filter_map(|(_, run)| run.as_ref()) {
-            claimed.insert(run.id, Metrics::run_labels(run));
-        }
-        Ok(received)
     }
 }
 
@@ -404,7 +335,7 @@ impl MeteredRunStore {
         claimed.remove(&id).or_else(|| {
             let mut adopted = self
                 .metrics
-                .claimed_elsewhere
+                .claimed_at_intake
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             adopted.remove(&id)

@@ -248,12 +248,6 @@ impl Server {
             });
         let runs: Arc<dyn domain::ports::RunStore> =
             Arc::new(crate::metrics::MeteredRunStore::new(runs, metrics.clone()));
-        // The worker's receives claim their runs; the labels go to the metered run store.
-        let metered_queue: Arc<dyn domain::ports::RunQueue> =
-            Arc::new(crate::metrics::MeteredQueue {
-                inner: queue.clone(),
-                metrics: metrics.clone(),
-            });
         let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(options.flows_dir.clone()));
 
         let project = flowfile::load_dir(&options.flows_dir);
@@ -262,7 +256,7 @@ impl Server {
             Runtime::new(
                 flows,
                 runs,
-                metered_queue,
+                queue.clone(),
                 clock.clone(),
                 secrets.clone(),
                 project.config.clone(),

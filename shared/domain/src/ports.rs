@@ -353,25 +353,6 @@ pub trait RunQueue: Send + Sync {
     ) -> Result<(), QueueError>;
     /// Messages in the dead-letter queue, oldest first.
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueueMessage>, QueueError>;
-    /// Receives like [`RunQueue::receive`] and, where the adapter keeps the runs in the same
-    /// database, claims each delivered message's run for `owner` in the same write, as
-    /// [`RunStore::claim`] would at the same instant (lease `lease`). Each delivery comes with the
-    /// run as claimed, or `None` when it was not claimed here: the caller claims it as usual (a
-    /// run leased by another owner, ended or unknown is never claimed here).
-    ///
-    /// The default receives and claims nothing.
-    async fn receive_claiming(
-        &self,
-        max: u32,
-        visibility: Duration,
-        wait: Duration,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<Vec<(Delivery, Option<Run>)>, QueueError> {
-        let _ = (owner, lease);
-        let deliveries = self.receive(max, visibility, wait).await?;
-        Ok(deliveries.into_iter().map(|d| (d, None)).collect())
-    }
 }
 
 /// Wakes parked runs at a time further away than a queue delay reaches (SQS: 15 minutes).

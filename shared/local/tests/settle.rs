@@ -218,7 +218,7 @@ async fn a_sync_run_created_claimed_is_finished_by_a_worker_when_its_invoker_die
     assert_eq!(fallback.len(), 1, "the fallback message comes due");
     assert_eq!(fallback[0].message.run_id, id);
     let worker = deployment.process("worker", Some(Arc::new(Answers)));
-    let (disposition, settled) = worker.process_claimed(&fallback[0], None).await;
+    let (disposition, settled) = worker.process_settling(&fallback[0]).await;
     assert_eq!(disposition, Disposition::Done);
     assert!(settled, "the worker's end of the run deleted the message");
     let run = worker.run(id).await.expect("read").expect("run");
@@ -251,7 +251,7 @@ async fn a_worker_ending_a_run_deletes_its_delivery_in_the_same_write() {
     assert_eq!(deliveries.len(), 1);
     let worker = deployment.process("worker", None);
     assert_eq!(
-        worker.process_claimed(&deliveries[0], None).await,
+        worker.process_settling(&deliveries[0]).await,
         (Disposition::Done, true)
     );
     let run = worker.run(id).await.expect("read").expect("run");
@@ -316,55 +316,4 @@ async fn a_checkpoint_whose_receipt_was_superseded_is_written_and_leaves_the_mes
         .delete(&received[0].receipt)
         .await
         .expect("the worker's receipt still deletes it");
-}
-
-#[tokio::test]
-async fn a_receive_claims_the_runs_of_its_messages_unless_another_owner_holds_them() {
-    let deployment = Deployment::new().await;
-    let starter = deployment.process("api", None);
-    let (id, _) = starter
-        .start_run(
-            "sync-3",
-            json!({ "body": { "name": "Ada", "groups": ["eng"] } }),
-            api(),
-            None,
-        )
-        .await
-        .expect("start");
-    let received = deployment
-        .queue
-        .receive_claiming(10, LEASE, Duration::ZERO, "worker-a", LEASE)
-        .await
-        .expect("receive");
-    assert_eq!(received.len(), 1);
-    let (delivery, claimed) = &received[0];
-    let claimed = claimed.clone().expect("the receive claimed the run");
-    assert_eq!(claimed.id, id);
-    assert_eq!(claimed.status, RunStatus::Running);
-    assert_eq!(claimed.started_at, Some(t0()));
-
-    // While worker A holds the lease, a redelivery to worker B claims nothing.
-    deployment
-        .queue
-        .change_visibility(&delivery.receipt, Duration::ZERO)
-        .await
-        .expect("visible again");
-    let again = deployment
-        .queue
-        .receive_claiming(10, LEASE, Duration::ZERO, "worker-b", LEASE)
-        .await
-        .expect("receive");
-    assert_eq!(again.len(), 1);
-    assert!(again[0].1.is_none(), "leased by worker A: not claimed");
-
-    let worker_a = deployment.process("worker-a", None);
-    let (disposition, settled) = worker_a
-        .process_claimed(&again[0].0, Some(claimed))
-        .await;
-    assert_eq!(disposition, Disposition::Done);
-    assert!(settled);
-    let run = worker_a.run(id).await.expect("read").expect("run");
-    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    assert_eq!(worker_a.steps(id).await.expect("steps").len(), 3);
-    assert_eq!(deployment.messages().await, 0);
 }

@@ -125,39 +125,23 @@ impl Runtime {
 
     /// Processes one queue delivery end to end. Never panics; errors become a disposition.
     pub async fn process(&self, delivery: &Delivery) -> Disposition {
-        self.process_delivery(delivery, None, false).await.0
+        self.process_delivery(delivery, false).await.0
     }
 
-    /// [`Runtime::process`] for `idflow serve`'s worker, which spares the store a write per step
-    /// of the way where it can:
+    /// [`Runtime::process`], and when this delivery's slice ends the run, the delivery's message is
+    /// deleted in the write that ends it ([`RunStore::checkpoint_settling`]) where the store can:
+    /// the answer's flag says it was, and the caller must not delete it again (a second writer trip
+    /// per run). `idflow serve`'s worker uses it.
     ///
-    /// - `claimed` is the delivery's run as the receive claimed it for this runtime's owner
-    ///   ([`RunQueue::receive_claiming`]); `None` claims it here, as [`Runtime::process`] does.
-    /// - when this slice ends the run, the delivery's message is deleted in the write that ends it
-    ///   ([`RunStore::checkpoint_settling`]); the answer's flag says it was, and the caller must
-    ///   not delete it again.
-    ///
-    /// [`RunQueue::receive_claiming`]: crate::ports::RunQueue::receive_claiming
     /// [`RunStore::checkpoint_settling`]: crate::ports::RunStore::checkpoint_settling
-    pub async fn process_claimed(
-        &self,
-        delivery: &Delivery,
-        claimed: Option<Run>,
-    ) -> (Disposition, bool) {
-        self.process_delivery(delivery, claimed, true).await
+    pub async fn process_settling(&self, delivery: &Delivery) -> (Disposition, bool) {
+        self.process_delivery(delivery, true).await
     }
 
-    async fn process_delivery(
-        &self,
-        delivery: &Delivery,
-        claimed: Option<Run>,
-        settle: bool,
-    ) -> (Disposition, bool) {
+    async fn process_delivery(&self, delivery: &Delivery, settle: bool) -> (Disposition, bool) {
         let run_id = delivery.message.run_id;
         let receipt = settle.then_some(delivery.receipt.as_str());
-        // A claimed run of another id would be driven under this delivery's name: claim afresh.
-        let claimed = claimed.filter(|run| run.id == run_id);
-        let disposition = match self.advance_run(run_id, claimed, receipt).await {
+        let disposition = match self.advance_run(run_id, None, receipt).await {
             Ok(Advanced { settled: true, .. }) => return (Disposition::Done, true),
             Ok(advanced) => advanced.disposition,
             Err(error)

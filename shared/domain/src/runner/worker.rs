@@ -31,15 +31,7 @@ impl Worker {
             let batch = u32::try_from(available.min(10)).unwrap_or(10);
             let received = tokio::select! {
                 () = &mut shutdown => return,
-                // The runs are claimed in the write that receives their messages, where the
-                // queue can (SQLite): one writer trip per run fewer.
-                received = self.runtime.queue.receive_claiming(
-                    batch,
-                    self.runtime.config.lease,
-                    Duration::from_secs(1),
-                    &self.runtime.config.owner,
-                    self.runtime.config.lease,
-                ) => received,
+                received = self.runtime.queue.receive(batch, self.runtime.config.lease, Duration::from_secs(1)) => received,
             };
             let deliveries = match received {
                 Ok(d) => d,
@@ -50,13 +42,13 @@ impl Worker {
                     continue;
                 }
             };
-            for (delivery, claimed) in deliveries {
+            for delivery in deliveries {
                 let Ok(permit) = semaphore.clone().acquire_owned().await else {
                     return;
                 };
                 let runtime = self.runtime.clone();
                 tokio::spawn(async move {
-                    let (disposition, settled) = runtime.process_claimed(&delivery, claimed).await;
+                    let (disposition, settled) = runtime.process_settling(&delivery).await;
                     let result = match disposition {
                         // Deleted already, in the write that ended the run.
                         Disposition::Done if settled => Ok(()),

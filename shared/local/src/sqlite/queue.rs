@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::runs::{RunRow, claim_row, insert_run};
+use super::runs::{RunRow, insert_run};
 use super::{Fail, SqliteDb, SqliteError, parse_json, time_text, to_json};
 use domain::ports::{
     ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue, StoreError,
@@ -289,98 +289,6 @@ impl SqliteRunQueue {
     }
 }
 
-impl SqliteRunQueue {
-    /// [`RunQueue::receive`], and with `claim` (owner, lease) the runs of the delivered messages
-    /// claimed in the same write (see [`RunQueue::receive_claiming`]).
-    async fn receive_and_claim(
-        &self,
-        max: u32,
-        visibility: Duration,
-        wait: Duration,
-        claim: Option<(String, Duration)>,
-    ) -> Result<Vec<(Delivery, Option<RunRow>)>, QueueError> {
-        let max = max.clamp(1, MAX_RECEIVE);
-        let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-        let deadline = self
-            .clock
-            .now()
-            .checked_add_signed(wait)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let max_receive_count = self.max_receive_count;
-        loop {
-            // Register for wake-ups before looking, so a send committed between the look and the wait
-            // is not missed.
-            let changed = self.db.queue_changed().notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-
-            let now = self.clock.now();
-            let now_ms = millis(now);
-            // The claim's times, as `RunStore::claim` writes them.
-            let lease = claim.as_ref().map(|(owner, lease)| {
-                let until = chrono::Duration::from_std(*lease)
-                    .ok()
-                    .and_then(|lease| now.checked_add_signed(lease))
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                (owner.clone(), time_text(now), time_text(until))
-            });
-            let (delivered, next_visible) = self
-                .db
-                .write(move |conn| {
-                    let (delivered, next_visible) = SqliteRunQueue::receive_now(
-                        conn,
-                        now_ms,
-                        max,
-                        visibility,
-                        max_receive_count,
-                    )?;
-                    let mut claimed = Vec::with_capacity(delivered.len());
-                    for (receipt, body, count) in delivered {
-                        // A body that is not a message is reported by the decoding below; its run
-                        // (if any) is not claimed here.
-                        let run = match (&lease, serde_json::from_str::<QueueMessage>(&body)) {
-                            (Some((owner, now, until)), Ok(message)) => {
-                                claim_row(conn, &message.run_id.to_string(), owner, now, until)?
-                            }
-                            _ => None,
-                        };
-                        claimed.push(((receipt, body, count), run));
-                    }
-                    Ok((claimed, next_visible))
-                })
-                .await
-                .map_err(Fail::into_queue)?;
-            if !delivered.is_empty() {
-                return delivered
-                    .into_iter()
-                    .map(|((receipt, body, receive_count), run)| {
-                        let key = format!("queue message {receipt}");
-                        let message = parse_json(&key, &body).map_err(Fail::into_queue)?;
-                        Ok((
-                            Delivery {
-                                receipt,
-                                message,
-                                receive_count,
-                            },
-                            run,
-                        ))
-                    })
-                    .collect();
-            }
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let wake = next_visible
-                .and_then(DateTime::<Utc>::from_timestamp_millis)
-                .map_or(deadline, |visible| visible.min(deadline));
-            tokio::select! {
-                () = &mut changed => {}
-                () = self.clock.sleep_until(wake) => {}
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl RunQueue for SqliteRunQueue {
     async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
@@ -402,31 +310,55 @@ impl RunQueue for SqliteRunQueue {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let received = self.receive_and_claim(max, visibility, wait, None).await?;
-        Ok(received.into_iter().map(|(delivery, _)| delivery).collect())
-    }
+        let max = max.clamp(1, MAX_RECEIVE);
+        let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        let deadline = self
+            .clock
+            .now()
+            .checked_add_signed(wait)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let max_receive_count = self.max_receive_count;
+        loop {
+            // Register for wake-ups before looking, so a send committed between the look and the wait
+            // is not missed.
+            let changed = self.db.queue_changed().notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
 
-    /// One write receives the messages and claims their runs: a writer trip per run saved.
-    async fn receive_claiming(
-        &self,
-        max: u32,
-        visibility: Duration,
-        wait: Duration,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<Vec<(Delivery, Option<Run>)>, QueueError> {
-        let received = self
-            .receive_and_claim(max, visibility, wait, Some((owner.to_owned(), lease)))
-            .await?;
-        received
-            .into_iter()
-            .map(|(delivery, row)| {
-                let run = row
-                    .map(|row| row.decode().map_err(Fail::into_queue))
-                    .transpose()?;
-                Ok((delivery, run))
-            })
-            .collect()
+            let now = self.clock.now();
+            let now_ms = millis(now);
+            let (delivered, next_visible) = self
+                .db
+                .write(move |conn| {
+                    SqliteRunQueue::receive_now(conn, now_ms, max, visibility, max_receive_count)
+                })
+                .await
+                .map_err(Fail::into_queue)?;
+            if !delivered.is_empty() {
+                return delivered
+                    .into_iter()
+                    .map(|(receipt, body, receive_count)| {
+                        let key = format!("queue message {receipt}");
+                        let message = parse_json(&key, &body).map_err(Fail::into_queue)?;
+                        Ok(Delivery {
+                            receipt,
+                            message,
+                            receive_count,
+                        })
+                    })
+                    .collect();
+            }
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wake = next_visible
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map_or(deadline, |visible| visible.min(deadline));
+            tokio::select! {
+                () = &mut changed => {}
+                () = self.clock.sleep_until(wake) => {}
+            }
+        }
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {

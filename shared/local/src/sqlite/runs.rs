@@ -185,7 +185,7 @@ impl RunRow {
     }
 
     /// Decodes outside the writer thread, so the writer only moves text.
-    pub(crate) fn decode(self) -> Result<Run, Fail> {
+    fn decode(self) -> Result<Run, Fail> {
         let key = format!("run {}", self.id);
         let corrupt = |what: &str| Fail::Corrupt {
             key: key.clone(),
@@ -226,27 +226,6 @@ fn decode_all(rows: Vec<RunRow>) -> Result<Vec<Run>, StoreError> {
 fn select_one(conn: &Connection, id: &str) -> Result<Option<RunRow>, Fail> {
     let mut select = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"))?;
     Ok(select.query_row([id], RunRow::read).optional()?)
-}
-
-/// Claims run `id` for `owner` until `until` (times as text), as [`RunStore::claim`] does; the
-/// run as claimed, or `None`. Shared with the queue's receive that claims.
-pub(crate) fn claim_row(
-    conn: &Connection,
-    id: &str,
-    owner: &str,
-    now: &str,
-    until: &str,
-) -> Result<Option<RunRow>, Fail> {
-    let mut claim = conn.prepare_cached(&format!(
-        "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?3), \
-         lease_owner = ?2, lease_until = ?4, notified = 0 \
-         WHERE id = ?1 AND {NOT_TERMINAL} \
-         AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?3) \
-         RETURNING {COLUMNS}"
-    ))?;
-    Ok(claim
-        .query_row(params![id, owner, now, until], RunRow::read)
-        .optional()?)
 }
 
 fn is_constraint(error: &rusqlite::Error) -> bool {
@@ -423,7 +402,18 @@ impl RunStore for SqliteRunStore {
         let (now, until) = (time_text(now), time_text(until));
         let row = self
             .db
-            .write(move |conn| claim_row(conn, &id, &owner, &now, &until))
+            .write(move |conn| {
+                let mut claim = conn.prepare_cached(&format!(
+                    "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?3), \
+                     lease_owner = ?2, lease_until = ?4, notified = 0 \
+                     WHERE id = ?1 AND {NOT_TERMINAL} \
+                     AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?3) \
+                     RETURNING {COLUMNS}"
+                ))?;
+                Ok(claim
+                    .query_row(params![id, owner, now, until], RunRow::read)
+                    .optional()?)
+            })
             .await
             .map_err(Fail::into_store)?;
         row.map(|row| row.decode().map_err(Fail::into_store))
