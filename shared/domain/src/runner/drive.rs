@@ -281,18 +281,19 @@ impl Runtime {
         let flow = match self.flow_version(&run.flow, &run.flow_version).await {
             Ok(flow) => flow,
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                let settled = self.finish(
-                    &run,
-                    Vec::new(),
-                    Progress::Failed(RunError {
-                        code: "flow_unavailable".into(),
-                        message: error.to_string(),
-                        step: None,
-                    }),
-                    HistoryMode::All,
-                    settle,
-                )
-                .await?;
+                let settled = self
+                    .finish(
+                        &run,
+                        Vec::new(),
+                        Progress::Failed(RunError {
+                            code: "flow_unavailable".into(),
+                            message: error.to_string(),
+                            step: None,
+                        }),
+                        HistoryMode::All,
+                        settle,
+                    )
+                    .await?;
                 return Ok(Advanced::settled(settled));
             }
             Err(other) => return Err(other),

@@ -172,7 +172,8 @@ impl domain::ports::RunIntake for SqliteRunQueue {
                 insert_message(conn, &body, sent, delay)?;
                 let id = conn.last_insert_rowid();
                 let receipt = format!("{id}.{tag}");
-                let mut hold = conn.prepare_cached("UPDATE queue SET receipt = ?2 WHERE id = ?1")?;
+                let mut hold =
+                    conn.prepare_cached("UPDATE queue SET receipt = ?2 WHERE id = ?1")?;
                 hold.execute(params![id, receipt])?;
                 Ok(receipt)
             })
