@@ -332,14 +332,15 @@ impl MeteredRunStore {
     /// Forgets a run's claim (its lease was released or lost) and hands back its labels.
     fn release(&self, id: RunId) -> Option<Labels> {
         let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
-        claimed.remove(&id).or_else(|| {
-            let mut adopted = self
-                .metrics
-                .claimed_at_intake
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            adopted.remove(&id)
-        })
+        // Both maps forget the run: a sync run that parked is claimed here when it resumes, and
+        // its entry from the intake must not outlive it.
+        let adopted = self
+            .metrics
+            .claimed_at_intake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        claimed.remove(&id).or(adopted)
     }
 
     /// Counts what a checkpoint written through this store recorded (its steps, the run's end).
