@@ -74,9 +74,10 @@ measure() { # url -> "rps p50_ms p99_ms non2xx"
   echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${non2xx:-0}"
 }
 
-queued() { # addr -> runs waiting for a worker (ready messages). Hidden messages are not counted: a
-  # sync invoke leaves its fallback message hidden for the lease (it is dropped when it comes due
-  # and finds its run ended), so counting them would wait out the lease after every sync round.
+queued() { # addr -> runs waiting for a worker (ready messages). Hidden messages are not counted:
+  # a sync invoke's fallback message stays hidden for the lease while its invoker drives the run (it
+  # is deleted with the run's end), so counting one whose run outlived its timeout would wait out
+  # the lease.
   curl -s "http://$1/metrics" | awk '/^idflow_queue_depth\{state="ready"\}/ {n += $2} END {print n + 0}'
 }
 

@@ -35,7 +35,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use domain::ports::{Checkpoint, Created, RunIntake, RunStore, StoreError};
+use domain::ports::{Checkpoint, ClaimedRun, Created, RunIntake, RunStore, StoreError};
 use domain::run::{Run, RunId, RunStatus, StepRecord};
 use domain::runner::Runtime;
 use local::sqlite::SqliteRunQueue;
@@ -64,6 +64,9 @@ pub struct Metrics {
     dead_letters: Gauge,
     rate_limit_waits: Family<Labels, Counter>,
     rate_limit_seconds: Counter<f64, AtomicU64>,
+    /// The labels of runs created already claimed ([`RunIntake::enqueue_claimed`]: sync invokes),
+    /// until [`MeteredRunStore`] sees them end, so their end is counted without reading them back.
+    claimed_at_intake: Mutex<HashMap<RunId, Labels>>,
 }
 
 impl Default for Metrics {
@@ -143,6 +146,7 @@ impl Metrics {
             dead_letters,
             rate_limit_waits,
             rate_limit_seconds,
+            claimed_at_intake: Mutex::new(HashMap::new()),
         }
     }
 
@@ -278,6 +282,30 @@ impl RunIntake for MeteredIntake {
         }
         Ok(created)
     }
+
+    async fn enqueue_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        delay: std::time::Duration,
+    ) -> Result<Option<ClaimedRun>, StoreError> {
+        let claimed = self
+            .inner
+            .enqueue_claimed(run, owner, now, lease, delay)
+            .await?;
+        if let Some(claimed) = &claimed {
+            self.metrics.run_created(&claimed.run);
+            let mut adopted = self
+                .metrics
+                .claimed_at_intake
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            adopted.insert(claimed.run.id, Metrics::run_labels(&claimed.run));
+        }
+        Ok(claimed)
+    }
 }
 
 /// Observes step records and run ends in the checkpoints and cancels written through it. Every
@@ -303,7 +331,44 @@ impl MeteredRunStore {
     /// Forgets a run's claim (its lease was released or lost) and hands back its labels.
     fn release(&self, id: RunId) -> Option<Labels> {
         let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
-        claimed.remove(&id)
+        // Both maps forget the run: a sync run that parked is claimed here when it resumes, and
+        // its entry from the intake must not outlive it.
+        let adopted = self
+            .metrics
+            .claimed_at_intake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        claimed.remove(&id).or(adopted)
+    }
+
+    /// Counts what a checkpoint written through this store recorded (its steps, the run's end).
+    async fn observe(
+        &self,
+        checkpoint: &Checkpoint,
+        written: Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // A checkpoint that releases the lease (the run ended or parked) or lost it ends this
+        // process's claim either way.
+        let labels = if checkpoint.release || written.is_err() {
+            self.release(checkpoint.run_id)
+        } else {
+            None
+        };
+        written?;
+        self.metrics.steps_recorded(&checkpoint.steps);
+        if is_terminal(checkpoint.status) {
+            match labels {
+                Some(labels) => self.metrics.finished_with(labels, checkpoint.status),
+                // Claimed before this process started metering it: read the run for its labels.
+                None => {
+                    if let Some(run) = self.inner.get(checkpoint.run_id).await? {
+                        self.metrics.run_ended(&run, checkpoint.status);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -340,27 +405,18 @@ impl domain::ports::RunStoreLayer for MeteredRunStore {
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         let written = self.inner.checkpoint(checkpoint).await;
-        // A checkpoint that releases the lease (the run ended or parked) or lost it ends this
-        // process's claim either way.
-        let labels = if checkpoint.release || written.is_err() {
-            self.release(checkpoint.run_id)
-        } else {
-            None
-        };
-        written?;
-        self.metrics.steps_recorded(&checkpoint.steps);
-        if is_terminal(checkpoint.status) {
-            match labels {
-                Some(labels) => self.metrics.finished_with(labels, checkpoint.status),
-                // Claimed before this process started metering it: read the run for its labels.
-                None => {
-                    if let Some(run) = self.inner.get(checkpoint.run_id).await? {
-                        self.metrics.run_ended(&run, checkpoint.status);
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.observe(checkpoint, written).await
+    }
+
+    async fn checkpoint_settling(
+        &self,
+        checkpoint: &Checkpoint,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        let written = self.inner.checkpoint_settling(checkpoint, receipt).await;
+        let settled = written.as_ref().is_ok_and(|settled| *settled);
+        self.observe(checkpoint, written.map(|_| ())).await?;
+        Ok(settled)
     }
 
     async fn cancel(&self, id: RunId, now: DateTime<Utc>) -> Result<Option<Run>, StoreError> {

@@ -678,6 +678,16 @@ impl RunStore for DynamoRunStore {
         self.write_checkpoint(checkpoint, true).await
     }
 
+    /// Runs live in DynamoDB and messages in SQS, which share no transaction: the checkpoint is
+    /// written alone and the caller deletes the message through the queue.
+    async fn checkpoint_settling(
+        &self,
+        checkpoint: &Checkpoint,
+        _receipt: &str,
+    ) -> Result<bool, StoreError> {
+        self.checkpoint(checkpoint).await.map(|()| false)
+    }
+
     async fn notify(
         &self,
         id: RunId,

@@ -158,6 +158,40 @@ impl MeteredRunStore {
 
 // The layer trait is named, not imported: with both traits in scope, calls on the concrete store
 // (its tests) would be ambiguous.
+impl MeteredRunStore {
+    /// Emits the step latencies of a written checkpoint, and the run's end if it ended.
+    fn observe(&self, checkpoint: &Checkpoint) {
+        let id = checkpoint.run_id.to_string();
+        let now = self.clock.now();
+        for step in &checkpoint.steps {
+            (self.sink)(
+                &Line {
+                    timestamp: now,
+                    dimensions: &[("Card", &step.card)],
+                    metrics: &[("StepLatency", Unit::Milliseconds, step.duration_ms as f64)],
+                    properties: &[("run_id", &id), ("step", &step.step)],
+                }
+                .to_json(),
+            );
+        }
+        let metric = match checkpoint.status {
+            RunStatus::Succeeded => Some("RunsSucceeded"),
+            RunStatus::Failed => Some("RunsFailed"),
+            _ => None,
+        };
+        if checkpoint.release || metric.is_some() {
+            let flow = self.flows().remove(&checkpoint.run_id);
+            if let Some(metric) = metric {
+                self.count(
+                    metric,
+                    flow.as_deref().unwrap_or("unknown"),
+                    checkpoint.run_id,
+                );
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl domain::ports::RunStoreLayer for MeteredRunStore {
     fn inner(&self) -> &dyn RunStore {
@@ -188,35 +222,18 @@ impl domain::ports::RunStoreLayer for MeteredRunStore {
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         self.inner.checkpoint(checkpoint).await?;
-        let id = checkpoint.run_id.to_string();
-        let now = self.clock.now();
-        for step in &checkpoint.steps {
-            (self.sink)(
-                &Line {
-                    timestamp: now,
-                    dimensions: &[("Card", &step.card)],
-                    metrics: &[("StepLatency", Unit::Milliseconds, step.duration_ms as f64)],
-                    properties: &[("run_id", &id), ("step", &step.step)],
-                }
-                .to_json(),
-            );
-        }
-        let metric = match checkpoint.status {
-            RunStatus::Succeeded => Some("RunsSucceeded"),
-            RunStatus::Failed => Some("RunsFailed"),
-            _ => None,
-        };
-        if checkpoint.release || metric.is_some() {
-            let flow = self.flows().remove(&checkpoint.run_id);
-            if let Some(metric) = metric {
-                self.count(
-                    metric,
-                    flow.as_deref().unwrap_or("unknown"),
-                    checkpoint.run_id,
-                );
-            }
-        }
+        self.observe(checkpoint);
         Ok(())
+    }
+
+    async fn checkpoint_settling(
+        &self,
+        checkpoint: &Checkpoint,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = self.inner.checkpoint_settling(checkpoint, receipt).await?;
+        self.observe(checkpoint);
+        Ok(deleted)
     }
 
     async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {

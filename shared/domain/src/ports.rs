@@ -181,7 +181,9 @@ macro_rules! run_store_with_layer {
         /// A wrapper of a [`RunStore`] that intercepts some of its calls (to meter, count, or hold
         /// them in a test) and hands every other call to the store it wraps,
         /// [`RunStoreLayer::inner`]. A wrapper implements `inner` and only the methods it
-        /// intercepts; every `RunStoreLayer` is a [`RunStore`].
+        /// intercepts; every `RunStoreLayer` is a [`RunStore`]. Some methods write the same thing
+        /// by different means: a layer that observes checkpoints intercepts `checkpoint`,
+        /// `checkpoint_settling` and `park` alike.
         ///
         /// Name the trait in the impl rather than importing it where the concrete wrapper is
         /// called: with both traits in scope, its calls would be ambiguous.
@@ -254,6 +256,21 @@ run_store_with_layer! {
         /// kept, and [`ParkOutcome::Notified`] tells the worker to look again instead of parking.
         /// Fenced like [`RunStore::checkpoint`].
         async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError>;
+        /// Writes a checkpoint that ends the run (see [`RunStore::checkpoint`]) and, in the same
+        /// write, deletes the queue message held under `receipt`: the delivery that drove the run,
+        /// or the fallback message of a run created by [`RunIntake::enqueue_claimed`]. Returns
+        /// whether the message was deleted; the checkpoint stands either way (a receipt that no
+        /// longer matches, because the message was received again, leaves the message to its new
+        /// holder).
+        ///
+        /// An adapter whose runs and queue live apart writes the checkpoint alone and answers
+        /// `false`: the caller deletes the message through the queue as before. An adapter that
+        /// keeps runs and queue in one database saves a write per run.
+        async fn checkpoint_settling(
+            &self,
+            checkpoint: &Checkpoint,
+            receipt: &str,
+        ) -> Result<bool, StoreError>;
     }
 }
 
@@ -293,6 +310,36 @@ pub trait RunIntake: Send + Sync {
         dedupe_key: Option<&str>,
         delay: Duration,
     ) -> Result<Created, StoreError>;
+
+    /// Durably accepts a run that the caller drives itself (a sync invoke), in one write: the run
+    /// is created already claimed by `owner` until `now + lease` (status `running`, started at
+    /// `now`), and its fallback message is sent hidden for `delay`, so that a worker takes over
+    /// from the last checkpoint if the caller dies. Returns the run as stored and the fallback
+    /// message's receipt, with which [`RunStore::checkpoint_settling`] deletes the message in the
+    /// write that ends the run.
+    ///
+    /// `None` (the default) when the adapter cannot do it in one write: nothing was written, and
+    /// the caller uses [`RunIntake::enqueue`] and claims the run.
+    async fn enqueue_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        delay: Duration,
+    ) -> Result<Option<ClaimedRun>, StoreError> {
+        let _ = (run, owner, now, lease, delay);
+        Ok(None)
+    }
+}
+
+/// A run created already claimed ([`RunIntake::enqueue_claimed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    /// The run as stored: `running`, leased by the caller.
+    pub run: Run,
+    /// The receipt of the run's fallback message, for [`RunStore::checkpoint_settling`].
+    pub receipt: String,
 }
 
 /// [`RunIntake`] as `create` then `send`. A crash between the two leaves a queued run without a

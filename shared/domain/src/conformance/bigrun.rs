@@ -204,18 +204,9 @@ pub struct CountingRunStore {
     pub written: Arc<Written>,
 }
 
-#[async_trait]
-impl RunStoreLayer for CountingRunStore {
-    fn inner(&self) -> &dyn RunStore {
-        &*self.inner
-    }
-    async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
-        self.written
-            .runs
-            .fetch_add(json_len(&run.input), Ordering::Relaxed);
-        self.inner.create(run, dedupe_key).await
-    }
-    async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+impl CountingRunStore {
+    /// Adds what a checkpoint asks to write: its state, step records and output.
+    fn count(&self, checkpoint: &Checkpoint) {
         if let Some(state) = &checkpoint.state {
             self.written
                 .state
@@ -228,7 +219,31 @@ impl RunStoreLayer for CountingRunStore {
                 .runs
                 .fetch_add(json_len(output), Ordering::Relaxed);
         }
+    }
+}
+
+#[async_trait]
+impl RunStoreLayer for CountingRunStore {
+    fn inner(&self) -> &dyn RunStore {
+        &*self.inner
+    }
+    async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
+        self.written
+            .runs
+            .fetch_add(json_len(&run.input), Ordering::Relaxed);
+        self.inner.create(run, dedupe_key).await
+    }
+    async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.count(checkpoint);
         self.inner.checkpoint(checkpoint).await
+    }
+    async fn checkpoint_settling(
+        &self,
+        checkpoint: &Checkpoint,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        self.count(checkpoint);
+        self.inner.checkpoint_settling(checkpoint, receipt).await
     }
     async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
         if let Some(state) = &checkpoint.state {

@@ -66,6 +66,27 @@ pub enum Disposition {
     Retry,
 }
 
+/// How advancing a run went: what to do with its delivery, and whether the delivery's message
+/// was already deleted with the run's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Advanced {
+    pub(super) disposition: Disposition,
+    pub(super) settled: bool,
+}
+
+impl Advanced {
+    fn done() -> Advanced {
+        Advanced::settled(false)
+    }
+
+    fn settled(settled: bool) -> Advanced {
+        Advanced {
+            disposition: Disposition::Done,
+            settled,
+        }
+    }
+}
+
 /// Removes a run from [`Runtime::active`] when processing ends, however it ends.
 struct ActiveGuard<'a> {
     runtime: &'a Runtime,
@@ -104,9 +125,25 @@ impl Runtime {
 
     /// Processes one queue delivery end to end. Never panics; errors become a disposition.
     pub async fn process(&self, delivery: &Delivery) -> Disposition {
+        self.process_delivery(delivery, false).await.0
+    }
+
+    /// [`Runtime::process`], and when this delivery's slice ends the run, the delivery's message is
+    /// deleted in the write that ends it ([`RunStore::checkpoint_settling`]) where the store can:
+    /// the answer's flag says it was, and the caller must not delete it again (a second writer trip
+    /// per run). `idflow serve`'s worker uses it.
+    ///
+    /// [`RunStore::checkpoint_settling`]: crate::ports::RunStore::checkpoint_settling
+    pub async fn process_settling(&self, delivery: &Delivery) -> (Disposition, bool) {
+        self.process_delivery(delivery, true).await
+    }
+
+    async fn process_delivery(&self, delivery: &Delivery, settle: bool) -> (Disposition, bool) {
         let run_id = delivery.message.run_id;
-        match self.advance_run(run_id).await {
-            Ok(disposition) => disposition,
+        let receipt = settle.then_some(delivery.receipt.as_str());
+        let disposition = match self.advance_run(run_id, None, receipt).await {
+            Ok(Advanced { settled: true, .. }) => return (Disposition::Done, true),
+            Ok(advanced) => advanced.disposition,
             Err(error)
                 if error.is_retryable()
                     && delivery.receive_count < self.config.max_receive_count =>
@@ -124,7 +161,8 @@ impl Runtime {
                 self.fail_unclaimed(run_id, code, &error.to_string()).await;
                 Disposition::Done
             }
-        }
+        };
+        (disposition, false)
     }
 
     /// Marks a run failed outside the normal loop (poison message, invalid flow).
@@ -158,13 +196,21 @@ impl Runtime {
         }
     }
 
-    pub(super) async fn advance_run(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
+    /// Advances run `run_id`: claims it (unless `claimed` is the run as this process already
+    /// claimed it) and drives it until it ends, waits or is no longer ours. With `settle`, the
+    /// receipt of a queue message that the write ending the run deletes too.
+    pub(super) async fn advance_run(
+        &self,
+        run_id: RunId,
+        claimed: Option<Run>,
+        settle: Option<&str>,
+    ) -> Result<Advanced, RunnerError> {
         {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(woken) = active.get_mut(&run_id) {
                 // Advanced right now in this process: let that worker look again before it parks.
                 *woken = true;
-                return Ok(Disposition::Done);
+                return Ok(Advanced::done());
             }
             active.insert(run_id, false);
         }
@@ -172,7 +218,7 @@ impl Runtime {
             runtime: self,
             run_id,
         };
-        let result = self.advance_claimed(run_id).await;
+        let result = self.advance_claimed(run_id, claimed, settle).await;
         let woken = {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             active.remove(&run_id).unwrap_or(false)
@@ -187,9 +233,18 @@ impl Runtime {
         result
     }
 
-    async fn advance_claimed(&self, run_id: RunId) -> Result<Disposition, RunnerError> {
-        let Some(run) = self.claim_or_notify(run_id).await? else {
-            return Ok(Disposition::Done);
+    async fn advance_claimed(
+        &self,
+        run_id: RunId,
+        claimed: Option<Run>,
+        settle: Option<&str>,
+    ) -> Result<Advanced, RunnerError> {
+        let run = match claimed {
+            Some(run) => run,
+            None => match self.claim_or_notify(run_id).await? {
+                Some(run) => run,
+                None => return Ok(Advanced::done()),
+            },
         };
         let now = self.clock.now();
         // The span starts once the run is ours: a delivery that finds the run busy or ended did
@@ -204,7 +259,10 @@ impl Runtime {
             status = tracing::field::Empty,
             error_kind = tracing::field::Empty,
         );
-        let result = self.advance_slice(run, now).instrument(span.clone()).await;
+        let result = self
+            .advance_slice(run, now, settle)
+            .instrument(span.clone())
+            .await;
         if let Err(error) = &result {
             span.record("status", "interrupted");
             span.record("error_kind", processing_error_kind(error));
@@ -218,22 +276,25 @@ impl Runtime {
         &self,
         run: Run,
         now: DateTime<Utc>,
-    ) -> Result<Disposition, RunnerError> {
+        settle: Option<&str>,
+    ) -> Result<Advanced, RunnerError> {
         let flow = match self.flow_version(&run.flow, &run.flow_version).await {
             Ok(flow) => flow,
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                self.finish(
-                    &run,
-                    Vec::new(),
-                    Progress::Failed(RunError {
-                        code: "flow_unavailable".into(),
-                        message: error.to_string(),
-                        step: None,
-                    }),
-                    HistoryMode::All,
-                )
-                .await?;
-                return Ok(Disposition::Done);
+                let settled = self
+                    .finish(
+                        &run,
+                        Vec::new(),
+                        Progress::Failed(RunError {
+                            code: "flow_unavailable".into(),
+                            message: error.to_string(),
+                            step: None,
+                        }),
+                        HistoryMode::All,
+                        settle,
+                    )
+                    .await?;
+                return Ok(Advanced::settled(settled));
             }
             Err(other) => return Err(other),
         };
@@ -241,18 +302,20 @@ impl Runtime {
         let secrets = match secrets {
             Ok(s) => s,
             Err(error) => {
-                self.finish(
-                    &run,
-                    Vec::new(),
-                    Progress::Failed(RunError {
-                        code: "secret_unavailable".into(),
-                        message: error.to_string(),
-                        step: None,
-                    }),
-                    flow.flow.history,
-                )
-                .await?;
-                return Ok(Disposition::Done);
+                let settled = self
+                    .finish(
+                        &run,
+                        Vec::new(),
+                        Progress::Failed(RunError {
+                            code: "secret_unavailable".into(),
+                            message: error.to_string(),
+                            step: None,
+                        }),
+                        flow.flow.history,
+                        settle,
+                    )
+                    .await?;
+                return Ok(Advanced::settled(settled));
             }
         };
         let project = self.project();
@@ -294,10 +357,12 @@ impl Runtime {
             runtime: self,
             run: &run,
             history: flow.flow.history,
+            settle,
+            settled: false,
         };
         // However driving ends (the run ended, waits, or is no longer ours), the delivery is done.
         driver.drive(&mut host, &mut state, first).await?;
-        Ok(Disposition::Done)
+        Ok(Advanced::settled(host.settled))
     }
 
     /// Claims the run of a delivery, or leaves the delivery's news with the worker that holds it.
@@ -366,29 +431,46 @@ impl Runtime {
 
     /// Writes a checkpoint; `false` when the run was cancelled or taken over (stop quietly).
     async fn write(&self, checkpoint: Checkpoint) -> Result<bool, RunnerError> {
-        match self.runs.checkpoint(&checkpoint).await {
-            Ok(()) => Ok(true),
+        Ok(self.write_settling(checkpoint, None).await?.is_some())
+    }
+
+    /// [`Runtime::write`], deleting the queue message under `settle` in the same write where the
+    /// store can. `None` when the run was cancelled or taken over; `Some(deleted)` otherwise.
+    async fn write_settling(
+        &self,
+        checkpoint: Checkpoint,
+        settle: Option<&str>,
+    ) -> Result<Option<bool>, RunnerError> {
+        let written = match settle {
+            Some(receipt) => self.runs.checkpoint_settling(&checkpoint, receipt).await,
+            None => self.runs.checkpoint(&checkpoint).await.map(|()| false),
+        };
+        match written {
+            Ok(settled) => Ok(Some(settled)),
             Err(StoreError::Conflict(reason)) => {
                 tracing::Span::current().record("status", "stopped");
                 tracing::info!(run_id = %checkpoint.run_id, %reason, "run no longer ours, stopping");
-                Ok(false)
+                Ok(None)
             }
             Err(other) => Err(other.into()),
         }
     }
 
+    /// Ends a run with its last step records. Returns whether the queue message under `settle`
+    /// was deleted in the same write.
     async fn finish(
         &self,
         run: &Run,
         steps: Vec<crate::run::StepRecord>,
         progress: Progress,
         history: HistoryMode,
-    ) -> Result<(), RunnerError> {
+        settle: Option<&str>,
+    ) -> Result<bool, RunnerError> {
         let now = self.clock.now();
         let (status, output, error) = match progress {
             Progress::Succeeded(output) => (RunStatus::Succeeded, Some(output), None),
             Progress::Failed(error) => (RunStatus::Failed, None, Some(error)),
-            Progress::Pending => return Ok(()),
+            Progress::Pending => return Ok(false),
         };
         // [delegated] `report_to_request`: a delegated run given an `accessRequestId` posts its
         // outcome once it has durably ended (see crate::delegation). `None` for every other run.
@@ -406,9 +488,9 @@ impl Runtime {
             drop_input: history == HistoryMode::None,
             release: true,
         };
-        if !self.write(checkpoint).await? {
-            return Ok(());
-        }
+        let Some(settled) = self.write_settling(checkpoint, settle).await? else {
+            return Ok(false);
+        };
         // The span of the slice that ended the run (the current one: `finish` runs inside it).
         let span = tracing::Span::current();
         span.record("status", status.as_str());
@@ -428,7 +510,7 @@ impl Runtime {
         if let Some(report) = report {
             crate::delegation::send_report(self, report).await;
         }
-        Ok(())
+        Ok(settled)
     }
 
     /// Tells listeners and the parent run that a run ended.
@@ -579,6 +661,10 @@ struct StoreHost<'a> {
     runtime: &'a Runtime,
     run: &'a Run,
     history: HistoryMode,
+    /// The receipt of a queue message to delete with the run's end (see [`Runtime::finish`]).
+    settle: Option<&'a str>,
+    /// Whether that message was deleted.
+    settled: bool,
 }
 
 impl StoreHost<'_> {
@@ -632,9 +718,11 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         progress: Progress,
     ) -> Result<(), RunnerError> {
         trace_steps(&records);
-        self.runtime
-            .finish(self.run, records, progress, self.history)
-            .await
+        self.settled = self
+            .runtime
+            .finish(self.run, records, progress, self.history, self.settle)
+            .await?;
+        Ok(())
     }
 
     async fn park(

@@ -140,11 +140,38 @@ impl Runtime {
             .lease
             .saturating_add(FALLBACK_MARGIN)
             .min(MAX_QUEUE_DELAY);
-        let (run_id, _) = self
-            .enqueue_compiled(flow, input, trigger, None, None, hold)
+        // Where the intake can, the run is created already claimed by this process and its
+        // fallback message is deleted in the write that ends the run: two writes per sync run.
+        // Otherwise the run is created, then claimed like any, and its fallback message is dropped
+        // by a worker once it comes due and finds the run ended.
+        let run = self.new_run(flow, input, trigger, None)?;
+        let run_id = run.id;
+        let now = self.clock.now();
+        let claimed = self
+            .intake
+            .enqueue_claimed(&run, &self.config.owner, now, self.config.lease, hold)
             .await?;
+        let settle = match claimed {
+            Some(claimed) => {
+                tracing::info!(%run_id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
+                Some(claimed)
+            }
+            None => {
+                self.enqueue_run(&run, None, hold).await?;
+                None
+            }
+        };
         let runtime = Arc::clone(self);
-        let mut driving = tokio::spawn(async move { runtime.advance_run(run_id).await });
+        let mut driving = tokio::spawn(async move {
+            match settle {
+                Some(claimed) => {
+                    runtime
+                        .advance_run(run_id, Some(claimed.run), Some(&claimed.receipt))
+                        .await
+                }
+                None => runtime.advance_run(run_id, None, None).await,
+            }
+        });
         tokio::select! {
             joined = &mut driving => match joined {
                 Ok(Ok(_)) => {}
@@ -184,6 +211,34 @@ impl Runtime {
         parent: Option<&Run>,
         delay: Duration,
     ) -> Result<(RunId, Created), RunnerError> {
+        let run = self.new_run(compiled, input, trigger, parent)?;
+        self.enqueue_run(&run, dedupe_key, delay).await
+    }
+
+    /// Sends a new run to the intake with its first message hidden for `delay`.
+    async fn enqueue_run(
+        &self,
+        run: &Run,
+        dedupe_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<(RunId, Created), RunnerError> {
+        match self.intake.enqueue(run, dedupe_key, delay).await? {
+            Created::New => {
+                tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
+                Ok((run.id, Created::New))
+            }
+            Created::Duplicate(existing) => Ok((existing, Created::Duplicate(existing))),
+        }
+    }
+
+    /// A new queued run of `compiled`, not stored yet; refused when its input nests too deep.
+    fn new_run(
+        &self,
+        compiled: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        parent: Option<&Run>,
+    ) -> Result<Run, RunnerError> {
         let depth = crate::budget::json_depth(&input);
         if depth > MAX_INPUT_DEPTH {
             return Err(RunnerError::InputTooDeep { depth });
@@ -207,13 +262,7 @@ impl Runtime {
             state: None,
             step_count: 0,
         };
-        match self.intake.enqueue(&run, dedupe_key, delay).await? {
-            Created::New => {
-                tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
-                Ok((run.id, Created::New))
-            }
-            Created::Duplicate(existing) => Ok((existing, Created::Duplicate(existing))),
-        }
+        Ok(run)
     }
 
     /// Starts a new run with the input of an earlier one.

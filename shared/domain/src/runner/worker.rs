@@ -48,8 +48,10 @@ impl Worker {
                 };
                 let runtime = self.runtime.clone();
                 tokio::spawn(async move {
-                    let disposition = runtime.process(&delivery).await;
+                    let (disposition, settled) = runtime.process_settling(&delivery).await;
                     let result = match disposition {
+                        // Deleted already, in the write that ended the run.
+                        Disposition::Done if settled => Ok(()),
                         Disposition::Done => runtime.queue.delete(&delivery.receipt).await,
                         Disposition::Retry => {
                             runtime

@@ -12,9 +12,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::runs::{RunRow, insert_run};
-use super::{Fail, SqliteDb, SqliteError, parse_json, to_json};
-use domain::ports::{Clock, Created, Delivery, QueueError, QueueMessage, RunQueue, StoreError};
-use domain::run::Run;
+use super::{Fail, SqliteDb, SqliteError, parse_json, time_text, to_json};
+use domain::ports::{
+    ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue, StoreError,
+};
+use domain::run::{Run, RunStatus};
 
 /// Longest delay of [`RunQueue::send`] (as on SQS).
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -64,11 +66,18 @@ fn insert_message(conn: &Connection, body: &str, now: i64, delay: Duration) -> R
 }
 
 /// Splits a receipt into the message id; anything malformed is simply not a valid receipt.
-fn message_id(receipt: &str) -> Result<i64, Fail> {
+pub(crate) fn message_id(receipt: &str) -> Result<i64, Fail> {
     receipt
         .split_once('.')
         .and_then(|(id, _)| id.parse().ok())
         .ok_or(Fail::StaleReceipt)
+}
+
+/// Deletes message `id` if it is still held under `receipt`; `false` when it is not (it was received
+/// again since, or deleted already).
+pub(crate) fn delete_message(conn: &Connection, id: i64, receipt: &str) -> Result<bool, Fail> {
+    let mut delete = conn.prepare_cached("DELETE FROM queue WHERE id = ?1 AND receipt = ?2")?;
+    Ok(delete.execute(params![id, receipt])? > 0)
 }
 
 /// A delivery as the writer produces it: receipt, body, receive count (decoded outside the writer).
@@ -102,7 +111,7 @@ impl SqliteRunQueue {
         let created = self
             .db
             .write(move |conn| {
-                let created = insert_run(conn, &row, dedupe_key.as_deref())?;
+                let created = insert_run(conn, &row, dedupe_key.as_deref(), None)?;
                 if created == Created::New {
                     insert_message(conn, &body, now, delay)?;
                 }
@@ -129,6 +138,51 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         delay: Duration,
     ) -> Result<Created, StoreError> {
         self.create_and_send(run, dedupe_key, delay).await
+    }
+
+    /// One write: the run inserted leased to `owner`, and its fallback message inserted hidden
+    /// with a receipt of its own (as if received), which the write ending the run deletes it by.
+    async fn enqueue_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        delay: Duration,
+    ) -> Result<Option<ClaimedRun>, StoreError> {
+        check_delay(delay).map_err(Fail::into_store)?;
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let claimed = Run {
+            status: RunStatus::Running,
+            started_at: Some(now),
+            ..run.clone()
+        };
+        let row = RunRow::encode(&claimed).map_err(Fail::into_store)?;
+        let body = to_json(&QueueMessage { run_id: run.id }).map_err(Fail::into_store)?;
+        let lease = (owner.to_owned(), time_text(until));
+        let sent = millis(self.clock.now());
+        let tag = ulid::Ulid::new();
+        let receipt = self
+            .db
+            .write(move |conn| {
+                insert_run(conn, &row, None, Some(&lease))?;
+                insert_message(conn, &body, sent, delay)?;
+                let id = conn.last_insert_rowid();
+                let receipt = format!("{id}.{tag}");
+                let mut hold =
+                    conn.prepare_cached("UPDATE queue SET receipt = ?2 WHERE id = ?1")?;
+                hold.execute(params![id, receipt])?;
+                Ok(receipt)
+            })
+            .await
+            .map_err(Fail::into_store)?;
+        Ok(Some(ClaimedRun {
+            run: claimed,
+            receipt,
+        }))
     }
 }
 
@@ -313,9 +367,7 @@ impl RunQueue for SqliteRunQueue {
         let receipt = receipt.to_owned();
         self.db
             .write(move |conn| {
-                let mut delete =
-                    conn.prepare_cached("DELETE FROM queue WHERE id = ?1 AND receipt = ?2")?;
-                if delete.execute(params![id, receipt])? == 0 {
+                if !delete_message(conn, id, &receipt)? {
                     return Err(Fail::StaleReceipt);
                 }
                 Ok(())

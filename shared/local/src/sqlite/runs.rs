@@ -34,11 +34,15 @@ impl SqliteRunStore {
 
     /// A checkpoint ([`RunStore::checkpoint`]), or with `park` a park ([`RunStore::park`]) that a
     /// pending notification turns into "keep the lease, look again".
+    ///
+    /// With `settle` (a queue message's id and receipt), a checkpoint that is written also deletes
+    /// that message when the receipt still matches; the answer's flag says whether it did.
     async fn write_checkpoint(
         &self,
         checkpoint: &Checkpoint,
         park: bool,
-    ) -> Result<ParkOutcome, StoreError> {
+        settle: Option<(i64, String)>,
+    ) -> Result<(ParkOutcome, bool), StoreError> {
         let encode = || -> Result<_, Fail> {
             let steps = checkpoint
                 .steps
@@ -94,7 +98,7 @@ impl SqliteRunStore {
                         "UPDATE runs SET notified = 0, step_count = ?2 WHERE id = ?1",
                     )?;
                     keep.execute(params![id, next])?;
-                    return Ok(ParkOutcome::Notified);
+                    return Ok((ParkOutcome::Notified, false));
                 }
                 let mut update = conn.prepare_cached(
                     "UPDATE runs SET status = ?2, state = ?3, wake_at = ?4, output = ?5, error = ?6, \
@@ -105,7 +109,11 @@ impl SqliteRunStore {
                      WHERE id = ?1",
                 )?;
                 update.execute(params![id, status, state, wake_at, output, error, finished_at, next, drop_input, release])?;
-                Ok(ParkOutcome::Parked)
+                let settled = match &settle {
+                    Some((message, receipt)) => super::queue::delete_message(conn, *message, receipt)?,
+                    None => false,
+                };
+                Ok((ParkOutcome::Parked, settled))
             })
             .await
             .map_err(Fail::into_store)
@@ -225,17 +233,22 @@ fn is_constraint(error: &rusqlite::Error) -> bool {
 }
 
 /// Inserts a run unless its dedupe key is taken. Shared with the queue's combined fast path.
+///
+/// With `lease` (owner, until as time text) the run is created leased, as a claim leaves it.
 pub(crate) fn insert_run(
     conn: &Connection,
     row: &RunRow,
     dedupe_key: Option<&str>,
+    lease: Option<&(String, String)>,
 ) -> Result<Created, Fail> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO runs (id, flow, flow_version, trigger, status, input, parent, root, created_at, \
-         started_at, finished_at, wake_at, output, error, state, step_count, dedupe_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+         started_at, finished_at, wake_at, output, error, state, step_count, dedupe_key, \
+         lease_owner, lease_until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
          ON CONFLICT (dedupe_key) DO NOTHING",
     )?;
+    let (lease_owner, lease_until) = lease.map(|(owner, until)| (owner, until)).unzip();
     let inserted = insert
         .execute(params![
             row.id,
@@ -255,6 +268,8 @@ pub(crate) fn insert_run(
             row.state,
             row.step_count,
             dedupe_key,
+            lease_owner,
+            lease_until,
         ])
         .map_err(|error| {
             if is_constraint(&error) {
@@ -281,7 +296,7 @@ impl RunStore for SqliteRunStore {
         let row = RunRow::encode(run).map_err(Fail::into_store)?;
         let dedupe_key = dedupe_key.map(str::to_owned);
         self.db
-            .write(move |conn| insert_run(conn, &row, dedupe_key.as_deref()))
+            .write(move |conn| insert_run(conn, &row, dedupe_key.as_deref(), None))
             .await
             .map_err(Fail::into_store)
     }
@@ -406,11 +421,29 @@ impl RunStore for SqliteRunStore {
     }
 
     async fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.write_checkpoint(checkpoint, false).await.map(|_| ())
+        self.write_checkpoint(checkpoint, false, None)
+            .await
+            .map(|_| ())
     }
 
     async fn park(&self, checkpoint: &Checkpoint) -> Result<ParkOutcome, StoreError> {
-        self.write_checkpoint(checkpoint, true).await
+        self.write_checkpoint(checkpoint, true, None)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    async fn checkpoint_settling(
+        &self,
+        checkpoint: &Checkpoint,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        // A receipt this queue did not issue cannot match a message: write the checkpoint alone.
+        let settle = super::queue::message_id(receipt)
+            .ok()
+            .map(|message| (message, receipt.to_owned()));
+        self.write_checkpoint(checkpoint, false, settle)
+            .await
+            .map(|(_, settled)| settled)
     }
 
     async fn notify(

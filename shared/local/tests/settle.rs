@@ -1,0 +1,319 @@
+//! Runs on SQLite whose queue message goes in the write that ends them: a sync invoke's run is
+//! created already claimed and its fallback message is deleted with its end, and a worker's
+//! delivery is deleted with the run's end. The fallback still brings a worker when the invoker
+//! dies, and a receipt that no longer holds its message leaves the message alone.
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::cards::{CardCall, CardError, CardExecutor};
+use domain::clock::ManualClock;
+use domain::model::ProjectConfig;
+use domain::ports::{Checkpoint, Clock, FlowStore, RunIntake, RunQueue, RunStore, StoredFlow};
+use domain::run::{RunStatus, TriggerInfo};
+use domain::runner::{Disposition, RunnerConfig, Runtime};
+use local::secrets::LocalSecrets;
+use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+const SYNC: &str = r#"
+name: sync-3
+trigger: { api: { auth: public, respond: sync } }
+history: all
+steps:
+  - id: who
+    card: text.compose
+    with: { text: "{{ input.body.name }}" }
+  - id: count
+    card: list.length
+    with: { list: "{{ input.body.groups }}" }
+  - card: flow.return
+    with: { body: { who: "{{ steps.who }}", groups: "{{ steps.count }}" } }
+"#;
+
+const SYNC_HTTP: &str = r#"
+name: sync-http
+trigger: { api: { auth: public, respond: sync } }
+steps:
+  - id: fetch
+    card: http.request
+    timeout: 10m
+    with: { url: "https://example.com/users" }
+  - card: flow.return
+    with: { body: "{{ steps.fetch.status }}" }
+"#;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn t0() -> DateTime<Utc> {
+    "2026-03-02T08:00:00Z".parse().expect("time")
+}
+
+/// One SQLite deployment on a manual clock; each `process` is a runtime on it, with the queue as
+/// its intake, as `idflow serve` assembles it.
+struct Deployment {
+    db: SqliteDb,
+    clock: Arc<ManualClock>,
+    flows: Arc<SqliteFlowStore>,
+    queue: Arc<SqliteRunQueue>,
+}
+
+impl Deployment {
+    async fn new() -> Deployment {
+        let db = SqliteDb::open_in_memory().expect("database");
+        let clock = Arc::new(ManualClock::new(t0()));
+        let flows = Arc::new(SqliteFlowStore::new(db.clone()));
+        for (name, source) in [("sync-3", SYNC), ("sync-http", SYNC_HTTP)] {
+            flows
+                .put(&StoredFlow::new(
+                    name,
+                    &format!("{name}.yaml"),
+                    source,
+                    t0(),
+                ))
+                .await
+                .expect("deploy");
+        }
+        let queue = Arc::new(SqliteRunQueue::new(db.clone(), clock.clone(), 5));
+        Deployment {
+            db,
+            clock,
+            flows,
+            queue,
+        }
+    }
+
+    fn process(&self, owner: &str, http: Option<Arc<dyn CardExecutor>>) -> Arc<Runtime> {
+        let clock: Arc<dyn Clock> = self.clock.clone();
+        let runtime = Runtime::new(
+            self.flows.clone(),
+            Arc::new(SqliteRunStore::new(self.db.clone())),
+            self.queue.clone(),
+            clock,
+            Arc::new(LocalSecrets::new(".")),
+            ProjectConfig::default(),
+            RunnerConfig {
+                owner: owner.to_owned(),
+                lease: LEASE,
+                ..RunnerConfig::default()
+            },
+        )
+        .with_intake(self.queue.clone());
+        Arc::new(match http {
+            Some(executor) => runtime.with_executor("http", executor),
+            None => runtime,
+        })
+    }
+
+    /// Messages in the queue, visible or hidden.
+    async fn messages(&self) -> u64 {
+        let stats = self.queue.stats().await.expect("stats");
+        stats.ready + stats.hidden
+    }
+}
+
+/// Guards a call that would hang if the code under test waited for something that never comes
+/// (the manual clock never moves by itself); not a synchronisation.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not return"))
+}
+
+fn api() -> TriggerInfo {
+    TriggerInfo::Api(domain::run::ApiStart {
+        method: "POST".to_owned(),
+    })
+}
+
+#[tokio::test]
+async fn a_sync_invoke_leaves_no_fallback_message_behind_once_its_run_ended() {
+    let deployment = Deployment::new().await;
+    let api_process = deployment.process("api", None);
+    let flow = api_process.current_flow("sync-3").await.expect("flow");
+    let input = json!({ "body": { "name": "Ada", "groups": ["eng", "ops"] } });
+    let (id, run) = within(
+        "the sync invoke",
+        api_process.invoke_sync(&flow, input, api(), Duration::from_secs(10)),
+    )
+    .await
+    .expect("invoke");
+    let run = run.expect("the run ended within the timeout");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!({ "who": "Ada", "groups": 2 }))
+    );
+    assert!(run.started_at.is_some(), "the run says when it started");
+    assert_eq!(api_process.steps(id).await.expect("steps").len(), 3);
+    assert_eq!(
+        deployment.messages().await,
+        0,
+        "the fallback message went with the run's end: no worker receives it later"
+    );
+    deployment.clock.advance(LEASE + Duration::from_secs(60));
+    assert_eq!(deployment.messages().await, 0);
+}
+
+/// An `http` executor that never answers: for all the store can tell, the invoker died mid-step.
+struct Stalled(Arc<Notify>);
+
+#[async_trait]
+impl CardExecutor for Stalled {
+    async fn execute(&self, _: &CardCall) -> Result<Value, CardError> {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+}
+
+/// An `http` executor that answers 200.
+struct Answers;
+
+#[async_trait]
+impl CardExecutor for Answers {
+    async fn execute(&self, _: &CardCall) -> Result<Value, CardError> {
+        Ok(json!({ "status": 200, "headers": {}, "body": [] }))
+    }
+}
+
+#[tokio::test]
+async fn a_sync_run_created_claimed_is_finished_by_a_worker_when_its_invoker_dies() {
+    let deployment = Deployment::new().await;
+    let called = Arc::new(Notify::new());
+    let api_process = deployment.process("api", Some(Arc::new(Stalled(called.clone()))));
+    let flow = api_process.current_flow("sync-http").await.expect("flow");
+    let invoking = tokio::spawn({
+        let api_process = api_process.clone();
+        async move {
+            api_process
+                .invoke_sync(&flow, json!({}), api(), Duration::from_secs(10))
+                .await
+        }
+    });
+    within("the inline step", called.notified()).await;
+    let stored = deployment.queue.stats().await.expect("stats");
+    assert_eq!(
+        (stored.ready, stored.hidden),
+        (0, 1),
+        "the fallback message is durable and hidden while the invoker drives the run"
+    );
+    deployment.clock.advance(Duration::from_secs(10));
+    let (id, run) = within("the sync timeout", invoking)
+        .await
+        .expect("join")
+        .expect("invoke");
+    assert!(run.is_none(), "the timeout passed: answered 202");
+
+    // The invoker never comes back: once its lease ran out, the fallback message brings a worker.
+    deployment
+        .clock
+        .advance(LEASE - Duration::from_secs(10) + Duration::from_secs(5));
+    let fallback = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(fallback.len(), 1, "the fallback message comes due");
+    assert_eq!(fallback[0].message.run_id, id);
+    let worker = deployment.process("worker", Some(Arc::new(Answers)));
+    let (disposition, settled) = worker.process_settling(&fallback[0]).await;
+    assert_eq!(disposition, Disposition::Done);
+    assert!(settled, "the worker's end of the run deleted the message");
+    let run = worker.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!(200))
+    );
+    assert_eq!(deployment.messages().await, 0);
+}
+
+#[tokio::test]
+async fn a_worker_ending_a_run_deletes_its_delivery_in_the_same_write() {
+    let deployment = Deployment::new().await;
+    let starter = deployment.process("api", None);
+    let (id, _) = starter
+        .start_run(
+            "sync-3",
+            json!({ "body": { "name": "Ada", "groups": [] } }),
+            api(),
+            None,
+        )
+        .await
+        .expect("start");
+    let deliveries = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 1);
+    let worker = deployment.process("worker", None);
+    assert_eq!(
+        worker.process_settling(&deliveries[0]).await,
+        (Disposition::Done, true)
+    );
+    let run = worker.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(worker.steps(id).await.expect("steps").len(), 3);
+    assert_eq!(deployment.messages().await, 0, "nothing left to delete");
+    assert!(
+        deployment
+            .queue
+            .delete(&deliveries[0].receipt)
+            .await
+            .is_err(),
+        "the receipt no longer holds a message"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_whose_receipt_was_superseded_is_written_and_leaves_the_message() {
+    let deployment = Deployment::new().await;
+    let runs = SqliteRunStore::new(deployment.db.clone());
+    let run = domain::conformance::queued_run("sync-3", t0());
+    let claimed = deployment
+        .queue
+        .enqueue_claimed(&run, "invoker", t0(), LEASE, LEASE)
+        .await
+        .expect("enqueue")
+        .expect("SQLite creates the run claimed");
+    assert_eq!(claimed.run.status, RunStatus::Running);
+    // The invoker stalls past its lease; a worker receives the fallback message (a new receipt).
+    deployment.clock.advance(LEASE + Duration::from_secs(1));
+    let received = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(received.len(), 1);
+    let end = Checkpoint {
+        run_id: run.id,
+        owner: "invoker".to_owned(),
+        status: RunStatus::Succeeded,
+        state: None,
+        steps: Vec::new(),
+        wake_at: None,
+        output: Some(json!({ "body": 1 })),
+        error: None,
+        finished_at: Some(t0()),
+        drop_input: false,
+        release: true,
+    };
+    let settled = runs
+        .checkpoint_settling(&end, &claimed.receipt)
+        .await
+        .expect("the checkpoint is still the invoker's to write");
+    assert!(!settled, "the message is the worker's now");
+    assert_eq!(
+        runs.get(run.id).await.expect("read").expect("run").status,
+        RunStatus::Succeeded
+    );
+    assert_eq!(deployment.messages().await, 1);
+    deployment
+        .queue
+        .delete(&received[0].receipt)
+        .await
+        .expect("the worker's receipt still deletes it");
+}
