@@ -182,15 +182,33 @@ fn every_route_is_routed_with_the_jwt_authorizer_on_admin_and_delegated_routes()
             "api route {method} {path} (JWT authorizer: {jwt})"
         );
     }
+    // The event-hook function takes every path under /hooks/ (one greedy route per method), so a
+    // webhook-style trigger needs no template change: each of its routes must lie under that
+    // prefix, and none may want the JWT authorizer (a kind authenticates its own callers, as Okta's
+    // hook secret does), since the greedy route carries none.
     let hooks = routes(functions["event-hook"].1);
-    for (method, path, jwt) in web::triggers::hook_route_table() {
-        // Okta authenticates with the hook secret, checked by the function, not with a JWT.
+    let table = web::triggers::hook_route_table();
+    assert!(!table.is_empty(), "the hooks surface serves routes");
+    for (method, path, jwt) in table {
+        assert!(
+            path.starts_with("/hooks/") && path.len() > "/hooks/".len(),
+            "event-hook route {method} {path} lies under /hooks/"
+        );
+        assert!(
+            !jwt,
+            "event-hook route {method} {path} needs no JWT authorizer"
+        );
         assert_eq!(
-            hooks.get(&(method.to_owned(), path.to_owned())),
-            Some(&jwt),
-            "event-hook route {method} {path} (JWT authorizer: {jwt})"
+            hooks.get(&(method.to_owned(), "/hooks/{proxy+}".to_owned())),
+            Some(&false),
+            "event-hook function routes {method} /hooks/{{proxy+}} without an authorizer"
         );
     }
+    assert_eq!(
+        hooks.len(),
+        2,
+        "the event-hook function has only its two prefix routes: {hooks:?}"
+    );
     let authorizer = &of_type(&template, "AWS::Serverless::HttpApi")["HttpApi"]["Properties"]["Auth"]
         ["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"];
     assert_eq!(authorizer["issuer"].as_str(), Some("JwtIssuer"));
