@@ -59,11 +59,200 @@ pub fn parse_datetime(value: &Value) -> Result<DateTime<FixedOffset>, String> {
     }
 }
 
-/// An IANA time zone by name (`UTC` included).
-pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
-    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+/// An IANA time zone by name (`UTC` included), surrounding spaces ignored.
+pub fn parse_timezone(name: &str) -> Result<Zone, String> {
+    name.trim().parse::<Zone>().map_err(|_| {
         format!("unknown time zone `{name}`; expected an IANA name such as Europe/Paris")
     })
+}
+
+/// An IANA time zone, with its rules from the time zone database bundled in the binary.
+///
+/// It implements chrono's [`TimeZone`], so dates stay `chrono` dates and `croner` works on them; the
+/// rules come from `jiff`'s compact copy of the database (the zones' TZif data), which costs a
+/// fraction of the size of `chrono-tz`'s generated tables in every Lambda binary.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    tz: jiff::tz::TimeZone,
+}
+
+/// Names the database holds that are not time zones a flow may name: `Factory` is zic's placeholder
+/// for an unset zone (its abbreviation is `-00`), and the names a flow could use before the database
+/// came from `jiff` did not include it.
+const NOT_ZONES: &[&str] = &["Factory"];
+
+impl Zone {
+    /// Coordinated Universal Time.
+    pub fn utc() -> Zone {
+        Zone {
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The zone's IANA name, exactly as a flow writes it.
+    pub fn name(&self) -> &str {
+        self.tz.iana_name().unwrap_or("UTC")
+    }
+
+    /// Every zone name a flow may use, sorted, for did-you-mean suggestions.
+    pub fn names() -> Vec<String> {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|name| name.as_str().to_owned())
+            .filter(|name| !NOT_ZONES.contains(&name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The offset in effect at `instant`.
+    fn at(&self, instant: jiff::Timestamp) -> ZoneOffset {
+        ZoneOffset {
+            zone: self.clone(),
+            fixed: fixed(self.tz.to_offset(instant)),
+            instant,
+        }
+    }
+
+    /// The offset of a wall clock time at a transition, with the instant it names.
+    fn local(&self, wall: jiff::civil::DateTime, offset: jiff::tz::Offset) -> ZoneOffset {
+        // Far outside the database's range the instant saturates; only `%Z` reads it.
+        let instant = offset.to_timestamp(wall).unwrap_or(if wall.year() < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        ZoneOffset {
+            zone: self.clone(),
+            fixed: fixed(offset),
+            instant,
+        }
+    }
+}
+
+impl std::str::FromStr for Zone {
+    type Err = UnknownZone;
+
+    /// Names are exact, as with `chrono-tz` before: the database's lookup ignores case, so a name
+    /// is accepted only when it is the zone's own spelling (`europe/paris` is not a zone name).
+    fn from_str(name: &str) -> Result<Zone, UnknownZone> {
+        match jiff::tz::TimeZone::get(name) {
+            Ok(tz) if tz.iana_name() == Some(name) && !NOT_ZONES.contains(&name) => Ok(Zone { tz }),
+            _ => Err(UnknownZone),
+        }
+    }
+}
+
+/// A name that is not an IANA time zone name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an IANA time zone name")]
+pub struct UnknownZone;
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Zone) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The offset of a [`Zone`] at one instant. It displays as the zone's abbreviation then (`CEST`,
+/// `+04`), which is what `%Z` prints.
+#[derive(Clone, Debug)]
+pub struct ZoneOffset {
+    zone: Zone,
+    fixed: FixedOffset,
+    instant: jiff::Timestamp,
+}
+
+impl chrono::Offset for ZoneOffset {
+    fn fix(&self) -> FixedOffset {
+        self.fixed
+    }
+}
+
+impl std::fmt::Display for ZoneOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.zone.tz.to_offset_info(self.instant).abbreviation())
+    }
+}
+
+impl TimeZone for Zone {
+    type Offset = ZoneOffset;
+
+    fn from_offset(offset: &ZoneOffset) -> Zone {
+        offset.zone.clone()
+    }
+
+    fn offset_from_local_date(&self, local: &NaiveDate) -> chrono::LocalResult<ZoneOffset> {
+        self.offset_from_local_datetime(&local.and_time(chrono::NaiveTime::MIN))
+    }
+
+    fn offset_from_local_datetime(&self, local: &NaiveDateTime) -> chrono::LocalResult<ZoneOffset> {
+        use jiff::tz::AmbiguousOffset;
+        let wall = civil(local);
+        match self.tz.to_ambiguous_timestamp(wall).offset() {
+            AmbiguousOffset::Unambiguous { offset } => {
+                chrono::LocalResult::Single(self.local(wall, offset))
+            }
+            // The earlier instant first, as chrono orders the two readings of a repeated time.
+            AmbiguousOffset::Fold { before, after } => {
+                chrono::LocalResult::Ambiguous(self.local(wall, before), self.local(wall, after))
+            }
+            AmbiguousOffset::Gap { .. } => chrono::LocalResult::None,
+        }
+    }
+
+    fn offset_from_utc_date(&self, utc: &NaiveDate) -> ZoneOffset {
+        self.offset_from_utc_datetime(&utc.and_time(chrono::NaiveTime::MIN))
+    }
+
+    fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> ZoneOffset {
+        let utc = utc.and_utc();
+        // chrono's range is wider than the database's (years -9999 to 9999): beyond it the offset
+        // of the range's end holds, as the zone's last rule would.
+        let instant = jiff::Timestamp::new(utc.timestamp(), 0).unwrap_or(if utc.timestamp() < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        self.at(instant)
+    }
+}
+
+/// A jiff offset as chrono's. Offsets in the database are within ±15 hours, well inside chrono's
+/// range (less than a day); the clamp only keeps the conversion total.
+fn fixed(offset: jiff::tz::Offset) -> FixedOffset {
+    FixedOffset::east_opt(offset.seconds().clamp(-86_399, 86_399))
+        .unwrap_or_else(|| unreachable!("the offset was clamped to chrono's range"))
+}
+
+/// A chrono wall clock time as jiff's, clamped to jiff's years (-9999 to 9999). The offset of a time
+/// does not depend on its fraction of a second, so that is left out (chrono's leap second, a
+/// fraction of 1.0 or more, has no jiff equivalent).
+fn civil(local: &NaiveDateTime) -> jiff::civil::DateTime {
+    use chrono::{Datelike, Timelike};
+    let small = |value: u32| i8::try_from(value).unwrap_or(i8::MAX);
+    if local.year() < -9999 {
+        return jiff::civil::DateTime::MIN;
+    }
+    match i16::try_from(local.year()) {
+        Ok(year) if year <= 9999 => jiff::civil::DateTime::new(
+            year,
+            small(local.month()),
+            small(local.day()),
+            small(local.hour()),
+            small(local.minute()),
+            small(local.second()),
+            0,
+        )
+        .unwrap_or(jiff::civil::DateTime::MAX),
+        _ => jiff::civil::DateTime::MAX,
+    }
 }
 
 /// Formats a date with strftime (`None`: RFC 3339), in `zone` or its own offset. An invalid format is
@@ -71,7 +260,7 @@ pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
 pub fn format_datetime(
     date: &DateTime<FixedOffset>,
     format: Option<&str>,
-    zone: Option<chrono_tz::Tz>,
+    zone: Option<Zone>,
 ) -> Result<String, String> {
     match zone {
         Some(zone) => format_in(&date.with_timezone(&zone), format),
