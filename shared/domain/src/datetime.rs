@@ -295,3 +295,120 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{LocalResult, NaiveDate, Offset as _, TimeZone as _, Utc};
+
+    use super::*;
+
+    fn zone(name: &str) -> Zone {
+        name.parse().unwrap_or_else(|_| panic!("{name} is a zone"))
+    }
+
+    #[test]
+    fn zone_names_are_exact_iana_names() {
+        for name in [
+            "Europe/Paris",
+            "UTC",
+            "Etc/UTC",
+            "US/Eastern",
+            "America/Argentina/Salta",
+        ] {
+            assert_eq!(zone(name).to_string(), name);
+        }
+        // The database's lookup ignores case; flows do not (as with chrono-tz before).
+        for name in [
+            "europe/paris",
+            "EUROPE/PARIS",
+            "utc",
+            " Europe/Paris",
+            "Factory",
+            "",
+            "Mars/Base",
+        ] {
+            assert_eq!(name.parse::<Zone>(), Err(UnknownZone), "{name:?}");
+        }
+        assert_eq!(
+            parse_timezone(" Europe/Paris ").map(|z| z.to_string()),
+            Ok("Europe/Paris".into())
+        );
+        assert!(parse_timezone("europe/paris").is_err());
+    }
+
+    #[test]
+    fn every_listed_name_is_accepted_and_the_list_is_sorted() {
+        let names = Zone::names();
+        assert!(names.len() > 400, "{}", names.len());
+        assert!(names.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(!names.iter().any(|name| name == "Factory"));
+        for name in &names {
+            assert_eq!(zone(name).name(), name);
+        }
+    }
+
+    #[test]
+    fn wall_clock_times_in_gaps_and_folds() {
+        let paris = zone("Europe/Paris");
+        let wall = |d: u32, m: u32, h: u32, min: u32| {
+            NaiveDate::from_ymd_opt(2024, m, d)
+                .and_then(|date| date.and_hms_opt(h, min, 0))
+                .expect("a valid wall clock time")
+        };
+        // Clocks go forward at 02:00 on 31 March 2024: 02:30 does not exist.
+        assert!(matches!(
+            paris.from_local_datetime(&wall(31, 3, 2, 30)),
+            LocalResult::None
+        ));
+        // Clocks go back at 03:00 on 27 October 2024: 02:30 happens twice, summer time first.
+        match paris.from_local_datetime(&wall(27, 10, 2, 30)) {
+            LocalResult::Ambiguous(first, second) => {
+                assert_eq!(first.to_rfc3339(), "2024-10-27T02:30:00+02:00");
+                assert_eq!(second.to_rfc3339(), "2024-10-27T02:30:00+01:00");
+                assert!(first < second);
+            }
+            other => panic!("expected two readings, got {other:?}"),
+        }
+        let single = paris
+            .from_local_datetime(&wall(1, 7, 12, 0))
+            .single()
+            .expect("one reading");
+        assert_eq!(
+            single.with_timezone(&Utc).to_rfc3339(),
+            "2024-07-01T10:00:00+00:00"
+        );
+        assert_eq!(single.offset().fix().local_minus_utc(), 7200);
+    }
+
+    #[test]
+    fn percent_z_prints_the_zone_abbreviation() {
+        let date = DateTime::parse_from_rfc3339("2024-07-01T12:00:00Z").expect("a date");
+        let format = |name: &str| format_datetime(&date, Some("%H:%M %Z"), Some(zone(name)));
+        assert_eq!(format("Europe/Paris"), Ok("14:00 CEST".into()));
+        assert_eq!(format("America/New_York"), Ok("08:00 EDT".into()));
+        assert_eq!(format("Asia/Dubai"), Ok("16:00 +04".into()));
+        assert_eq!(format("Asia/Kolkata"), Ok("17:30 IST".into()));
+        assert_eq!(format("UTC"), Ok("12:00 UTC".into()));
+    }
+
+    #[test]
+    fn dates_beyond_the_database_years_keep_the_last_rule() {
+        let paris = zone("Europe/Paris");
+        let far = NaiveDate::from_ymd_opt(200_000, 1, 1)
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .expect("a chrono date");
+        assert_eq!(
+            paris.offset_from_utc_datetime(&far).fix().local_minus_utc(),
+            3600
+        );
+        assert!(matches!(
+            paris.from_local_datetime(&far),
+            LocalResult::Single(_)
+        ));
+        let before = NaiveDate::from_ymd_opt(-200_000, 1, 1)
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .expect("a chrono date");
+        let _ = paris.offset_from_utc_datetime(&before).to_string();
+        let _ = paris.from_local_datetime(&before);
+    }
+}
