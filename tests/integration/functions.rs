@@ -151,11 +151,24 @@ async fn stack(max_receive_count: u32) -> Option<Stack> {
         ("IDFLOW_DLQ_URL", dlq_url.clone()),
         ("IDFLOW_TABLES_TABLE", tables_table.clone()),
         ("IDFLOW_MAX_RECEIVE_COUNT", max_receive_count.to_string()),
+        // What Lambda sets, pointed at the emulator.
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        (
+            "AWS_ENDPOINT_URL",
+            sdk.endpoint_url()
+                .expect("the emulator's endpoint")
+                .to_owned(),
+        ),
     ]);
     let config = LambdaConfig::from_lookup(|name| env.get(name).cloned()).expect("configuration");
+    // The functions' own SDK configuration, read from that environment as at a cold start.
+    let lambda_sdk =
+        aws::sdk::sdk_config_from(|name| env.get(name).cloned()).expect("SDK configuration");
     // One runtime for every handler here, equipped as the worker's (the only one that runs cards).
-    let runtime = config.runtime(&sdk).await.expect("cold start");
-    let runtime = Arc::new(worker::equip(runtime, &config, &sdk).expect("worker runtime"));
+    let runtime = config.runtime(&lambda_sdk).await.expect("cold start");
+    let runtime = Arc::new(worker::equip(runtime, &config, &lambda_sdk).expect("worker runtime"));
     let queue_arn = queue_arn(&sqs, &queue_url).await;
     let dead_letter_arn = queue_arn_of_dlq(&sqs, &dlq_url).await;
     Some(Stack {

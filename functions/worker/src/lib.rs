@@ -40,7 +40,7 @@ use tracing::Instrument;
 pub fn equip(
     runtime: Runtime,
     config: &LambdaConfig,
-    sdk: &aws_config::SdkConfig,
+    sdk: &aws::SdkConfig,
 ) -> Result<Runtime, reqwest::Error> {
     let mut runtime = runtime.with_standard_executors()?;
     if let Some(blobs) = config.blob_store(sdk) {

@@ -174,7 +174,7 @@ impl LambdaConfig {
     /// it is read here, once, so a deploy that changes it reaches a function at its next cold start.
     /// It has no card executors (the worker adds them, see the module docs); run and step metrics go
     /// to stdout in the embedded metric format ([`super::emf`]).
-    pub async fn runtime(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, BuildError> {
+    pub async fn runtime(&self, sdk: &crate::SdkConfig) -> Result<Runtime, BuildError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let flows = DynamoFlowStore::new(dynamo.clone(), &self.flows_table);
@@ -237,7 +237,7 @@ impl LambdaConfig {
     }
 
     /// The store of the `table` cards, when `IDFLOW_TABLES_TABLE` is set.
-    pub fn table_store(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<DynamoTableStore>> {
+    pub fn table_store(&self, sdk: &crate::SdkConfig) -> Option<Arc<DynamoTableStore>> {
         self.tables_table.as_ref().map(|table| {
             Arc::new(DynamoTableStore::new(
                 aws_sdk_dynamodb::Client::new(sdk),
@@ -249,14 +249,14 @@ impl LambdaConfig {
     /// S3 as the store of values runs hold out of line, when `IDFLOW_BLOBS_BUCKET` is set. Only
     /// the worker checkpoints runs, so only it stores engine values (`runs/`); every function
     /// keeps run inputs, outputs and step data too big for a DynamoDB item there (`history/`).
-    pub fn blob_store(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<S3BlobStore>> {
+    pub fn blob_store(&self, sdk: &crate::SdkConfig) -> Option<Arc<S3BlobStore>> {
         self.blobs_bucket
             .as_ref()
             .map(|bucket| Arc::new(S3BlobStore::new(aws_sdk_s3::Client::new(sdk), bucket)))
     }
 
     /// SES as `email.send`'s sender, when `IDFLOW_SES_IDENTITY` is set.
-    pub fn ses(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<SesEmail>> {
+    pub fn ses(&self, sdk: &crate::SdkConfig) -> Option<Arc<SesEmail>> {
         self.ses_identity.as_ref().map(|identity| {
             Arc::new(SesEmail::new(
                 aws_sdk_sesv2::Client::new(sdk),
@@ -267,7 +267,7 @@ impl LambdaConfig {
 
     /// Scheduler wake-ups for long waits, when the three `IDFLOW_SCHEDULE_GROUP`,
     /// `IDFLOW_QUEUE_ARN` and `IDFLOW_SCHEDULER_ROLE_ARN` are set.
-    pub fn wakeups(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<SchedulerWakeups>> {
+    pub fn wakeups(&self, sdk: &crate::SdkConfig) -> Option<Arc<SchedulerWakeups>> {
         self.wakeups.as_ref().map(|wake| {
             Arc::new(SchedulerWakeups::new(
                 aws_sdk_scheduler::Client::new(sdk),
@@ -281,8 +281,7 @@ impl LambdaConfig {
 
 /// What every function's `main` does first: JSON logs (`RUST_LOG` filters, `info` by default), the
 /// configuration from the environment, and the runtime on clients built once for this cold start.
-pub async fn cold_start() -> Result<(LambdaConfig, aws_config::SdkConfig, Runtime), ColdStartError>
-{
+pub async fn cold_start() -> Result<(LambdaConfig, crate::SdkConfig, Runtime), ColdStartError> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     tracing_subscriber::fmt()
@@ -293,7 +292,7 @@ pub async fn cold_start() -> Result<(LambdaConfig, aws_config::SdkConfig, Runtim
         .with(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .init();
     let config = LambdaConfig::from_env()?;
-    let sdk = super::sdk_config().await;
+    let sdk = super::sdk_config()?;
     let runtime = config.runtime(&sdk).await?;
     Ok((config, sdk, runtime))
 }
@@ -316,6 +315,9 @@ pub enum ColdStartError {
     /// The environment is incomplete or wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The environment lacks the region or credentials Lambda sets.
+    #[error(transparent)]
+    Sdk(#[from] crate::SdkConfigError),
     /// The runtime could not be built on it.
     #[error(transparent)]
     Build(#[from] BuildError),

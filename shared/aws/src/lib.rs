@@ -23,9 +23,10 @@
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
 //! # Configuration
-//! [`sdk_config`] loads region and credentials the standard way (environment, profile, the Lambda
-//! role); `AWS_ENDPOINT_URL` points every client at an emulator in tests. Every SDK configuration
-//! starts from [`sdk_defaults`], which gives the clients their HTTPS client.
+//! [`sdk_config`] (the functions) reads region and credentials from the environment Lambda sets
+//! ([`sdk`]); [`sdk_defaults`] (`idflow deploy`, the tests) loads them the standard way
+//! (environment, profile, SSO, the instance role). `AWS_ENDPOINT_URL` points every client at an
+//! emulator in tests. Both give the clients the HTTPS client of [`https_client`].
 
 pub mod deploy;
 pub mod dynamo_flows;
@@ -36,16 +37,19 @@ pub mod lambda;
 pub mod s3_blobs;
 pub mod s3_history;
 pub mod scheduler;
+pub mod sdk;
 pub mod secrets;
 pub mod ses;
 pub mod sqs;
 pub mod wakeups;
 
+pub use aws_types::SdkConfig;
 pub use dynamo_flows::DynamoFlowStore;
 pub use dynamo_runs::DynamoRunStore;
 pub use dynamo_tables::DynamoTableStore;
 pub use s3_blobs::S3BlobStore;
 pub use scheduler::SchedulerSchedules;
+pub use sdk::{SdkConfigError, sdk_config};
 pub use secrets::SecretsManagerSecrets;
 pub use ses::SesEmail;
 pub use sqs::SqsRunQueue;
@@ -55,26 +59,28 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use domain::ports::{QueueError, StoreError};
 
-/// The shared SDK configuration: loaded once per cold start and used to build every client.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    sdk_defaults().load().await
+/// The SDK's defaults (latest behaviour version, the standard credential and region chain) with
+/// the HTTPS client of [`https_client`]: for `idflow deploy` and the tests, which may run with a
+/// profile or SSO; the functions use [`sdk_config`].
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
 }
 
-/// The SDK's defaults (latest behaviour version) with its default HTTPS client — hyper, rustls,
-/// the system's trust roots, proxy settings from the environment — on `ring` instead of `aws-lc`.
+/// The SDK's default HTTPS client — hyper, rustls, the system's trust roots, proxy settings from
+/// the environment — on `ring` instead of `aws-lc`.
 ///
 /// `ring` is already linked (reqwest's TLS, JWT signatures), and the SDK's default would add
 /// `aws-lc` beside it, about 2 MiB more in every function. What that gives up is the hybrid
 /// post-quantum key exchange `aws-lc` offers first, on connections that stay inside AWS.
-/// The SDK crates are built without `default-https-client`, so a configuration that does not
-/// start here has no HTTP client and its first call fails.
-pub fn sdk_defaults() -> aws_config::ConfigLoader {
+/// The SDK crates are built without `default-https-client`, so a configuration without this
+/// client has no HTTP client and its first call fails.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     use aws_smithy_http_client::{Builder, ConnectorBuilder};
     // The same connector the SDK builds by default (aws-smithy-runtime's `default_https_client`),
     // down to the connector settings, the sleep implementation and the proxy from the environment.
-    let client = Builder::new().build_with_connector_fn(|settings, components| {
+    Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector =
             ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
         connector.set_connector_settings(settings.cloned());
@@ -83,8 +89,7 @@ pub fn sdk_defaults() -> aws_config::ConfigLoader {
         }
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.build()
-    });
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(client)
+    })
 }
 
 /// Error codes after which the same call may succeed: throttling and server-side trouble.

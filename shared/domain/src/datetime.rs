@@ -59,11 +59,200 @@ pub fn parse_datetime(value: &Value) -> Result<DateTime<FixedOffset>, String> {
     }
 }
 
-/// An IANA time zone by name (`UTC` included).
-pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
-    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+/// An IANA time zone by name (`UTC` included), surrounding spaces ignored.
+pub fn parse_timezone(name: &str) -> Result<Zone, String> {
+    name.trim().parse::<Zone>().map_err(|_| {
         format!("unknown time zone `{name}`; expected an IANA name such as Europe/Paris")
     })
+}
+
+/// An IANA time zone, with its rules from the time zone database bundled in the binary.
+///
+/// It implements chrono's [`TimeZone`], so dates stay `chrono` dates and `croner` works on them; the
+/// rules come from `jiff`'s compact copy of the database (the zones' TZif data), which costs a
+/// fraction of the size of `chrono-tz`'s generated tables in every Lambda binary.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    tz: jiff::tz::TimeZone,
+}
+
+/// Names the database holds that are not time zones a flow may name: `Factory` is zic's placeholder
+/// for an unset zone (its abbreviation is `-00`), and the names a flow could use before the database
+/// came from `jiff` did not include it.
+const NOT_ZONES: &[&str] = &["Factory"];
+
+impl Zone {
+    /// Coordinated Universal Time.
+    pub fn utc() -> Zone {
+        Zone {
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The zone's IANA name, exactly as a flow writes it.
+    pub fn name(&self) -> &str {
+        self.tz.iana_name().unwrap_or("UTC")
+    }
+
+    /// Every zone name a flow may use, sorted, for did-you-mean suggestions.
+    pub fn names() -> Vec<String> {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|name| name.as_str().to_owned())
+            .filter(|name| !NOT_ZONES.contains(&name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The offset in effect at `instant`.
+    fn at(&self, instant: jiff::Timestamp) -> ZoneOffset {
+        ZoneOffset {
+            zone: self.clone(),
+            fixed: fixed(self.tz.to_offset(instant)),
+            instant,
+        }
+    }
+
+    /// The offset of a wall clock time at a transition, with the instant it names.
+    fn local(&self, wall: jiff::civil::DateTime, offset: jiff::tz::Offset) -> ZoneOffset {
+        // Far outside the database's range the instant saturates; only `%Z` reads it.
+        let instant = offset.to_timestamp(wall).unwrap_or(if wall.year() < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        ZoneOffset {
+            zone: self.clone(),
+            fixed: fixed(offset),
+            instant,
+        }
+    }
+}
+
+impl std::str::FromStr for Zone {
+    type Err = UnknownZone;
+
+    /// Names are exact, as with `chrono-tz` before: the database's lookup ignores case, so a name
+    /// is accepted only when it is the zone's own spelling (`europe/paris` is not a zone name).
+    fn from_str(name: &str) -> Result<Zone, UnknownZone> {
+        match jiff::tz::TimeZone::get(name) {
+            Ok(tz) if tz.iana_name() == Some(name) && !NOT_ZONES.contains(&name) => Ok(Zone { tz }),
+            _ => Err(UnknownZone),
+        }
+    }
+}
+
+/// A name that is not an IANA time zone name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an IANA time zone name")]
+pub struct UnknownZone;
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Zone) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The offset of a [`Zone`] at one instant. It displays as the zone's abbreviation then (`CEST`,
+/// `+04`), which is what `%Z` prints.
+#[derive(Clone, Debug)]
+pub struct ZoneOffset {
+    zone: Zone,
+    fixed: FixedOffset,
+    instant: jiff::Timestamp,
+}
+
+impl chrono::Offset for ZoneOffset {
+    fn fix(&self) -> FixedOffset {
+        self.fixed
+    }
+}
+
+impl std::fmt::Display for ZoneOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.zone.tz.to_offset_info(self.instant).abbreviation())
+    }
+}
+
+impl TimeZone for Zone {
+    type Offset = ZoneOffset;
+
+    fn from_offset(offset: &ZoneOffset) -> Zone {
+        offset.zone.clone()
+    }
+
+    fn offset_from_local_date(&self, local: &NaiveDate) -> chrono::LocalResult<ZoneOffset> {
+        self.offset_from_local_datetime(&local.and_time(chrono::NaiveTime::MIN))
+    }
+
+    fn offset_from_local_datetime(&self, local: &NaiveDateTime) -> chrono::LocalResult<ZoneOffset> {
+        use jiff::tz::AmbiguousOffset;
+        let wall = civil(local);
+        match self.tz.to_ambiguous_timestamp(wall).offset() {
+            AmbiguousOffset::Unambiguous { offset } => {
+                chrono::LocalResult::Single(self.local(wall, offset))
+            }
+            // The earlier instant first, as chrono orders the two readings of a repeated time.
+            AmbiguousOffset::Fold { before, after } => {
+                chrono::LocalResult::Ambiguous(self.local(wall, before), self.local(wall, after))
+            }
+            AmbiguousOffset::Gap { .. } => chrono::LocalResult::None,
+        }
+    }
+
+    fn offset_from_utc_date(&self, utc: &NaiveDate) -> ZoneOffset {
+        self.offset_from_utc_datetime(&utc.and_time(chrono::NaiveTime::MIN))
+    }
+
+    fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> ZoneOffset {
+        let utc = utc.and_utc();
+        // chrono's range is wider than the database's (years -9999 to 9999): beyond it the offset
+        // of the range's end holds, as the zone's last rule would.
+        let instant = jiff::Timestamp::new(utc.timestamp(), 0).unwrap_or(if utc.timestamp() < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        self.at(instant)
+    }
+}
+
+/// A jiff offset as chrono's. Offsets in the database are within ±15 hours, well inside chrono's
+/// range (less than a day); the clamp only keeps the conversion total.
+fn fixed(offset: jiff::tz::Offset) -> FixedOffset {
+    FixedOffset::east_opt(offset.seconds().clamp(-86_399, 86_399))
+        .unwrap_or_else(|| unreachable!("the offset was clamped to chrono's range"))
+}
+
+/// A chrono wall clock time as jiff's, clamped to jiff's years (-9999 to 9999). The offset of a time
+/// does not depend on its fraction of a second, so that is left out (chrono's leap second, a
+/// fraction of 1.0 or more, has no jiff equivalent).
+fn civil(local: &NaiveDateTime) -> jiff::civil::DateTime {
+    use chrono::{Datelike, Timelike};
+    let small = |value: u32| i8::try_from(value).unwrap_or(i8::MAX);
+    if local.year() < -9999 {
+        return jiff::civil::DateTime::MIN;
+    }
+    match i16::try_from(local.year()) {
+        Ok(year) if year <= 9999 => jiff::civil::DateTime::new(
+            year,
+            small(local.month()),
+            small(local.day()),
+            small(local.hour()),
+            small(local.minute()),
+            small(local.second()),
+            0,
+        )
+        .unwrap_or(jiff::civil::DateTime::MAX),
+        _ => jiff::civil::DateTime::MAX,
+    }
 }
 
 /// Formats a date with strftime (`None`: RFC 3339), in `zone` or its own offset. An invalid format is
@@ -71,7 +260,7 @@ pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
 pub fn format_datetime(
     date: &DateTime<FixedOffset>,
     format: Option<&str>,
-    zone: Option<chrono_tz::Tz>,
+    zone: Option<Zone>,
 ) -> Result<String, String> {
     match zone {
         Some(zone) => format_in(&date.with_timezone(&zone), format),
@@ -104,5 +293,122 @@ fn kind_of(value: &Value) -> &'static str {
         Value::String(_) => "text",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{LocalResult, NaiveDate, Offset as _, TimeZone as _, Utc};
+
+    use super::*;
+
+    fn zone(name: &str) -> Zone {
+        name.parse().unwrap_or_else(|_| panic!("{name} is a zone"))
+    }
+
+    #[test]
+    fn zone_names_are_exact_iana_names() {
+        for name in [
+            "Europe/Paris",
+            "UTC",
+            "Etc/UTC",
+            "US/Eastern",
+            "America/Argentina/Salta",
+        ] {
+            assert_eq!(zone(name).to_string(), name);
+        }
+        // The database's lookup ignores case; flows do not (as with chrono-tz before).
+        for name in [
+            "europe/paris",
+            "EUROPE/PARIS",
+            "utc",
+            " Europe/Paris",
+            "Factory",
+            "",
+            "Mars/Base",
+        ] {
+            assert_eq!(name.parse::<Zone>(), Err(UnknownZone), "{name:?}");
+        }
+        assert_eq!(
+            parse_timezone(" Europe/Paris ").map(|z| z.to_string()),
+            Ok("Europe/Paris".into())
+        );
+        assert!(parse_timezone("europe/paris").is_err());
+    }
+
+    #[test]
+    fn every_listed_name_is_accepted_and_the_list_is_sorted() {
+        let names = Zone::names();
+        assert!(names.len() > 400, "{}", names.len());
+        assert!(names.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(!names.iter().any(|name| name == "Factory"));
+        for name in &names {
+            assert_eq!(zone(name).name(), name);
+        }
+    }
+
+    #[test]
+    fn wall_clock_times_in_gaps_and_folds() {
+        let paris = zone("Europe/Paris");
+        let wall = |d: u32, m: u32, h: u32, min: u32| {
+            NaiveDate::from_ymd_opt(2024, m, d)
+                .and_then(|date| date.and_hms_opt(h, min, 0))
+                .expect("a valid wall clock time")
+        };
+        // Clocks go forward at 02:00 on 31 March 2024: 02:30 does not exist.
+        assert!(matches!(
+            paris.from_local_datetime(&wall(31, 3, 2, 30)),
+            LocalResult::None
+        ));
+        // Clocks go back at 03:00 on 27 October 2024: 02:30 happens twice, summer time first.
+        match paris.from_local_datetime(&wall(27, 10, 2, 30)) {
+            LocalResult::Ambiguous(first, second) => {
+                assert_eq!(first.to_rfc3339(), "2024-10-27T02:30:00+02:00");
+                assert_eq!(second.to_rfc3339(), "2024-10-27T02:30:00+01:00");
+                assert!(first < second);
+            }
+            other => panic!("expected two readings, got {other:?}"),
+        }
+        let single = paris
+            .from_local_datetime(&wall(1, 7, 12, 0))
+            .single()
+            .expect("one reading");
+        assert_eq!(
+            single.with_timezone(&Utc).to_rfc3339(),
+            "2024-07-01T10:00:00+00:00"
+        );
+        assert_eq!(single.offset().fix().local_minus_utc(), 7200);
+    }
+
+    #[test]
+    fn percent_z_prints_the_zone_abbreviation() {
+        let date = DateTime::parse_from_rfc3339("2024-07-01T12:00:00Z").expect("a date");
+        let format = |name: &str| format_datetime(&date, Some("%H:%M %Z"), Some(zone(name)));
+        assert_eq!(format("Europe/Paris"), Ok("14:00 CEST".into()));
+        assert_eq!(format("America/New_York"), Ok("08:00 EDT".into()));
+        assert_eq!(format("Asia/Dubai"), Ok("16:00 +04".into()));
+        assert_eq!(format("Asia/Kolkata"), Ok("17:30 IST".into()));
+        assert_eq!(format("UTC"), Ok("12:00 UTC".into()));
+    }
+
+    #[test]
+    fn dates_beyond_the_database_years_keep_the_last_rule() {
+        let paris = zone("Europe/Paris");
+        let far = NaiveDate::from_ymd_opt(200_000, 1, 1)
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .expect("a chrono date");
+        assert_eq!(
+            paris.offset_from_utc_datetime(&far).fix().local_minus_utc(),
+            3600
+        );
+        assert!(matches!(
+            paris.from_local_datetime(&far),
+            LocalResult::Single(_)
+        ));
+        let before = NaiveDate::from_ymd_opt(-200_000, 1, 1)
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .expect("a chrono date");
+        let _ = paris.offset_from_utc_datetime(&before).to_string();
+        let _ = paris.from_local_datetime(&before);
     }
 }

@@ -37,8 +37,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
-use chrono_tz::Tz;
 use croner::Cron;
+
+use crate::datetime::Zone;
 use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -55,7 +56,7 @@ const MAX_SKIPPED_MATCHES: usize = 10_000;
 pub struct Schedule {
     expression: String,
     timezone: Option<String>,
-    zone: Tz,
+    zone: Zone,
     kind: Kind,
 }
 
@@ -240,7 +241,7 @@ pub enum ScheduleError {
         /// The date and time as written.
         got: String,
     },
-    /// A time zone that is not an IANA name known to chrono-tz.
+    /// A time zone that is not an IANA name known to the bundled time zone database.
     #[error("unknown time zone `{name}`; expected an IANA name such as Europe/Paris")]
     UnknownTimezone {
         /// The name as written.
@@ -272,8 +273,8 @@ impl Schedule {
             return Err(ScheduleError::Empty);
         }
         let zone = match timezone {
-            None => Tz::UTC,
-            Some(name) => Tz::from_str(name).map_err(|_| ScheduleError::UnknownTimezone {
+            None => Zone::utc(),
+            Some(name) => Zone::from_str(name).map_err(|_| ScheduleError::UnknownTimezone {
                 name: name.to_string(),
             })?,
         };
@@ -282,7 +283,7 @@ impl Schedule {
         } else if let Some(body) = inner(text, "rate(") {
             Kind::Rate(parse_rate(text, body)?)
         } else if let Some(body) = inner(text, "at(") {
-            Kind::At(parse_at(text, body, zone)?)
+            Kind::At(parse_at(text, body, &zone)?)
         } else {
             return Err(ScheduleError::UnknownKind {
                 got: text.to_string(),
@@ -302,7 +303,7 @@ impl Schedule {
     /// over (or past 2199).
     pub fn next_after(&self, after: DateTime<Utc>, anchor: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
-            Kind::Cron(cron) => next_cron(cron, self.zone, after),
+            Kind::Cron(cron) => next_cron(cron, &self.zone, after),
             Kind::Rate(interval) => next_rate(*interval, after, anchor),
             Kind::At(instant) => (*instant > after).then_some(*instant),
         }
@@ -646,8 +647,8 @@ fn is_digits(text: &str) -> bool {
 
 /// The first instant after `after` whose wall clock time in `zone` matches `cron`, applying AWS's
 /// rules for clock changes (see the module docs).
-fn next_cron(cron: &Cron, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let mut wall = after.with_timezone(&zone).naive_local();
+fn next_cron(cron: &Cron, zone: &Zone, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut wall = after.with_timezone(zone).naive_local();
     for _ in 0..MAX_SKIPPED_MATCHES {
         // croner errs only when no later match exists before its own year limit.
         wall = cron.find_next_occurrence(&wall, false).ok()?;
@@ -746,7 +747,7 @@ fn next_rate(
 // at
 // ---------------------------------------------------------------------------------------------
 
-fn parse_at(expression: &str, body: &str, zone: Tz) -> Result<DateTime<Utc>, ScheduleError> {
+fn parse_at(expression: &str, body: &str, zone: &Zone) -> Result<DateTime<Utc>, ScheduleError> {
     // chrono's parser is lenient (it takes one-digit fields and leap seconds), so the shape is
     // checked first: exactly yyyy-mm-ddThh:mm:ss.
     let shape_ok = body.len() == 19
@@ -774,7 +775,7 @@ fn parse_at(expression: &str, body: &str, zone: Tz) -> Result<DateTime<Utc>, Sch
 
 /// The instant a one-time schedule fires: its wall time, the first of two when clocks go back,
 /// or the end of the gap when clocks go forward over it.
-fn resolve_at(zone: Tz, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+fn resolve_at(zone: &Zone, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
     let mut candidate = wall;
     // Gaps start and end on whole minutes in every zone since the 1900s; a day of minutes covers
     // the longest one.

@@ -269,16 +269,15 @@ impl FlowDecoder<'_> {
             Some(node) => {
                 let path = schedule.path_of("timezone");
                 nonempty_text(self.ctx, node, &path).and_then(|zone| {
-                    if zone.parse::<chrono_tz::Tz>().is_ok() {
+                    if zone.parse::<crate::datetime::Zone>().is_ok() {
                         Some(Some(zone))
                     } else {
                         let mut message = format!(
                             "unknown time zone `{}`, expected an IANA name such as Europe/Paris",
                             preview(&zone)
                         );
-                        if let Some(close) =
-                            suggest(&zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))
-                        {
+                        let names = crate::datetime::Zone::names();
+                        if let Some(close) = suggest(&zone, names.iter().map(String::as_str)) {
                             message.push_str(&format!("; did you mean `{close}`?"));
                         }
                         self.ctx.error(node.location, &path, message);

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::text::TEXT;
 use crate::cards::fields::{Fields, With, invalid};
 use crate::cards::spec::{CardError, CardSpec, FieldSpec, PureContext, PureResult};
-use crate::datetime::{format_datetime, parse_datetime, parse_timezone};
+use crate::datetime::{Zone, format_datetime, parse_datetime, parse_timezone};
 
 const DATE_DOC: &str = "an RFC 3339 date (`2024-05-01T08:30:00Z`), a plain date (`2024-05-01`, midnight UTC) or Unix seconds";
 const TZ_DOC: &str =
@@ -102,14 +102,14 @@ pub const CARDS: &[CardSpec] = &[
     ),
 ];
 
-fn zone_field(input: &Fields<'_>) -> Result<Option<chrono_tz::Tz>, CardError> {
+fn zone_field(input: &Fields<'_>) -> Result<Option<Zone>, CardError> {
     input
         .optional_text("timezone")?
         .map(|name| parse_timezone(&name).map_err(|err| invalid("timezone", err)))
         .transpose()
 }
 
-fn rfc3339(date: &DateTime<FixedOffset>, zone: Option<chrono_tz::Tz>) -> PureResult {
+fn rfc3339(date: &DateTime<FixedOffset>, zone: Option<Zone>) -> PureResult {
     format_datetime(date, None, zone)
         .map(Value::String)
         .map_err(|err| invalid("date", err))
@@ -161,7 +161,7 @@ fn date_add(with: &With, _: &PureContext<'_>) -> PureResult {
     // Calendar units move in local time (so `days: 1` keeps 09:00 across a daylight saving change);
     // exact units are added afterwards.
     let shifted: DateTime<FixedOffset> = match zone {
-        Some(zone) => calendar_shift(date.with_timezone(&zone), months, days)
+        Some(ref zone) => calendar_shift(date.with_timezone(zone), months, days)
             .ok_or_else(out_of_range)?
             .fixed_offset(),
         None => calendar_shift(date, months, days).ok_or_else(out_of_range)?,
