@@ -1297,24 +1297,10 @@ pub(crate) fn timezone(zone: &str) -> Option<String> {
         .iter()
         .find(|(alias, _)| *alias == zone)
         .map_or(zone, |(_, iana)| iana);
-    zone.parse::<chrono_tz_probe::Tz>()
+    // The core's zone type knows the IANA database the schedules are checked against.
+    zone.parse::<domain::datetime::Zone>()
         .ok()
         .map(|_| zone.to_owned())
-}
-
-/// Time zone names are checked by the core's schedule parser, which knows the IANA database.
-mod chrono_tz_probe {
-    /// A zone name the core accepts.
-    pub struct Tz;
-
-    impl std::str::FromStr for Tz {
-        type Err = ();
-        fn from_str(name: &str) -> Result<Tz, ()> {
-            domain::schedule::Schedule::parse("rate(1 day)", Some(name))
-                .map(|_| Tz)
-                .map_err(|_| ())
-        }
-    }
 }
 
 /// The loop body of a For Each over a helper flow, ignoring each item's errors when asked.
