@@ -20,6 +20,7 @@
 //! - [`deploy`]: `idflow deploy --target aws`, the plan (validate, diff) and its application.
 //! - [`emf`]: CloudWatch embedded-metric-format lines and [`emf::MeteredRunStore`], which emits
 //!   the run and step metrics.
+//! - [`http`]: [`http::ReqwestHttpClient`], the SDK's HTTP client over reqwest.
 //! - [`lambda`]: [`lambda::LambdaConfig`], the functions' environment and the runtime built on it.
 //!
 //! # Configuration
@@ -33,6 +34,7 @@ pub mod dynamo_flows;
 pub mod dynamo_runs;
 pub mod dynamo_tables;
 pub mod emf;
+pub mod http;
 pub mod lambda;
 pub mod s3_blobs;
 pub mod s3_history;
@@ -66,30 +68,16 @@ pub fn sdk_defaults() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
 }
 
-/// The SDK's default HTTPS client — hyper, rustls, the system's trust roots, proxy settings from
-/// the environment — on `ring` instead of `aws-lc`.
+/// The HTTPS client every SDK client is given: [`http::ReqwestHttpClient`], the SDK's HTTP client
+/// interface over reqwest (rustls on `ring`, the web PKI's trust roots, proxy settings from the
+/// environment), so a function links one HTTP stack and one TLS stack.
 ///
-/// `ring` is already linked (reqwest's TLS, JWT signatures), and the SDK's default would add
-/// `aws-lc` beside it, about 2 MiB more in every function. What that gives up is the hybrid
-/// post-quantum key exchange `aws-lc` offers first, on connections that stay inside AWS.
-/// The SDK crates are built without `default-https-client`, so a configuration without this
-/// client has no HTTP client and its first call fails.
+/// The SDK's own client would add hyper-util's pooled client, hyper-rustls and HTTP/2 beside
+/// reqwest, and its default TLS `aws-lc` beside `ring`. The SDK crates are built without
+/// `default-https-client`, so a configuration without this client has no HTTP client and its
+/// first call fails.
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::proxy::ProxyConfig;
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    use aws_smithy_http_client::{Builder, ConnectorBuilder};
-    // The same connector the SDK builds by default (aws-smithy-runtime's `default_https_client`),
-    // down to the connector settings, the sleep implementation and the proxy from the environment.
-    Builder::new().build_with_connector_fn(|settings, components| {
-        let mut connector =
-            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
-    })
+    aws_smithy_runtime_api::client::http::SharedHttpClient::new(http::ReqwestHttpClient::new())
 }
 
 /// Error codes after which the same call may succeed: throttling and server-side trouble.
