@@ -2,7 +2,6 @@
 //! that decodes what it is sent with the protocol's own message types, and a graceful shutdown
 //! (SIGTERM) that must flush the last spans. Without an endpoint nothing is sent anywhere.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -13,12 +12,11 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 mod common;
-use common::temp_dir;
+use common::{serve_with, temp_dir};
 
 /// Two steps: the first succeeds with the caller's input in its output, the second fails the run.
 const FLOW: &str = r#"
@@ -54,36 +52,14 @@ const OTEL_VARIABLES: [&str; 5] = [
 /// Starts `idflow serve` with `env` (and no other OpenTelemetry variable) and returns it with its
 /// base URL, read from its "listening on" line.
 async fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_idflow"));
-    command
-        .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
-        .arg(dir.join("flows"))
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env("IDFLOW_LOG", "warn")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true);
-    for name in OTEL_VARIABLES {
-        command.env_remove(name);
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("idflow starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("read stderr")
-            .expect("idflow exited before listening");
-        if let Some(url) = line.strip_prefix("idflow listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, base, _) = serve_with(
+        &dir.join("flows"),
+        &dir.join("data"),
+        "warn",
+        env,
+        &OTEL_VARIABLES,
+    )
+    .await;
     (child, base)
 }
 

@@ -10,31 +10,7 @@ use tokio::process::{Child, Command};
 /// Starts `idflow serve` on an ephemeral port and returns it with its base URL, read from its
 /// "listening on" line (no port guessing, no sleeping).
 pub async fn serve(flows: &std::path::Path, data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idflow"))
-        .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
-        .arg(flows)
-        .arg("--data")
-        .arg(data)
-        .env("IDFLOW_LOG", "warn")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("idflow starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("read stderr")
-            .expect("idflow exited before listening");
-        if let Some(url) = line.strip_prefix("idflow listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, base, _) = serve_with(flows, data, "warn", &[], &[]).await;
     (child, base)
 }
 
@@ -45,17 +21,33 @@ pub async fn serve_logging(
     data: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (Child, String, Vec<String>) {
+    serve_with(flows, data, "info", env, &["NO_COLOR"]).await
+}
+
+/// Starts `idflow serve` on an ephemeral port with `IDFLOW_LOG=<log>`, the variables in `remove`
+/// taken out of its environment and those in `env` set, and returns it with its base URL and
+/// what it logged before listening. Stderr keeps being drained, so the child never blocks on a
+/// full pipe.
+pub async fn serve_with(
+    flows: &std::path::Path,
+    data: &std::path::Path,
+    log: &str,
+    env: &[(&str, &str)],
+    remove: &[&str],
+) -> (Child, String, Vec<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_idflow"));
     command
         .args(["serve", "--no-reload", "--addr", "127.0.0.1:0", "--flows"])
         .arg(flows)
         .arg("--data")
         .arg(data)
-        .env("IDFLOW_LOG", "info")
-        .env_remove("NO_COLOR")
+        .env("IDFLOW_LOG", log)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .kill_on_drop(true);
+    for name in remove {
+        command.env_remove(name);
+    }
     for (name, value) in env {
         command.env(name, value);
     }
