@@ -424,12 +424,21 @@ struct AwsRuntime {
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/idflow-scheduler";
 
-/// `flows` deployed on fresh tables and a fresh queue, with [`SchedulerWakeups`] on a fresh group.
-async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
-    use aws::SchedulerWakeups;
+/// Fresh DynamoDB flow and run tables with `flows` deployed, and a fresh SQS run queue with its
+/// dead-letter queue: the stack every runtime test on the AWS adapters starts from.
+pub struct FreshStack {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub flows: DynamoFlowStore,
+    pub runs_table: String,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+/// Builds a [`FreshStack`] on the emulator `config` points at.
+pub async fn fresh_stack(config: &SdkConfig, flows: &[(&str, &str)]) -> FreshStack {
     use domain::ports::{FlowStore, StoredFlow};
-    let config = emulator().await?;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
     let (flows_table, runs_table) = (unique("flows"), unique("runs"));
     DynamoFlowStore::create_table(&dynamo, &flows_table)
         .await
@@ -449,10 +458,42 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
             .await
             .expect("deploy");
     }
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(config);
     let (queue_url, dlq_url) = SqsRunQueue::create_queues(&sqs, &unique("runs"), 5)
         .await
         .expect("create queues");
+    FreshStack {
+        dynamo,
+        flows: flow_store,
+        runs_table,
+        sqs,
+        queue_url,
+        dlq_url,
+    }
+}
+
+/// Receives the one message that must be visible on `queue`.
+pub async fn receive_one(queue: &SqsRunQueue) -> domain::ports::Delivery {
+    let mut deliveries = queue
+        .receive(1, Duration::from_secs(60), Duration::from_secs(1))
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 1, "one message is visible");
+    deliveries.remove(0)
+}
+
+/// `flows` deployed on fresh tables and a fresh queue, with [`SchedulerWakeups`] on a fresh group.
+async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
+    use aws::SchedulerWakeups;
+    let config = emulator().await?;
+    let FreshStack {
+        dynamo,
+        flows: flow_store,
+        runs_table,
+        sqs,
+        queue_url,
+        dlq_url,
+    } = fresh_stack(&config, flows).await;
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -500,15 +541,9 @@ async fn aws_runtime(flows: &[(&str, &str)]) -> Option<AwsRuntime> {
 impl AwsRuntime {
     /// Receives the one visible message, processes it and settles it as a worker does.
     async fn process_next(&self) {
-        let deliveries = self
-            .queue
-            .receive(1, Duration::from_secs(60), Duration::from_secs(1))
-            .await
-            .expect("receive");
-        assert_eq!(deliveries.len(), 1, "one message is visible");
-        let delivery = &deliveries[0];
+        let delivery = receive_one(&self.queue).await;
         assert_eq!(
-            self.runtime.process(delivery).await,
+            self.runtime.process(&delivery).await,
             domain::runner::Disposition::Done
         );
         self.queue.delete(&delivery.receipt).await.expect("delete");

@@ -22,9 +22,9 @@ use serde_json::json;
 use tests::flows::CHILD;
 use tokio::sync::Notify;
 
-use aws::{DynamoFlowStore, DynamoRunStore, SqsRunQueue};
+use aws::{DynamoRunStore, SqsRunQueue};
 
-use super::aws::{emulator, unique};
+use super::aws::{FreshStack, emulator, fresh_stack, receive_one};
 
 const PARENT: &str = r#"
 name: parent
@@ -104,44 +104,20 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
         .sum()
 }
 
-async fn receive_one(queue: &SqsRunQueue) -> Delivery {
-    let mut deliveries = queue
-        .receive(1, Duration::from_secs(60), Duration::from_secs(1))
-        .await
-        .expect("receive");
-    assert_eq!(deliveries.len(), 1, "one message is visible");
-    deliveries.remove(0)
-}
-
 #[tokio::test]
 async fn a_helper_ending_in_another_worker_wakes_the_busy_parent_at_once() {
     let Some(config) = emulator().await else {
         return;
     };
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let (flows_table, runs_table) = (unique("flows"), unique("runs"));
-    DynamoFlowStore::create_table(&dynamo, &flows_table)
-        .await
-        .expect("create flows table");
-    DynamoRunStore::create_table(&dynamo, &runs_table)
-        .await
-        .expect("create runs table");
-    let flows = Arc::new(DynamoFlowStore::new(dynamo.clone(), flows_table));
-    for (name, source) in [("parent", PARENT), ("child", CHILD)] {
-        flows
-            .put(&StoredFlow::new(
-                name,
-                &format!("{name}.yaml"),
-                source,
-                t0(),
-            ))
-            .await
-            .expect("deploy");
-    }
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let (queue_url, dlq_url) = SqsRunQueue::create_queues(&sqs, &unique("runs"), 5)
-        .await
-        .expect("create queues");
+    let FreshStack {
+        dynamo,
+        flows,
+        runs_table,
+        sqs,
+        queue_url,
+        dlq_url,
+    } = fresh_stack(&config, &[("parent", PARENT), ("child", CHILD)]).await;
+    let flows = Arc::new(flows);
     let queue = Arc::new(SqsRunQueue::new(sqs.clone(), queue_url.clone(), dlq_url));
     let runs: Arc<dyn RunStore> = Arc::new(DynamoRunStore::new(dynamo, runs_table, None));
     let held = Arc::new(HeldPark {
