@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 
 mod common;
-use common::serve;
+use common::{ended_run, serve, start_run};
 
 const FLOW: &str = r#"
 name: durable
@@ -75,16 +75,7 @@ async fn sigkilled_run_resumes_after_its_last_completed_step() {
 
     let http = reqwest::Client::new();
     let (mut child, base) = serve(&flows, &data).await;
-    let started: Value = http
-        .post(format!("{base}/api/flows/durable/runs"))
-        .json(&json!({ "base": outside }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run_id = started["runId"].as_str().unwrap().to_owned();
+    let run_id = start_run(&http, &base, "durable", &json!({ "base": outside })).await;
 
     // Step `first` is done and checkpointed, `second` is in flight: kill the server now.
     reached_rx.recv().await.expect("second step reached");
@@ -92,14 +83,7 @@ async fn sigkilled_run_resumes_after_its_last_completed_step() {
     child.wait().await.unwrap();
 
     let (mut child, base) = serve(&flows, &data).await;
-    let run: Value = http
-        .get(format!("{base}/api/runs/{run_id}?wait=30"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = ended_run(&http, &base, &run_id).await;
     child.kill().await.ok();
 
     assert_eq!(run["status"], "succeeded", "{run:#}");
@@ -204,14 +188,7 @@ async fn every_accepted_invoke_survives_a_sigkill_under_concurrent_load() {
     let (mut child, base) = serve(&flows, &data).await;
     let mut missing = BTreeSet::new();
     for (run_id, n) in &accepted {
-        let run: Value = http
-            .get(format!("{base}/api/runs/{run_id}?wait=30"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run = ended_run(&http, &base, run_id).await;
         if run["status"] != "succeeded" {
             missing.insert(run_id.clone());
             continue;

@@ -16,7 +16,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 
 mod common;
-use common::{serve_with, temp_dir};
+use common::{ended_run, serve_with, start_run, temp_dir};
 
 /// Two steps: the first succeeds with the caller's input in its output, the second fails the run.
 const FLOW: &str = r#"
@@ -66,24 +66,8 @@ async fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
 /// Starts a run of `flow` and waits for it to end; returns it as the API shows it.
 async fn run_to_the_end(base: &str, flow: &str) -> Value {
     let http = reqwest::Client::new();
-    let started: Value = http
-        .post(format!("{base}/api/flows/{flow}/runs"))
-        .json(&json!({ "name": MARKER }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run_id = started["runId"].as_str().expect("a run id").to_owned();
-    let run: Value = http
-        .get(format!("{base}/api/runs/{run_id}?wait=30"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run_id = start_run(&http, base, flow, &json!({ "name": MARKER })).await;
+    let run = ended_run(&http, base, &run_id).await;
     assert!(
         run["status"] == "failed" || run["status"] == "succeeded",
         "{run:#}"

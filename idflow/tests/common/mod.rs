@@ -70,6 +70,37 @@ pub async fn serve_with(
     (child, base, logged)
 }
 
+/// Starts a run of `flow` with `input` through the admin API of the server at `base`; returns the
+/// run's id.
+pub async fn start_run(
+    http: &reqwest::Client,
+    base: &str,
+    flow: &str,
+    input: &serde_json::Value,
+) -> String {
+    let started: serde_json::Value = http
+        .post(format!("{base}/api/flows/{flow}/runs"))
+        .json(input)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    started["runId"].as_str().expect("a run id").to_owned()
+}
+
+/// The run `run_id` as the admin API shows it once it ended, waiting up to 30 s for its end.
+pub async fn ended_run(http: &reqwest::Client, base: &str, run_id: &str) -> serde_json::Value {
+    http.get(format!("{base}/api/runs/{run_id}?wait=30"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A fresh, empty directory under the system's temp dir.
 pub fn temp_dir(label: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("idflow-cli-{label}-{}", ulid::Ulid::new()));
