@@ -16,7 +16,9 @@
 //! commit; when idle, a single operation commits at once (no timer delays it).
 //!
 //! With `journal_mode=WAL` and `synchronous=NORMAL` a commit survives a process crash; only an OS
-//! crash or power loss can drop the last commits, never corrupt the file.
+//! crash or power loss can drop the last commits, never corrupt the file. A commit never waits for
+//! the disk: the flushes belong to the checkpoints that copy the log into the database file, and
+//! those run on their own thread (`checkpoint.rs`).
 //!
 //! # Reads
 //! Reads run on a small pool of read-only connections through `spawn_blocking`; in WAL mode they never
@@ -34,7 +36,10 @@ use tokio::sync::{Notify, oneshot};
 
 use domain::ports::{BoxError, QueueError, StoreError};
 
+pub(crate) use checkpoint::WalLimits;
+
 pub mod blobs;
+mod checkpoint;
 pub mod flows;
 pub mod queue;
 pub mod runs;
@@ -220,7 +225,11 @@ where
 }
 
 /// The writer thread: drains the channel in batches, one transaction per batch.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Box<dyn WriteJob>>,
+    mut checkpoints: checkpoint::Checkpoints,
+) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
@@ -243,7 +252,10 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
                     .prepare_cached("COMMIT")
                     .and_then(|mut s| s.execute([]))
                 {
-                    Ok(_) => None,
+                    Ok(_) => {
+                        checkpoints.after_commit(&conn);
+                        None
+                    }
                     Err(error) => {
                         // Leave no transaction open for the next batch; if the rollback fails too,
                         // the next BEGIN reports it.
@@ -265,6 +277,8 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
 struct Inner {
     jobs: Option<mpsc::Sender<Box<dyn WriteJob>>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// The WAL checkpointer (`checkpoint.rs`); `None` in memory. It stops once the writer has.
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     /// `None` for an in-memory database: reads go through the writer.
     readers: Option<Readers>,
     /// Signalled after a commit that may have made queue messages visible, to wake long polls. Lives
@@ -291,6 +305,11 @@ impl Drop for Inner {
             // cannot wait for itself.
             if writer.thread().id() != std::thread::current().id() {
                 let _ = writer.join();
+                // The writer held the checkpointer's wake-up sender, so it has stopped or is
+                // finishing its last checkpoint.
+                if let Some(checkpointer) = self.checkpointer.take() {
+                    let _ = checkpointer.join();
+                }
             }
         }
         if let Some(path) = self.remove_on_drop.take() {
@@ -506,10 +525,14 @@ impl SqliteDb {
     /// Opens (creating it and its directory if needed) the database file at `path` and brings its
     /// schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteDb, StoreError> {
-        SqliteDb::open_file(path.as_ref().to_path_buf(), false)
+        SqliteDb::open_file(path.as_ref().to_path_buf(), false, WalLimits::default())
     }
 
-    fn open_file(path: PathBuf, temporary: bool) -> Result<SqliteDb, StoreError> {
+    fn open_file(
+        path: PathBuf,
+        temporary: bool,
+        limits: WalLimits,
+    ) -> Result<SqliteDb, StoreError> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
@@ -522,15 +545,25 @@ impl SqliteDb {
             configure(&conn)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            // Checkpoint the WAL in larger, rarer steps (16 MiB of pages instead of 4 MiB): fewer
-            // checkpoints on the writer's hot path.
-            conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
-            migrate(&mut conn)
+            let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+            conn.pragma_update(
+                None,
+                "journal_size_limit",
+                limits.journal_size_limit(page_size),
+            )?;
+            migrate(&mut conn)?;
+            // Checkpoints run on their own thread (`checkpoint.rs`); the hook replaces SQLite's
+            // automatic checkpoint on this connection.
+            checkpoint::install_hook(&conn);
+            Ok(())
         })();
         setup.map_err(Fail::into_store)?;
         let remove_on_drop = temporary.then(|| path.clone());
+        let (checkpoints, checkpointer) = checkpoint::Checkpoints::start(&path, limits);
         SqliteDb::start(
             conn,
+            checkpoints,
+            checkpointer,
             Some(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -543,8 +576,13 @@ impl SqliteDb {
     /// A database in a new file under the system temp dir, deleted when the last handle is dropped.
     /// For tests that need the real file setup (WAL, separate readers).
     pub fn open_temporary() -> Result<SqliteDb, StoreError> {
+        SqliteDb::open_temporary_with(WalLimits::default())
+    }
+
+    /// [`SqliteDb::open_temporary`] with other checkpoint limits, for tests of the log's size.
+    pub(crate) fn open_temporary_with(limits: WalLimits) -> Result<SqliteDb, StoreError> {
         let path = std::env::temp_dir().join(format!("idflow-{}.db", ulid::Ulid::new()));
-        SqliteDb::open_file(path, true)
+        SqliteDb::open_file(path, true, limits)
     }
 
     /// A private in-memory database, gone when the last handle is dropped. For tests.
@@ -555,11 +593,13 @@ impl SqliteDb {
             migrate(&mut conn)
         })();
         setup.map_err(Fail::into_store)?;
-        SqliteDb::start(conn, None, None)
+        SqliteDb::start(conn, checkpoint::Checkpoints::none(), None, None, None)
     }
 
     fn start(
         conn: Connection,
+        checkpoints: checkpoint::Checkpoints,
+        checkpointer: Option<std::thread::JoinHandle<()>>,
         readers: Option<Readers>,
         remove_on_drop: Option<PathBuf>,
     ) -> Result<SqliteDb, StoreError> {
@@ -571,12 +611,13 @@ impl SqliteDb {
         let (jobs, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("idflow-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, receiver))
+            .spawn(move || writer_loop(conn, receiver, checkpoints))
             .map_err(|error| StoreError::Backend(Box::new(error)))?;
         Ok(SqliteDb {
             inner: Arc::new(Inner {
                 jobs: Some(jobs),
                 writer: Some(writer),
+                checkpointer,
                 readers,
                 queue_changed: Notify::new(),
                 remove_on_drop,
