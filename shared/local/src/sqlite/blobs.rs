@@ -50,7 +50,7 @@ impl BlobStore for SqliteBlobStore {
             .read(move |conn| {
                 let mut select = conn.prepare_cached("SELECT data FROM blobs WHERE key = ?1")?;
                 Ok(select
-                    .query_row([key], |row| row.get::<_, Vec<u8>>(0))
+                    .query_row([&key], |row| row.get::<_, Vec<u8>>(0))
                     .optional()?)
             })
             .await

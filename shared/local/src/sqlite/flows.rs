@@ -113,7 +113,7 @@ impl FlowStore for SqliteFlowStore {
                      FROM flows_current c JOIN flow_versions v ON v.name = c.name AND v.version = c.version \
                      WHERE c.name = ?1",
                 )?;
-                Ok(select.query_row([name], read_row).optional()?)
+                Ok(select.query_row([&name], read_row).optional()?)
             })
             .await
             .map_err(Fail::into_store)?;
@@ -153,7 +153,7 @@ impl FlowStore for SqliteFlowStore {
             .write(move |conn| {
                 let mut delete =
                     conn.prepare_cached("DELETE FROM flows_current WHERE name = ?1")?;
-                Ok(delete.execute([name])? > 0)
+                Ok(delete.execute([&name])? > 0)
             })
             .await
             .map_err(Fail::into_store)
@@ -169,12 +169,12 @@ impl FlowStore for SqliteFlowStore {
         let written = self
             .db
             .write(move |conn| {
-                match paused_at {
+                match &paused_at {
                     Some(at) => {
                         let mut insert = conn.prepare_cached(
                             "INSERT INTO flow_pauses (name, paused_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
                         )?;
-                        insert.execute([&key, &at])?;
+                        insert.execute([&key, at])?;
                     }
                     None => {
                         let mut delete =
@@ -210,7 +210,7 @@ impl FlowStore for SqliteFlowStore {
             .read(move |conn| {
                 let mut select =
                     conn.prepare_cached("SELECT paused_at FROM flow_pauses WHERE name = ?1")?;
-                Ok(select.query_row([key], |row| row.get(0)).optional()?)
+                Ok(select.query_row([&key], |row| row.get(0)).optional()?)
             })
             .await
             .map_err(Fail::into_store)?;

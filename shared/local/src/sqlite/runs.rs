@@ -374,7 +374,7 @@ impl RunStore for SqliteRunStore {
                 let mut select =
                     conn.prepare_cached("SELECT record FROM steps WHERE run_id = ?1 ORDER BY seq")?;
                 let records = select
-                    .query_map([id], |row| row.get::<_, String>(0))?
+                    .query_map([&id], |row| row.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(records)
             })

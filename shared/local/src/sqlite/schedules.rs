@@ -41,7 +41,7 @@ impl Schedules for SqliteSchedules {
         self.db
             .write(move |conn| {
                 let mut delete = conn.prepare_cached("DELETE FROM schedules WHERE flow = ?1")?;
-                Ok(delete.execute([flow])? > 0)
+                Ok(delete.execute([&flow])? > 0)
             })
             .await
             .map_err(Fail::into_store)

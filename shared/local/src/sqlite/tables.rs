@@ -113,15 +113,15 @@ impl TableStore for SqliteTableStore {
                 )?;
                 if insert.execute(params![name, key, data])? == 1 {
                     return Ok(Outcome::Done(Row {
-                        key,
+                        key: key.clone(),
                         version: 1,
-                        values: row,
+                        values: row.clone(),
                     }));
                 }
                 if on_duplicate == OnDuplicate::Fail {
                     return Ok(Outcome::Refused(TableError::DuplicateKey {
-                        table: name,
-                        key,
+                        table: name.clone(),
+                        key: key.clone(),
                     }));
                 }
                 let mut replace = conn.prepare_cached(
@@ -130,9 +130,9 @@ impl TableStore for SqliteTableStore {
                 )?;
                 let version: i64 = replace.query_row(params![name, key, data], |r| r.get(0))?;
                 Ok(Outcome::Done(Row {
-                    key,
+                    key: key.clone(),
                     version: u64::try_from(version).unwrap_or(0),
-                    values: row,
+                    values: row.clone(),
                 }))
             })
             .await
@@ -166,20 +166,23 @@ impl TableStore for SqliteTableStore {
             .db
             .write(move |conn| {
                 let Some(mut row) = read_row(conn, &name, &key)? else {
-                    return Ok(Outcome::Refused(TableError::NotFound { table: name, key }));
+                    return Ok(Outcome::Refused(TableError::NotFound {
+                        table: name.clone(),
+                        key: key.clone(),
+                    }));
                 };
                 if let Some(expected) = expected_version
                     && expected != row.version
                 {
                     return Ok(Outcome::Refused(TableError::Conflict {
-                        table: name,
-                        key,
+                        table: name.clone(),
+                        key: key.clone(),
                         expected,
                         found: row.version,
                     }));
                 }
-                for (column, value) in changes {
-                    row.values.insert(column, value);
+                for (column, value) in &changes {
+                    row.values.insert(column.clone(), value.clone());
                 }
                 let data = to_json(&row.values)?;
                 let mut update = conn.prepare_cached(
@@ -222,8 +225,8 @@ impl TableStore for SqliteTableStore {
                     && expected != found
                 {
                     return Ok(Outcome::Refused(TableError::Conflict {
-                        table: name,
-                        key,
+                        table: name.clone(),
+                        key: key.clone(),
                         expected,
                         found,
                     }));
@@ -250,7 +253,7 @@ impl TableStore for SqliteTableStore {
             .read(move |conn| {
                 let mut select = conn.prepare(&sql)?;
                 let found = select
-                    .query_map(rusqlite::params_from_iter(values), |row| {
+                    .query_map(rusqlite::params_from_iter(values.iter()), |row| {
                         Ok((
                             row.get::<_, String>(0)?,
                             row.get::<_, i64>(1)?,
@@ -289,7 +292,7 @@ impl TableStore for SqliteTableStore {
         self.db
             .write(move |conn| {
                 let mut delete = conn.prepare_cached("DELETE FROM table_rows WHERE tbl = ?1")?;
-                Ok(delete.execute([name])? as u64)
+                Ok(delete.execute([&name])? as u64)
             })
             .await
             .map_err(store_error)
@@ -301,7 +304,7 @@ impl TableStore for SqliteTableStore {
             .read(move |conn| {
                 let mut count =
                     conn.prepare_cached("SELECT count(*) FROM table_rows WHERE tbl = ?1")?;
-                let n: i64 = count.query_row([name], |r| r.get(0))?;
+                let n: i64 = count.query_row([&name], |r| r.get(0))?;
                 Ok(u64::try_from(n).unwrap_or(0))
             })
             .await

@@ -512,3 +512,132 @@ async fn the_log_stays_bounded_and_reaches_the_database_file_under_continuous_wr
         .expect("count");
     assert_eq!(stored, u64::try_from(commits).expect("positive"));
 }
+
+/// A write operation of the batch tests.
+type Op = Box<dyn FnMut(&Connection) -> Result<(), Fail> + Send>;
+
+/// Runs `ops` in one batch of the writer: a first operation holds the writer until all of them are
+/// queued behind it. Returns their results in order.
+async fn in_one_batch(
+    db: &SqliteDb,
+    ops: Vec<Op>,
+) -> Vec<Result<(), Fail>> {
+    let (started, running) = std::sync::mpsc::channel::<()>();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let blocker = db.write(move |_| {
+        let _ = started.send(());
+        let _ = held.recv();
+        Ok(())
+    });
+    let mut blocker = std::pin::pin!(blocker);
+    assert!(futures::poll!(&mut blocker).is_pending());
+    running.recv().expect("the writer runs the blocker");
+    let mut pending: Vec<_> = ops.into_iter().map(|op| Box::pin(db.write(op))).collect();
+    for op in &mut pending {
+        assert!(futures::poll!(op).is_pending());
+    }
+    release.send(()).expect("release");
+    blocker.await.expect("blocker");
+    futures::future::join_all(pending).await
+}
+
+async fn letters(db: &SqliteDb) -> Vec<String> {
+    db.read(|conn| {
+        let mut select = conn.prepare("SELECT x FROM letters ORDER BY x")?;
+        let rows = select
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(rows)
+    })
+    .await
+    .expect("letters")
+}
+
+fn insert(letter: &'static str) -> impl FnMut(&Connection) -> Result<(), Fail> + Send {
+    move |conn| {
+        conn.execute("INSERT INTO letters (x) VALUES (?1)", [letter])?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_operation_failing_after_its_writes_leaves_none_and_its_batch_commits() {
+    let db = temporary();
+    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
+        .await
+        .expect("table");
+    let runs_of_a = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs_of_a.clone();
+    let mut a = insert("a");
+    let results = in_one_batch(
+        &db,
+        vec![
+            Box::new(move |conn: &Connection| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                a(conn)
+            }),
+            Box::new(|conn: &Connection| {
+                conn.execute("INSERT INTO letters (x) VALUES ('b')", [])?;
+                Err(Fail::Conflict("b changed its mind".into()))
+            }),
+            Box::new(insert("c")),
+        ],
+    )
+    .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(Fail::Conflict(_))), "{results:?}");
+    assert_eq!(letters(&db).await, ["a", "c"]);
+    // The batch ran once without savepoints, then again with one per operation.
+    assert_eq!(runs_of_a.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_operation_refused_before_writing_does_not_rerun_its_batch() {
+    let db = temporary();
+    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
+        .await
+        .expect("table");
+    let runs_of_a = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs_of_a.clone();
+    let mut a = insert("a");
+    let results = in_one_batch(
+        &db,
+        vec![
+            Box::new(move |conn: &Connection| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                a(conn)
+            }),
+            Box::new(|_: &Connection| Err(Fail::Conflict("lease lost".into()))),
+            Box::new(insert("c")),
+        ],
+    )
+    .await;
+    assert!(matches!(results[1], Err(Fail::Conflict(_))), "{results:?}");
+    assert_eq!(letters(&db).await, ["a", "c"]);
+    assert_eq!(runs_of_a.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_panicking_operation_leaves_no_writes_and_its_batch_commits() {
+    let db = temporary();
+    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
+        .await
+        .expect("table");
+    let results = in_one_batch(
+        &db,
+        vec![
+            Box::new(insert("a")),
+            Box::new(|conn: &Connection| {
+                conn.execute("INSERT INTO letters (x) VALUES ('b')", [])?;
+                panic!("an operation's bug");
+            }),
+            Box::new(insert("c")),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(results[1], Err(Fail::Adapter(SqliteError::Panicked))),
+        "{results:?}"
+    );
+    assert_eq!(letters(&db).await, ["a", "c"]);
+}
