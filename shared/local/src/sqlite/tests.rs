@@ -518,10 +518,7 @@ type Op = Box<dyn FnMut(&Connection) -> Result<(), Fail> + Send>;
 
 /// Runs `ops` in one batch of the writer: a first operation holds the writer until all of them are
 /// queued behind it. Returns their results in order.
-async fn in_one_batch(
-    db: &SqliteDb,
-    ops: Vec<Op>,
-) -> Vec<Result<(), Fail>> {
+async fn in_one_batch(db: &SqliteDb, ops: Vec<Op>) -> Vec<Result<(), Fail>> {
     let (started, running) = std::sync::mpsc::channel::<()>();
     let (release, held) = std::sync::mpsc::channel::<()>();
     let blocker = db.write(move |_| {
