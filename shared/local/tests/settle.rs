@@ -45,6 +45,15 @@ steps:
     with: { body: "{{ steps.fetch.status }}" }
 "#;
 
+const SYNC_NONE: &str = r#"
+name: sync-none
+trigger: { api: { auth: public, respond: sync } }
+history: none
+steps:
+  - card: flow.return
+    with: { body: "{{ input.body.name }}" }
+"#;
+
 const LEASE: Duration = Duration::from_secs(60);
 
 fn t0() -> DateTime<Utc> {
@@ -65,7 +74,11 @@ impl Deployment {
         let db = SqliteDb::open_in_memory().expect("database");
         let clock = Arc::new(ManualClock::new(t0()));
         let flows = Arc::new(SqliteFlowStore::new(db.clone()));
-        for (name, source) in [("sync-3", SYNC), ("sync-http", SYNC_HTTP)] {
+        for (name, source) in [
+            ("sync-3", SYNC),
+            ("sync-http", SYNC_HTTP),
+            ("sync-none", SYNC_NONE),
+        ] {
             flows
                 .put(&StoredFlow::new(
                     name,
@@ -155,6 +168,28 @@ async fn a_sync_invoke_leaves_no_fallback_message_behind_once_its_run_ended() {
     );
     deployment.clock.advance(LEASE + Duration::from_secs(60));
     assert_eq!(deployment.messages().await, 0);
+}
+
+#[tokio::test]
+async fn a_sync_invoke_answers_with_the_run_as_stored() {
+    // The invoker answers with the run its ending write stored, without reading it back: with
+    // history, without (the input dropped), and after a checkpoint of an effectful step.
+    let deployment = Deployment::new().await;
+    let api_process = deployment.process("api", Some(Arc::new(Answers)));
+    for flow in ["sync-3", "sync-none", "sync-http"] {
+        let compiled = api_process.current_flow(flow).await.expect("flow");
+        let input = json!({ "body": { "name": "Ada", "groups": ["eng"] } });
+        let (id, run) = within(
+            "the sync invoke",
+            api_process.invoke_sync(&compiled, input, api(), Duration::from_secs(10)),
+        )
+        .await
+        .expect("invoke");
+        let run = run.expect("the run ended within the timeout");
+        assert_eq!(run.status, RunStatus::Succeeded, "{flow}: {:?}", run.error);
+        let stored = api_process.run(id).await.expect("read").expect("stored");
+        assert_eq!(run, stored, "{flow}");
+    }
 }
 
 /// An `http` executor that never answers: for all the store can tell, the invoker died mid-step.

@@ -66,25 +66,38 @@ pub enum Disposition {
     Retry,
 }
 
-/// How advancing a run went: what to do with its delivery, and whether the delivery's message
-/// was already deleted with the run's end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How advancing a run went: what to do with its delivery, whether the delivery's message was
+/// already deleted with the run's end, and the run as that end wrote it.
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Advanced {
     pub(super) disposition: Disposition,
     pub(super) settled: bool,
+    /// The run as stored once this slice ended it; `None` when the run did not end here.
+    pub(super) ended: Option<Run>,
 }
 
 impl Advanced {
     fn done() -> Advanced {
-        Advanced::settled(false)
+        Advanced::finished(Finished::default())
     }
 
-    fn settled(settled: bool) -> Advanced {
+    fn finished(finished: Finished) -> Advanced {
         Advanced {
             disposition: Disposition::Done,
-            settled,
+            settled: finished.settled,
+            ended: finished.ended,
         }
     }
+}
+
+/// What [`Runtime::finish`] wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Finished {
+    /// Whether the delivery's message was deleted in the same write.
+    settled: bool,
+    /// The run as the write left it in the store; `None` when nothing was written (the run was
+    /// not ours any more, or had not ended).
+    ended: Option<Run>,
 }
 
 /// Removes a run from [`Runtime::active`] when processing ends, however it ends.
@@ -281,7 +294,7 @@ impl Runtime {
         let flow = match self.flow_version(&run.flow, &run.flow_version).await {
             Ok(flow) => flow,
             Err(error @ (RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. })) => {
-                let settled = self
+                let finished = self
                     .finish(
                         &run,
                         Vec::new(),
@@ -294,7 +307,7 @@ impl Runtime {
                         settle,
                     )
                     .await?;
-                return Ok(Advanced::settled(settled));
+                return Ok(Advanced::finished(finished));
             }
             Err(other) => return Err(other),
         };
@@ -302,7 +315,7 @@ impl Runtime {
         let secrets = match secrets {
             Ok(s) => s,
             Err(error) => {
-                let settled = self
+                let finished = self
                     .finish(
                         &run,
                         Vec::new(),
@@ -315,7 +328,7 @@ impl Runtime {
                         settle,
                     )
                     .await?;
-                return Ok(Advanced::settled(settled));
+                return Ok(Advanced::finished(finished));
             }
         };
         let project = self.project();
@@ -358,11 +371,12 @@ impl Runtime {
             run: &run,
             history: flow.flow.history,
             settle,
-            settled: false,
+            step_count: run.step_count,
+            finished: Finished::default(),
         };
         // However driving ends (the run ended, waits, or is no longer ours), the delivery is done.
         driver.drive(&mut host, &mut state, first).await?;
-        Ok(Advanced::settled(host.settled))
+        Ok(Advanced::finished(host.finished))
     }
 
     /// Claims the run of a delivery, or leaves the delivery's news with the worker that holds it.
@@ -457,7 +471,9 @@ impl Runtime {
     }
 
     /// Ends a run with its last step records. Returns whether the queue message under `settle`
-    /// was deleted in the same write.
+    /// was deleted in the same write, and the run as the write left it (`run` as claimed, with
+    /// the end's fields; `step_count` is the count after `steps`, which the caller gives when
+    /// earlier checkpoints of the slice wrote records since the claim).
     async fn finish(
         &self,
         run: &Run,
@@ -465,12 +481,46 @@ impl Runtime {
         progress: Progress,
         history: HistoryMode,
         settle: Option<&str>,
-    ) -> Result<bool, RunnerError> {
+    ) -> Result<Finished, RunnerError> {
+        self.finish_counted(run, run.step_count, steps, progress, history, settle)
+            .await
+    }
+
+    /// [`Runtime::finish`] for a run whose stored step count is `step_count` before `steps`.
+    async fn finish_counted(
+        &self,
+        run: &Run,
+        step_count: u32,
+        steps: Vec<crate::run::StepRecord>,
+        progress: Progress,
+        history: HistoryMode,
+        settle: Option<&str>,
+    ) -> Result<Finished, RunnerError> {
         let now = self.clock.now();
         let (status, output, error) = match progress {
             Progress::Succeeded(output) => (RunStatus::Succeeded, Some(output), None),
             Progress::Failed(error) => (RunStatus::Failed, None, Some(error)),
-            Progress::Pending => return Ok(false),
+            Progress::Pending => return Ok(Finished::default()),
+        };
+        let step_count = steps
+            .last()
+            .map_or(step_count, |last| last.seq.saturating_add(1));
+        let drop_input = history == HistoryMode::None;
+        // What the store holds once the write below commits (see `RunStore::checkpoint`).
+        let ended = Run {
+            status,
+            input: if drop_input {
+                Value::Null
+            } else {
+                run.input.clone()
+            },
+            finished_at: Some(now),
+            wake_at: None,
+            output: output.clone(),
+            error: error.clone(),
+            state: None,
+            step_count,
+            ..run.clone()
         };
         // [delegated] `report_to_request`: a delegated run given an `accessRequestId` posts its
         // outcome once it has durably ended (see crate::delegation). `None` for every other run.
@@ -485,11 +535,11 @@ impl Runtime {
             output,
             error: error.clone(),
             finished_at: Some(now),
-            drop_input: history == HistoryMode::None,
+            drop_input,
             release: true,
         };
         let Some(settled) = self.write_settling(checkpoint, settle).await? else {
-            return Ok(false);
+            return Ok(Finished::default());
         };
         // The span of the slice that ended the run (the current one: `finish` runs inside it).
         let span = tracing::Span::current();
@@ -510,7 +560,10 @@ impl Runtime {
         if let Some(report) = report {
             crate::delegation::send_report(self, report).await;
         }
-        Ok(settled)
+        Ok(Finished {
+            settled,
+            ended: Some(ended),
+        })
     }
 
     /// Tells listeners and the parent run that a run ended.
@@ -663,8 +716,10 @@ struct StoreHost<'a> {
     history: HistoryMode,
     /// The receipt of a queue message to delete with the run's end (see [`Runtime::finish`]).
     settle: Option<&'a str>,
-    /// Whether that message was deleted.
-    settled: bool,
+    /// The run's stored step count: as claimed, then after each checkpoint of this slice.
+    step_count: u32,
+    /// What the run's end wrote, when this slice ended it.
+    finished: Finished,
 }
 
 impl StoreHost<'_> {
@@ -707,9 +762,14 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         records: Vec<StepRecord>,
     ) -> Result<bool, RunnerError> {
         trace_steps(&records);
+        let next = records.last().map(|last| last.seq.saturating_add(1));
         let checkpoint =
             StoreHost::checkpoint(self, state, records, RunStatus::Running, None, false);
-        self.runtime.write(checkpoint).await
+        let written = self.runtime.write(checkpoint).await?;
+        if written && let Some(next) = next {
+            self.step_count = next;
+        }
+        Ok(written)
     }
 
     async fn finish(
@@ -718,9 +778,16 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         progress: Progress,
     ) -> Result<(), RunnerError> {
         trace_steps(&records);
-        self.settled = self
+        self.finished = self
             .runtime
-            .finish(self.run, records, progress, self.history, self.settle)
+            .finish_counted(
+                self.run,
+                self.step_count,
+                records,
+                progress,
+                self.history,
+                self.settle,
+            )
             .await?;
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::engine::CompiledFlow;
 use crate::ports::Created;
 use crate::run::{Run, RunId, RunStatus, TriggerInfo};
 
-use super::drive::MAX_QUEUE_DELAY;
+use super::drive::{Advanced, MAX_QUEUE_DELAY};
 use super::error::RunnerError;
 use super::runtime::{RunEnded, Runtime};
 
@@ -174,6 +174,8 @@ impl Runtime {
         });
         tokio::select! {
             joined = &mut driving => match joined {
+                // Ended here: the run is what the ending write stored, no read needed.
+                Ok(Ok(Advanced { ended: Some(run), .. })) => return Ok((run_id, Some(run))),
                 Ok(Ok(_)) => {}
                 // The fallback message retries the run once the lease expires.
                 Ok(Err(error)) => {
