@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use aws::gateway::Reply;
 use aws::lambda::cold_start;
+use lambda_http::tower::ServiceExt;
 
 /// Counts allocations per thread so template renders are held to their memory budget.
 #[global_allocator]
@@ -13,5 +15,10 @@ static ALLOCATOR: domain::budget::CountingAllocator = domain::budget::CountingAl
 async fn main() -> Result<(), lambda_http::Error> {
     let (_, _, runtime) = cold_start().await?;
     let runtime = Arc::new(runtime);
-    lambda_http::run(event_hook::app(event_hook::state(runtime))).await
+    // Answers go to API Gateway through `Reply` (see `aws::gateway`), not `lambda_http`'s conversion.
+    let app = ServiceExt::<lambda_http::Request>::map_response(
+        event_hook::app(event_hook::state(runtime)),
+        Reply,
+    );
+    lambda_http::run(app).await
 }

@@ -34,6 +34,7 @@ pub mod dynamo_flows;
 pub mod dynamo_runs;
 pub mod dynamo_tables;
 pub mod emf;
+pub mod gateway;
 pub mod http;
 pub mod lambda;
 pub mod s3_blobs;
