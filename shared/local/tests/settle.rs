@@ -11,7 +11,7 @@ use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::clock::ManualClock;
 use domain::model::ProjectConfig;
 use domain::ports::{Checkpoint, Clock, FlowStore, RunIntake, RunQueue, RunStore, StoredFlow};
-use domain::run::{RunStatus, TriggerInfo};
+use domain::run::{Run, RunId, RunStatus, TriggerInfo};
 use domain::runner::{Disposition, RunnerConfig, Runtime};
 use local::secrets::LocalSecrets;
 use local::sqlite::{SqliteDb, SqliteFlowStore, SqliteRunQueue, SqliteRunStore};
@@ -135,6 +135,18 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
         .unwrap_or_else(|_| panic!("{what} did not return"))
 }
 
+/// A sync invoke of `flow` on `process` that must end within its timeout.
+async fn invoke_to_end(process: &Arc<Runtime>, flow: &str, input: Value) -> (RunId, Run) {
+    let compiled = process.current_flow(flow).await.expect("flow");
+    let (id, run) = within(
+        "the sync invoke",
+        process.invoke_sync(&compiled, input, api(), Duration::from_secs(10)),
+    )
+    .await
+    .expect("invoke");
+    (id, run.expect("the run ended within the timeout"))
+}
+
 fn api() -> TriggerInfo {
     TriggerInfo::Api(domain::run::ApiStart {
         method: "POST".to_owned(),
@@ -145,15 +157,8 @@ fn api() -> TriggerInfo {
 async fn a_sync_invoke_leaves_no_fallback_message_behind_once_its_run_ended() {
     let deployment = Deployment::new().await;
     let api_process = deployment.process("api", None);
-    let flow = api_process.current_flow("sync-3").await.expect("flow");
     let input = json!({ "body": { "name": "Ada", "groups": ["eng", "ops"] } });
-    let (id, run) = within(
-        "the sync invoke",
-        api_process.invoke_sync(&flow, input, api(), Duration::from_secs(10)),
-    )
-    .await
-    .expect("invoke");
-    let run = run.expect("the run ended within the timeout");
+    let (id, run) = invoke_to_end(&api_process, "sync-3", input).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     assert_eq!(
         run.output.as_ref().and_then(|o| o.get("body")),
@@ -177,15 +182,8 @@ async fn a_sync_invoke_answers_with_the_run_as_stored() {
     let deployment = Deployment::new().await;
     let api_process = deployment.process("api", Some(Arc::new(Answers)));
     for flow in ["sync-3", "sync-none", "sync-http"] {
-        let compiled = api_process.current_flow(flow).await.expect("flow");
         let input = json!({ "body": { "name": "Ada", "groups": ["eng"] } });
-        let (id, run) = within(
-            "the sync invoke",
-            api_process.invoke_sync(&compiled, input, api(), Duration::from_secs(10)),
-        )
-        .await
-        .expect("invoke");
-        let run = run.expect("the run ended within the timeout");
+        let (id, run) = invoke_to_end(&api_process, flow, input).await;
         assert_eq!(run.status, RunStatus::Succeeded, "{flow}: {:?}", run.error);
         let stored = api_process.run(id).await.expect("read").expect("stored");
         assert_eq!(run, stored, "{flow}");

@@ -538,6 +538,15 @@ async fn in_one_batch(db: &SqliteDb, ops: Vec<Op>) -> Vec<Result<(), Fail>> {
     futures::future::join_all(pending).await
 }
 
+/// A temporary database with an empty `letters` table.
+async fn letters_db() -> SqliteDb {
+    let db = temporary();
+    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
+        .await
+        .expect("table");
+    db
+}
+
 async fn letters(db: &SqliteDb) -> Vec<String> {
     db.read(|conn| {
         let mut select = conn.prepare("SELECT x FROM letters ORDER BY x")?;
@@ -557,22 +566,26 @@ fn insert(letter: &'static str) -> impl FnMut(&Connection) -> Result<(), Fail> +
     }
 }
 
+/// [`insert`], and a count of the times the operation ran.
+fn counted_insert(letter: &'static str) -> (Op, Arc<std::sync::atomic::AtomicUsize>) {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    let mut insert = insert(letter);
+    let op: Op = Box::new(move |conn: &Connection| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        insert(conn)
+    });
+    (op, runs)
+}
+
 #[tokio::test]
 async fn an_operation_failing_after_its_writes_leaves_none_and_its_batch_commits() {
-    let db = temporary();
-    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
-        .await
-        .expect("table");
-    let runs_of_a = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = runs_of_a.clone();
-    let mut a = insert("a");
+    let db = letters_db().await;
+    let (a, runs_of_a) = counted_insert("a");
     let results = in_one_batch(
         &db,
         vec![
-            Box::new(move |conn: &Connection| {
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                a(conn)
-            }),
+            a,
             Box::new(|conn: &Connection| {
                 conn.execute("INSERT INTO letters (x) VALUES ('b')", [])?;
                 Err(Fail::Conflict("b changed its mind".into()))
@@ -590,20 +603,12 @@ async fn an_operation_failing_after_its_writes_leaves_none_and_its_batch_commits
 
 #[tokio::test]
 async fn an_operation_refused_before_writing_does_not_rerun_its_batch() {
-    let db = temporary();
-    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
-        .await
-        .expect("table");
-    let runs_of_a = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = runs_of_a.clone();
-    let mut a = insert("a");
+    let db = letters_db().await;
+    let (a, runs_of_a) = counted_insert("a");
     let results = in_one_batch(
         &db,
         vec![
-            Box::new(move |conn: &Connection| {
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                a(conn)
-            }),
+            a,
             Box::new(|_: &Connection| Err(Fail::Conflict("lease lost".into()))),
             Box::new(insert("c")),
         ],
@@ -616,10 +621,7 @@ async fn an_operation_refused_before_writing_does_not_rerun_its_batch() {
 
 #[tokio::test]
 async fn a_panicking_operation_leaves_no_writes_and_its_batch_commits() {
-    let db = temporary();
-    db.write(|conn| Ok(conn.execute_batch("CREATE TABLE letters (x TEXT)")?))
-        .await
-        .expect("table");
+    let db = letters_db().await;
     let results = in_one_batch(
         &db,
         vec![
