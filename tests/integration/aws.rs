@@ -72,12 +72,9 @@ pub async fn bare_run_store() -> Option<DynamoRunStore> {
 /// A fresh S3 bucket on the emulator.
 pub async fn blob_bucket() -> Option<Arc<S3BlobStore>> {
     let config = emulator().await?;
-    let client = tests::bigrun::s3_client(&config);
-    let bucket = unique("idflow-history");
-    S3BlobStore::create_bucket(&client, &bucket)
-        .await
-        .expect("create the bucket");
-    Some(Arc::new(S3BlobStore::new(client, bucket)))
+    let store = S3BlobStore::new(&config, unique("idflow-history"));
+    store.create_bucket().await.expect("create the bucket");
+    Some(Arc::new(store))
 }
 
 /// A run store as the Lambdas build it: DynamoDB, with S3 for values too big for an item.
@@ -214,28 +211,12 @@ async fn dynamo_keeps_big_inputs_in_s3_until_history_none_drops_them() {
     let (Some(config), Some(bare)) = (emulator().await, bare_run_store().await) else {
         return;
     };
-    let client = tests::bigrun::s3_client(&config);
-    let bucket = unique("idflow-history");
-    S3BlobStore::create_bucket(&client, &bucket)
-        .await
-        .expect("create the bucket");
-    let store = bare.with_history_blobs(Arc::new(S3BlobStore::new(client.clone(), &bucket)));
+    let blobs = S3BlobStore::new(&config, unique("idflow-history"));
+    blobs.create_bucket().await.expect("create the bucket");
+    let store = bare.with_history_blobs(Arc::new(blobs.clone()));
     let keys = |prefix: String| {
-        let (client, bucket) = (client.clone(), bucket.clone());
-        async move {
-            let listed = client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .send()
-                .await
-                .expect("list the bucket");
-            listed
-                .contents()
-                .iter()
-                .filter_map(|object| object.key().map(str::to_owned))
-                .collect::<Vec<_>>()
-        }
+        let blobs = blobs.clone();
+        async move { blobs.list_keys(&prefix).await.expect("list the bucket") }
     };
     let mut run = queued_run("private", t0());
     run.input = domain::conformance::megabyte_value(1024 * 1024, "in");

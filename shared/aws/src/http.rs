@@ -52,7 +52,7 @@ pub enum HttpClientError {
 
 /// The timeouts one reqwest client is built with: the part of [`HttpConnectorSettings`] it
 /// honours, comparable, so clients can be cached by it.
-type Timeouts = (Option<Duration>, Option<Duration>);
+pub(crate) type Timeouts = (Option<Duration>, Option<Duration>);
 
 /// The SDK's [`HttpClient`] over reqwest: one reqwest client (and its connection pool) per
 /// distinct connector settings, built on first use and shared by every SDK client given the same
@@ -93,6 +93,22 @@ impl HttpClient for ReqwestHttpClient {
     }
 }
 
+/// The reqwest client AWS requests are sent with, given the connect and read timeouts of an SDK
+/// configuration: no redirects (a 3xx is the service's answer). The SDK's connectors and the S3
+/// blob store ([`crate::s3_blobs`]) are built by this one function, so they behave alike.
+pub(crate) fn reqwest_client(
+    (connect_timeout, read_timeout): Timeouts,
+) -> Result<reqwest::Client, HttpClientError> {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(timeout) = connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(timeout) = read_timeout {
+        builder = builder.read_timeout(timeout);
+    }
+    builder.build().map_err(HttpClientError::Build)
+}
+
 /// One reqwest client with the given timeouts, or why it could not be built (then every call
 /// fails with that reason instead of the process panicking at configuration time).
 #[derive(Debug, Clone)]
@@ -101,18 +117,9 @@ struct ReqwestConnector {
 }
 
 impl ReqwestConnector {
-    fn new((connect_timeout, read_timeout): Timeouts) -> Self {
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-        if let Some(timeout) = connect_timeout {
-            builder = builder.connect_timeout(timeout);
-        }
-        if let Some(timeout) = read_timeout {
-            builder = builder.read_timeout(timeout);
-        }
+    fn new(timeouts: Timeouts) -> Self {
         Self {
-            client: builder
-                .build()
-                .map_err(|error| Arc::new(HttpClientError::Build(error))),
+            client: reqwest_client(timeouts).map_err(Arc::new),
         }
     }
 }

@@ -1,139 +1,777 @@
 //! [`S3BlobStore`]: values runs hold out of line (see `domain::values`) as objects of one S3
 //! bucket, under `runs/<run id>/<sha-256>`. The bucket is encrypted and expires objects after the
 //! retention (template.yaml); the runner deletes a run's objects when the run ends.
+//!
+//! # Why S3 is spoken by hand here
+//! idflow calls S3 for four operations: PutObject, GetObject, ListObjectsV2 by prefix and
+//! DeleteObjects (plus CreateBucket for tests). aws-sdk-s3 cost every function that linked it
+//! 0.39 MiB of its own code (an endpoint resolver of 175 KiB, S3 Express sessions, checksum
+//! interceptors, aws-chunked encoding) plus its share of data, unwind tables and relocations, and
+//! brought crc-fast: enough to keep the worker and api functions above Lambda's 10 MiB target
+//! (functions/README.md, "Toward 10 MiB per function"). The four operations are plain HTTP
+//! requests signed with SigV4, so this module builds them itself: signed by `aws-sigv4` (the SDK's
+//! own signer, already linked by every other client), sent by reqwest with the construction and
+//! timeouts of the SDK's HTTP client ([`crate::http`]), answered in XML read by `aws-smithy-xml`
+//! (already linked too). The signature always goes in the `Authorization` header, never in a
+//! presigned URL, so nothing computed from the secret key can reach a log or an error through a
+//! URL.
+//!
+//! Behaviour kept from the SDK: the credentials and region of the [`SdkConfig`], its endpoint
+//! override (path-style addressing, as emulators need), its connect and read timeouts, and up to
+//! three attempts with jittered exponential backoff for what is worth retrying (5xx, 429,
+//! `SlowDown`, `RequestTimeout`, timeouts and broken connections).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
+use aws_smithy_async::time::SharedTimeSource;
+use aws_smithy_xml::decode::{Document, try_data};
+use aws_types::SdkConfig;
+use base64::Engine;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::Digest;
 
-use super::store_error;
+use crate::http::HttpClientError;
 use domain::ports::{BlobStore, StoreError};
 
 /// S3's limit of keys per `DeleteObjects` request.
 const DELETE_BATCH: usize = 1000;
 
+/// Attempts per operation, as the SDK's standard retry strategy makes.
+const ATTEMPTS: u32 = 3;
+
+/// The standard retry strategy's backoff: the first retry waits up to this long (jittered), each
+/// later one up to twice the previous, never more than [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The standard retry strategy's longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// Credentials are fetched again when they expire within this long, so a request signed with them
+/// does not reach S3 after they expired (the SDK's identity cache uses the same margin).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// What SigV4 and S3 leave unencoded in a URI: the unreserved characters. Everything else,
+/// including `+`, `=` and spaces, is percent-encoded as UTF-8.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Why an S3 request failed. The store's callers receive it inside a [`StoreError`] (retryable ones
+/// as [`StoreError::Unavailable`]); no variant holds a request header, a signature or a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// S3 answered with an error: its status, code and message, as S3 wrote them.
+    #[error("S3 answered {status} {code}: {message}")]
+    Service {
+        /// The HTTP status.
+        status: u16,
+        /// S3's error code (`NoSuchBucket`, `AccessDenied`, `SlowDown`, ...), or `Unknown` when
+        /// the answer had no error document.
+        code: String,
+        /// S3's message.
+        message: String,
+    },
+    /// The request did not get an answer (a timeout, a refused or broken connection).
+    #[error("S3 request failed")]
+    Transport(#[source] reqwest::Error),
+    /// The HTTP client could not be built.
+    #[error("S3 client unavailable")]
+    Client(#[source] Arc<HttpClientError>),
+    /// The SDK configuration has no region.
+    #[error("the S3 blob store needs a region (set AWS_REGION)")]
+    NoRegion,
+    /// The SDK configuration has no credentials provider.
+    #[error("the S3 blob store needs credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")]
+    NoCredentials,
+    /// The credentials provider failed.
+    #[error("could not load AWS credentials for S3")]
+    Credentials(#[source] aws_credential_types::provider::error::CredentialsError),
+    /// The endpoint override is not a URL (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`).
+    #[error("the S3 endpoint `{endpoint}` is not an http(s) URL")]
+    Endpoint {
+        /// The configured endpoint.
+        endpoint: String,
+    },
+    /// The request could not be signed.
+    #[error("could not sign the S3 request")]
+    Signing(#[source] aws_sigv4::http_request::SigningError),
+    /// The signing parameters are incomplete (a bug here).
+    #[error("could not sign the S3 request")]
+    SigningParams(#[source] aws_sigv4::sign::v4::signing_params::BuildError),
+    /// S3 answered 200 with a document this store cannot read.
+    #[error("S3 answered with an unreadable {operation} document: {reason}")]
+    Malformed {
+        /// The operation.
+        operation: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// `DeleteObjects` succeeded but left a key, with S3's reason.
+    #[error("S3 did not delete {key}: {message}")]
+    NotDeleted {
+        /// The key left.
+        key: String,
+        /// S3's reason.
+        message: String,
+    },
+}
+
+impl S3Error {
+    /// Whether the same request may succeed later: S3 was overloaded or failed inside, or the
+    /// request got no answer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            S3Error::Service { status, code, .. } => {
+                *status >= 500
+                    || *status == 429
+                    || matches!(
+                        code.as_str(),
+                        "SlowDown" | "RequestTimeout" | "Throttling" | "ThrottlingException"
+                    )
+            }
+            S3Error::Transport(error) => {
+                error.is_timeout() || error.is_connect() || error.is_request() || error.is_body()
+            }
+            // A key S3 did not delete is usually a transient internal error; deleting is idempotent.
+            S3Error::NotDeleted { .. } | S3Error::Credentials(_) => true,
+            S3Error::Client(_)
+            | S3Error::NoRegion
+            | S3Error::NoCredentials
+            | S3Error::Endpoint { .. }
+            | S3Error::Signing(_)
+            | S3Error::SigningParams(_)
+            | S3Error::Malformed { .. } => false,
+        }
+    }
+}
+
+impl From<S3Error> for StoreError {
+    fn from(error: S3Error) -> Self {
+        if error.is_retryable() {
+            StoreError::Unavailable(Box::new(error))
+        } else {
+            StoreError::Backend(Box::new(error))
+        }
+    }
+}
+
+/// How the adapter waits between attempts: the standard strategy's backoff, or none in tests.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt + 1` (`attempt` counts from 1): full jitter over an
+    /// exponentially growing bound, as the SDK's standard retry strategy waits.
+    fn before_retry(&self, attempt: u32) -> Duration {
+        let bound = self
+            .initial
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.max);
+        bound.mul_f64(fastrand::f64())
+    }
+}
+
 /// A [`BlobStore`] on one S3 bucket.
 #[derive(Clone)]
 pub struct S3BlobStore {
-    client: Client,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: Result<reqwest::Client, Arc<HttpClientError>>,
     bucket: String,
+    region: Option<String>,
+    /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, without a trailing slash: path-style requests.
+    endpoint: Option<String>,
+    credentials: Option<SharedCredentialsProvider>,
+    /// The credentials last loaded, reused until shortly before they expire.
+    cached: Mutex<Option<Credentials>>,
+    time: Option<SharedTimeSource>,
+    backoff: Backoff,
+}
+
+/// One request, before it is signed.
+struct Request<'a> {
+    method: reqwest::Method,
+    /// The encoded path, from the first `/`.
+    path: String,
+    /// The encoded query, without `?`, empty for none.
+    query: String,
+    headers: Vec<(&'static str, String)>,
+    body: &'a [u8],
+}
+
+/// One answer: its status and whole body.
+struct Answer {
+    status: u16,
+    body: bytes::Bytes,
 }
 
 impl S3BlobStore {
-    /// A store on `bucket`.
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    /// A store on `bucket`, with the region, credentials, endpoint override and timeouts of `sdk`.
+    /// A configuration without a region or credentials gives a store whose every call fails with
+    /// an error naming what is missing.
+    pub fn new(sdk: &SdkConfig, bucket: impl Into<String>) -> Self {
+        let timeouts = sdk.timeout_config().map_or((None, None), |timeouts| {
+            (timeouts.connect_timeout(), timeouts.read_timeout())
+        });
+        let service_endpoint = sdk.service_config().and_then(|config| {
+            let key = aws_types::service_config::ServiceConfigKey::builder()
+                .service_id("S3")
+                .env("AWS_ENDPOINT_URL_S3")
+                .profile("endpoint_url")
+                .build()
+                .ok()?;
+            config.load_config(key)
+        });
+        let endpoint = service_endpoint
+            .or_else(|| sdk.endpoint_url().map(str::to_owned))
+            .map(|url| url.trim().trim_end_matches('/').to_owned());
         S3BlobStore {
-            client,
-            bucket: bucket.into(),
+            inner: Arc::new(Inner {
+                http: crate::http::reqwest_client(timeouts).map_err(Arc::new),
+                bucket: bucket.into(),
+                region: sdk.region().map(|region| region.as_ref().to_owned()),
+                endpoint,
+                credentials: sdk.credentials_provider(),
+                cached: Mutex::new(None),
+                time: sdk.time_source(),
+                backoff: Backoff {
+                    initial: INITIAL_BACKOFF,
+                    max: MAX_BACKOFF,
+                },
+            }),
+        }
+    }
+
+    /// The same store waiting `initial` (doubling, jittered) between attempts: tests give zero.
+    #[doc(hidden)]
+    pub fn with_backoff(self, initial: Duration) -> Self {
+        let inner = Inner {
+            http: self.inner.http.clone(),
+            bucket: self.inner.bucket.clone(),
+            region: self.inner.region.clone(),
+            endpoint: self.inner.endpoint.clone(),
+            credentials: self.inner.credentials.clone(),
+            cached: Mutex::new(None),
+            time: self.inner.time.clone(),
+            backoff: Backoff {
+                initial,
+                max: MAX_BACKOFF,
+            },
+        };
+        S3BlobStore {
+            inner: Arc::new(inner),
         }
     }
 
     /// Creates the bucket (for tests and development against an emulator; template.yaml creates
     /// it in AWS, encrypted and with its lifecycle).
-    pub async fn create_bucket(client: &Client, bucket: &str) -> Result<(), StoreError> {
-        client
-            .create_bucket()
-            .bucket(bucket)
+    pub async fn create_bucket(&self) -> Result<(), StoreError> {
+        let region = self.inner.region.as_deref().ok_or(S3Error::NoRegion)?;
+        // Outside us-east-1, S3 wants the bucket's region in the body.
+        let body = if region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                xml_escape(region)
+            )
+        };
+        let answer = self
+            .send(Request {
+                method: reqwest::Method::PUT,
+                path: self.bucket_path(),
+                query: String::new(),
+                headers: Vec::new(),
+                body: body.as_bytes(),
+            })
+            .await?;
+        ok(answer)?;
+        Ok(())
+    }
+
+    /// The keys under `prefix`, every page of `ListObjectsV2` read.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = format!("list-type=2&prefix={}", encode(prefix));
+            if let Some(token) = &token {
+                query.push_str("&continuation-token=");
+                query.push_str(&encode(token));
+            }
+            let answer = ok(self
+                .send(Request {
+                    method: reqwest::Method::GET,
+                    path: self.bucket_path(),
+                    query,
+                    headers: Vec::new(),
+                    body: &[],
+                })
+                .await?)?;
+            let page = list_page(&answer.body)?;
+            keys.extend(page.keys);
+            match page.next {
+                Some(next) if page.truncated => token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The path of the bucket: `/bucket` on a path-style endpoint, `/` on the bucket's own host.
+    fn bucket_path(&self) -> String {
+        if self.virtual_host().is_some() {
+            "/".to_owned()
+        } else {
+            format!("/{}", encode(&self.inner.bucket))
+        }
+    }
+
+    /// The path of an object: each segment of the key percent-encoded, the `/` between them kept.
+    fn object_path(&self, key: &str) -> String {
+        let mut path = self.bucket_path();
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        let mut segments = key.split('/');
+        if let Some(first) = segments.next() {
+            path.extend(utf8_percent_encode(first, UNRESERVED));
+        }
+        for segment in segments {
+            path.push('/');
+            path.extend(utf8_percent_encode(segment, UNRESERVED));
+        }
+        path
+    }
+
+    /// The bucket's own host (`bucket.s3.region.amazonaws.com`) when the bucket is addressed
+    /// virtual-hosted style: on AWS, for a bucket name valid as a host label. An endpoint override
+    /// and dotted names (which a wildcard certificate does not cover) are addressed by path.
+    fn virtual_host(&self) -> Option<String> {
+        if self.inner.endpoint.is_some() {
+            return None;
+        }
+        let bucket = &self.inner.bucket;
+        let label = !bucket.is_empty()
+            && bucket.len() <= 63
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !bucket.starts_with('-')
+            && !bucket.ends_with('-');
+        let region = self.inner.region.as_deref()?;
+        label.then(|| format!("{bucket}.{}", s3_host(region)))
+    }
+
+    /// The scheme and authority requests go to.
+    fn origin(&self, region: &str) -> Result<String, S3Error> {
+        if let Some(endpoint) = &self.inner.endpoint {
+            let valid = reqwest::Url::parse(endpoint).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https") && url.host_str().is_some()
+            });
+            return if valid {
+                Ok(endpoint.clone())
+            } else {
+                Err(S3Error::Endpoint {
+                    endpoint: endpoint.clone(),
+                })
+            };
+        }
+        Ok(match self.virtual_host() {
+            Some(host) => format!("https://{host}"),
+            None => format!("https://{}", s3_host(region)),
+        })
+    }
+
+    /// The credentials to sign with: the cached ones while they are valid for a while yet.
+    async fn credentials(&self) -> Result<Credentials, S3Error> {
+        let now = self.now();
+        let fresh = |credentials: &Credentials| {
+            credentials
+                .expiry()
+                .is_none_or(|expiry| expiry > now + EXPIRY_MARGIN)
+        };
+        {
+            let cached = self
+                .inner
+                .cached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(credentials) = cached.as_ref().filter(|c| fresh(c)) {
+                return Ok(credentials.clone());
+            }
+        }
+        let provider = self
+            .inner
+            .credentials
+            .as_ref()
+            .ok_or(S3Error::NoCredentials)?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(S3Error::Credentials)?;
+        *self
+            .inner
+            .cached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(credentials.clone());
+        Ok(credentials)
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner
+            .time
+            .as_ref()
+            .map_or_else(SystemTime::now, |time| time.now())
+    }
+
+    /// Sends `request`, retrying what is worth retrying; the answer may be an error status, for
+    /// the caller to read (a 404 may mean `None`).
+    async fn send(&self, request: Request<'_>) -> Result<Answer, S3Error> {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.attempt(&request).await;
+            let failure = match &outcome {
+                Ok(answer) if answer.status >= 300 => Some(service_error(answer)),
+                Ok(_) => None,
+                Err(error) => Some(error_summary(error)),
+            };
+            match failure {
+                Some((retryable, summary)) if retryable && attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, error = %summary, "S3 request failed; retrying");
+                    tokio::time::sleep(self.inner.backoff.before_retry(attempt)).await;
+                    attempt += 1;
+                }
+                _ => return outcome,
+            }
+        }
+    }
+
+    /// One signed attempt.
+    async fn attempt(&self, request: &Request<'_>) -> Result<Answer, S3Error> {
+        let http = self.inner.http.clone().map_err(S3Error::Client)?;
+        let region = self.inner.region.as_deref().ok_or(S3Error::NoRegion)?;
+        let credentials = self.credentials().await?;
+        let mut url = format!("{}{}", self.origin(region)?, request.path);
+        if !request.query.is_empty() {
+            url.push('?');
+            url.push_str(&request.query);
+        }
+        let identity = credentials.into();
+        let mut settings = SigningSettings::default();
+        // S3 signs the path as sent (encoded once, not normalised) and wants the payload hash.
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name("s3")
+            .time(self.now())
+            .settings(settings)
+            .build()
+            .map_err(S3Error::SigningParams)?
+            .into();
+        let signable = SignableRequest::new(
+            request.method.as_str(),
+            url.as_str(),
+            request
+                .headers
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+            SignableBody::Bytes(request.body),
+        )
+        .map_err(S3Error::Signing)?;
+        let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)
+            .map_err(S3Error::Signing)?
+            .into_parts();
+        let mut builder = http.request(request.method.clone(), &url);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        for (name, value) in instructions.headers() {
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                S3Error::Malformed {
+                    operation: "signing",
+                    reason: format!("the signer produced an invalid {name} header"),
+                }
+            })?;
+            // Kept out of reqwest's debug output: the signature and the session token.
+            value.set_sensitive(true);
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .body(request.body.to_vec())
             .send()
             .await
-            .map_err(store_error)?;
-        Ok(())
+            .map_err(S3Error::Transport)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(S3Error::Transport)?;
+        Ok(Answer { status, body })
+    }
+
+}
+
+/// The host of S3 in `region` (the `.com.cn` partition for China's regions).
+fn s3_host(region: &str) -> String {
+    if region.starts_with("cn-") {
+        format!("s3.{region}.amazonaws.com.cn")
+    } else {
+        format!("s3.{region}.amazonaws.com")
     }
 }
 
-fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Backend(Box::new(error))
+/// `value` percent-encoded for a URI path segment or a query value, as SigV4 and S3 encode it.
+fn encode(value: &str) -> String {
+    utf8_percent_encode(value, UNRESERVED).to_string()
+}
+
+/// Whether a failed attempt is worth retrying, and what to log about it.
+fn error_summary(error: &S3Error) -> (bool, String) {
+    (error.is_retryable(), error.to_string())
+}
+
+/// An error answer's retryability and description (its code and message only).
+fn service_error(answer: &Answer) -> (bool, String) {
+    let error = to_error(answer);
+    (error.is_retryable(), error.to_string())
+}
+
+/// The answer if it is a success, else S3's error.
+fn ok(answer: Answer) -> Result<Answer, S3Error> {
+    if answer.status < 300 {
+        Ok(answer)
+    } else {
+        Err(to_error(&answer))
+    }
+}
+
+/// An error answer as [`S3Error::Service`]: S3's `<Error><Code>` and `<Message>`, or the status
+/// alone when the body is not an error document (a proxy's page, an empty HEAD-like answer).
+fn to_error(answer: &Answer) -> S3Error {
+    let (mut code, mut message) = (None, None);
+    if let Ok(text) = std::str::from_utf8(&answer.body) {
+        let mut document = Document::new(text);
+        if let Ok(mut root) = document.root_element() {
+            if root.start_el().matches("Error") {
+                while let Some(mut tag) = root.next_tag() {
+                    let slot = if tag.start_el().matches("Code") {
+                        &mut code
+                    } else if tag.start_el().matches("Message") {
+                        &mut message
+                    } else {
+                        continue;
+                    };
+                    *slot = try_data(&mut tag).ok().map(|data| data.into_owned());
+                }
+            }
+        }
+    }
+    S3Error::Service {
+        status: answer.status,
+        code: code.unwrap_or_else(|| "Unknown".to_owned()),
+        message: message.unwrap_or_else(|| "no message".to_owned()),
+    }
+}
+
+/// One page of `ListObjectsV2`.
+#[derive(Debug, Default, PartialEq)]
+struct ListPage {
+    keys: Vec<String>,
+    truncated: bool,
+    next: Option<String>,
+}
+
+fn malformed(operation: &'static str, reason: impl ToString) -> S3Error {
+    S3Error::Malformed {
+        operation,
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a `ListBucketResult`: the keys of its `Contents`, `IsTruncated` and
+/// `NextContinuationToken`.
+fn list_page(body: &[u8]) -> Result<ListPage, S3Error> {
+    const OPERATION: &str = "ListObjectsV2";
+    let text = std::str::from_utf8(body).map_err(|e| malformed(OPERATION, e))?;
+    let mut document = Document::new(text);
+    let mut root = document
+        .root_element()
+        .map_err(|e| malformed(OPERATION, e))?;
+    if !root.start_el().matches("ListBucketResult") {
+        return Err(malformed(OPERATION, "the root is not ListBucketResult"));
+    }
+    let mut page = ListPage::default();
+    while let Some(mut tag) = root.next_tag() {
+        if tag.start_el().matches("Contents") {
+            while let Some(mut field) = tag.next_tag() {
+                if field.start_el().matches("Key") {
+                    let key = try_data(&mut field).map_err(|e| malformed(OPERATION, e))?;
+                    page.keys.push(key.into_owned());
+                }
+            }
+        } else if tag.start_el().matches("IsTruncated") {
+            let value = try_data(&mut tag).map_err(|e| malformed(OPERATION, e))?;
+            page.truncated = value.trim() == "true";
+        } else if tag.start_el().matches("NextContinuationToken") {
+            let value = try_data(&mut tag).map_err(|e| malformed(OPERATION, e))?;
+            page.next = Some(value.into_owned());
+        }
+    }
+    if page.truncated && page.next.is_none() {
+        return Err(malformed(
+            OPERATION,
+            "a truncated page without NextContinuationToken",
+        ));
+    }
+    Ok(page)
+}
+
+/// `text` as XML character data: the five special characters as entities, and carriage returns
+/// and other control characters as character references, so S3 reads back the key as written.
+fn xml_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            c if c.is_control() => escaped.push_str(&format!("&#x{:X};", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// The body of a quiet `DeleteObjects` request for `keys`, each key XML-escaped.
+fn delete_body(keys: &[String]) -> String {
+    let mut body = String::from(
+        "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>",
+    );
+    for key in keys {
+        body.push_str("<Object><Key>");
+        body.push_str(&xml_escape(key));
+        body.push_str("</Key></Object>");
+    }
+    body.push_str("</Delete>");
+    body
+}
+
+/// The first key a `DeleteResult` reports as not deleted, with S3's message.
+fn first_not_deleted(body: &[u8]) -> Result<Option<S3Error>, S3Error> {
+    const OPERATION: &str = "DeleteObjects";
+    let text = std::str::from_utf8(body).map_err(|e| malformed(OPERATION, e))?;
+    let mut document = Document::new(text);
+    let mut root = document
+        .root_element()
+        .map_err(|e| malformed(OPERATION, e))?;
+    while let Some(mut tag) = root.next_tag() {
+        if !tag.start_el().matches("Error") {
+            continue;
+        }
+        let (mut key, mut code, mut message) = (None, None, None);
+        while let Some(mut field) = tag.next_tag() {
+            let slot = if field.start_el().matches("Key") {
+                &mut key
+            } else if field.start_el().matches("Code") {
+                &mut code
+            } else if field.start_el().matches("Message") {
+                &mut message
+            } else {
+                continue;
+            };
+            *slot = Some(
+                try_data(&mut field)
+                    .map_err(|e| malformed(OPERATION, e))?
+                    .into_owned(),
+            );
+        }
+        return Ok(Some(S3Error::NotDeleted {
+            key: key.unwrap_or_else(|| "?".to_owned()),
+            message: match (code, message) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (code, message) => message
+                    .or(code)
+                    .unwrap_or_else(|| "no reason given".to_owned()),
+            },
+        }));
+    }
+    Ok(None)
 }
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(store_error)?;
+        let answer = self
+            .send(Request {
+                method: reqwest::Method::PUT,
+                path: self.object_path(key),
+                query: String::new(),
+                headers: vec![("content-type", "application/json".to_owned())],
+                body: &bytes,
+            })
+            .await?;
+        ok(answer)?;
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None);
-            }
-            Err(error) => return Err(store_error(error)),
-        };
-        let body = output
-            .body
-            .collect()
-            .await
-            // The connection broke while the body was read: worth another try.
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Some(body.into_bytes().to_vec()))
+        let answer = self
+            .send(Request {
+                method: reqwest::Method::GET,
+                path: self.object_path(key),
+                query: String::new(),
+                headers: Vec::new(),
+                body: &[],
+            })
+            .await?;
+        match ok(answer) {
+            Ok(answer) => Ok(Some(answer.body.to_vec())),
+            Err(S3Error::Service { status: 404, code, .. }) if code == "NoSuchKey" => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(store_error)?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|object| object.key().map(str::to_owned)),
-            );
-        }
+        let keys = self.list_keys(prefix).await?;
         for batch in keys.chunks(DELETE_BATCH) {
-            let objects = batch
-                .iter()
-                .map(|key| {
-                    ObjectIdentifier::builder()
-                        .key(key)
-                        .build()
-                        .map_err(backend)
+            let body = delete_body(batch);
+            // DeleteObjects requires an integrity checksum of its body: SHA-256, which signing
+            // computes anyway, where Content-MD5 would link an MD5 implementation for this alone.
+            let checksum = base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(body.as_bytes()));
+            let answer = ok(self
+                .send(Request {
+                    method: reqwest::Method::POST,
+                    path: self.bucket_path(),
+                    query: "delete".to_owned(),
+                    headers: vec![
+                        ("content-type", "application/xml".to_owned()),
+                        ("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()),
+                        ("x-amz-checksum-sha256", checksum),
+                    ],
+                    body: body.as_bytes(),
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(backend)?;
-            let output = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(store_error)?;
-            if let Some(failed) = output.errors().first() {
-                return Err(StoreError::Unavailable(
-                    format!(
-                        "S3 did not delete {}: {}",
-                        failed.key().unwrap_or("?"),
-                        failed.message().unwrap_or("no reason given")
-                    )
-                    .into(),
-                ));
+                .await?)?;
+            if let Some(error) = first_not_deleted(&answer.body)? {
+                return Err(error.into());
             }
         }
         Ok(keys.len() as u64)
