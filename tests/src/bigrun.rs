@@ -117,4 +117,3 @@ pub async fn aws(
     };
     equip(runtime, blobs, written)
 }
-

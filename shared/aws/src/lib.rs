@@ -46,6 +46,9 @@ pub mod ses;
 pub mod sqs;
 pub mod wakeups;
 
+#[cfg(test)]
+mod test_server;
+
 pub use aws_types::SdkConfig;
 pub use dynamo_flows::DynamoFlowStore;
 pub use dynamo_runs::DynamoRunStore;

@@ -91,7 +91,9 @@ pub enum S3Error {
     #[error("the S3 blob store needs a region (set AWS_REGION)")]
     NoRegion,
     /// The SDK configuration has no credentials provider.
-    #[error("the S3 blob store needs credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")]
+    #[error(
+        "the S3 blob store needs credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    )]
     NoCredentials,
     /// The credentials provider failed.
     #[error("could not load AWS credentials for S3")]
@@ -505,12 +507,11 @@ impl S3BlobStore {
             builder = builder.header(*name, value.as_str());
         }
         for (name, value) in instructions.headers() {
-            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                S3Error::Malformed {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(value).map_err(|_| S3Error::Malformed {
                     operation: "signing",
                     reason: format!("the signer produced an invalid {name} header"),
-                }
-            })?;
+                })?;
             // Kept out of reqwest's debug output: the signature and the session token.
             value.set_sensitive(true);
             builder = builder.header(name, value);
@@ -524,7 +525,6 @@ impl S3BlobStore {
         let body = response.bytes().await.map_err(S3Error::Transport)?;
         Ok(Answer { status, body })
     }
-
 }
 
 /// The host of S3 in `region` (the `.com.cn` partition for China's regions).
@@ -744,7 +744,9 @@ impl BlobStore for S3BlobStore {
             .await?;
         match ok(answer) {
             Ok(answer) => Ok(Some(answer.body.to_vec())),
-            Err(S3Error::Service { status: 404, code, .. }) if code == "NoSuchKey" => Ok(None),
+            Err(S3Error::Service {
+                status: 404, code, ..
+            }) if code == "NoSuchKey" => Ok(None),
             Err(error) => Err(error.into()),
         }
     }
@@ -775,5 +777,436 @@ impl BlobStore for S3BlobStore {
             }
         }
         Ok(keys.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_credential_types::provider::future::ProvideCredentials as CredentialsFuture;
+    use aws_types::region::Region;
+
+    use super::*;
+    use crate::test_server::serve;
+
+    const ACCESS_KEY: &str = "AKIDEXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const TOKEN: &str = "session-token-example";
+
+    /// An SDK configuration with a region, session credentials and, for a local server, an
+    /// endpoint override.
+    fn sdk(
+        endpoint: Option<&str>,
+        region: &str,
+        credentials: SharedCredentialsProvider,
+    ) -> SdkConfig {
+        let mut builder = SdkConfig::builder()
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(credentials);
+        builder.set_endpoint_url(endpoint.map(str::to_owned));
+        builder.build()
+    }
+
+    fn session_credentials() -> SharedCredentialsProvider {
+        SharedCredentialsProvider::new(Credentials::new(
+            ACCESS_KEY,
+            SECRET,
+            Some(TOKEN.to_owned()),
+            None,
+            "test",
+        ))
+    }
+
+    /// A store on bucket `bucket` of the local server at `url`, retrying without waiting.
+    fn store(url: &str) -> S3BlobStore {
+        S3BlobStore::new(
+            &sdk(Some(url), "eu-west-3", session_credentials()),
+            "bucket",
+        )
+        .with_backoff(Duration::ZERO)
+    }
+
+    /// A raw HTTP/1.1 response closing its connection (the test server answers one request per
+    /// connection).
+    fn answer(status: &str, body: &str) -> Option<&'static str> {
+        Some(Box::leak(
+            format!(
+                "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        ))
+    }
+
+    fn s3_error(status: &str, code: &str, message: &str) -> Option<&'static str> {
+        answer(
+            status,
+            &format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>r-1</RequestId></Error>"
+            ),
+        )
+    }
+
+    /// The error and every source below it, as a log line would show them.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(next) = source {
+            text.push_str(": ");
+            text.push_str(&next.to_string());
+            source = next.source();
+        }
+        text
+    }
+
+    /// The value of header `name` in a request head.
+    fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+        head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// The request goes to the key's path, each segment encoded once, and the signature in its
+    /// `Authorization` header is the one SigV4 gives for exactly the request the server received:
+    /// what was signed is what was sent.
+    #[tokio::test]
+    async fn a_put_is_signed_in_its_headers_for_the_path_it_is_sent_to() {
+        let (url, _, first) = serve(vec![answer("200 OK", "")]).await;
+        let key = "runs/a b+c=d/é&~.json";
+        store(&url)
+            .put(key, b"{\"x\":1}".to_vec())
+            .await
+            .expect("stored");
+        let received = first.await.expect("the server saw the put");
+        let head = received.head;
+        let path = "/bucket/runs/a%20b%2Bc%3Dd/%C3%A9%26~.json";
+        assert!(
+            head.starts_with(&format!("PUT {path} HTTP/1.1\r\n")),
+            "{head}"
+        );
+        assert_eq!(received.body, b"{\"x\":1}");
+        assert_eq!(
+            header(&head, "x-amz-content-sha256"),
+            Some(hex::encode(sha2::Sha256::digest(b"{\"x\":1}")).as_str())
+        );
+        assert_eq!(header(&head, "x-amz-security-token"), Some(TOKEN));
+        assert!(
+            !head.contains("X-Amz-Signature"),
+            "never in the URL: {head}"
+        );
+
+        let authorization = header(&head, "authorization").expect("signed in a header");
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{authorization}"
+        );
+        assert!(
+            authorization.contains("/eu-west-3/s3/aws4_request"),
+            "{authorization}"
+        );
+        let sent_signature = authorization
+            .rsplit_once("Signature=")
+            .map(|(_, signature)| signature)
+            .expect("a signature");
+
+        // Signs the received request again, as S3 would check it.
+        let date = header(&head, "x-amz-date").expect("a signing time");
+        let time = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ")
+            .expect("a SigV4 time")
+            .and_utc();
+        let time = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(time.timestamp()).expect("after 1970"));
+        let host = header(&head, "host").expect("a host");
+        let identity =
+            Credentials::new(ACCESS_KEY, SECRET, Some(TOKEN.to_owned()), None, "test").into();
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("eu-west-3")
+            .name("s3")
+            .time(time)
+            .settings(settings)
+            .build()
+            .expect("params")
+            .into();
+        let content_type = header(&head, "content-type").expect("a content type");
+        let signable = SignableRequest::new(
+            "PUT",
+            format!("http://{host}{path}"),
+            [("content-type", content_type)].into_iter(),
+            SignableBody::Bytes(&received.body),
+        )
+        .expect("signable");
+        let (_, expected) = aws_sigv4::http_request::sign(signable, &params)
+            .expect("signed")
+            .into_parts();
+        assert_eq!(sent_signature, expected);
+    }
+
+    #[tokio::test]
+    async fn a_busy_answer_twice_then_success_is_a_success_on_the_third_attempt() {
+        let busy = || {
+            s3_error(
+                "503 Slow Down",
+                "SlowDown",
+                "Please reduce your request rate.",
+            )
+        };
+        let (url, count, _) = serve(vec![busy(), busy(), answer("200 OK", "{\"v\":2}")]).await;
+        let value = store(&url)
+            .get("runs/r/k")
+            .await
+            .expect("the third attempt");
+        assert_eq!(value.as_deref(), Some(&b"{\"v\":2}"[..]));
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_server_failing_every_time_gives_a_retryable_error_after_three_attempts() {
+        let failing = || {
+            s3_error(
+                "500 Internal Server Error",
+                "InternalError",
+                "We encountered an internal error.",
+            )
+        };
+        // A fourth answer is ready, so a fourth attempt would succeed and fail the test.
+        let (url, count, _) =
+            serve(vec![failing(), failing(), failing(), answer("200 OK", "")]).await;
+        let error = store(&url)
+            .put("runs/r/k", b"{}".to_vec())
+            .await
+            .expect_err("every attempt failed");
+        assert!(error.is_retryable(), "{error:?}");
+        assert!(chain(&error).contains("InternalError"), "{}", chain(&error));
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_retried_and_names_s3s_code_but_nothing_of_the_signature() {
+        let (url, count, _) = serve(vec![
+            s3_error("403 Forbidden", "AccessDenied", "Access Denied"),
+            answer("200 OK", ""),
+        ])
+        .await;
+        let error = store(&url)
+            .put("runs/r/k", b"{}".to_vec())
+            .await
+            .expect_err("refused");
+        assert!(!error.is_retryable(), "{error:?}");
+        let text = format!("{} {error:?}", chain(&error));
+        assert!(text.contains("403 AccessDenied: Access Denied"), "{text}");
+        for secret in ["Signature=", "AWS4-HMAC", SECRET, TOKEN] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_key_is_none_and_a_missing_bucket_an_error() {
+        let (url, _, _) = serve(vec![
+            s3_error(
+                "404 Not Found",
+                "NoSuchKey",
+                "The specified key does not exist.",
+            ),
+            s3_error(
+                "404 Not Found",
+                "NoSuchBucket",
+                "The specified bucket does not exist",
+            ),
+        ])
+        .await;
+        let store = store(&url);
+        assert_eq!(store.get("runs/r/k").await.expect("no such key"), None);
+        let error = store.get("runs/r/k").await.expect_err("no such bucket");
+        assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+        assert!(chain(&error).contains("NoSuchBucket"), "{}", chain(&error));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retryable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        drop(listener);
+        let error = store(&url).get("k").await.expect_err("nobody listens");
+        assert!(error.is_retryable(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_is_not_a_url_fails_every_call_without_sending() {
+        let error = store("not a url").get("k").await.expect_err("no endpoint");
+        assert!(!error.is_retryable(), "{error:?}");
+        assert!(
+            chain(&error).contains("`not a url` is not an http(s) URL"),
+            "{}",
+            chain(&error)
+        );
+    }
+
+    /// A provider counting its calls, giving credentials that expire `valid_for` from now.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        valid_for: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> CredentialsFuture<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            CredentialsFuture::ready(Ok(Credentials::new(
+                ACCESS_KEY,
+                SECRET,
+                None,
+                Some(SystemTime::now() + self.valid_for),
+                "test",
+            )))
+        }
+    }
+
+    async fn provider_calls_for_two_puts(valid_for: Duration) -> usize {
+        let (url, _, _) = serve(vec![answer("200 OK", ""), answer("200 OK", "")]).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            valid_for,
+        });
+        let store = S3BlobStore::new(&sdk(Some(&url), "eu-west-3", provider), "bucket");
+        for _ in 0..2 {
+            store.put("k", b"{}".to_vec()).await.expect("stored");
+        }
+        calls.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn credentials_are_reused_until_shortly_before_they_expire() {
+        assert_eq!(
+            provider_calls_for_two_puts(Duration::from_secs(3600)).await,
+            1
+        );
+        assert_eq!(
+            provider_calls_for_two_puts(Duration::from_secs(60)).await,
+            2
+        );
+    }
+
+    #[test]
+    fn buckets_are_addressed_on_their_own_host_on_aws_and_by_path_otherwise() {
+        let on_aws = |region: &str, bucket: &str| {
+            let store = S3BlobStore::new(&sdk(None, region, session_credentials()), bucket);
+            (
+                store.origin(region).expect("an origin"),
+                store.object_path("runs/r/a b"),
+            )
+        };
+        assert_eq!(
+            on_aws("eu-west-3", "idflow-values"),
+            (
+                "https://idflow-values.s3.eu-west-3.amazonaws.com".to_owned(),
+                "/runs/r/a%20b".to_owned()
+            )
+        );
+        assert_eq!(
+            on_aws("cn-north-1", "values").0,
+            "https://values.s3.cn-north-1.amazonaws.com.cn"
+        );
+        assert_eq!(
+            on_aws("eu-west-3", "idflow.values"),
+            (
+                "https://s3.eu-west-3.amazonaws.com".to_owned(),
+                "/idflow.values/runs/r/a%20b".to_owned()
+            )
+        );
+        let emulated = store("http://127.0.0.1:5005/");
+        assert_eq!(
+            emulated.origin("eu-west-3").expect("an origin"),
+            "http://127.0.0.1:5005"
+        );
+        assert_eq!(emulated.bucket_path(), "/bucket");
+    }
+
+    #[test]
+    fn a_list_page_gives_its_keys_unescaped_and_whether_more_follow() {
+        let page = list_page(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>runs/</Prefix>
+<Contents><Key>runs/a&amp;b</Key><Size>3</Size></Contents><Contents><Key>runs/&lt;c&gt; é</Key></Contents>
+<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcx+/A==</NextContinuationToken></ListBucketResult>"#
+                .as_bytes(),
+        )
+        .expect("a page");
+        assert_eq!(
+            page,
+            ListPage {
+                keys: vec!["runs/a&b".to_owned(), "runs/<c> é".to_owned()],
+                truncated: true,
+                next: Some("1ueGcx+/A==".to_owned()),
+            }
+        );
+        let error =
+            list_page(b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>")
+                .expect_err("no token to go on with");
+        assert!(
+            error.to_string().contains("NextContinuationToken"),
+            "{error}"
+        );
+        assert!(list_page(b"<html>busy</html>").is_err());
+        assert!(list_page(b"\xff").is_err());
+    }
+
+    #[test]
+    fn a_delete_body_escapes_keys_and_its_answer_names_the_first_key_left() {
+        assert_eq!(
+            delete_body(&["a&b".to_owned(), "<c>\r".to_owned()]),
+            "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>&lt;c&gt;&#xD;</Key></Object></Delete>"
+        );
+        assert!(
+            first_not_deleted(b"<DeleteResult></DeleteResult>")
+                .expect("a result")
+                .is_none()
+        );
+        let left = first_not_deleted(
+            b"<DeleteResult><Error><Key>runs/x</Key><Code>InternalError</Code><Message>try again</Message></Error></DeleteResult>",
+        )
+        .expect("a result")
+        .expect("a key left");
+        assert_eq!(
+            left.to_string(),
+            "S3 did not delete runs/x: InternalError: try again"
+        );
+        assert!(left.is_retryable());
+    }
+
+    #[test]
+    fn an_answer_without_an_error_document_is_described_by_its_status() {
+        let error = to_error(&Answer {
+            status: 502,
+            body: bytes::Bytes::from_static(b"<html>Bad Gateway</html>"),
+        });
+        assert_eq!(error.to_string(), "S3 answered 502 Unknown: no message");
+        assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_stays_bounded() {
+        let backoff = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(20),
+        };
+        for _ in 0..100 {
+            assert!(backoff.before_retry(1) <= Duration::from_secs(1));
+            assert!(backoff.before_retry(2) <= Duration::from_secs(2));
+            assert!(backoff.before_retry(40) <= Duration::from_secs(20));
+        }
     }
 }
