@@ -567,18 +567,18 @@ fn to_error(answer: &Answer) -> S3Error {
     let (mut code, mut message) = (None, None);
     if let Ok(text) = std::str::from_utf8(&answer.body) {
         let mut document = Document::new(text);
-        if let Ok(mut root) = document.root_element() {
-            if root.start_el().matches("Error") {
-                while let Some(mut tag) = root.next_tag() {
-                    let slot = if tag.start_el().matches("Code") {
-                        &mut code
-                    } else if tag.start_el().matches("Message") {
-                        &mut message
-                    } else {
-                        continue;
-                    };
-                    *slot = try_data(&mut tag).ok().map(|data| data.into_owned());
-                }
+        if let Ok(mut root) = document.root_element()
+            && root.start_el().matches("Error")
+        {
+            while let Some(mut tag) = root.next_tag() {
+                let slot = if tag.start_el().matches("Code") {
+                    &mut code
+                } else if tag.start_el().matches("Message") {
+                    &mut message
+                } else {
+                    continue;
+                };
+                *slot = try_data(&mut tag).ok().map(|data| data.into_owned());
             }
         }
     }
