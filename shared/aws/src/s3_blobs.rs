@@ -206,14 +206,15 @@ struct Inner {
 }
 
 /// One request, before it is signed.
-struct Request<'a> {
+struct Request {
     method: reqwest::Method,
     /// The encoded path, from the first `/`.
     path: String,
     /// The encoded query, without `?`, empty for none.
     query: String,
     headers: Vec<(&'static str, String)>,
-    body: &'a [u8],
+    /// Shared, so each attempt sends the same bytes without copying them.
+    body: bytes::Bytes,
 }
 
 /// One answer: its status and whole body.
@@ -260,8 +261,8 @@ impl S3BlobStore {
     }
 
     /// The same store waiting `initial` (doubling, jittered) between attempts: tests give zero.
-    #[doc(hidden)]
-    pub fn with_backoff(self, initial: Duration) -> Self {
+    #[cfg(test)]
+    fn with_backoff(self, initial: Duration) -> Self {
         let inner = Inner {
             http: self.inner.http.clone(),
             bucket: self.inner.bucket.clone(),
@@ -299,7 +300,7 @@ impl S3BlobStore {
                 path: self.bucket_path(),
                 query: String::new(),
                 headers: Vec::new(),
-                body: body.as_bytes(),
+                body: body.into(),
             })
             .await?;
         ok(answer)?;
@@ -322,7 +323,7 @@ impl S3BlobStore {
                     path: self.bucket_path(),
                     query,
                     headers: Vec::new(),
-                    body: &[],
+                    body: bytes::Bytes::new(),
                 })
                 .await?)?;
             let page = list_page(&answer.body)?;
@@ -444,7 +445,7 @@ impl S3BlobStore {
 
     /// Sends `request`, retrying what is worth retrying; the answer may be an error status, for
     /// the caller to read (a 404 may mean `None`).
-    async fn send(&self, request: Request<'_>) -> Result<Answer, S3Error> {
+    async fn send(&self, request: Request) -> Result<Answer, S3Error> {
         let mut attempt = 1;
         loop {
             let outcome = self.attempt(&request).await;
@@ -465,7 +466,7 @@ impl S3BlobStore {
     }
 
     /// One signed attempt.
-    async fn attempt(&self, request: &Request<'_>) -> Result<Answer, S3Error> {
+    async fn attempt(&self, request: &Request) -> Result<Answer, S3Error> {
         let http = self.inner.http.clone().map_err(S3Error::Client)?;
         let region = self.inner.region.as_deref().ok_or(S3Error::NoRegion)?;
         let credentials = self.credentials().await?;
@@ -496,7 +497,7 @@ impl S3BlobStore {
                 .headers
                 .iter()
                 .map(|(name, value)| (*name, value.as_str())),
-            SignableBody::Bytes(request.body),
+            SignableBody::Bytes(&request.body),
         )
         .map_err(S3Error::Signing)?;
         let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)
@@ -517,7 +518,7 @@ impl S3BlobStore {
             builder = builder.header(name, value);
         }
         let response = builder
-            .body(request.body.to_vec())
+            .body(request.body.clone())
             .send()
             .await
             .map_err(S3Error::Transport)?;
@@ -725,7 +726,7 @@ impl BlobStore for S3BlobStore {
                 path: self.object_path(key),
                 query: String::new(),
                 headers: vec![("content-type", "application/json".to_owned())],
-                body: &bytes,
+                body: bytes.into(),
             })
             .await?;
         ok(answer)?;
@@ -739,11 +740,11 @@ impl BlobStore for S3BlobStore {
                 path: self.object_path(key),
                 query: String::new(),
                 headers: Vec::new(),
-                body: &[],
+                body: bytes::Bytes::new(),
             })
             .await?;
         match ok(answer) {
-            Ok(answer) => Ok(Some(answer.body.to_vec())),
+            Ok(answer) => Ok(Some(Vec::from(answer.body))),
             Err(S3Error::Service {
                 status: 404, code, ..
             }) if code == "NoSuchKey" => Ok(None),
@@ -769,7 +770,7 @@ impl BlobStore for S3BlobStore {
                         ("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()),
                         ("x-amz-checksum-sha256", checksum),
                     ],
-                    body: body.as_bytes(),
+                    body: body.into(),
                 })
                 .await?)?;
             if let Some(error) = first_not_deleted(&answer.body)? {
