@@ -72,12 +72,9 @@ pub async fn bare_run_store() -> Option<DynamoRunStore> {
 /// A fresh S3 bucket on the emulator.
 pub async fn blob_bucket() -> Option<Arc<S3BlobStore>> {
     let config = emulator().await?;
-    let client = tests::bigrun::s3_client(&config);
-    let bucket = unique("idflow-history");
-    S3BlobStore::create_bucket(&client, &bucket)
-        .await
-        .expect("create the bucket");
-    Some(Arc::new(S3BlobStore::new(client, bucket)))
+    let store = S3BlobStore::new(&config, unique("idflow-history"));
+    store.create_bucket().await.expect("create the bucket");
+    Some(Arc::new(store))
 }
 
 /// A run store as the Lambdas build it: DynamoDB, with S3 for values too big for an item.
@@ -214,28 +211,12 @@ async fn dynamo_keeps_big_inputs_in_s3_until_history_none_drops_them() {
     let (Some(config), Some(bare)) = (emulator().await, bare_run_store().await) else {
         return;
     };
-    let client = tests::bigrun::s3_client(&config);
-    let bucket = unique("idflow-history");
-    S3BlobStore::create_bucket(&client, &bucket)
-        .await
-        .expect("create the bucket");
-    let store = bare.with_history_blobs(Arc::new(S3BlobStore::new(client.clone(), &bucket)));
+    let blobs = S3BlobStore::new(&config, unique("idflow-history"));
+    blobs.create_bucket().await.expect("create the bucket");
+    let store = bare.with_history_blobs(Arc::new(blobs.clone()));
     let keys = |prefix: String| {
-        let (client, bucket) = (client.clone(), bucket.clone());
-        async move {
-            let listed = client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .send()
-                .await
-                .expect("list the bucket");
-            listed
-                .contents()
-                .iter()
-                .filter_map(|object| object.key().map(str::to_owned))
-                .collect::<Vec<_>>()
-        }
+        let blobs = blobs.clone();
+        async move { blobs.list_keys(&prefix).await.expect("list the bucket") }
     };
     let mut run = queued_run("private", t0());
     run.input = domain::conformance::megabyte_value(1024 * 1024, "in");
@@ -270,6 +251,125 @@ async fn dynamo_keeps_big_inputs_in_s3_until_history_none_drops_them() {
         keys(prefix).await,
         Vec::<String>::new(),
         "nothing of the dropped input is left in the bucket"
+    );
+}
+
+/// S3 keys are sent percent-encoded segment by segment and listed back as XML: characters that
+/// need encoding or escaping (spaces, `+`, `=`, `&`, `<`, unicode) name the same object throughout.
+#[tokio::test]
+async fn s3_keys_that_need_encoding_round_trip_list_and_delete() {
+    let Some(store) = blob_bucket().await else {
+        return;
+    };
+    use domain::ports::BlobStore;
+    let keys = [
+        "runs/r1/a b",
+        "runs/r1/a+b",
+        "runs/r1/k=v&w",
+        "runs/r1/<é ü 🦀>",
+        "runs/r1/sub dir/x~y.json",
+    ];
+    for (index, key) in keys.iter().enumerate() {
+        store
+            .put(key, format!("{{\"n\":{index}}}").into_bytes())
+            .await
+            .expect("stored");
+    }
+    for (index, key) in keys.iter().enumerate() {
+        assert_eq!(
+            store.get(key).await.expect("read"),
+            Some(format!("{{\"n\":{index}}}").into_bytes()),
+            "{key}"
+        );
+    }
+    let mut listed = store.list_keys("runs/r1/").await.expect("listed");
+    listed.sort();
+    let mut expected = keys.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(
+        store.delete_prefix("runs/r1/").await.expect("deleted"),
+        keys.len() as u64
+    );
+    for key in keys {
+        assert_eq!(store.get(key).await.expect("read"), None, "{key}");
+    }
+}
+
+/// More keys than one `ListObjectsV2` page and one `DeleteObjects` batch hold (1000 each): every
+/// page is read and every batch sent.
+#[tokio::test]
+async fn s3_deletes_a_prefix_of_more_than_a_thousand_keys() {
+    let Some(store) = blob_bucket().await else {
+        return;
+    };
+    use domain::ports::BlobStore;
+    let count = 1_005;
+    for n in 0..count {
+        store
+            .put(&format!("runs/many/{n:04}"), b"{}".to_vec())
+            .await
+            .expect("stored");
+    }
+    store
+        .put("runs/other/kept", b"{}".to_vec())
+        .await
+        .expect("stored");
+    assert_eq!(
+        store.list_keys("runs/many/").await.expect("listed").len(),
+        count
+    );
+    assert_eq!(
+        store.delete_prefix("runs/many/").await.expect("deleted"),
+        count as u64
+    );
+    assert_eq!(
+        store.list_keys("runs/many/").await.expect("listed"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.get("runs/other/kept").await.expect("read"),
+        Some(b"{}".to_vec()),
+        "another prefix is left alone"
+    );
+}
+
+/// A bucket that does not exist is S3's `NoSuchBucket`, not retried, and the error a log would
+/// show holds nothing of the request's signature or the secret key it was computed from.
+#[tokio::test]
+async fn s3_a_missing_bucket_is_a_refusal_naming_the_code_and_nothing_secret() {
+    let Some(config) = emulator().await else {
+        return;
+    };
+    use domain::ports::BlobStore;
+    // Credentials of its own, so the secret key is a string no error would hold by chance.
+    let secret = "s3-test-secret-7Yq2Zr";
+    let config = config
+        .to_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("AKIDS3TEST", secret, None, None, "test"),
+        ))
+        .build();
+    let store = S3BlobStore::new(&config, unique("idflow-missing"));
+    let error = store
+        .put("runs/r/k", b"{}".to_vec())
+        .await
+        .expect_err("no bucket");
+    assert!(!error.is_retryable(), "{error:?}");
+    let mut text = format!("{error} {error:?}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(next) = source {
+        text.push_str(&format!(" {next}"));
+        source = next.source();
+    }
+    assert!(text.contains("NoSuchBucket"), "{text}");
+    assert!(!text.contains("Signature="), "{text}");
+    assert!(!text.contains("AWS4-HMAC"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(!text.contains("aws4_request"), "{text}");
+    assert!(
+        store.get("runs/r/k").await.is_err(),
+        "a read fails the same way"
     );
 }
 

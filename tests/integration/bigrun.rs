@@ -8,7 +8,7 @@ use std::sync::Arc;
 use domain::conformance::bigrun::{self, BIG_RUN_USERS, Written};
 use okta_sim::Sim;
 use tests::TempDir;
-use tests::bigrun::{Okta, aws, s3_client, sqlite};
+use tests::bigrun::{Okta, aws, sqlite};
 
 async fn sim() -> okta_sim::SimHandle {
     Sim::builder()
@@ -82,12 +82,9 @@ async fn the_memory_budget_stops_the_big_run_at_the_same_step_on_aws() {
 
 async fn s3_blob_store() -> Option<::aws::S3BlobStore> {
     let sdk = super::aws::emulator().await?;
-    let client = s3_client(&sdk);
-    let bucket = super::aws::unique("idflow-values");
-    ::aws::S3BlobStore::create_bucket(&client, &bucket)
-        .await
-        .expect("create the bucket");
-    Some(::aws::S3BlobStore::new(client, bucket))
+    let store = ::aws::S3BlobStore::new(&sdk, super::aws::unique("idflow-values"));
+    store.create_bucket().await.expect("create the bucket");
+    Some(store)
 }
 
 mod s3_blob_store {

@@ -109,22 +109,11 @@ pub async fn aws(
         RunnerConfig::default(),
     );
     let blobs = if with_blobs {
-        let s3 = s3_client(sdk);
-        let bucket = unique("idflow-values");
-        S3BlobStore::create_bucket(&s3, &bucket)
-            .await
-            .expect("create the bucket");
-        Some(Arc::new(S3BlobStore::new(s3, bucket)) as Arc<dyn BlobStore>)
+        let store = S3BlobStore::new(sdk, unique("idflow-values"));
+        store.create_bucket().await.expect("create the bucket");
+        Some(Arc::new(store) as Arc<dyn BlobStore>)
     } else {
         None
     };
     equip(runtime, blobs, written)
-}
-
-/// An S3 client on `sdk` addressing buckets by path, as emulators need (AWS accepts both).
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }

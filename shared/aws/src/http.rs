@@ -52,7 +52,7 @@ pub enum HttpClientError {
 
 /// The timeouts one reqwest client is built with: the part of [`HttpConnectorSettings`] it
 /// honours, comparable, so clients can be cached by it.
-type Timeouts = (Option<Duration>, Option<Duration>);
+pub(crate) type Timeouts = (Option<Duration>, Option<Duration>);
 
 /// The SDK's [`HttpClient`] over reqwest: one reqwest client (and its connection pool) per
 /// distinct connector settings, built on first use and shared by every SDK client given the same
@@ -93,6 +93,22 @@ impl HttpClient for ReqwestHttpClient {
     }
 }
 
+/// The reqwest client AWS requests are sent with, given the connect and read timeouts of an SDK
+/// configuration: no redirects (a 3xx is the service's answer). The SDK's connectors and the S3
+/// blob store ([`crate::s3_blobs`]) are built by this one function, so they behave alike.
+pub(crate) fn reqwest_client(
+    (connect_timeout, read_timeout): Timeouts,
+) -> Result<reqwest::Client, HttpClientError> {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(timeout) = connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(timeout) = read_timeout {
+        builder = builder.read_timeout(timeout);
+    }
+    builder.build().map_err(HttpClientError::Build)
+}
+
 /// One reqwest client with the given timeouts, or why it could not be built (then every call
 /// fails with that reason instead of the process panicking at configuration time).
 #[derive(Debug, Clone)]
@@ -101,18 +117,9 @@ struct ReqwestConnector {
 }
 
 impl ReqwestConnector {
-    fn new((connect_timeout, read_timeout): Timeouts) -> Self {
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-        if let Some(timeout) = connect_timeout {
-            builder = builder.connect_timeout(timeout);
-        }
-        if let Some(timeout) = read_timeout {
-            builder = builder.read_timeout(timeout);
-        }
+    fn new(timeouts: Timeouts) -> Self {
         Self {
-            client: builder
-                .build()
-                .map_err(|error| Arc::new(HttpClientError::Build(error))),
+            client: reqwest_client(timeouts).map_err(Arc::new),
         }
     }
 }
@@ -197,90 +204,12 @@ fn connector_error(error: reqwest::Error) -> ConnectorError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpListener;
 
     use super::*;
-
-    /// What the local server received: the request head and the body.
-    #[derive(Debug)]
-    struct Received {
-        head: String,
-        body: Vec<u8>,
-    }
-
-    /// Reads one HTTP/1.1 request (head, then a body of `content-length` bytes).
-    async fn read_request(stream: &mut TcpStream) -> Received {
-        let mut buffer = Vec::new();
-        let mut chunk = [0_u8; 4096];
-        let head_end = loop {
-            if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let read = stream.read(&mut chunk).await.expect("read the request");
-            assert!(read > 0, "the client closed before sending a whole head");
-            buffer.extend_from_slice(&chunk[..read]);
-        };
-        let head = String::from_utf8(buffer[..head_end].to_vec()).expect("an ASCII head");
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().expect("a length"))
-            })
-            .unwrap_or(0);
-        let mut body = buffer[head_end..].to_vec();
-        while body.len() < length {
-            let read = stream.read(&mut chunk).await.expect("read the body");
-            assert!(read > 0, "the client closed before sending the whole body");
-            body.extend_from_slice(&chunk[..read]);
-        }
-        Received { head, body }
-    }
-
-    /// A server on a free local port giving, for the n-th connection, `answers[n]`: `Some(raw
-    /// response)` or `None` to read the request and never answer. Returns its URL, the number of
-    /// requests it received and the first request.
-    async fn serve(
-        answers: Vec<Option<&'static str>>,
-    ) -> (
-        String,
-        Arc<AtomicUsize>,
-        tokio::sync::oneshot::Receiver<Received>,
-    ) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let count = Arc::new(AtomicUsize::new(0));
-        let counted = count.clone();
-        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let mut first = Some(first_tx);
-            let mut silent = Vec::new();
-            for answer in answers {
-                let (mut stream, _) = listener.accept().await.expect("accept");
-                let received = read_request(&mut stream).await;
-                counted.fetch_add(1, Ordering::SeqCst);
-                if let Some(first) = first.take() {
-                    let _ = first.send(received);
-                }
-                match answer {
-                    Some(response) => {
-                        stream
-                            .write_all(response.as_bytes())
-                            .await
-                            .expect("write the response");
-                    }
-                    // Held open, unanswered, until the server task ends with the test.
-                    None => silent.push(stream),
-                }
-            }
-            std::future::pending::<()>().await;
-        });
-        (url, count, first_rx)
-    }
+    use crate::test_server::serve;
 
     /// An SDK request with the given method, URL, one custom header and body.
     fn request(method: &str, url: &str, body: SdkBody) -> HttpRequest {

@@ -252,7 +252,7 @@ impl LambdaConfig {
     pub fn blob_store(&self, sdk: &crate::SdkConfig) -> Option<Arc<S3BlobStore>> {
         self.blobs_bucket
             .as_ref()
-            .map(|bucket| Arc::new(S3BlobStore::new(aws_sdk_s3::Client::new(sdk), bucket)))
+            .map(|bucket| Arc::new(S3BlobStore::new(sdk, bucket)))
     }
 
     /// SES as `email.send`'s sender, when `IDFLOW_SES_IDENTITY` is set.

@@ -9,7 +9,8 @@
 //! - [`dynamo_flows`]: [`DynamoFlowStore`], deployed flows and every version they had.
 //! - [`dynamo_tables`]: [`DynamoTableStore`], the rows of every idflow table in one DynamoDB table,
 //!   versioned for optimistic concurrency.
-//! - [`s3_blobs`]: [`S3BlobStore`], values runs hold out of line, one object each, in one bucket.
+//! - [`s3_blobs`]: [`S3BlobStore`], values runs hold out of line, one object each, in one bucket;
+//!   S3's four operations as SigV4-signed requests of its own, without aws-sdk-s3.
 //! - [`sqs`]: [`SqsRunQueue`], the run queue on a standard SQS queue with a dead-letter queue.
 //! - [`scheduler`]: [`SchedulerSchedules`], one EventBridge Scheduler schedule `idflow-<flow>` per
 //!   schedule flow in the `idflow` group.
@@ -45,6 +46,9 @@ pub mod secrets;
 pub mod ses;
 pub mod sqs;
 pub mod wakeups;
+
+#[cfg(test)]
+mod test_server;
 
 pub use aws_types::SdkConfig;
 pub use dynamo_flows::DynamoFlowStore;
