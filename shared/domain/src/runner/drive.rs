@@ -30,7 +30,8 @@ use crate::cards::{CardCall, CardError};
 use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
 use crate::model::{HistoryMode, SecretRef};
 use crate::ports::{
-    Checkpoint, Created, Delivery, Notified, ParkOutcome, QueueMessage, SecretError, StoreError,
+    Checkpoint, ClaimedRun, Created, Delivery, Notified, ParkOutcome, QueueError, QueueMessage,
+    SecretError, StoreError,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, StepStatus, TriggerInfo};
 
@@ -56,6 +57,9 @@ const CLAIM_ATTEMPTS: usize = 4;
 
 /// How long a message is kept for later when its run's lease changed hands at every attempt.
 const CONTENDED_RETRY: Duration = Duration::from_secs(2);
+
+/// How long a delivery whose processing failed and is worth another try stays hidden.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What to do with a delivery after processing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +174,7 @@ impl Runtime {
 
     /// Processes one queue delivery end to end. Never panics; errors become a disposition.
     pub async fn process(&self, delivery: &Delivery) -> Disposition {
-        self.process_delivery(delivery, false).await.0
+        self.process_delivery(delivery, false, None).await.0
     }
 
     /// [`Runtime::process`], and when this delivery's slice ends the run, the delivery's message is
@@ -180,13 +184,60 @@ impl Runtime {
     ///
     /// [`RunStore::checkpoint_settling`]: crate::ports::RunStore::checkpoint_settling
     pub async fn process_settling(&self, delivery: &Delivery) -> (Disposition, bool) {
-        self.process_delivery(delivery, true).await
+        self.process_delivery(delivery, true, None).await
     }
 
-    async fn process_delivery(&self, delivery: &Delivery, settle: bool) -> (Disposition, bool) {
+    /// Does what a [`Disposition`] says with `delivery`'s message, unless `settled` (deleted
+    /// already, in the write that ended the run). A receipt gone stale (the message was received
+    /// again meanwhile) is left to its new holder.
+    pub async fn settle(&self, delivery: &Delivery, disposition: Disposition, settled: bool) {
+        let result = match disposition {
+            Disposition::Done if settled => Ok(()),
+            Disposition::Done => self.queue.delete(&delivery.receipt).await,
+            Disposition::Retry => {
+                self.queue
+                    .change_visibility(&delivery.receipt, RETRY_AFTER)
+                    .await
+            }
+        };
+        if let Err(error) = result
+            && !matches!(error, QueueError::StaleReceipt)
+        {
+            tracing::warn!(error = %error, "could not settle queue message");
+        }
+    }
+
+    /// Drives a run this process created already claimed ([`RunIntake::enqueue_claimed`]) as the
+    /// worker drives a delivery, its fallback message standing for the delivery: the write that
+    /// ends the run deletes it, a parked run's is deleted, and a failure to retry makes it visible
+    /// again after [`RETRY_AFTER`], as for a received message.
+    ///
+    /// [`RunIntake::enqueue_claimed`]: crate::ports::RunIntake::enqueue_claimed
+    pub(super) async fn drive_claimed(&self, claimed: ClaimedRun) {
+        let delivery = Delivery {
+            message: QueueMessage {
+                run_id: claimed.run.id,
+            },
+            receipt: claimed.receipt,
+            receive_count: 1,
+        };
+        let (disposition, settled) = self
+            .process_delivery(&delivery, true, Some(claimed.run))
+            .await;
+        self.settle(&delivery, disposition, settled).await;
+    }
+
+    /// Advances the run of `delivery` (claiming it, unless `claimed` is the run as this process
+    /// claimed it already) and decides what becomes of the delivery.
+    async fn process_delivery(
+        &self,
+        delivery: &Delivery,
+        settle: bool,
+        claimed: Option<Run>,
+    ) -> (Disposition, bool) {
         let run_id = delivery.message.run_id;
         let receipt = settle.then_some(delivery.receipt.as_str());
-        let disposition = match self.advance_run(run_id, None, receipt).await {
+        let disposition = match self.advance_run(run_id, claimed, receipt).await {
             Ok(Advanced { settled: true, .. }) => return (Disposition::Done, true),
             Ok(advanced) => advanced.disposition,
             Err(error)
