@@ -431,36 +431,92 @@ async fn a_run_started_while_every_worker_slot_is_taken_or_with_a_dedupe_key_wai
 }
 
 #[tokio::test]
-async fn a_run_driven_where_it_started_is_finished_by_a_worker_when_its_process_dies() {
+async fn a_run_driven_where_it_started_is_driven_again_when_its_process_starts_again() {
     let deployment = Deployment::new().await;
     let called = Arc::new(Notify::new());
     let process = deployment.process("serve", Some(Arc::new(Stalled(called.clone()))));
     let slots = with_worker_slots(&process, 1);
     let id = start(&process, "sync-http", None).await;
     within("the step driven where the run started", called.notified()).await;
-    assert_eq!(slots.available_permits(), 0, "the run holds the worker's slot");
-    let stored = deployment.queue.stats().await.expect("stats");
     assert_eq!(
-        (stored.ready, stored.hidden),
-        (0, 1),
-        "the fallback message is durable and hidden while the run is driven"
+        slots.available_permits(),
+        0,
+        "the run holds the worker's slot"
     );
+    assert_eq!(
+        deployment.messages().await,
+        0,
+        "no queue message: only this process could drive the run"
+    );
+    let run = process.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Running, "durable before the answer");
 
-    // The process never comes back: once its lease ran out, the fallback message brings a worker.
-    deployment.clock.advance(LEASE + Duration::from_secs(5));
-    let fallback = deployment
+    // The process dies mid-step and starts again (`idflow serve` keeps its lease owner): recovery
+    // queues the run, and the worker drives it from its last checkpoint.
+    let restarted = deployment.process("serve", Some(Arc::new(Answers)));
+    assert_eq!(restarted.recover().await.expect("recover"), 1);
+    let deliveries = deployment
         .queue
         .receive(10, LEASE, Duration::ZERO)
         .await
         .expect("receive");
-    assert_eq!(fallback.len(), 1, "the fallback message comes due");
-    assert_eq!(fallback[0].message.run_id, id);
-    let worker = deployment.process("worker", Some(Arc::new(Answers)));
+    assert_eq!(deliveries.len(), 1, "recovery queued the run");
+    assert_eq!(deliveries[0].message.run_id, id);
     assert_eq!(
-        worker.process_settling(&fallback[0]).await,
+        restarted.process_settling(&deliveries[0]).await,
+        (Disposition::Done, true)
+    );
+    let run = restarted.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!(200))
+    );
+    assert_eq!(deployment.messages().await, 0);
+}
+
+/// An `http` executor that panics, after saying so.
+struct Panics(Arc<Notify>);
+
+#[async_trait]
+impl CardExecutor for Panics {
+    async fn execute(&self, _: &CardCall) -> Result<Value, CardError> {
+        self.0.notify_one();
+        panic!("the executor broke");
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_driving_panicked_where_it_started_is_retried_through_the_queue() {
+    let deployment = Deployment::new().await;
+    let called = Arc::new(Notify::new());
+    let process = deployment.process("serve", Some(Arc::new(Panics(called.clone()))));
+    let slots = with_worker_slots(&process, 1);
+    let id = start(&process, "sync-http", None).await;
+    within("the panicking step", called.notified()).await;
+    // The slot comes back once the driving task has settled the run.
+    let permit = within("the slot's return", slots.acquire())
+        .await
+        .expect("slot");
+    drop(permit);
+    let stats = deployment.queue.stats().await.expect("stats");
+    assert_eq!(
+        (stats.ready, stats.hidden),
+        (0, 1),
+        "the run is queued for another try, after a pause"
+    );
+    deployment.clock.advance(domain::runner::RETRY_AFTER);
+    let deliveries = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 1);
+    let worker = deployment.process("serve", Some(Arc::new(Answers)));
+    assert_eq!(
+        worker.process_settling(&deliveries[0]).await,
         (Disposition::Done, true)
     );
     let run = worker.run(id).await.expect("read").expect("run");
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    assert_eq!(deployment.messages().await, 0);
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tracing::Instrument;
@@ -30,8 +31,8 @@ use crate::cards::{CardCall, CardError};
 use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
 use crate::model::{HistoryMode, SecretRef};
 use crate::ports::{
-    Checkpoint, ClaimedRun, Created, Delivery, Notified, ParkOutcome, QueueError, QueueMessage,
-    SecretError, StoreError,
+    Checkpoint, Created, Delivery, Notified, ParkOutcome, QueueError, QueueMessage, SecretError,
+    StoreError,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, StepStatus, TriggerInfo};
 
@@ -174,7 +175,7 @@ impl Runtime {
 
     /// Processes one queue delivery end to end. Never panics; errors become a disposition.
     pub async fn process(&self, delivery: &Delivery) -> Disposition {
-        self.process_delivery(delivery, false, None).await.0
+        self.process_delivery(delivery, false).await.0
     }
 
     /// [`Runtime::process`], and when this delivery's slice ends the run, the delivery's message is
@@ -184,7 +185,7 @@ impl Runtime {
     ///
     /// [`RunStore::checkpoint_settling`]: crate::ports::RunStore::checkpoint_settling
     pub async fn process_settling(&self, delivery: &Delivery) -> (Disposition, bool) {
-        self.process_delivery(delivery, true, None).await
+        self.process_delivery(delivery, true).await
     }
 
     /// Does what a [`Disposition`] says with `delivery`'s message, unless `settled` (deleted
@@ -207,43 +208,57 @@ impl Runtime {
         }
     }
 
-    /// Drives a run this process created already claimed ([`RunIntake::enqueue_claimed`]) as the
-    /// worker drives a delivery, its fallback message standing for the delivery: the write that
-    /// ends the run deletes it, a parked run's is deleted, and a failure to retry makes it visible
-    /// again after [`RETRY_AFTER`], as for a received message.
+    /// Drives a run this process created already claimed, without a queue message
+    /// ([`RunIntake::create_claimed`]), as the worker drives a delivery. A failure worth another
+    /// try, or a panic, queues the run for the worker after [`RETRY_AFTER`], as a received message
+    /// would come back; if this process dies, [`Runtime::recover`] queues it at the next start.
     ///
-    /// [`RunIntake::enqueue_claimed`]: crate::ports::RunIntake::enqueue_claimed
-    pub(super) async fn drive_claimed(&self, claimed: ClaimedRun) {
-        let delivery = Delivery {
-            message: QueueMessage {
-                run_id: claimed.run.id,
-            },
-            receipt: claimed.receipt,
-            receive_count: 1,
-        };
-        let (disposition, settled) = self
-            .process_delivery(&delivery, true, Some(claimed.run))
+    /// [`RunIntake::create_claimed`]: crate::ports::RunIntake::create_claimed
+    pub(super) async fn drive_started(&self, run: Run) {
+        let run_id = run.id;
+        let driving = std::panic::AssertUnwindSafe(self.advance_run(run_id, Some(run), None))
+            .catch_unwind()
             .await;
-        self.settle(&delivery, disposition, settled).await;
+        let disposition = match driving {
+            Ok(result) => self.disposition_of(run_id, result, 1).await,
+            Err(_) => {
+                tracing::error!(%run_id, "driving the run panicked, will retry");
+                Disposition::Retry
+            }
+        };
+        if disposition == Disposition::Retry
+            && let Err(error) = self.queue.send(&QueueMessage { run_id }, RETRY_AFTER).await
+        {
+            tracing::error!(%run_id, error = %error, "could not queue the run's retry; it is recovered at the next start");
+        }
     }
 
-    /// Advances the run of `delivery` (claiming it, unless `claimed` is the run as this process
-    /// claimed it already) and decides what becomes of the delivery.
-    async fn process_delivery(
-        &self,
-        delivery: &Delivery,
-        settle: bool,
-        claimed: Option<Run>,
-    ) -> (Disposition, bool) {
+    /// Claims and advances the run of `delivery` and decides what becomes of the delivery.
+    async fn process_delivery(&self, delivery: &Delivery, settle: bool) -> (Disposition, bool) {
         let run_id = delivery.message.run_id;
         let receipt = settle.then_some(delivery.receipt.as_str());
-        let disposition = match self.advance_run(run_id, claimed, receipt).await {
-            Ok(Advanced { settled: true, .. }) => return (Disposition::Done, true),
+        let advanced = self.advance_run(run_id, None, receipt).await;
+        if let Ok(Advanced { settled: true, .. }) = advanced {
+            return (Disposition::Done, true);
+        }
+        let disposition = self
+            .disposition_of(run_id, advanced, delivery.receive_count)
+            .await;
+        (disposition, false)
+    }
+
+    /// What becomes of a run's delivery (its `receive_count`-th) once advancing it came to
+    /// `advanced`: a failure worth another try is retried until the delivery is poison, after
+    /// which, as after any other failure, the run fails.
+    async fn disposition_of(
+        &self,
+        run_id: RunId,
+        advanced: Result<Advanced, RunnerError>,
+        receive_count: u32,
+    ) -> Disposition {
+        match advanced {
             Ok(advanced) => advanced.disposition,
-            Err(error)
-                if error.is_retryable()
-                    && delivery.receive_count < self.config.max_receive_count =>
-            {
+            Err(error) if error.is_retryable() && receive_count < self.config.max_receive_count => {
                 tracing::warn!(%run_id, error = %error, "run processing failed, will retry");
                 Disposition::Retry
             }
@@ -257,8 +272,7 @@ impl Runtime {
                 self.fail_unclaimed(run_id, code, &error.to_string()).await;
                 Disposition::Done
             }
-        };
-        (disposition, false)
+        }
     }
 
     /// Marks a run failed outside the normal loop (poison message, invalid flow).

@@ -194,11 +194,12 @@ impl Runtime {
 
     /// Creates and queues a run of `compiled`. Without a dedupe key or a parent, and while this
     /// process's worker has a free slot ([`Runtime::local_slots`]), the run is created already
-    /// claimed by this process, with its message hidden as a fallback, and driven here at once: the
-    /// caller is answered as soon as the run is durable, as before, and the run skips the queue's
-    /// receive and claim (two writes of the four a run otherwise costs). If this process dies while
-    /// driving, the fallback message comes due when the lease expires and a worker takes over from
-    /// the last checkpoint, as for a sync invoke.
+    /// claimed by this process and driven here at once instead: the caller is answered as soon as
+    /// the run is durable, as before, and the run skips the queue (its message, receive, claim and
+    /// delete: one write of two instead of four, and no wait for the worker's next receive). Only
+    /// a process that recovers its own runs when it starts again has a local worker (`idflow
+    /// serve`, [`Runtime::recover`]), so a run this process was driving when it died is driven
+    /// again from its last checkpoint at the next start.
     pub(super) async fn start_compiled(
         &self,
         compiled: &CompiledFlow,
@@ -219,14 +220,14 @@ impl Runtime {
         let now = self.clock.now();
         let claimed = self
             .intake
-            .enqueue_claimed(&run, &self.config.owner, now, self.config.lease, self.fallback_hold())
+            .create_claimed(&run, &self.config.owner, now, self.config.lease)
             .await?;
         let Some(claimed) = claimed else {
             return self.enqueue_run(&run, None, Duration::ZERO).await;
         };
-        tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run queued");
+        tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run started");
         tokio::spawn(async move {
-            runtime.drive_claimed(claimed).await;
+            runtime.drive_started(claimed).await;
             drop(permit);
         });
         Ok((run.id, Created::New))
