@@ -306,6 +306,26 @@ impl RunIntake for MeteredIntake {
         }
         Ok(claimed)
     }
+
+    async fn create_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> Result<Option<Run>, StoreError> {
+        let claimed = self.inner.create_claimed(run, owner, now, lease).await?;
+        if let Some(claimed) = &claimed {
+            self.metrics.run_created(claimed);
+            let mut adopted = self
+                .metrics
+                .claimed_at_intake
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            adopted.insert(claimed.id, Metrics::run_labels(claimed));
+        }
+        Ok(claimed)
+    }
 }
 
 /// Observes step records and run ends in the checkpoints and cancels written through it. Every

@@ -340,6 +340,9 @@ impl Server {
             options.max_header_bytes,
             limit_head,
         ));
+        // Made before the server answers its first request: from then on, runs that triggers start
+        // while a worker slot is free are driven at once (`Runtime::local_slots`).
+        let worker = Worker::new(runtime.clone(), options.workers);
         let (connections_tx, connections) = watch::channel(0);
         tasks.push(tokio::spawn(serve_http(
             listener,
@@ -349,7 +352,6 @@ impl Server {
             shutdown_rx.clone(),
         )));
 
-        let worker = Worker::new(runtime.clone(), options.workers);
         let mut rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             worker

@@ -331,6 +331,23 @@ pub trait RunIntake: Send + Sync {
         let _ = (run, owner, now, lease, delay);
         Ok(None)
     }
+
+    /// Durably accepts a run that the caller drives itself in a process that recovers its own runs
+    /// when it starts again (`idflow serve`, see `Runtime::recover`), in one write: the run is
+    /// created already claimed by `owner` until `now + lease` (status `running`, started at `now`),
+    /// with no queue message, since no other process would take it over. Returns the run as stored.
+    ///
+    /// `None` (the default) when the adapter cannot do it in one write: nothing was written.
+    async fn create_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Run>, StoreError> {
+        let _ = (run, owner, now, lease);
+        Ok(None)
+    }
 }
 
 /// A run created already claimed ([`RunIntake::enqueue_claimed`]).

@@ -350,3 +350,173 @@ async fn a_checkpoint_whose_receipt_was_superseded_is_written_and_leaves_the_mes
         .await
         .expect("the worker's receipt still deletes it");
 }
+
+/// `process` as `idflow serve` runs it: with a queue worker of `slots` slots, whose receive loop
+/// is not started, so a run can only end if it was driven where it started.
+fn with_worker_slots(process: &Arc<Runtime>, slots: usize) -> Arc<tokio::sync::Semaphore> {
+    process.local_slots(slots)
+}
+
+/// Starts `flow` as an async API invoke does.
+async fn start(process: &Arc<Runtime>, flow: &str, dedupe_key: Option<&str>) -> RunId {
+    let input = json!({ "body": { "name": "Ada", "groups": ["eng", "ops"] } });
+    let (id, _) = process
+        .start_run(flow, input, api(), dedupe_key)
+        .await
+        .expect("start");
+    id
+}
+
+#[tokio::test]
+async fn a_run_started_while_a_worker_slot_is_free_is_driven_at_once_without_a_receive() {
+    let deployment = Deployment::new().await;
+    let process = deployment.process("serve", None);
+    with_worker_slots(&process, 2);
+    let mut ended = process.subscribe();
+    let id = start(&process, "sync-3", None).await;
+    let stats = deployment.queue.stats().await.expect("stats");
+    assert_eq!(
+        stats.ready, 0,
+        "no message for a worker to receive: the run is driven where it started"
+    );
+    let run = within(
+        "the run's end",
+        process.wait_for_end(&mut ended, id, Duration::from_secs(10)),
+    )
+    .await
+    .expect("wait")
+    .expect("the run ended without any receive");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(process.steps(id).await.expect("steps").len(), 3);
+    assert_eq!(
+        deployment.messages().await,
+        0,
+        "the fallback message went with the run's end"
+    );
+}
+
+#[tokio::test]
+async fn a_run_started_while_every_worker_slot_is_taken_or_with_a_dedupe_key_waits_in_the_queue() {
+    let deployment = Deployment::new().await;
+    let process = deployment.process("serve", None);
+    let slots = with_worker_slots(&process, 1);
+    let busy = slots.clone().acquire_owned().await.expect("slot");
+    let first = start(&process, "sync-3", None).await;
+    drop(busy);
+    let second = start(&process, "sync-3", Some("order-42")).await;
+    for id in [first, second] {
+        let run = process.run(id).await.expect("read").expect("run");
+        assert_eq!(run.status, RunStatus::Queued, "{id} waits for the worker");
+    }
+    let stats = deployment.queue.stats().await.expect("stats");
+    assert_eq!((stats.ready, stats.hidden), (2, 0));
+    assert_eq!(slots.available_permits(), 1, "no slot is held for them");
+
+    let deliveries = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 2);
+    for delivery in &deliveries {
+        assert_eq!(
+            process.process_settling(delivery).await,
+            (Disposition::Done, true)
+        );
+    }
+    for id in [first, second] {
+        let run = process.run(id).await.expect("read").expect("run");
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    }
+}
+
+#[tokio::test]
+async fn a_run_driven_where_it_started_is_driven_again_when_its_process_starts_again() {
+    let deployment = Deployment::new().await;
+    let called = Arc::new(Notify::new());
+    let process = deployment.process("serve", Some(Arc::new(Stalled(called.clone()))));
+    let slots = with_worker_slots(&process, 1);
+    let id = start(&process, "sync-http", None).await;
+    within("the step driven where the run started", called.notified()).await;
+    assert_eq!(
+        slots.available_permits(),
+        0,
+        "the run holds the worker's slot"
+    );
+    assert_eq!(
+        deployment.messages().await,
+        0,
+        "no queue message: only this process could drive the run"
+    );
+    let run = process.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Running, "durable before the answer");
+
+    // The process dies mid-step and starts again (`idflow serve` keeps its lease owner): recovery
+    // queues the run, and the worker drives it from its last checkpoint.
+    let restarted = deployment.process("serve", Some(Arc::new(Answers)));
+    assert_eq!(restarted.recover().await.expect("recover"), 1);
+    let deliveries = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 1, "recovery queued the run");
+    assert_eq!(deliveries[0].message.run_id, id);
+    assert_eq!(
+        restarted.process_settling(&deliveries[0]).await,
+        (Disposition::Done, true)
+    );
+    let run = restarted.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!(200))
+    );
+    assert_eq!(deployment.messages().await, 0);
+}
+
+/// An `http` executor that panics, after saying so.
+struct Panics(Arc<Notify>);
+
+#[async_trait]
+impl CardExecutor for Panics {
+    async fn execute(&self, _: &CardCall) -> Result<Value, CardError> {
+        self.0.notify_one();
+        panic!("the executor broke");
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_driving_panicked_where_it_started_is_retried_through_the_queue() {
+    let deployment = Deployment::new().await;
+    let called = Arc::new(Notify::new());
+    let process = deployment.process("serve", Some(Arc::new(Panics(called.clone()))));
+    let slots = with_worker_slots(&process, 1);
+    let id = start(&process, "sync-http", None).await;
+    within("the panicking step", called.notified()).await;
+    // The slot comes back once the driving task has settled the run.
+    let permit = within("the slot's return", slots.acquire())
+        .await
+        .expect("slot");
+    drop(permit);
+    let stats = deployment.queue.stats().await.expect("stats");
+    assert_eq!(
+        (stats.ready, stats.hidden),
+        (0, 1),
+        "the run is queued for another try, after a pause"
+    );
+    deployment.clock.advance(domain::runner::RETRY_AFTER);
+    let deliveries = deployment
+        .queue
+        .receive(10, LEASE, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 1);
+    let worker = deployment.process("serve", Some(Arc::new(Answers)));
+    assert_eq!(
+        worker.process_settling(&deliveries[0]).await,
+        (Disposition::Done, true)
+    );
+    let run = worker.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+}

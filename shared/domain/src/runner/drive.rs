@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tracing::Instrument;
@@ -30,7 +31,8 @@ use crate::cards::{CardCall, CardError};
 use crate::engine::{CompiledFlow, Event, Progress, RunContext, RunState};
 use crate::model::{HistoryMode, SecretRef};
 use crate::ports::{
-    Checkpoint, Created, Delivery, Notified, ParkOutcome, QueueMessage, SecretError, StoreError,
+    Checkpoint, Created, Delivery, Notified, ParkOutcome, QueueError, QueueMessage, SecretError,
+    StoreError,
 };
 use crate::run::{Run, RunError, RunId, RunStatus, StepRecord, StepStatus, TriggerInfo};
 
@@ -56,6 +58,9 @@ const CLAIM_ATTEMPTS: usize = 4;
 
 /// How long a message is kept for later when its run's lease changed hands at every attempt.
 const CONTENDED_RETRY: Duration = Duration::from_secs(2);
+
+/// How long a delivery whose processing failed and is worth another try stays hidden.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What to do with a delivery after processing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,16 +188,77 @@ impl Runtime {
         self.process_delivery(delivery, true).await
     }
 
+    /// Does what a [`Disposition`] says with `delivery`'s message, unless `settled` (deleted
+    /// already, in the write that ended the run). A receipt gone stale (the message was received
+    /// again meanwhile) is left to its new holder.
+    pub async fn settle(&self, delivery: &Delivery, disposition: Disposition, settled: bool) {
+        let result = match disposition {
+            Disposition::Done if settled => Ok(()),
+            Disposition::Done => self.queue.delete(&delivery.receipt).await,
+            Disposition::Retry => {
+                self.queue
+                    .change_visibility(&delivery.receipt, RETRY_AFTER)
+                    .await
+            }
+        };
+        if let Err(error) = result
+            && !matches!(error, QueueError::StaleReceipt)
+        {
+            tracing::warn!(error = %error, "could not settle queue message");
+        }
+    }
+
+    /// Drives a run this process created already claimed, without a queue message
+    /// ([`RunIntake::create_claimed`]), as the worker drives a delivery. A failure worth another
+    /// try, or a panic, queues the run for the worker after [`RETRY_AFTER`], as a received message
+    /// would come back; if this process dies, [`Runtime::recover`] queues it at the next start.
+    ///
+    /// [`RunIntake::create_claimed`]: crate::ports::RunIntake::create_claimed
+    pub(super) async fn drive_started(&self, run: Run) {
+        let run_id = run.id;
+        let driving = std::panic::AssertUnwindSafe(self.advance_run(run_id, Some(run), None))
+            .catch_unwind()
+            .await;
+        let disposition = match driving {
+            Ok(result) => self.disposition_of(run_id, result, 1).await,
+            Err(_) => {
+                tracing::error!(%run_id, "driving the run panicked, will retry");
+                Disposition::Retry
+            }
+        };
+        if disposition == Disposition::Retry
+            && let Err(error) = self.queue.send(&QueueMessage { run_id }, RETRY_AFTER).await
+        {
+            tracing::error!(%run_id, error = %error, "could not queue the run's retry; it is recovered at the next start");
+        }
+    }
+
+    /// Claims and advances the run of `delivery` and decides what becomes of the delivery.
     async fn process_delivery(&self, delivery: &Delivery, settle: bool) -> (Disposition, bool) {
         let run_id = delivery.message.run_id;
         let receipt = settle.then_some(delivery.receipt.as_str());
-        let disposition = match self.advance_run(run_id, None, receipt).await {
-            Ok(Advanced { settled: true, .. }) => return (Disposition::Done, true),
+        let advanced = self.advance_run(run_id, None, receipt).await;
+        if let Ok(Advanced { settled: true, .. }) = advanced {
+            return (Disposition::Done, true);
+        }
+        let disposition = self
+            .disposition_of(run_id, advanced, delivery.receive_count)
+            .await;
+        (disposition, false)
+    }
+
+    /// What becomes of a run's delivery (its `receive_count`-th) once advancing it came to
+    /// `advanced`: a failure worth another try is retried until the delivery is poison, after
+    /// which, as after any other failure, the run fails.
+    async fn disposition_of(
+        &self,
+        run_id: RunId,
+        advanced: Result<Advanced, RunnerError>,
+        receive_count: u32,
+    ) -> Disposition {
+        match advanced {
             Ok(advanced) => advanced.disposition,
-            Err(error)
-                if error.is_retryable()
-                    && delivery.receive_count < self.config.max_receive_count =>
-            {
+            Err(error) if error.is_retryable() && receive_count < self.config.max_receive_count => {
                 tracing::warn!(%run_id, error = %error, "run processing failed, will retry");
                 Disposition::Retry
             }
@@ -206,8 +272,7 @@ impl Runtime {
                 self.fail_unclaimed(run_id, code, &error.to_string()).await;
                 Disposition::Done
             }
-        };
-        (disposition, false)
+        }
     }
 
     /// Marks a run failed outside the normal loop (poison message, invalid flow).

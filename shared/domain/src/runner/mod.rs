@@ -36,7 +36,7 @@ pub mod worker;
 /// The deepest run input a start accepts (kept here too, where callers of the runner look).
 pub use crate::budget::MAX_INPUT_DEPTH;
 pub use deploy::{SyncReport, sync_flows};
-pub use drive::{Disposition, MAX_QUEUE_DELAY};
+pub use drive::{Disposition, MAX_QUEUE_DELAY, RETRY_AFTER};
 pub use error::RunnerError;
 pub use queries::{DeployedFlow, FlowStats, RunFilter};
 pub use runtime::{AdapterPorts, RunEnded, RunnerConfig, Runtime};

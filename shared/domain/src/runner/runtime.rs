@@ -2,10 +2,10 @@
 //! worker share.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 
 use crate::cards::CardExecutor;
 use crate::engine::CompiledFlow;
@@ -109,6 +109,19 @@ pub struct Runtime {
     /// The errors of flow files the last [`Runtime::deploy`] in this process refused, by the flow
     /// name their deployed version (if any) goes by: the console shows why that version is kept.
     pub(super) rejected: Mutex<HashMap<String, Vec<crate::diag::Diagnostic>>>,
+    /// This process's queue worker, when it has one (`idflow serve`'s [`super::Worker`]): a
+    /// trigger's run starts driving here at once while the worker has a free slot, instead of
+    /// waiting in the queue for the worker to receive it (see [`Runtime::start_compiled`]).
+    pub(super) local: OnceLock<LocalWorker>,
+}
+
+/// The slots of this process's queue worker, shared by the runs it receives and the runs triggers
+/// start here (see [`Runtime::local_slots`]).
+pub(super) struct LocalWorker {
+    /// One permit per run driven at once.
+    pub permits: Arc<Semaphore>,
+    /// The runtime itself, for the tasks that drive runs started here.
+    pub runtime: Weak<Runtime>,
 }
 
 impl Runtime {
@@ -145,7 +158,21 @@ impl Runtime {
             active: Mutex::new(HashMap::new()),
             paused_skips: Mutex::new(HashMap::new()),
             rejected: Mutex::new(HashMap::new()),
+            local: OnceLock::new(),
         }
+    }
+
+    /// The slots of this process's queue worker: `concurrency` permits the first time, the same
+    /// ones after. From then on, a run a trigger starts without a dedupe key is driven in this
+    /// process at once when a permit is free, created already claimed with a hidden fallback
+    /// message, as a sync invoke's is ([`Runtime::invoke_sync`]): two writes per run instead of
+    /// four (create, receive, claim, end), and no wait for the worker's next receive.
+    pub fn local_slots(self: &Arc<Self>, concurrency: usize) -> Arc<Semaphore> {
+        let local = self.local.get_or_init(|| LocalWorker {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            runtime: Arc::downgrade(self),
+        });
+        local.permits.clone()
     }
 
     /// Replaces how new runs are created and queued (an adapter's one-write fast path).

@@ -135,11 +135,7 @@ impl Runtime {
                 self.wait_for_end(&mut ended, run_id, timeout).await?,
             ));
         }
-        let hold = self
-            .config
-            .lease
-            .saturating_add(FALLBACK_MARGIN)
-            .min(MAX_QUEUE_DELAY);
+        let hold = self.fallback_hold();
         // Where the intake can, the run is created already claimed by this process and its
         // fallback message is deleted in the write that ends the run: two writes per sync run.
         // Otherwise the run is created, then claimed like any, and its fallback message is dropped
@@ -196,6 +192,14 @@ impl Runtime {
         Ok((run_id, self.wait_for_end(&mut ended, run_id, left).await?))
     }
 
+    /// Creates and queues a run of `compiled`. Without a dedupe key or a parent, and while this
+    /// process's worker has a free slot ([`Runtime::local_slots`]), the run is created already
+    /// claimed by this process and driven here at once instead: the caller is answered as soon as
+    /// the run is durable, as before, and the run skips the queue (its message, receive, claim and
+    /// delete: one write of two instead of four, and no wait for the worker's next receive). Only
+    /// a process that recovers its own runs when it starts again has a local worker (`idflow
+    /// serve`, [`Runtime::recover`]), so a run this process was driving when it died is driven
+    /// again from its last checkpoint at the next start.
     pub(super) async fn start_compiled(
         &self,
         compiled: &CompiledFlow,
@@ -204,8 +208,59 @@ impl Runtime {
         dedupe_key: Option<&str>,
         parent: Option<&Run>,
     ) -> Result<(RunId, Created), RunnerError> {
-        self.enqueue_compiled(compiled, input, trigger, dedupe_key, parent, Duration::ZERO)
-            .await
+        let slot = (dedupe_key.is_none() && parent.is_none())
+            .then(|| self.free_local_slot(compiled))
+            .flatten();
+        let Some((runtime, permit)) = slot else {
+            return self
+                .enqueue_compiled(compiled, input, trigger, dedupe_key, parent, Duration::ZERO)
+                .await;
+        };
+        let run = self.new_run(compiled, input, trigger, None)?;
+        let now = self.clock.now();
+        let claimed = self
+            .intake
+            .create_claimed(&run, &self.config.owner, now, self.config.lease)
+            .await?;
+        let Some(claimed) = claimed else {
+            return self.enqueue_run(&run, None, Duration::ZERO).await;
+        };
+        tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run started");
+        tokio::spawn(async move {
+            runtime.drive_started(claimed).await;
+            drop(permit);
+        });
+        Ok((run.id, Created::New))
+    }
+
+    /// A free slot of this process's worker for a run of `compiled`, with the runtime to drive it
+    /// in a task: `None` without a local worker, when every slot is taken (the run waits in the
+    /// queue like any), or when the flow has an I/O card this process has no executor for.
+    fn free_local_slot(
+        &self,
+        compiled: &CompiledFlow,
+    ) -> Option<(Arc<Runtime>, tokio::sync::OwnedSemaphorePermit)> {
+        let local = self.local.get()?;
+        let runnable = compiled
+            .io_families()
+            .iter()
+            .all(|family| self.executors.contains_key(*family));
+        if !runnable {
+            return None;
+        }
+        let runtime = local.runtime.upgrade()?;
+        let permit = local.permits.clone().try_acquire_owned().ok()?;
+        Some((runtime, permit))
+    }
+
+    /// How long the fallback message of a run driven where it was created stays hidden: longer
+    /// than the lease, so that it finds the lease expired even when the clocks of the driver and
+    /// the queue disagree a little.
+    fn fallback_hold(&self) -> Duration {
+        self.config
+            .lease
+            .saturating_add(FALLBACK_MARGIN)
+            .min(MAX_QUEUE_DELAY)
     }
 
     /// Creates a run of `compiled` with its first message hidden for `delay`.

@@ -3,28 +3,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::QueueError;
-
-use super::drive::Disposition;
 use super::runtime::Runtime;
 
 /// The local queue consumer of `idflow serve`.
 pub struct Worker {
     runtime: Arc<Runtime>,
-    concurrency: usize,
+    /// One permit per run driven at once, shared with the runs triggers start in this process
+    /// ([`Runtime::local_slots`]).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Worker {
+    /// A worker driving at most `concurrency` runs at once (counting the runs triggers start in
+    /// this process and drive at once while a slot is free).
     pub fn new(runtime: Arc<Runtime>, concurrency: usize) -> Worker {
-        Worker {
-            runtime,
-            concurrency: concurrency.max(1),
-        }
+        let slots = runtime.local_slots(concurrency);
+        Worker { runtime, slots }
     }
 
     /// Receives and processes messages until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let semaphore = self.slots.clone();
         tokio::pin!(shutdown);
         loop {
             let available = semaphore.available_permits().max(1);
@@ -49,22 +48,7 @@ impl Worker {
                 let runtime = self.runtime.clone();
                 tokio::spawn(async move {
                     let (disposition, settled) = runtime.process_settling(&delivery).await;
-                    let result = match disposition {
-                        // Deleted already, in the write that ended the run.
-                        Disposition::Done if settled => Ok(()),
-                        Disposition::Done => runtime.queue.delete(&delivery.receipt).await,
-                        Disposition::Retry => {
-                            runtime
-                                .queue
-                                .change_visibility(&delivery.receipt, Duration::from_secs(5))
-                                .await
-                        }
-                    };
-                    if let Err(error) = result
-                        && !matches!(error, QueueError::StaleReceipt)
-                    {
-                        tracing::warn!(error = %error, "could not settle queue message");
-                    }
+                    runtime.settle(&delivery, disposition, settled).await;
                     drop(permit);
                 });
             }

@@ -140,6 +140,24 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         self.create_and_send(run, dedupe_key, delay).await
     }
 
+    /// One write: the run inserted leased to `owner`, without a message.
+    async fn create_claimed(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Run>, StoreError> {
+        let claimed = claimed_at(run, now);
+        let row = RunRow::encode(&claimed).map_err(Fail::into_store)?;
+        let lease = (owner.to_owned(), time_text(lease_end(now, lease)));
+        self.db
+            .write(move |conn| insert_run(conn, &row, None, Some(&lease)).map(drop))
+            .await
+            .map_err(Fail::into_store)?;
+        Ok(Some(claimed))
+    }
+
     /// One write: the run inserted leased to `owner`, and its fallback message inserted hidden
     /// with a receipt of its own (as if received), which the write ending the run deletes it by.
     async fn enqueue_claimed(
@@ -151,15 +169,8 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         delay: Duration,
     ) -> Result<Option<ClaimedRun>, StoreError> {
         check_delay(delay).map_err(Fail::into_store)?;
-        let until = chrono::Duration::from_std(lease)
-            .ok()
-            .and_then(|lease| now.checked_add_signed(lease))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let claimed = Run {
-            status: RunStatus::Running,
-            started_at: Some(now),
-            ..run.clone()
-        };
+        let until = lease_end(now, lease);
+        let claimed = claimed_at(run, now);
         let row = RunRow::encode(&claimed).map_err(Fail::into_store)?;
         let body = to_json(&QueueMessage { run_id: run.id }).map_err(Fail::into_store)?;
         let lease = (owner.to_owned(), time_text(until));
@@ -184,6 +195,23 @@ impl domain::ports::RunIntake for SqliteRunQueue {
             receipt,
         }))
     }
+}
+
+/// `run` as a run created already claimed at `now` is stored: running, started at `now`.
+fn claimed_at(run: &Run, now: DateTime<Utc>) -> Run {
+    Run {
+        status: RunStatus::Running,
+        started_at: Some(now),
+        ..run.clone()
+    }
+}
+
+/// When a lease of `lease` taken at `now` ends.
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl SqliteRunQueue {
