@@ -268,6 +268,19 @@ pub struct MeteredIntake {
     pub metrics: Arc<Metrics>,
 }
 
+impl MeteredIntake {
+    /// Counts a run created already claimed, and keeps its labels for the count of its end.
+    fn created_claimed(&self, run: &Run) {
+        self.metrics.run_created(run);
+        let mut adopted = self
+            .metrics
+            .claimed_at_intake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        adopted.insert(run.id, Metrics::run_labels(run));
+    }
+}
+
 #[async_trait]
 impl RunIntake for MeteredIntake {
     async fn enqueue(
@@ -296,13 +309,7 @@ impl RunIntake for MeteredIntake {
             .enqueue_claimed(run, owner, now, lease, delay)
             .await?;
         if let Some(claimed) = &claimed {
-            self.metrics.run_created(&claimed.run);
-            let mut adopted = self
-                .metrics
-                .claimed_at_intake
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            adopted.insert(claimed.run.id, Metrics::run_labels(&claimed.run));
+            self.created_claimed(&claimed.run);
         }
         Ok(claimed)
     }
@@ -316,13 +323,7 @@ impl RunIntake for MeteredIntake {
     ) -> Result<Option<Run>, StoreError> {
         let claimed = self.inner.create_claimed(run, owner, now, lease).await?;
         if let Some(claimed) = &claimed {
-            self.metrics.run_created(claimed);
-            let mut adopted = self
-                .metrics
-                .claimed_at_intake
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            adopted.insert(claimed.id, Metrics::run_labels(claimed));
+            self.created_claimed(claimed);
         }
         Ok(claimed)
     }

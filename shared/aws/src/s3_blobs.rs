@@ -476,11 +476,7 @@ impl S3BlobStore {
             url.push_str(&request.query);
         }
         let identity = credentials.into();
-        let mut settings = SigningSettings::default();
-        // S3 signs the path as sent (encoded once, not normalised) and wants the payload hash.
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let settings = signing_settings();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
@@ -526,6 +522,16 @@ impl S3BlobStore {
         let body = response.bytes().await.map_err(S3Error::Transport)?;
         Ok(Answer { status, body })
     }
+}
+
+/// How S3 wants requests signed: the path as sent (encoded once, not normalised), and the payload
+/// hash in `x-amz-content-sha256`.
+fn signing_settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings
 }
 
 /// The host of S3 in `region` (the `.com.cn` partition for China's regions).
@@ -922,10 +928,7 @@ mod tests {
         let host = header(&head, "host").expect("a host");
         let identity =
             Credentials::new(ACCESS_KEY, SECRET, Some(TOKEN.to_owned()), None, "test").into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let settings = signing_settings();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region("eu-west-3")

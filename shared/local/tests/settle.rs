@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use domain::cards::{CardCall, CardError, CardExecutor};
 use domain::clock::ManualClock;
 use domain::model::ProjectConfig;
-use domain::ports::{Checkpoint, Clock, FlowStore, RunIntake, RunQueue, RunStore, StoredFlow};
+use domain::ports::{
+    Checkpoint, Clock, Delivery, FlowStore, RunIntake, RunQueue, RunStore, StoredFlow,
+};
 use domain::run::{Run, RunId, RunStatus, TriggerInfo};
 use domain::runner::{Disposition, RunnerConfig, Runtime};
 use local::secrets::LocalSecrets;
@@ -118,6 +120,14 @@ impl Deployment {
             Some(executor) => runtime.with_executor("http", executor),
             None => runtime,
         })
+    }
+
+    /// The messages due now, received as a worker would (hidden for the lease).
+    async fn receive_due(&self) -> Vec<Delivery> {
+        self.queue
+            .receive(10, LEASE, Duration::ZERO)
+            .await
+            .expect("receive")
     }
 
     /// Messages in the queue, visible or hidden.
@@ -243,11 +253,7 @@ async fn a_sync_run_created_claimed_is_finished_by_a_worker_when_its_invoker_die
     deployment
         .clock
         .advance(LEASE - Duration::from_secs(10) + Duration::from_secs(5));
-    let fallback = deployment
-        .queue
-        .receive(10, LEASE, Duration::ZERO)
-        .await
-        .expect("receive");
+    let fallback = deployment.receive_due().await;
     assert_eq!(fallback.len(), 1, "the fallback message comes due");
     assert_eq!(fallback[0].message.run_id, id);
     let worker = deployment.process("worker", Some(Arc::new(Answers)));
@@ -276,11 +282,7 @@ async fn a_worker_ending_a_run_deletes_its_delivery_in_the_same_write() {
         )
         .await
         .expect("start");
-    let deliveries = deployment
-        .queue
-        .receive(10, LEASE, Duration::ZERO)
-        .await
-        .expect("receive");
+    let deliveries = deployment.receive_due().await;
     assert_eq!(deliveries.len(), 1);
     let worker = deployment.process("worker", None);
     assert_eq!(
@@ -315,11 +317,7 @@ async fn a_checkpoint_whose_receipt_was_superseded_is_written_and_leaves_the_mes
     assert_eq!(claimed.run.status, RunStatus::Running);
     // The invoker stalls past its lease; a worker receives the fallback message (a new receipt).
     deployment.clock.advance(LEASE + Duration::from_secs(1));
-    let received = deployment
-        .queue
-        .receive(10, LEASE, Duration::ZERO)
-        .await
-        .expect("receive");
+    let received = deployment.receive_due().await;
     assert_eq!(received.len(), 1);
     let end = Checkpoint {
         run_id: run.id,
@@ -412,11 +410,7 @@ async fn a_run_started_while_every_worker_slot_is_taken_or_with_a_dedupe_key_wai
     assert_eq!((stats.ready, stats.hidden), (2, 0));
     assert_eq!(slots.available_permits(), 1, "no slot is held for them");
 
-    let deliveries = deployment
-        .queue
-        .receive(10, LEASE, Duration::ZERO)
-        .await
-        .expect("receive");
+    let deliveries = deployment.receive_due().await;
     assert_eq!(deliveries.len(), 2);
     for delivery in &deliveries {
         assert_eq!(
@@ -455,11 +449,7 @@ async fn a_run_driven_where_it_started_is_driven_again_when_its_process_starts_a
     // queues the run, and the worker drives it from its last checkpoint.
     let restarted = deployment.process("serve", Some(Arc::new(Answers)));
     assert_eq!(restarted.recover().await.expect("recover"), 1);
-    let deliveries = deployment
-        .queue
-        .receive(10, LEASE, Duration::ZERO)
-        .await
-        .expect("receive");
+    let deliveries = deployment.receive_due().await;
     assert_eq!(deliveries.len(), 1, "recovery queued the run");
     assert_eq!(deliveries[0].message.run_id, id);
     assert_eq!(
@@ -506,11 +496,7 @@ async fn a_run_whose_driving_panicked_where_it_started_is_retried_through_the_qu
         "the run is queued for another try, after a pause"
     );
     deployment.clock.advance(domain::runner::RETRY_AFTER);
-    let deliveries = deployment
-        .queue
-        .receive(10, LEASE, Duration::ZERO)
-        .await
-        .expect("receive");
+    let deliveries = deployment.receive_due().await;
     assert_eq!(deliveries.len(), 1);
     let worker = deployment.process("serve", Some(Arc::new(Answers)));
     assert_eq!(

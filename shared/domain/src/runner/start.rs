@@ -122,11 +122,7 @@ impl Runtime {
         let mut ended = self.subscribe();
         let deadline =
             self.clock.now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
-        let inline = flow
-            .io_families()
-            .iter()
-            .all(|family| self.executors.contains_key(*family));
-        if !inline {
+        if !self.can_drive(flow) {
             let (run_id, _) = self
                 .enqueue_compiled(flow, input, trigger, None, None, Duration::ZERO)
                 .await?;
@@ -241,16 +237,20 @@ impl Runtime {
         compiled: &CompiledFlow,
     ) -> Option<(Arc<Runtime>, tokio::sync::OwnedSemaphorePermit)> {
         let local = self.local.get()?;
-        let runnable = compiled
-            .io_families()
-            .iter()
-            .all(|family| self.executors.contains_key(*family));
-        if !runnable {
+        if !self.can_drive(compiled) {
             return None;
         }
         let runtime = local.runtime.upgrade()?;
         let permit = local.permits.clone().try_acquire_owned().ok()?;
         Some((runtime, permit))
+    }
+
+    /// Whether this process has an executor for every I/O card of `flow`, so it can drive its
+    /// runs itself (the `api` Lambda registers none: only pure flows).
+    fn can_drive(&self, flow: &CompiledFlow) -> bool {
+        flow.io_families()
+            .iter()
+            .all(|family| self.executors.contains_key(*family))
     }
 
     /// How long the fallback message of a run driven where it was created stays hidden: longer
