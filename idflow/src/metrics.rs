@@ -314,18 +314,25 @@ impl RunIntake for MeteredIntake {
         Ok(claimed)
     }
 
-    async fn create_claimed(
+    /// Counts the run's creation and the steps it recorded, and its end when it was created ended;
+    /// a run created claimed has its end counted when the checkpoint that ends it is written.
+    async fn create_driven(
         &self,
         run: &Run,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        let claimed = self.inner.create_claimed(run, owner, now, lease).await?;
-        if let Some(claimed) = &claimed {
-            self.created_claimed(claimed);
+        steps: &[StepRecord],
+        lease: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<bool, StoreError> {
+        if !self.inner.create_driven(run, steps, lease).await? {
+            return Ok(false);
         }
-        Ok(claimed)
+        self.metrics.steps_recorded(steps);
+        if is_terminal(run.status) {
+            self.metrics.run_created(run);
+            self.metrics.run_ended(run, run.status);
+        } else {
+            self.created_claimed(run);
+        }
+        Ok(true)
     }
 }
 

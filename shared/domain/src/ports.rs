@@ -332,21 +332,25 @@ pub trait RunIntake: Send + Sync {
         Ok(None)
     }
 
-    /// Durably accepts a run that the caller drives itself in a process that recovers its own runs
-    /// when it starts again (`idflow serve`, see `Runtime::recover`), in one write: the run is
-    /// created already claimed by `owner` until `now + lease` (status `running`, started at `now`),
-    /// with no queue message, since no other process would take it over. Returns the run as stored.
+    /// Durably accepts a run that the caller started driving before storing it, at the run's
+    /// first write, in one write (see `Runtime::start_compiled`): `run` is the run as it stands
+    /// after that write — ended (a terminal status, its output or error, no state), or `running`
+    /// with the state of its first checkpoint — and `steps` the records of the steps it completed
+    /// so far, numbered from 0. With `lease` (owner, until), the run is created claimed by that
+    /// owner until then (status `running`); an ended run has none. No queue message is sent, since
+    /// no other process would take the run over: only a process that recovers its own runs when
+    /// it starts again (`idflow serve`, see `Runtime::recover`) creates runs this way.
     ///
-    /// `None` (the default) when the adapter cannot do it in one write: nothing was written.
-    async fn create_claimed(
+    /// `false` (the default) when the adapter cannot do it in one write: nothing was written, and
+    /// the caller creates, claims and checkpoints the run.
+    async fn create_driven(
         &self,
         run: &Run,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        let _ = (run, owner, now, lease);
-        Ok(None)
+        steps: &[StepRecord],
+        lease: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<bool, StoreError> {
+        let _ = (run, steps, lease);
+        Ok(false)
     }
 }
 

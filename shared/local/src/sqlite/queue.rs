@@ -16,7 +16,7 @@ use super::{Fail, SqliteDb, SqliteError, parse_json, time_text, to_json};
 use domain::ports::{
     ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue, StoreError,
 };
-use domain::run::{Run, RunStatus};
+use domain::run::{Run, RunStatus, StepRecord};
 
 /// Longest delay of [`RunQueue::send`] (as on SQS).
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -140,22 +140,31 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         self.create_and_send(run, dedupe_key, delay).await
     }
 
-    /// One write: the run inserted leased to `owner`, without a message.
-    async fn create_claimed(
+    /// One write: the run inserted as it stands after its first write (leased when it goes on),
+    /// and the records of its steps so far.
+    async fn create_driven(
         &self,
         run: &Run,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        let claimed = claimed_at(run, now);
-        let row = RunRow::encode(&claimed).map_err(Fail::into_store)?;
-        let lease = (owner.to_owned(), time_text(lease_end(now, lease)));
+        steps: &[StepRecord],
+        lease: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<bool, StoreError> {
+        let row = RunRow::encode(run).map_err(Fail::into_store)?;
+        let records = steps
+            .iter()
+            .map(|step| Ok((step.seq, to_json(step)?)))
+            .collect::<Result<Vec<_>, Fail>>()
+            .map_err(Fail::into_store)?;
+        let lease = lease.map(|(owner, until)| (owner.to_owned(), time_text(until)));
+        let id = run.id.to_string();
         self.db
-            .write(move |conn| insert_run(conn, &row, None, Some(&lease)).map(drop))
+            .write(move |conn| {
+                insert_run(conn, &row, None, lease.as_ref())?;
+                super::runs::insert_steps(conn, &id, 0, &records)?;
+                Ok(())
+            })
             .await
             .map_err(Fail::into_store)?;
-        Ok(Some(claimed))
+        Ok(true)
     }
 
     /// One write: the run inserted leased to `owner`, and its fallback message inserted hidden

@@ -80,17 +80,7 @@ impl SqliteRunStore {
                 if lease_owner.as_deref() != Some(owner.as_str()) {
                     return Err(Fail::Conflict(format!("run {id} is not leased by {owner}")));
                 }
-                let mut insert = conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
-                let mut next = step_count;
-                for (seq, record) in &steps {
-                    if i64::from(*seq) != next {
-                        return Err(Fail::Conflict(format!(
-                            "run {id}: expected step record {next}, got {seq}"
-                        )));
-                    }
-                    insert.execute(params![id, seq, record])?;
-                    next += 1;
-                }
+                let next = insert_steps(conn, &id, step_count, &steps)?;
                 if park && notified {
                     // A helper run ended while this worker drove the run: keep the lease and clear
                     // the mark; the worker looks at its helper runs again instead of parking.
@@ -288,6 +278,29 @@ pub(crate) fn insert_run(
         source: "invalid run id".into(),
     })?;
     Ok(Created::Duplicate(id))
+}
+
+/// Inserts the step records `steps` of run `id`, which must be numbered on from `step_count`;
+/// returns the run's step count after them.
+pub(crate) fn insert_steps(
+    conn: &Connection,
+    id: &str,
+    step_count: i64,
+    steps: &[(u32, String)],
+) -> Result<i64, Fail> {
+    let mut insert =
+        conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
+    let mut next = step_count;
+    for (seq, record) in steps {
+        if i64::from(*seq) != next {
+            return Err(Fail::Conflict(format!(
+                "run {id}: expected step record {next}, got {seq}"
+            )));
+        }
+        insert.execute(params![id, seq, record])?;
+        next += 1;
+    }
+    Ok(next)
 }
 
 #[async_trait]
