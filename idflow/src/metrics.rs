@@ -319,16 +319,20 @@ impl RunIntake for MeteredIntake {
     async fn create_driven(
         &self,
         run: &Run,
-        steps: &[StepRecord],
-        lease: Option<(&str, DateTime<Utc>)>,
+        checkpoint: &Checkpoint,
+        lease_until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        if !self.inner.create_driven(run, steps, lease).await? {
+        if !self
+            .inner
+            .create_driven(run, checkpoint, lease_until)
+            .await?
+        {
             return Ok(false);
         }
-        self.metrics.steps_recorded(steps);
-        if is_terminal(run.status) {
+        self.metrics.steps_recorded(&checkpoint.steps);
+        if is_terminal(checkpoint.status) {
             self.metrics.run_created(run);
-            self.metrics.run_ended(run, run.status);
+            self.metrics.run_ended(run, checkpoint.status);
         } else {
             self.created_claimed(run);
         }

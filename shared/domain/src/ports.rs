@@ -333,23 +333,25 @@ pub trait RunIntake: Send + Sync {
     }
 
     /// Durably accepts a run that the caller started driving before storing it, at the run's
-    /// first write, in one write (see `Runtime::start_compiled`): `run` is the run as it stands
-    /// after that write — ended (a terminal status, its output or error, no state), or `running`
-    /// with the state of its first checkpoint — and `steps` the records of the steps it completed
-    /// so far, numbered from 0. With `lease` (owner, until), the run is created claimed by that
-    /// owner until then (status `running`); an ended run has none. No queue message is sent, since
-    /// no other process would take the run over: only a process that recovers its own runs when
-    /// it starts again (`idflow serve`, see `Runtime::recover`) creates runs this way.
+    /// first write, in one write (see `Runtime::start_compiled`): the run is created as `run` (as
+    /// it was started: `running`, started, step count 0) stands once `checkpoint` is applied to
+    /// it, as [`RunStore::checkpoint`] would apply it — ended (a terminal status, its output or
+    /// error, no state), or `running` with the state of its first checkpoint — with the step
+    /// records of `checkpoint`, numbered from 0. With `lease_until`, the run is created claimed by
+    /// `checkpoint.owner` until then; an ended run (the checkpoint releases the lease) has none.
+    /// No queue message is sent, since no other process would take the run over: only a process
+    /// that recovers its own runs when it starts again (`idflow serve`, see `Runtime::recover`)
+    /// creates runs this way.
     ///
     /// `false` (the default) when the adapter cannot do it in one write: nothing was written, and
     /// the caller creates, claims and checkpoints the run.
     async fn create_driven(
         &self,
         run: &Run,
-        steps: &[StepRecord],
-        lease: Option<(&str, DateTime<Utc>)>,
+        checkpoint: &Checkpoint,
+        lease_until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        let _ = (run, steps, lease);
+        let _ = (run, checkpoint, lease_until);
         Ok(false)
     }
 }

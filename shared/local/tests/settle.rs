@@ -618,8 +618,8 @@ impl RunIntake for Broken {
     async fn create_driven(
         &self,
         _: &Run,
-        _: &[domain::run::StepRecord],
-        _: Option<(&str, DateTime<Utc>)>,
+        _: &Checkpoint,
+        _: Option<DateTime<Utc>>,
     ) -> Result<bool, domain::ports::StoreError> {
         Err(domain::ports::StoreError::Unavailable("disk full".into()))
     }

@@ -41,7 +41,7 @@ impl RunContext {
         let run_value = minijinja::Value::from_serialize(json!({
             "id": run_id,
             "flow": flow,
-            "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "started_at": crate::datetime::rfc3339_utc(started_at, chrono::SecondsFormat::Millis),
         }));
         let secrets_value = template::secrets_value(secrets.clone());
         RunContext {

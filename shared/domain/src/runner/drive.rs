@@ -212,28 +212,6 @@ impl Fresh {
     }
 }
 
-/// `run` (not stored yet) as it stands once `checkpoint`, its first write, is applied.
-fn stored_after(run: &Run, checkpoint: &Checkpoint) -> Run {
-    Run {
-        status: checkpoint.status,
-        input: if checkpoint.drop_input {
-            Value::Null
-        } else {
-            run.input.clone()
-        },
-        finished_at: checkpoint.finished_at,
-        wake_at: checkpoint.wake_at,
-        output: checkpoint.output.clone(),
-        error: checkpoint.error.clone(),
-        state: checkpoint.state.clone(),
-        step_count: checkpoint
-            .steps
-            .last()
-            .map_or(run.step_count, |last| last.seq.saturating_add(1)),
-        ..run.clone()
-    }
-}
-
 /// When a lease of `lease` taken at `now` ends.
 fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(lease)
@@ -728,12 +706,10 @@ impl Runtime {
             return false;
         }
         let now = self.clock.now();
-        let owner = self.config.owner.as_str();
-        let stored = stored_after(run, checkpoint);
-        let lease = (!checkpoint.release).then(|| (owner, lease_end(now, self.config.lease)));
+        let lease_until = (!checkpoint.release).then(|| lease_end(now, self.config.lease));
         let created = match self
             .intake
-            .create_driven(&stored, &checkpoint.steps, lease)
+            .create_driven(run, checkpoint, lease_until)
             .await
         {
             Ok(true) => Ok(()),

@@ -2,7 +2,10 @@
 //! re-running and cancelling. The schedule trigger's start is here too
 //! ([`start_scheduled_run`]), shared by the local scheduler and the `schedule` Lambda.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -223,12 +226,21 @@ impl Runtime {
             started_at: Some(run.created_at),
             ..run
         };
-        let (durable, stored) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
+        let (durable, mut stored) = tokio::sync::oneshot::channel();
+        // Driven in the caller's task until it is stored: a run that ends in its first write (its
+        // steps are all pure) needs no task of its own. A run that goes on (or whose caller goes
+        // away meanwhile) goes on in a task of its own.
+        let mut driving = Detached::new(async move {
             runtime.drive_fresh(run, durable).await;
             drop(permit);
         });
-        match stored.await {
+        let answer = tokio::select! {
+            biased;
+            answer = &mut stored => answer,
+            () = &mut driving => stored.await,
+        };
+        drop(driving);
+        match answer {
             Ok(Ok(())) => Ok((run_id, Created::New)),
             Ok(Err(error)) => Err(error),
             // The driving task ended without a word: it can only have been cancelled with its
@@ -370,6 +382,41 @@ impl Runtime {
             });
         }
         Ok(run)
+    }
+}
+
+/// A future polled where it was made until it ends or is dropped; dropped before its end, it goes
+/// on in a task of its own (unless the runtime is shutting down, when nothing would run it).
+struct Detached(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Detached {
+    fn new(future: impl Future<Output = ()> + Send + 'static) -> Detached {
+        Detached(Some(Box::pin(future)))
+    }
+}
+
+impl Future for Detached {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(future) = self.0.as_mut() else {
+            return Poll::Ready(());
+        };
+        let poll = future.as_mut().poll(cx);
+        if poll.is_ready() {
+            self.0 = None;
+        }
+        poll
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(future);
+        }
     }
 }
 

@@ -14,9 +14,10 @@ use rusqlite::{Connection, params};
 use super::runs::{RunRow, insert_run};
 use super::{Fail, SqliteDb, SqliteError, parse_json, time_text, to_json};
 use domain::ports::{
-    ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue, StoreError,
+    Checkpoint, ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue,
+    StoreError,
 };
-use domain::run::{Run, RunStatus, StepRecord};
+use domain::run::{Run, RunStatus};
 
 /// Longest delay of [`RunQueue::send`] (as on SQS).
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -145,16 +146,17 @@ impl domain::ports::RunIntake for SqliteRunQueue {
     async fn create_driven(
         &self,
         run: &Run,
-        steps: &[StepRecord],
-        lease: Option<(&str, DateTime<Utc>)>,
+        checkpoint: &Checkpoint,
+        lease_until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        let row = RunRow::encode(run).map_err(Fail::into_store)?;
-        let records = steps
+        let row = RunRow::encode_checkpointed(run, checkpoint).map_err(Fail::into_store)?;
+        let records = checkpoint
+            .steps
             .iter()
             .map(|step| Ok((step.seq, to_json(step)?)))
             .collect::<Result<Vec<_>, Fail>>()
             .map_err(Fail::into_store)?;
-        let lease = lease.map(|(owner, until)| (owner.to_owned(), time_text(until)));
+        let lease = lease_until.map(|until| (checkpoint.owner.clone(), time_text(until)));
         let id = run.id.to_string();
         self.db
             .write(move |conn| {

@@ -152,6 +152,36 @@ impl RunRow {
         })
     }
 
+    /// `run` as it stands once `checkpoint` is applied to it (see [`RunStore::checkpoint`]).
+    pub(crate) fn encode_checkpointed(run: &Run, checkpoint: &Checkpoint) -> Result<RunRow, Fail> {
+        let next = checkpoint
+            .steps
+            .last()
+            .map_or(run.step_count, |last| last.seq.saturating_add(1));
+        Ok(RunRow {
+            id: run.id.to_string(),
+            flow: run.flow.clone(),
+            flow_version: run.flow_version.clone(),
+            trigger: to_json(&run.trigger)?,
+            status: checkpoint.status.as_str().to_owned(),
+            input: if checkpoint.drop_input {
+                "null".to_owned()
+            } else {
+                to_json(&run.input)?
+            },
+            parent: run.parent.map(|id| id.to_string()),
+            root: run.root.map(|id| id.to_string()),
+            created_at: time_text(run.created_at),
+            started_at: run.started_at.map(time_text),
+            finished_at: checkpoint.finished_at.map(time_text),
+            wake_at: checkpoint.wake_at.map(time_text),
+            output: checkpoint.output.as_ref().map(to_json).transpose()?,
+            error: checkpoint.error.as_ref().map(to_json).transpose()?,
+            state: checkpoint.state.as_ref().map(to_json).transpose()?,
+            step_count: i64::from(next),
+        })
+    }
+
     /// Reads the [`COLUMNS`] of a row, in order.
     fn read(row: &Row<'_>) -> Result<RunRow, rusqlite::Error> {
         Ok(RunRow {
