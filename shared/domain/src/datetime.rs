@@ -319,8 +319,8 @@ pub fn rfc3339_utc(time: DateTime<chrono::Utc>, format: SecondsFormat) -> String
         SecondsFormat::Nanos => 9,
         // AutoSi, and any format chrono adds later: as few digits as keep the value.
         _ if nanos == 0 => 0,
-        _ if nanos % 1_000_000 == 0 => 3,
-        _ if nanos % 1_000 == 0 => 6,
+        _ if nanos.is_multiple_of(1_000_000) => 3,
+        _ if nanos.is_multiple_of(1_000) => 6,
         _ => 9,
     };
     let mut text = [0u8; 30];

@@ -382,11 +382,10 @@ impl<'a> Advance<'a> {
                 continue;
             };
             for (key, value) in &fiber.outputs {
-                if !self.state.cache.contains_key(&(id, key.clone())) {
-                    self.state
-                        .cache
-                        .insert((id, key.clone()), template::to_value(value));
-                }
+                self.state
+                    .cache
+                    .entry((id, key.clone()))
+                    .or_insert_with(|| template::to_value(value));
             }
         }
         self.context_now(fiber_id)
