@@ -150,18 +150,13 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         lease_until: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         let row = RunRow::encode_checkpointed(run, checkpoint).map_err(Fail::into_store)?;
-        let records = checkpoint
-            .steps
-            .iter()
-            .map(|step| Ok((step.seq, to_json(step)?)))
-            .collect::<Result<Vec<_>, Fail>>()
-            .map_err(Fail::into_store)?;
+        let steps = super::runs::StepRows::encode(&checkpoint.steps).map_err(Fail::into_store)?;
         let lease = lease_until.map(|until| (checkpoint.owner.clone(), time_text(until)));
         let id = run.id.to_string();
         self.db
             .write(move |conn| {
                 insert_run(conn, &row, None, lease.as_ref())?;
-                super::runs::insert_steps(conn, &id, 0, &records)?;
+                steps.insert(conn, &id, 0)?;
                 Ok(())
             })
             .await

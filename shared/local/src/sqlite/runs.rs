@@ -1,5 +1,11 @@
-//! [`SqliteRunStore`]: runs as one row each (JSON columns for nested values), step records as rows of
-//! their own, the lease and the dedupe key as columns of the run.
+//! [`SqliteRunStore`]: runs as one row each (JSON columns for nested values), step records in rows
+//! of their own, the lease and the dedupe key as columns of the run.
+//!
+//! A row of `steps` holds the records one write added, under the `seq` of its first: one record
+//! as a JSON object, several as a JSON array of consecutive records. A run of pure steps that ends
+//! in one write adds one row, not one per step (a B-tree insert and a statement each: about a
+//! tenth of the writer thread's instructions per run under `bench/instructions.sh`). Rows of one
+//! record each, as earlier releases wrote them, read the same.
 
 use std::time::Duration;
 
@@ -44,13 +50,8 @@ impl SqliteRunStore {
         settle: Option<(i64, String)>,
     ) -> Result<(ParkOutcome, bool), StoreError> {
         let encode = || -> Result<_, Fail> {
-            let steps = checkpoint
-                .steps
-                .iter()
-                .map(|step| Ok((step.seq, to_json(step)?)))
-                .collect::<Result<Vec<_>, Fail>>()?;
             Ok((
-                steps,
+                StepRows::encode(&checkpoint.steps)?,
                 checkpoint.state.as_ref().map(to_json).transpose()?,
                 checkpoint.output.as_ref().map(to_json).transpose()?,
                 checkpoint.error.as_ref().map(to_json).transpose()?,
@@ -80,7 +81,7 @@ impl SqliteRunStore {
                 if lease_owner.as_deref() != Some(owner.as_str()) {
                     return Err(Fail::Conflict(format!("run {id} is not leased by {owner}")));
                 }
-                let next = insert_steps(conn, &id, step_count, &steps)?;
+                let next = steps.insert(conn, &id, step_count)?;
                 if park && notified {
                     // A helper run ended while this worker drove the run: keep the lease and clear
                     // the mark; the worker looks at its helper runs again instead of parking.
@@ -310,27 +311,58 @@ pub(crate) fn insert_run(
     Ok(Created::Duplicate(id))
 }
 
-/// Inserts the step records `steps` of run `id`, which must be numbered on from `step_count`;
-/// returns the run's step count after them.
-pub(crate) fn insert_steps(
-    conn: &Connection,
-    id: &str,
-    step_count: i64,
-    steps: &[(u32, String)],
-) -> Result<i64, Fail> {
-    let mut insert =
-        conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
-    let mut next = step_count;
-    for (seq, record) in steps {
-        if i64::from(*seq) != next {
+/// The step records of one write as the row of `steps` that holds them (see the module's docs).
+pub(crate) struct StepRows(Option<(u32, u32, String)>);
+
+impl StepRows {
+    /// `steps`, which must be numbered consecutively, as one row: their first `seq`, their count
+    /// and the text.
+    pub(crate) fn encode(steps: &[StepRecord]) -> Result<StepRows, Fail> {
+        let Some(first) = steps.first() else {
+            return Ok(StepRows(None));
+        };
+        for (step, next) in steps.iter().zip(first.seq..) {
+            if step.seq != next {
+                return Err(Fail::Conflict(format!(
+                    "step records must be consecutive: expected {next}, got {}",
+                    step.seq
+                )));
+            }
+        }
+        let text = match steps {
+            [one] => to_json(one)?,
+            several => to_json(several)?,
+        };
+        let count = u32::try_from(steps.len()).unwrap_or(u32::MAX);
+        Ok(StepRows(Some((first.seq, count, text))))
+    }
+
+    /// Inserts the row for run `id`, whose records must go on from `step_count`; returns the
+    /// run's step count after them.
+    pub(crate) fn insert(&self, conn: &Connection, id: &str, step_count: i64) -> Result<i64, Fail> {
+        let Some((first, count, text)) = &self.0 else {
+            return Ok(step_count);
+        };
+        if i64::from(*first) != step_count {
             return Err(Fail::Conflict(format!(
-                "run {id}: expected step record {next}, got {seq}"
+                "run {id}: expected step record {step_count}, got {first}"
             )));
         }
-        insert.execute(params![id, seq, record])?;
-        next += 1;
+        let mut insert =
+            conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
+        insert.execute(params![id, first, text])?;
+        Ok(step_count + i64::from(*count))
     }
-    Ok(next)
+
+    /// The records of a row as [`StepRows::insert`] (or an earlier release) wrote it.
+    fn decode(key: &str, text: &str, into: &mut Vec<StepRecord>) -> Result<(), Fail> {
+        if text.starts_with('[') {
+            into.extend(parse_json::<Vec<StepRecord>>(key, text)?);
+        } else {
+            into.push(parse_json(key, text)?);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -423,10 +455,11 @@ impl RunStore for SqliteRunStore {
             })
             .await
             .map_err(Fail::into_store)?;
-        records
-            .iter()
-            .map(|record| parse_json(&key, record).map_err(Fail::into_store))
-            .collect()
+        let mut steps = Vec::with_capacity(records.len());
+        for record in &records {
+            StepRows::decode(&key, record, &mut steps).map_err(Fail::into_store)?;
+        }
+        Ok(steps)
     }
 
     async fn claim(
