@@ -354,7 +354,10 @@ pub fn rfc3339_utc(time: DateTime<chrono::Utc>, format: SecondsFormat) -> String
         text[at] = byte;
     }
     text[end] = b'Z';
-    text[..=end].iter().map(|&byte| char::from(byte)).collect()
+    // ASCII digits and separators only, so the text is UTF-8.
+    std::str::from_utf8(&text[..=end])
+        .map(str::to_owned)
+        .unwrap_or_else(|_| time.to_rfc3339_opts(format, true))
 }
 
 /// Serialises a time as chrono does (RFC 3339, as many fractional digits as keep it, `Z`), through
