@@ -545,7 +545,7 @@ impl Runtime {
             run.id.to_string(),
             run.flow.clone(),
             run.started_at.unwrap_or(now),
-            run.input.clone(),
+            &run.input,
             Value::Object(project.vars.clone()),
             secrets,
             flow.flow.history,
