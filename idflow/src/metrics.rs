@@ -172,8 +172,14 @@ impl Metrics {
     }
 
     fn steps_recorded(&self, steps: &[StepRecord]) {
+        if steps.is_empty() {
+            return;
+        }
+        // One label set, its value rewritten per record: no allocation per record once the longest
+        // card name fits.
+        let mut labels = vec![("card".to_owned(), String::new())];
         for step in steps {
-            let labels = vec![("card".to_owned(), step.card.clone())];
+            labels[0].1.clone_from(&step.card);
             // Milliseconds as recorded; f64 holds them exactly far beyond any step's length.
             #[allow(clippy::cast_precision_loss)]
             let seconds = step.duration_ms as f64 / 1000.0;
@@ -331,8 +337,9 @@ impl RunIntake for MeteredIntake {
         }
         self.metrics.steps_recorded(&checkpoint.steps);
         if is_terminal(checkpoint.status) {
-            self.metrics.run_created(run);
-            self.metrics.run_ended(run, checkpoint.status);
+            let labels = Metrics::run_labels(run);
+            self.metrics.started.get_or_create(&labels).inc();
+            self.metrics.finished_with(labels, checkpoint.status);
         } else {
             self.created_claimed(run);
         }
