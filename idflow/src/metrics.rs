@@ -172,8 +172,14 @@ impl Metrics {
     }
 
     fn steps_recorded(&self, steps: &[StepRecord]) {
+        if steps.is_empty() {
+            return;
+        }
+        // One label set, its value rewritten per record: no allocation per record once the longest
+        // card name fits.
+        let mut labels = vec![("card".to_owned(), String::new())];
         for step in steps {
-            let labels = vec![("card".to_owned(), step.card.clone())];
+            labels[0].1.clone_from(&step.card);
             // Milliseconds as recorded; f64 holds them exactly far beyond any step's length.
             #[allow(clippy::cast_precision_loss)]
             let seconds = step.duration_ms as f64 / 1000.0;
@@ -314,18 +320,30 @@ impl RunIntake for MeteredIntake {
         Ok(claimed)
     }
 
-    async fn create_claimed(
+    /// Counts the run's creation and the steps it recorded, and its end when it was created ended;
+    /// a run created claimed has its end counted when the checkpoint that ends it is written.
+    async fn create_driven(
         &self,
         run: &Run,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        let claimed = self.inner.create_claimed(run, owner, now, lease).await?;
-        if let Some(claimed) = &claimed {
-            self.created_claimed(claimed);
+        checkpoint: &Checkpoint,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        if !self
+            .inner
+            .create_driven(run, checkpoint, lease_until)
+            .await?
+        {
+            return Ok(false);
         }
-        Ok(claimed)
+        self.metrics.steps_recorded(&checkpoint.steps);
+        if is_terminal(checkpoint.status) {
+            let labels = Metrics::run_labels(run);
+            self.metrics.started.get_or_create(&labels).inc();
+            self.metrics.finished_with(labels, checkpoint.status);
+        } else {
+            self.created_claimed(run);
+        }
+        Ok(true)
     }
 }
 

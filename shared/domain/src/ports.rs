@@ -332,21 +332,27 @@ pub trait RunIntake: Send + Sync {
         Ok(None)
     }
 
-    /// Durably accepts a run that the caller drives itself in a process that recovers its own runs
-    /// when it starts again (`idflow serve`, see `Runtime::recover`), in one write: the run is
-    /// created already claimed by `owner` until `now + lease` (status `running`, started at `now`),
-    /// with no queue message, since no other process would take it over. Returns the run as stored.
+    /// Durably accepts a run that the caller started driving before storing it, at the run's
+    /// first write, in one write (see `Runtime::start_compiled`): the run is created as `run` (as
+    /// it was started: `running`, started, step count 0) stands once `checkpoint` is applied to
+    /// it, as [`RunStore::checkpoint`] would apply it — ended (a terminal status, its output or
+    /// error, no state), or `running` with the state of its first checkpoint — with the step
+    /// records of `checkpoint`, numbered from 0. With `lease_until`, the run is created claimed by
+    /// `checkpoint.owner` until then; an ended run (the checkpoint releases the lease) has none.
+    /// No queue message is sent, since no other process would take the run over: only a process
+    /// that recovers its own runs when it starts again (`idflow serve`, see `Runtime::recover`)
+    /// creates runs this way.
     ///
-    /// `None` (the default) when the adapter cannot do it in one write: nothing was written.
-    async fn create_claimed(
+    /// `false` (the default) when the adapter cannot do it in one write: nothing was written, and
+    /// the caller creates, claims and checkpoints the run.
+    async fn create_driven(
         &self,
         run: &Run,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        let _ = (run, owner, now, lease);
-        Ok(None)
+        checkpoint: &Checkpoint,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let _ = (run, checkpoint, lease_until);
+        Ok(false)
     }
 }
 

@@ -196,6 +196,7 @@ pub struct StepRecord {
     pub output: Option<serde_json::Value>,
     pub error: Option<StepError>,
     pub attempts: u32,
+    #[serde(serialize_with = "crate::datetime::serialize_utc")]
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
 }

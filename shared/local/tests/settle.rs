@@ -506,3 +506,177 @@ async fn a_run_whose_driving_panicked_where_it_started_is_retried_through_the_qu
     let run = worker.run(id).await.expect("read").expect("run");
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
 }
+
+#[tokio::test]
+async fn a_run_of_pure_steps_started_where_a_slot_is_free_is_stored_once_already_ended() {
+    let deployment = Deployment::new().await;
+    let process = deployment.process("serve", None);
+    with_worker_slots(&process, 1);
+    let id = start(&process, "sync-3", None).await;
+    // No wait: the start answered once the run's one write was durable, and that write ended it.
+    let run = process.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.trigger, api());
+    assert!(run.started_at.is_some() && run.finished_at.is_some());
+    assert_eq!(
+        run.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!({ "who": "Ada", "groups": 2 }))
+    );
+    let steps = process.steps(id).await.expect("steps");
+    let seqs: Vec<u32> = steps.iter().map(|step| step.seq).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(steps[0].output, Some(json!("Ada")));
+    assert_eq!(run.step_count, 3);
+    assert_eq!(deployment.messages().await, 0, "no queue message at all");
+    assert!(
+        SqliteRunStore::new(deployment.db.clone())
+            .unfinished(10)
+            .await
+            .expect("unfinished")
+            .is_empty(),
+        "nothing for a restart to recover"
+    );
+}
+
+#[tokio::test]
+async fn a_run_with_history_none_started_where_it_runs_keeps_no_input_once_ended() {
+    let deployment = Deployment::new().await;
+    let process = deployment.process("serve", None);
+    with_worker_slots(&process, 1);
+    let id = start(&process, "sync-none", None).await;
+    let run = process.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.input, Value::Null, "history: none keeps no input");
+    let steps = process.steps(id).await.expect("steps");
+    assert!(
+        steps
+            .iter()
+            .all(|step| step.input.is_none() && step.output.is_none()),
+        "history: none keeps no step values: {steps:?}"
+    );
+}
+
+/// An `http` executor that looks the run up in the store when it is called, and answers 200.
+struct SeesItsRun {
+    runs: Arc<SqliteRunStore>,
+    seen: Arc<std::sync::Mutex<Vec<Option<RunStatus>>>>,
+}
+
+#[async_trait]
+impl CardExecutor for SeesItsRun {
+    async fn execute(&self, call: &CardCall) -> Result<Value, CardError> {
+        let stored = self.runs.get(call.run_id).await.expect("read");
+        self.seen
+            .lock()
+            .expect("lock")
+            .push(stored.map(|run| run.status));
+        Ok(json!({ "status": 200, "headers": {}, "body": null }))
+    }
+}
+
+#[tokio::test]
+async fn a_run_started_where_it_runs_is_stored_before_its_first_effect() {
+    let deployment = Deployment::new().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let executor = SeesItsRun {
+        runs: Arc::new(SqliteRunStore::new(deployment.db.clone())),
+        seen: seen.clone(),
+    };
+    let process = deployment.process("serve", Some(Arc::new(executor)));
+    with_worker_slots(&process, 1);
+    let mut ended = process.subscribe();
+    let id = start(&process, "sync-http", None).await;
+    let run = within(
+        "the run's end",
+        process.wait_for_end(&mut ended, id, Duration::from_secs(10)),
+    )
+    .await
+    .expect("wait")
+    .expect("ended");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [Some(RunStatus::Running)],
+        "the HTTP call went out once, with the run stored and running"
+    );
+}
+
+/// An intake whose every write fails, as a full disk or a locked database would.
+struct Broken;
+
+#[async_trait]
+impl RunIntake for Broken {
+    async fn enqueue(
+        &self,
+        _: &Run,
+        _: Option<&str>,
+        _: Duration,
+    ) -> Result<domain::ports::Created, domain::ports::StoreError> {
+        Err(domain::ports::StoreError::Unavailable("disk full".into()))
+    }
+
+    async fn create_driven(
+        &self,
+        _: &Run,
+        _: &Checkpoint,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<bool, domain::ports::StoreError> {
+        Err(domain::ports::StoreError::Unavailable("disk full".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_run_started_where_it_runs_that_cannot_be_stored_fails_its_start_and_leaves_nothing() {
+    let deployment = Deployment::new().await;
+    let process = Arc::new(
+        Arc::into_inner(deployment.process("serve", None))
+            .expect("one owner")
+            .with_intake(Arc::new(Broken)),
+    );
+    let slots = with_worker_slots(&process, 1);
+    let input = json!({ "body": { "name": "Ada", "groups": ["eng"] } });
+    let error = within("the start", process.start_run("sync-3", input, api(), None))
+        .await
+        .expect_err("the start must fail");
+    assert!(error.is_retryable(), "a 503 the caller may retry: {error}");
+    let page = SqliteRunStore::new(deployment.db.clone())
+        .list(&domain::run::RunQuery {
+            limit: 50,
+            ..domain::run::RunQuery::default()
+        })
+        .await
+        .expect("list");
+    assert!(page.runs.is_empty(), "nothing stored: {:?}", page.runs);
+    assert_eq!(deployment.messages().await, 0);
+    let permit = within("the slot's return", slots.acquire())
+        .await
+        .expect("slot");
+    drop(permit);
+}
+
+#[tokio::test]
+async fn a_run_started_where_it_runs_through_an_intake_without_one_write_creation_still_runs() {
+    // Runtime::new's own intake (the run store, then the queue) cannot create a run at its first
+    // write: the run is created, claimed and checkpointed instead.
+    let deployment = Deployment::new().await;
+    let clock: Arc<dyn Clock> = deployment.clock.clone();
+    let process = Arc::new(Runtime::new(
+        deployment.flows.clone(),
+        Arc::new(SqliteRunStore::new(deployment.db.clone())),
+        deployment.queue.clone(),
+        clock,
+        Arc::new(LocalSecrets::new(".")),
+        ProjectConfig::default(),
+        RunnerConfig {
+            owner: "serve".to_owned(),
+            lease: LEASE,
+            ..RunnerConfig::default()
+        },
+    ));
+    with_worker_slots(&process, 1);
+    let id = start(&process, "sync-3", None).await;
+    let run = process.run(id).await.expect("read").expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(process.steps(id).await.expect("steps").len(), 3);
+    assert_eq!(deployment.messages().await, 0);
+}

@@ -122,6 +122,7 @@ pub fn advance(
         state,
         ctx,
         now,
+        now_value: std::cell::OnceCell::new(),
         effects: Vec::new(),
         records: Vec::new(),
     };
@@ -167,6 +168,8 @@ pub(super) struct Advance<'a> {
     pub(super) state: &'a mut RunState,
     pub(super) ctx: &'a RunContext,
     pub(super) now: DateTime<Utc>,
+    /// `now` as templates read it (`now()`), built at the first render of this advance.
+    now_value: std::cell::OnceCell<minijinja::Value>,
     pub(super) effects: Vec<Effect>,
     pub(super) records: Vec<StepRecord>,
 }
@@ -352,10 +355,9 @@ impl<'a> Advance<'a> {
             .unwrap_or(self.now)
     }
 
-    /// The template context of a fiber: input, steps (own and parents'), run, vars, locals.
-    pub(super) fn context(&mut self, fiber_id: u32) -> minijinja::Value {
-        let mut steps: BTreeMap<String, minijinja::Value> = BTreeMap::new();
-        let mut locals: BTreeMap<String, minijinja::Value> = BTreeMap::new();
+    /// The fibers whose outputs and locals a fiber's templates read: itself and its parents,
+    /// outermost first (so inner scopes override).
+    fn scope_chain(&self, fiber_id: u32) -> Vec<u32> {
         let mut chain = Vec::new();
         let mut cursor = Some(fiber_id);
         // Parents are older fibers (a restored state is checked for it), so the chain ends.
@@ -368,19 +370,42 @@ impl<'a> Advance<'a> {
                 .and_then(|f| f.parent.map(|(p, _)| p))
                 .filter(|p| *p < id);
         }
-        // Outermost first so inner scopes override.
-        for id in chain.into_iter().rev() {
+        chain.reverse();
+        chain
+    }
+
+    /// The template context of a fiber: input, steps (own and parents'), run, vars, locals. The
+    /// template values of step outputs are kept for the next render.
+    pub(super) fn context(&mut self, fiber_id: u32) -> minijinja::Value {
+        for id in self.scope_chain(fiber_id) {
             let Some(fiber) = self.state.fibers.get(&id) else {
                 continue;
             };
             for (key, value) in &fiber.outputs {
-                let cached = self
-                    .state
+                self.state
                     .cache
                     .entry((id, key.clone()))
-                    .or_insert_with(|| template::to_value(value))
-                    .clone();
-                steps.insert(key.clone(), cached);
+                    .or_insert_with(|| template::to_value(value));
+            }
+        }
+        self.context_now(fiber_id)
+    }
+
+    /// [`Advance::context`] without keeping anything: step outputs not converted yet are
+    /// converted for this context only.
+    pub(super) fn context_now(&self, fiber_id: u32) -> minijinja::Value {
+        let mut steps: BTreeMap<String, minijinja::Value> = BTreeMap::new();
+        let mut locals: BTreeMap<String, minijinja::Value> = BTreeMap::new();
+        for id in self.scope_chain(fiber_id) {
+            let Some(fiber) = self.state.fibers.get(&id) else {
+                continue;
+            };
+            for (key, value) in &fiber.outputs {
+                let converted = match self.state.cache.get(&(id, key.clone())) {
+                    Some(cached) => cached.clone(),
+                    None => template::to_value(value),
+                };
+                steps.insert(key.clone(), converted);
             }
             for (key, value) in &fiber.locals {
                 locals.insert(key.clone(), template::to_value(value));
@@ -391,13 +416,13 @@ impl<'a> Advance<'a> {
         map.insert("steps".into(), minijinja::Value::from(steps));
         map.insert("run".into(), self.ctx.run_value.clone());
         map.insert("vars".into(), self.ctx.vars_value.clone());
-        map.insert(
-            "__now".into(),
-            minijinja::Value::from(
-                self.now
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            ),
-        );
+        let now = self.now_value.get_or_init(|| {
+            minijinja::Value::from(crate::datetime::rfc3339_utc(
+                self.now,
+                chrono::SecondsFormat::Millis,
+            ))
+        });
+        map.insert("__now".into(), now.clone());
         map.insert("__secrets".into(), self.ctx.secrets_value.clone());
         minijinja::Value::from(map)
     }

@@ -51,12 +51,15 @@ impl Advance<'_> {
                     };
                     return self.fail_step(fiber, node_id, Some(input), error, 1, self.now);
                 };
-                let base = self.context(fiber);
+                // Built at the first expression the card evaluates: most pure cards have none.
+                let base = std::cell::OnceCell::new();
+                let this = &*self;
                 let eval = |expr: &str, bindings: &[(&str, &Value)]| -> Result<Value, String> {
                     let mut extra: BTreeMap<String, minijinja::Value> = BTreeMap::new();
                     for (name, value) in bindings {
                         extra.insert((*name).to_owned(), template::to_value(value));
                     }
+                    let base = base.get_or_init(|| this.context_now(fiber));
                     let ctx =
                         minijinja::context! { ..minijinja::Value::from(extra), ..base.clone() };
                     template::eval_expression(expr, &ctx).map_err(|e| e.message)

@@ -13,7 +13,6 @@ pub struct RunContext {
     pub run_id: String,
     pub flow: String,
     pub started_at: DateTime<Utc>,
-    pub input: Value,
     pub vars: Value,
     /// Resolved values of [`super::compile::CompiledFlow::secret_names`].
     pub secrets: BTreeMap<String, String>,
@@ -26,29 +25,29 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// The context of one run; the template values are built here, once.
+    /// The context of one run; the template values are built here, once. The run's input is only
+    /// read (into its template value), so a caller that keeps the input lends it.
     pub fn new(
         run_id: String,
         flow: String,
         started_at: DateTime<Utc>,
-        input: Value,
+        input: impl std::borrow::Borrow<Value>,
         vars: Value,
         secrets: BTreeMap<String, String>,
         history: HistoryMode,
     ) -> RunContext {
-        let input_value = template::to_value(&input);
+        let input_value = template::to_value(input.borrow());
         let vars_value = template::to_value(&vars);
         let run_value = minijinja::Value::from_serialize(json!({
             "id": run_id,
             "flow": flow,
-            "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "started_at": crate::datetime::rfc3339_utc(started_at, chrono::SecondsFormat::Millis),
         }));
         let secrets_value = template::secrets_value(secrets.clone());
         RunContext {
             run_id,
             flow,
             started_at,
-            input,
             vars,
             secrets,
             history,

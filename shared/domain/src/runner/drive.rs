@@ -154,6 +154,72 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
+/// A run started in this process and driven before it is stored ([`Runtime::drive_fresh`]): its
+/// first write creates it, and the starter waits for that write to answer its caller.
+pub(super) struct Fresh {
+    state: std::sync::Mutex<FreshState>,
+}
+
+enum FreshState {
+    /// Not stored yet; the starter waits on the other end.
+    Waiting(tokio::sync::oneshot::Sender<Result<(), RunnerError>>),
+    /// Created by its first write.
+    Stored,
+    /// Its creation failed (the starter was told): driving stops, nothing is written.
+    Lost,
+}
+
+impl Fresh {
+    pub(super) fn new(durable: tokio::sync::oneshot::Sender<Result<(), RunnerError>>) -> Fresh {
+        Fresh {
+            state: std::sync::Mutex::new(FreshState::Waiting(durable)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FreshState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the run is still to be created by its first write.
+    fn waiting(&self) -> bool {
+        matches!(*self.lock(), FreshState::Waiting(_))
+    }
+
+    /// Whether the run was stored.
+    fn stored(&self) -> bool {
+        matches!(*self.lock(), FreshState::Stored)
+    }
+
+    /// Ends the wait with how the run's creation went; `false` when it had ended already.
+    fn answer(&self, created: Result<(), RunnerError>) -> bool {
+        let mut state = self.lock();
+        let next = if created.is_ok() {
+            FreshState::Stored
+        } else {
+            FreshState::Lost
+        };
+        match std::mem::replace(&mut *state, next) {
+            FreshState::Waiting(starter) => {
+                // The starter may have gone (its caller hung up); the run is stored all the same.
+                let _ = starter.send(created);
+                true
+            }
+            before => {
+                *state = before;
+                false
+            }
+        }
+    }
+}
+
+/// When a lease of `lease` taken at `now` ends.
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 impl Runtime {
     /// Queues the wake-up of a run parked until `wake_at`: a delayed queue message when the queue's
     /// delay reaches that far (or no [`Wakeups`] is configured, which hops), else a scheduled wake-up.
@@ -208,17 +274,52 @@ impl Runtime {
         }
     }
 
-    /// Drives a run this process created already claimed, without a queue message
-    /// ([`RunIntake::create_claimed`]), as the worker drives a delivery. A failure worth another
-    /// try, or a panic, queues the run for the worker after [`RETRY_AFTER`], as a received message
-    /// would come back; if this process dies, [`Runtime::recover`] queues it at the next start.
+    /// Drives a run started in this process before it is stored: its first write (the
+    /// checkpoint before its first effect, its park, or its end) creates it
+    /// ([`RunIntake::create_driven`]), and `durable` is answered then, or with why the run could
+    /// not be stored. A run whose first advance ends it (its steps are all pure) is stored once,
+    /// ended: one write, where a run created first and ended after takes two. Once stored, the run
+    /// is driven as the worker drives a delivery; a failure worth another try, or a panic, queues
+    /// it for the worker after [`RETRY_AFTER`], as a received message would come back, and if this
+    /// process dies, [`Runtime::recover`] queues it at the next start.
     ///
-    /// [`RunIntake::create_claimed`]: crate::ports::RunIntake::create_claimed
-    pub(super) async fn drive_started(&self, run: Run) {
+    /// [`RunIntake::create_driven`]: crate::ports::RunIntake::create_driven
+    pub(super) async fn drive_fresh(
+        &self,
+        run: Run,
+        durable: tokio::sync::oneshot::Sender<Result<(), RunnerError>>,
+    ) {
         let run_id = run.id;
-        let driving = std::panic::AssertUnwindSafe(self.advance_run(run_id, Some(run), None))
-            .catch_unwind()
-            .await;
+        let flow = run.flow.clone();
+        let fresh = Fresh::new(durable);
+        let driving =
+            std::panic::AssertUnwindSafe(self.advance_run(run_id, Some(run), None, Some(&fresh)))
+                .catch_unwind()
+                .await;
+        if fresh.waiting() {
+            // Never stored: nothing to retry, and the starter answers its caller with why.
+            let error = match driving {
+                Ok(Err(error)) => error,
+                Ok(Ok(_)) | Err(_) => {
+                    tracing::error!(%run_id, "driving a run stopped before it was stored");
+                    RunnerError::NotStored { flow }
+                }
+            };
+            fresh.answer(Err(error));
+            return;
+        }
+        if fresh.stored() {
+            self.retry_if_failed(run_id, driving).await;
+        }
+    }
+
+    /// Queues the retry of a run driven where it started when driving it failed in a way worth
+    /// another try, or panicked, as a received message would come back.
+    async fn retry_if_failed(
+        &self,
+        run_id: RunId,
+        driving: Result<Result<Advanced, RunnerError>, Box<dyn std::any::Any + Send>>,
+    ) {
         let disposition = match driving {
             Ok(result) => self.disposition_of(run_id, result, 1).await,
             Err(_) => {
@@ -237,7 +338,7 @@ impl Runtime {
     async fn process_delivery(&self, delivery: &Delivery, settle: bool) -> (Disposition, bool) {
         let run_id = delivery.message.run_id;
         let receipt = settle.then_some(delivery.receipt.as_str());
-        let advanced = self.advance_run(run_id, None, receipt).await;
+        let advanced = self.advance_run(run_id, None, receipt, None).await;
         if let Ok(Advanced { settled: true, .. }) = advanced {
             return (Disposition::Done, true);
         }
@@ -308,12 +409,14 @@ impl Runtime {
 
     /// Advances run `run_id`: claims it (unless `claimed` is the run as this process already
     /// claimed it) and drives it until it ends, waits or is no longer ours. With `settle`, the
-    /// receipt of a queue message that the write ending the run deletes too.
+    /// receipt of a queue message that the write ending the run deletes too. With `fresh`, `claimed`
+    /// is a run started here and not stored yet, which its first write creates.
     pub(super) async fn advance_run(
         &self,
         run_id: RunId,
         claimed: Option<Run>,
         settle: Option<&str>,
+        fresh: Option<&Fresh>,
     ) -> Result<Advanced, RunnerError> {
         {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
@@ -328,7 +431,7 @@ impl Runtime {
             runtime: self,
             run_id,
         };
-        let result = self.advance_claimed(run_id, claimed, settle).await;
+        let result = self.advance_claimed(run_id, claimed, settle, fresh).await;
         let woken = {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             active.remove(&run_id).unwrap_or(false)
@@ -348,6 +451,7 @@ impl Runtime {
         run_id: RunId,
         claimed: Option<Run>,
         settle: Option<&str>,
+        fresh: Option<&Fresh>,
     ) -> Result<Advanced, RunnerError> {
         let run = match claimed {
             Some(run) => run,
@@ -374,7 +478,7 @@ impl Runtime {
         // worker's delivery task, a sync invoke's driving task). callgrind showed these copies at
         // 12 % of an async request's instructions unboxed.
         let result = Box::pin(
-            self.advance_slice(run, now, settle)
+            self.advance_slice(run, now, settle, fresh)
                 .instrument(span.clone()),
         )
         .await;
@@ -392,6 +496,7 @@ impl Runtime {
         run: Run,
         now: DateTime<Utc>,
         settle: Option<&str>,
+        fresh: Option<&Fresh>,
     ) -> Result<Advanced, RunnerError> {
         let flow = match self.flow_version(&run.flow, &run.flow_version).await {
             Ok(flow) => flow,
@@ -407,6 +512,7 @@ impl Runtime {
                         }),
                         HistoryMode::All,
                         settle,
+                        fresh,
                     )
                     .await?;
                 return Ok(Advanced::finished(finished));
@@ -428,6 +534,7 @@ impl Runtime {
                         }),
                         flow.flow.history,
                         settle,
+                        fresh,
                     )
                     .await?;
                 return Ok(Advanced::finished(finished));
@@ -438,7 +545,7 @@ impl Runtime {
             run.id.to_string(),
             run.flow.clone(),
             run.started_at.unwrap_or(now),
-            run.input.clone(),
+            &run.input,
             Value::Object(project.vars.clone()),
             secrets,
             flow.flow.history,
@@ -473,6 +580,7 @@ impl Runtime {
             run: &run,
             history: flow.flow.history,
             settle,
+            fresh,
             step_count: run.step_count,
             finished: Finished::default(),
         };
@@ -545,13 +653,9 @@ impl Runtime {
         Ok(out)
     }
 
-    /// Writes a checkpoint; `false` when the run was cancelled or taken over (stop quietly).
-    async fn write(&self, checkpoint: Checkpoint) -> Result<bool, RunnerError> {
-        Ok(self.write_settling(&checkpoint, None).await?.is_some())
-    }
-
-    /// [`Runtime::write`], deleting the queue message under `settle` in the same write where the
-    /// store can. `None` when the run was cancelled or taken over; `Some(deleted)` otherwise.
+    /// Writes a checkpoint, deleting the queue message under `settle` in the same write where the
+    /// store can. `None` when the run was cancelled or taken over (stop quietly); `Some(deleted)`
+    /// otherwise.
     async fn write_settling(
         &self,
         checkpoint: &Checkpoint,
@@ -572,6 +676,92 @@ impl Runtime {
         }
     }
 
+    /// [`Runtime::write_settling`] for a run that may not be stored yet: the first write of a
+    /// `fresh` run creates it ([`Runtime::create_fresh`]).
+    async fn write_run(
+        &self,
+        run: &Run,
+        checkpoint: &Checkpoint,
+        settle: Option<&str>,
+        fresh: Option<&Fresh>,
+    ) -> Result<Option<bool>, RunnerError> {
+        match fresh {
+            Some(fresh) if !fresh.stored() => Ok(self
+                .create_fresh(fresh, run, checkpoint)
+                .await
+                .then_some(false)),
+            _ => self.write_settling(checkpoint, settle).await,
+        }
+    }
+
+    /// Creates `run`, started here and not stored yet, with `checkpoint`, its first write, and
+    /// answers the starter. One write where the intake can ([`RunIntake::create_driven`]);
+    /// otherwise the run is created, claimed and checkpointed (a crash in between leaves a queued
+    /// run, which [`Runtime::recover`] queues at the next start). `false` when the run could not be
+    /// created (the starter was told why): driving stops, as for a run that is no longer ours.
+    ///
+    /// [`RunIntake::create_driven`]: crate::ports::RunIntake::create_driven
+    async fn create_fresh(&self, fresh: &Fresh, run: &Run, checkpoint: &Checkpoint) -> bool {
+        if !fresh.waiting() {
+            return false;
+        }
+        let now = self.clock.now();
+        let lease_until = (!checkpoint.release).then(|| lease_end(now, self.config.lease));
+        let created = match self
+            .intake
+            .create_driven(run, checkpoint, lease_until)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => self.create_then_checkpoint(run, checkpoint, now).await,
+            Err(error) => Err(error.into()),
+        };
+        match created {
+            Ok(()) => {
+                tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run started");
+                fresh.answer(Ok(()));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(run_id = %run.id, error = %error, "could not store a run started here");
+                if let Some(blobs) = &self.blobs {
+                    crate::values::forget(blobs.as_ref(), run.id).await;
+                }
+                fresh.answer(Err(error));
+                false
+            }
+        }
+    }
+
+    /// [`Runtime::create_fresh`] through an intake that cannot create a run at its first write:
+    /// the run is created queued, claimed, and `checkpoint` written.
+    async fn create_then_checkpoint(
+        &self,
+        run: &Run,
+        checkpoint: &Checkpoint,
+        now: DateTime<Utc>,
+    ) -> Result<(), RunnerError> {
+        let queued = Run {
+            status: RunStatus::Queued,
+            started_at: None,
+            ..run.clone()
+        };
+        self.runs.create(&queued, None).await?;
+        let claimed = self
+            .runs
+            .claim(run.id, &self.config.owner, now, self.config.lease)
+            .await?;
+        if claimed.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "run {} was claimed by another worker",
+                run.id
+            ))
+            .into());
+        }
+        self.runs.checkpoint(checkpoint).await?;
+        Ok(())
+    }
+
     /// Ends a run with its last step records. Returns whether the queue message under `settle`
     /// was deleted in the same write, and what the write changed in the run.
     async fn finish(
@@ -581,12 +771,14 @@ impl Runtime {
         progress: Progress,
         history: HistoryMode,
         settle: Option<&str>,
+        fresh: Option<&Fresh>,
     ) -> Result<Finished, RunnerError> {
-        self.finish_counted(run, run.step_count, steps, progress, history, settle)
+        self.finish_counted(run, run.step_count, steps, progress, history, settle, fresh)
             .await
     }
 
     /// [`Runtime::finish`] for a run whose stored step count is `step_count` before `steps`.
+    #[allow(clippy::too_many_arguments)]
     async fn finish_counted(
         &self,
         run: &Run,
@@ -595,6 +787,7 @@ impl Runtime {
         progress: Progress,
         history: HistoryMode,
         settle: Option<&str>,
+        fresh: Option<&Fresh>,
     ) -> Result<Finished, RunnerError> {
         let now = self.clock.now();
         let (status, output, error) = match progress {
@@ -622,7 +815,7 @@ impl Runtime {
             drop_input,
             release: true,
         };
-        let Some(settled) = self.write_settling(&checkpoint, settle).await? else {
+        let Some(settled) = self.write_run(run, &checkpoint, settle, fresh).await? else {
             return Ok(Finished::default());
         };
         // What the store holds now (see `RunStore::checkpoint`).
@@ -809,6 +1002,8 @@ struct StoreHost<'a> {
     history: HistoryMode,
     /// The receipt of a queue message to delete with the run's end (see [`Runtime::finish`]).
     settle: Option<&'a str>,
+    /// Set for a run started here and not stored yet: its first write creates it.
+    fresh: Option<&'a Fresh>,
     /// The run's stored step count: as claimed, then after each checkpoint of this slice.
     step_count: u32,
     /// What the run's end wrote, when this slice ended it.
@@ -842,6 +1037,10 @@ impl StoreHost<'_> {
 
 #[async_trait]
 impl RunHost<RunnerError> for StoreHost<'_> {
+    fn unstored(&self) -> bool {
+        self.fresh.is_some_and(|fresh| !fresh.stored())
+    }
+
     async fn save_values(&mut self, state: &mut RunState) -> Result<(), RunnerError> {
         if let Some(blobs) = &self.runtime.blobs {
             crate::values::save(blobs.as_ref(), self.run.id, state).await?;
@@ -858,7 +1057,11 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         let next = records.last().map(|last| last.seq.saturating_add(1));
         let checkpoint =
             StoreHost::checkpoint(self, state, records, RunStatus::Running, None, false);
-        let written = self.runtime.write(checkpoint).await?;
+        let written = self
+            .runtime
+            .write_run(self.run, &checkpoint, None, self.fresh)
+            .await?
+            .is_some();
         if written && let Some(next) = next {
             self.step_count = next;
         }
@@ -880,6 +1083,7 @@ impl RunHost<RunnerError> for StoreHost<'_> {
                 progress,
                 self.history,
                 self.settle,
+                self.fresh,
             )
             .await?;
         Ok(())
@@ -902,6 +1106,23 @@ impl RunHost<RunnerError> for StoreHost<'_> {
         if woken {
             // A helper run ended meanwhile: collect finished helpers before parking.
             return Ok(Parked::Resume);
+        }
+        if let Some(fresh) = self.fresh
+            && !fresh.stored()
+        {
+            // Parked before any write: the run is created running with this state, then parked
+            // as any.
+            let running = StoreHost::checkpoint(
+                self,
+                state.clone(),
+                Vec::new(),
+                RunStatus::Running,
+                None,
+                false,
+            );
+            if !self.runtime.create_fresh(fresh, self.run, &running).await {
+                return Ok(Parked::Stop);
+            }
         }
         let checkpoint =
             StoreHost::checkpoint(self, state, Vec::new(), RunStatus::Waiting, wake_at, true);
@@ -969,6 +1190,7 @@ fn processing_error_kind(error: &RunnerError) -> &'static str {
         RunnerError::CorruptState { .. } => "corrupt_state",
         RunnerError::UnknownFlow(_) | RunnerError::InvalidFlow { .. } => "flow_unavailable",
         RunnerError::UnknownRun(_)
+        | RunnerError::NotStored { .. }
         | RunnerError::InputTooDeep { .. }
         | RunnerError::FlowPaused { .. } => "internal",
     }

@@ -126,6 +126,13 @@ pub trait RunHost<E>: Send {
         Ok(())
     }
 
+    /// Whether the run is not stored yet (started in this process, see `Runtime::start_compiled`):
+    /// the driver then writes a checkpoint before it issues the first effects even when no step
+    /// completed, since nothing may happen outside a run that does not exist.
+    fn unstored(&self) -> bool {
+        false
+    }
+
     /// Keeps the records of the steps just completed with the state after them. `false` when the
     /// run is no longer this driver's (cancelled, or taken over): driving stops quietly.
     async fn checkpoint(&mut self, state: Value, records: Vec<StepRecord>) -> Result<bool, E>;
@@ -292,7 +299,10 @@ where
                 host.finish(decision.records, decision.progress).await?;
                 return Ok(Driven::Ended(progress));
             }
-            if !decision.records.is_empty() || self.options.restore == Restore::EveryStep {
+            if !decision.records.is_empty()
+                || self.options.restore == Restore::EveryStep
+                || (!decision.effects.is_empty() && host.unstored())
+            {
                 host.save_values(state).await?;
                 let saved = checkpoint_state(state)?;
                 if !host.checkpoint(saved, decision.records).await? {

@@ -34,6 +34,10 @@ pub enum RunnerError {
     /// is written.
     #[error("the run input is nested {depth} levels deep; at most {MAX_INPUT_DEPTH} are accepted")]
     InputTooDeep { depth: usize },
+    /// Driving a run started in this process stopped (it panicked) before its first write: the run
+    /// was not stored, and the starter is told so.
+    #[error("the run of `{flow}` stopped before it was stored")]
+    NotStored { flow: String },
     /// The flow is paused: its triggers start nothing until it is resumed.
     #[error(
         "flow `{name}` is paused (since {}); resume it in the console or with `POST /api/flows/{name}/resume` to start runs",

@@ -164,9 +164,9 @@ impl Runtime {
 
     /// The slots of this process's queue worker: `concurrency` permits the first time, the same
     /// ones after. From then on, a run a trigger starts without a dedupe key is driven in this
-    /// process at once when a permit is free, created already claimed with a hidden fallback
-    /// message, as a sync invoke's is ([`Runtime::invoke_sync`]): two writes per run instead of
-    /// four (create, receive, claim, end), and no wait for the worker's next receive.
+    /// process at once when a permit is free, and stored by its first write (see
+    /// [`Runtime::start_run`]'s `start_compiled`): no queue message, receive or claim, and a run of
+    /// pure steps is written once, ended.
     pub fn local_slots(self: &Arc<Self>, concurrency: usize) -> Arc<Semaphore> {
         let local = self.local.get_or_init(|| LocalWorker {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),

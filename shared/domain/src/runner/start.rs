@@ -2,7 +2,10 @@
 //! re-running and cancelling. The schedule trigger's start is here too
 //! ([`start_scheduled_run`]), shared by the local scheduler and the `schedule` Lambda.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -160,10 +163,10 @@ impl Runtime {
             match settle {
                 Some(claimed) => {
                     runtime
-                        .advance_run(run_id, Some(claimed.run), Some(&claimed.receipt))
+                        .advance_run(run_id, Some(claimed.run), Some(&claimed.receipt), None)
                         .await
                 }
-                None => runtime.advance_run(run_id, None, None).await,
+                None => runtime.advance_run(run_id, None, None, None).await,
             }
         });
         tokio::select! {
@@ -189,13 +192,16 @@ impl Runtime {
     }
 
     /// Creates and queues a run of `compiled`. Without a dedupe key or a parent, and while this
-    /// process's worker has a free slot ([`Runtime::local_slots`]), the run is created already
-    /// claimed by this process and driven here at once instead: the caller is answered as soon as
-    /// the run is durable, as before, and the run skips the queue (its message, receive, claim and
-    /// delete: one write of two instead of four, and no wait for the worker's next receive). Only
-    /// a process that recovers its own runs when it starts again has a local worker (`idflow
-    /// serve`, [`Runtime::recover`]), so a run this process was driving when it died is driven
-    /// again from its last checkpoint at the next start.
+    /// process's worker has a free slot ([`Runtime::local_slots`]), the run is driven here at once
+    /// instead, and stored by its first write ([`Runtime::drive_fresh`]): the checkpoint before its
+    /// first effect (card call, helper run, timer), its park, or its end. The caller is answered
+    /// as soon as that write is durable, so an answer still means a stored run; the run skips the
+    /// queue (its message, receive, claim and delete), and a run whose steps are all pure is
+    /// written once, ended. Nothing outside the run happens before it is stored: the steps before
+    /// that write are pure, so a process that dies before it leaves nothing behind, and its caller
+    /// no answer. Only a process that recovers its own runs when it starts again has a local
+    /// worker (`idflow serve`, [`Runtime::recover`]), so a run this process was driving when it
+    /// died is driven again from its last checkpoint at the next start.
     pub(super) async fn start_compiled(
         &self,
         compiled: &CompiledFlow,
@@ -213,20 +219,36 @@ impl Runtime {
                 .await;
         };
         let run = self.new_run(compiled, input, trigger, None)?;
-        let now = self.clock.now();
-        let claimed = self
-            .intake
-            .create_claimed(&run, &self.config.owner, now, self.config.lease)
-            .await?;
-        let Some(claimed) = claimed else {
-            return self.enqueue_run(&run, None, Duration::ZERO).await;
+        let run_id = run.id;
+        // Driven as if claimed at its start: running, started now.
+        let run = Run {
+            status: RunStatus::Running,
+            started_at: Some(run.created_at),
+            ..run
         };
-        tracing::info!(run_id = %run.id, flow = %run.flow, trigger = run.trigger.kind(), "run started");
-        tokio::spawn(async move {
-            runtime.drive_started(claimed).await;
+        let (durable, mut stored) = tokio::sync::oneshot::channel();
+        // Driven in the caller's task until it is stored: a run that ends in its first write (its
+        // steps are all pure) needs no task of its own. A run that goes on (or whose caller goes
+        // away meanwhile) goes on in a task of its own.
+        let mut driving = Detached::new(async move {
+            runtime.drive_fresh(run, durable).await;
             drop(permit);
         });
-        Ok((run.id, Created::New))
+        let answer = tokio::select! {
+            biased;
+            answer = &mut stored => answer,
+            () = &mut driving => stored.await,
+        };
+        drop(driving);
+        match answer {
+            Ok(Ok(())) => Ok((run_id, Created::New)),
+            Ok(Err(error)) => Err(error),
+            // The driving task ended without a word: it can only have been cancelled with its
+            // runtime (the process is stopping).
+            Err(_) => Err(RunnerError::NotStored {
+                flow: compiled.flow.name.clone(),
+            }),
+        }
     }
 
     /// A free slot of this process's worker for a run of `compiled`, with the runtime to drive it
@@ -360,6 +382,41 @@ impl Runtime {
             });
         }
         Ok(run)
+    }
+}
+
+/// A future polled where it was made until it ends or is dropped; dropped before its end, it goes
+/// on in a task of its own (unless the runtime is shutting down, when nothing would run it).
+struct Detached(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Detached {
+    fn new(future: impl Future<Output = ()> + Send + 'static) -> Detached {
+        Detached(Some(Box::pin(future)))
+    }
+}
+
+impl Future for Detached {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(future) = self.0.as_mut() else {
+            return Poll::Ready(());
+        };
+        let poll = future.as_mut().poll(cx);
+        if poll.is_ready() {
+            self.0 = None;
+        }
+        poll
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(future);
+        }
     }
 }
 

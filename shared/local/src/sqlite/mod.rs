@@ -762,7 +762,7 @@ impl SqliteDb {
 
 /// Fixed-width RFC 3339 (nine fractional digits, `Z`), so that text order is time order.
 pub(crate) fn time_text(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    domain::datetime::rfc3339_utc(time, SecondsFormat::Nanos)
 }
 
 pub(crate) fn parse_time(key: &str, text: &str) -> Result<DateTime<Utc>, Fail> {

@@ -14,7 +14,8 @@ use rusqlite::{Connection, params};
 use super::runs::{RunRow, insert_run};
 use super::{Fail, SqliteDb, SqliteError, parse_json, time_text, to_json};
 use domain::ports::{
-    ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue, StoreError,
+    Checkpoint, ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue,
+    StoreError,
 };
 use domain::run::{Run, RunStatus};
 
@@ -140,22 +141,27 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         self.create_and_send(run, dedupe_key, delay).await
     }
 
-    /// One write: the run inserted leased to `owner`, without a message.
-    async fn create_claimed(
+    /// One write: the run inserted as it stands after its first write (leased when it goes on),
+    /// and the records of its steps so far.
+    async fn create_driven(
         &self,
         run: &Run,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Option<Run>, StoreError> {
-        let claimed = claimed_at(run, now);
-        let row = RunRow::encode(&claimed).map_err(Fail::into_store)?;
-        let lease = (owner.to_owned(), time_text(lease_end(now, lease)));
+        checkpoint: &Checkpoint,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let row = RunRow::encode_checkpointed(run, checkpoint).map_err(Fail::into_store)?;
+        let steps = super::runs::StepRows::encode(&checkpoint.steps).map_err(Fail::into_store)?;
+        let lease = lease_until.map(|until| (checkpoint.owner.clone(), time_text(until)));
+        let id = run.id.to_string();
         self.db
-            .write(move |conn| insert_run(conn, &row, None, Some(&lease)).map(drop))
+            .write(move |conn| {
+                insert_run(conn, &row, None, lease.as_ref())?;
+                steps.insert(conn, &id, 0)?;
+                Ok(())
+            })
             .await
             .map_err(Fail::into_store)?;
-        Ok(Some(claimed))
+        Ok(true)
     }
 
     /// One write: the run inserted leased to `owner`, and its fallback message inserted hidden

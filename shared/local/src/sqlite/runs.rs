@@ -1,5 +1,11 @@
-//! [`SqliteRunStore`]: runs as one row each (JSON columns for nested values), step records as rows of
-//! their own, the lease and the dedupe key as columns of the run.
+//! [`SqliteRunStore`]: runs as one row each (JSON columns for nested values), step records in rows
+//! of their own, the lease and the dedupe key as columns of the run.
+//!
+//! A row of `steps` holds the records one write added, under the `seq` of its first: one record
+//! as a JSON object, several as a JSON array of consecutive records. A run of pure steps that ends
+//! in one write adds one row, not one per step (a B-tree insert and a statement each: about a
+//! tenth of the writer thread's instructions per run under `bench/instructions.sh`). Rows of one
+//! record each, as earlier releases wrote them, read the same.
 
 use std::time::Duration;
 
@@ -44,13 +50,8 @@ impl SqliteRunStore {
         settle: Option<(i64, String)>,
     ) -> Result<(ParkOutcome, bool), StoreError> {
         let encode = || -> Result<_, Fail> {
-            let steps = checkpoint
-                .steps
-                .iter()
-                .map(|step| Ok((step.seq, to_json(step)?)))
-                .collect::<Result<Vec<_>, Fail>>()?;
             Ok((
-                steps,
+                StepRows::encode(&checkpoint.steps)?,
                 checkpoint.state.as_ref().map(to_json).transpose()?,
                 checkpoint.output.as_ref().map(to_json).transpose()?,
                 checkpoint.error.as_ref().map(to_json).transpose()?,
@@ -80,17 +81,7 @@ impl SqliteRunStore {
                 if lease_owner.as_deref() != Some(owner.as_str()) {
                     return Err(Fail::Conflict(format!("run {id} is not leased by {owner}")));
                 }
-                let mut insert = conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
-                let mut next = step_count;
-                for (seq, record) in &steps {
-                    if i64::from(*seq) != next {
-                        return Err(Fail::Conflict(format!(
-                            "run {id}: expected step record {next}, got {seq}"
-                        )));
-                    }
-                    insert.execute(params![id, seq, record])?;
-                    next += 1;
-                }
+                let next = steps.insert(conn, &id, step_count)?;
                 if park && notified {
                     // A helper run ended while this worker drove the run: keep the lease and clear
                     // the mark; the worker looks at its helper runs again instead of parking.
@@ -159,6 +150,36 @@ impl RunRow {
             error: run.error.as_ref().map(to_json).transpose()?,
             state: run.state.as_ref().map(to_json).transpose()?,
             step_count: i64::from(run.step_count),
+        })
+    }
+
+    /// `run` as it stands once `checkpoint` is applied to it (see [`RunStore::checkpoint`]).
+    pub(crate) fn encode_checkpointed(run: &Run, checkpoint: &Checkpoint) -> Result<RunRow, Fail> {
+        let next = checkpoint
+            .steps
+            .last()
+            .map_or(run.step_count, |last| last.seq.saturating_add(1));
+        Ok(RunRow {
+            id: run.id.to_string(),
+            flow: run.flow.clone(),
+            flow_version: run.flow_version.clone(),
+            trigger: to_json(&run.trigger)?,
+            status: checkpoint.status.as_str().to_owned(),
+            input: if checkpoint.drop_input {
+                "null".to_owned()
+            } else {
+                to_json(&run.input)?
+            },
+            parent: run.parent.map(|id| id.to_string()),
+            root: run.root.map(|id| id.to_string()),
+            created_at: time_text(run.created_at),
+            started_at: run.started_at.map(time_text),
+            finished_at: checkpoint.finished_at.map(time_text),
+            wake_at: checkpoint.wake_at.map(time_text),
+            output: checkpoint.output.as_ref().map(to_json).transpose()?,
+            error: checkpoint.error.as_ref().map(to_json).transpose()?,
+            state: checkpoint.state.as_ref().map(to_json).transpose()?,
+            step_count: i64::from(next),
         })
     }
 
@@ -290,6 +311,60 @@ pub(crate) fn insert_run(
     Ok(Created::Duplicate(id))
 }
 
+/// The step records of one write as the row of `steps` that holds them (see the module's docs).
+pub(crate) struct StepRows(Option<(u32, u32, String)>);
+
+impl StepRows {
+    /// `steps`, which must be numbered consecutively, as one row: their first `seq`, their count
+    /// and the text.
+    pub(crate) fn encode(steps: &[StepRecord]) -> Result<StepRows, Fail> {
+        let Some(first) = steps.first() else {
+            return Ok(StepRows(None));
+        };
+        for (step, next) in steps.iter().zip(first.seq..) {
+            if step.seq != next {
+                return Err(Fail::Conflict(format!(
+                    "step records must be consecutive: expected {next}, got {}",
+                    step.seq
+                )));
+            }
+        }
+        let text = match steps {
+            [one] => to_json(one)?,
+            several => to_json(several)?,
+        };
+        let count = u32::try_from(steps.len()).unwrap_or(u32::MAX);
+        Ok(StepRows(Some((first.seq, count, text))))
+    }
+
+    /// Inserts the row for run `id`, whose records must go on from `step_count`; returns the
+    /// run's step count after them.
+    pub(crate) fn insert(&self, conn: &Connection, id: &str, step_count: i64) -> Result<i64, Fail> {
+        let Some((first, count, text)) = &self.0 else {
+            return Ok(step_count);
+        };
+        if i64::from(*first) != step_count {
+            return Err(Fail::Conflict(format!(
+                "run {id}: expected step record {step_count}, got {first}"
+            )));
+        }
+        let mut insert =
+            conn.prepare_cached("INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)")?;
+        insert.execute(params![id, first, text])?;
+        Ok(step_count + i64::from(*count))
+    }
+
+    /// The records of a row as [`StepRows::insert`] (or an earlier release) wrote it.
+    fn decode(key: &str, text: &str, into: &mut Vec<StepRecord>) -> Result<(), Fail> {
+        if text.starts_with('[') {
+            into.extend(parse_json::<Vec<StepRecord>>(key, text)?);
+        } else {
+            into.push(parse_json(key, text)?);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl RunStore for SqliteRunStore {
     async fn create(&self, run: &Run, dedupe_key: Option<&str>) -> Result<Created, StoreError> {
@@ -380,10 +455,11 @@ impl RunStore for SqliteRunStore {
             })
             .await
             .map_err(Fail::into_store)?;
-        records
-            .iter()
-            .map(|record| parse_json(&key, record).map_err(Fail::into_store))
-            .collect()
+        let mut steps = Vec::with_capacity(records.len());
+        for record in &records {
+            StepRows::decode(&key, record, &mut steps).map_err(Fail::into_store)?;
+        }
+        Ok(steps)
     }
 
     async fn claim(

@@ -640,3 +640,73 @@ async fn a_panicking_operation_leaves_no_writes_and_its_batch_commits() {
     );
     assert_eq!(letters(&db).await, ["a", "c"]);
 }
+
+#[tokio::test]
+async fn step_records_written_one_per_row_and_several_per_row_read_back_in_order() {
+    let db = memory();
+    let store = SqliteRunStore::new(db.clone());
+    let run = queued_run("flow", t0());
+    store.create(&run, None).await.expect("create");
+    store
+        .claim(run.id, "w1", t0(), LEASE)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    // Records 0 and 1 as an earlier release wrote them: one row each.
+    let id = run.id.to_string();
+    let old: Vec<String> = (0..2)
+        .map(|seq| serde_json::to_string(&step_record(seq)).expect("json"))
+        .collect();
+    db.write(move |conn| {
+        for (seq, record) in old.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO steps (run_id, seq, record) VALUES (?1, ?2, ?3)",
+                rusqlite::params![id, seq, record],
+            )?;
+        }
+        conn.execute("UPDATE runs SET step_count = 2 WHERE id = ?1", [&id])?;
+        Ok(())
+    })
+    .await
+    .expect("old rows");
+    let checkpoint = |steps: Vec<domain::run::StepRecord>| Checkpoint {
+        run_id: run.id,
+        owner: "w1".to_owned(),
+        status: RunStatus::Running,
+        state: Some(serde_json::json!({ "at": steps.len() })),
+        steps,
+        wake_at: None,
+        output: None,
+        error: None,
+        finished_at: None,
+        drop_input: false,
+        release: false,
+    };
+    store
+        .checkpoint(&checkpoint((2..5).map(step_record).collect()))
+        .await
+        .expect("three records in one write");
+    store
+        .checkpoint(&checkpoint(vec![step_record(5)]))
+        .await
+        .expect("one record");
+    let rows: i64 = db
+        .read(|conn| Ok(conn.query_row("SELECT count(*) FROM steps", [], |row| row.get(0))?))
+        .await
+        .expect("count");
+    assert_eq!(rows, 4, "two old rows, then one row per write");
+    let steps = store.steps(run.id).await.expect("steps");
+    assert_eq!(steps, (0..6).map(step_record).collect::<Vec<_>>());
+    let stored = store.get(run.id).await.expect("get").expect("run");
+    assert_eq!(stored.step_count, 6);
+    // A write whose records do not go on from the stored count changes nothing.
+    let stale = store
+        .checkpoint(&checkpoint((4..6).map(step_record).collect()))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let gap = store
+        .checkpoint(&checkpoint(vec![step_record(6), step_record(8)]))
+        .await;
+    assert!(matches!(gap, Err(StoreError::Conflict(_))), "{gap:?}");
+    assert_eq!(store.steps(run.id).await.expect("steps").len(), 6);
+}
