@@ -680,3 +680,57 @@ async fn a_run_started_where_it_runs_through_an_intake_without_one_write_creatio
     assert_eq!(process.steps(id).await.expect("steps").len(), 3);
     assert_eq!(deployment.messages().await, 0);
 }
+
+#[tokio::test]
+async fn a_sync_invoke_where_runs_are_recovered_stores_a_pure_run_once_and_answers_with_it() {
+    let deployment = Deployment::new().await;
+    let process = deployment.process("serve", None);
+    with_worker_slots(&process, 1);
+    let input = json!({ "body": { "name": "Ada", "groups": ["eng", "ops"] } });
+    let (id, answered) = invoke_to_end(&process, "sync-3", input).await;
+    assert_eq!(
+        answered.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        answered.error
+    );
+    assert_eq!(
+        answered.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!({ "who": "Ada", "groups": 2 }))
+    );
+    let stored = process.run(id).await.expect("read").expect("run");
+    assert_eq!(answered, stored, "the answer is the run as stored");
+    assert_eq!(
+        deployment.messages().await,
+        0,
+        "no fallback message: a restart recovers the process's own runs"
+    );
+    assert_eq!(process.steps(id).await.expect("steps").len(), 3);
+}
+
+#[tokio::test]
+async fn a_sync_invoke_where_runs_are_recovered_stores_its_run_before_its_first_effect() {
+    let deployment = Deployment::new().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let executor = SeesItsRun {
+        runs: Arc::new(SqliteRunStore::new(deployment.db.clone())),
+        seen: seen.clone(),
+    };
+    let process = deployment.process("serve", Some(Arc::new(executor)));
+    with_worker_slots(&process, 1);
+    let (id, answered) = invoke_to_end(&process, "sync-http", json!({})).await;
+    assert_eq!(
+        answered.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        answered.error
+    );
+    assert_eq!(
+        answered.output.as_ref().and_then(|o| o.get("body")),
+        Some(&json!(200))
+    );
+    assert_eq!(*seen.lock().expect("lock"), [Some(RunStatus::Running)]);
+    let stored = process.run(id).await.expect("read").expect("run");
+    assert_eq!(answered, stored);
+    assert_eq!(deployment.messages().await, 0);
+}

@@ -284,11 +284,13 @@ impl Runtime {
     /// process dies, [`Runtime::recover`] queues it at the next start.
     ///
     /// [`RunIntake::create_driven`]: crate::ports::RunIntake::create_driven
+    ///
+    /// Returns how this drive ended the run, when it did.
     pub(super) async fn drive_fresh(
         &self,
         run: Run,
         durable: tokio::sync::oneshot::Sender<Result<(), RunnerError>>,
-    ) {
+    ) -> Option<RunEnd> {
         let run_id = run.id;
         let flow = run.flow.clone();
         let fresh = Fresh::new(durable);
@@ -306,10 +308,17 @@ impl Runtime {
                 }
             };
             fresh.answer(Err(error));
-            return;
+            return None;
         }
-        if fresh.stored() {
-            self.retry_if_failed(run_id, driving).await;
+        if !fresh.stored() {
+            return None;
+        }
+        match driving {
+            Ok(Ok(Advanced { end: Some(end), .. })) => Some(end),
+            other => {
+                self.retry_if_failed(run_id, other).await;
+                None
+            }
         }
     }
 

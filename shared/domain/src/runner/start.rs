@@ -112,6 +112,10 @@ impl Runtime {
     /// this process has no executor for (the api Lambda runs pure cards only) is left to the
     /// workers from the start.
     ///
+    /// In a process that recovers its own runs when it starts again (`idflow serve`, which has a
+    /// local worker), there is no fallback message: the run is stored by its first write instead
+    /// (`invoke_fresh`), one write for a run of pure steps.
+    ///
     /// `Ok((id, None))` when the run has not ended within `timeout`; driving goes on in the
     /// background (in a Lambda, until the function is frozen; the lease then expires).
     pub async fn invoke_sync(
@@ -133,6 +137,12 @@ impl Runtime {
                 run_id,
                 self.wait_for_end(&mut ended, run_id, timeout).await?,
             ));
+        }
+        if self.local.get().is_some() {
+            // A process that recovers its own runs when it starts again needs no fallback message.
+            return self
+                .invoke_fresh(flow, input, trigger, deadline, ended)
+                .await;
         }
         let hold = self.fallback_hold();
         // Where the intake can, the run is created already claimed by this process and its
@@ -187,6 +197,61 @@ impl Runtime {
             },
             () = self.clock.sleep_until(deadline) => return Ok((run_id, None)),
         }
+        let left = super::driver::to_std(deadline - self.clock.now());
+        Ok((run_id, self.wait_for_end(&mut ended, run_id, left).await?))
+    }
+
+    /// [`Runtime::invoke_sync`] in a process that recovers its own runs when it starts again
+    /// (`idflow serve`): the run is driven here before it is stored, and stored by its first write,
+    /// as a run started while a worker slot is free is ([`Runtime::drive_fresh`]), without a
+    /// fallback message: if this process dies, [`Runtime::recover`] queues the run at the next
+    /// start. A run of pure steps is one write, and answered with the run as that write stored it.
+    async fn invoke_fresh(
+        self: &Arc<Self>,
+        flow: &CompiledFlow,
+        input: Value,
+        trigger: TriggerInfo,
+        deadline: DateTime<Utc>,
+        mut ended: tokio::sync::broadcast::Receiver<RunEnded>,
+    ) -> Result<(RunId, Option<Run>), RunnerError> {
+        let run = self.new_run(flow, input, trigger, None)?;
+        let run_id = run.id;
+        let run = Run {
+            status: RunStatus::Running,
+            started_at: Some(run.created_at),
+            ..run
+        };
+        // The run as started, to answer with once its end is written (no read back).
+        let started = run.clone();
+        let (durable, stored) = tokio::sync::oneshot::channel();
+        let (end_tx, end) = tokio::sync::oneshot::channel();
+        let runtime = Arc::clone(self);
+        let mut driving = Detached::new(async move {
+            let _ = end_tx.send(runtime.drive_fresh(run, durable).await);
+        });
+        let within = tokio::select! {
+            biased;
+            () = &mut driving => true,
+            () = self.clock.sleep_until(deadline) => false,
+        };
+        // Driving goes on in a task of its own if it has not ended.
+        drop(driving);
+        match stored.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => {
+                return Err(RunnerError::NotStored {
+                    flow: flow.flow.name.clone(),
+                });
+            }
+        }
+        if !within {
+            return Ok((run_id, None));
+        }
+        if let Ok(Some(end)) = end.await {
+            return Ok((run_id, Some(end.apply(started))));
+        }
+        // Parked (a helper run, a long timer) or taken over: its end comes from elsewhere.
         let left = super::driver::to_std(deadline - self.clock.now());
         Ok((run_id, self.wait_for_end(&mut ended, run_id, left).await?))
     }
