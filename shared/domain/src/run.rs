@@ -160,6 +160,26 @@ pub struct Run {
     pub step_count: u32,
 }
 
+impl Run {
+    /// The run as it is once claimed at its start: `running`, started at `at`.
+    pub fn running_since(self, at: DateTime<Utc>) -> Run {
+        Run {
+            status: RunStatus::Running,
+            started_at: Some(at),
+            ..self
+        }
+    }
+}
+
+/// When a lease of `lease` taken at `now` ends (the last representable time when it reaches
+/// beyond).
+pub fn lease_end(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Why a run failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunError {

@@ -556,10 +556,13 @@ async fn a_run_with_history_none_started_where_it_runs_keeps_no_input_once_ended
     );
 }
 
+/// What the store held of a run (its status, or nothing) at each call of its `http` step.
+type Seen = Arc<std::sync::Mutex<Vec<Option<RunStatus>>>>;
+
 /// An `http` executor that looks the run up in the store when it is called, and answers 200.
 struct SeesItsRun {
     runs: Arc<SqliteRunStore>,
-    seen: Arc<std::sync::Mutex<Vec<Option<RunStatus>>>>,
+    seen: Seen,
 }
 
 #[async_trait]
@@ -574,9 +577,9 @@ impl CardExecutor for SeesItsRun {
     }
 }
 
-#[tokio::test]
-async fn a_run_started_where_it_runs_is_stored_before_its_first_effect() {
-    let deployment = Deployment::new().await;
+/// A process of `deployment` as `idflow serve` runs it (one worker slot), whose `http` executor
+/// records what the store held of the run at each call.
+fn watching_its_runs(deployment: &Deployment) -> (Arc<Runtime>, Seen) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let executor = SeesItsRun {
         runs: Arc::new(SqliteRunStore::new(deployment.db.clone())),
@@ -584,6 +587,13 @@ async fn a_run_started_where_it_runs_is_stored_before_its_first_effect() {
     };
     let process = deployment.process("serve", Some(Arc::new(executor)));
     with_worker_slots(&process, 1);
+    (process, seen)
+}
+
+#[tokio::test]
+async fn a_run_started_where_it_runs_is_stored_before_its_first_effect() {
+    let deployment = Deployment::new().await;
+    let (process, seen) = watching_its_runs(&deployment);
     let mut ended = process.subscribe();
     let id = start(&process, "sync-http", None).await;
     let run = within(
@@ -711,13 +721,7 @@ async fn a_sync_invoke_where_runs_are_recovered_stores_a_pure_run_once_and_answe
 #[tokio::test]
 async fn a_sync_invoke_where_runs_are_recovered_stores_its_run_before_its_first_effect() {
     let deployment = Deployment::new().await;
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let executor = SeesItsRun {
-        runs: Arc::new(SqliteRunStore::new(deployment.db.clone())),
-        seen: seen.clone(),
-    };
-    let process = deployment.process("serve", Some(Arc::new(executor)));
-    with_worker_slots(&process, 1);
+    let (process, seen) = watching_its_runs(&deployment);
     let (id, answered) = invoke_to_end(&process, "sync-http", json!({})).await;
     assert_eq!(
         answered.status,

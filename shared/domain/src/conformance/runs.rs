@@ -62,7 +62,8 @@ fn newest_first(runs: &[Run]) -> Vec<RunId> {
     runs.iter().rev().map(|run| run.id).collect()
 }
 
-fn checkpoint(run: &Run, owner: &str) -> Checkpoint {
+/// A checkpoint of `run` by `owner` that keeps it running, with a state and no step records.
+pub fn checkpoint(run: &Run, owner: &str) -> Checkpoint {
     Checkpoint {
         run_id: run.id,
         owner: owner.to_owned(),

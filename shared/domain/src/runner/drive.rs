@@ -212,14 +212,6 @@ impl Fresh {
     }
 }
 
-/// When a lease of `lease` taken at `now` ends.
-fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(lease)
-        .ok()
-        .and_then(|lease| now.checked_add_signed(lease))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 impl Runtime {
     /// Queues the wake-up of a run parked until `wake_at`: a delayed queue message when the queue's
     /// delay reaches that far (or no [`Wakeups`] is configured, which hops), else a scheduled wake-up.
@@ -715,7 +707,8 @@ impl Runtime {
             return false;
         }
         let now = self.clock.now();
-        let lease_until = (!checkpoint.release).then(|| lease_end(now, self.config.lease));
+        let lease_until =
+            (!checkpoint.release).then(|| crate::run::lease_end(now, self.config.lease));
         let created = match self
             .intake
             .create_driven(run, checkpoint, lease_until)

@@ -216,11 +216,8 @@ impl Runtime {
     ) -> Result<(RunId, Option<Run>), RunnerError> {
         let run = self.new_run(flow, input, trigger, None)?;
         let run_id = run.id;
-        let run = Run {
-            status: RunStatus::Running,
-            started_at: Some(run.created_at),
-            ..run
-        };
+        let created_at = run.created_at;
+        let run = run.running_since(created_at);
         // The run as started, to answer with once its end is written (no read back).
         let started = run.clone();
         let (durable, stored) = tokio::sync::oneshot::channel();
@@ -236,15 +233,7 @@ impl Runtime {
         };
         // Driving goes on in a task of its own if it has not ended.
         drop(driving);
-        match stored.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(error),
-            Err(_) => {
-                return Err(RunnerError::NotStored {
-                    flow: flow.flow.name.clone(),
-                });
-            }
-        }
+        stored_or_why(stored.await, flow)?;
         if !within {
             return Ok((run_id, None));
         }
@@ -286,11 +275,8 @@ impl Runtime {
         let run = self.new_run(compiled, input, trigger, None)?;
         let run_id = run.id;
         // Driven as if claimed at its start: running, started now.
-        let run = Run {
-            status: RunStatus::Running,
-            started_at: Some(run.created_at),
-            ..run
-        };
+        let created_at = run.created_at;
+        let run = run.running_since(created_at);
         let (durable, mut stored) = tokio::sync::oneshot::channel();
         // Driven in the caller's task until it is stored: a run that ends in its first write (its
         // steps are all pure) needs no task of its own. A run that goes on (or whose caller goes
@@ -305,15 +291,8 @@ impl Runtime {
             () = &mut driving => stored.await,
         };
         drop(driving);
-        match answer {
-            Ok(Ok(())) => Ok((run_id, Created::New)),
-            Ok(Err(error)) => Err(error),
-            // The driving task ended without a word: it can only have been cancelled with its
-            // runtime (the process is stopping).
-            Err(_) => Err(RunnerError::NotStored {
-                flow: compiled.flow.name.clone(),
-            }),
-        }
+        stored_or_why(answer, compiled)?;
+        Ok((run_id, Created::New))
     }
 
     /// A free slot of this process's worker for a run of `compiled`, with the runtime to drive it
@@ -447,6 +426,21 @@ impl Runtime {
             });
         }
         Ok(run)
+    }
+}
+
+/// How storing a run driven where it started went, as [`Runtime::drive_fresh`] answered it.
+fn stored_or_why(
+    answer: Result<Result<(), RunnerError>, tokio::sync::oneshot::error::RecvError>,
+    flow: &CompiledFlow,
+) -> Result<(), RunnerError> {
+    match answer {
+        Ok(stored) => stored,
+        // The driving task ended without a word: it can only have been cancelled with its
+        // runtime (the process is stopping).
+        Err(_) => Err(RunnerError::NotStored {
+            flow: flow.flow.name.clone(),
+        }),
     }
 }
 

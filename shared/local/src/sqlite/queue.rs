@@ -17,7 +17,7 @@ use domain::ports::{
     Checkpoint, ClaimedRun, Clock, Created, Delivery, QueueError, QueueMessage, RunQueue,
     StoreError,
 };
-use domain::run::{Run, RunStatus};
+use domain::run::Run;
 
 /// Longest delay of [`RunQueue::send`] (as on SQS).
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -175,8 +175,8 @@ impl domain::ports::RunIntake for SqliteRunQueue {
         delay: Duration,
     ) -> Result<Option<ClaimedRun>, StoreError> {
         check_delay(delay).map_err(Fail::into_store)?;
-        let until = lease_end(now, lease);
-        let claimed = claimed_at(run, now);
+        let until = domain::run::lease_end(now, lease);
+        let claimed = run.clone().running_since(now);
         let row = RunRow::encode(&claimed).map_err(Fail::into_store)?;
         let body = to_json(&QueueMessage { run_id: run.id }).map_err(Fail::into_store)?;
         let lease = (owner.to_owned(), time_text(until));
@@ -201,23 +201,6 @@ impl domain::ports::RunIntake for SqliteRunQueue {
             receipt,
         }))
     }
-}
-
-/// `run` as a run created already claimed at `now` is stored: running, started at `now`.
-fn claimed_at(run: &Run, now: DateTime<Utc>) -> Run {
-    Run {
-        status: RunStatus::Running,
-        started_at: Some(now),
-        ..run.clone()
-    }
-}
-
-/// When a lease of `lease` taken at `now` ends.
-fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(lease)
-        .ok()
-        .and_then(|lease| now.checked_add_signed(lease))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl SqliteRunQueue {

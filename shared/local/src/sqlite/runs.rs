@@ -111,6 +111,19 @@ impl SqliteRunStore {
     }
 }
 
+/// The columns of a run that its checkpoints change, as the run holds them or as a checkpoint sets
+/// them.
+struct Progress<'a> {
+    status: RunStatus,
+    drop_input: bool,
+    finished_at: Option<DateTime<Utc>>,
+    wake_at: Option<DateTime<Utc>>,
+    output: Option<&'a serde_json::Value>,
+    error: Option<&'a domain::run::RunError>,
+    state: Option<&'a serde_json::Value>,
+    step_count: u32,
+}
+
 /// A run as its columns: the text the database holds.
 pub(crate) struct RunRow {
     id: String,
@@ -133,39 +146,50 @@ pub(crate) struct RunRow {
 
 impl RunRow {
     pub(crate) fn encode(run: &Run) -> Result<RunRow, Fail> {
-        Ok(RunRow {
-            id: run.id.to_string(),
-            flow: run.flow.clone(),
-            flow_version: run.flow_version.clone(),
-            trigger: to_json(&run.trigger)?,
-            status: run.status.as_str().to_owned(),
-            input: to_json(&run.input)?,
-            parent: run.parent.map(|id| id.to_string()),
-            root: run.root.map(|id| id.to_string()),
-            created_at: time_text(run.created_at),
-            started_at: run.started_at.map(time_text),
-            finished_at: run.finished_at.map(time_text),
-            wake_at: run.wake_at.map(time_text),
-            output: run.output.as_ref().map(to_json).transpose()?,
-            error: run.error.as_ref().map(to_json).transpose()?,
-            state: run.state.as_ref().map(to_json).transpose()?,
-            step_count: i64::from(run.step_count),
-        })
+        RunRow::encode_with(
+            run,
+            &Progress {
+                status: run.status,
+                drop_input: false,
+                finished_at: run.finished_at,
+                wake_at: run.wake_at,
+                output: run.output.as_ref(),
+                error: run.error.as_ref(),
+                state: run.state.as_ref(),
+                step_count: run.step_count,
+            },
+        )
     }
 
     /// `run` as it stands once `checkpoint` is applied to it (see [`RunStore::checkpoint`]).
     pub(crate) fn encode_checkpointed(run: &Run, checkpoint: &Checkpoint) -> Result<RunRow, Fail> {
-        let next = checkpoint
-            .steps
-            .last()
-            .map_or(run.step_count, |last| last.seq.saturating_add(1));
+        RunRow::encode_with(
+            run,
+            &Progress {
+                status: checkpoint.status,
+                drop_input: checkpoint.drop_input,
+                finished_at: checkpoint.finished_at,
+                wake_at: checkpoint.wake_at,
+                output: checkpoint.output.as_ref(),
+                error: checkpoint.error.as_ref(),
+                state: checkpoint.state.as_ref(),
+                step_count: checkpoint
+                    .steps
+                    .last()
+                    .map_or(run.step_count, |last| last.seq.saturating_add(1)),
+            },
+        )
+    }
+
+    /// The columns of `run` that never change after its creation, with the others from `progress`.
+    fn encode_with(run: &Run, progress: &Progress<'_>) -> Result<RunRow, Fail> {
         Ok(RunRow {
             id: run.id.to_string(),
             flow: run.flow.clone(),
             flow_version: run.flow_version.clone(),
             trigger: to_json(&run.trigger)?,
-            status: checkpoint.status.as_str().to_owned(),
-            input: if checkpoint.drop_input {
+            status: progress.status.as_str().to_owned(),
+            input: if progress.drop_input {
                 "null".to_owned()
             } else {
                 to_json(&run.input)?
@@ -174,12 +198,12 @@ impl RunRow {
             root: run.root.map(|id| id.to_string()),
             created_at: time_text(run.created_at),
             started_at: run.started_at.map(time_text),
-            finished_at: checkpoint.finished_at.map(time_text),
-            wake_at: checkpoint.wake_at.map(time_text),
-            output: checkpoint.output.as_ref().map(to_json).transpose()?,
-            error: checkpoint.error.as_ref().map(to_json).transpose()?,
-            state: checkpoint.state.as_ref().map(to_json).transpose()?,
-            step_count: i64::from(next),
+            finished_at: progress.finished_at.map(time_text),
+            wake_at: progress.wake_at.map(time_text),
+            output: progress.output.map(to_json).transpose()?,
+            error: progress.error.map(to_json).transpose()?,
+            state: progress.state.map(to_json).transpose()?,
+            step_count: i64::from(progress.step_count),
         })
     }
 
@@ -471,10 +495,7 @@ impl RunStore for SqliteRunStore {
     ) -> Result<Option<Run>, StoreError> {
         let id = id.to_string();
         let owner = owner.to_owned();
-        let until = chrono::Duration::from_std(lease)
-            .ok()
-            .and_then(|lease| now.checked_add_signed(lease))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let until = domain::run::lease_end(now, lease);
         let (now, until) = (time_text(now), time_text(until));
         let row = self
             .db

@@ -670,17 +670,8 @@ async fn step_records_written_one_per_row_and_several_per_row_read_back_in_order
     .await
     .expect("old rows");
     let checkpoint = |steps: Vec<domain::run::StepRecord>| Checkpoint {
-        run_id: run.id,
-        owner: "w1".to_owned(),
-        status: RunStatus::Running,
-        state: Some(serde_json::json!({ "at": steps.len() })),
         steps,
-        wake_at: None,
-        output: None,
-        error: None,
-        finished_at: None,
-        drop_input: false,
-        release: false,
+        ..domain::conformance::checkpoint(&run, "w1")
     };
     store
         .checkpoint(&checkpoint((2..5).map(step_record).collect()))
